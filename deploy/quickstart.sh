@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds fleetplan (Release, build/), and runs fleetpland in the
+# foreground on 127.0.0.1:50051 with the SQLite database ./fleetplan.db and Prometheus metrics on
+# 127.0.0.1:9464. Stop it with Ctrl-C.
+#
+# Environment overrides: FLEETPLAN_LISTEN, FLEETPLAN_DB, FLEETPLAN_METRICS_LISTEN.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$(fleetplan_root)"
+
+listen=${FLEETPLAN_LISTEN:-127.0.0.1:50051}
+db=${FLEETPLAN_DB:-./fleetplan.db}
+metrics=${FLEETPLAN_METRICS_LISTEN:-127.0.0.1:9464}
+
+fleetplan_install_packages
+
+echo "== Release build in build/"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLEETPLAN_BUILD_TESTS=OFF \
+  -DFLEETPLAN_BUILD_BENCH=OFF
+cmake --build build -j "$(fleetplan_jobs)" --target fleetpland fleetplan
+
+echo "== Starting fleetpland (gRPC $listen, metrics http://$metrics/metrics, database $db)"
+./build/server/fleetpland --listen="$listen" --db="$db" --metrics_listen="$metrics" &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' INT TERM
+if ./build/clients/fleetplan health --server="$listen" --wait --timeout=20; then
+  ./build/clients/fleetplan version --server="$listen"
+  echo
+  echo "fleetpland is serving on $listen. Try:"
+  echo "  ./build/clients/fleetplan health --server=$listen"
+  echo "  curl -s http://$metrics/metrics | head"
+  echo "Stop it with Ctrl-C (or: kill -TERM $server)."
+else
+  echo "fleetpland did not become healthy" >&2
+  kill -TERM $server 2>/dev/null || true
+fi
+wait $server

@@ -1,0 +1,96 @@
+// fleetpland: the fleetplan gRPC server.
+//
+// Flags are read here and nowhere else; they fill a ServerOptions passed down (Tips #45, #173).
+// SIGINT/SIGTERM trigger a graceful shutdown: health goes NOT_SERVING, in-flight RPCs drain.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "planner/common/version.h"
+#include "server/server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC listen address host:port (port 0 picks a free one). Non-loopback needs TLS or "
+          "--insecure_listen_any.");
+ABSL_FLAG(std::string, db, "fleetplan.db", "SQLite database file (created when missing)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Prometheus /metrics listen address host:port; empty disables the exporter");
+ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once listening");
+ABSL_FLAG(bool, insecure_listen_any, false,
+          "allow plaintext gRPC on a non-loopback address (trusted networks only)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (enables TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
+ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle; when set, clients must present a cert");
+ABSL_FLAG(int, shutdown_grace_ms, 5000, "how long in-flight RPCs may run after SIGINT/SIGTERM");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "fleetpland: plans where LLMs run on a GPU fleet.\nUsage: fleetpland [--listen=HOST:PORT] "
+      "[--db=FILE] [--metrics_listen=HOST:PORT]");
+  absl::SetFlagsUsageConfig({.version_string = [] { return std::string("fleetpland ") + fleetplan::kVersion + "\n"; }});
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "fleetpland: unexpected argument \"%s\" (see --help)\n", rest[1]);
+    return 2;
+  }
+
+  // Block the shutdown signals in every thread (gRPC's and civetweb's inherit this mask); one
+  // thread of ours waits for them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  fleetplan::server::ServerOptions options{
+      .listen = absl::GetFlag(FLAGS_listen),
+      .metrics_listen = absl::GetFlag(FLAGS_metrics_listen),
+      .port_file = absl::GetFlag(FLAGS_port_file),
+      .insecure_listen_any = absl::GetFlag(FLAGS_insecure_listen_any),
+      .tls = {.cert_file = absl::GetFlag(FLAGS_tls_cert),
+              .key_file = absl::GetFlag(FLAGS_tls_key),
+              .client_ca_file = absl::GetFlag(FLAGS_tls_client_ca)},
+      .store = {.path = absl::GetFlag(FLAGS_db)},
+  };
+  const int grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
+  if (grace_ms < 0) {
+    std::fprintf(stderr, "fleetpland: shutdown_grace_ms=%d must be >= 0\n", grace_ms);
+    return 2;
+  }
+
+  auto server = fleetplan::server::FleetplanServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "fleetpland: %s\n", server.status().ToString().c_str());
+    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  std::printf("fleetpland %s listening on %s (gRPC port %d), database %s\n", fleetplan::kVersion,
+              options.listen.c_str(), (*server)->port(), options.store.path.c_str());
+  if ((*server)->metrics_port() != 0) {
+    std::printf("metrics: http://%s/metrics (port %d)\n", options.metrics_listen.c_str(),
+                (*server)->metrics_port());
+  }
+  std::printf("stop with Ctrl-C or: kill -TERM %d\n", static_cast<int>(getpid()));
+  std::fflush(stdout);
+
+  std::thread signal_thread([&signals, &server, grace_ms] {
+    int received = 0;
+    sigwait(&signals, &received);
+    std::printf("fleetpland: signal %d, shutting down\n", received);
+    std::fflush(stdout);
+    (*server)->Shutdown(std::chrono::milliseconds(grace_ms));
+  });
+  (*server)->Wait();
+  signal_thread.join();
+  server->reset();
+  std::printf("fleetpland: stopped\n");
+  return 0;
+}

@@ -1,0 +1,144 @@
+#include "server/server.h"
+
+#include <fstream>
+#include "absl/strings/string_view.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "planner/common/status_macros.h"
+#include "planner/common/units.h"
+#include "server/system_service.h"
+
+namespace fleetplan::server {
+namespace {
+
+// Largest request we accept. A 2 MiB config.json (the biggest published ones are < 100 KiB) fits
+// with room; a 100 MiB upload is refused by gRPC with RESOURCE_EXHAUSTED before we parse it.
+constexpr int64_t kMaxReceiveMessageBytes = 16 * kMiB;
+
+absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(flag, "=\"", path, "\": cannot read file"));
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const TlsOptions& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("TLS needs both tls_cert=\"", tls.cert_file,
+                                                   "\" and tls_key=\"", tls.key_file, "\""));
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  ASSIGN_OR_RETURN(std::string cert, ReadFile("tls_cert", tls.cert_file));
+  ASSIGN_OR_RETURN(std::string key, ReadFile("tls_key", tls.key_file));
+  ssl.pem_key_cert_pairs.push_back({key, cert});
+  if (!tls.client_ca_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile("tls_client_ca", tls.client_ca_file));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+absl::Status ValidateOptions(const ServerOptions& options) {
+  if (options.listen.empty()) return absl::InvalidArgumentError("listen must not be empty");
+  if (!IsLoopbackAddress(options.listen) && !options.tls.enabled() &&
+      !options.insecure_listen_any) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen=\"", options.listen,
+        "\" is not a loopback address: give --tls_cert and --tls_key, or --insecure_listen_any "
+        "to serve plaintext to the network"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool IsLoopbackAddress(const std::string& listen) {
+  absl::string_view addr = listen;
+  if (absl::StartsWith(addr, "unix:") || absl::StartsWith(addr, "unix-abstract:")) return true;
+  absl::string_view host;
+  if (absl::ConsumePrefix(&addr, "[")) {
+    size_t close = addr.find(']');
+    if (close == absl::string_view::npos) return false;
+    host = addr.substr(0, close);
+  } else {
+    size_t colon = addr.rfind(':');
+    host = colon == absl::string_view::npos ? addr : addr.substr(0, colon);
+  }
+  std::string lower = absl::AsciiStrToLower(host);
+  if (lower == "localhost" || lower == "::1" || lower == "0:0:0:0:0:0:0:1") return true;
+  // 127.0.0.0/8, written as a dotted quad.
+  absl::string_view rest = lower;
+  if (!absl::ConsumePrefix(&rest, "127.")) return false;
+  int dots = 0;
+  for (char c : rest) {
+    if (c == '.') {
+      ++dots;
+    } else if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return dots == 2;
+}
+
+absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
+    const ServerOptions& options) {
+  RETURN_IF_ERROR(ValidateOptions(options));
+  ASSIGN_OR_RETURN(auto credentials, MakeCredentials(options.tls));
+
+  auto server = std::unique_ptr<FleetplanServer>(new FleetplanServer());
+  ASSIGN_OR_RETURN(server->store_, storage::SqliteStore::Open(options.store));
+  if (!options.metrics_listen.empty()) {
+    ASSIGN_OR_RETURN(server->metrics_, Metrics::Start(options.metrics_listen));
+  }
+  server->system_service_ = std::make_unique<SystemServiceImpl>(server->store_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, credentials, &server->port_);
+  builder.RegisterService(server->system_service_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxReceiveMessageBytes));
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("listen=\"", options.listen, "\": cannot listen (address in use or invalid)"));
+  }
+  // The store is open and migrated; only now do we report SERVING.
+  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(fleetplan::v1::SystemService::service_full_name(), true);
+
+  if (!options.port_file.empty()) {
+    std::ofstream out(options.port_file + ".tmp");
+    out << server->port_ << "\n";
+    out.close();
+    if (!out || std::rename((options.port_file + ".tmp").c_str(), options.port_file.c_str()) != 0) {
+      server->Shutdown(std::chrono::milliseconds(0));
+      return absl::UnavailableError(
+          absl::StrCat("port_file=\"", options.port_file, "\": cannot write"));
+    }
+  }
+  return server;
+}
+
+FleetplanServer::~FleetplanServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+void FleetplanServer::Shutdown(std::chrono::milliseconds grace) {
+  if (server_ == nullptr) return;
+  // NOT_SERVING first so load balancers stop sending; then drain in-flight RPCs.
+  if (auto* health = server_->GetHealthCheckService(); health != nullptr) health->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() + grace);
+}
+
+void FleetplanServer::Wait() {
+  if (server_ != nullptr) server_->Wait();
+}
+
+}  // namespace fleetplan::server

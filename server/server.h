@@ -1,0 +1,50 @@
+#ifndef FLEETPLAN_SERVER_SERVER_H_
+#define FLEETPLAN_SERVER_SERVER_H_
+
+// FleetplanServer: fleetpland's process-level object. Owns the store, the metrics exporter, the
+// gRPC services and the grpc::Server. Start() returns a server that is already listening and
+// reports SERVING on grpc.health.v1 (the store is open before the health status flips).
+// Shutdown() flips health to NOT_SERVING, then drains in-flight RPCs up to a deadline.
+//
+// Thread safety: Shutdown() may be called from any thread, once or more; Wait() from one thread.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server.h"
+#include "server/metrics.h"
+#include "server/server_options.h"
+#include "storage/sqlite_store.h"
+
+namespace fleetplan::server {
+
+class SystemServiceImpl;
+
+class FleetplanServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<FleetplanServer>> Start(const ServerOptions& options);
+  ~FleetplanServer();
+
+  // The gRPC port actually bound (useful with port 0).
+  int port() const { return port_; }
+  // The metrics port actually bound, or 0 when the exporter is off.
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  void Wait();
+
+ private:
+  FleetplanServer() = default;
+
+  std::unique_ptr<storage::SqliteStore> store_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<SystemServiceImpl> system_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace fleetplan::server
+
+#endif  // FLEETPLAN_SERVER_SERVER_H_

@@ -1,0 +1,39 @@
+#ifndef FLEETPLAN_SERVER_SERVER_OPTIONS_H_
+#define FLEETPLAN_SERVER_SERVER_OPTIONS_H_
+
+// Options of fleetpland. Filled from flags in main() only (Tips #45, #173) and passed down.
+
+#include <string>
+
+#include "storage/sqlite_store.h"
+
+namespace fleetplan::server {
+
+struct TlsOptions {
+  std::string cert_file;       // PEM server certificate chain
+  std::string key_file;        // PEM private key
+  std::string client_ca_file;  // optional: PEM CA bundle; when set, client certificates are required
+  bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
+};
+
+struct ServerOptions {
+  // gRPC listen address, "host:port". Port 0 picks a free port (printed, and written to
+  // port_file when set).
+  std::string listen = "127.0.0.1:50051";
+  // Prometheus /metrics listen address; empty disables the exporter.
+  std::string metrics_listen = "127.0.0.1:9464";
+  // Where to write the chosen gRPC port once listening (tests, supervisors). Empty: don't.
+  std::string port_file;
+  // A non-loopback listen address needs TLS unless this is set.
+  bool insecure_listen_any = false;
+  TlsOptions tls;
+  storage::StoreOptions store;
+};
+
+// Returns true when `listen` ("host:port", "[v6]:port", "unix:...") is reachable only from this
+// machine: 127.0.0.0/8, ::1, localhost, or a unix socket.
+bool IsLoopbackAddress(const std::string& listen);
+
+}  // namespace fleetplan::server
+
+#endif  // FLEETPLAN_SERVER_SERVER_OPTIONS_H_
