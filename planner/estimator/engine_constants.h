@@ -1,0 +1,87 @@
+#ifndef FLEETPLAN_PLANNER_ESTIMATOR_ENGINE_CONSTANTS_H_
+#define FLEETPLAN_PLANNER_ESTIMATOR_ENGINE_CONSTANTS_H_
+
+// Engine constants: physical quantities of the software stack, shared by every model. Each says
+// where it comes from. None is fitted to a model; the calibration cases (tests/data/calibration)
+// check them.
+
+#include <cstdint>
+
+#include "planner/common/units.h"
+
+namespace fleetplan::estimator {
+
+// ---- CUDA / PyTorch --------------------------------------------------------------------------
+
+// CUDA context and driver allocations outside PyTorch's allocator on an H100 with CUDA 12/13:
+// cudaMemGetInfo used - torch reserved right after the first kernel. calibration README section 5:
+// "device_used_bytes - peak_reserved_bytes ~ 0.75 GiB (CUDA context of 0.51 GiB included)", and
+// vLLM's "init memory snapshot non_torch_memory" 0.51 GiB (vllm_startup.jsonl init_non_torch_bytes).
+inline constexpr int64_t kCudaContextBytes = 522 * kMiB;
+
+// cuBLAS workspace PyTorch allocates through its caching allocator on the first matmul of a stream
+// (CUBLAS_WORKSPACE_CONFIG default ":4096:8" on sm90 = 32 MiB; torch/csrc/cuda/CUDABlas.cpp,
+// getChosenWorkspaceSize). Training has two streams doing matmuls (forward and autograd), so two.
+inline constexpr int64_t kCublasWorkspaceBytes = 32 * kMiB;
+
+// PyTorch's caching allocator rounds every block up to 512 bytes
+// (c10/cuda/CUDACachingAllocator.cpp, kMinBlockSize).
+inline constexpr int64_t kAllocatorRoundBytes = 512;
+
+// ---- transformers (eager attention) ----------------------------------------------------------
+
+// Bytes held per attention-score element at the peak of transformers' eager_attention_forward:
+// bf16 scores (2) + the fp32 upcast softmax materialises from them (4) + its fp32 result (4)
+// (modeling_utils eager_attention_forward: softmax(..., dtype=float32).to(dtype)).
+inline constexpr int64_t kEagerScoreBytes = 10;
+
+// ---- vLLM (V1 engine, >= 0.19) ---------------------------------------------------------------
+
+// vLLM pads the vocabulary of VocabParallelEmbedding / ParallelLMHead to a multiple of 64 before
+// splitting it over TP ranks (vllm/model_executor/layers/vocab_parallel_embedding.py,
+// DEFAULT_VOCAB_PADDING_SIZE).
+inline constexpr int64_t kVllmVocabPadding = 64;
+
+// Memory outside PyTorch that grows during vLLM's profile run ("non-torch forward increase"),
+// measured in vLLM 0.19 startup logs on H100 (vllm_startup.jsonl, non_torch_bytes), for all models:
+//   TP = 1, PP = 1: 0.24-0.26 GiB (cuBLAS/cuBLASLt handles and workspaces, Triton/flash-attn
+//                   kernels' scratch)
+//   PP > 1 (TP = 1): 0.07 GiB (the P2P send/recv path replaces the first-stage sampler kernels)
+//   TP > 1:         2.07-2.21 GiB (NCCL communicator buffers plus vLLM's custom all-reduce IPC
+//                   buffers, registered per peer)
+inline constexpr int64_t kVllmNonTorchSingleGpuBytes = 256 * kMiB;
+inline constexpr int64_t kVllmNonTorchPipelineBytes = 72 * kMiB;
+inline constexpr int64_t kVllmNonTorchTensorParallelBytes = 2150 * kMiB;
+
+// vLLM's sampler during the profile run holds, per logit element of the
+// [min(max_num_seqs, max_num_batched_tokens), vocab] dummy batch: the bf16 logits (2), their fp32
+// copy (4), softmax probabilities (4) and the exponential noise of the Gumbel-max sampler (4), plus
+// the top-k/top-p masks' share: 14.8-15.5 B measured over every sampler-dominated case of
+// vllm_startup.jsonl (activation_peak_bytes / (1024 x vocab)).
+inline constexpr int64_t kVllmSamplerBytesPerLogit = 15;
+
+// vLLM's KV-cache block size in tokens (--block-size default).
+inline constexpr int64_t kVllmDefaultBlockSize = 16;
+
+// vLLM's scheduler defaults for the OpenAI server (vllm/engine/arg_utils.py,
+// _set_default_args): on GPUs with >= 70 GiB, max_num_batched_tokens 8192 and max_num_seqs 1024;
+// below that 2048 and 256.
+inline constexpr int64_t kVllmLargeGpuBytes = 70 * kGiB;
+inline constexpr int64_t kVllmDefaultBatchedTokensLarge = 8192;
+inline constexpr int64_t kVllmDefaultMaxSeqsLarge = 1024;
+inline constexpr int64_t kVllmDefaultBatchedTokensSmall = 2048;
+inline constexpr int64_t kVllmDefaultMaxSeqsSmall = 256;
+
+// CUDA-graph memory of vLLM's piecewise capture with the default 67 capture sizes (1, 2, 4, then
+// multiples of 8 up to 512): a fixed pool plus a part per decoder layer on the rank (each layer
+// contributes graph nodes and its piece's static buffers to every captured size). Read off
+// vllm_startup.jsonl cuda_graph_bytes: Llama-3.1-8B at PP 1/2/4 (32/16/8 layers: 0.91/0.65/0.51
+// GiB) gives the slope and intercept; other models agree within about 25 %. Scaled by the number
+// of capture sizes when max_cudagraph_capture_size differs. Not part of the KV budget in 0.19.
+inline constexpr int64_t kVllmCudaGraphBaseBytes = 384 * kMiB;
+inline constexpr int64_t kVllmCudaGraphPerLayerBytes = 18 * kMiB;
+inline constexpr int64_t kVllmDefaultCaptureSizes = 67;
+
+}  // namespace fleetplan::estimator
+
+#endif  // FLEETPLAN_PLANNER_ESTIMATOR_ENGINE_CONSTANTS_H_

@@ -1,0 +1,198 @@
+#include "planner/estimator/estimator.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "planner/common/status_macros.h"
+#include "planner/common/units.h"
+#include "planner/estimator/engine_constants.h"
+#include "planner/estimator/rank_layout.h"
+
+namespace fleetplan::estimator {
+namespace {
+
+constexpr int64_t kMaxParallel = 4096;
+constexpr int64_t kMaxTokens = int64_t{1} << 26;  // 67M tokens of context or batch x sequence
+constexpr int64_t kMaxSequences = int64_t{1} << 20;
+
+// ---- Validation ------------------------------------------------------------------------------
+
+absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
+  const Parallelism& p = r.parallelism;
+  auto range = [](const char* name, int64_t v, int64_t lo, int64_t hi) -> absl::Status {
+    if (v < lo || v > hi) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, "=", v, " must be in [", lo, ", ", hi, "]"));
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(range("tp", p.tp, 1, kMaxParallel));
+  RETURN_IF_ERROR(range("pp", p.pp, 1, spec.num_layers));
+  RETURN_IF_ERROR(range("ep", p.ep, 1, kMaxParallel));
+  RETURN_IF_ERROR(range("dp", p.dp, 1, kMaxParallel));
+  if (r.gpu_memory_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gpu_memory_bytes=", r.gpu_memory_bytes, " must be > 0"));
+  }
+  RETURN_IF_ERROR(range("gpu_memory_bytes", r.gpu_memory_bytes, 1, int64_t{1} << 50));
+  for (const LayerKind& k : spec.layer_kinds) {
+    const AttentionSpec& a = k.attention;
+    if (a.num_heads % p.tp != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("tp=", p.tp, " does not divide num_attention_heads=",
+                                                     a.num_heads));
+    }
+    if (!a.mla && a.num_kv_heads % p.tp != 0 && p.tp % a.num_kv_heads != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tp=", p.tp, " and num_key_value_heads=", a.num_kv_heads,
+          " must divide one another (KV heads are split or replicated whole)"));
+    }
+    if (k.mlp.num_experts > 0 && p.ep > k.mlp.num_experts) {
+      return absl::InvalidArgumentError(absl::StrCat("ep=", p.ep, " exceeds the number of experts ",
+                                                     k.mlp.num_experts));
+    }
+  }
+  if (p.ep > 1 && !spec.is_moe()) {
+    return absl::InvalidArgumentError(absl::StrCat("ep=", p.ep, " needs an MoE model"));
+  }
+  RETURN_IF_ERROR(range("concurrency", r.concurrency, 0, kMaxSequences));
+  RETURN_IF_ERROR(range("context_tokens", r.context_tokens, 0, kMaxTokens));
+  switch (r.engine) {
+    case Engine::kVllm: {
+      const VllmConfig& v = r.vllm;
+      if (!(v.gpu_memory_utilization > 0 && v.gpu_memory_utilization <= 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "gpu_memory_utilization=", v.gpu_memory_utilization, " must be in (0, 1]"));
+      }
+      RETURN_IF_ERROR(range("max_model_len", v.max_model_len, 0, kMaxTokens));
+      RETURN_IF_ERROR(range("max_num_seqs", v.max_num_seqs, 0, kMaxSequences));
+      RETURN_IF_ERROR(range("max_num_batched_tokens", v.max_num_batched_tokens, 0, kMaxTokens));
+      RETURN_IF_ERROR(range("block_size", v.block_size, 1, 4096));
+      RETURN_IF_ERROR(range("max_cudagraph_capture_size", v.max_cudagraph_capture_size, 0, 1 << 16));
+      break;
+    }
+    case Engine::kHfTransformers: {
+      const HfConfig& h = r.hf;
+      if (p.tp * p.pp * p.ep != 1) {
+        return absl::InvalidArgumentError(
+            "hf-transformers runs on one GPU: tp, pp and ep must be 1 (use vllm for parallelism)");
+      }
+      RETURN_IF_ERROR(range("batch", h.batch, 1, kMaxSequences));
+      RETURN_IF_ERROR(range("prompt_tokens", h.prompt_tokens, 1, kMaxTokens));
+      RETURN_IF_ERROR(range("new_tokens", h.new_tokens, 0, kMaxTokens));
+      if (h.batch * (h.prompt_tokens + h.new_tokens) > kMaxTokens * 16) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "batch=", h.batch, " x (prompt_tokens + new_tokens)=", h.prompt_tokens + h.new_tokens,
+            " is absurdly large"));
+      }
+      RETURN_IF_ERROR(range("images", h.images, 0, 4096));
+      break;
+    }
+    case Engine::kTraining: {
+      const TrainingConfig& t = r.training;
+      RETURN_IF_ERROR(range("batch", t.batch, 1, kMaxSequences));
+      RETURN_IF_ERROR(range("seq_tokens", t.seq_tokens, 1, kMaxTokens));
+      RETURN_IF_ERROR(range("zero_stage", t.zero_stage, 0, 3));
+      RETURN_IF_ERROR(range("lora_rank", t.lora_rank, 0, 65536));
+      if (t.batch * t.seq_tokens > kMaxTokens) {
+        return absl::InvalidArgumentError(absl::StrCat("batch=", t.batch, " x seq_tokens=",
+                                                       t.seq_tokens, " is absurdly large"));
+      }
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+Risk RiskFor(double headroom_ratio) {
+  // Low: >= 10% of the GPU left; medium: 3-10% (allocator growth or a longer prompt can OOM);
+  // high: < 3% or over.
+  if (headroom_ratio >= 0.10) return Risk::kLow;
+  if (headroom_ratio >= 0.03) return Risk::kMedium;
+  return Risk::kHigh;
+}
+
+}  // namespace
+
+// Engine models (vllm_model.cc, hf_model.cc, training_model.cc).
+absl::Status EstimateVllm(const internal::RankContext& c, MemoryEstimate& out);
+absl::Status EstimateHf(const internal::RankContext& c, MemoryEstimate& out);
+absl::Status EstimateTraining(const internal::RankContext& c, MemoryEstimate& out);
+
+const char* EngineName(Engine e) {
+  switch (e) {
+    case Engine::kVllm:
+      return "vllm";
+    case Engine::kHfTransformers:
+      return "hf-transformers";
+    case Engine::kTraining:
+      return "training";
+  }
+  return "?";
+}
+
+const char* RiskName(Risk r) {
+  switch (r) {
+    case Risk::kLow:
+      return "low";
+    case Risk::kMedium:
+      return "medium";
+    case Risk::kHigh:
+      return "high";
+  }
+  return "?";
+}
+
+std::vector<int64_t> MemoryEstimate::BytesPerRank() const {
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(parallelism.tp) * stages.size());
+  for (const StageMemory& s : stages) {
+    for (int64_t r = 0; r < parallelism.tp; ++r) out.push_back(s.total_bytes);
+  }
+  return out;
+}
+
+int64_t KvBytesPerToken(const ModelSpec& spec, const EstimateRequest& request, int64_t stage) {
+  const internal::RankContext c(spec, request, internal::ResolveDType(spec, request));
+  auto [first, last] = internal::StageLayers(spec.num_layers, request.parallelism.pp, stage);
+  int64_t total = 0;
+  for (int64_t l = first; l < last; ++l) {
+    total += internal::LayerKvBytesPerToken(c, spec.attention(static_cast<int>(l)));
+  }
+  return total;
+}
+
+absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request) {
+  RETURN_IF_ERROR(ValidateRequest(spec, request));
+  const internal::RankContext c(spec, request, internal::ResolveDType(spec, request));
+  MemoryEstimate out;
+  out.engine = request.engine;
+  out.parallelism = request.parallelism;
+  out.gpu_memory_bytes = request.gpu_memory_bytes;
+  out.notes = spec.notes;
+  switch (request.engine) {
+    case Engine::kVllm:
+      RETURN_IF_ERROR(EstimateVllm(c, out));
+      break;
+    case Engine::kHfTransformers:
+      RETURN_IF_ERROR(EstimateHf(c, out));
+      break;
+    case Engine::kTraining:
+      RETURN_IF_ERROR(EstimateTraining(c, out));
+      break;
+  }
+  out.max_total_bytes = 0;
+  for (const StageMemory& s : out.stages) out.max_total_bytes = std::max(out.max_total_bytes, s.total_bytes);
+  out.headroom_bytes = out.gpu_memory_bytes - out.max_total_bytes;
+  out.headroom_ratio =
+      static_cast<double>(out.headroom_bytes) / static_cast<double>(out.gpu_memory_bytes);
+  if (out.headroom_bytes < 0 && out.reason.empty()) {
+    out.reason = absl::StrCat("needs ", BytesToGiB(out.max_total_bytes), " GiB on its fullest GPU, ",
+                              "the GPU has ", BytesToGiB(out.gpu_memory_bytes), " GiB");
+  }
+  out.fits = out.reason.empty();
+  out.risk = out.fits ? RiskFor(out.headroom_ratio) : Risk::kHigh;
+  return out;
+}
+
+}  // namespace fleetplan::estimator

@@ -1,0 +1,161 @@
+#ifndef FLEETPLAN_PLANNER_ESTIMATOR_ESTIMATOR_H_
+#define FLEETPLAN_PLANNER_ESTIMATOR_ESTIMATOR_H_
+
+// The memory estimator: ModelSpec + engine configuration + parallelism -> bytes per GPU rank.
+//
+// Engines:
+//   - kVllm: vLLM V1 (>= 0.19) semantics. The KV cache takes what gpu_memory_utilization leaves
+//     after weights, the profile run's activation peak and non-torch memory
+//     (vllm/v1/worker/gpu_worker.py determine_available_memory); CUDA graphs come on top, out of
+//     the (1 - utilization) headroom.
+//   - kHfTransformers: transformers' eager PyTorch inference (prefill or generate with the
+//     dynamic cache), as measured by torch.cuda.max_memory_allocated.
+//   - kTraining: one optimizer step of full fine-tuning or LoRA in PyTorch, with ZeRO 0-3
+//     sharding over data parallelism (DeepSpeed semantics).
+//
+// Accounting is per GPU rank: pipeline stages differ (embeddings and the vision tower on the
+// first, final norm and lm_head on the last, layers split as vLLM's get_pp_indices does); the
+// tensor-parallel ranks of one stage are identical (KV heads replicated when tp > kv heads, MLA
+// latent and vision tower replicated, experts split by expert parallelism).
+//
+// Pure functions of their arguments; thread-safe; no allocation beyond the result.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "planner/estimator/model_spec.h"
+
+namespace fleetplan::estimator {
+
+enum class Engine : uint8_t { kVllm, kHfTransformers, kTraining };
+const char* EngineName(Engine e);
+
+struct Parallelism {
+  int64_t tp = 1;  // tensor parallel
+  int64_t pp = 1;  // pipeline parallel
+  int64_t ep = 1;  // expert parallel (MoE experts split over ep ranks instead of TP-sharded)
+  int64_t dp = 1;  // data parallel (replicas; ZeRO shards over it in training)
+  int64_t world() const { return tp * pp; }
+};
+
+struct VllmConfig {
+  double gpu_memory_utilization = 0.9;
+  int64_t max_model_len = 0;           // 0: the model's max_position_embeddings
+  int64_t max_num_seqs = 0;            // 0: vLLM's default for the GPU (1024 on >= 70 GiB, else 256)
+  int64_t max_num_batched_tokens = 0;  // 0: vLLM's default (8192 on >= 70 GiB, else 2048)
+  int64_t block_size = 16;
+  bool enforce_eager = false;
+  // Largest CUDA-graph capture size; 0: vLLM's default min(2 x max_num_seqs, 512).
+  int64_t max_cudagraph_capture_size = 0;
+};
+
+struct HfConfig {
+  bool eager_attention = false;  // attn_implementation "eager" (else "sdpa")
+  bool generate = false;         // model.generate (else one prefill forward)
+  bool all_logits = false;       // logits_to_keep=0: [B, S, V] logits (prefill only)
+  int64_t batch = 1;
+  int64_t prompt_tokens = 512;
+  int64_t new_tokens = 64;  // generate only
+  // Vision-language: images per sequence and their size. With vision_tower_only, the estimate is
+  // of the vision encoder alone (its weights and one forward over batch x images images).
+  int64_t images = 0;
+  int64_t image_height = 0;
+  int64_t image_width = 0;
+  bool vision_tower_only = false;
+};
+
+enum class Optimizer : uint8_t { kAdamW, kSgd, kAdamW8bit };
+
+struct TrainingConfig {
+  Optimizer optimizer = Optimizer::kAdamW;
+  DType param_dtype = DType::kBFloat16;  // dtype the parameters live in
+  bool autocast_bf16 = false;            // mixed precision: fp32 params, bf16 compute
+  bool gradient_checkpointing = false;
+  int64_t lora_rank = 0;  // > 0: LoRA on a frozen base
+  // LoRA target module names (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj);
+  // empty: all of them.
+  std::vector<std::string> lora_targets;
+  DType lora_dtype = DType::kFloat32;  // peft upcasts adapters to fp32 by default
+  int zero_stage = 0;                  // 0..3, sharded over Parallelism::dp
+  int64_t batch = 1;                   // micro-batch per GPU
+  int64_t seq_tokens = 2048;
+};
+
+struct EstimateRequest {
+  Engine engine = Engine::kVllm;
+  Parallelism parallelism;
+  // Compute/weight dtype; kFloat32 keeps an fp32 checkpoint in fp32. Default: the checkpoint's
+  // torch_dtype, except that vLLM runs fp32 checkpoints in bf16 as vLLM's dtype="auto" does.
+  bool dtype_set = false;
+  DType dtype = DType::kBFloat16;
+  // KV-cache dtype: kFloat8 for fp8 caches; otherwise the compute dtype.
+  bool kv_fp8 = false;
+  int64_t gpu_memory_bytes = 0;  // the GPU's total memory as the driver reports it
+  VllmConfig vllm;
+  HfConfig hf;
+  TrainingConfig training;
+  // Workload a serving replica must hold: `concurrency` sequences of `context_tokens` each.
+  int64_t concurrency = 0;
+  int64_t context_tokens = 0;
+};
+
+enum class Risk : uint8_t { kLow, kMedium, kHigh };
+const char* RiskName(Risk r);
+
+// One pipeline stage; its tp ranks are identical.
+struct StageMemory {
+  int64_t pp_stage = 0;
+  int64_t first_layer = 0;
+  int64_t num_layers = 0;
+  int64_t weights_bytes = 0;
+  int64_t kv_cache_bytes = 0;         // vLLM: the KV pool allocated; HF: the cache at the peak
+  int64_t activation_peak_bytes = 0;  // transient tensors at the peak (vLLM: profile-run peak)
+  int64_t cuda_context_bytes = 0;
+  int64_t engine_overhead_bytes = 0;  // vLLM non-torch (NCCL, workspaces); HF: cuBLAS + inputs
+  int64_t cuda_graph_bytes = 0;
+  int64_t gradient_bytes = 0;
+  int64_t optimizer_bytes = 0;
+  int64_t fragmentation_bytes = 0;  // caching-allocator reserve beyond allocated
+  int64_t total_bytes = 0;          // everything above: what the GPU must have
+  // What torch.cuda.max_memory_allocated would show (no context, no fragmentation).
+  int64_t torch_peak_allocated_bytes = 0;
+  // vLLM: KV-cache capacity on this rank.
+  int64_t available_kv_cache_bytes = 0;
+  int64_t num_gpu_blocks = 0;
+  int64_t kv_cache_tokens = 0;
+  int64_t kv_cache_bytes_per_token = 0;  // this rank's share of one token's KV
+};
+
+struct MemoryEstimate {
+  Engine engine = Engine::kVllm;
+  Parallelism parallelism;
+  std::vector<StageMemory> stages;  // one per pipeline stage
+  int64_t gpu_memory_bytes = 0;
+  int64_t max_total_bytes = 0;  // the fullest rank
+  bool fits = false;
+  int64_t headroom_bytes = 0;  // gpu_memory_bytes - max_total_bytes (negative: over)
+  double headroom_ratio = 0;
+  Risk risk = Risk::kHigh;
+  // vLLM: the replica's token capacity (the smallest stage's) and what it means for the workload.
+  int64_t kv_cache_tokens = 0;
+  int64_t max_concurrency = 0;  // at context_tokens (or max_model_len)
+  int64_t max_model_len = 0;
+  std::string reason;  // why it does not fit, when it does not
+  std::vector<std::string> notes;
+
+  // Per-rank totals in rank order (rank = stage * tp + tp_rank): what the planner reserves.
+  std::vector<int64_t> BytesPerRank() const;
+};
+
+// Validates `request` against `spec` (parallelism divides heads, sizes positive ...) and returns
+// the estimate. INVALID_ARGUMENT names the offending field and value.
+absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request);
+
+// The KV bytes one token takes on one rank of `stage` (all its layers), for inverse queries.
+int64_t KvBytesPerToken(const ModelSpec& spec, const EstimateRequest& request, int64_t stage);
+
+}  // namespace fleetplan::estimator
+
+#endif  // FLEETPLAN_PLANNER_ESTIMATOR_ESTIMATOR_H_

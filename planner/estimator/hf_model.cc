@@ -1,0 +1,209 @@
+// transformers (PyTorch eager) inference memory on one GPU, as torch.cuda.max_memory_allocated
+// sees it, plus the CUDA context and allocator reserve for the device total.
+//
+// peak = weights + cuBLAS workspace + input ids + KV cache + the largest transient phase:
+//   prefill, per decoder layer (the largest layer kind wins), bytes per token at dtype size a:
+//     dense gated MLP  a (3 I + 4 H)   act(gate) + up + their product, next to the residual,
+//                                      the attention output, the residual sum and the normed input
+//     plain MLP        a (2 I + 4 H)   fc1 output and its activation
+//     MoE grouped_mm   a (k (H + 4 I_e) + 4 H)   the token copies per routed expert, the fused
+//                                      gate_up output, act(gate) and its product with up
+//                                      (transformers integrations/moe.py grouped_mm path)
+//     eager attention  + B heads S^2 x kEagerScoreBytes + one [B, S, S] mask per mask type
+//   logits: [B, 1, V] (logits_to_keep=1) or [B, S, V] with the final hidden states; Gemma's
+//     final-logit softcapping holds a second copy.
+//   generate adds the decode steps: the cache grows by torch.cat (one layer's old and new copy at
+//     once) and MoE layers gather each (sequence, expert) weight for the single-token step.
+// The dynamic cache holds every token of the prompt during prefill, also for sliding-window
+// layers: their tensors become views of the full-length storage (calibration README section 6).
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "planner/common/status_macros.h"
+#include "planner/common/units.h"
+#include "planner/estimator/engine_constants.h"
+#include "planner/estimator/rank_layout.h"
+
+namespace fleetplan::estimator {
+
+using internal::CeilDiv;
+using internal::RankContext;
+
+namespace {
+
+struct PhaseBytes {
+  int64_t per_token = 0;     // scales with B x S
+  int64_t per_sequence = 0;  // scales with B (attention scores per head x S^2 are added apart)
+};
+
+// Transient bytes per token of the largest layer kind in a prefill forward.
+int64_t LayerPrefillPerToken(const RankContext& c, const LayerKind& kind) {
+  const int64_t h = c.spec.hidden_size;
+  const MlpSpec& m = kind.mlp;
+  int64_t mlp = 0;
+  if (m.num_experts > 0) {
+    const int64_t routed = m.experts_per_token * (h + 4 * m.expert_intermediate_size);
+    const int64_t shared = m.shared_intermediate_size > 0 ? 3 * m.shared_intermediate_size + h : 0;
+    mlp = std::max(routed, shared) + 4 * h;
+  } else {
+    mlp = (m.gated ? 3 : 2) * m.intermediate_size + 4 * h;
+  }
+  const AttentionSpec& a = kind.attention;
+  const int64_t q_dim = a.num_heads * a.head_dim;
+  const int64_t kv_dim = a.mla ? a.num_heads * (a.head_dim + a.v_head_dim)
+                               : a.num_kv_heads * (a.head_dim + a.v_head_dim);
+  // residual, normed input, q/k/v, rotated q/k, attention output.
+  const int64_t attention = 2 * h + 2 * q_dim + 2 * kv_dim + q_dim;
+  return std::max(mlp, attention) * c.a;
+}
+
+// KV bytes per token summed over layers, split by whether the layer slides.
+struct KvPerToken {
+  int64_t full = 0;
+  int64_t sliding = 0;
+  int64_t window = 0;  // smallest sliding window
+  int mask_types = 1;
+};
+
+KvPerToken KvLayout(const RankContext& c) {
+  KvPerToken kv;
+  for (int64_t l = 0; l < c.spec.num_layers; ++l) {
+    const AttentionSpec& a = c.spec.attention(static_cast<int>(l));
+    // transformers' DynamicCache stores K and V per layer; DeepSeek's MLA stores the latent
+    // (kv_lora_rank + rope dims) as one head.
+    const int64_t bytes = a.mla ? (a.kv_lora_rank + a.qk_rope_head_dim) * c.kv_elem
+                                : a.num_kv_heads * (a.head_dim + a.v_head_dim) * c.kv_elem;
+    if (a.sliding_window > 0) {
+      kv.sliding += bytes;
+      kv.window = kv.window == 0 ? a.sliding_window : std::min(kv.window, a.sliding_window);
+    } else {
+      kv.full += bytes;
+    }
+  }
+  if (kv.sliding > 0 && kv.full > 0) kv.mask_types = 2;
+  return kv;
+}
+
+// Tokens a sliding layer's tensors hold after `tokens` tokens: DynamicSlidingWindowLayer keeps
+// window - 1.
+int64_t SlidingTokens(int64_t tokens, int64_t window) { return std::min(tokens, window - 1); }
+
+int64_t VisionTokensPerImage(const VisionSpec& v, int64_t height, int64_t width) {
+  if (v.image_size > 0 && (height == 0 || width == 0)) {
+    height = width = v.image_size;
+  }
+  if (v.token_rule == VisionSpec::TokenRule::kPatchesMerged || v.image_size == 0) {
+    return (height / v.patch_size) * (width / v.patch_size);
+  }
+  return (v.image_size / v.patch_size) * (v.image_size / v.patch_size);
+}
+
+absl::Status EstimateVisionTower(const RankContext& c, const HfConfig& h, StageMemory& s) {
+  const VisionSpec& v = *c.spec.vision;
+  int64_t weights = 0;
+  for (const Tensor& t : v.tower) weights += internal::RankTensorBytes(c, t);
+  const int64_t images = h.batch * std::max<int64_t>(h.images, 1);
+  const int64_t patches = VisionTokensPerImage(v, h.image_height, h.image_width);
+  const int64_t tokens = images * patches;
+  const int64_t d = v.hidden_size;
+  const int64_t height = h.image_height > 0 ? h.image_height : v.image_size;
+  const int64_t width = h.image_width > 0 ? h.image_width : v.image_size;
+  const int64_t pixels = images * 3 * height * width * c.a;
+  // Encoder layer: fc1 output and its activation next to the residual stream, the normed input,
+  // the attention output and the residual sum; eager attention adds the score matrices.
+  int64_t per_token = (2 * v.intermediate_size + 4 * d) * c.a;
+  int64_t scores = 0;
+  if (h.eager_attention) scores = images * v.num_heads * patches * patches * kEagerScoreBytes;
+  s.weights_bytes = weights;
+  s.engine_overhead_bytes = kCublasWorkspaceBytes + pixels;
+  s.activation_peak_bytes = tokens * per_token + scores;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
+  const ModelSpec& spec = c.spec;
+  const HfConfig& h = c.req.hf;
+  StageMemory s;
+  s.num_layers = spec.num_layers;
+  s.cuda_context_bytes = kCudaContextBytes;
+  if (h.vision_tower_only) {
+    if (!spec.vision) {
+      return absl::InvalidArgumentError("vision_tower_only needs a vision-language model");
+    }
+    RETURN_IF_ERROR(EstimateVisionTower(c, h, s));
+  } else {
+    s.weights_bytes = internal::StageWeights(c, 0, 0, spec.num_layers);
+    const int64_t b = h.batch;
+    const int64_t prompt = h.prompt_tokens;
+    const int64_t t = b * prompt;
+    const int64_t v = spec.vocab_size;
+    const int64_t hid = spec.hidden_size;
+    const KvPerToken kv = KvLayout(c);
+
+    // Prefill: transient peak of the largest layer, or of the logits.
+    int64_t layer_per_token = 0;
+    int64_t heads = 0;
+    for (const LayerKind& kind : spec.layer_kinds) {
+      layer_per_token = std::max(layer_per_token, LayerPrefillPerToken(c, kind));
+      heads = std::max(heads, kind.attention.num_heads);
+    }
+    int64_t layer_peak = t * layer_per_token;
+    if (h.eager_attention) {
+      const int64_t scores = b * heads * prompt * prompt * kEagerScoreBytes;
+      const int64_t masks = kv.mask_types * b * prompt * prompt * c.a;
+      layer_peak = std::max(layer_peak, scores + masks + t * 4 * hid * c.a);
+    }
+    const int64_t softcap_copies = spec.final_logit_softcapping > 0 ? 2 : 1;
+    int64_t logits_peak = 0;
+    if (h.all_logits && !h.generate) {
+      logits_peak = t * (softcap_copies * v * c.a + 2 * hid * c.a);
+    } else {
+      logits_peak = b * softcap_copies * v * c.a;
+    }
+    const int64_t kv_prefill = t * (kv.full + kv.sliding);  // views keep the full storage
+    int64_t activation = std::max(layer_peak, logits_peak);
+    int64_t kv_at_peak = kv_prefill;
+    int64_t inputs = t * 8;  // int64 input ids
+    if (h.generate) {
+      inputs += t * 8;  // attention mask
+      // Decode: the cache for prompt + new - 1 tokens, one layer copied by torch.cat, logits of
+      // the step in the model dtype and in fp32 (generate upcasts them), MoE expert gathers.
+      const int64_t tokens = prompt + std::max<int64_t>(h.new_tokens - 1, 0);
+      const int64_t sliding_tokens = kv.window > 0 ? SlidingTokens(tokens, kv.window) : 0;
+      const int64_t kv_decode = b * (kv.full * tokens + kv.sliding * sliding_tokens);
+      int64_t largest_layer = 0;
+      int64_t gather = 0;
+      for (const LayerKind& kind : spec.layer_kinds) {
+        const AttentionSpec& a = kind.attention;
+        largest_layer = std::max(largest_layer, a.num_kv_heads * (a.head_dim + a.v_head_dim) * c.kv_elem);
+        if (kind.mlp.num_experts > 0) {
+          gather = std::max(gather, b * kind.mlp.experts_per_token * 3 * hid *
+                                        kind.mlp.expert_intermediate_size * c.a);
+        }
+      }
+      const int64_t decode_transient = b * tokens * largest_layer + b * v * (c.a + 4) + gather;
+      if (kv_decode + decode_transient > kv_prefill + activation) {
+        kv_at_peak = kv_decode;
+        activation = decode_transient;
+      }
+    }
+    s.kv_cache_bytes = kv_at_peak;
+    s.engine_overhead_bytes = kCublasWorkspaceBytes + inputs;
+    s.activation_peak_bytes = activation;
+  }
+  s.torch_peak_allocated_bytes =
+      s.weights_bytes + s.engine_overhead_bytes + s.kv_cache_bytes + s.activation_peak_bytes;
+  // The caching allocator reserves beyond what is allocated: whole 2 MiB/20 MiB segments and
+  // blocks freed but not returned. calibration: peak_reserved / peak_allocated - 1 is 2-30 % of
+  // the transient part; we reserve a quarter of the transient tensors.
+  s.fragmentation_bytes = (s.activation_peak_bytes + s.kv_cache_bytes) / 4;
+  s.total_bytes = s.torch_peak_allocated_bytes + s.cuda_context_bytes + s.fragmentation_bytes;
+  out.stages.push_back(s);
+  return absl::OkStatus();
+}
+
+}  // namespace fleetplan::estimator

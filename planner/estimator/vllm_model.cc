@@ -1,0 +1,205 @@
+// vLLM V1 (>= 0.19) serving memory, per GPU rank.
+//
+//   requested  = gpu_total x gpu_memory_utilization
+//   available  = requested - (weights + activation_peak + non_torch)      (KV budget)
+//   page_bytes = block_size x per-token KV bytes of one layer on this rank
+//   num_blocks = floor(available / (page_bytes x layers per KV-cache group))
+//   kv_tokens  = floor(num_blocks / number of groups) x block_size
+// (vllm/v1/worker/gpu_worker.py determine_available_memory, vllm/v1/core/kv_cache_utils.py
+// get_kv_cache_config; hybrid models group layers of equal page size, see calibration README 3.3).
+// CUDA graphs are captured after the KV cache is allocated and are not subtracted from the budget:
+// they come out of the (1 - utilization) headroom, so they count in total_bytes.
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "planner/common/units.h"
+#include "planner/estimator/engine_constants.h"
+#include "planner/estimator/rank_layout.h"
+
+namespace fleetplan::estimator {
+
+using internal::CeilDiv;
+using internal::RankContext;
+
+namespace {
+
+// Transient bytes per token of the profile forward in one decoder layer on this rank (the largest
+// layer kind wins). vLLM runs the layer under torch.compile, which frees dead intermediates at
+// once, so the peak sits in the MLP: gate_up output [T, 2I/tp] and the act-and-mul output
+// [T, I/tp], next to four [T, H] tensors (residual, normed input, attention output, MLP output).
+// MoE layers use the fused-MoE kernel's workspaces instead: intermediate_cache1/3 share
+// [T, top_k, max(2 I_e, H)] and intermediate_cache2 is [T, top_k, I_e]
+// (vllm/model_executor/layers/fused_moe/fused_moe.py), kept by the workspace manager across calls.
+struct ForwardBytes {
+  int64_t per_token = 0;         // freed when the forward ends
+  int64_t moe_workspace_per_token = 0;  // survives into the sampler run
+};
+
+ForwardBytes LayerForwardBytes(const RankContext& c, const LayerKind& kind) {
+  const Parallelism& p = c.req.parallelism;
+  const int64_t h = c.spec.hidden_size;
+  ForwardBytes f;
+  const MlpSpec& m = kind.mlp;
+  int64_t mlp = 0;
+  if (m.num_experts > 0) {
+    const int64_t tp_e = p.ep > 1 ? 1 : p.tp;
+    const int64_t ie = CeilDiv(m.expert_intermediate_size, tp_e);
+    f.moe_workspace_per_token = m.experts_per_token * (std::max(2 * ie, h) + ie) * c.a;
+    const int64_t shared = CeilDiv(m.shared_intermediate_size, p.tp);
+    mlp = 3 * shared * c.a;
+  } else {
+    const int64_t i = CeilDiv(m.intermediate_size, p.tp);
+    mlp = (m.gated ? 3 : 2) * i * c.a;
+  }
+  f.per_token = mlp + 4 * h * c.a;
+  return f;
+}
+
+int64_t CudaGraphBytes(const RankContext& c, int64_t layers, int64_t max_num_seqs) {
+  const VllmConfig& v = c.req.vllm;
+  if (v.enforce_eager) return 0;
+  int64_t max_size = v.max_cudagraph_capture_size;
+  if (max_size == 0) max_size = std::min<int64_t>(2 * max_num_seqs, 512);
+  // Capture sizes: 1, 2, 4, then every multiple of 8 up to max_size.
+  int64_t sizes = max_size / 8;
+  for (int64_t small : {1, 2, 4}) sizes += small <= max_size ? 1 : 0;
+  const int64_t per_layer = kVllmCudaGraphPerLayerBytes * sizes / kVllmDefaultCaptureSizes;
+  return kVllmCudaGraphBaseBytes + layers * per_layer;
+}
+
+}  // namespace
+
+absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
+  const ModelSpec& spec = c.spec;
+  const EstimateRequest& req = c.req;
+  const VllmConfig& v = req.vllm;
+  const Parallelism& p = req.parallelism;
+  const bool large_gpu = req.gpu_memory_bytes >= kVllmLargeGpuBytes;
+  const int64_t max_seqs = v.max_num_seqs > 0 ? v.max_num_seqs
+                           : large_gpu        ? kVllmDefaultMaxSeqsLarge
+                                              : kVllmDefaultMaxSeqsSmall;
+  const int64_t batched = v.max_num_batched_tokens > 0 ? v.max_num_batched_tokens
+                          : large_gpu                  ? kVllmDefaultBatchedTokensLarge
+                                                       : kVllmDefaultBatchedTokensSmall;
+  const int64_t max_model_len =
+      v.max_model_len > 0 ? v.max_model_len : spec.max_position_embeddings;
+  const int64_t block = v.block_size;
+  out.max_model_len = max_model_len;
+  const int64_t requested = static_cast<int64_t>(
+      std::floor(static_cast<double>(req.gpu_memory_bytes) * v.gpu_memory_utilization));
+  const int64_t non_torch = p.tp > 1   ? kVllmNonTorchTensorParallelBytes
+                            : p.pp > 1 ? kVllmNonTorchPipelineBytes
+                                       : kVllmNonTorchSingleGpuBytes;
+  const int64_t h = spec.hidden_size;
+  const int64_t num_reqs = std::min(max_seqs, batched);
+
+  int64_t replica_tokens = -1;
+  int64_t replica_concurrency = -1;
+  const int64_t context = req.context_tokens > 0 ? req.context_tokens : max_model_len;
+  for (int64_t stage = 0; stage < p.pp; ++stage) {
+    auto [first, last] = internal::StageLayers(spec.num_layers, p.pp, stage);
+    StageMemory s;
+    s.pp_stage = stage;
+    s.first_layer = first;
+    s.num_layers = last - first;
+    s.weights_bytes = internal::StageWeights(c, stage, first, last);
+    s.engine_overhead_bytes = non_torch;
+    s.cuda_context_bytes = kCudaContextBytes;
+
+    // Profile run: a forward of `batched` tokens, then (last stage) the sampler on num_reqs rows.
+    ForwardBytes fwd;
+    for (int64_t l = first; l < last; ++l) {
+      ForwardBytes f = LayerForwardBytes(c, spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])]);
+      fwd.per_token = std::max(fwd.per_token, f.per_token);
+      fwd.moe_workspace_per_token = std::max(fwd.moe_workspace_per_token, f.moe_workspace_per_token);
+    }
+    const int64_t moe_workspace = batched * fwd.moe_workspace_per_token;
+    int64_t activation = batched * fwd.per_token + moe_workspace;
+    if (stage < p.pp - 1) {
+      // Intermediate tensors (hidden states and residual) handed to the next stage.
+      activation += 2 * batched * h * c.a;
+    } else {
+      // The sampler: logits gathered over TP, so not split by it.
+      int64_t sampler = num_reqs * spec.vocab_size * kVllmSamplerBytesPerLogit +
+                        batched * h * c.a + moe_workspace;
+      if (spec.vision && p.pp == 1) {
+        // The encoder dummy run's outputs (one embedding per scheduled token) stay cached.
+        sampler += batched * h * c.a;
+      }
+      activation = std::max(activation, sampler);
+    }
+    s.activation_peak_bytes = activation;
+    s.available_kv_cache_bytes = requested - s.weights_bytes - activation - non_torch;
+
+    // KV-cache groups: layers of one attention type (full / sliding) on this rank.
+    std::map<int64_t, int64_t> layers_by_window;  // window -> count
+    int64_t page_per_token = 0;
+    for (int64_t l = first; l < last; ++l) {
+      const AttentionSpec& a = spec.attention(static_cast<int>(l));
+      layers_by_window[a.sliding_window] += 1;
+      page_per_token = std::max(page_per_token, internal::LayerKvBytesPerToken(c, a));
+    }
+    const int64_t page_bytes = block * page_per_token;
+    int64_t group_size = s.num_layers;
+    int64_t groups = 1;
+    if (layers_by_window.size() > 1) {
+      group_size = s.num_layers;
+      for (const auto& [window, count] : layers_by_window) group_size = std::min(group_size, count);
+      groups = 0;
+      for (const auto& [window, count] : layers_by_window) groups += CeilDiv(count, group_size);
+    }
+    s.kv_cache_bytes_per_token = page_per_token * s.num_layers;
+    if (s.available_kv_cache_bytes > 0 && page_bytes > 0) {
+      s.num_gpu_blocks = s.available_kv_cache_bytes / (page_bytes * group_size);
+      s.kv_cache_tokens = s.num_gpu_blocks / groups * block;
+      s.kv_cache_bytes = s.num_gpu_blocks * page_bytes * group_size;
+    }
+    // Blocks one request of `context` tokens needs, summed over groups (sliding layers keep at
+    // most window - 1 + max_num_batched_tokens tokens; vllm/v1/kv_cache_interface.py).
+    int64_t blocks_per_request = 0;
+    for (const auto& [window, count] : layers_by_window) {
+      const int64_t type_groups = CeilDiv(count, group_size);
+      int64_t tokens = context;
+      int64_t extra = 0;
+      if (window > 0) {
+        tokens = std::min(context, window - 1 + batched);
+        extra = 1;
+      }
+      blocks_per_request += type_groups * (CeilDiv(tokens, block) + extra);
+    }
+    const int64_t concurrency =
+        blocks_per_request > 0 ? s.num_gpu_blocks / blocks_per_request : 0;
+
+    s.cuda_graph_bytes = CudaGraphBytes(c, s.num_layers, max_seqs);
+    s.total_bytes = s.cuda_context_bytes + s.weights_bytes + s.kv_cache_bytes +
+                    s.activation_peak_bytes + s.engine_overhead_bytes + s.cuda_graph_bytes;
+    s.torch_peak_allocated_bytes = s.weights_bytes + s.kv_cache_bytes + s.activation_peak_bytes;
+    replica_tokens = replica_tokens < 0 ? s.kv_cache_tokens : std::min(replica_tokens, s.kv_cache_tokens);
+    replica_concurrency = replica_concurrency < 0 ? concurrency : std::min(replica_concurrency, concurrency);
+
+    if (out.reason.empty() && s.available_kv_cache_bytes <= 0) {
+      out.reason = absl::StrCat(
+          "stage ", stage, ": weights ", BytesToGiB(s.weights_bytes), " GiB + activations ",
+          BytesToGiB(activation), " GiB + non-torch ", BytesToGiB(non_torch),
+          " GiB exceed gpu_memory_utilization x GPU = ", BytesToGiB(requested),
+          " GiB; no memory is left for the KV cache");
+    }
+    out.stages.push_back(s);
+  }
+  out.kv_cache_tokens = std::max<int64_t>(replica_tokens, 0);
+  out.max_concurrency = std::max<int64_t>(replica_concurrency, 0);
+  if (out.reason.empty() && out.max_concurrency < 1) {
+    out.reason = absl::StrCat("the KV cache holds ", out.kv_cache_tokens,
+                              " tokens, less than one sequence of ", context,
+                              " tokens (vLLM refuses to start)");
+  }
+  if (out.reason.empty() && req.concurrency > out.max_concurrency) {
+    out.reason = absl::StrCat("the KV cache holds ", out.max_concurrency, " sequences of ", context,
+                              " tokens; the workload needs ", req.concurrency);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fleetplan::estimator
