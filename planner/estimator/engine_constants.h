@@ -54,11 +54,17 @@ inline constexpr int64_t kVllmNonTorchPipelineBytes = 72 * kMiB;
 inline constexpr int64_t kVllmNonTorchTensorParallelBytes = 2150 * kMiB;
 
 // vLLM's sampler during the profile run holds, per logit element of the
-// [min(max_num_seqs, max_num_batched_tokens), vocab] dummy batch: the bf16 logits (2), their fp32
-// copy (4), softmax probabilities (4) and the exponential noise of the Gumbel-max sampler (4), plus
-// the top-k/top-p masks' share: 14.8-15.5 B measured over every sampler-dominated case of
-// vllm_startup.jsonl (activation_peak_bytes / (1024 x vocab)).
-inline constexpr int64_t kVllmSamplerBytesPerLogit = 15;
+// [min(max_num_seqs, max_num_batched_tokens), vocab] dummy batch, beyond the logits in the model
+// dtype: their fp32 copy (4), softmax probabilities (4), the exponential noise of the Gumbel-max
+// sampler (4) and a byte of top-k/top-p mask: 13. With bf16 logits that is 15 B per element,
+// matching the 14.8-15.5 B measured over every sampler-dominated case of vllm_startup.jsonl
+// (activation_peak_bytes / (1024 x vocab)); the fp32 run (case 52) gives 17.
+inline constexpr int64_t kVllmSamplerFp32BytesPerLogit = 13;
+
+// vLLM's MXFP4 MoE kernels on Hopper pad each expert's hidden and per-rank intermediate dims to
+// multiples of 256 (vllm/model_executor/layers/quantization/mxfp4.py, weight creation for the
+// triton_kernels / Marlin backends).
+inline constexpr int64_t kVllmMxfp4Alignment = 256;
 
 // vLLM's KV-cache block size in tokens (--block-size default).
 inline constexpr int64_t kVllmDefaultBlockSize = 16;

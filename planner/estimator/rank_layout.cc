@@ -71,6 +71,10 @@ int64_t RankTensorBytes(const RankContext& c, const Tensor& t) {
       break;
     }
   }
+  if (expert && c.vllm && c.spec.quant.method == QuantSpec::Method::kMxfp4) {
+    out = RoundUp(out, kVllmMxfp4Alignment);
+    in = in == 1 ? 1 : RoundUp(in, kVllmMxfp4Alignment);
+  }
   return WeightBytes(c.spec.quant, t, out, in, copies, c.dtype);
 }
 

@@ -9,15 +9,18 @@
 //   backward  persistent + saved activations + log-softmax + two fp32 logit gradients
 //             (+ one layer's recomputation with gradient checkpointing)
 //   optimizer persistent + gradients + one parameter-sized temporary (torch's foreach AdamW)
-// Saved activations per decoder layer and token (a = activation bytes; sdpa attention):
-//   2 RMSNorms  each saves its fp32 input and its normed output (6 H in bf16, 8 H in fp32; under
-//               autocast the fp32 residual stream adds the bf16 cast the next matmul saves: 10 H)
-//   rotary      q and rotate_half(q), k and rotate_half(k): 2 a (q_dim + kv_dim)
-//   sdpa        q, k, v and the output: a (2 q_dim + 2 kv_dim), and o_proj's contiguous input a q_dim
-//   gated MLP   act(gate), gate, up and their product: 4 a I
-//   MoE         per routed expert the token copy, gate_up output, act and product: k a (H + 4 I_e)
-//   LoRA        peft casts each adapted input to the adapter dtype and saves it: 4 B per element
-//               of each distinct adapted input (attention input, o_proj input, MLP input, down)
+// Saved activations per decoder layer and token. PyTorch saves an input for backward only when a
+// gradient needs it (autograd codegen checks should_compute_output), so a frozen weight's matmul
+// saves nothing and q * cos saves only cos. With a = activation bytes, for sdpa attention:
+//   RMSNorm      its fp32 input (4 H) and, when the norm weight trains, the normed value (a H);
+//                its output is saved by the matmuls that read it (a H); under autocast each matmul
+//                saves its own bf16 cast of the fp32 output (2 H per consumer)
+//   sdpa         q, k, v and the output: a (2 q_dim + 2 kv_dim); o_proj saves its input a q_dim
+//   gated MLP    gate (saved by act), act(gate) and up (by their product), the product (by down):
+//                4 a I; with a frozen base down's input is not saved: 3 a I
+//   MoE          per routed expert the token copy, gate_up output, act and product: k a (H + 4 I_e)
+//   LoRA         peft casts each adapted layer's input to the adapter dtype and lora_A saves it:
+//                4 B x in_features per adapted layer
 // With gradient checkpointing only each layer's input stays (fp32 under autocast).
 
 #include <algorithm>
@@ -54,22 +57,27 @@ int64_t LoraParams(const ModelSpec& spec, const TrainingConfig& t) {
 }
 
 // Bytes saved for backward per token by one layer.
-int64_t SavedPerToken(const RankContext& c, const LayerKind& kind, bool autocast, bool lora) {
+int64_t SavedPerToken(const RankContext& c, const LayerKind& kind, const TrainingConfig& t) {
   const int64_t h = c.spec.hidden_size;
   const AttentionSpec& at = kind.attention;
   const int64_t q_dim = at.num_heads * at.head_dim;
   const int64_t kv_dim = at.mla ? at.num_heads * (at.head_dim + at.v_head_dim)
                                 : at.num_kv_heads * at.head_dim;
+  const bool lora = t.lora_rank > 0;
+  const bool autocast = t.autocast_bf16;
   const int64_t a = autocast ? 2 : c.a;
+  // Two norms: before attention (read by q, k, v) and before the MLP (read by gate, up).
   int64_t norms = 0;
-  if (autocast) {
-    norms = 2 * 10 * h;
-  } else if (c.a >= 4) {
-    norms = 2 * 8 * h;
-  } else {
-    norms = 2 * (4 + c.a) * h;
+  for (int consumers : {3, 2}) {
+    norms += 4 * h;                  // fp32 input kept for the variance backward
+    if (!lora) norms += c.a * h;     // normed value, for the norm weight's gradient
+    if (autocast) {
+      norms += consumers * 2 * h;    // each matmul's own bf16 cast
+    } else if (!lora) {
+      norms += a * h;                // the output, shared by the matmuls that read it
+    }
   }
-  const int64_t attention = 2 * a * (q_dim + kv_dim) + a * (2 * q_dim + 2 * kv_dim) + a * q_dim;
+  const int64_t attention = a * (2 * q_dim + 2 * kv_dim) + (lora ? 0 : a * q_dim);
   const MlpSpec& m = kind.mlp;
   int64_t mlp = 0;
   int64_t mlp_inner = m.intermediate_size;
@@ -78,10 +86,15 @@ int64_t SavedPerToken(const RankContext& c, const LayerKind& kind, bool autocast
           4 * a * m.shared_intermediate_size;
     mlp_inner = m.expert_intermediate_size;
   } else {
-    mlp = (m.gated ? 4 : 2) * a * m.intermediate_size;
+    mlp = (m.gated ? (lora ? 3 : 4) : 2) * a * m.intermediate_size;
   }
   int64_t adapters = 0;
-  if (lora) adapters = 4 * (h + q_dim + h + mlp_inner);
+  if (lora) {
+    auto adapted = [&](const char* name) { return Targets(t, name) ? 1 : 0; };
+    adapters = 4 * (h * (adapted("q_proj") + adapted("k_proj") + adapted("v_proj") +
+                         adapted("gate_proj") + adapted("up_proj")) +
+                    q_dim * adapted("o_proj") + mlp_inner * adapted("down_proj"));
+  }
   return norms + attention + mlp + adapters;
 }
 
@@ -160,7 +173,7 @@ absl::Status EstimateTraining(const RankContext& c, MemoryEstimate& out) {
     int64_t largest_layer = 0;
     for (int64_t l = first; l < last; ++l) {
       const LayerKind& k = spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])];
-      const int64_t per_token = SavedPerToken(c, k, t.autocast_bf16, lora);
+      const int64_t per_token = SavedPerToken(c, k, t);
       largest_layer = std::max(largest_layer, per_token);
       saved += t.gradient_checkpointing ? (t.autocast_bf16 ? 4 : c.a) * h : per_token;
     }

@@ -115,15 +115,19 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       fwd.per_token = std::max(fwd.per_token, f.per_token);
       fwd.moe_workspace_per_token = std::max(fwd.moe_workspace_per_token, f.moe_workspace_per_token);
     }
+    // The fused-MoE Triton path keeps its workspace cached across calls; MXFP4 experts run through
+    // triton_kernels' matmul_ogs, which allocates per call (freed before the sampler runs).
+    const bool workspace_persists = spec.quant.method != QuantSpec::Method::kMxfp4;
     const int64_t moe_workspace = batched * fwd.moe_workspace_per_token;
+    const int64_t kept_workspace = workspace_persists ? moe_workspace : 0;
     int64_t activation = batched * fwd.per_token + moe_workspace;
     if (stage < p.pp - 1) {
       // Intermediate tensors (hidden states and residual) handed to the next stage.
       activation += 2 * batched * h * c.a;
     } else {
       // The sampler: logits gathered over TP, so not split by it.
-      int64_t sampler = num_reqs * spec.vocab_size * kVllmSamplerBytesPerLogit +
-                        batched * h * c.a + moe_workspace;
+      int64_t sampler = num_reqs * spec.vocab_size * (c.a + kVllmSamplerFp32BytesPerLogit) +
+                        batched * h * c.a + kept_workspace;
       if (spec.vision && p.pp == 1) {
         // The encoder dummy run's outputs (one embedding per scheduled token) stay cached.
         sampler += batched * h * c.a;
