@@ -15,6 +15,7 @@ namespace {
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto& c : SystemCommands()) all.push_back(std::move(c));
+  for (auto& c : EstimateCommands()) all.push_back(std::move(c));
   for (auto& c : ValidateCommands()) all.push_back(std::move(c));
   return all;
 }

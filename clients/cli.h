@@ -58,6 +58,7 @@ int ReportError(std::ostream& err, const std::string& command, const absl::Statu
 // Registered subcommands (commands_*.cc).
 std::vector<Command> SystemCommands();
 std::vector<Command> ValidateCommands();
+std::vector<Command> EstimateCommands();
 
 }  // namespace fleetplan::cli
 

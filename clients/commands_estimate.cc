@@ -1,0 +1,448 @@
+// `fleetplan estimate`: offline memory estimate from a config.json (no server needed).
+//
+//   fleetplan estimate --model config.json --engine vllm --gpu H100-80GB --tp 2 --max-model-len 8192
+//   fleetplan estimate --vllm "vllm serve /models/llama --tensor-parallel-size 2 --max-model-len 8192"
+//   fleetplan estimate --model config.json --engine hf-transformers --batch 4 --prompt-tokens 2048
+//   fleetplan estimate --model config.json --engine training --param-dtype float32 --autocast
+
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "clients/cli.h"
+#include "nlohmann/json.hpp"
+#include "planner/common/units.h"
+#include "planner/estimator/config_parser.h"
+#include "planner/estimator/estimator.h"
+#include "planner/estimator/gpu_catalog.h"
+#include "planner/estimator/inverse.h"
+
+namespace fleetplan::cli {
+namespace {
+
+using estimator::EstimateRequest;
+using estimator::MemoryEstimate;
+using json = nlohmann::json;
+
+absl::StatusOr<std::string> ReadFileText(const std::string& what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(what, " \"", path, "\": cannot read file"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<estimator::DType> ParseDTypeFlag(const std::string& flag, const std::string& v) {
+  if (v == "bfloat16" || v == "bf16") return estimator::DType::kBFloat16;
+  if (v == "float16" || v == "fp16" || v == "half") return estimator::DType::kFloat16;
+  if (v == "float32" || v == "fp32" || v == "float") return estimator::DType::kFloat32;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, "=\"", v, "\" must be auto, bfloat16, float16 or float32"));
+}
+
+absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& flag, const std::string& v) {
+  std::vector<int64_t> out;
+  for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+    int64_t x = 0;
+    if (!absl::SimpleAtoi(part, &x) || x < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, "=\"", v, "\": \"", part, "\" is not a positive integer"));
+    }
+    out.push_back(x);
+  }
+  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat("--", flag, " is empty"));
+  return out;
+}
+
+// Translates a `vllm serve MODEL [flags]` command line into our flags. Flags that do not affect
+// memory are ignored and listed in `ignored`.
+absl::Status ApplyVllmCommand(const std::string& command, std::vector<std::string>& args,
+                              std::string& model_dir, std::vector<std::string>& ignored) {
+  std::vector<std::string> words = absl::StrSplit(command, absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
+  size_t i = 0;
+  if (i < words.size() && (words[i] == "vllm" || absl::EndsWith(words[i], "/vllm"))) ++i;
+  if (i < words.size() && words[i] == "serve") ++i;
+  if (i >= words.size() || absl::StartsWith(words[i], "-")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--vllm=\"", command, "\": expected `vllm serve MODEL_DIR [flags]`"));
+  }
+  model_dir = words[i++];
+  static const std::map<std::string, std::string> kValueFlags = {
+      {"--tensor-parallel-size", "tp"}, {"-tp", "tp"},
+      {"--pipeline-parallel-size", "pp"}, {"-pp", "pp"},
+      {"--data-parallel-size", "dp"}, {"-dp", "dp"},
+      {"--max-model-len", "max-model-len"},
+      {"--gpu-memory-utilization", "gpu-memory-utilization"},
+      {"--max-num-seqs", "max-num-seqs"},
+      {"--max-num-batched-tokens", "max-num-batched-tokens"},
+      {"--block-size", "block-size"},
+      {"--kv-cache-dtype", "kv-cache-dtype"},
+      {"--dtype", "dtype"},
+      {"--quantization", "quantization"}, {"-q", "quantization"},
+  };
+  bool expert_parallel = false;
+  for (; i < words.size(); ++i) {
+    std::string word = words[i];
+    std::string value;
+    bool has_value = false;
+    if (size_t eq = word.find('='); eq != std::string::npos && absl::StartsWith(word, "-")) {
+      value = word.substr(eq + 1);
+      word = word.substr(0, eq);
+      has_value = true;
+    }
+    if (word == "--enforce-eager") {
+      args.push_back("--enforce-eager");
+      continue;
+    }
+    if (word == "--enable-expert-parallel") {
+      expert_parallel = true;
+      continue;
+    }
+    auto it = kValueFlags.find(word);
+    if (it == kValueFlags.end()) {
+      if (absl::StartsWith(word, "-")) {
+        ignored.push_back(word);
+        if (!has_value && i + 1 < words.size() && !absl::StartsWith(words[i + 1], "-")) ++i;
+      }
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= words.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("--vllm: ", word, " needs a value"));
+      }
+      value = words[++i];
+    }
+    args.push_back(absl::StrCat("--", it->second, "=", value));
+  }
+  if (expert_parallel) args.push_back("--expert-parallel");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::ModelSpec& spec) {
+  EstimateRequest r;
+  const std::string engine = f.GetString("engine");
+  if (engine == "vllm") {
+    r.engine = estimator::Engine::kVllm;
+  } else if (engine == "hf-transformers" || engine == "hf") {
+    r.engine = estimator::Engine::kHfTransformers;
+  } else if (engine == "training") {
+    r.engine = estimator::Engine::kTraining;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--engine=\"", engine, "\" must be vllm, hf-transformers or training"));
+  }
+  if (f.IsSet("gpu-memory-bytes")) {
+    r.gpu_memory_bytes = f.GetInt("gpu-memory-bytes");
+  } else {
+    absl::StatusOr<estimator::GpuInfo> gpu = estimator::FindGpu(f.GetString("gpu"));
+    if (!gpu.ok()) return absl::InvalidArgumentError(gpu.status().message());
+    r.gpu_memory_bytes = gpu->memory_bytes;
+  }
+  r.parallelism = {.tp = f.GetInt("tp"), .pp = f.GetInt("pp"), .ep = f.GetInt("ep"), .dp = f.GetInt("dp")};
+  if (f.GetBool("expert-parallel") && spec.is_moe()) r.parallelism.ep = r.parallelism.tp * r.parallelism.dp;
+  if (const std::string d = f.GetString("dtype"); d != "auto") {
+    absl::StatusOr<estimator::DType> dtype = ParseDTypeFlag("dtype", d);
+    if (!dtype.ok()) return dtype.status();
+    r.dtype_set = true;
+    r.dtype = *dtype;
+  }
+  const std::string kv = f.GetString("kv-cache-dtype");
+  if (kv == "fp8" || kv == "fp8_e4m3" || kv == "fp8_e5m2") {
+    r.kv_fp8 = true;
+  } else if (kv != "auto" && kv != "bfloat16" && kv != "float16") {
+    return absl::InvalidArgumentError(absl::StrCat("--kv-cache-dtype=\"", kv, "\" must be auto or fp8"));
+  }
+  r.concurrency = f.GetInt("concurrency");
+  r.context_tokens = f.GetInt("context");
+  r.vllm = {.gpu_memory_utilization = f.GetDouble("gpu-memory-utilization"),
+            .max_model_len = f.GetInt("max-model-len"),
+            .max_num_seqs = f.GetInt("max-num-seqs"),
+            .max_num_batched_tokens = f.GetInt("max-num-batched-tokens"),
+            .block_size = f.GetInt("block-size"),
+            .enforce_eager = f.GetBool("enforce-eager")};
+  const std::string attn = f.GetString("attn");
+  const std::string phase = f.GetString("phase");
+  const std::string logits = f.GetString("logits");
+  if (attn != "sdpa" && attn != "eager") {
+    return absl::InvalidArgumentError(absl::StrCat("--attn=\"", attn, "\" must be sdpa or eager"));
+  }
+  if (phase != "prefill" && phase != "generate") {
+    return absl::InvalidArgumentError(absl::StrCat("--phase=\"", phase, "\" must be prefill or generate"));
+  }
+  if (logits != "last" && logits != "all") {
+    return absl::InvalidArgumentError(absl::StrCat("--logits=\"", logits, "\" must be last or all"));
+  }
+  r.hf = {.eager_attention = attn == "eager", .generate = phase == "generate",
+          .all_logits = logits == "all", .batch = f.GetInt("batch"),
+          .prompt_tokens = f.GetInt("prompt-tokens"), .new_tokens = f.GetInt("new-tokens"),
+          .images = f.GetInt("images")};
+  const std::string opt = f.GetString("optimizer");
+  estimator::Optimizer optimizer = estimator::Optimizer::kAdamW;
+  if (opt == "sgd") {
+    optimizer = estimator::Optimizer::kSgd;
+  } else if (opt == "adamw-8bit") {
+    optimizer = estimator::Optimizer::kAdamW8bit;
+  } else if (opt != "adamw") {
+    return absl::InvalidArgumentError(absl::StrCat("--optimizer=\"", opt, "\" must be adamw, sgd or adamw-8bit"));
+  }
+  absl::StatusOr<estimator::DType> param = ParseDTypeFlag("param-dtype", f.GetString("param-dtype"));
+  if (!param.ok()) return param.status();
+  r.training = {.optimizer = optimizer, .param_dtype = *param,
+                .autocast_bf16 = f.GetBool("autocast"),
+                .gradient_checkpointing = f.GetBool("gradient-checkpointing"),
+                .lora_rank = f.GetInt("lora-rank"),
+                .zero_stage = static_cast<int>(f.GetInt("zero-stage")),
+                .batch = f.GetInt("batch"), .seq_tokens = f.GetInt("seq-tokens")};
+  if (!f.GetString("lora-targets").empty()) {
+    r.training.lora_targets = absl::StrSplit(f.GetString("lora-targets"), ',', absl::SkipEmpty());
+  }
+  if (r.engine == estimator::Engine::kTraining) {
+    r.dtype_set = true;
+    r.dtype = r.training.param_dtype;
+  }
+  return r;
+}
+
+json StageJson(const estimator::StageMemory& s) {
+  return {{"pp_stage", s.pp_stage},
+          {"first_layer", s.first_layer},
+          {"num_layers", s.num_layers},
+          {"weights_bytes", s.weights_bytes},
+          {"kv_cache_bytes", s.kv_cache_bytes},
+          {"activation_peak_bytes", s.activation_peak_bytes},
+          {"cuda_context_bytes", s.cuda_context_bytes},
+          {"engine_overhead_bytes", s.engine_overhead_bytes},
+          {"cuda_graph_bytes", s.cuda_graph_bytes},
+          {"gradient_bytes", s.gradient_bytes},
+          {"optimizer_bytes", s.optimizer_bytes},
+          {"fragmentation_bytes", s.fragmentation_bytes},
+          {"total_bytes", s.total_bytes},
+          {"torch_peak_allocated_bytes", s.torch_peak_allocated_bytes},
+          {"available_kv_cache_bytes", s.available_kv_cache_bytes},
+          {"num_gpu_blocks", s.num_gpu_blocks},
+          {"kv_cache_tokens", s.kv_cache_tokens},
+          {"kv_cache_bytes_per_token", s.kv_cache_bytes_per_token}};
+}
+
+std::string VllmLaunchLine(const std::string& model, const EstimateRequest& r, double util,
+                           int64_t max_model_len) {
+  std::string line = absl::StrCat("vllm serve ", model);
+  if (r.parallelism.tp > 1) absl::StrAppend(&line, " --tensor-parallel-size ", r.parallelism.tp);
+  if (r.parallelism.pp > 1) absl::StrAppend(&line, " --pipeline-parallel-size ", r.parallelism.pp);
+  if (r.parallelism.ep > 1) absl::StrAppend(&line, " --enable-expert-parallel");
+  absl::StrAppend(&line, " --max-model-len ", max_model_len);
+  absl::StrAppend(&line, absl::StrFormat(" --gpu-memory-utilization %.2f", util));
+  if (r.kv_fp8) absl::StrAppend(&line, " --kv-cache-dtype fp8");
+  if (r.vllm.max_num_seqs > 0) absl::StrAppend(&line, " --max-num-seqs ", r.vllm.max_num_seqs);
+  if (r.vllm.enforce_eager) absl::StrAppend(&line, " --enforce-eager");
+  return line;
+}
+
+double GiB(int64_t b) { return BytesToGiB(b); }
+
+int RunEstimate(const Invocation& inv) {
+  FlagSet flags = inv.flags;  // may be extended by --vllm
+  std::string model_path = flags.GetString("model");
+  std::string model_label = model_path;
+  std::vector<std::string> ignored;
+  if (flags.IsSet("vllm")) {
+    std::vector<std::string> args = {"--engine=vllm"};
+    std::string model_dir;
+    if (absl::Status s = ApplyVllmCommand(flags.GetString("vllm"), args, model_dir, ignored); !s.ok()) {
+      inv.err << "fleetplan estimate: " << s.message() << "\n";
+      return kExitUsage;
+    }
+    if (auto parsed = flags.Parse(args); !parsed.ok()) {
+      inv.err << "fleetplan estimate: --vllm: " << parsed.status().message() << "\n";
+      return kExitUsage;
+    }
+    model_path = (std::filesystem::path(model_dir) / "config.json").string();
+    model_label = model_dir;
+  }
+  if (model_path.empty()) {
+    inv.err << "fleetplan estimate: give --model=config.json or --vllm=\"vllm serve MODEL_DIR ...\"\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::string> text = ReadFileText("model", model_path);
+  if (!text.ok()) return ReportError(inv.err, "estimate", text.status());
+  estimator::ParseOptions parse{.quantization = flags.GetString("quantization"),
+                                .group_size = flags.GetInt("group-size")};
+  absl::StatusOr<estimator::ModelSpec> spec = estimator::ParseModelConfig(*text, parse);
+  if (!spec.ok()) return ReportError(inv.err, "estimate", spec.status());
+  absl::StatusOr<EstimateRequest> req = BuildRequest(flags, *spec);
+  if (!req.ok()) {
+    inv.err << "fleetplan estimate: " << req.status().message() << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<MemoryEstimate> est = estimator::Estimate(*spec, *req);
+  if (!est.ok()) return ReportError(inv.err, "estimate", est.status());
+  for (const std::string& flag : ignored) {
+    est->notes.push_back(absl::StrCat("vllm flag ", flag, " does not change memory; ignored"));
+  }
+
+  json out = {{"model", model_label},
+              {"model_type", spec->model_type},
+              {"engine", estimator::EngineName(req->engine)},
+              {"params", spec->num_params()},
+              {"parallelism", {{"tp", req->parallelism.tp}, {"pp", req->parallelism.pp},
+                               {"ep", req->parallelism.ep}, {"dp", req->parallelism.dp}}},
+              {"gpu_memory_bytes", est->gpu_memory_bytes},
+              {"max_total_bytes", est->max_total_bytes},
+              {"bytes_per_rank", est->BytesPerRank()},
+              {"fits", est->fits},
+              {"headroom_bytes", est->headroom_bytes},
+              {"headroom_ratio", est->headroom_ratio},
+              {"risk", estimator::RiskName(est->risk)},
+              {"notes", est->notes}};
+  if (!est->reason.empty()) out["reason"] = est->reason;
+  if (req->engine == estimator::Engine::kVllm) {
+    out["kv_cache_tokens"] = est->kv_cache_tokens;
+    out["max_concurrency"] = est->max_concurrency;
+    out["max_model_len"] = est->max_model_len;
+  }
+  out["stages"] = json::array();
+  for (const auto& s : est->stages) out["stages"].push_back(StageJson(s));
+
+  if (flags.GetBool("budget")) {
+    auto contexts = ParseIntList("budget-contexts", flags.GetString("budget-contexts"));
+    auto concurrencies = ParseIntList("budget-concurrencies", flags.GetString("budget-concurrencies"));
+    if (!contexts.ok() || !concurrencies.ok()) {
+      inv.err << "fleetplan estimate: "
+              << (contexts.ok() ? concurrencies.status() : contexts.status()).message() << "\n";
+      return kExitUsage;
+    }
+    auto cells = estimator::Budget(*spec, *req, *contexts, *concurrencies);
+    if (!cells.ok()) return ReportError(inv.err, "estimate", cells.status());
+    out["budget"] = json::array();
+    for (const auto& c : *cells) {
+      out["budget"].push_back({{"context_tokens", c.context_tokens}, {"concurrency", c.concurrency},
+                               {"bytes_per_gpu", c.bytes_per_gpu}, {"fits", c.fits}});
+    }
+  }
+  if (flags.GetString("emit") == "vllm") {
+    if (req->engine != estimator::Engine::kVllm) {
+      inv.err << "fleetplan estimate: --emit=vllm needs --engine=vllm\n";
+      return kExitUsage;
+    }
+    const int64_t context = req->context_tokens > 0 ? req->context_tokens : est->max_model_len;
+    auto util = estimator::MinGpuMemoryUtilization(*spec, *req, context, std::max<int64_t>(req->concurrency, 1));
+    if (!util.ok()) return ReportError(inv.err, "estimate", util.status());
+    out["vllm_command"] = VllmLaunchLine(model_label, *req, *util, est->max_model_len);
+  } else if (!flags.GetString("emit").empty()) {
+    inv.err << "fleetplan estimate: --emit=\"" << flags.GetString("emit") << "\" must be vllm\n";
+    return kExitUsage;
+  }
+
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << out.dump(2) << "\n";
+    return est->fits ? kExitOk : kExitError;
+  }
+  std::ostream& o = inv.out;
+  o << absl::StrFormat("%s (%s, %.2fB params) on %.2f GiB GPUs, engine %s, tp=%d pp=%d ep=%d dp=%d\n",
+                       model_label, spec->model_type, static_cast<double>(spec->num_params()) / 1e9,
+                       GiB(est->gpu_memory_bytes), estimator::EngineName(req->engine),
+                       req->parallelism.tp, req->parallelism.pp, req->parallelism.ep, req->parallelism.dp);
+  o << absl::StrFormat("%-6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "stage", "layers",
+                       "weights", "kv_cache", "activat.", "context", "overhead", "graphs", "grads",
+                       "optim", "frag", "TOTAL");
+  for (const auto& s : est->stages) {
+    o << absl::StrFormat("%-6d %7d %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n",
+                         s.pp_stage, s.num_layers, GiB(s.weights_bytes), GiB(s.kv_cache_bytes),
+                         GiB(s.activation_peak_bytes), GiB(s.cuda_context_bytes),
+                         GiB(s.engine_overhead_bytes), GiB(s.cuda_graph_bytes), GiB(s.gradient_bytes),
+                         GiB(s.optimizer_bytes), GiB(s.fragmentation_bytes), GiB(s.total_bytes));
+  }
+  o << "(GiB per GPU; each stage's " << req->parallelism.tp << " tensor-parallel rank(s) are identical)\n";
+  if (req->engine == estimator::Engine::kVllm) {
+    o << absl::StrFormat("KV cache: %d tokens per replica, %d sequences of %d tokens, max_model_len %d\n",
+                         est->kv_cache_tokens, est->max_concurrency,
+                         req->context_tokens > 0 ? req->context_tokens : est->max_model_len,
+                         est->max_model_len);
+  }
+  o << absl::StrFormat("%s: fullest GPU %.2f of %.2f GiB, headroom %.2f GiB (%.1f%%), risk %s\n",
+                       est->fits ? "FITS" : "DOES NOT FIT", GiB(est->max_total_bytes),
+                       GiB(est->gpu_memory_bytes), GiB(est->headroom_bytes),
+                       100 * est->headroom_ratio, estimator::RiskName(est->risk));
+  if (!est->reason.empty()) o << "reason: " << est->reason << "\n";
+  for (const auto& n : est->notes) o << "note: " << n << "\n";
+  if (out.contains("budget")) {
+    o << "\nbudget (GiB per GPU, * = does not fit):\n" << absl::StrFormat("%10s", "context");
+    auto concurrencies = *ParseIntList("budget-concurrencies", flags.GetString("budget-concurrencies"));
+    for (int64_t n : concurrencies) o << absl::StrFormat(" %9s", absl::StrCat("n=", n));
+    int64_t col = 0;
+    for (const auto& cell : out["budget"]) {
+      if (col % static_cast<int64_t>(concurrencies.size()) == 0) {
+        o << "\n" << absl::StrFormat("%10d", cell["context_tokens"].get<int64_t>());
+      }
+      o << absl::StrFormat(" %8.2f%s", GiB(cell["bytes_per_gpu"].get<int64_t>()),
+                           cell["fits"].get<bool>() ? " " : "*");
+      ++col;
+    }
+    o << "\n";
+  }
+  if (out.contains("vllm_command")) o << "\n" << out["vllm_command"].get<std::string>() << "\n";
+  return est->fits ? kExitOk : kExitError;
+}
+
+FlagSet EstimateFlags() {
+  FlagSet f("estimate", "(--model=config.json | --vllm=\"vllm serve MODEL_DIR ...\") [flags]");
+  AddOutputFlag(f);
+  f.String("model", "", "path of a Hugging Face config.json");
+  f.String("vllm", "", "a `vllm serve MODEL_DIR ...` command line (MODEL_DIR holds config.json)");
+  f.String("engine", "vllm", "vllm | hf-transformers | training");
+  f.String("gpu", "H100-80GB", "GPU type from the built-in table");
+  f.Int("gpu-memory-bytes", 0, "GPU memory as the driver reports it (overrides --gpu)");
+  f.Int("tp", 1, "tensor parallel size");
+  f.Int("pp", 1, "pipeline parallel size");
+  f.Int("ep", 1, "expert parallel size (MoE)");
+  f.Int("dp", 1, "data parallel size");
+  f.Bool("expert-parallel", false, "vLLM --enable-expert-parallel: ep = tp x dp");
+  f.String("dtype", "auto", "auto | bfloat16 | float16 | float32");
+  f.String("kv-cache-dtype", "auto", "auto | fp8");
+  f.String("quantization", "", "override: none fp8 int8 w8a8 gptq awq w4a16 bnb-nf4 bnb-int8 mxfp4");
+  f.Int("group-size", 128, "group size for a 4-bit quantization override");
+  f.Double("gpu-memory-utilization", 0.9, "vLLM --gpu-memory-utilization");
+  f.Int("max-model-len", 0, "vLLM --max-model-len (0: the model's max_position_embeddings)");
+  f.Int("max-num-seqs", 0, "vLLM --max-num-seqs (0: vLLM's default for the GPU)");
+  f.Int("max-num-batched-tokens", 0, "vLLM --max-num-batched-tokens (0: vLLM's default)");
+  f.Int("block-size", 16, "vLLM --block-size");
+  f.Bool("enforce-eager", false, "vLLM --enforce-eager (no CUDA graphs)");
+  f.Int("concurrency", 0, "workload: sequences the KV cache must hold at once");
+  f.Int("context", 0, "workload: tokens per sequence (0: max_model_len)");
+  f.String("attn", "sdpa", "hf-transformers: sdpa | eager");
+  f.String("phase", "prefill", "hf-transformers: prefill | generate");
+  f.String("logits", "last", "hf-transformers: last | all");
+  f.Int("batch", 1, "hf-transformers / training: sequences per batch");
+  f.Int("prompt-tokens", 512, "hf-transformers: prompt tokens per sequence");
+  f.Int("new-tokens", 64, "hf-transformers generate: new tokens");
+  f.Int("images", 0, "hf-transformers VLM: images per sequence");
+  f.String("optimizer", "adamw", "training: adamw | sgd | adamw-8bit");
+  f.String("param-dtype", "bfloat16", "training: dtype of the parameters");
+  f.Bool("autocast", false, "training: bf16 autocast over fp32 parameters");
+  f.Bool("gradient-checkpointing", false, "training: checkpoint every decoder layer");
+  f.Int("lora-rank", 0, "training: LoRA rank (0: full fine-tuning)");
+  f.String("lora-targets", "", "training: comma-separated LoRA target modules (default: all)");
+  f.Int("zero-stage", 0, "training: ZeRO stage 0-3 over --dp");
+  f.Int("seq-tokens", 2048, "training: tokens per sequence");
+  f.Bool("budget", false, "print the contexts x concurrencies budget matrix");
+  f.String("budget-contexts", "2048,8192,32768", "budget: contexts");
+  f.String("budget-concurrencies", "1,8,32,128", "budget: concurrencies");
+  f.String("emit", "", "vllm: print the `vllm serve` command for this configuration");
+  return f;
+}
+
+}  // namespace
+
+std::vector<Command> EstimateCommands() {
+  return {Command{.name = "estimate",
+                  .summary = "estimate per-GPU memory of serving or training a model (offline)",
+                  .make_flags = EstimateFlags,
+                  .run = RunEstimate}};
+}
+
+}  // namespace fleetplan::cli
