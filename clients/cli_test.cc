@@ -1,5 +1,7 @@
 #include "clients/cli.h"
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "gtest/gtest.h"
@@ -41,7 +43,7 @@ TEST(CliTest, HelpListsCommands) {
 }
 
 TEST(CliTest, EverySubcommandHasHelp) {
-  for (const std::string name : {"version", "health"}) {
+  for (const std::string name : {"version", "health", "estimate", "validate"}) {
     Result r = RunArgs({name, "--help"});
     EXPECT_EQ(r.code, kExitOk) << name;
     EXPECT_NE(r.out.find("Usage: fleetplan " + name), std::string::npos) << name;
@@ -82,6 +84,132 @@ TEST(CliTest, UnreachableServerIsOperationalError) {
   Result r = RunArgs({"health", "--server=127.0.0.1:1", "--timeout=0.5"});
   EXPECT_EQ(r.code, kExitError);
   EXPECT_NE(r.err.find("fleetplan health: UNAVAILABLE"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace fleetplan::cli
+
+namespace fleetplan::cli {
+namespace {
+
+const std::string kModels = std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/";
+
+TEST(EstimateCliTest, JsonHasExactBytesPerStage) {
+  Result r = RunArgs({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--pp=2",
+                      "--gpu=H100-80GB", "--gpu-memory-utilization=0.95", "--max-model-len=8192",
+                      "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["params"], 8030261248);
+  ASSERT_EQ(j["stages"].size(), 2u);
+  EXPECT_GT(j["stages"][0]["weights_bytes"].get<int64_t>(), 7 * (int64_t{1} << 30));
+  EXPECT_EQ(j["bytes_per_rank"].size(), 2u);
+  EXPECT_TRUE(j["fits"].get<bool>());
+  EXPECT_GT(j["kv_cache_tokens"].get<int64_t>(), 1000000);
+}
+
+TEST(EstimateCliTest, TableShowsGiBAndVerdict) {
+  Result r = RunArgs({"estimate", "--model=" + kModels + "qwen2.5-7b-instruct.json", "--budget",
+                      "--budget-contexts=1024,4096", "--budget-concurrencies=1,4"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("FITS"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("budget (GiB per GPU"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("KV cache:"), std::string::npos) << r.out;
+}
+
+TEST(EstimateCliTest, VllmCommandLineAndEmit) {
+  const std::string dir = ::testing::TempDir() + "/fleetplan_vllm_model";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kModels + "qwen2.5-7b-instruct.json", dir + "/config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  Result r = RunArgs({"estimate", "--vllm=vllm serve " + dir +
+                                      " --tensor-parallel-size 2 --max-model-len=16384 --port 8000",
+                      "--concurrency=64", "--context=4096", "--emit=vllm", "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["parallelism"]["tp"], 2);
+  EXPECT_EQ(j["max_model_len"], 16384);
+  const std::string cmd = j["vllm_command"];
+  EXPECT_NE(cmd.find("--tensor-parallel-size 2"), std::string::npos) << cmd;
+  EXPECT_NE(cmd.find("--gpu-memory-utilization 0."), std::string::npos) << cmd;
+  EXPECT_NE(j["notes"].dump().find("--port"), std::string::npos);
+}
+
+TEST(EstimateCliTest, DoesNotFitExitsOne) {
+  Result r = RunArgs({"estimate", "--model=" + kModels + "llama-3.3-70b-instruct-fp8-dynamic.json",
+                      "--gpu=A100-40GB"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_NE(r.out.find("DOES NOT FIT"), std::string::npos) << r.out;
+}
+
+TEST(EstimateCliTest, BadInputIsUsageErrorNamingFlagAndValue) {
+  struct Case {
+    std::vector<std::string> args;
+    int code;
+    const char* expect;
+  };
+  const std::string m = "--model=" + kModels + "llama-3.1-8b.json";
+  const Case cases[] = {
+      {{"estimate"}, kExitUsage, "give --model"},
+      {{"estimate", m, "--engine=tgi"}, kExitUsage, "--engine=\"tgi\""},
+      {{"estimate", m, "--gpu=Voodoo2"}, kExitUsage, "gpu \"Voodoo2\""},
+      {{"estimate", m, "--tp=three"}, kExitUsage, "--tp=\"three\" is not an integer"},
+      {{"estimate", m, "--tp=3"}, kExitError, "tp=3 does not divide num_attention_heads=32"},
+      {{"estimate", m, "--gpu-memory-utilization=1.5"}, kExitError, "gpu_memory_utilization=1.5"},
+      {{"estimate", m, "--kv-cache-dtype=int2"}, kExitUsage, "--kv-cache-dtype=\"int2\""},
+      {{"estimate", m, "--engine=hf-transformers", "--attn=flash"}, kExitUsage, "--attn=\"flash\""},
+      {{"estimate", m, "--budget", "--budget-contexts=0"}, kExitUsage, "--budget-contexts=\"0\""},
+      {{"estimate", "--model=/nonexistent/config.json"}, kExitError, "cannot read file"},
+      {{"estimate", "--vllm=vllm serve"}, kExitUsage, "expected `vllm serve MODEL_DIR"},
+      {{"estimate", m, "--quantization=int3"}, kExitError, "quantization=\"int3\""},
+  };
+  for (const Case& c : cases) {
+    Result r = RunArgs(c.args);
+    EXPECT_EQ(r.code, c.code) << c.args.back() << ": " << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args.back() << ": " << r.err;
+  }
+}
+
+TEST(ValidateCliTest, JsonSummaryOverCalibrationFile) {
+  Result r = RunArgs({"validate", "--cases=" + std::string(FLEETPLAN_CALIBRATION_DIR) +
+                                      "/vllm_startup.jsonl", "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["cases"], 44);
+  EXPECT_EQ(j["scored"], 44);
+  EXPECT_TRUE(j["skipped"].empty());
+  for (const char* metric : {"weights_bytes", "kv_cache_tokens", "available_kv_cache_bytes",
+                             "activation_peak_bytes", "non_torch_bytes"}) {
+    ASSERT_TRUE(j["metrics"].contains(metric)) << metric;
+    for (const char* field : {"n", "median_abs_rel_err", "p90_abs_rel_err", "max_abs_rel_err",
+                              "under_predicted_over_2pct"}) {
+      EXPECT_TRUE(j["metrics"][metric].contains(field)) << metric << "." << field;
+    }
+  }
+  EXPECT_EQ(j["per_case"].size(), 44u);
+  EXPECT_TRUE(j["oom_cases"].contains("predicted_not_fit"));
+}
+
+TEST(ValidateCliTest, MissingModelIsListedAsSkipped) {
+  const std::string dir = ::testing::TempDir() + "/fleetplan_validate";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir + "/cases.jsonl");
+    f << R"({"case": "a", "model": "models/missing.json", "engine": "vllm", "measured": {}})" << "\n";
+    f << "not json\n";
+  }
+  Result r = RunArgs({"validate", "--cases=" + dir + "/cases.jsonl", "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["cases"], 2);
+  EXPECT_EQ(j["scored"], 0);
+  ASSERT_EQ(j["skipped"].size(), 2u);
+  EXPECT_NE(j["skipped"][0]["reason"].get<std::string>().find("cannot read file"), std::string::npos);
+}
+
+TEST(ValidateCliTest, MissingCasesFlagIsUsageError) {
+  EXPECT_EQ(RunArgs({"validate"}).code, kExitUsage);
+  EXPECT_EQ(RunArgs({"validate", "--cases=/nonexistent.jsonl"}).code, kExitError);
 }
 
 }  // namespace
