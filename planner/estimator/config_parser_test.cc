@@ -228,3 +228,66 @@ TEST(ConfigParserTest, QuantizationFromConfigAndOverride) {
 
 }  // namespace
 }  // namespace fleetplan::estimator
+
+namespace fleetplan::estimator {
+namespace {
+
+struct PublishedCase {
+  const char* name;
+  const char* config;
+  int64_t params;  // transformers' instantiated count as published on the model card / hub
+};
+
+TEST(ConfigParserTest, PublishedParameterCountsOfOtherFamilies) {
+  const PublishedCase cases[] = {
+      {"mistralai/Mistral-7B-v0.1",
+       R"({"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336,
+           "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+           "vocab_size": 32000, "sliding_window": 4096, "tie_word_embeddings": false})",
+       7241732096},
+      {"facebook/opt-125m",
+       R"({"model_type": "opt", "hidden_size": 768, "ffn_dim": 3072, "num_attention_heads": 12,
+           "num_hidden_layers": 12, "vocab_size": 50272, "max_position_embeddings": 2048,
+           "word_embed_proj_dim": 768, "do_layer_norm_before": true, "enable_bias": true})",
+       125239296},
+      {"microsoft/Phi-3-mini-4k-instruct",
+       R"({"model_type": "phi3", "hidden_size": 3072, "intermediate_size": 8192,
+           "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32,
+           "vocab_size": 32064, "sliding_window": 2047, "tie_word_embeddings": false})",
+       3821079552},
+  };
+  for (const PublishedCase& c : cases) {
+    auto spec = ParseModelConfig(c.config);
+    ASSERT_TRUE(spec.ok()) << c.name << ": " << spec.status();
+    EXPECT_EQ(spec->num_params(), c.params) << c.name;
+    EXPECT_FALSE(spec->generic_fallback) << c.name;
+  }
+}
+
+TEST(ConfigParserTest, Qwen3MoeHasNoSharedExpertAndQkNorms) {
+  auto spec = ParseModelConfig(R"({"model_type": "qwen3_moe", "hidden_size": 2048,
+      "intermediate_size": 6144, "moe_intermediate_size": 768, "num_experts": 128,
+      "num_experts_per_tok": 8, "num_attention_heads": 32, "num_key_value_heads": 4,
+      "head_dim": 128, "num_hidden_layers": 2, "vocab_size": 1000, "mlp_only_layers": [1]})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->layer_kinds[static_cast<size_t>(spec->layer_kind_of[0])].name, "moe");
+  EXPECT_EQ(spec->layer_kinds[static_cast<size_t>(spec->layer_kind_of[1])].name, "dense");
+  const LayerKind& moe = spec->layer_kinds[static_cast<size_t>(spec->layer_kind_of[0])];
+  EXPECT_EQ(moe.mlp.shared_intermediate_size, 0);
+  // q (2048x4096) + k, v (2048x512 each) + o + q/k norms (128 each) + router + 128 experts x 3
+  // x 2048 x 768 + 2 norms.
+  int64_t expected = 2048 * 4096 * 2 + 2048 * 512 * 2 + 256 + 128 * 2048 +
+                     int64_t{128} * 3 * 2048 * 768 + 2 * 2048;
+  int64_t got = 0;
+  for (const Tensor& t : moe.tensors) got += t.elements();
+  EXPECT_EQ(got, expected);
+}
+
+TEST(ConfigParserTest, MllamaIsRefusedClearly) {
+  auto spec = ParseModelConfig(R"({"model_type": "mllama", "text_config": {}, "vision_config": {}})");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_NE(spec.status().message().find("mllama"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fleetplan::estimator

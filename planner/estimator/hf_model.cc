@@ -33,11 +33,6 @@ using internal::RankContext;
 
 namespace {
 
-struct PhaseBytes {
-  int64_t per_token = 0;     // scales with B x S
-  int64_t per_sequence = 0;  // scales with B (attention scores per head x S^2 are added apart)
-};
-
 // Transient bytes per token of the largest layer kind in a prefill forward.
 int64_t LayerPrefillPerToken(const RankContext& c, const LayerKind& kind) {
   const int64_t h = c.spec.hidden_size;

@@ -43,10 +43,11 @@ bool Targets(const TrainingConfig& t, const char* name) {
   return std::find(t.lora_targets.begin(), t.lora_targets.end(), name) != t.lora_targets.end();
 }
 
-// LoRA adapter parameters (A: r x in, B: out x r) over all targeted linear layers.
-int64_t LoraParams(const ModelSpec& spec, const TrainingConfig& t) {
+// LoRA adapter parameters (A: r x in, B: out x r) of the targeted linear layers in [first, last).
+int64_t LoraParams(const ModelSpec& spec, const TrainingConfig& t, int64_t first, int64_t last) {
   int64_t total = 0;
-  for (int kind_index : spec.layer_kind_of) {
+  for (int64_t l = first; l < last; ++l) {
+    const int kind_index = spec.layer_kind_of[static_cast<size_t>(l)];
     for (const Tensor& w : spec.layer_kinds[static_cast<size_t>(kind_index)].tensors) {
       if (w.role != TensorRole::kLinear) continue;
       if (!Targets(t, w.name)) continue;
@@ -128,7 +129,7 @@ absl::Status EstimateTraining(const RankContext& c, MemoryEstimate& out) {
     int64_t trainable = base_params;
     int64_t adapter_weights = 0;
     if (lora) {
-      trainable = LoraParams(spec, t) * (last - first) / std::max<int64_t>(spec.num_layers, 1);
+      trainable = LoraParams(spec, t, first, last);
       trainable_bytes_each = DTypeBytes(t.lora_dtype);
       adapter_weights = trainable * trainable_bytes_each;
     }
@@ -202,20 +203,21 @@ absl::Status EstimateTraining(const RankContext& c, MemoryEstimate& out) {
     const int64_t after_forward = saved + (t.gradient_checkpointing ? 0 : weight_copies) + fp32_logits;
     const int64_t forward_peak = saved + weight_copies + logits_bf16 + 2 * fp32_logits;
     const int64_t backward_peak = after_forward + 2 * fp32_logits + recompute;
-    int64_t step_temp = 0;
-    if (t.optimizer == Optimizer::kAdamW) step_temp = trainable_bytes;
-    const int64_t full_grads = trainable_bytes;  // produced in full before reduce-scatter
-    const int64_t optimizer_peak = grads + step_temp;
-    int64_t activation = std::max(forward_peak, backward_peak);
-    if (optimizer_peak > activation) activation = optimizer_peak;
-
+    const int64_t step_temp = t.optimizer == Optimizer::kAdamW ? trainable_bytes : 0;
     s.weights_bytes = weights;
     s.optimizer_bytes = optimizer;
     s.engine_overhead_bytes = workspaces + gathered;
-    s.gradient_bytes = activation == optimizer_peak ? grads : std::min(grads, full_grads);
-    s.activation_peak_bytes = activation == optimizer_peak ? step_temp : activation;
-    s.torch_peak_allocated_bytes = persistent + activation;
-    if (activation != optimizer_peak) s.gradient_bytes = 0;  // the peak comes before the grads
+    if (grads + step_temp > std::max(forward_peak, backward_peak)) {
+      // The optimizer step: all gradients exist, plus the foreach temporary.
+      s.gradient_bytes = grads;
+      s.activation_peak_bytes = step_temp;
+    } else {
+      // Forward or the loss backward: no parameter gradient exists yet (zero_grad set them None).
+      s.gradient_bytes = 0;
+      s.activation_peak_bytes = std::max(forward_peak, backward_peak);
+    }
+    s.torch_peak_allocated_bytes = persistent + s.gradient_bytes + s.activation_peak_bytes;
+    const int64_t activation = s.gradient_bytes + s.activation_peak_bytes;
     // Training fragments the allocator most (calibration: reserved 2-36 % above allocated); keep
     // a quarter of the transient tensors in reserve.
     s.fragmentation_bytes = activation / 4;
