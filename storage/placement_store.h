@@ -1,28 +1,124 @@
 #ifndef FLEETPLAN_STORAGE_PLACEMENT_STORE_H_
 #define FLEETPLAN_STORAGE_PLACEMENT_STORE_H_
 
-// PlacementStore: the narrow interface the server uses to read and change fleetplan's state
-// (GPU inventory, model catalog, deployments, placements). Domain structs in and out, never
-// protos. Implementations: SqliteStore (storage/sqlite_store.h).
+// PlacementStore: the narrow interface the server uses to read and change fleetplan's state (GPU
+// inventory, model catalog, placements). Domain structs in and out (planner/placement/fleet.h),
+// never protos. Implementation: SqliteStore (storage/sqlite_store.h), on a file or ":memory:".
+//
+// Error codes (DESIGN.md): INVALID_ARGUMENT malformed input (names the field and value), NOT_FOUND,
+// ALREADY_EXISTS, FAILED_PRECONDITION (refused in the current state, e.g. deleting a node that
+// holds committed placements), ABORTED (optimistic concurrency: a stale etag, or a commit whose
+// GPUs changed since the snapshot or would be over-committed: re-read and retry). A failed call
+// writes nothing.
 //
 // Thread safety: implementations are safe to call from many threads at once.
 
 #include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "planner/placement/fleet.h"
 
 namespace fleetplan::storage {
+
+using placement::FleetSnapshot;
+using placement::GpuType;
+using placement::ModelRecord;
+using placement::Node;
+using placement::NodeState;
+using placement::Placement;
+
+struct NodeFilter {
+  std::string pool;      // empty: any
+  std::string zone;      // empty: any
+  std::string gpu_type;  // empty: any; else nodes with at least one GPU of this type
+  std::map<std::string, std::string> labels;  // all must match
+};
+
+struct NodePage {
+  std::vector<Node> nodes;
+  std::string next_page_token;  // empty: last page
+};
+
+struct CommitRequest {
+  std::string request_id;           // idempotency key: a retry returns the first result
+  int64_t snapshot_generation = 0;  // the generation the plan was made from
+  std::vector<Placement> placements;
+  // 0: commit. > 0: reserve for this long; reservations stop counting once expired.
+  int64_t reserve_ttl_ms = 0;
+};
+
+struct CommitResult {
+  std::vector<int64_t> placement_ids;  // in request order
+  int64_t generation = 0;              // fleet generation after the commit
+  bool replayed = false;               // true when this request_id was seen before
+};
+
+struct PlacementFilter {
+  std::string deployment;  // empty: any
+  std::string model;       // empty: any
+  bool include_released = false;
+};
 
 class PlacementStore {
  public:
   virtual ~PlacementStore() = default;
 
-  // Schema version of the open store (SQLite user_version).
   virtual int64_t SchemaVersion() const = 0;
-
-  // The fleet generation: a counter bumped by every change that affects capacity. A plan made
-  // from a snapshot at generation G is stale once this differs from G for a GPU it touches.
+  // Bumped by every change that affects capacity.
   virtual absl::StatusOr<int64_t> FleetGeneration() = 0;
+
+  // ---- GPU types
+  virtual absl::Status CreateGpuType(const GpuType& type) = 0;
+  virtual absl::StatusOr<GpuType> GetGpuType(const std::string& name) = 0;
+  virtual absl::StatusOr<std::vector<GpuType>> ListGpuTypes() = 0;
+  // FAILED_PRECONDITION while GPUs of this type exist.
+  virtual absl::Status DeleteGpuType(const std::string& name) = 0;
+
+  // ---- Nodes and their GPUs
+  virtual absl::StatusOr<Node> CreateNode(const Node& node) = 0;
+  virtual absl::StatusOr<Node> GetNode(const std::string& name) = 0;
+  // Ordered by name; page_token is the last name of the previous page.
+  virtual absl::StatusOr<NodePage> ListNodes(const NodeFilter& filter, int64_t page_size,
+                                             const std::string& page_token) = 0;
+  // Replaces the node's attributes and GPUs when `expected_version` matches (ABORTED otherwise).
+  // GPUs that hold placements cannot be removed or change type (FAILED_PRECONDITION).
+  virtual absl::StatusOr<Node> UpdateNode(const Node& node, int64_t expected_version) = 0;
+  // Draining or taking down a node that holds committed placements is FAILED_PRECONDITION
+  // naming them, unless `force`.
+  virtual absl::StatusOr<Node> SetNodeState(const std::string& name, NodeState state, bool force) = 0;
+  // FAILED_PRECONDITION naming the placements when it holds any, unless `force` (which releases
+  // them).
+  virtual absl::Status DeleteNode(const std::string& name, bool force) = 0;
+
+  // ---- Model catalog
+  virtual absl::Status CreateModel(const ModelRecord& model) = 0;
+  virtual absl::StatusOr<ModelRecord> GetModel(const std::string& name) = 0;
+  // Without config_json, for cheap listing.
+  virtual absl::StatusOr<std::vector<ModelRecord>> ListModels() = 0;
+  // FAILED_PRECONDITION while placements of the model are committed or reserved.
+  virtual absl::Status DeleteModel(const std::string& name) = 0;
+
+  // ---- Placements
+  // Atomic: all placements are stored or none. ABORTED when a GPU it touches changed after
+  // snapshot_generation, is not schedulable (node not active, GPU unhealthy), or would be
+  // over-committed. Idempotent by request_id.
+  virtual absl::StatusOr<CommitResult> CommitPlacements(const CommitRequest& request) = 0;
+  // Turns the unexpired reservations made by `reservation_request_id` into committed placements.
+  // ABORTED when one expired. Idempotent.
+  virtual absl::StatusOr<CommitResult> CommitReservation(const std::string& reservation_request_id) = 0;
+  // Idempotent: releasing a released placement returns it unchanged.
+  virtual absl::StatusOr<Placement> ReleasePlacement(int64_t id) = 0;
+  virtual absl::StatusOr<Placement> GetPlacement(int64_t id) = 0;
+  virtual absl::StatusOr<std::vector<Placement>> ListPlacements(const PlacementFilter& filter) = 0;
+
+  // ---- Snapshot
+  // All GPU types, nodes and GPUs with their committed and reserved bytes, in one read
+  // transaction.
+  virtual absl::StatusOr<FleetSnapshot> LoadSnapshot() = 0;
 };
 
 }  // namespace fleetplan::storage
