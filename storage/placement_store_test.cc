@@ -1,4 +1,6 @@
-// SqliteStore behaviour on real database files in a temp dir: every operation and its errors.
+// SqliteStore behaviour, every operation and its errors, on a real database file in a temp dir and
+// on ":memory:" (the in-memory store server tests use: the same code, so it cannot drift from the
+// real semantics the way a hand-written fake would).
 
 #include <atomic>
 #include <filesystem>
@@ -18,15 +20,14 @@ using testing::MakeModel;
 using testing::MakeNode;
 using testing::MakePlacement;
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("store_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("store_test_" + std::to_string(::getpid()) + "_" + (GetParam() ? "mem" : "file"));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    auto store = SqliteStore::Open({.path = (dir_ / "fleet.db").string(),
+    auto store = SqliteStore::Open({.path = GetParam() ? ":memory:" : (dir_ / "fleet.db").string(),
                                     .now_unix_ms = [this] { return now_.load(); }});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
@@ -56,7 +57,7 @@ class StoreTest : public ::testing::Test {
   std::unique_ptr<SqliteStore> store_;
 };
 
-TEST_F(StoreTest, GpuTypesCrud) {
+TEST_P(StoreTest, GpuTypesCrud) {
   const GpuType h100{.name = "H100-80GB-HBM3", .memory_bytes = 85017493504,
                      .memory_bandwidth_bytes_per_second = 3'350'000'000'000, .bf16_tflops = 989,
                      .cost_per_hour = 2.5, .nvlink_generation = 4};
@@ -79,7 +80,7 @@ TEST_F(StoreTest, GpuTypesCrud) {
   EXPECT_EQ(store_->GetGpuType("nope").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, BadInventoryInputWritesNothing) {
+TEST_P(StoreTest, BadInventoryInputWritesNothing) {
   ASSERT_TRUE(store_->CreateGpuType(MakeGpuType("H100")).ok());
   const int64_t gen = *store_->FleetGeneration();
   struct Case {
@@ -128,7 +129,7 @@ TEST_F(StoreTest, BadInventoryInputWritesNothing) {
   EXPECT_TRUE(store_->ListNodes({}, 0, "")->nodes.empty());
 }
 
-TEST_F(StoreTest, NodesCrudPaginationAndFilters) {
+TEST_P(StoreTest, NodesCrudPaginationAndFilters) {
   ASSERT_TRUE(store_->CreateGpuType(MakeGpuType("H100")).ok());
   ASSERT_TRUE(store_->CreateGpuType(MakeGpuType("L4", 22 * kGiB)).ok());
   for (int i = 0; i < 5; ++i) {
@@ -163,7 +164,7 @@ TEST_F(StoreTest, NodesCrudPaginationAndFilters) {
   EXPECT_EQ(store_->GetNode("zz").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, UpdateNodeWithEtag) {
+TEST_P(StoreTest, UpdateNodeWithEtag) {
   Fleet();
   Node n = *store_->GetNode("n1");
   n.zone = "zone-2";
@@ -186,7 +187,7 @@ TEST_F(StoreTest, UpdateNodeWithEtag) {
   EXPECT_EQ(store_->GetNode("n1")->gpus.size(), 7u);
 }
 
-TEST_F(StoreTest, CommitSnapshotReleaseRoundTrip) {
+TEST_P(StoreTest, CommitSnapshotReleaseRoundTrip) {
   Fleet();
   auto r = Commit("r1", {MakePlacement("n1", {0, 1}, 30 * kGiB), MakePlacement("n1", {2}, 5 * kGiB)});
   ASSERT_TRUE(r.ok()) << r.status();
@@ -218,7 +219,7 @@ TEST_F(StoreTest, CommitSnapshotReleaseRoundTrip) {
   EXPECT_EQ(store_->ListPlacements({.include_released = true})->size(), 2u);
 }
 
-TEST_F(StoreTest, CommitIsIdempotentByRequestId) {
+TEST_P(StoreTest, CommitIsIdempotentByRequestId) {
   Fleet();
   const int64_t gen = *store_->FleetGeneration();
   CommitRequest req{.request_id = "same", .snapshot_generation = gen,
@@ -235,7 +236,7 @@ TEST_F(StoreTest, CommitIsIdempotentByRequestId) {
   EXPECT_EQ(store_->CommitPlacements(req).status().code(), absl::StatusCode::kAlreadyExists);
 }
 
-TEST_F(StoreTest, StaleOrOvercommittingPlansAreAborted) {
+TEST_P(StoreTest, StaleOrOvercommittingPlansAreAborted) {
   Fleet();
   const int64_t snapshot = *store_->FleetGeneration();
   // Scheduler A commits on GPU 0.
@@ -263,7 +264,7 @@ TEST_F(StoreTest, StaleOrOvercommittingPlansAreAborted) {
   EXPECT_EQ(store_->ListPlacements({})->size(), 2u);
 }
 
-TEST_F(StoreTest, BadCommitsAreRejectedWithFieldAndValue) {
+TEST_P(StoreTest, BadCommitsAreRejectedWithFieldAndValue) {
   Fleet();
   struct Case {
     const char* what;
@@ -311,7 +312,7 @@ TEST_F(StoreTest, BadCommitsAreRejectedWithFieldAndValue) {
   EXPECT_TRUE(store_->ListPlacements({.include_released = true})->empty());
 }
 
-TEST_F(StoreTest, ReservationsExpireAndCanBeCommitted) {
+TEST_P(StoreTest, ReservationsExpireAndCanBeCommitted) {
   Fleet();
   auto res = Commit("res", {MakePlacement("n1", {0}, 70 * kGiB)}, /*ttl_ms=*/60'000);
   ASSERT_TRUE(res.ok()) << res.status();
@@ -335,7 +336,7 @@ TEST_F(StoreTest, ReservationsExpireAndCanBeCommitted) {
   EXPECT_EQ(store_->CommitReservation("nope").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, DrainAndDeleteNodeWithPlacements) {
+TEST_P(StoreTest, DrainAndDeleteNodeWithPlacements) {
   Fleet();
   auto r = Commit("r", {MakePlacement("n1", {0, 1}, 10 * kGiB)});
   ASSERT_TRUE(r.ok());
@@ -356,7 +357,7 @@ TEST_F(StoreTest, DrainAndDeleteNodeWithPlacements) {
   EXPECT_EQ(store_->DeleteNode("n1", false).code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, ModelsCatalog) {
+TEST_P(StoreTest, ModelsCatalog) {
   ASSERT_TRUE(store_->CreateGpuType(MakeGpuType("H100")).ok());
   ASSERT_TRUE(store_->CreateNode(MakeNode("n1", 2, "H100")).ok());
   ASSERT_TRUE(store_->CreateModel(MakeModel("llama")).ok());
@@ -383,7 +384,7 @@ TEST_F(StoreTest, ModelsCatalog) {
   EXPECT_EQ(store_->DeleteModel("llama").code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, GenerationCountsEveryCapacityChange) {
+TEST_P(StoreTest, GenerationCountsEveryCapacityChange) {
   Fleet();
   int64_t g = *store_->FleetGeneration();
   auto r = Commit("r", {MakePlacement("n1", {0}, kGiB)});
@@ -396,7 +397,8 @@ TEST_F(StoreTest, GenerationCountsEveryCapacityChange) {
   EXPECT_EQ(store_->LoadSnapshot()->FindNode("n1")->gpus[5].changed_generation, g);
 }
 
-TEST_F(StoreTest, SurvivesReopen) {
+TEST_P(StoreTest, SurvivesReopen) {
+  if (GetParam()) GTEST_SKIP() << "an in-memory store does not survive closing";
   Fleet();
   auto r = Commit("r", {MakePlacement("n1", {0, 1}, 10 * kGiB)});
   ASSERT_TRUE(r.ok());
@@ -406,6 +408,11 @@ TEST_F(StoreTest, SurvivesReopen) {
   EXPECT_EQ((*reopened)->LoadSnapshot()->FindNode("n1")->gpus[1].committed_bytes, 10 * kGiB);
   EXPECT_TRUE((*reopened)->CheckIntegrity().ok());
 }
+
+INSTANTIATE_TEST_SUITE_P(FileAndMemory, StoreTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return param.param ? "Memory" : "File";
+                         });
 
 }  // namespace
 }  // namespace fleetplan::storage
