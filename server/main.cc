@@ -30,6 +30,8 @@ ABSL_FLAG(bool, insecure_listen_any, false,
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (enables TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle; when set, clients must present a cert");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "bearer tokens, one \"<token> <reader|writer>\" per line; empty: no authentication");
 ABSL_FLAG(int, shutdown_grace_ms, 5000, "how long in-flight RPCs may run after SIGINT/SIGTERM");
 
 int main(int argc, char** argv) {
@@ -59,6 +61,7 @@ int main(int argc, char** argv) {
       .tls = {.cert_file = absl::GetFlag(FLAGS_tls_cert),
               .key_file = absl::GetFlag(FLAGS_tls_key),
               .client_ca_file = absl::GetFlag(FLAGS_tls_client_ca)},
+      .auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file),
       .store = {.path = absl::GetFlag(FLAGS_db)},
   };
   const int grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);

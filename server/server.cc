@@ -13,6 +13,12 @@
 #include "grpcpp/server_builder.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
+#include "server/auth.h"
+#include "server/catalog_service.h"
+#include "server/estimator_service.h"
+#include "server/headroom_service.h"
+#include "server/inventory_service.h"
+#include "server/request_cache.h"
 #include "server/system_service.h"
 
 namespace fleetplan::server {
@@ -97,13 +103,31 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   if (!options.metrics_listen.empty()) {
     ASSIGN_OR_RETURN(server->metrics_, Metrics::Start(options.metrics_listen));
   }
+  if (options.auth_tokens_file.empty()) {
+    server->auth_ = Authorizer::AllowAll();
+  } else {
+    ASSIGN_OR_RETURN(std::string tokens, ReadFile("auth_tokens_file", options.auth_tokens_file));
+    ASSIGN_OR_RETURN(server->auth_, Authorizer::FromText(tokens, options.auth_tokens_file));
+  }
+  server->requests_ = std::make_unique<RequestCache>();
+  const ServiceDeps deps{.store = server->store_.get(), .auth = server->auth_.get(),
+                         .requests = server->requests_.get()};
   server->system_service_ = std::make_unique<SystemServiceImpl>(server->store_.get());
+  server->inventory_service_ = std::make_unique<InventoryServiceImpl>(deps);
+  server->catalog_service_ = std::make_unique<CatalogServiceImpl>(deps);
+  server->estimator_service_ = std::make_unique<EstimatorServiceImpl>(deps);
+  server->headroom_service_ =
+      std::make_unique<HeadroomServiceImpl>(deps, options.headroom_poll_interval);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, credentials, &server->port_);
   builder.RegisterService(server->system_service_.get());
+  builder.RegisterService(server->inventory_service_.get());
+  builder.RegisterService(server->catalog_service_.get());
+  builder.RegisterService(server->estimator_service_.get());
+  builder.RegisterService(server->headroom_service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxReceiveMessageBytes));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
@@ -113,7 +137,12 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   // The store is open and migrated; only now do we report SERVING.
   grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
   health->SetServingStatus(true);
-  health->SetServingStatus(fleetplan::v1::SystemService::service_full_name(), true);
+  for (const char* service :
+       {fleetplan::v1::SystemService::service_full_name(), v1::InventoryService::service_full_name(),
+        v1::CatalogService::service_full_name(), v1::EstimatorService::service_full_name(),
+        v1::HeadroomService::service_full_name()}) {
+    health->SetServingStatus(service, true);
+  }
 
   if (!options.port_file.empty()) {
     std::ofstream out(options.port_file + ".tmp");
@@ -134,6 +163,8 @@ void FleetplanServer::Shutdown(std::chrono::milliseconds grace) {
   if (server_ == nullptr) return;
   // NOT_SERVING first so load balancers stop sending; then drain in-flight RPCs.
   if (auto* health = server_->GetHealthCheckService(); health != nullptr) health->Shutdown();
+  // Streams end first (they would otherwise hold the drain until its deadline).
+  if (headroom_service_ != nullptr) headroom_service_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
 }
 

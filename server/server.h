@@ -21,12 +21,19 @@
 namespace fleetplan::server {
 
 class SystemServiceImpl;
+class InventoryServiceImpl;
+class CatalogServiceImpl;
+class EstimatorServiceImpl;
+class HeadroomServiceImpl;
+class Authorizer;
+class RequestCache;
 
 class FleetplanServer {
  public:
   static absl::StatusOr<std::unique_ptr<FleetplanServer>> Start(const ServerOptions& options);
   ~FleetplanServer();
 
+  storage::SqliteStore& store() { return *store_; }
   // The gRPC port actually bound (useful with port 0).
   int port() const { return port_; }
   // The metrics port actually bound, or 0 when the exporter is off.
@@ -40,7 +47,14 @@ class FleetplanServer {
 
   std::unique_ptr<storage::SqliteStore> store_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<Authorizer> auth_;
+  std::unique_ptr<RequestCache> requests_;
   std::unique_ptr<SystemServiceImpl> system_service_;
+  std::unique_ptr<InventoryServiceImpl> inventory_service_;
+  std::unique_ptr<CatalogServiceImpl> catalog_service_;
+  std::unique_ptr<EstimatorServiceImpl> estimator_service_;
+  std::unique_ptr<HeadroomServiceImpl> headroom_service_;
+  // Declared last: destroyed first, before the services it calls.
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

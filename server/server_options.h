@@ -3,6 +3,7 @@
 
 // Options of fleetpland. Filled from flags in main() only (Tips #45, #173) and passed down.
 
+#include <chrono>
 #include <string>
 
 #include "storage/sqlite_store.h"
@@ -27,6 +28,10 @@ struct ServerOptions {
   // A non-loopback listen address needs TLS unless this is set.
   bool insecure_listen_any = false;
   TlsOptions tls;
+  // Bearer tokens ("<token> <reader|writer>" per line). Empty: no authentication (loopback default).
+  std::string auth_tokens_file;
+  // How often WatchHeadroom streams look for a new fleet generation.
+  std::chrono::milliseconds headroom_poll_interval = std::chrono::milliseconds(250);
   storage::StoreOptions store;
 };
 

@@ -162,6 +162,14 @@ int64_t KvBytesPerToken(const ModelSpec& spec, const EstimateRequest& request, i
   return total;
 }
 
+ModelSummary SummarizeModel(const ModelSpec& spec) {
+  EstimateRequest req{.engine = Engine::kHfTransformers, .gpu_memory_bytes = 1};
+  const internal::RankContext c(spec, req, spec.dtype);
+  return ModelSummary{.params = spec.num_params(),
+                      .weights_bytes = internal::StageWeights(c, 0, 0, spec.num_layers),
+                      .kv_bytes_per_token = KvBytesPerToken(spec, req, 0)};
+}
+
 absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request) {
   RETURN_IF_ERROR(ValidateRequest(spec, request));
   const internal::RankContext c(spec, request, internal::ResolveDType(spec, request));

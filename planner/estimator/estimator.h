@@ -153,6 +153,15 @@ struct MemoryEstimate {
 // the estimate. INVALID_ARGUMENT names the offending field and value.
 absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request);
 
+// What a catalog lists about a model: unsharded weights in the checkpoint's dtype and
+// quantization (no engine extras), and one token's KV bytes in the model dtype.
+struct ModelSummary {
+  int64_t params = 0;
+  int64_t weights_bytes = 0;
+  int64_t kv_bytes_per_token = 0;
+};
+ModelSummary SummarizeModel(const ModelSpec& spec);
+
 // The KV bytes one token takes on one rank of `stage` (all its layers), for inverse queries.
 int64_t KvBytesPerToken(const ModelSpec& spec, const EstimateRequest& request, int64_t stage);
 

@@ -1,0 +1,113 @@
+#include "planner/placement/headroom.h"
+
+#include <algorithm>
+#include <map>
+
+namespace fleetplan::placement {
+namespace {
+
+void Add(Headroom& into, const Headroom& gpu) {
+  into.total_bytes += gpu.total_bytes;
+  into.reserved_bytes += gpu.reserved_bytes;
+  into.committed_bytes += gpu.committed_bytes;
+  into.free_bytes += gpu.free_bytes;
+  into.gpus += gpu.gpus;
+  into.free_gpus += gpu.free_gpus;
+  into.risk = std::max(into.risk, gpu.risk);
+}
+
+void Finish(Headroom& h) {
+  h.headroom_ratio = h.total_bytes > 0 ? static_cast<double>(h.free_bytes) /
+                                             static_cast<double>(h.total_bytes)
+                                       : 0.0;
+}
+
+}  // namespace
+
+const char* RiskLevelName(RiskLevel r) {
+  switch (r) {
+    case RiskLevel::kLow:
+      return "low";
+    case RiskLevel::kMedium:
+      return "medium";
+    case RiskLevel::kHigh:
+      return "high";
+  }
+  return "?";
+}
+
+RiskLevel GpuRisk(int64_t used_bytes, int64_t total_bytes) {
+  if (total_bytes <= 0) return RiskLevel::kHigh;
+  const double share = static_cast<double>(used_bytes) / static_cast<double>(total_bytes);
+  if (share >= 0.97) return RiskLevel::kHigh;
+  if (share >= 0.90) return RiskLevel::kMedium;
+  return RiskLevel::kLow;
+}
+
+FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) {
+  FleetHeadroom out;
+  out.generation = snapshot.generation;
+  std::map<std::string, Headroom> pools, types;
+  for (const Node& node : snapshot.nodes) {
+    Headroom node_h{.key = node.name};
+    std::map<int64_t, int64_t> free_in_domain;
+    for (const Gpu& gpu : node.gpus) {
+      const GpuType* type = snapshot.FindGpuType(gpu.gpu_type);
+      const int64_t total = type != nullptr ? type->memory_bytes : 0;
+      const int64_t used = gpu.committed_bytes + gpu.reserved_bytes;
+      const bool schedulable = node.state == NodeState::kActive && gpu.healthy;
+      Headroom g{.key = node.name + "/" + std::to_string(gpu.index),
+                 .total_bytes = total,
+                 .reserved_bytes = gpu.reserved_bytes,
+                 .committed_bytes = gpu.committed_bytes,
+                 .free_bytes = schedulable ? std::max<int64_t>(0, total - used) : 0,
+                 .risk = GpuRisk(used, total),
+                 .gpus = 1,
+                 .free_gpus = schedulable && used == 0 ? 1 : 0};
+      Finish(g);
+      if (g.free_gpus == 1) ++free_in_domain[gpu.nvlink_domain];
+      g.largest_free_nvlink_domain = g.free_gpus;
+      Add(node_h, g);
+      Add(pools[node.pool], g);
+      Add(types[gpu.gpu_type], g);
+      Add(out.fleet, g);
+      if (include_gpus) {
+        out.gpus.push_back(GpuHeadroom{.node = node.name, .index = gpu.index, .pool = node.pool,
+                                       .gpu_type = gpu.gpu_type, .uuid = gpu.uuid, .headroom = g});
+      }
+    }
+    for (const auto& [domain, free] : free_in_domain) {
+      node_h.largest_free_nvlink_domain = std::max(node_h.largest_free_nvlink_domain, free);
+      Headroom& pool = pools[node.pool];
+      pool.largest_free_nvlink_domain = std::max(pool.largest_free_nvlink_domain, free);
+      out.fleet.largest_free_nvlink_domain = std::max(out.fleet.largest_free_nvlink_domain, free);
+    }
+    // Per GPU type: the largest free domain made of that type.
+    std::map<std::pair<std::string, int64_t>, int64_t> typed;
+    for (const Gpu& gpu : node.gpus) {
+      if (node.state == NodeState::kActive && gpu.healthy && gpu.committed_bytes + gpu.reserved_bytes == 0) {
+        ++typed[{gpu.gpu_type, gpu.nvlink_domain}];
+      }
+    }
+    for (const auto& [key, free] : typed) {
+      Headroom& t = types[key.first];
+      t.largest_free_nvlink_domain = std::max(t.largest_free_nvlink_domain, free);
+    }
+    Finish(node_h);
+    out.nodes.push_back(node_h);
+  }
+  for (auto& [name, h] : pools) {
+    h.key = name;
+    Finish(h);
+    out.pools.push_back(h);
+  }
+  for (auto& [name, h] : types) {
+    h.key = name;
+    Finish(h);
+    out.gpu_types.push_back(h);
+  }
+  Finish(out.fleet);
+  return out;
+}
+
+}  // namespace fleetplan::placement

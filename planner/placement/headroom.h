@@ -1,0 +1,61 @@
+#ifndef FLEETPLAN_PLANNER_PLACEMENT_HEADROOM_H_
+#define FLEETPLAN_PLANNER_PLACEMENT_HEADROOM_H_
+
+// Fleet headroom from a snapshot: per GPU, node, pool, GPU type and the whole fleet, the total,
+// reserved, committed and free bytes, the headroom ratio, a memory-risk level, fully free GPUs, and
+// the largest wholly free NVLink domain (what decides whether a tp=8 replica still fits).
+// Pure; used by the HeadroomService and the Prometheus exporter alike.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "planner/placement/fleet.h"
+
+namespace fleetplan::placement {
+
+enum class RiskLevel : uint8_t { kLow, kMedium, kHigh };
+const char* RiskLevelName(RiskLevel r);
+
+// Risk of a GPU from the share of its memory promised to placements: high at >= 97 % (one
+// allocator hiccup or a longer prompt away from OOM), medium at >= 90 %, else low.
+RiskLevel GpuRisk(int64_t used_bytes, int64_t total_bytes);
+
+struct Headroom {
+  std::string key;
+  int64_t total_bytes = 0;
+  int64_t reserved_bytes = 0;
+  int64_t committed_bytes = 0;
+  int64_t free_bytes = 0;
+  double headroom_ratio = 0;
+  RiskLevel risk = RiskLevel::kLow;
+  int64_t gpus = 0;
+  int64_t free_gpus = 0;
+  int64_t largest_free_nvlink_domain = 0;
+};
+
+struct GpuHeadroom {
+  std::string node;
+  int64_t index = 0;
+  std::string pool;
+  std::string gpu_type;
+  std::string uuid;
+  Headroom headroom;
+};
+
+struct FleetHeadroom {
+  int64_t generation = 0;
+  Headroom fleet;
+  std::vector<Headroom> pools;      // by name
+  std::vector<Headroom> gpu_types;  // by name
+  std::vector<Headroom> nodes;      // by name
+  std::vector<GpuHeadroom> gpus;    // by node, index (when requested)
+};
+
+// Nodes that are cordoned, draining or down offer no free capacity (their free bytes count as 0,
+// their GPUs are not free); unhealthy GPUs likewise.
+FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus);
+
+}  // namespace fleetplan::placement
+
+#endif  // FLEETPLAN_PLANNER_PLACEMENT_HEADROOM_H_

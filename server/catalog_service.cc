@@ -1,0 +1,76 @@
+#include "server/catalog_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "planner/estimator/config_parser.h"
+#include "planner/estimator/estimator.h"
+#include "server/convert.h"
+
+namespace fleetplan::server {
+
+using grpc::CallbackServerContext;
+using grpc::ServerUnaryReactor;
+
+ServerUnaryReactor* CatalogServiceImpl::ImportModel(CallbackServerContext* c,
+                                                    const v1::ImportModelRequest* req, v1::Model* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    return Idempotent(deps_, "ImportModel", req->request_id(), *req, resp, [&]() -> absl::Status {
+      if (req->name().empty()) return absl::InvalidArgumentError("name must not be empty");
+      if (req->config_json().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("model \"", req->name(), "\": config_json is empty"));
+      }
+      absl::StatusOr<estimator::ModelSpec> spec = estimator::ParseModelConfig(
+          req->config_json(), {.quantization = req->quantization()});
+      if (!spec.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("model \"", req->name(), "\": ", spec.status().message()));
+      }
+      const estimator::ModelSummary summary = estimator::SummarizeModel(*spec);
+      placement::ModelRecord record{.name = req->name(), .config_json = req->config_json(),
+                                    .quantization = req->quantization(),
+                                    .model_type = spec->model_type, .params = summary.params,
+                                    .weights_bytes = summary.weights_bytes,
+                                    .kv_bytes_per_token = summary.kv_bytes_per_token};
+      if (req->validate_only()) {
+        if (deps_.store->GetModel(req->name()).ok()) {
+          return absl::AlreadyExistsError(absl::StrCat("model \"", req->name(), "\" already exists"));
+        }
+      } else {
+        RETURN_IF_ERROR(deps_.store->CreateModel(record));
+        ASSIGN_OR_RETURN(record, deps_.store->GetModel(req->name()));
+      }
+      ToProto(record, resp);
+      for (const std::string& n : spec->notes) resp->add_notes(n);
+      return absl::OkStatus();
+    });
+  });
+}
+
+ServerUnaryReactor* CatalogServiceImpl::GetModel(CallbackServerContext* c, const v1::GetModelRequest* req,
+                                                 v1::Model* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(placement::ModelRecord m, deps_.store->GetModel(req->name()));
+    ToProto(m, resp);
+    return absl::OkStatus();
+  });
+}
+
+ServerUnaryReactor* CatalogServiceImpl::ListModels(CallbackServerContext* c,
+                                                   const v1::ListModelsRequest* /*req*/,
+                                                   v1::ListModelsResponse* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto models, deps_.store->ListModels());
+    for (const auto& m : models) ToProto(m, resp->add_models());
+    return absl::OkStatus();
+  });
+}
+
+ServerUnaryReactor* CatalogServiceImpl::DeleteModel(CallbackServerContext* c,
+                                                    const v1::DeleteModelRequest* req,
+                                                    google::protobuf::Empty* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    return Idempotent(deps_, "DeleteModel", req->request_id(), *req, resp,
+                      [&] { return deps_.store->DeleteModel(req->name()); });
+  });
+}
+
+}  // namespace fleetplan::server

@@ -1,0 +1,292 @@
+#include "server/convert.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace fleetplan::server {
+namespace {
+
+v1::NodeState ToProtoState(placement::NodeState s) {
+  switch (s) {
+    case placement::NodeState::kActive:
+      return v1::NODE_STATE_ACTIVE;
+    case placement::NodeState::kCordoned:
+      return v1::NODE_STATE_CORDONED;
+    case placement::NodeState::kDraining:
+      return v1::NODE_STATE_DRAINING;
+    case placement::NodeState::kDown:
+      return v1::NODE_STATE_DOWN;
+  }
+  return v1::NODE_STATE_UNSPECIFIED;
+}
+
+v1::RiskLevel ToProtoRisk(placement::RiskLevel r) {
+  switch (r) {
+    case placement::RiskLevel::kLow:
+      return v1::RISK_LEVEL_LOW;
+    case placement::RiskLevel::kMedium:
+      return v1::RISK_LEVEL_MEDIUM;
+    case placement::RiskLevel::kHigh:
+      return v1::RISK_LEVEL_HIGH;
+  }
+  return v1::RISK_LEVEL_UNSPECIFIED;
+}
+
+absl::StatusOr<estimator::DType> DTypeFromName(const char* field, const std::string& name) {
+  if (name == "bfloat16" || name == "bf16") return estimator::DType::kBFloat16;
+  if (name == "float16" || name == "fp16") return estimator::DType::kFloat16;
+  if (name == "float32" || name == "fp32") return estimator::DType::kFloat32;
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, "=\"", name, "\" must be bfloat16, float16 or float32"));
+}
+
+void ToProto(const placement::Headroom& d, v1::Headroom* p) {
+  p->set_key(d.key);
+  p->set_total_bytes(d.total_bytes);
+  p->set_reserved_bytes(d.reserved_bytes);
+  p->set_committed_bytes(d.committed_bytes);
+  p->set_free_bytes(d.free_bytes);
+  p->set_headroom_ratio(d.headroom_ratio);
+  p->set_risk(ToProtoRisk(d.risk));
+  p->set_gpus(d.gpus);
+  p->set_free_gpus(d.free_gpus);
+  p->set_largest_free_nvlink_domain(d.largest_free_nvlink_domain);
+}
+
+}  // namespace
+
+placement::GpuType FromProto(const v1::GpuType& p) {
+  return placement::GpuType{.name = p.name(),
+                            .memory_bytes = p.memory_bytes(),
+                            .memory_bandwidth_bytes_per_second = p.memory_bandwidth_bytes_per_second(),
+                            .bf16_tflops = p.bf16_tflops(),
+                            .cost_per_hour = p.cost_per_hour(),
+                            .nvlink_generation = p.nvlink_generation()};
+}
+
+void ToProto(const placement::GpuType& d, v1::GpuType* p) {
+  p->set_name(d.name);
+  p->set_memory_bytes(d.memory_bytes);
+  p->set_memory_bandwidth_bytes_per_second(d.memory_bandwidth_bytes_per_second);
+  p->set_bf16_tflops(d.bf16_tflops);
+  p->set_cost_per_hour(d.cost_per_hour);
+  p->set_nvlink_generation(d.nvlink_generation);
+}
+
+absl::StatusOr<placement::Node> FromProto(const v1::Node& p) {
+  placement::Node n{.name = p.name(), .pool = p.pool(), .zone = p.zone(), .rack = p.rack(),
+                    .inter_node_bandwidth_bytes_per_second = p.inter_node_bandwidth_bytes_per_second()};
+  for (const auto& [k, v] : p.labels()) n.labels[k] = v;
+  switch (p.state()) {
+    case v1::NODE_STATE_UNSPECIFIED:
+    case v1::NODE_STATE_ACTIVE:
+      n.state = placement::NodeState::kActive;
+      break;
+    case v1::NODE_STATE_CORDONED:
+      n.state = placement::NodeState::kCordoned;
+      break;
+    case v1::NODE_STATE_DRAINING:
+      n.state = placement::NodeState::kDraining;
+      break;
+    case v1::NODE_STATE_DOWN:
+      n.state = placement::NodeState::kDown;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("node \"", p.name(), "\": state=", static_cast<int>(p.state()), " is not a NodeState"));
+  }
+  for (const v1::Gpu& g : p.gpus()) {
+    n.gpus.push_back(placement::Gpu{.index = g.index(), .gpu_type = g.gpu_type(),
+                                    .nvlink_domain = g.nvlink_domain(), .healthy = g.healthy(),
+                                    .uuid = g.uuid()});
+  }
+  return n;
+}
+
+void ToProto(const placement::Node& d, v1::Node* p) {
+  p->set_name(d.name);
+  p->set_pool(d.pool);
+  p->set_zone(d.zone);
+  p->set_rack(d.rack);
+  for (const auto& [k, v] : d.labels) (*p->mutable_labels())[k] = v;
+  p->set_state(ToProtoState(d.state));
+  p->set_inter_node_bandwidth_bytes_per_second(d.inter_node_bandwidth_bytes_per_second);
+  for (const placement::Gpu& g : d.gpus) {
+    v1::Gpu* gp = p->add_gpus();
+    gp->set_index(g.index);
+    gp->set_gpu_type(g.gpu_type);
+    gp->set_nvlink_domain(g.nvlink_domain);
+    gp->set_healthy(g.healthy);
+    gp->set_uuid(g.uuid);
+    gp->set_committed_bytes(g.committed_bytes);
+    gp->set_reserved_bytes(g.reserved_bytes);
+  }
+  p->set_etag(NodeEtag(d.version));
+}
+
+void ToProto(const placement::ModelRecord& d, v1::Model* p) {
+  p->set_name(d.name);
+  p->set_config_json(d.config_json);
+  p->set_quantization(d.quantization);
+  p->set_model_type(d.model_type);
+  p->set_params(d.params);
+  p->set_weights_bytes(d.weights_bytes);
+  p->set_kv_bytes_per_token(d.kv_bytes_per_token);
+  p->set_create_time_unix_ms(d.created_unix_ms);
+}
+
+absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p) {
+  estimator::EstimateRequest r;
+  switch (p.engine()) {
+    case v1::ENGINE_UNSPECIFIED:
+    case v1::ENGINE_VLLM:
+      r.engine = estimator::Engine::kVllm;
+      break;
+    case v1::ENGINE_HF_TRANSFORMERS:
+      r.engine = estimator::Engine::kHfTransformers;
+      break;
+    case v1::ENGINE_TRAINING:
+      r.engine = estimator::Engine::kTraining;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("engine=", static_cast<int>(p.engine()), " is not an Engine"));
+  }
+  auto or_one = [](int64_t v) { return v == 0 ? int64_t{1} : v; };
+  r.parallelism = {.tp = or_one(p.parallelism().tp()), .pp = or_one(p.parallelism().pp()),
+                   .ep = or_one(p.parallelism().ep()), .dp = or_one(p.parallelism().dp())};
+  if (!p.dtype().empty() && p.dtype() != "auto") {
+    auto d = DTypeFromName("dtype", p.dtype());
+    if (!d.ok()) return d.status();
+    r.dtype_set = true;
+    r.dtype = *d;
+  }
+  if (p.kv_cache_dtype() == "fp8") {
+    r.kv_fp8 = true;
+  } else if (!p.kv_cache_dtype().empty() && p.kv_cache_dtype() != "auto") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kv_cache_dtype=\"", p.kv_cache_dtype(), "\" must be auto or fp8"));
+  }
+  r.concurrency = p.concurrency();
+  r.context_tokens = p.context_tokens();
+  const v1::VllmConfig& v = p.vllm();
+  r.vllm = {.gpu_memory_utilization = v.gpu_memory_utilization() == 0 ? 0.9 : v.gpu_memory_utilization(),
+            .max_model_len = v.max_model_len(),
+            .max_num_seqs = v.max_num_seqs(),
+            .max_num_batched_tokens = v.max_num_batched_tokens(),
+            .block_size = v.block_size() == 0 ? 16 : v.block_size(),
+            .enforce_eager = v.enforce_eager()};
+  const v1::HfConfig& h = p.hf();
+  r.hf = {.eager_attention = h.eager_attention(), .generate = h.generate(),
+          .all_logits = h.all_logits(), .batch = or_one(h.batch()),
+          .prompt_tokens = h.prompt_tokens() == 0 ? 512 : h.prompt_tokens(),
+          .new_tokens = h.new_tokens() == 0 ? 64 : h.new_tokens()};
+  const v1::TrainingConfig& t = p.training();
+  estimator::Optimizer opt = estimator::Optimizer::kAdamW;
+  if (t.optimizer() == "sgd") {
+    opt = estimator::Optimizer::kSgd;
+  } else if (t.optimizer() == "adamw-8bit") {
+    opt = estimator::Optimizer::kAdamW8bit;
+  } else if (!t.optimizer().empty() && t.optimizer() != "adamw") {
+    return absl::InvalidArgumentError(absl::StrCat("training.optimizer=\"", t.optimizer(),
+                                                   "\" must be adamw, sgd or adamw-8bit"));
+  }
+  estimator::DType param = estimator::DType::kBFloat16;
+  if (!t.param_dtype().empty()) {
+    auto d = DTypeFromName("training.param_dtype", t.param_dtype());
+    if (!d.ok()) return d.status();
+    param = *d;
+  }
+  r.training = {.optimizer = opt, .param_dtype = param, .autocast_bf16 = t.autocast_bf16(),
+                .gradient_checkpointing = t.gradient_checkpointing(), .lora_rank = t.lora_rank(),
+                .lora_targets = {t.lora_targets().begin(), t.lora_targets().end()},
+                .zero_stage = static_cast<int>(std::clamp<int64_t>(t.zero_stage(), -1, 4)),
+                .batch = or_one(t.batch()), .seq_tokens = t.seq_tokens() == 0 ? 2048 : t.seq_tokens()};
+  if (r.engine == estimator::Engine::kTraining) {
+    r.dtype_set = true;
+    r.dtype = param;
+  }
+  return r;
+}
+
+void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateResponse* p) {
+  for (const estimator::StageMemory& s : d.stages) {
+    v1::StageMemory* sp = p->add_stages();
+    sp->set_pp_stage(s.pp_stage);
+    sp->set_first_layer(s.first_layer);
+    sp->set_num_layers(s.num_layers);
+    sp->set_weights_bytes(s.weights_bytes);
+    sp->set_kv_cache_bytes(s.kv_cache_bytes);
+    sp->set_activation_peak_bytes(s.activation_peak_bytes);
+    sp->set_cuda_context_bytes(s.cuda_context_bytes);
+    sp->set_engine_overhead_bytes(s.engine_overhead_bytes);
+    sp->set_cuda_graph_bytes(s.cuda_graph_bytes);
+    sp->set_gradient_bytes(s.gradient_bytes);
+    sp->set_optimizer_bytes(s.optimizer_bytes);
+    sp->set_fragmentation_bytes(s.fragmentation_bytes);
+    sp->set_total_bytes(s.total_bytes);
+    sp->set_kv_cache_tokens(s.kv_cache_tokens);
+    sp->set_available_kv_cache_bytes(s.available_kv_cache_bytes);
+  }
+  for (int64_t b : d.BytesPerRank()) p->add_bytes_per_rank(b);
+  p->set_gpu_memory_bytes(d.gpu_memory_bytes);
+  p->set_max_total_bytes(d.max_total_bytes);
+  p->set_fits(d.fits);
+  p->set_headroom_bytes(d.headroom_bytes);
+  p->set_headroom_ratio(d.headroom_ratio);
+  switch (d.risk) {
+    case estimator::Risk::kLow:
+      p->set_risk(v1::RISK_LEVEL_LOW);
+      break;
+    case estimator::Risk::kMedium:
+      p->set_risk(v1::RISK_LEVEL_MEDIUM);
+      break;
+    case estimator::Risk::kHigh:
+      p->set_risk(v1::RISK_LEVEL_HIGH);
+      break;
+  }
+  p->set_reason(d.reason);
+  p->set_kv_cache_tokens(d.kv_cache_tokens);
+  p->set_max_concurrency(d.max_concurrency);
+  p->set_max_model_len(d.max_model_len);
+  p->set_params(params);
+  for (const std::string& n : d.notes) p->add_notes(n);
+}
+
+void ToProto(const estimator::BudgetCell& d, v1::BudgetCell* p) {
+  p->set_context_tokens(d.context_tokens);
+  p->set_concurrency(d.concurrency);
+  p->set_bytes_per_gpu(d.bytes_per_gpu);
+  p->set_fits(d.fits);
+}
+
+void ToProto(const placement::FleetHeadroom& d, v1::FleetHeadroom* p) {
+  p->set_generation(d.generation);
+  ToProto(d.fleet, p->mutable_fleet());
+  for (const auto& h : d.pools) ToProto(h, p->add_pools());
+  for (const auto& h : d.gpu_types) ToProto(h, p->add_gpu_types());
+  for (const auto& h : d.nodes) ToProto(h, p->add_nodes());
+  for (const auto& g : d.gpus) {
+    v1::GpuHeadroom* gp = p->add_gpus();
+    gp->set_node(g.node);
+    gp->set_index(g.index);
+    gp->set_pool(g.pool);
+    gp->set_gpu_type(g.gpu_type);
+    gp->set_uuid(g.uuid);
+    ToProto(g.headroom, gp->mutable_headroom());
+  }
+}
+
+std::string NodeEtag(int64_t version) { return absl::StrCat("v", version); }
+
+absl::StatusOr<int64_t> ParseNodeEtag(const std::string& etag) {
+  absl::string_view s = etag;
+  int64_t v = 0;
+  if (!absl::ConsumePrefix(&s, "v") || !absl::SimpleAtoi(s, &v) || v < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("node.etag=\"", etag, "\" is not an etag this server issued"));
+  }
+  return v;
+}
+
+}  // namespace fleetplan::server

@@ -1,0 +1,41 @@
+#ifndef FLEETPLAN_SERVER_CONVERT_H_
+#define FLEETPLAN_SERVER_CONVERT_H_
+
+// The one place where protos meet domain types (DESIGN.md): FromProto validates what a struct
+// cannot express (enum values, required oneofs) and names the offending field; ToProto never
+// fails.
+
+#include "absl/status/statusor.h"
+#include "fleetplan/v1/catalog.pb.h"
+#include "fleetplan/v1/estimator.pb.h"
+#include "fleetplan/v1/headroom.pb.h"
+#include "fleetplan/v1/inventory.pb.h"
+#include "planner/estimator/estimator.h"
+#include "planner/estimator/inverse.h"
+#include "planner/placement/fleet.h"
+#include "planner/placement/headroom.h"
+
+namespace fleetplan::server {
+
+placement::GpuType FromProto(const v1::GpuType& p);
+void ToProto(const placement::GpuType& d, v1::GpuType* p);
+
+absl::StatusOr<placement::Node> FromProto(const v1::Node& p);
+void ToProto(const placement::Node& d, v1::Node* p);
+
+void ToProto(const placement::ModelRecord& d, v1::Model* p);
+
+// Everything of an EstimateRequest but the model and the GPU size, which need the store.
+absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p);
+void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateResponse* p);
+void ToProto(const estimator::BudgetCell& d, v1::BudgetCell* p);
+
+void ToProto(const placement::FleetHeadroom& d, v1::FleetHeadroom* p);
+
+// etag <-> node version.
+std::string NodeEtag(int64_t version);
+absl::StatusOr<int64_t> ParseNodeEtag(const std::string& etag);
+
+}  // namespace fleetplan::server
+
+#endif  // FLEETPLAN_SERVER_CONVERT_H_

@@ -1,0 +1,66 @@
+#ifndef FLEETPLAN_SERVER_HANDLER_H_
+#define FLEETPLAN_SERVER_HANDLER_H_
+
+// Shared plumbing of the unary handlers: every handler is
+//   authorize -> validate and convert -> call the domain -> convert -> finish,
+// with the absl::Status converted to grpc::Status exactly once, here. Deadlines already passed and
+// cancelled calls finish without doing the work.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/server_callback.h"
+#include "planner/common/status_macros.h"
+#include "server/auth.h"
+#include "server/grpc_status.h"
+#include "server/request_cache.h"
+#include "storage/placement_store.h"
+
+namespace fleetplan::server {
+
+// What every service needs; owned by FleetplanServer, outlives the services.
+struct ServiceDeps {
+  storage::PlacementStore* store = nullptr;
+  const Authorizer* auth = nullptr;
+  RequestCache* requests = nullptr;
+};
+
+template <typename Body>
+grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context, const ServiceDeps& deps,
+                                   Role role, Body&& body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status;
+  if (context->IsCancelled()) {
+    status = absl::CancelledError("the call was cancelled");
+  } else if (context->deadline() < std::chrono::system_clock::now()) {
+    status = absl::DeadlineExceededError("the deadline passed before the call started");
+  } else {
+    status = deps.auth->Check(*context, role);
+    if (status.ok()) status = std::forward<Body>(body)();
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Runs `body` once per (method, request_id): a retry gets the first response.
+template <typename Request, typename Response, typename Body>
+absl::Status Idempotent(const ServiceDeps& deps, const char* method, const std::string& request_id,
+                        const Request& request, Response* response, Body&& body) {
+  ASSIGN_OR_RETURN(std::optional<std::string> cached,
+                   deps.requests->Lookup(method, request_id, request));
+  if (cached.has_value()) {
+    response->ParseFromString(*cached);
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(std::forward<Body>(body)());
+  deps.requests->Store(method, request_id, request, *response);
+  return absl::OkStatus();
+}
+
+}  // namespace fleetplan::server
+
+#endif  // FLEETPLAN_SERVER_HANDLER_H_

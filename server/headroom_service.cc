@@ -1,0 +1,175 @@
+#include "server/headroom_service.h"
+
+#include <memory>
+
+#include "planner/placement/headroom.h"
+#include "server/convert.h"
+
+namespace fleetplan::server {
+
+absl::StatusOr<v1::FleetHeadroom> HeadroomNow(storage::PlacementStore& store, bool include_gpus) {
+  ASSIGN_OR_RETURN(placement::FleetSnapshot snap, store.LoadSnapshot());
+  v1::FleetHeadroom out;
+  ToProto(placement::ComputeHeadroom(snap, include_gpus), &out);
+  return out;
+}
+
+class HeadroomServiceImpl::Watcher final : public grpc::ServerWriteReactor<v1::FleetHeadroom> {
+ public:
+  Watcher(HeadroomServiceImpl* service, bool include_gpus) : service_(service), include_gpus_(include_gpus) {}
+
+  bool include_gpus() const { return include_gpus_; }
+
+  // Queues `h` unless an equal or newer generation was already sent.
+  void Offer(std::shared_ptr<const v1::FleetHeadroom> h) {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || h->generation() <= sent_generation_) return;
+    pending_ = std::move(h);
+    if (!writing_) WriteNextLocked();
+  }
+
+  void FinishWith(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    current_.reset();
+    if (!ok) {
+      if (!finished_) {
+        finished_ = true;
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream broken"));
+      }
+      return;
+    }
+    if (pending_ != nullptr && !finished_) WriteNextLocked();
+  }
+
+  void OnCancel() override { FinishWith(grpc::Status::CANCELLED); }
+
+  // The service's set and the poller hold shared references; the last one frees the reactor.
+  void OnDone() override {
+    std::shared_ptr<Watcher> self = std::move(self_);
+    service_->Unregister(this);
+  }
+
+  void SetSelf(std::shared_ptr<Watcher> self) { self_ = std::move(self); }
+
+ private:
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    current_ = std::move(pending_);
+    sent_generation_ = current_->generation();
+    writing_ = true;
+    StartWrite(current_.get());
+  }
+
+  HeadroomServiceImpl* const service_;
+  const bool include_gpus_;
+  std::shared_ptr<Watcher> self_;
+  absl::Mutex mu_;
+  std::shared_ptr<const v1::FleetHeadroom> pending_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::FleetHeadroom> current_ ABSL_GUARDED_BY(mu_);
+  int64_t sent_generation_ ABSL_GUARDED_BY(mu_) = -1;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+HeadroomServiceImpl::HeadroomServiceImpl(ServiceDeps deps, std::chrono::milliseconds poll_interval)
+    : deps_(deps), poll_interval_(poll_interval) {
+  poller_ = std::thread([this] { PollLoop(); });
+}
+
+HeadroomServiceImpl::~HeadroomServiceImpl() { Shutdown(); }
+
+void HeadroomServiceImpl::Shutdown() {
+  std::set<std::shared_ptr<Watcher>> watchers;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return;
+    stop_ = true;
+    watchers = watchers_;
+  }
+  for (const auto& w : watchers) w->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+  if (poller_.joinable()) poller_.join();
+}
+
+void HeadroomServiceImpl::Unregister(const Watcher* w) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = watchers_.begin(); it != watchers_.end(); ++it) {
+    if (it->get() == w) {
+      watchers_.erase(it);
+      return;
+    }
+  }
+}
+
+void HeadroomServiceImpl::PollLoop() {
+  int64_t last = -1;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; };
+      mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Milliseconds(poll_interval_.count()));
+      if (stop_) return;
+      if (watchers_.empty()) continue;
+    }
+    absl::StatusOr<int64_t> generation = deps_.store->FleetGeneration();
+    if (!generation.ok() || *generation == last) continue;
+    last = *generation;
+    std::set<std::shared_ptr<Watcher>> watchers;
+    {
+      absl::MutexLock lock(&mu_);
+      watchers = watchers_;
+    }
+    std::shared_ptr<const v1::FleetHeadroom> with_gpus, without;
+    for (const auto& w : watchers) {
+      auto& slot = w->include_gpus() ? with_gpus : without;
+      if (slot == nullptr) {
+        absl::StatusOr<v1::FleetHeadroom> h = HeadroomNow(*deps_.store, w->include_gpus());
+        if (!h.ok()) continue;
+        slot = std::make_shared<const v1::FleetHeadroom>(std::move(*h));
+      }
+      w->Offer(slot);
+    }
+  }
+}
+
+grpc::ServerUnaryReactor* HeadroomServiceImpl::GetFleetHeadroom(grpc::CallbackServerContext* c,
+                                                                const v1::GetFleetHeadroomRequest* req,
+                                                                v1::FleetHeadroom* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*resp, HeadroomNow(*deps_.store, req->include_gpus()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<v1::FleetHeadroom>* HeadroomServiceImpl::WatchHeadroom(
+    grpc::CallbackServerContext* c, const v1::WatchHeadroomRequest* req) {
+  auto watcher = std::make_shared<Watcher>(this, req->include_gpus());
+  watcher->SetSelf(watcher);
+  absl::Status allowed = deps_.auth->Check(*c, Role::kReader);
+  absl::StatusOr<v1::FleetHeadroom> first =
+      allowed.ok() ? HeadroomNow(*deps_.store, req->include_gpus()) : absl::StatusOr<v1::FleetHeadroom>(allowed);
+  bool stopping = false;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping = stop_;
+    watchers_.insert(watcher);
+  }
+  if (stopping) {
+    watcher->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+    return watcher.get();
+  }
+  if (!first.ok()) {
+    watcher->FinishWith(ToGrpcStatus(first.status()));
+  } else {
+    watcher->Offer(std::make_shared<const v1::FleetHeadroom>(std::move(*first)));
+  }
+  return watcher.get();
+}
+
+}  // namespace fleetplan::server

@@ -1,0 +1,56 @@
+#ifndef FLEETPLAN_SERVER_HEADROOM_SERVICE_H_
+#define FLEETPLAN_SERVER_HEADROOM_SERVICE_H_
+
+// fleetplan.v1.HeadroomService: fleet headroom now, and a stream of it that updates whenever the
+// fleet generation changes. A poller thread reads the generation every `poll_interval` (so changes
+// made by another process on the same database are seen too), computes headroom once per change
+// and hands it to every watcher; a watcher that is still writing gets the newest one next.
+//
+// Thread-safe. Shutdown() stops the poller; it runs before the service is destroyed.
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "fleetplan/v1/headroom.grpc.pb.h"
+#include "server/handler.h"
+
+namespace fleetplan::server {
+
+class HeadroomServiceImpl final : public v1::HeadroomService::CallbackService {
+ public:
+  HeadroomServiceImpl(ServiceDeps deps, std::chrono::milliseconds poll_interval);
+  ~HeadroomServiceImpl() override;
+
+  void Shutdown();
+
+  grpc::ServerUnaryReactor* GetFleetHeadroom(grpc::CallbackServerContext* c,
+                                             const v1::GetFleetHeadroomRequest* req,
+                                             v1::FleetHeadroom* resp) override;
+  grpc::ServerWriteReactor<v1::FleetHeadroom>* WatchHeadroom(grpc::CallbackServerContext* c,
+                                                             const v1::WatchHeadroomRequest* req) override;
+
+  class Watcher;
+
+ private:
+  friend class Watcher;
+  void Unregister(const Watcher* w);
+  void PollLoop();
+
+  ServiceDeps deps_;
+  const std::chrono::milliseconds poll_interval_;
+  absl::Mutex mu_;
+  std::set<std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread poller_;
+};
+
+// Current headroom as a proto (shared by the unary call, the watchers and tests).
+absl::StatusOr<v1::FleetHeadroom> HeadroomNow(storage::PlacementStore& store, bool include_gpus);
+
+}  // namespace fleetplan::server
+
+#endif  // FLEETPLAN_SERVER_HEADROOM_SERVICE_H_

@@ -1,0 +1,180 @@
+#include "server/inventory_service.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "server/convert.h"
+
+namespace fleetplan::server {
+
+using grpc::CallbackServerContext;
+using grpc::ServerUnaryReactor;
+
+ServerUnaryReactor* InventoryServiceImpl::CreateGpuType(CallbackServerContext* c,
+                                                        const v1::CreateGpuTypeRequest* req,
+                                                        v1::GpuType* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    if (!req->has_gpu_type()) return absl::InvalidArgumentError("gpu_type is required");
+    return Idempotent(deps_, "CreateGpuType", req->request_id(), *req, resp, [&]() -> absl::Status {
+      const placement::GpuType type = FromProto(req->gpu_type());
+      if (req->validate_only()) {
+        if (type.name.empty()) return absl::InvalidArgumentError("gpu_type.name must not be empty");
+        if (type.memory_bytes <= 0) {
+          return absl::InvalidArgumentError(absl::StrCat("gpu_type \"", type.name, "\": memory_bytes=",
+                                                         type.memory_bytes, " must be > 0"));
+        }
+        if (deps_.store->GetGpuType(type.name).ok()) {
+          return absl::AlreadyExistsError(absl::StrCat("gpu_type \"", type.name, "\" already exists"));
+        }
+      } else {
+        RETURN_IF_ERROR(deps_.store->CreateGpuType(type));
+      }
+      ToProto(type, resp);
+      return absl::OkStatus();
+    });
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::GetGpuType(CallbackServerContext* c,
+                                                     const v1::GetGpuTypeRequest* req, v1::GpuType* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(placement::GpuType type, deps_.store->GetGpuType(req->name()));
+    ToProto(type, resp);
+    return absl::OkStatus();
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::ListGpuTypes(CallbackServerContext* c,
+                                                       const v1::ListGpuTypesRequest* /*req*/,
+                                                       v1::ListGpuTypesResponse* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto types, deps_.store->ListGpuTypes());
+    for (const auto& t : types) ToProto(t, resp->add_gpu_types());
+    return absl::OkStatus();
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::DeleteGpuType(CallbackServerContext* c,
+                                                        const v1::DeleteGpuTypeRequest* req,
+                                                        google::protobuf::Empty* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    return Idempotent(deps_, "DeleteGpuType", req->request_id(), *req, resp,
+                      [&] { return deps_.store->DeleteGpuType(req->name()); });
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::CreateNode(CallbackServerContext* c,
+                                                     const v1::CreateNodeRequest* req, v1::Node* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    if (!req->has_node()) return absl::InvalidArgumentError("node is required");
+    return Idempotent(deps_, "CreateNode", req->request_id(), *req, resp, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(placement::Node node, FromProto(req->node()));
+      if (req->validate_only()) {
+        if (deps_.store->GetNode(node.name).ok()) {
+          return absl::AlreadyExistsError(absl::StrCat("node \"", node.name, "\" already exists"));
+        }
+        for (const auto& g : node.gpus) {
+          RETURN_IF_ERROR(deps_.store->GetGpuType(g.gpu_type).status());
+        }
+        ToProto(node, resp);
+        return absl::OkStatus();
+      }
+      ASSIGN_OR_RETURN(placement::Node created, deps_.store->CreateNode(node));
+      ToProto(created, resp);
+      return absl::OkStatus();
+    });
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::GetNode(CallbackServerContext* c, const v1::GetNodeRequest* req,
+                                                  v1::Node* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(placement::Node node, deps_.store->GetNode(req->name()));
+    ToProto(node, resp);
+    return absl::OkStatus();
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::ListNodes(CallbackServerContext* c,
+                                                    const v1::ListNodesRequest* req,
+                                                    v1::ListNodesResponse* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    storage::NodeFilter filter{.pool = req->pool(), .zone = req->zone(), .gpu_type = req->gpu_type()};
+    for (const auto& [k, v] : req->labels()) filter.labels[k] = v;
+    ASSIGN_OR_RETURN(storage::NodePage page,
+                     deps_.store->ListNodes(filter, req->page_size(), req->page_token()));
+    for (const auto& n : page.nodes) ToProto(n, resp->add_nodes());
+    resp->set_next_page_token(page.next_page_token);
+    return absl::OkStatus();
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::UpdateNode(CallbackServerContext* c,
+                                                     const v1::UpdateNodeRequest* req, v1::Node* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    if (!req->has_node()) return absl::InvalidArgumentError("node is required");
+    return Idempotent(deps_, "UpdateNode", req->request_id(), *req, resp, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(int64_t version, ParseNodeEtag(req->node().etag()));
+      ASSIGN_OR_RETURN(placement::Node node, FromProto(req->node()));
+      ASSIGN_OR_RETURN(placement::Node updated, deps_.store->UpdateNode(node, version));
+      ToProto(updated, resp);
+      return absl::OkStatus();
+    });
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::DeleteNode(CallbackServerContext* c,
+                                                     const v1::DeleteNodeRequest* req,
+                                                     google::protobuf::Empty* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    return Idempotent(deps_, "DeleteNode", req->request_id(), *req, resp,
+                      [&] { return deps_.store->DeleteNode(req->name(), req->force()); });
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::CordonNode(CallbackServerContext* c,
+                                                     const v1::CordonNodeRequest* req, v1::Node* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    return Idempotent(deps_, "CordonNode", req->request_id(), *req, resp, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(placement::Node node,
+                       deps_.store->SetNodeState(req->name(), placement::NodeState::kCordoned, false));
+      ToProto(node, resp);
+      return absl::OkStatus();
+    });
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::DrainNode(CallbackServerContext* c,
+                                                    const v1::DrainNodeRequest* req, v1::Node* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    return Idempotent(deps_, "DrainNode", req->request_id(), *req, resp, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(placement::Node node, deps_.store->SetNodeState(
+                                                 req->name(), placement::NodeState::kDraining, req->force()));
+      ToProto(node, resp);
+      return absl::OkStatus();
+    });
+  });
+}
+
+ServerUnaryReactor* InventoryServiceImpl::ListPools(CallbackServerContext* c,
+                                                    const v1::ListPoolsRequest* /*req*/,
+                                                    v1::ListPoolsResponse* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(placement::FleetSnapshot snap, deps_.store->LoadSnapshot());
+    std::map<std::string, v1::Pool> pools;
+    for (const placement::Node& n : snap.nodes) {
+      v1::Pool& p = pools[n.pool];
+      p.set_name(n.pool);
+      p.set_nodes(p.nodes() + 1);
+      p.set_gpus(p.gpus() + static_cast<int64_t>(n.gpus.size()));
+      for (const placement::Gpu& g : n.gpus) {
+        const placement::GpuType* t = snap.FindGpuType(g.gpu_type);
+        if (t != nullptr) p.set_memory_bytes(p.memory_bytes() + t->memory_bytes);
+      }
+    }
+    for (auto& [name, p] : pools) *resp->add_pools() = p;
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace fleetplan::server

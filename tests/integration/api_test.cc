@@ -1,0 +1,491 @@
+// The gRPC API end to end: fleetpland's services on 127.0.0.1:0 with a temp database, called
+// through the generated stubs over a real channel. Every RPC, and each error path: bad input, not
+// found, duplicate, stale etag, unauthenticated, permission denied, oversize message; a
+// WatchHeadroom stream that sees a change; Estimate equal to the offline estimator.
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "fleetplan/v1/catalog.grpc.pb.h"
+#include "fleetplan/v1/estimator.grpc.pb.h"
+#include "fleetplan/v1/headroom.grpc.pb.h"
+#include "fleetplan/v1/inventory.grpc.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "planner/common/units.h"
+#include "planner/estimator/config_parser.h"
+#include "planner/estimator/estimator.h"
+#include "server/server.h"
+#include "storage/store_test_util.h"
+#include "tests/testing/subprocess.h"
+
+namespace fleetplan {
+namespace {
+
+constexpr char kWriter[] = "writer-token-0123456789abcdef";
+constexpr char kReader[] = "reader-token-0123456789abcdef";
+
+std::string ReadModel(const std::string& slug) {
+  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/" + slug + ".json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("api_");
+    const std::string tokens = dir_ + "/tokens";
+    std::ofstream(tokens) << "# test tokens\n" << kWriter << " writer\n" << kReader << " reader\n";
+    auto server = server::FleetplanServer::Start(
+        {.listen = "127.0.0.1:0", .metrics_listen = "", .auth_tokens_file = tokens,
+         .headroom_poll_interval = std::chrono::milliseconds(50),
+         .store = {.path = dir_ + "/fleet.db"}});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    inventory_ = v1::InventoryService::NewStub(channel_);
+    catalog_ = v1::CatalogService::NewStub(channel_);
+    estimator_ = v1::EstimatorService::NewStub(channel_);
+    headroom_ = v1::HeadroomService::NewStub(channel_);
+  }
+  void TearDown() override {
+    server_->Shutdown(std::chrono::milliseconds(100));
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  static void Auth(grpc::ClientContext& ctx, const char* token = kWriter) {
+    if (token != nullptr) ctx.AddMetadata("authorization", std::string("Bearer ") + token);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  }
+
+  grpc::Status CreateType(const std::string& name, int64_t bytes, const char* token = kWriter) {
+    grpc::ClientContext ctx;
+    Auth(ctx, token);
+    v1::CreateGpuTypeRequest req;
+    req.mutable_gpu_type()->set_name(name);
+    req.mutable_gpu_type()->set_memory_bytes(bytes);
+    v1::GpuType resp;
+    return inventory_->CreateGpuType(&ctx, req, &resp);
+  }
+
+  grpc::Status CreateNode(const std::string& name, int gpus, const std::string& type, v1::Node* out = nullptr) {
+    grpc::ClientContext ctx;
+    Auth(ctx);
+    v1::CreateNodeRequest req;
+    v1::Node* n = req.mutable_node();
+    n->set_name(name);
+    n->set_pool("pool-a");
+    n->set_zone("z1");
+    (*n->mutable_labels())["tier"] = "gold";
+    for (int i = 0; i < gpus; ++i) {
+      v1::Gpu* g = n->add_gpus();
+      g->set_index(i);
+      g->set_gpu_type(type);
+      g->set_healthy(true);
+    }
+    v1::Node resp;
+    grpc::Status s = inventory_->CreateNode(&ctx, req, &resp);
+    if (out != nullptr) *out = resp;
+    return s;
+  }
+
+  grpc::Status Import(const std::string& name, const std::string& config, v1::Model* out = nullptr) {
+    grpc::ClientContext ctx;
+    Auth(ctx);
+    v1::ImportModelRequest req;
+    req.set_name(name);
+    req.set_config_json(config);
+    v1::Model resp;
+    grpc::Status s = catalog_->ImportModel(&ctx, req, &resp);
+    if (out != nullptr) *out = resp;
+    return s;
+  }
+
+  std::string dir_;
+  std::unique_ptr<server::FleetplanServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::InventoryService::Stub> inventory_;
+  std::unique_ptr<v1::CatalogService::Stub> catalog_;
+  std::unique_ptr<v1::EstimatorService::Stub> estimator_;
+  std::unique_ptr<v1::HeadroomService::Stub> headroom_;
+};
+
+TEST_F(ApiTest, InventoryRoundTripAndErrors) {
+  ASSERT_TRUE(CreateType("H100", 85017493504).ok());
+  EXPECT_EQ(CreateType("H100", 85017493504).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  grpc::Status bad = CreateType("X", -1);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("memory_bytes=-1"), std::string::npos) << bad.error_message();
+
+  {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    v1::ListGpuTypesResponse resp;
+    ASSERT_TRUE(inventory_->ListGpuTypes(&ctx, {}, &resp).ok());
+    ASSERT_EQ(resp.gpu_types_size(), 1);
+    EXPECT_EQ(resp.gpu_types(0).memory_bytes(), 85017493504);
+  }
+  v1::Node created;
+  ASSERT_TRUE(CreateNode("n1", 8, "H100", &created).ok());
+  EXPECT_EQ(created.etag(), "v1");
+  EXPECT_EQ(CreateNode("n1", 8, "H100").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  grpc::Status unknown = CreateNode("n2", 1, "B200");
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(unknown.error_message().find("B200"), std::string::npos);
+  ASSERT_TRUE(CreateNode("n3", 4, "H100").ok());
+
+  {  // list with filter and pagination
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    v1::ListNodesRequest req;
+    req.set_page_size(1);
+    (*req.mutable_labels())["tier"] = "gold";
+    v1::ListNodesResponse resp;
+    ASSERT_TRUE(inventory_->ListNodes(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.nodes_size(), 1);
+    EXPECT_EQ(resp.nodes(0).name(), "n1");
+    EXPECT_EQ(resp.next_page_token(), "n1");
+    grpc::ClientContext ctx2;
+    Auth(ctx2, kReader);
+    req.set_page_token(resp.next_page_token());
+    ASSERT_TRUE(inventory_->ListNodes(&ctx2, req, &resp).ok());
+    ASSERT_EQ(resp.nodes_size(), 1);
+    EXPECT_EQ(resp.nodes(0).name(), "n3");
+  }
+  {  // update with etag, then a stale etag
+    grpc::ClientContext ctx;
+    Auth(ctx);
+    v1::UpdateNodeRequest req;
+    *req.mutable_node() = created;
+    req.mutable_node()->set_zone("z2");
+    v1::Node resp;
+    ASSERT_TRUE(inventory_->UpdateNode(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.etag(), "v2");
+    grpc::ClientContext ctx2;
+    Auth(ctx2);
+    EXPECT_EQ(inventory_->UpdateNode(&ctx2, req, &resp).error_code(), grpc::StatusCode::ABORTED);
+    grpc::ClientContext ctx3;
+    Auth(ctx3);
+    req.mutable_node()->set_etag("garbage");
+    EXPECT_EQ(inventory_->UpdateNode(&ctx3, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {  // cordon, drain, pools, get, delete
+    grpc::ClientContext c1;
+    Auth(c1);
+    v1::CordonNodeRequest cordon;
+    cordon.set_name("n3");
+    v1::Node node;
+    ASSERT_TRUE(inventory_->CordonNode(&c1, cordon, &node).ok());
+    EXPECT_EQ(node.state(), v1::NODE_STATE_CORDONED);
+    grpc::ClientContext c2;
+    Auth(c2);
+    v1::DrainNodeRequest drain;
+    drain.set_name("n3");
+    ASSERT_TRUE(inventory_->DrainNode(&c2, drain, &node).ok());
+    EXPECT_EQ(node.state(), v1::NODE_STATE_DRAINING);
+    grpc::ClientContext c3;
+    Auth(c3, kReader);
+    v1::ListPoolsResponse pools;
+    ASSERT_TRUE(inventory_->ListPools(&c3, {}, &pools).ok());
+    ASSERT_EQ(pools.pools_size(), 1);
+    EXPECT_EQ(pools.pools(0).gpus(), 12);
+    grpc::ClientContext c4;
+    Auth(c4);
+    v1::DeleteNodeRequest del;
+    del.set_name("n3");
+    google::protobuf::Empty empty;
+    ASSERT_TRUE(inventory_->DeleteNode(&c4, del, &empty).ok());
+    grpc::ClientContext c5;
+    Auth(c5, kReader);
+    v1::GetNodeRequest get;
+    get.set_name("n3");
+    EXPECT_EQ(inventory_->GetNode(&c5, get, &node).error_code(), grpc::StatusCode::NOT_FOUND);
+    grpc::ClientContext c6;
+    Auth(c6);
+    v1::DeleteGpuTypeRequest delt;
+    delt.set_name("H100");
+    EXPECT_EQ(inventory_->DeleteGpuType(&c6, delt, &empty).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+}
+
+TEST_F(ApiTest, AuthenticationAndRoles) {
+  EXPECT_EQ(CreateType("H100", 80 * kGiB, nullptr).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(CreateType("H100", 80 * kGiB, "not-a-real-token-at-all").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status reader_write = CreateType("H100", 80 * kGiB, kReader);
+  EXPECT_EQ(reader_write.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  grpc::ClientContext ctx;  // no token on a read
+  v1::ListGpuTypesResponse resp;
+  EXPECT_EQ(inventory_->ListGpuTypes(&ctx, {}, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext ok;
+  Auth(ok, kReader);
+  EXPECT_TRUE(inventory_->ListGpuTypes(&ok, {}, &resp).ok());
+}
+
+TEST_F(ApiTest, IdempotentRetriesAndValidateOnly) {
+  grpc::ClientContext c1;
+  Auth(c1);
+  v1::CreateGpuTypeRequest req;
+  req.set_request_id("req-1");
+  req.mutable_gpu_type()->set_name("L4");
+  req.mutable_gpu_type()->set_memory_bytes(22 * kGiB);
+  v1::GpuType resp;
+  ASSERT_TRUE(inventory_->CreateGpuType(&c1, req, &resp).ok());
+  grpc::ClientContext c2;
+  Auth(c2);
+  EXPECT_TRUE(inventory_->CreateGpuType(&c2, req, &resp).ok()) << "a retry gets the first answer";
+  grpc::ClientContext c3;
+  Auth(c3);
+  req.mutable_gpu_type()->set_memory_bytes(23 * kGiB);
+  EXPECT_EQ(inventory_->CreateGpuType(&c3, req, &resp).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  grpc::ClientContext c4;
+  Auth(c4);
+  v1::CreateGpuTypeRequest dry;
+  dry.set_validate_only(true);
+  dry.mutable_gpu_type()->set_name("A100");
+  dry.mutable_gpu_type()->set_memory_bytes(40 * kGiB);
+  ASSERT_TRUE(inventory_->CreateGpuType(&c4, dry, &resp).ok());
+  grpc::ClientContext c5;
+  Auth(c5, kReader);
+  v1::GetGpuTypeRequest get;
+  get.set_name("A100");
+  EXPECT_EQ(inventory_->GetGpuType(&c5, get, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ApiTest, CatalogImportSummarisesAndRejectsBadConfigs) {
+  v1::Model m;
+  ASSERT_TRUE(Import("llama-8b", ReadModel("llama-3.1-8b-instruct"), &m).ok());
+  EXPECT_EQ(m.params(), 8030261248);
+  EXPECT_EQ(m.model_type(), "llama");
+  EXPECT_EQ(m.kv_bytes_per_token(), 131072);
+  EXPECT_EQ(m.weights_bytes(), 8030261248 * 2);
+  EXPECT_EQ(Import("llama-8b", ReadModel("llama-3.1-8b-instruct")).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  grpc::Status bad = Import("bad", R"({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 2,
+      "num_attention_heads": 32, "num_key_value_heads": 0, "intermediate_size": 1, "vocab_size": 10})");
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("num_key_value_heads=0 must be >= 1"), std::string::npos) << bad.error_message();
+  EXPECT_EQ(Import("empty", "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  grpc::ClientContext c1;
+  Auth(c1, kReader);
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(catalog_->ListModels(&c1, {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 1);
+  EXPECT_TRUE(list.models(0).config_json().empty());
+  grpc::ClientContext c2;
+  Auth(c2, kReader);
+  v1::GetModelRequest get;
+  get.set_name("llama-8b");
+  ASSERT_TRUE(catalog_->GetModel(&c2, get, &m).ok());
+  EXPECT_FALSE(m.config_json().empty());
+  grpc::ClientContext c3;
+  Auth(c3);
+  v1::DeleteModelRequest del;
+  del.set_name("llama-8b");
+  google::protobuf::Empty empty;
+  ASSERT_TRUE(catalog_->DeleteModel(&c3, del, &empty).ok());
+  grpc::ClientContext c4;
+  Auth(c4);
+  EXPECT_EQ(catalog_->DeleteModel(&c4, del, &empty).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ApiTest, ModelWithCommittedPlacementsCannotBeDeleted) {
+  ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
+  ASSERT_TRUE(CreateNode("n1", 2, "H100").ok());
+  ASSERT_TRUE(Import("m", ReadModel("qwen2.5-0.5b")).ok());
+  auto& store = server_->store();
+  ASSERT_TRUE(store.CommitPlacements({.request_id = "p", .snapshot_generation = *store.FleetGeneration(),
+                                      .placements = {storage::testing::MakePlacement("n1", {0}, kGiB)}})
+                  .ok());
+  grpc::ClientContext ctx;
+  Auth(ctx);
+  v1::DeleteModelRequest del;
+  del.set_name("m");
+  google::protobuf::Empty empty;
+  EXPECT_EQ(catalog_->DeleteModel(&ctx, del, &empty).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ApiTest, EstimateMatchesTheOfflineEstimator) {
+  ASSERT_TRUE(CreateType("H100-80GB-HBM3", 85017493504).ok());
+  const std::string config = ReadModel("qwen2.5-7b-instruct");
+  ASSERT_TRUE(Import("qwen", config).ok());
+  v1::EstimateRequest req;
+  req.set_model_name("qwen");
+  req.set_gpu_type("H100-80GB-HBM3");
+  req.mutable_parallelism()->set_tp(2);
+  req.mutable_vllm()->set_gpu_memory_utilization(0.95);
+  req.mutable_vllm()->set_max_model_len(8192);
+  req.set_concurrency(16);
+  req.set_context_tokens(8192);
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::EstimateResponse resp;
+  ASSERT_TRUE(estimator_->Estimate(&ctx, req, &resp).ok());
+
+  auto spec = estimator::ParseModelConfig(config);
+  ASSERT_TRUE(spec.ok());
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kVllm,
+                                     .parallelism = {.tp = 2},
+                                     .gpu_memory_bytes = 85017493504,
+                                     .vllm = {.gpu_memory_utilization = 0.95, .max_model_len = 8192},
+                                     .concurrency = 16,
+                                     .context_tokens = 8192};
+  auto expect = estimator::Estimate(*spec, offline);
+  ASSERT_TRUE(expect.ok());
+  EXPECT_EQ(resp.kv_cache_tokens(), expect->kv_cache_tokens);
+  EXPECT_EQ(resp.max_total_bytes(), expect->max_total_bytes);
+  ASSERT_EQ(resp.stages_size(), 1);
+  EXPECT_EQ(resp.stages(0).weights_bytes(), expect->stages[0].weights_bytes);
+  EXPECT_EQ(resp.bytes_per_rank_size(), 2);
+  EXPECT_TRUE(resp.fits());
+
+  // Inline config + built-in GPU table; budget and inverse queries.
+  v1::BudgetRequest budget;
+  *budget.mutable_base() = req;
+  budget.mutable_base()->set_config_json(config);
+  budget.add_context_tokens(4096);
+  budget.add_concurrencies(1);
+  budget.add_concurrencies(64);
+  grpc::ClientContext c2;
+  Auth(c2, kReader);
+  v1::BudgetResponse cells;
+  ASSERT_TRUE(estimator_->Budget(&c2, budget, &cells).ok());
+  ASSERT_EQ(cells.cells_size(), 2);
+  EXPECT_LT(cells.cells(0).bytes_per_gpu(), cells.cells(1).bytes_per_gpu());
+  v1::MaxConcurrencyRequest mc;
+  *mc.mutable_base() = req;
+  mc.set_context_tokens(8192);
+  grpc::ClientContext c3;
+  Auth(c3, kReader);
+  v1::MaxConcurrencyResponse mcr;
+  ASSERT_TRUE(estimator_->MaxConcurrency(&c3, mc, &mcr).ok());
+  EXPECT_EQ(mcr.max_concurrency(), expect->max_concurrency);
+  v1::MaxContextRequest mx;
+  *mx.mutable_base() = req;
+  mx.set_concurrency(mcr.max_concurrency());
+  grpc::ClientContext c4;
+  Auth(c4, kReader);
+  v1::MaxContextResponse mxr;
+  ASSERT_TRUE(estimator_->MaxContext(&c4, mx, &mxr).ok());
+  EXPECT_GE(mxr.max_context_tokens(), 8192);
+}
+
+TEST_F(ApiTest, EstimateErrors) {
+  struct Case {
+    const char* what;
+    v1::EstimateRequest req;
+    grpc::StatusCode code;
+    const char* expect;
+  };
+  v1::EstimateRequest no_model;
+  no_model.set_gpu_memory_bytes(80 * kGiB);
+  v1::EstimateRequest unknown_model = no_model;
+  unknown_model.set_model_name("nope");
+  v1::EstimateRequest no_gpu;
+  no_gpu.set_config_json(ReadModel("llama-3.1-8b"));
+  v1::EstimateRequest bad_gpu = no_gpu;
+  bad_gpu.set_gpu_type("Voodoo2");
+  v1::EstimateRequest bad_tp = no_gpu;
+  bad_tp.set_gpu_memory_bytes(80 * kGiB);
+  bad_tp.mutable_parallelism()->set_tp(3);
+  v1::EstimateRequest bad_config = no_model;
+  bad_config.set_config_json("{");
+  v1::EstimateRequest bad_kv = bad_tp;
+  bad_kv.mutable_parallelism()->set_tp(1);
+  bad_kv.set_kv_cache_dtype("int2");
+  const Case cases[] = {
+      {"no model", no_model, grpc::StatusCode::INVALID_ARGUMENT, "model_name"},
+      {"unknown model", unknown_model, grpc::StatusCode::NOT_FOUND, "model \"nope\""},
+      {"no gpu", no_gpu, grpc::StatusCode::INVALID_ARGUMENT, "gpu_type or gpu_memory_bytes"},
+      {"unknown gpu", bad_gpu, grpc::StatusCode::NOT_FOUND, "Voodoo2"},
+      {"bad tp", bad_tp, grpc::StatusCode::INVALID_ARGUMENT, "tp=3 does not divide"},
+      {"bad config", bad_config, grpc::StatusCode::INVALID_ARGUMENT, "not valid JSON"},
+      {"bad kv dtype", bad_kv, grpc::StatusCode::INVALID_ARGUMENT, "kv_cache_dtype=\"int2\""},
+  };
+  for (const Case& c : cases) {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    v1::EstimateResponse resp;
+    grpc::Status s = estimator_->Estimate(&ctx, c.req, &resp);
+    EXPECT_EQ(s.error_code(), c.code) << c.what << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find(c.expect), std::string::npos) << c.what << ": " << s.error_message();
+  }
+}
+
+TEST_F(ApiTest, OversizeMessageIsRefusedAndTwoMiBIsFine) {
+  ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
+  // A 2 MiB config.json (padding in an ignored key) imports.
+  std::string big = ReadModel("qwen2.5-0.5b");
+  big.insert(1, "\"_padding\": \"" + std::string(2 << 20, 'x') + "\",");
+  EXPECT_TRUE(Import("big", big).ok());
+  // 20 MiB is over the server's 16 MiB limit.
+  std::string huge = ReadModel("qwen2.5-0.5b");
+  huge.insert(1, "\"_padding\": \"" + std::string(20 << 20, 'x') + "\",");
+  grpc::Status s = Import("huge", huge);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+}
+
+TEST_F(ApiTest, ExpiredDeadlineIsHonoured) {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kReader);
+  ctx.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+  v1::ListGpuTypesResponse resp;
+  EXPECT_EQ(inventory_->ListGpuTypes(&ctx, {}, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+TEST_F(ApiTest, HeadroomAndWatchSeeAChange) {
+  ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
+  ASSERT_TRUE(CreateNode("n1", 8, "H100").ok());
+  ASSERT_TRUE(Import("m", ReadModel("qwen2.5-0.5b")).ok());
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::GetFleetHeadroomRequest hreq;
+  hreq.set_include_gpus(true);
+  v1::FleetHeadroom h;
+  ASSERT_TRUE(headroom_->GetFleetHeadroom(&ctx, hreq, &h).ok());
+  EXPECT_EQ(h.fleet().total_bytes(), 8 * 80 * kGiB);
+  EXPECT_EQ(h.fleet().free_gpus(), 8);
+  EXPECT_EQ(h.gpus_size(), 8);
+  EXPECT_EQ(h.fleet().largest_free_nvlink_domain(), 8);
+
+  grpc::ClientContext watch_ctx;
+  Auth(watch_ctx, kReader);
+  auto reader = headroom_->WatchHeadroom(&watch_ctx, v1::WatchHeadroomRequest());
+  v1::FleetHeadroom first;
+  ASSERT_TRUE(reader->Read(&first));
+  EXPECT_EQ(first.fleet().committed_bytes(), 0);
+  // A commit changes the generation; the stream sends the new headroom.
+  auto& store = server_->store();
+  ASSERT_TRUE(store.CommitPlacements({.request_id = "w", .snapshot_generation = *store.FleetGeneration(),
+                                      .placements = {storage::testing::MakePlacement("n1", {0, 1}, 30 * kGiB, "m")}})
+                  .ok());
+  v1::FleetHeadroom second;
+  ASSERT_TRUE(reader->Read(&second));
+  EXPECT_GT(second.generation(), first.generation());
+  EXPECT_EQ(second.fleet().committed_bytes(), 60 * kGiB);
+  EXPECT_EQ(second.fleet().free_gpus(), 6);
+  watch_ctx.TryCancel();
+  while (reader->Read(&second)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(ApiTest, WatchWithoutTokenIsUnauthenticated) {
+  grpc::ClientContext ctx;
+  auto reader = headroom_->WatchHeadroom(&ctx, v1::WatchHeadroomRequest());
+  v1::FleetHeadroom h;
+  EXPECT_FALSE(reader->Read(&h));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+}  // namespace
+}  // namespace fleetplan
