@@ -16,6 +16,7 @@ std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto& c : SystemCommands()) all.push_back(std::move(c));
   for (auto& c : EstimateCommands()) all.push_back(std::move(c));
+  for (auto& c : ServerCommands()) all.push_back(std::move(c));
   for (auto& c : ValidateCommands()) all.push_back(std::move(c));
   return all;
 }
@@ -51,6 +52,26 @@ void AddServerFlags(FlagSet& flags) {
   flags.String("tls-cert", "", "PEM client certificate (mutual TLS)");
   flags.String("tls-key", "", "PEM client private key (mutual TLS)");
   flags.String("tls-server-name", "", "override the TLS server name to verify");
+  flags.String("token-file", "", "file holding a bearer token (first line)");
+}
+
+absl::Status PrepareContext(const FlagSet& flags, grpc::ClientContext& context) {
+  const double seconds = flags.GetDouble("timeout");
+  if (!(seconds > 0) || seconds > 3600) {
+    return absl::InvalidArgumentError(absl::StrCat("--timeout=", seconds, " must be > 0 and <= 3600 seconds"));
+  }
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+  const std::string path = flags.GetString("token-file");
+  if (!path.empty()) {
+    auto text = ReadPem("token-file", path);
+    if (!text.ok()) return text.status();
+    std::string token = text->substr(0, text->find('\n'));
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.empty()) return absl::InvalidArgumentError(absl::StrCat("--token-file=\"", path, "\" is empty"));
+    context.AddMetadata("authorization", "Bearer " + token);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const FlagSet& flags) {

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "clients/flag_set.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 
 namespace fleetplan::cli {
 
@@ -51,6 +52,9 @@ void AddServerFlags(FlagSet& flags);
 // Opens a channel from --server/--tls-ca/--tls-cert/--tls-key/--tls-server-name.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const FlagSet& flags);
 
+// A client context with the --timeout deadline and, with --token-file, the bearer token.
+absl::Status PrepareContext(const FlagSet& flags, grpc::ClientContext& context);
+
 // Prints `status` on err as "fleetplan <command>: <message>" and returns kExitError (or kExitUsage
 // for INVALID_ARGUMENT raised by the client itself before any RPC).
 int ReportError(std::ostream& err, const std::string& command, const absl::Status& status);
@@ -59,6 +63,7 @@ int ReportError(std::ostream& err, const std::string& command, const absl::Statu
 std::vector<Command> SystemCommands();
 std::vector<Command> ValidateCommands();
 std::vector<Command> EstimateCommands();
+std::vector<Command> ServerCommands();
 
 }  // namespace fleetplan::cli
 

@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
+#include "fleetplan/v1/estimator.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
@@ -245,6 +246,95 @@ std::string VllmLaunchLine(const std::string& model, const EstimateRequest& r, d
 
 double GiB(int64_t b) { return BytesToGiB(b); }
 
+// `estimate --server`: the same question through EstimatorService (a catalog model by
+// --catalog-model, or the --model file inline; the GPU by registered type or bytes).
+int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::string& config) {
+  v1::EstimateRequest req;
+  if (!flags.GetString("catalog-model").empty()) {
+    req.set_model_name(flags.GetString("catalog-model"));
+  } else {
+    req.set_config_json(config);
+  }
+  req.set_quantization(flags.GetString("quantization"));
+  const std::string engine = flags.GetString("engine");
+  req.set_engine(engine == "hf-transformers" || engine == "hf" ? v1::ENGINE_HF_TRANSFORMERS
+                 : engine == "training"                       ? v1::ENGINE_TRAINING
+                                                              : v1::ENGINE_VLLM);
+  if (flags.IsSet("gpu-memory-bytes")) {
+    req.set_gpu_memory_bytes(flags.GetInt("gpu-memory-bytes"));
+  } else {
+    req.set_gpu_type(flags.GetString("gpu"));
+  }
+  req.mutable_parallelism()->set_tp(flags.GetInt("tp"));
+  req.mutable_parallelism()->set_pp(flags.GetInt("pp"));
+  req.mutable_parallelism()->set_ep(flags.GetInt("ep"));
+  req.mutable_parallelism()->set_dp(flags.GetInt("dp"));
+  req.set_dtype(flags.GetString("dtype"));
+  req.set_kv_cache_dtype(flags.GetString("kv-cache-dtype"));
+  req.mutable_vllm()->set_gpu_memory_utilization(flags.GetDouble("gpu-memory-utilization"));
+  req.mutable_vllm()->set_max_model_len(flags.GetInt("max-model-len"));
+  req.mutable_vllm()->set_max_num_seqs(flags.GetInt("max-num-seqs"));
+  req.mutable_vllm()->set_max_num_batched_tokens(flags.GetInt("max-num-batched-tokens"));
+  req.mutable_vllm()->set_block_size(flags.GetInt("block-size"));
+  req.mutable_vllm()->set_enforce_eager(flags.GetBool("enforce-eager"));
+  req.mutable_hf()->set_eager_attention(flags.GetString("attn") == "eager");
+  req.mutable_hf()->set_generate(flags.GetString("phase") == "generate");
+  req.mutable_hf()->set_all_logits(flags.GetString("logits") == "all");
+  req.mutable_hf()->set_batch(flags.GetInt("batch"));
+  req.mutable_hf()->set_prompt_tokens(flags.GetInt("prompt-tokens"));
+  req.mutable_hf()->set_new_tokens(flags.GetInt("new-tokens"));
+  req.mutable_training()->set_optimizer(flags.GetString("optimizer"));
+  req.mutable_training()->set_param_dtype(flags.GetString("param-dtype"));
+  req.mutable_training()->set_autocast_bf16(flags.GetBool("autocast"));
+  req.mutable_training()->set_gradient_checkpointing(flags.GetBool("gradient-checkpointing"));
+  req.mutable_training()->set_lora_rank(flags.GetInt("lora-rank"));
+  req.mutable_training()->set_zero_stage(flags.GetInt("zero-stage"));
+  req.mutable_training()->set_batch(flags.GetInt("batch"));
+  req.mutable_training()->set_seq_tokens(flags.GetInt("seq-tokens"));
+  req.set_concurrency(flags.GetInt("concurrency"));
+  req.set_context_tokens(flags.GetInt("context"));
+
+  auto channel = MakeChannel(flags);
+  if (!channel.ok()) return ReportError(inv.err, "estimate", channel.status());
+  auto stub = v1::EstimatorService::NewStub(*channel);
+  grpc::ClientContext context;
+  if (absl::Status s = PrepareContext(flags, context); !s.ok()) {
+    inv.err << "fleetplan estimate: " << s.message() << "\n";
+    return kExitUsage;
+  }
+  v1::EstimateResponse resp;
+  grpc::Status status = stub->Estimate(&context, req, &resp);
+  if (!status.ok()) {
+    return ReportError(inv.err, "estimate",
+                       absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()));
+  }
+  if (inv.output == OutputFormat::kJson) {
+    json out = {{"params", resp.params()},         {"gpu_memory_bytes", resp.gpu_memory_bytes()},
+                {"max_total_bytes", resp.max_total_bytes()}, {"fits", resp.fits()},
+                {"headroom_bytes", resp.headroom_bytes()}, {"kv_cache_tokens", resp.kv_cache_tokens()},
+                {"max_concurrency", resp.max_concurrency()}, {"reason", resp.reason()}};
+    out["bytes_per_rank"] = std::vector<int64_t>(resp.bytes_per_rank().begin(), resp.bytes_per_rank().end());
+    for (const auto& s : resp.stages()) {
+      out["stages"].push_back({{"pp_stage", s.pp_stage()}, {"weights_bytes", s.weights_bytes()},
+                               {"kv_cache_bytes", s.kv_cache_bytes()},
+                               {"activation_peak_bytes", s.activation_peak_bytes()},
+                               {"total_bytes", s.total_bytes()}, {"kv_cache_tokens", s.kv_cache_tokens()}});
+    }
+    inv.out << out.dump(2) << "\n";
+  } else {
+    for (const auto& s : resp.stages()) {
+      inv.out << absl::StrFormat("stage %d: weights %.2f GiB, KV %.2f GiB, activations %.2f GiB, total %.2f GiB\n",
+                                 s.pp_stage(), GiB(s.weights_bytes()), GiB(s.kv_cache_bytes()),
+                                 GiB(s.activation_peak_bytes()), GiB(s.total_bytes()));
+    }
+    inv.out << absl::StrFormat("%s: fullest GPU %.2f of %.2f GiB, KV cache %d tokens (%d sequences)\n",
+                               resp.fits() ? "FITS" : "DOES NOT FIT", GiB(resp.max_total_bytes()),
+                               GiB(resp.gpu_memory_bytes()), resp.kv_cache_tokens(), resp.max_concurrency());
+    if (!resp.reason().empty()) inv.out << "reason: " << resp.reason() << "\n";
+  }
+  return resp.fits() ? kExitOk : kExitError;
+}
+
 int RunEstimate(const Invocation& inv) {
   FlagSet flags = inv.flags;  // may be extended by --vllm
   std::string model_path = flags.GetString("model");
@@ -264,12 +354,16 @@ int RunEstimate(const Invocation& inv) {
     model_path = (std::filesystem::path(model_dir) / "config.json").string();
     model_label = model_dir;
   }
+  if (flags.IsSet("server") && !flags.GetString("catalog-model").empty()) {
+    return RunRemoteEstimate(inv, flags, "");
+  }
   if (model_path.empty()) {
     inv.err << "fleetplan estimate: give --model=config.json or --vllm=\"vllm serve MODEL_DIR ...\"\n";
     return kExitUsage;
   }
   absl::StatusOr<std::string> text = ReadFileText("model", model_path);
   if (!text.ok()) return ReportError(inv.err, "estimate", text.status());
+  if (flags.IsSet("server")) return RunRemoteEstimate(inv, flags, *text);
   estimator::ParseOptions parse{.quantization = flags.GetString("quantization"),
                                 .group_size = flags.GetInt("group-size")};
   absl::StatusOr<estimator::ModelSpec> spec = estimator::ParseModelConfig(*text, parse);
@@ -390,8 +484,12 @@ int RunEstimate(const Invocation& inv) {
 }
 
 FlagSet EstimateFlags() {
-  FlagSet f("estimate", "(--model=config.json | --vllm=\"vllm serve MODEL_DIR ...\") [flags]");
+  FlagSet f("estimate",
+            "(--model=config.json | --vllm=\"vllm serve MODEL_DIR ...\" | --server=H:P --catalog-model=NAME) "
+            "[flags]");
   AddOutputFlag(f);
+  AddServerFlags(f);
+  f.String("catalog-model", "", "with --server: a model from the server's catalog");
   f.String("model", "", "path of a Hugging Face config.json");
   f.String("vllm", "", "a `vllm serve MODEL_DIR ...` command line (MODEL_DIR holds config.json)");
   f.String("engine", "vllm", "vllm | hf-transformers | training");

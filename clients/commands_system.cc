@@ -15,33 +15,17 @@
 namespace fleetplan::cli {
 namespace {
 
-void SetDeadline(grpc::ClientContext& context, const FlagSet& flags) {
-  const double seconds = flags.GetDouble("timeout");
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
-}
-
-absl::Status CheckTimeout(const FlagSet& flags) {
-  const double seconds = flags.GetDouble("timeout");
-  if (!(seconds > 0) || seconds > 3600) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--timeout=", seconds, " must be > 0 and <= 3600 seconds"));
-  }
-  return absl::OkStatus();
-}
-
 int RunVersion(const Invocation& inv) {
   nlohmann::json result = {{"client_version", kVersion}};
   if (inv.flags.IsSet("server")) {
-    if (auto s = CheckTimeout(inv.flags); !s.ok()) {
+    grpc::ClientContext context;
+    if (auto s = PrepareContext(inv.flags, context); !s.ok()) {
       inv.err << "fleetplan version: " << s.message() << "\n";
       return kExitUsage;
     }
     auto channel = MakeChannel(inv.flags);
     if (!channel.ok()) return ReportError(inv.err, "version", channel.status());
     auto stub = fleetplan::v1::SystemService::NewStub(*channel);
-    grpc::ClientContext context;
-    SetDeadline(context, inv.flags);
     fleetplan::v1::ServerInfo info;
     grpc::Status status = stub->GetServerInfo(&context, {}, &info);
     if (!status.ok()) {
@@ -68,15 +52,14 @@ int RunVersion(const Invocation& inv) {
 }
 
 int RunHealth(const Invocation& inv) {
-  if (auto s = CheckTimeout(inv.flags); !s.ok()) {
+  grpc::ClientContext context;
+  if (auto s = PrepareContext(inv.flags, context); !s.ok()) {
     inv.err << "fleetplan health: " << s.message() << "\n";
     return kExitUsage;
   }
   auto channel = MakeChannel(inv.flags);
   if (!channel.ok()) return ReportError(inv.err, "health", channel.status());
   auto stub = grpc::health::v1::Health::NewStub(*channel);
-  grpc::ClientContext context;
-  SetDeadline(context, inv.flags);
   if (inv.flags.GetBool("wait")) context.set_wait_for_ready(true);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(inv.flags.GetString("service"));

@@ -26,9 +26,20 @@ trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' INT TERM
 if ./build/clients/fleetplan health --server="$listen" --wait --timeout=20; then
   ./build/clients/fleetplan version --server="$listen"
   echo
-  echo "fleetpland is serving on $listen. Try:"
-  echo "  ./build/clients/fleetplan health --server=$listen"
-  echo "  curl -s http://$metrics/metrics | head"
+  echo "== Loading the example fleet and catalog (deploy/examples/)"
+  FLEETPLAN_CLI=./build/clients/fleetplan ./deploy/examples/load.sh "$listen"
+  echo
+  echo "== Fleet headroom by pool"
+  ./build/clients/fleetplan headroom --server="$listen" --by=pool
+  echo
+  echo "== Llama-3.1-70B on the H100 pool at tp=4 (estimate through the server)"
+  ./build/clients/fleetplan estimate --server="$listen" --catalog-model=llama-3.1-70b-instruct \
+    --gpu=H100-80GB --tp=4 --max-model-len=32768 --gpu-memory-utilization=0.9 || true
+  echo
+  echo "fleetpland is serving on $listen (metrics: http://$metrics/metrics). Try:"
+  echo "  ./build/clients/fleetplan nodes list --server=$listen"
+  echo "  ./build/clients/fleetplan models list --server=$listen"
+  echo "  ./build/clients/fleetplan headroom --server=$listen --by=gpu-type --watch"
   echo "Stop it with Ctrl-C (or: kill -TERM $server)."
 else
   echo "fleetpland did not become healthy" >&2

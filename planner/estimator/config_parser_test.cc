@@ -38,6 +38,24 @@ TEST(ConfigParserTest, ParameterCountsMatchTransformersForEveryModelFile) {
   EXPECT_GE(checked, 26);
 }
 
+TEST(ConfigParserTest, ExampleCatalogParsesWithExactCounts) {
+  int checked = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(FLEETPLAN_TESTDATA_DIR) + "/../../deploy/examples/models")) {
+    std::ifstream in(entry.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto json = nlohmann::json::parse(ss.str());
+    auto spec = ParseModelConfig(ss.str());
+    ASSERT_TRUE(spec.ok()) << entry.path() << ": " << spec.status();
+    ++checked;
+    if (json.contains("_params")) {
+      EXPECT_EQ(spec->num_params(), json["_params"].get<int64_t>()) << entry.path().filename();
+    }
+  }
+  EXPECT_GE(checked, 9);
+}
+
 struct FamilyCase {
   const char* slug;
   const char* model_type;

@@ -1,0 +1,565 @@
+// `fleetplan` subcommands that talk to a fleetpland: gpu-types, nodes, pools, models, headroom.
+// Tables show GiB and percentages for people; --output=json prints the response with exact bytes.
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "clients/cli.h"
+#include "fleetplan/v1/catalog.grpc.pb.h"
+#include "fleetplan/v1/headroom.grpc.pb.h"
+#include "fleetplan/v1/inventory.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "planner/common/units.h"
+
+namespace fleetplan::cli {
+namespace {
+
+double GiB(int64_t b) { return BytesToGiB(b); }
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return s.ok() ? absl::OkStatus()
+                : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+std::string Json(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
+// Runs one RPC: channel, context (deadline, token), call, errors. `call` returns grpc::Status.
+template <typename Stub, typename Call>
+int Rpc(const Invocation& inv, const std::string& command, Call&& call) {
+  auto channel = MakeChannel(inv.flags);
+  if (!channel.ok()) return ReportError(inv.err, command, channel.status());
+  auto stub = Stub::NewStub(*channel);
+  grpc::ClientContext context;
+  if (absl::Status s = PrepareContext(inv.flags, context); !s.ok()) {
+    inv.err << "fleetplan " << command << ": " << s.message() << "\n";
+    return s.code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitError;
+  }
+  grpc::Status status = call(*stub, context);
+  if (!status.ok()) return ReportError(inv.err, command, FromGrpc(status));
+  return kExitOk;
+}
+
+int Usage(const Invocation& inv, const std::string& command, const std::string& what) {
+  inv.err << "fleetplan " << command << ": " << what << " (see --help)\n";
+  return kExitUsage;
+}
+
+const char* StateName(v1::NodeState s) {
+  switch (s) {
+    case v1::NODE_STATE_ACTIVE:
+      return "active";
+    case v1::NODE_STATE_CORDONED:
+      return "cordoned";
+    case v1::NODE_STATE_DRAINING:
+      return "draining";
+    case v1::NODE_STATE_DOWN:
+      return "down";
+    default:
+      return "?";
+  }
+}
+
+const char* RiskName(v1::RiskLevel r) {
+  switch (r) {
+    case v1::RISK_LEVEL_LOW:
+      return "low";
+    case v1::RISK_LEVEL_MEDIUM:
+      return "medium";
+    case v1::RISK_LEVEL_HIGH:
+      return "high";
+    default:
+      return "?";
+  }
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ParseLabels(const std::string& text) {
+  std::map<std::string, std::string> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    if (kv.first.empty() || part.find('=') == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("--label=\"", text, "\": \"", part, "\" is not key=value"));
+    }
+    out[kv.first] = kv.second;
+  }
+  return out;
+}
+
+// ---- gpu-types --------------------------------------------------------------------------------
+
+int RunGpuTypes(const Invocation& inv) {
+  if (inv.positional.empty()) return Usage(inv, "gpu-types", "give add, list or remove");
+  const std::string verb = inv.positional[0];
+  const FlagSet& f = inv.flags;
+  if (verb == "add") {
+    v1::CreateGpuTypeRequest req;
+    req.mutable_gpu_type()->set_name(f.GetString("name"));
+    int64_t bytes = f.GetInt("memory-bytes");
+    if (bytes == 0 && f.GetDouble("memory-gib") > 0) {
+      bytes = static_cast<int64_t>(f.GetDouble("memory-gib") * static_cast<double>(kGiB));
+    }
+    req.mutable_gpu_type()->set_memory_bytes(bytes);
+    req.mutable_gpu_type()->set_memory_bandwidth_bytes_per_second(f.GetInt("bandwidth-bytes-per-second"));
+    req.mutable_gpu_type()->set_bf16_tflops(f.GetDouble("bf16-tflops"));
+    req.mutable_gpu_type()->set_cost_per_hour(f.GetDouble("cost-per-hour"));
+    req.mutable_gpu_type()->set_nvlink_generation(f.GetInt("nvlink-generation"));
+    req.set_request_id(f.GetString("request-id"));
+    req.set_validate_only(f.GetBool("validate-only"));
+    v1::GpuType resp;
+    int rc = Rpc<v1::InventoryService>(inv, "gpu-types add", [&](auto& stub, auto& ctx) {
+      return stub.CreateGpuType(&ctx, req, &resp);
+    });
+    if (rc != kExitOk) return rc;
+    if (inv.output == OutputFormat::kJson) {
+      inv.out << Json(resp) << "\n";
+    } else {
+      inv.out << absl::StrFormat("%s gpu type %s (%.2f GiB)\n", req.validate_only() ? "valid" : "added",
+                                 resp.name(), GiB(resp.memory_bytes()));
+    }
+    return kExitOk;
+  }
+  if (verb == "list") {
+    v1::ListGpuTypesResponse resp;
+    int rc = Rpc<v1::InventoryService>(inv, "gpu-types list", [&](auto& stub, auto& ctx) {
+      return stub.ListGpuTypes(&ctx, v1::ListGpuTypesRequest(), &resp);
+    });
+    if (rc != kExitOk) return rc;
+    if (inv.output == OutputFormat::kJson) {
+      inv.out << Json(resp) << "\n";
+      return kExitOk;
+    }
+    inv.out << absl::StrFormat("%-24s %12s %12s %10s %8s\n", "NAME", "MEMORY_GIB", "BF16_TFLOPS", "COST/H", "NVLINK");
+    for (const auto& t : resp.gpu_types()) {
+      inv.out << absl::StrFormat("%-24s %12.2f %12.1f %10.2f %8d\n", t.name(), GiB(t.memory_bytes()),
+                                 t.bf16_tflops(), t.cost_per_hour(), t.nvlink_generation());
+    }
+    return kExitOk;
+  }
+  if (verb == "remove") {
+    if (inv.positional.size() < 2) return Usage(inv, "gpu-types remove", "give the gpu type name");
+    v1::DeleteGpuTypeRequest req;
+    req.set_name(inv.positional[1]);
+    google::protobuf::Empty resp;
+    int rc = Rpc<v1::InventoryService>(inv, "gpu-types remove", [&](auto& stub, auto& ctx) {
+      return stub.DeleteGpuType(&ctx, req, &resp);
+    });
+    if (rc == kExitOk) inv.out << "removed gpu type " << req.name() << "\n";
+    return rc;
+  }
+  return Usage(inv, "gpu-types", absl::StrCat("unknown verb \"", verb, "\""));
+}
+
+// ---- nodes ------------------------------------------------------------------------------------
+
+void PrintNodes(const Invocation& inv, const google::protobuf::RepeatedPtrField<v1::Node>& nodes) {
+  inv.out << absl::StrFormat("%-20s %-12s %-10s %-9s %5s %-18s %10s %10s\n", "NAME", "POOL", "ZONE",
+                             "STATE", "GPUS", "GPU_TYPE", "USED_GIB", "TOTAL_GPUS");
+  for (const auto& n : nodes) {
+    int64_t used = 0;
+    for (const auto& g : n.gpus()) used += g.committed_bytes() + g.reserved_bytes();
+    inv.out << absl::StrFormat("%-20s %-12s %-10s %-9s %5d %-18s %10.2f %10d\n", n.name(), n.pool(),
+                               n.zone(), StateName(n.state()), n.gpus_size(),
+                               n.gpus_size() > 0 ? n.gpus(0).gpu_type() : "-", GiB(used), n.gpus_size());
+  }
+}
+
+int RunNodes(const Invocation& inv) {
+  if (inv.positional.empty()) return Usage(inv, "nodes", "give add, list, show, cordon, drain or remove");
+  const std::string verb = inv.positional[0];
+  const FlagSet& f = inv.flags;
+  if (verb == "add") {
+    v1::CreateNodeRequest req;
+    v1::Node* n = req.mutable_node();
+    n->set_name(f.GetString("name"));
+    n->set_pool(f.GetString("pool"));
+    n->set_zone(f.GetString("zone"));
+    n->set_rack(f.GetString("rack"));
+    auto labels = ParseLabels(f.GetString("label"));
+    if (!labels.ok()) return Usage(inv, "nodes add", std::string(labels.status().message()));
+    for (const auto& [k, v] : *labels) (*n->mutable_labels())[k] = v;
+    const int64_t gpus = f.GetInt("gpus");
+    const int64_t domain = f.GetInt("nvlink-domain-size");
+    if (gpus < 0 || gpus > 1024) return Usage(inv, "nodes add", absl::StrCat("--gpus=", gpus, " must be in [0, 1024]"));
+    if (domain < 1) return Usage(inv, "nodes add", absl::StrCat("--nvlink-domain-size=", domain, " must be >= 1"));
+    for (int64_t i = 0; i < gpus; ++i) {
+      v1::Gpu* g = n->add_gpus();
+      g->set_index(i);
+      g->set_gpu_type(f.GetString("gpu-type"));
+      g->set_nvlink_domain(i / domain);
+      g->set_healthy(true);
+    }
+    n->set_inter_node_bandwidth_bytes_per_second(f.GetInt("inter-node-bandwidth-bytes-per-second"));
+    req.set_request_id(f.GetString("request-id"));
+    req.set_validate_only(f.GetBool("validate-only"));
+    v1::Node resp;
+    int rc = Rpc<v1::InventoryService>(inv, "nodes add", [&](auto& stub, auto& ctx) {
+      return stub.CreateNode(&ctx, req, &resp);
+    });
+    if (rc != kExitOk) return rc;
+    if (inv.output == OutputFormat::kJson) {
+      inv.out << Json(resp) << "\n";
+    } else {
+      inv.out << (req.validate_only() ? "valid" : "added") << " node " << resp.name() << " ("
+              << resp.gpus_size() << " GPUs)\n";
+    }
+    return kExitOk;
+  }
+  if (verb == "list") {
+    auto labels = ParseLabels(f.GetString("label"));
+    if (!labels.ok()) return Usage(inv, "nodes list", std::string(labels.status().message()));
+    v1::ListNodesResponse all;
+    std::string token;
+    do {
+      v1::ListNodesRequest req;
+      req.set_page_size(500);
+      req.set_page_token(token);
+      req.set_pool(f.GetString("pool"));
+      req.set_zone(f.GetString("zone"));
+      req.set_gpu_type(f.GetString("gpu-type"));
+      for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
+      v1::ListNodesResponse page;
+      int rc = Rpc<v1::InventoryService>(inv, "nodes list", [&](auto& stub, auto& ctx) {
+        return stub.ListNodes(&ctx, req, &page);
+      });
+      if (rc != kExitOk) return rc;
+      for (auto& n : *page.mutable_nodes()) *all.add_nodes() = std::move(n);
+      token = page.next_page_token();
+    } while (!token.empty());
+    if (inv.output == OutputFormat::kJson) {
+      inv.out << Json(all) << "\n";
+    } else {
+      PrintNodes(inv, all.nodes());
+    }
+    return kExitOk;
+  }
+  if (inv.positional.size() < 2) return Usage(inv, "nodes " + verb, "give the node name");
+  const std::string name = inv.positional[1];
+  v1::Node node;
+  int rc = kExitOk;
+  if (verb == "show") {
+    v1::GetNodeRequest req;
+    req.set_name(name);
+    rc = Rpc<v1::InventoryService>(inv, "nodes show", [&](auto& stub, auto& ctx) { return stub.GetNode(&ctx, req, &node); });
+  } else if (verb == "cordon") {
+    v1::CordonNodeRequest req;
+    req.set_name(name);
+    req.set_request_id(f.GetString("request-id"));
+    rc = Rpc<v1::InventoryService>(inv, "nodes cordon", [&](auto& stub, auto& ctx) { return stub.CordonNode(&ctx, req, &node); });
+  } else if (verb == "drain") {
+    v1::DrainNodeRequest req;
+    req.set_name(name);
+    req.set_force(f.GetBool("force"));
+    req.set_request_id(f.GetString("request-id"));
+    rc = Rpc<v1::InventoryService>(inv, "nodes drain", [&](auto& stub, auto& ctx) { return stub.DrainNode(&ctx, req, &node); });
+  } else if (verb == "remove") {
+    v1::DeleteNodeRequest req;
+    req.set_name(name);
+    req.set_force(f.GetBool("force"));
+    req.set_request_id(f.GetString("request-id"));
+    google::protobuf::Empty empty;
+    rc = Rpc<v1::InventoryService>(inv, "nodes remove", [&](auto& stub, auto& ctx) { return stub.DeleteNode(&ctx, req, &empty); });
+    if (rc == kExitOk) inv.out << "removed node " << name << "\n";
+    return rc;
+  } else {
+    return Usage(inv, "nodes", absl::StrCat("unknown verb \"", verb, "\""));
+  }
+  if (rc != kExitOk) return rc;
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << Json(node) << "\n";
+    return kExitOk;
+  }
+  google::protobuf::RepeatedPtrField<v1::Node> one;
+  *one.Add() = node;
+  PrintNodes(inv, one);
+  if (verb == "show") {
+    inv.out << absl::StrFormat("%5s %-18s %7s %8s %12s %12s\n", "GPU", "TYPE", "DOMAIN", "HEALTHY", "COMMITTED", "RESERVED");
+    for (const auto& g : node.gpus()) {
+      inv.out << absl::StrFormat("%5d %-18s %7d %8s %12.2f %12.2f\n", g.index(), g.gpu_type(), g.nvlink_domain(),
+                                 g.healthy() ? "yes" : "no", GiB(g.committed_bytes()), GiB(g.reserved_bytes()));
+    }
+  }
+  return kExitOk;
+}
+
+int RunPools(const Invocation& inv) {
+  v1::ListPoolsResponse resp;
+  int rc = Rpc<v1::InventoryService>(inv, "pools", [&](auto& stub, auto& ctx) {
+    return stub.ListPools(&ctx, v1::ListPoolsRequest(), &resp);
+  });
+  if (rc != kExitOk) return rc;
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << Json(resp) << "\n";
+    return kExitOk;
+  }
+  inv.out << absl::StrFormat("%-16s %6s %6s %12s\n", "POOL", "NODES", "GPUS", "MEMORY_GIB");
+  for (const auto& p : resp.pools()) {
+    inv.out << absl::StrFormat("%-16s %6d %6d %12.1f\n", p.name(), p.nodes(), p.gpus(), GiB(p.memory_bytes()));
+  }
+  return kExitOk;
+}
+
+// ---- models -----------------------------------------------------------------------------------
+
+int RunModels(const Invocation& inv) {
+  if (inv.positional.empty()) return Usage(inv, "models", "give import, list, show or remove");
+  const std::string verb = inv.positional[0];
+  const FlagSet& f = inv.flags;
+  if (verb == "list") {
+    v1::ListModelsResponse resp;
+    int rc = Rpc<v1::CatalogService>(inv, "models list", [&](auto& stub, auto& ctx) {
+      return stub.ListModels(&ctx, v1::ListModelsRequest(), &resp);
+    });
+    if (rc != kExitOk) return rc;
+    if (inv.output == OutputFormat::kJson) {
+      inv.out << Json(resp) << "\n";
+      return kExitOk;
+    }
+    inv.out << absl::StrFormat("%-36s %-14s %10s %12s %12s %-12s\n", "NAME", "TYPE", "PARAMS_B", "WEIGHTS_GIB",
+                               "KV_KIB/TOK", "QUANT");
+    for (const auto& m : resp.models()) {
+      inv.out << absl::StrFormat("%-36s %-14s %10.2f %12.2f %12.1f %-12s\n", m.name(), m.model_type(),
+                                 static_cast<double>(m.params()) / 1e9, GiB(m.weights_bytes()),
+                                 static_cast<double>(m.kv_bytes_per_token()) / 1024.0,
+                                 m.quantization().empty() ? "-" : m.quantization());
+    }
+    return kExitOk;
+  }
+  if (inv.positional.size() < 2) return Usage(inv, "models " + verb, "give a model config file or name");
+  if (verb == "import") {
+    std::ifstream in(inv.positional[1], std::ios::binary);
+    if (!in) {
+      return ReportError(inv.err, "models import",
+                         absl::NotFoundError(absl::StrCat("\"", inv.positional[1], "\": cannot read file")));
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    v1::ImportModelRequest req;
+    std::string name = f.GetString("name");
+    if (name.empty()) {
+      // Default name: the file's folder (model dirs hold config.json) or its stem.
+      std::filesystem::path path(inv.positional[1]);
+      name = path.filename() == "config.json" ? path.parent_path().filename().string() : path.stem().string();
+    }
+    req.set_name(name);
+    req.set_config_json(ss.str());
+    req.set_quantization(f.GetString("quantization"));
+    req.set_request_id(f.GetString("request-id"));
+    req.set_validate_only(f.GetBool("validate-only"));
+    v1::Model resp;
+    int rc = Rpc<v1::CatalogService>(inv, "models import", [&](auto& stub, auto& ctx) {
+      return stub.ImportModel(&ctx, req, &resp);
+    });
+    if (rc != kExitOk) return rc;
+    if (inv.output == OutputFormat::kJson) {
+      resp.clear_config_json();
+      inv.out << Json(resp) << "\n";
+    } else {
+      inv.out << absl::StrFormat("%s model %s: %s, %.2fB params, %.2f GiB weights, %.1f KiB KV per token\n",
+                                 req.validate_only() ? "valid" : "imported", resp.name(), resp.model_type(),
+                                 static_cast<double>(resp.params()) / 1e9, GiB(resp.weights_bytes()),
+                                 static_cast<double>(resp.kv_bytes_per_token()) / 1024.0);
+      for (const auto& n : resp.notes()) inv.out << "note: " << n << "\n";
+    }
+    return kExitOk;
+  }
+  if (verb == "show") {
+    v1::GetModelRequest req;
+    req.set_name(inv.positional[1]);
+    v1::Model resp;
+    int rc = Rpc<v1::CatalogService>(inv, "models show", [&](auto& stub, auto& ctx) {
+      return stub.GetModel(&ctx, req, &resp);
+    });
+    if (rc != kExitOk) return rc;
+    if (inv.output == OutputFormat::kJson) {
+      inv.out << Json(resp) << "\n";
+    } else {
+      inv.out << absl::StrFormat("%s: %s, %d params, %d weights bytes, %d KV bytes per token\n%s\n",
+                                 resp.name(), resp.model_type(), resp.params(), resp.weights_bytes(),
+                                 resp.kv_bytes_per_token(), resp.config_json());
+    }
+    return kExitOk;
+  }
+  if (verb == "remove") {
+    v1::DeleteModelRequest req;
+    req.set_name(inv.positional[1]);
+    req.set_request_id(f.GetString("request-id"));
+    google::protobuf::Empty empty;
+    int rc = Rpc<v1::CatalogService>(inv, "models remove", [&](auto& stub, auto& ctx) {
+      return stub.DeleteModel(&ctx, req, &empty);
+    });
+    if (rc == kExitOk) inv.out << "removed model " << req.name() << "\n";
+    return rc;
+  }
+  return Usage(inv, "models", absl::StrCat("unknown verb \"", verb, "\""));
+}
+
+// ---- headroom ---------------------------------------------------------------------------------
+
+void PrintHeadroom(const Invocation& inv, const v1::FleetHeadroom& h, const std::string& by) {
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << Json(h) << "\n";
+    return;
+  }
+  inv.out << absl::StrFormat("%-26s %10s %10s %10s %10s %8s %6s %6s %8s %-6s\n", by == "gpu" ? "GPU" : "KEY",
+                             "TOTAL_GIB", "COMMITTED", "RESERVED", "FREE_GIB", "FREE%", "GPUS", "FREE",
+                             "NVL_FREE", "RISK");
+  auto row = [&](const v1::Headroom& r, const std::string& key) {
+    inv.out << absl::StrFormat("%-26s %10.1f %10.1f %10.1f %10.1f %7.1f%% %6d %6d %8d %-6s\n", key,
+                               GiB(r.total_bytes()), GiB(r.committed_bytes()), GiB(r.reserved_bytes()),
+                               GiB(r.free_bytes()), 100 * r.headroom_ratio(), r.gpus(), r.free_gpus(),
+                               r.largest_free_nvlink_domain(), RiskName(r.risk()));
+  };
+  if (by == "pool") {
+    for (const auto& r : h.pools()) row(r, r.key());
+  } else if (by == "node") {
+    for (const auto& r : h.nodes()) row(r, r.key());
+  } else if (by == "gpu-type") {
+    for (const auto& r : h.gpu_types()) row(r, r.key());
+  } else {
+    for (const auto& g : h.gpus()) row(g.headroom(), g.headroom().key());
+  }
+  row(h.fleet(), absl::StrCat("fleet (generation ", h.generation(), ")"));
+}
+
+int RunHeadroom(const Invocation& inv) {
+  const std::string by = inv.flags.GetString("by");
+  if (by != "pool" && by != "node" && by != "gpu-type" && by != "gpu") {
+    return Usage(inv, "headroom", absl::StrCat("--by=\"", by, "\" must be pool, node, gpu-type or gpu"));
+  }
+  if (!inv.flags.GetBool("watch")) {
+    v1::GetFleetHeadroomRequest req;
+    req.set_include_gpus(by == "gpu");
+    v1::FleetHeadroom h;
+    int rc = Rpc<v1::HeadroomService>(inv, "headroom", [&](auto& stub, auto& ctx) {
+      return stub.GetFleetHeadroom(&ctx, req, &h);
+    });
+    if (rc == kExitOk) PrintHeadroom(inv, h, by);
+    return rc;
+  }
+  // --watch: print every update until the stream ends (or --timeout passes).
+  auto channel = MakeChannel(inv.flags);
+  if (!channel.ok()) return ReportError(inv.err, "headroom", channel.status());
+  auto stub = v1::HeadroomService::NewStub(*channel);
+  grpc::ClientContext context;
+  if (absl::Status s = PrepareContext(inv.flags, context); !s.ok()) {
+    inv.err << "fleetplan headroom: " << s.message() << "\n";
+    return kExitUsage;
+  }
+  v1::WatchHeadroomRequest req;
+  req.set_include_gpus(by == "gpu");
+  auto reader = stub->WatchHeadroom(&context, req);
+  v1::FleetHeadroom h;
+  int64_t updates = 0;
+  const int64_t max_updates = inv.flags.GetInt("updates");
+  while (reader->Read(&h)) {
+    PrintHeadroom(inv, h, by);
+    inv.out << std::flush;
+    if (max_updates > 0 && ++updates >= max_updates) {
+      context.TryCancel();
+      while (reader->Read(&h)) {
+      }
+      reader->Finish().IgnoreError();
+      return kExitOk;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return kExitOk;  // watched long enough
+  if (!status.ok()) return ReportError(inv.err, "headroom", FromGrpc(status));
+  return kExitOk;
+}
+
+FlagSet ServerFlags(const std::string& name, const std::string& usage) {
+  FlagSet f(name, usage);
+  AddOutputFlag(f);
+  AddServerFlags(f);
+  return f;
+}
+
+}  // namespace
+
+std::vector<Command> ServerCommands() {
+  return {
+      Command{.name = "gpu-types",
+              .summary = "add, list or remove GPU types (server)",
+              .make_flags =
+                  [] {
+                    FlagSet f = ServerFlags("gpu-types", "add --name=N --memory-bytes=B | list | remove NAME");
+                    f.String("name", "", "add: GPU type name, e.g. H100-80GB-HBM3");
+                    f.Int("memory-bytes", 0, "add: total memory as the driver reports it");
+                    f.Double("memory-gib", 0, "add: the same in GiB (2^30), when bytes are not known");
+                    f.Int("bandwidth-bytes-per-second", 0, "add: memory bandwidth");
+                    f.Double("bf16-tflops", 0, "add: dense bf16 TFLOP/s");
+                    f.Double("cost-per-hour", 0, "add: cost per GPU hour");
+                    f.Int("nvlink-generation", 0, "add: NVLink generation (0: none)");
+                    f.String("request-id", "", "idempotency key for retries");
+                    f.Bool("validate-only", false, "check without creating");
+                    return f;
+                  },
+              .run = RunGpuTypes},
+      Command{.name = "nodes",
+              .summary = "add, list, show, cordon, drain or remove nodes (server)",
+              .make_flags =
+                  [] {
+                    FlagSet f = ServerFlags("nodes",
+                                            "add --name=N --pool=P --gpus=8 --gpu-type=T | list | "
+                                            "show NAME | cordon NAME | drain NAME | remove NAME");
+                    f.String("name", "", "add: node name");
+                    f.String("pool", "", "add: pool; list: filter");
+                    f.String("zone", "", "add: zone; list: filter");
+                    f.String("rack", "", "add: rack");
+                    f.String("label", "", "add: labels k=v,k2=v2; list: filter (all must match)");
+                    f.Int("gpus", 8, "add: number of GPUs");
+                    f.String("gpu-type", "", "add: GPU type of every GPU; list: filter");
+                    f.Int("nvlink-domain-size", 8, "add: GPUs per NVLink domain");
+                    f.Int("inter-node-bandwidth-bytes-per-second", 0, "add: network bandwidth");
+                    f.Bool("force", false, "drain/remove: even with placements (remove releases them)");
+                    f.String("request-id", "", "idempotency key for retries");
+                    f.Bool("validate-only", false, "add: check without creating");
+                    return f;
+                  },
+              .run = RunNodes},
+      Command{.name = "pools",
+              .summary = "list pools with their node and GPU counts (server)",
+              .make_flags = [] { return ServerFlags("pools", "[--output=table|json]"); },
+              .run = RunPools},
+      Command{.name = "models",
+              .summary = "import, list, show or remove catalog models (server)",
+              .make_flags =
+                  [] {
+                    FlagSet f = ServerFlags("models", "import CONFIG.json [--name=N] | list | show NAME | remove NAME");
+                    f.String("name", "", "import: model name (default: the file's folder or stem)");
+                    f.String("quantization", "", "import: quantization override");
+                    f.String("request-id", "", "idempotency key for retries");
+                    f.Bool("validate-only", false, "import: check without storing");
+                    return f;
+                  },
+              .run = RunModels},
+      Command{.name = "headroom",
+              .summary = "fleet memory headroom by pool, node, GPU type or GPU (server)",
+              .make_flags =
+                  [] {
+                    FlagSet f = ServerFlags("headroom", "[--by=pool|node|gpu-type|gpu] [--watch]");
+                    f.String("by", "pool", "pool | node | gpu-type | gpu");
+                    f.Bool("watch", false, "stream updates whenever the fleet changes (until --timeout)");
+                    f.Int("updates", 0, "--watch: stop after this many updates (0: until --timeout)");
+                    return f;
+                  },
+              .run = RunHeadroom},
+  };
+}
+
+}  // namespace fleetplan::cli
