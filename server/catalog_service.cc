@@ -36,6 +36,7 @@ ServerUnaryReactor* CatalogServiceImpl::ImportModel(CallbackServerContext* c,
         }
       } else {
         RETURN_IF_ERROR(deps_.store->CreateModel(record));
+        InvalidateEstimates(deps_);
         ASSIGN_OR_RETURN(record, deps_.store->GetModel(req->name()));
       }
       ToProto(record, resp);
@@ -68,8 +69,11 @@ ServerUnaryReactor* CatalogServiceImpl::DeleteModel(CallbackServerContext* c,
                                                     const v1::DeleteModelRequest* req,
                                                     google::protobuf::Empty* resp) {
   return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
-    return Idempotent(deps_, "DeleteModel", req->request_id(), *req, resp,
-                      [&] { return deps_.store->DeleteModel(req->name()); });
+    return Idempotent(deps_, "DeleteModel", req->request_id(), *req, resp, [&]() -> absl::Status {
+      RETURN_IF_ERROR(deps_.store->DeleteModel(req->name()));
+      InvalidateEstimates(deps_);
+      return absl::OkStatus();
+    });
   });
 }
 

@@ -11,31 +11,82 @@ namespace fleetplan::server {
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
 
+std::shared_ptr<const estimator::ModelSpec> EstimateCache::GetModel(const std::string& name,
+                                                                    const std::string& quantization) {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name + '\n' + quantization);
+  if (it == models_.end() || it->second.expires < std::chrono::steady_clock::now()) return nullptr;
+  return it->second.value;
+}
+
+void EstimateCache::PutModel(const std::string& name, const std::string& quantization,
+                             std::shared_ptr<const estimator::ModelSpec> spec) {
+  absl::MutexLock lock(&mu_);
+  models_[name + '\n' + quantization] = {std::move(spec), std::chrono::steady_clock::now() + ttl_};
+}
+
+std::optional<int64_t> EstimateCache::GetGpuBytes(const std::string& type) {
+  absl::MutexLock lock(&mu_);
+  auto it = gpus_.find(type);
+  if (it == gpus_.end() || it->second.expires < std::chrono::steady_clock::now()) return std::nullopt;
+  return it->second.value;
+}
+
+void EstimateCache::PutGpuBytes(const std::string& type, int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  gpus_[type] = {bytes, std::chrono::steady_clock::now() + ttl_};
+}
+
+void InvalidateEstimates(const ServiceDeps& deps) {
+  if (deps.estimates != nullptr) deps.estimates->Invalidate();
+}
+
+void EstimateCache::Invalidate() {
+  absl::MutexLock lock(&mu_);
+  models_.clear();
+  gpus_.clear();
+}
+
 absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(const v1::EstimateRequest& req) {
-  std::string config;
-  std::string quantization = req.quantization();
+  std::shared_ptr<const estimator::ModelSpec> spec;
   switch (req.model_case()) {
     case v1::EstimateRequest::kModelName: {
+      spec = cache_->GetModel(req.model_name(), req.quantization());
+      if (spec != nullptr) break;
       ASSIGN_OR_RETURN(placement::ModelRecord m, deps_.store->GetModel(req.model_name()));
-      config = m.config_json;
-      if (quantization.empty()) quantization = m.quantization;
+      const std::string quantization = req.quantization().empty() ? m.quantization : req.quantization();
+      absl::StatusOr<estimator::ModelSpec> parsed =
+          estimator::ParseModelConfig(m.config_json, {.quantization = quantization});
+      if (!parsed.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("model \"", m.name, "\": ", parsed.status().message()));
+      }
+      spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
+      cache_->PutModel(req.model_name(), req.quantization(), spec);
       break;
     }
-    case v1::EstimateRequest::kConfigJson:
-      config = req.config_json();
+    case v1::EstimateRequest::kConfigJson: {
+      absl::StatusOr<estimator::ModelSpec> parsed =
+          estimator::ParseModelConfig(req.config_json(), {.quantization = req.quantization()});
+      if (!parsed.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("config_json: ", parsed.status().message()));
+      }
+      spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
       break;
+    }
     default:
       return absl::InvalidArgumentError("model: give model_name (catalog) or config_json (inline)");
   }
-  absl::StatusOr<estimator::ModelSpec> spec =
-      estimator::ParseModelConfig(config, {.quantization = quantization});
-  if (!spec.ok()) return absl::InvalidArgumentError(absl::StrCat("config_json: ", spec.status().message()));
   ASSIGN_OR_RETURN(estimator::EstimateRequest request, FromProto(req));
   switch (req.gpu_case()) {
     case v1::EstimateRequest::kGpuType: {
+      if (std::optional<int64_t> cached = cache_->GetGpuBytes(req.gpu_type()); cached.has_value()) {
+        request.gpu_memory_bytes = *cached;
+        break;
+      }
       absl::StatusOr<placement::GpuType> registered = deps_.store->GetGpuType(req.gpu_type());
       if (registered.ok()) {
         request.gpu_memory_bytes = registered->memory_bytes;
+        cache_->PutGpuBytes(req.gpu_type(), registered->memory_bytes);
       } else {
         absl::StatusOr<estimator::GpuInfo> builtin = estimator::FindGpu(req.gpu_type());
         if (!builtin.ok()) {
@@ -43,6 +94,7 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(con
                                                   "\" is neither registered nor in the built-in table"));
         }
         request.gpu_memory_bytes = builtin->memory_bytes;
+        cache_->PutGpuBytes(req.gpu_type(), builtin->memory_bytes);
       }
       break;
     }
@@ -52,15 +104,15 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(con
     default:
       return absl::InvalidArgumentError("gpu: give gpu_type or gpu_memory_bytes");
   }
-  return Resolved{std::move(*spec), request};
+  return Resolved{std::move(spec), request};
 }
 
 ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c, const v1::EstimateRequest* req,
                                                    v1::EstimateResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(*req));
-    ASSIGN_OR_RETURN(estimator::MemoryEstimate e, estimator::Estimate(r.spec, r.request));
-    ToProto(e, r.spec.num_params(), resp);
+    ASSIGN_OR_RETURN(estimator::MemoryEstimate e, estimator::Estimate(*r.spec, r.request));
+    ToProto(e, r.spec->num_params(), resp);
     return absl::OkStatus();
   });
 }
@@ -69,7 +121,7 @@ ServerUnaryReactor* EstimatorServiceImpl::Budget(CallbackServerContext* c, const
                                                  v1::BudgetResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(req->base()));
-    ASSIGN_OR_RETURN(auto cells, estimator::Budget(r.spec, r.request,
+    ASSIGN_OR_RETURN(auto cells, estimator::Budget(*r.spec, r.request,
                                                    {req->context_tokens().begin(), req->context_tokens().end()},
                                                    {req->concurrencies().begin(), req->concurrencies().end()}));
     for (const auto& cell : cells) ToProto(cell, resp->add_cells());
@@ -82,7 +134,7 @@ ServerUnaryReactor* EstimatorServiceImpl::MaxConcurrency(CallbackServerContext* 
                                                          v1::MaxConcurrencyResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(req->base()));
-    ASSIGN_OR_RETURN(int64_t n, estimator::MaxConcurrency(r.spec, r.request, req->context_tokens()));
+    ASSIGN_OR_RETURN(int64_t n, estimator::MaxConcurrency(*r.spec, r.request, req->context_tokens()));
     resp->set_max_concurrency(n);
     return absl::OkStatus();
   });
@@ -92,7 +144,7 @@ ServerUnaryReactor* EstimatorServiceImpl::MaxContext(CallbackServerContext* c, c
                                                      v1::MaxContextResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(req->base()));
-    ASSIGN_OR_RETURN(int64_t n, estimator::MaxContext(r.spec, r.request, req->concurrency()));
+    ASSIGN_OR_RETURN(int64_t n, estimator::MaxContext(*r.spec, r.request, req->concurrency()));
     resp->set_max_context_tokens(n);
     return absl::OkStatus();
   });

@@ -4,15 +4,48 @@
 // fleetplan.v1.EstimatorService: the offline estimator behind RPCs. A model comes from the catalog
 // or inline; a GPU from the registered types, the built-in table, or explicit bytes.
 
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
 #include "fleetplan/v1/estimator.grpc.pb.h"
 #include "planner/estimator/estimator.h"
 #include "server/handler.h"
 
 namespace fleetplan::server {
 
+// Parsed catalog models and registered GPU sizes, so an Estimate costs microseconds rather than a
+// store read and a JSON parse. Entries live `ttl` (a model deleted and re-imported by another
+// process on the same database is seen after that), and this server's own catalog and inventory
+// writes drop them at once (Invalidate). Thread-safe.
+class EstimateCache {
+ public:
+  explicit EstimateCache(std::chrono::milliseconds ttl) : ttl_(ttl) {}
+  std::shared_ptr<const estimator::ModelSpec> GetModel(const std::string& name, const std::string& quantization);
+  void PutModel(const std::string& name, const std::string& quantization,
+                std::shared_ptr<const estimator::ModelSpec> spec);
+  std::optional<int64_t> GetGpuBytes(const std::string& type);
+  void PutGpuBytes(const std::string& type, int64_t bytes);
+  void Invalidate();
+
+ private:
+  template <typename T>
+  struct Entry {
+    T value;
+    std::chrono::steady_clock::time_point expires;
+  };
+  const std::chrono::milliseconds ttl_;
+  absl::Mutex mu_;
+  std::map<std::string, Entry<std::shared_ptr<const estimator::ModelSpec>>> models_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Entry<int64_t>> gpus_ ABSL_GUARDED_BY(mu_);
+};
+
 class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService {
  public:
-  explicit EstimatorServiceImpl(ServiceDeps deps) : deps_(deps) {}
+  EstimatorServiceImpl(ServiceDeps deps, EstimateCache* cache) : deps_(deps), cache_(cache) {}
 
   grpc::ServerUnaryReactor* Estimate(grpc::CallbackServerContext* c, const v1::EstimateRequest* req,
                                      v1::EstimateResponse* resp) override;
@@ -26,12 +59,13 @@ class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService 
 
  private:
   struct Resolved {
-    estimator::ModelSpec spec;
+    std::shared_ptr<const estimator::ModelSpec> spec;
     estimator::EstimateRequest request;
   };
   absl::StatusOr<Resolved> Resolve(const v1::EstimateRequest& req);
 
   ServiceDeps deps_;
+  EstimateCache* cache_;
 };
 
 }  // namespace fleetplan::server

@@ -23,11 +23,18 @@
 namespace fleetplan::server {
 
 // What every service needs; owned by FleetplanServer, outlives the services.
+class EstimateCache;
+
 struct ServiceDeps {
   storage::PlacementStore* store = nullptr;
   const Authorizer* auth = nullptr;
   RequestCache* requests = nullptr;
+  // Dropped by catalog and GPU-type writes (may be null in tests of single services).
+  EstimateCache* estimates = nullptr;
 };
+
+// Drops cached models and GPU sizes after a catalog or inventory write.
+void InvalidateEstimates(const ServiceDeps& deps);
 
 template <typename Body>
 grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context, const ServiceDeps& deps,

@@ -28,6 +28,7 @@ ServerUnaryReactor* InventoryServiceImpl::CreateGpuType(CallbackServerContext* c
         }
       } else {
         RETURN_IF_ERROR(deps_.store->CreateGpuType(type));
+        InvalidateEstimates(deps_);
       }
       ToProto(type, resp);
       return absl::OkStatus();
@@ -58,8 +59,11 @@ ServerUnaryReactor* InventoryServiceImpl::DeleteGpuType(CallbackServerContext* c
                                                         const v1::DeleteGpuTypeRequest* req,
                                                         google::protobuf::Empty* resp) {
   return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
-    return Idempotent(deps_, "DeleteGpuType", req->request_id(), *req, resp,
-                      [&] { return deps_.store->DeleteGpuType(req->name()); });
+    return Idempotent(deps_, "DeleteGpuType", req->request_id(), *req, resp, [&]() -> absl::Status {
+      RETURN_IF_ERROR(deps_.store->DeleteGpuType(req->name()));
+      InvalidateEstimates(deps_);
+      return absl::OkStatus();
+    });
   });
 }
 

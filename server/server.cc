@@ -110,12 +110,14 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
     ASSIGN_OR_RETURN(server->auth_, Authorizer::FromText(tokens, options.auth_tokens_file));
   }
   server->requests_ = std::make_unique<RequestCache>();
+  server->estimates_ = std::make_unique<EstimateCache>(std::chrono::seconds(10));
   const ServiceDeps deps{.store = server->store_.get(), .auth = server->auth_.get(),
-                         .requests = server->requests_.get()};
+                         .requests = server->requests_.get(), .estimates = server->estimates_.get()};
   server->system_service_ = std::make_unique<SystemServiceImpl>(server->store_.get());
   server->inventory_service_ = std::make_unique<InventoryServiceImpl>(deps);
   server->catalog_service_ = std::make_unique<CatalogServiceImpl>(deps);
-  server->estimator_service_ = std::make_unique<EstimatorServiceImpl>(deps);
+  server->estimator_service_ =
+      std::make_unique<EstimatorServiceImpl>(deps, server->estimates_.get());
   server->headroom_service_ =
       std::make_unique<HeadroomServiceImpl>(deps, options.headroom_poll_interval);
 

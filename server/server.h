@@ -24,6 +24,7 @@ class SystemServiceImpl;
 class InventoryServiceImpl;
 class CatalogServiceImpl;
 class EstimatorServiceImpl;
+class EstimateCache;
 class HeadroomServiceImpl;
 class Authorizer;
 class RequestCache;
@@ -49,6 +50,7 @@ class FleetplanServer {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<RequestCache> requests_;
+  std::unique_ptr<EstimateCache> estimates_;
   std::unique_ptr<SystemServiceImpl> system_service_;
   std::unique_ptr<InventoryServiceImpl> inventory_service_;
   std::unique_ptr<CatalogServiceImpl> catalog_service_;

@@ -379,6 +379,44 @@ TEST_F(ApiTest, EstimateMatchesTheOfflineEstimator) {
   EXPECT_GE(mxr.max_context_tokens(), 8192);
 }
 
+TEST_F(ApiTest, CachedModelsFollowCatalogChanges) {
+  ASSERT_TRUE(Import("m", ReadModel("qwen2.5-0.5b")).ok());
+  v1::EstimateRequest req;
+  req.set_model_name("m");
+  req.set_gpu_type("H100-80GB");
+  v1::EstimateResponse resp;
+  {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    ASSERT_TRUE(estimator_->Estimate(&ctx, req, &resp).ok());  // now cached
+  }
+  const int64_t small = resp.stages(0).weights_bytes();
+  {
+    grpc::ClientContext ctx;
+    Auth(ctx);
+    v1::DeleteModelRequest del;
+    del.set_name("m");
+    google::protobuf::Empty empty;
+    ASSERT_TRUE(catalog_->DeleteModel(&ctx, del, &empty).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    EXPECT_EQ(estimator_->Estimate(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  ASSERT_TRUE(Import("m", ReadModel("qwen2.5-7b")).ok());  // same name, another model
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  ASSERT_TRUE(estimator_->Estimate(&ctx, req, &resp).ok());
+  EXPECT_GT(resp.stages(0).weights_bytes(), 10 * small);
+  // A registered GPU type overrides the built-in one of the same name once created.
+  ASSERT_TRUE(CreateType("H100-80GB", 40 * kGiB).ok());
+  grpc::ClientContext ctx2;
+  Auth(ctx2, kReader);
+  ASSERT_TRUE(estimator_->Estimate(&ctx2, req, &resp).ok());
+  EXPECT_EQ(resp.gpu_memory_bytes(), 40 * kGiB);
+}
+
 TEST_F(ApiTest, EstimateErrors) {
   struct Case {
     const char* what;
