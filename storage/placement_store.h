@@ -25,6 +25,7 @@
 namespace fleetplan::storage {
 
 using placement::FleetSnapshot;
+using placement::DeploymentRecord;
 using placement::GpuType;
 using placement::ModelRecord;
 using placement::Node;
@@ -101,6 +102,14 @@ class PlacementStore {
   virtual absl::StatusOr<std::vector<ModelRecord>> ListModels() = 0;
   // FAILED_PRECONDITION while placements of the model are committed or reserved.
   virtual absl::Status DeleteModel(const std::string& name) = 0;
+
+  // ---- Deployments
+  // NOT_FOUND when the model is not in the catalog.
+  virtual absl::Status CreateDeployment(const DeploymentRecord& deployment) = 0;
+  virtual absl::StatusOr<DeploymentRecord> GetDeployment(const std::string& name) = 0;
+  virtual absl::StatusOr<std::vector<DeploymentRecord>> ListDeployments() = 0;
+  // FAILED_PRECONDITION while the deployment has committed or reserved placements.
+  virtual absl::Status DeleteDeployment(const std::string& name) = 0;
 
   // ---- Placements
   // Atomic: all placements are stored or none. ABORTED when a GPU it touches changed after

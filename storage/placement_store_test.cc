@@ -384,6 +384,33 @@ TEST_P(StoreTest, ModelsCatalog) {
   EXPECT_EQ(store_->DeleteModel("llama").code(), absl::StatusCode::kNotFound);
 }
 
+TEST_P(StoreTest, DeploymentsCrud) {
+  Fleet();
+  ASSERT_TRUE(store_->CreateDeployment({.name = "chat", .model = "m", .replicas = 2,
+                                        .spec_json = R"({"context_tokens": 8192})"}).ok());
+  EXPECT_EQ(store_->CreateDeployment({.name = "chat", .model = "m"}).code(), absl::StatusCode::kAlreadyExists);
+  auto unknown = store_->CreateDeployment({.name = "x", .model = "nope"});
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound) << unknown;
+  EXPECT_NE(unknown.message().find("model \"nope\""), std::string::npos);
+  EXPECT_EQ(store_->CreateDeployment({.name = "y", .model = "m", .replicas = -1}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CreateDeployment({.name = "", .model = "m"}).code(), absl::StatusCode::kInvalidArgument);
+  auto got = store_->GetDeployment("chat");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->replicas, 2);
+  EXPECT_EQ(got->spec_json, R"({"context_tokens": 8192})");
+  EXPECT_EQ(store_->ListDeployments()->size(), 1u);
+  // The model it uses cannot go; a placed deployment cannot go.
+  EXPECT_EQ(store_->DeleteModel("m").code(), absl::StatusCode::kFailedPrecondition);
+  auto r = Commit("r", {MakePlacement("n1", {0}, kGiB, "m", "chat")});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(store_->DeleteDeployment("chat").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store_->ReleasePlacement(r->placement_ids[0]).ok());
+  EXPECT_TRUE(store_->DeleteDeployment("chat").ok());
+  EXPECT_EQ(store_->GetDeployment("chat").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteDeployment("chat").code(), absl::StatusCode::kNotFound);
+}
+
 TEST_P(StoreTest, GenerationCountsEveryCapacityChange) {
   Fleet();
   int64_t g = *store_->FleetGeneration();

@@ -118,6 +118,16 @@ const std::vector<absl::string_view>& Migrations() {
           created_unix_ms INTEGER NOT NULL
         ) STRICT;
       )sql",
+      // v3: deployments (the planner's specification as JSON the store does not interpret).
+      R"sql(
+        CREATE TABLE deployments (
+          name TEXT PRIMARY KEY NOT NULL,
+          model TEXT NOT NULL REFERENCES models (name),
+          replicas INTEGER NOT NULL CHECK (replicas >= 0),
+          spec_json TEXT NOT NULL,
+          created_unix_ms INTEGER NOT NULL
+        ) STRICT;
+      )sql",
   };
   return *kMigrations;
 }
@@ -213,6 +223,19 @@ constexpr absl::string_view kActivePlacementsOfModel =
     "SELECT id FROM placements WHERE model = ?2 AND (state = 'committed' OR "
     "(state = 'reserved' AND expires_unix_ms > ?1)) ORDER BY id";
 constexpr absl::string_view kDeleteModel = "DELETE FROM models WHERE name = ?1";
+
+constexpr absl::string_view kInsertDeployment =
+    "INSERT INTO deployments (name, model, replicas, spec_json, created_unix_ms) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr absl::string_view kSelectDeployment =
+    "SELECT name, model, replicas, spec_json, created_unix_ms FROM deployments WHERE name = ?1";
+constexpr absl::string_view kSelectDeployments =
+    "SELECT name, model, replicas, spec_json, created_unix_ms FROM deployments ORDER BY name";
+constexpr absl::string_view kActivePlacementsOfDeployment =
+    "SELECT id FROM placements WHERE deployment = ?2 AND (state = 'committed' OR "
+    "(state = 'reserved' AND expires_unix_ms > ?1)) ORDER BY id";
+constexpr absl::string_view kDeleteDeployment = "DELETE FROM deployments WHERE name = ?1";
+constexpr absl::string_view kCountDeploymentsOfModel = "SELECT COUNT(*) FROM deployments WHERE model = ?1";
 
 constexpr absl::string_view kSelectRequest =
     "SELECT fingerprint, result_json FROM requests WHERE request_id = ?1";
@@ -956,10 +979,99 @@ absl::Status SqliteStore::DeleteModel(const std::string& name) {
     return absl::FailedPreconditionError(absl::StrCat("model \"", name, "\" has placements ",
                                                       IdList(ids), "; release them first"));
   }
+  ASSIGN_OR_RETURN(Statement deps, db_->Prepare(kCountDeploymentsOfModel));
+  deps.BindText(1, name);
+  ASSIGN_OR_RETURN(bool has_row, deps.Step());
+  if (has_row && deps.ColumnInt(0) > 0) {
+    return absl::FailedPreconditionError(absl::StrCat("model \"", name, "\" is used by ", deps.ColumnInt(0),
+                                                      " deployments; delete them first"));
+  }
   ASSIGN_OR_RETURN(Statement del, db_->Prepare(kDeleteModel));
   del.BindText(1, name);
   RETURN_IF_ERROR(del.Run());
   if (db_->Changes() == 0) return absl::NotFoundError(absl::StrCat("model \"", name, "\" not found"));
+  return txn.Commit();
+}
+
+// ---- Deployments -----------------------------------------------------------------------------
+
+namespace {
+DeploymentRecord ReadDeployment(const Statement& s) {
+  return DeploymentRecord{.name = s.ColumnText(0), .model = s.ColumnText(1),
+                          .replicas = s.ColumnInt(2), .spec_json = s.ColumnText(3),
+                          .created_unix_ms = s.ColumnInt(4)};
+}
+}  // namespace
+
+absl::Status SqliteStore::CreateDeployment(const DeploymentRecord& d) {
+  RETURN_IF_ERROR(ValidateName("deployment.name", d.name));
+  RETURN_IF_ERROR(ValidateName(absl::StrCat("deployment \"", d.name, "\": model"), d.model));
+  if (d.replicas < 0 || d.replicas > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat("deployment \"", d.name, "\": replicas=", d.replicas,
+                                                   " must be in [0, 100000]"));
+  }
+  if (d.spec_json.size() > kMaxConfigBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("deployment \"", d.name, "\": spec_json is ",
+                                                   d.spec_json.size(), " bytes, more than 16 MiB"));
+  }
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(kInsertDeployment));
+  stmt.BindText(1, d.name).BindText(2, d.model).BindInt(3, d.replicas)
+      .BindText(4, d.spec_json.empty() ? "{}" : d.spec_json).BindInt(5, Now());
+  if (absl::Status s = stmt.Run(); !s.ok()) {
+    if (s.code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AlreadyExistsError(absl::StrCat("deployment \"", d.name, "\" already exists"));
+    }
+    if (s.code() == absl::StatusCode::kFailedPrecondition) {
+      return absl::NotFoundError(absl::StrCat("deployment \"", d.name, "\": model \"", d.model,
+                                              "\" not found in the catalog"));
+    }
+    return s;
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<DeploymentRecord> SqliteStore::GetDeployment(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(kSelectDeployment));
+  stmt.BindText(1, name);
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("deployment \"", name, "\" not found"));
+  return ReadDeployment(stmt);
+}
+
+absl::StatusOr<std::vector<DeploymentRecord>> SqliteStore::ListDeployments() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(kSelectDeployments));
+  std::vector<DeploymentRecord> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    out.push_back(ReadDeployment(stmt));
+  }
+  return out;
+}
+
+absl::Status SqliteStore::DeleteDeployment(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(Statement active, db_->Prepare(kActivePlacementsOfDeployment));
+  active.BindInt(1, Now()).BindText(2, name);
+  std::vector<int64_t> ids;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, active.Step());
+    if (!row) break;
+    ids.push_back(active.ColumnInt(0));
+  }
+  if (!ids.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("deployment \"", name, "\" has placements ",
+                                                      IdList(ids), "; release them first"));
+  }
+  ASSIGN_OR_RETURN(Statement del, db_->Prepare(kDeleteDeployment));
+  del.BindText(1, name);
+  RETURN_IF_ERROR(del.Run());
+  if (db_->Changes() == 0) return absl::NotFoundError(absl::StrCat("deployment \"", name, "\" not found"));
   return txn.Commit();
 }
 

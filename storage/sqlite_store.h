@@ -61,6 +61,11 @@ class SqliteStore final : public PlacementStore {
   absl::StatusOr<std::vector<ModelRecord>> ListModels() override;
   absl::Status DeleteModel(const std::string& name) override;
 
+  absl::Status CreateDeployment(const DeploymentRecord& deployment) override;
+  absl::StatusOr<DeploymentRecord> GetDeployment(const std::string& name) override;
+  absl::StatusOr<std::vector<DeploymentRecord>> ListDeployments() override;
+  absl::Status DeleteDeployment(const std::string& name) override;
+
   absl::StatusOr<CommitResult> CommitPlacements(const CommitRequest& request) override;
   absl::StatusOr<CommitResult> CommitReservation(const std::string& reservation_request_id) override;
   absl::StatusOr<Placement> ReleasePlacement(int64_t id) override;

@@ -64,6 +64,16 @@ struct ModelRecord {
   int64_t created_unix_ms = 0;
 };
 
+// A deployment as stored: the model and how many replicas, with the planner's full specification
+// (engine profile, workload, constraints) kept as JSON text the store does not interpret.
+struct DeploymentRecord {
+  std::string name;
+  std::string model;      // catalog model name
+  int64_t replicas = 1;
+  std::string spec_json;  // engine profile, workload, constraints
+  int64_t created_unix_ms = 0;
+};
+
 struct GpuRef {
   std::string node;
   int64_t index = 0;
