@@ -39,17 +39,6 @@ bool NodeAllowed(const DeploymentSpec& d, const Node& n) {
   return Allowed(d.pools, n.pool) && Allowed(d.zones, n.zone);
 }
 
-// Per GPU type, over the nodes a deployment may use: the largest NVLink domain (all GPUs).
-std::map<std::string, int64_t> LargestDomains(const FleetSnapshot& s, const DeploymentSpec& d) {
-  std::map<std::string, int64_t> out;
-  for (const Node& n : s.nodes) {
-    if (!NodeAllowed(d, n)) continue;
-    std::map<std::pair<std::string, int64_t>, int64_t> sizes;
-    for (const Gpu& g : n.gpus) ++sizes[{g.gpu_type, g.nvlink_domain}];
-    for (const auto& [key, size] : sizes) out[key.first] = std::max(out[key.first], size);
-  }
-  return out;
-}
 
 // The per-stage bytes a replica needs at `cand`'s parallelism: everything but the KV pool, plus the
 // KV blocks of `concurrency` sequences of `context` tokens (as estimator::Budget accounts it).
@@ -84,9 +73,13 @@ absl::StatusOr<Candidate> Evaluate(const DeploymentSpec& d, const GpuType& type,
 
 // Feasible candidates for `d` on every allowed GPU type, cheapest first; `why` explains an empty
 // result.
-std::vector<Candidate> Candidates(const FleetSnapshot& s, const DeploymentSpec& d, std::string* why) {
+struct State;
+std::map<std::string, int64_t> LargestDomains(const State& st, const DeploymentSpec& d);
+
+std::vector<Candidate> Candidates(const FleetSnapshot& s, const State& st, const DeploymentSpec& d,
+                                  std::string* why) {
   std::vector<Candidate> out;
-  const std::map<std::string, int64_t> largest = LargestDomains(s, d);
+  const std::map<std::string, int64_t> largest = LargestDomains(st, d);
   std::vector<std::string> reasons;
   for (const GpuType& type : s.gpu_types) {
     auto it = largest.find(type.name);
@@ -157,39 +150,82 @@ std::vector<Candidate> Candidates(const FleetSnapshot& s, const DeploymentSpec& 
 struct DomainState {
   int64_t node = 0;  // index into snapshot.nodes
   int64_t domain = 0;
-  std::vector<int64_t> gpus;  // indices into node.gpus (schedulable GPUs of this domain)
+  const GpuType* type = nullptr;
+  std::vector<int64_t> gpus;  // indices into node.gpus (schedulable GPUs of this domain and type)
+  int64_t size = 0;           // all GPUs of this domain and type, schedulable or not
+  int64_t free_exclusive = 0; // schedulable GPUs nothing is placed on (maintained while packing)
 };
 
 struct State {
   const FleetSnapshot* snap = nullptr;
-  std::vector<DomainState> domains;                  // ordered by node, domain
-  std::vector<std::vector<int64_t>> free_bytes;      // [node][gpu position]
-  std::vector<std::vector<bool>> untouched;          // [node][gpu position]: nothing placed
+  std::vector<DomainState> domains;                  // ordered by node, domain, type
+  std::map<std::string, std::vector<size_t>> by_type;  // GPU type -> domains
+  std::vector<size_t> offset;      // node -> first slot of its GPUs in the flat arrays below
+  std::vector<int64_t> free_bytes; // [offset[node] + gpu position]
+  std::vector<char> untouched;     // [offset[node] + gpu position]: schedulable, nothing placed
   std::map<std::string, std::set<std::string>> used_nodes, used_zones;  // per deployment
 };
 
 State MakeState(const FleetSnapshot& s) {
   State st;
   st.snap = &s;
+  size_t total = 0;
+  st.offset.reserve(s.nodes.size());
+  for (const Node& n : s.nodes) {
+    st.offset.push_back(total);
+    total += n.gpus.size();
+  }
+  st.free_bytes.resize(total);
+  st.untouched.resize(total);
+  const GpuType* last_type = nullptr;
+  std::vector<DomainState> local;  // this node's domains (few): linear lookup, no map
   for (size_t ni = 0; ni < s.nodes.size(); ++ni) {
     const Node& n = s.nodes[ni];
-    std::vector<int64_t> fb;
-    std::vector<bool> un;
-    std::map<int64_t, std::vector<int64_t>> by_domain;
+    local.clear();
     for (size_t gi = 0; gi < n.gpus.size(); ++gi) {
       const Gpu& g = n.gpus[gi];
-      const bool ok = n.state == NodeState::kActive && g.healthy && s.FindGpuType(g.gpu_type) != nullptr;
-      fb.push_back(ok ? s.FreeBytes(g) : 0);
-      un.push_back(ok && g.committed_bytes + g.reserved_bytes == 0);
-      if (ok) by_domain[g.nvlink_domain].push_back(static_cast<int64_t>(gi));
+      if (last_type == nullptr || last_type->name != g.gpu_type) last_type = s.FindGpuType(g.gpu_type);
+      const GpuType* type = last_type;
+      const bool ok = n.state == NodeState::kActive && g.healthy && type != nullptr;
+      const bool free = ok && g.committed_bytes + g.reserved_bytes == 0;
+      const size_t slot = st.offset[ni] + gi;
+      st.free_bytes[slot] = ok ? type->memory_bytes - g.committed_bytes - g.reserved_bytes : 0;
+      st.untouched[slot] = free ? 1 : 0;
+      if (type == nullptr) continue;
+      DomainState* dom = nullptr;
+      for (DomainState& d : local) {
+        if (d.domain == g.nvlink_domain && d.type == type) dom = &d;
+      }
+      if (dom == nullptr) {
+        local.push_back(DomainState{.node = static_cast<int64_t>(ni), .domain = g.nvlink_domain, .type = type});
+        dom = &local.back();
+      }
+      ++dom->size;
+      if (ok) dom->gpus.push_back(static_cast<int64_t>(gi));
+      if (free) ++dom->free_exclusive;
     }
-    st.free_bytes.push_back(fb);
-    st.untouched.push_back(un);
-    for (auto& [domain, gpus] : by_domain) {
-      st.domains.push_back(DomainState{static_cast<int64_t>(ni), domain, gpus});
+    std::sort(local.begin(), local.end(), [](const DomainState& a, const DomainState& b) {
+      return std::tie(a.domain, a.type->name) < std::tie(b.domain, b.type->name);
+    });
+    for (DomainState& dom : local) {
+      st.by_type[dom.type->name].push_back(st.domains.size());
+      st.domains.push_back(std::move(dom));
     }
   }
   return st;
+}
+
+// Per GPU type, over the nodes a deployment may use: the largest NVLink domain (all its GPUs).
+std::map<std::string, int64_t> LargestDomains(const State& st, const DeploymentSpec& d) {
+  std::map<std::string, int64_t> out;
+  for (const auto& [type, ids] : st.by_type) {
+    for (size_t id : ids) {
+      const DomainState& dom = st.domains[id];
+      if (!NodeAllowed(d, st.snap->nodes[static_cast<size_t>(dom.node)])) continue;
+      out[type] = std::max(out[type], dom.size);
+    }
+  }
+  return out;
 }
 
 // GPUs of `dom` that can take a rank of `bytes` for `d`.
@@ -204,8 +240,8 @@ std::vector<int64_t> Eligible(const State& st, const DomainState& dom, const Dep
     const auto ni = static_cast<size_t>(dom.node);
     const auto gp = static_cast<size_t>(gi);
     if (d.shared) {
-      if (st.free_bytes[ni][gp] - bytes >= keep) out.push_back(gi);
-    } else if (st.untouched[ni][gp]) {
+      if (st.free_bytes[st.offset[ni] + gp] - bytes >= keep) out.push_back(gi);
+    } else if (st.untouched[st.offset[ni] + gp]) {
       out.push_back(gi);
     }
   }
@@ -249,24 +285,46 @@ bool FindPlace(const State& st, const DeploymentSpec& d, const Candidate& c, con
     std::vector<int64_t> gpus;
   };
   std::map<std::string, std::vector<Option>> by_pool;
-  for (const DomainState& dom : st.domains) {
+  auto type_it = st.by_type.find(c.type->name);
+  if (type_it == st.by_type.end()) return false;
+  // Single-stage exclusive placements (the common case) keep only the best domain.
+  const bool single = c.pp == 1;
+  Option best_single{0, nullptr, {}};
+  for (size_t id : type_it->second) {
+    const DomainState& dom = st.domains[id];
+    if (!d.shared && dom.free_exclusive < c.tp) continue;  // O(1) reject
     const Node& n = s.nodes[static_cast<size_t>(dom.node)];
     if (!NodeAllowed(d, n) || !SpreadAllows(st, d, n)) continue;
+    if (single && !d.shared && score.strategy == Strategy::kPack && best_single.dom != nullptr &&
+        score(dom.free_exclusive, c.tp, 0) > best_single.score) {
+      continue;  // best fit: a domain with more free GPUs cannot beat the best so far
+    }
     std::vector<int64_t> el = Eligible(st, dom, d, *c.type, c.max_rank_bytes);
     if (static_cast<int64_t>(el.size()) < c.tp) continue;
     int64_t free_sum = 0;
-    for (int64_t gi : el) free_sum += st.free_bytes[static_cast<size_t>(dom.node)][static_cast<size_t>(gi)];
+    for (int64_t gi : el) free_sum += st.free_bytes[st.offset[static_cast<size_t>(dom.node)] + static_cast<size_t>(gi)];
     // Take the tp GPUs with the least free memory (shared) or the lowest indices (exclusive).
     if (d.shared) {
       std::stable_sort(el.begin(), el.end(), [&](int64_t a, int64_t b) {
-        return st.free_bytes[static_cast<size_t>(dom.node)][static_cast<size_t>(a)] <
-               st.free_bytes[static_cast<size_t>(dom.node)][static_cast<size_t>(b)];
+        return st.free_bytes[st.offset[static_cast<size_t>(dom.node)] + static_cast<size_t>(a)] <
+               st.free_bytes[st.offset[static_cast<size_t>(dom.node)] + static_cast<size_t>(b)];
       });
     }
     const int64_t eligible = static_cast<int64_t>(el.size());
     el.resize(static_cast<size_t>(c.tp));
     std::sort(el.begin(), el.end());
-    by_pool[n.pool].push_back(Option{score(eligible, c.tp, free_sum), &dom, el});
+    const int64_t sc = score(eligible, c.tp, free_sum);
+    if (single) {
+      if (best_single.dom == nullptr || sc < best_single.score) best_single = Option{sc, &dom, el};
+      continue;
+    }
+    by_pool[n.pool].push_back(Option{sc, &dom, el});
+  }
+  if (single) {
+    if (best_single.dom == nullptr) return false;
+    out->stages.clear();
+    out->stages.emplace_back(best_single.dom, best_single.gpus);
+    return true;
   }
   bool found = false;
   int64_t best = 0;
@@ -319,8 +377,11 @@ void Apply(State& st, const DeploymentSpec& d, int64_t replica, const Candidate&
       out->ranks.push_back(PlacementRank{.rank = static_cast<int64_t>(stage) * c.tp + static_cast<int64_t>(r),
                                          .gpu = GpuRef{n.name, g.index},
                                          .bytes = c.stage_bytes[stage]});
-      st.free_bytes[static_cast<size_t>(dom->node)][static_cast<size_t>(gi)] -= c.stage_bytes[stage];
-      st.untouched[static_cast<size_t>(dom->node)][static_cast<size_t>(gi)] = false;
+      st.free_bytes[st.offset[static_cast<size_t>(dom->node)] + static_cast<size_t>(gi)] -= c.stage_bytes[stage];
+      if (st.untouched[st.offset[static_cast<size_t>(dom->node)] + static_cast<size_t>(gi)]) {
+        st.untouched[st.offset[static_cast<size_t>(dom->node)] + static_cast<size_t>(gi)] = 0;
+        --st.domains[static_cast<size_t>(dom - st.domains.data())].free_exclusive;
+      }
       visible[n.name].push_back(g.index);
     }
     st.used_nodes[d.name].insert(n.name);
@@ -368,7 +429,9 @@ Plan Finish(Plan plan, const std::vector<Work>& work, const FleetSnapshot& s) {
 std::string CapacityReason(const State& st, const DeploymentSpec& d, const std::vector<Candidate>& cands) {
   const Candidate& c = cands.front();
   int64_t best_free = 0;
-  for (const DomainState& dom : st.domains) {
+  auto type_it = st.by_type.find(c.type->name);
+  for (size_t id : type_it == st.by_type.end() ? std::vector<size_t>{} : type_it->second) {
+    const DomainState& dom = st.domains[id];
     const Node& n = st.snap->nodes[static_cast<size_t>(dom.node)];
     if (!NodeAllowed(d, n)) continue;
     best_free = std::max(best_free, static_cast<int64_t>(Eligible(st, dom, d, *c.type, c.max_rank_bytes).size()));
@@ -381,8 +444,8 @@ std::string CapacityReason(const State& st, const DeploymentSpec& d, const std::
 }
 
 // Greedy packing of `order`.
-Plan Pack(const FleetSnapshot& s, const std::vector<Work>& order, Strategy strategy) {
-  State st = MakeState(s);
+Plan Pack(const FleetSnapshot& s, const State& base, const std::vector<Work>& order, Strategy strategy) {
+  State st = base;
   Plan plan;
   plan.snapshot_generation = s.generation;
   const Scorer scorer{strategy};
@@ -413,8 +476,8 @@ bool Better(const Plan& a, const Plan& b) {
 
 // ---- Exact (CBC) -----------------------------------------------------------------------------
 
-absl::StatusOr<Plan> Exact(const FleetSnapshot& s, const std::vector<Work>& work, const PlannerOptions& o,
-                           bool* fallback) {
+absl::StatusOr<Plan> Exact(const FleetSnapshot& s, const State& base, const std::vector<Work>& work,
+                           const PlannerOptions& o, bool* fallback) {
   *fallback = false;
   for (const Work& w : work) {
     if (w.d->shared) {
@@ -422,7 +485,7 @@ absl::StatusOr<Plan> Exact(const FleetSnapshot& s, const std::vector<Work>& work
       return Plan{};
     }
   }
-  State st = MakeState(s);
+  State st = base;
   struct Var {
     size_t work;
     const Candidate* c;
@@ -433,7 +496,9 @@ absl::StatusOr<Plan> Exact(const FleetSnapshot& s, const std::vector<Work>& work
     const Work& w = work[wi];
     for (const Candidate& c : *w.candidates) {
       if (c.pp != 1) continue;
-      for (size_t di = 0; di < st.domains.size(); ++di) {
+      auto type_it = st.by_type.find(c.type->name);
+      if (type_it == st.by_type.end()) continue;
+      for (size_t di : type_it->second) {
         const DomainState& dom = st.domains[di];
         const Node& n = s.nodes[static_cast<size_t>(dom.node)];
         if (!NodeAllowed(*w.d, n)) continue;
@@ -487,10 +552,7 @@ absl::StatusOr<Plan> Exact(const FleetSnapshot& s, const std::vector<Work>& work
     }
     // Exclusive: whole free GPUs of the domain (all candidates of a domain share its type).
     const DomainState& dom = st.domains[di];
-    int64_t free = 0;
-    const Node& n = s.nodes[static_cast<size_t>(dom.node)];
-    for (int64_t gi : dom.gpus) free += st.untouched[static_cast<size_t>(dom.node)][static_cast<size_t>(gi)] ? 1 : 0;
-    (void)n;
+    const int64_t free = dom.free_exclusive;
     Cbc_addRow(model, "", static_cast<int>(cols.size()), cols.data(), coefs.data(), 'L', static_cast<double>(free));
   }
   for (const auto& [key, cols] : by_spread) {
@@ -575,8 +637,9 @@ absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const Placemen
   // Candidates once per deployment.
   std::vector<std::vector<Candidate>> cands(request.deployments.size());
   std::vector<std::string> why(request.deployments.size());
+  const State base = MakeState(snapshot);
   for (size_t i = 0; i < request.deployments.size(); ++i) {
-    cands[i] = Candidates(snapshot, request.deployments[i], &why[i]);
+    cands[i] = Candidates(snapshot, base, request.deployments[i], &why[i]);
   }
   std::vector<Work> work;
   for (size_t i = 0; i < request.deployments.size(); ++i) {
@@ -586,7 +649,7 @@ absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const Placemen
   }
   if (options.strategy == Strategy::kExact) {
     bool fallback = false;
-    ASSIGN_OR_RETURN(Plan plan, Exact(snapshot, work, options, &fallback));
+    ASSIGN_OR_RETURN(Plan plan, Exact(snapshot, base, work, options, &fallback));
     if (!fallback) {
       plan.strategy_used = "exact";
       return plan;
@@ -614,14 +677,16 @@ absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const Placemen
   std::vector<Work> order = work;
   std::stable_sort(order.begin(), order.end(), by_size);
   const Strategy strategy = options.strategy == Strategy::kSpread ? Strategy::kSpread : Strategy::kPack;
-  Plan best = Pack(snapshot, order, strategy);
-  if (options.strategy != Strategy::kSpread) {
+  Plan best = Pack(snapshot, base, order, strategy);
+  // A plan that places everything at the lower bound cannot be improved: skip the re-pack passes.
+  const bool at_bound = best.unplaced.empty() && best.gpus_used == best.lower_bound_gpus;
+  if (options.strategy != Strategy::kSpread && !at_bound) {
     std::vector<std::vector<Work>> others;
     others.push_back(work);
     std::stable_sort(others.back().begin(), others.back().end(), by_scarcity);
     others.push_back(work);
     for (int64_t pass = 0; pass < options.improvement_passes && pass < static_cast<int64_t>(others.size()); ++pass) {
-      Plan p = Pack(snapshot, others[static_cast<size_t>(pass)], strategy);
+      Plan p = Pack(snapshot, base, others[static_cast<size_t>(pass)], strategy);
       if (Better(p, best)) best = std::move(p);
     }
   }
