@@ -47,21 +47,28 @@ void EstimateCache::Invalidate() {
   gpus_.clear();
 }
 
+absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(const ServiceDeps& deps,
+                                                                         EstimateCache& cache,
+                                                                         const std::string& name,
+                                                                         const std::string& quantization) {
+  std::shared_ptr<const estimator::ModelSpec> spec = cache.GetModel(name, quantization);
+  if (spec != nullptr) return spec;
+  ASSIGN_OR_RETURN(placement::ModelRecord m, deps.store->GetModel(name));
+  absl::StatusOr<estimator::ModelSpec> parsed = estimator::ParseModelConfig(
+      m.config_json, {.quantization = quantization.empty() ? m.quantization : quantization});
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("model \"", m.name, "\": ", parsed.status().message()));
+  }
+  spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
+  cache.PutModel(name, quantization, spec);
+  return spec;
+}
+
 absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(const v1::EstimateRequest& req) {
   std::shared_ptr<const estimator::ModelSpec> spec;
   switch (req.model_case()) {
     case v1::EstimateRequest::kModelName: {
-      spec = cache_->GetModel(req.model_name(), req.quantization());
-      if (spec != nullptr) break;
-      ASSIGN_OR_RETURN(placement::ModelRecord m, deps_.store->GetModel(req.model_name()));
-      const std::string quantization = req.quantization().empty() ? m.quantization : req.quantization();
-      absl::StatusOr<estimator::ModelSpec> parsed =
-          estimator::ParseModelConfig(m.config_json, {.quantization = quantization});
-      if (!parsed.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("model \"", m.name, "\": ", parsed.status().message()));
-      }
-      spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
-      cache_->PutModel(req.model_name(), req.quantization(), spec);
+      ASSIGN_OR_RETURN(spec, CatalogModel(deps_, *cache_, req.model_name(), req.quantization()));
       break;
     }
     case v1::EstimateRequest::kConfigJson: {

@@ -43,6 +43,12 @@ class EstimateCache {
   std::map<std::string, Entry<int64_t>> gpus_ ABSL_GUARDED_BY(mu_);
 };
 
+// A catalog model parsed (through `cache`): NOT_FOUND when the catalog lacks it.
+absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(const ServiceDeps& deps,
+                                                                         EstimateCache& cache,
+                                                                         const std::string& name,
+                                                                         const std::string& quantization);
+
 class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService {
  public:
   EstimatorServiceImpl(ServiceDeps deps, EstimateCache* cache) : deps_(deps), cache_(cache) {}

@@ -18,6 +18,7 @@
 #include "server/estimator_service.h"
 #include "server/headroom_service.h"
 #include "server/inventory_service.h"
+#include "server/planner_service.h"
 #include "server/request_cache.h"
 #include "server/system_service.h"
 
@@ -120,6 +121,7 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
       std::make_unique<EstimatorServiceImpl>(deps, server->estimates_.get());
   server->headroom_service_ =
       std::make_unique<HeadroomServiceImpl>(deps, options.headroom_poll_interval);
+  server->planner_service_ = std::make_unique<PlannerServiceImpl>(deps, server->estimates_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -130,6 +132,7 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   builder.RegisterService(server->catalog_service_.get());
   builder.RegisterService(server->estimator_service_.get());
   builder.RegisterService(server->headroom_service_.get());
+  builder.RegisterService(server->planner_service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxReceiveMessageBytes));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
@@ -142,7 +145,7 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   for (const char* service :
        {fleetplan::v1::SystemService::service_full_name(), v1::InventoryService::service_full_name(),
         v1::CatalogService::service_full_name(), v1::EstimatorService::service_full_name(),
-        v1::HeadroomService::service_full_name()}) {
+        v1::HeadroomService::service_full_name(), v1::PlannerService::service_full_name()}) {
     health->SetServingStatus(service, true);
   }
 

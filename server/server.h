@@ -26,6 +26,7 @@ class CatalogServiceImpl;
 class EstimatorServiceImpl;
 class EstimateCache;
 class HeadroomServiceImpl;
+class PlannerServiceImpl;
 class Authorizer;
 class RequestCache;
 
@@ -56,6 +57,7 @@ class FleetplanServer {
   std::unique_ptr<CatalogServiceImpl> catalog_service_;
   std::unique_ptr<EstimatorServiceImpl> estimator_service_;
   std::unique_ptr<HeadroomServiceImpl> headroom_service_;
+  std::unique_ptr<PlannerServiceImpl> planner_service_;
   // Declared last: destroyed first, before the services it calls.
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -347,7 +347,7 @@ bool FindPlace(const State& st, const DeploymentSpec& d, const Candidate& c, con
 }
 
 std::string LaunchCommand(const DeploymentSpec& d, const Candidate& c, int64_t max_model_len) {
-  std::string cmd = "vllm serve MODEL";
+  std::string cmd = absl::StrCat("vllm serve ", d.model.empty() ? "MODEL" : d.model);
   if (c.tp > 1) absl::StrAppend(&cmd, " --tensor-parallel-size ", c.tp);
   if (c.pp > 1) absl::StrAppend(&cmd, " --pipeline-parallel-size ", c.pp);
   if (c.ep > 1) absl::StrAppend(&cmd, " --enable-expert-parallel");

@@ -1,0 +1,211 @@
+// PlannerService end to end through the server: plan -> commit -> headroom reflects it -> a second
+// scheduler's stale plan is ABORTED -> release -> headroom restored; reservations; explain; errors.
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "fleetplan/v1/catalog.grpc.pb.h"
+#include "fleetplan/v1/headroom.grpc.pb.h"
+#include "fleetplan/v1/inventory.grpc.pb.h"
+#include "fleetplan/v1/planner.grpc.pb.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "planner/common/units.h"
+#include "server/server.h"
+#include "tests/testing/subprocess.h"
+
+namespace fleetplan {
+namespace {
+
+std::string ReadModel(const std::string& slug) {
+  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/" + slug + ".json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class PlannerApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("planner_api_");
+    auto server = server::FleetplanServer::Start({.listen = "127.0.0.1:0", .metrics_listen = "",
+                                                  .store = {.path = dir_ + "/fleet.db"}});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    planner_ = v1::PlannerService::NewStub(channel);
+    headroom_ = v1::HeadroomService::NewStub(channel);
+    auto inventory = v1::InventoryService::NewStub(channel);
+    auto catalog = v1::CatalogService::NewStub(channel);
+    {
+      grpc::ClientContext ctx;
+      v1::CreateGpuTypeRequest req;
+      req.mutable_gpu_type()->set_name("H100");
+      req.mutable_gpu_type()->set_memory_bytes(85017493504);
+      v1::GpuType resp;
+      ASSERT_TRUE(inventory->CreateGpuType(&ctx, req, &resp).ok());
+    }
+    for (const char* name : {"n1", "n2"}) {
+      grpc::ClientContext ctx;
+      v1::CreateNodeRequest req;
+      req.mutable_node()->set_name(name);
+      req.mutable_node()->set_pool("p");
+      for (int i = 0; i < 8; ++i) {
+        v1::Gpu* g = req.mutable_node()->add_gpus();
+        g->set_index(i);
+        g->set_gpu_type("H100");
+        g->set_healthy(true);
+      }
+      v1::Node resp;
+      ASSERT_TRUE(inventory->CreateNode(&ctx, req, &resp).ok());
+    }
+    for (const char* slug : {"llama-3.1-8b-instruct", "llama-3.3-70b-instruct-fp8-dynamic"}) {
+      grpc::ClientContext ctx;
+      v1::ImportModelRequest req;
+      req.set_name(slug);
+      req.set_config_json(ReadModel(slug));
+      v1::Model resp;
+      ASSERT_TRUE(catalog->ImportModel(&ctx, req, &resp).ok());
+    }
+  }
+  void TearDown() override {
+    server_->Shutdown(std::chrono::milliseconds(100));
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  v1::PlanPlacementRequest Request(const std::string& name, const std::string& model, int replicas, int64_t ttl = 0) {
+    v1::PlanPlacementRequest req;
+    v1::DeploymentSpec* d = req.add_deployments();
+    d->set_name(name);
+    d->set_model(model);
+    d->set_replicas(replicas);
+    d->set_concurrency(16);
+    d->set_context_tokens(8192);
+    d->mutable_vllm()->set_max_model_len(8192);
+    req.set_reserve_ttl_ms(ttl);
+    return req;
+  }
+
+  grpc::Status PlanCall(const v1::PlanPlacementRequest& req, v1::Plan* plan) {
+    grpc::ClientContext ctx;
+    return planner_->PlanPlacement(&ctx, req, plan);
+  }
+  grpc::Status Commit(const std::string& plan_id, v1::CommitPlanResponse* out = nullptr) {
+    grpc::ClientContext ctx;
+    v1::CommitPlanRequest req;
+    req.set_plan_id(plan_id);
+    v1::CommitPlanResponse resp;
+    grpc::Status s = planner_->CommitPlan(&ctx, req, &resp);
+    if (out != nullptr) *out = resp;
+    return s;
+  }
+  v1::FleetHeadroom Headroom() {
+    grpc::ClientContext ctx;
+    v1::FleetHeadroom h;
+    EXPECT_TRUE(headroom_->GetFleetHeadroom(&ctx, {}, &h).ok());
+    return h;
+  }
+
+  std::string dir_;
+  std::unique_ptr<server::FleetplanServer> server_;
+  std::unique_ptr<v1::PlannerService::Stub> planner_;
+  std::unique_ptr<v1::HeadroomService::Stub> headroom_;
+};
+
+TEST_F(PlannerApiTest, PlanCommitStaleAbortReleaseRoundTrip) {
+  // Two schedulers plan from the same snapshot.
+  v1::Plan a, b;
+  ASSERT_TRUE(PlanCall(Request("big", "llama-3.3-70b-instruct-fp8-dynamic", 2), &a).ok());
+  ASSERT_TRUE(PlanCall(Request("big-2", "llama-3.3-70b-instruct-fp8-dynamic", 2), &b).ok());
+  ASSERT_EQ(a.replicas_size(), 2);
+  EXPECT_TRUE(a.unplaced().empty());
+  EXPECT_GT(a.headroom_after().fleet().reserved_bytes(), 0);
+  EXPECT_NE(a.replicas(0).launch_command().find("vllm serve llama-3.3-70b-instruct-fp8-dynamic"), std::string::npos)
+      << a.replicas(0).launch_command();
+  EXPECT_NE(a.replicas(0).launch_command().find("--tensor-parallel-size"), std::string::npos);
+  EXPECT_EQ(a.lower_bound_gpus(), a.gpus_used());
+
+  const int64_t before = Headroom().fleet().committed_bytes();
+  v1::CommitPlanResponse committed;
+  ASSERT_TRUE(Commit(a.plan_id(), &committed).ok());
+  ASSERT_EQ(committed.placement_ids_size(), 2);
+  v1::FleetHeadroom after = Headroom();
+  int64_t planned = 0;
+  for (const auto& r : a.replicas()) {
+    for (const auto& rank : r.ranks()) planned += rank.bytes();
+  }
+  EXPECT_EQ(after.fleet().committed_bytes(), before + planned);
+
+  // b was planned before a's commit and lands on the same GPUs: ABORTED, re-plan.
+  grpc::Status stale = Commit(b.plan_id());
+  EXPECT_EQ(stale.error_code(), grpc::StatusCode::ABORTED) << stale.error_message();
+  // Retrying a's commit is idempotent.
+  EXPECT_TRUE(Commit(a.plan_id()).ok());
+  // A fresh plan for b avoids a's GPUs and commits.
+  v1::Plan b2;
+  ASSERT_TRUE(PlanCall(Request("big-2", "llama-3.3-70b-instruct-fp8-dynamic", 1), &b2).ok());
+  ASSERT_EQ(b2.replicas_size(), 1);
+  ASSERT_TRUE(Commit(b2.plan_id()).ok());
+
+  {
+    grpc::ClientContext ctx;
+    v1::ListPlacementsRequest req;
+    req.set_deployment("big");
+    v1::ListPlacementsResponse list;
+    ASSERT_TRUE(planner_->ListPlacements(&ctx, req, &list).ok());
+    EXPECT_EQ(list.placements_size(), 2);
+  }
+  for (int64_t id : committed.placement_ids()) {
+    grpc::ClientContext ctx;
+    v1::ReleasePlacementRequest req;
+    req.set_placement_id(id);
+    v1::PlacementRecord rec;
+    ASSERT_TRUE(planner_->ReleasePlacement(&ctx, req, &rec).ok());
+    EXPECT_EQ(rec.state(), "released");
+  }
+  int64_t b2_bytes = 0;
+  for (const auto& rank : b2.replicas(0).ranks()) b2_bytes += rank.bytes();
+  EXPECT_EQ(Headroom().fleet().committed_bytes(), before + b2_bytes);
+}
+
+TEST_F(PlannerApiTest, ReservationHoldsCapacityUntilCommit) {
+  v1::Plan reserved;
+  ASSERT_TRUE(PlanCall(Request("r", "llama-3.1-8b-instruct", 2, 60000), &reserved).ok());
+  EXPECT_TRUE(reserved.reserved());
+  EXPECT_GT(reserved.reservation_expires_unix_ms(), 0);
+  EXPECT_GT(Headroom().fleet().reserved_bytes(), 0);
+  ASSERT_TRUE(Commit(reserved.plan_id()).ok());
+  EXPECT_EQ(Headroom().fleet().reserved_bytes(), 0);
+  EXPECT_GT(Headroom().fleet().committed_bytes(), 0);
+}
+
+TEST_F(PlannerApiTest, UnplaceableAndBadRequests) {
+  v1::Plan plan;
+  v1::PlanPlacementRequest too_many = Request("many", "llama-3.3-70b-instruct-fp8-dynamic", 50);
+  ASSERT_TRUE(PlanCall(too_many, &plan).ok());
+  EXPECT_GT(plan.unplaced_size(), 0);
+  EXPECT_EQ(plan.unplaced(0).code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+
+  v1::PlanPlacementRequest unknown = Request("x", "no-such-model", 1);
+  EXPECT_EQ(PlanCall(unknown, &plan).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::PlanPlacementRequest bad_spread = Request("x", "llama-3.1-8b-instruct", 1);
+  bad_spread.mutable_deployments(0)->set_spread("planets");
+  grpc::Status s = PlanCall(bad_spread, &plan);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("spread=\"planets\""), std::string::npos);
+  EXPECT_EQ(PlanCall(v1::PlanPlacementRequest(), &plan).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Commit("plan-nope").error_code(), grpc::StatusCode::NOT_FOUND);
+
+  grpc::ClientContext ctx;
+  v1::ExplainPlacementRequest explain;
+  *explain.mutable_deployment() = Request("e", "llama-3.3-70b-instruct-fp8-dynamic", 1).deployments(0);
+  v1::ExplainPlacementResponse why;
+  ASSERT_TRUE(planner_->ExplainPlacement(&ctx, explain, &why).ok());
+  ASSERT_GE(why.lines_size(), 2);
+  EXPECT_NE(why.lines(0).find("tp="), std::string::npos) << why.lines(0);
+}
+
+}  // namespace
+}  // namespace fleetplan
