@@ -17,6 +17,7 @@ std::vector<Command> AllCommands() {
   for (auto& c : SystemCommands()) all.push_back(std::move(c));
   for (auto& c : EstimateCommands()) all.push_back(std::move(c));
   for (auto& c : ServerCommands()) all.push_back(std::move(c));
+  for (auto& c : PlanCommands()) all.push_back(std::move(c));
   for (auto& c : ValidateCommands()) all.push_back(std::move(c));
   return all;
 }

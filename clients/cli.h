@@ -64,6 +64,7 @@ std::vector<Command> SystemCommands();
 std::vector<Command> ValidateCommands();
 std::vector<Command> EstimateCommands();
 std::vector<Command> ServerCommands();
+std::vector<Command> PlanCommands();
 
 }  // namespace fleetplan::cli
 

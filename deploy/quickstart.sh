@@ -36,10 +36,14 @@ if ./build/clients/fleetplan health --server="$listen" --wait --timeout=20; then
   ./build/clients/fleetplan estimate --server="$listen" --catalog-model=llama-3.1-70b-instruct \
     --gpu=H100-80GB --tp=4 --max-model-len=32768 --gpu-memory-utilization=0.9 || true
   echo
+  echo "== A sample plan for deploy/examples/deployments.json (nothing is committed)"
+  ./build/clients/fleetplan plan --server="$listen" --deployment=deploy/examples/deployments.json || true
+  echo
   echo "fleetpland is serving on $listen (metrics: http://$metrics/metrics). Try:"
   echo "  ./build/clients/fleetplan nodes list --server=$listen"
   echo "  ./build/clients/fleetplan models list --server=$listen"
   echo "  ./build/clients/fleetplan headroom --server=$listen --by=gpu-type --watch"
+  echo "  ./build/clients/fleetplan plan --server=$listen --deployment=deploy/examples/deployments.json --commit"
   echo "Stop it with Ctrl-C (or: kill -TERM $server)."
 else
   echo "fleetpland did not become healthy" >&2

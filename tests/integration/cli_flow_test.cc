@@ -102,6 +102,27 @@ TEST_F(CliFlowTest, QuickstartFlow) {
   EXPECT_EQ(gone.exit_code, 1);
   EXPECT_NE(gone.err.find("NOT_FOUND"), std::string::npos) << gone.err;
 
+  // Plan the example deployments, commit, list, release.
+  ProcessResult plan = Cli({"plan", "--deployment=" FLEETPLAN_SOURCE_DIR "/deploy/examples/deployments.json", "--commit"});
+  EXPECT_EQ(plan.exit_code, 0) << plan.out << plan.err;
+  EXPECT_NE(plan.out.find("CUDA_VISIBLE_DEVICES="), std::string::npos) << plan.out;
+  EXPECT_NE(plan.out.find("vllm serve llama-3.1-70b-instruct --tensor-parallel-size"), std::string::npos) << plan.out;
+  EXPECT_NE(plan.out.find("committed placements"), std::string::npos) << plan.out;
+  ProcessResult list = Cli({"placements", "list", "--output=json"}, "reader");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  auto lj = nlohmann::json::parse(list.out);
+  ASSERT_EQ(lj["placements"].size(), 8u);  // 2 + 1 + 2 + 1 + 2 replicas
+  const std::string first_id = lj["placements"][0]["id"];
+  ProcessResult release = Cli({"placements", "release", first_id});
+  EXPECT_EQ(release.exit_code, 0) << release.err;
+  EXPECT_NE(release.out.find("released"), std::string::npos);
+  ProcessResult headroom_after = Cli({"headroom", "--by=pool", "--output=json"}, "reader");
+  EXPECT_NE(nlohmann::json::parse(headroom_after.out)["fleet"]["committed_bytes"], "0");
+  ProcessResult too_big = Cli({"plan", "--model=llama-3.1-70b-instruct", "--pool=l4"}, "reader");
+  EXPECT_EQ(too_big.exit_code, 1) << too_big.out << too_big.err;
+  EXPECT_NE(too_big.out.find("NOT PLACED"), std::string::npos) << too_big.out;
+  EXPECT_NE(too_big.out.find("FAILED_PRECONDITION"), std::string::npos) << too_big.out;
+
   ProcessResult watch = Cli({"headroom", "--watch", "--updates=1", "--output=json"}, "reader");
   EXPECT_EQ(watch.exit_code, 0) << watch.err;
   EXPECT_NE(watch.out.find("\"generation\""), std::string::npos);
