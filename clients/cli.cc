@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "clients/rpc_util.h"
+#include "google/protobuf/util/json_util.h"
 #include "planner/common/version.h"
 
 namespace fleetplan::cli {
@@ -104,6 +106,21 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const FlagSet& flags)
     creds = grpc::SslCredentials(ssl);
   }
   return grpc::CreateCustomChannel(server, creds, args);
+}
+
+absl::Status StatusFromGrpc(const grpc::Status& status) {
+  return status.ok() ? absl::OkStatus()
+                     : absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+std::string ProtoJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
 }
 
 int ReportError(std::ostream& err, const std::string& command, const absl::Status& status) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
+#include "clients/rpc_util.h"
 #include "fleetplan/v1/estimator.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "planner/common/units.h"
@@ -306,7 +307,7 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   grpc::Status status = stub->Estimate(&context, req, &resp);
   if (!status.ok()) {
     return ReportError(inv.err, "estimate",
-                       absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()));
+                       StatusFromGrpc(status));
   }
   if (inv.output == OutputFormat::kJson) {
     json out = {{"params", resp.params()},         {"gpu_memory_bytes", resp.gpu_memory_bytes()},

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
+#include "clients/rpc_util.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "planner/common/units.h"
@@ -22,20 +23,6 @@ namespace fleetplan::cli {
 namespace {
 
 double GiB(int64_t b) { return BytesToGiB(b); }
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  return s.ok() ? absl::OkStatus()
-                : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
-std::string Json(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
-  return out;
-}
 
 std::vector<std::string> List(const std::string& text) {
   return absl::StrSplit(text, ',', absl::SkipEmpty());
@@ -126,21 +113,6 @@ void PrintPlan(std::ostream& o, const v1::Plan& plan) {
                        100 * plan.headroom_after().fleet().headroom_ratio(), plan.headroom_after().fleet().free_gpus());
 }
 
-template <typename Call>
-int Rpc(const Invocation& inv, const std::string& command, Call&& call) {
-  auto channel = MakeChannel(inv.flags);
-  if (!channel.ok()) return ReportError(inv.err, command, channel.status());
-  auto stub = v1::PlannerService::NewStub(*channel);
-  grpc::ClientContext context;
-  if (absl::Status s = PrepareContext(inv.flags, context); !s.ok()) {
-    inv.err << "fleetplan " << command << ": " << s.message() << "\n";
-    return kExitUsage;
-  }
-  grpc::Status status = call(*stub, context);
-  if (!status.ok()) return ReportError(inv.err, command, FromGrpc(status));
-  return kExitOk;
-}
-
 int RunPlan(const Invocation& inv) {
   absl::StatusOr<v1::PlanPlacementRequest> req = BuildRequest(inv.flags);
   if (!req.ok()) {
@@ -148,19 +120,19 @@ int RunPlan(const Invocation& inv) {
     return req.status().code() == absl::StatusCode::kNotFound ? kExitError : kExitUsage;
   }
   v1::Plan plan;
-  int rc = Rpc(inv, "plan", [&](auto& stub, auto& ctx) { return stub.PlanPlacement(&ctx, *req, &plan); });
+  int rc = CallRpc<v1::PlannerService>(inv, "plan", [&](auto& stub, auto& ctx) { return stub.PlanPlacement(&ctx, *req, &plan); });
   if (rc != kExitOk) return rc;
   v1::CommitPlanResponse committed;
   if (inv.flags.GetBool("commit")) {
     v1::CommitPlanRequest commit;
     commit.set_plan_id(plan.plan_id());
     commit.set_request_id(inv.flags.GetString("request-id"));
-    rc = Rpc(inv, "plan --commit", [&](auto& stub, auto& ctx) { return stub.CommitPlan(&ctx, commit, &committed); });
+    rc = CallRpc<v1::PlannerService>(inv, "plan --commit", [&](auto& stub, auto& ctx) { return stub.CommitPlan(&ctx, commit, &committed); });
     if (rc != kExitOk) return rc;
   }
   if (inv.output == OutputFormat::kJson) {
-    inv.out << Json(plan) << "\n";
-    if (inv.flags.GetBool("commit")) inv.out << Json(committed) << "\n";
+    inv.out << ProtoJson(plan) << "\n";
+    if (inv.flags.GetBool("commit")) inv.out << ProtoJson(committed) << "\n";
   } else {
     PrintPlan(inv.out, plan);
     if (inv.flags.GetBool("commit")) {
@@ -182,10 +154,10 @@ int RunPlacements(const Invocation& inv) {
     req.set_deployment(inv.flags.GetString("deployment"));
     req.set_include_released(inv.flags.GetBool("all"));
     v1::ListPlacementsResponse resp;
-    int rc = Rpc(inv, "placements list", [&](auto& stub, auto& ctx) { return stub.ListPlacements(&ctx, req, &resp); });
+    int rc = CallRpc<v1::PlannerService>(inv, "placements list", [&](auto& stub, auto& ctx) { return stub.ListPlacements(&ctx, req, &resp); });
     if (rc != kExitOk) return rc;
     if (inv.output == OutputFormat::kJson) {
-      inv.out << Json(resp) << "\n";
+      inv.out << ProtoJson(resp) << "\n";
       return kExitOk;
     }
     inv.out << absl::StrFormat("%6s %-24s %-28s %4s %3s %3s %-10s %s\n", "ID", "DEPLOYMENT", "MODEL", "REP", "TP", "PP",
@@ -207,7 +179,7 @@ int RunPlacements(const Invocation& inv) {
     v1::ReleasePlacementRequest req;
     req.set_placement_id(id);
     v1::PlacementRecord rec;
-    int rc = Rpc(inv, "placements release", [&](auto& stub, auto& ctx) { return stub.ReleasePlacement(&ctx, req, &rec); });
+    int rc = CallRpc<v1::PlannerService>(inv, "placements release", [&](auto& stub, auto& ctx) { return stub.ReleasePlacement(&ctx, req, &rec); });
     if (rc == kExitOk) inv.out << "placement " << id << " " << rec.state() << "\n";
     return rc;
   }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
+#include "clients/rpc_util.h"
 #include "fleetplan/v1/catalog.grpc.pb.h"
 #include "fleetplan/v1/headroom.grpc.pb.h"
 #include "fleetplan/v1/inventory.grpc.pb.h"
@@ -22,37 +23,6 @@ namespace fleetplan::cli {
 namespace {
 
 double GiB(int64_t b) { return BytesToGiB(b); }
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  return s.ok() ? absl::OkStatus()
-                : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
-std::string Json(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
-  return out;
-}
-
-// Runs one RPC: channel, context (deadline, token), call, errors. `call` returns grpc::Status.
-template <typename Stub, typename Call>
-int Rpc(const Invocation& inv, const std::string& command, Call&& call) {
-  auto channel = MakeChannel(inv.flags);
-  if (!channel.ok()) return ReportError(inv.err, command, channel.status());
-  auto stub = Stub::NewStub(*channel);
-  grpc::ClientContext context;
-  if (absl::Status s = PrepareContext(inv.flags, context); !s.ok()) {
-    inv.err << "fleetplan " << command << ": " << s.message() << "\n";
-    return s.code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitError;
-  }
-  grpc::Status status = call(*stub, context);
-  if (!status.ok()) return ReportError(inv.err, command, FromGrpc(status));
-  return kExitOk;
-}
 
 int Usage(const Invocation& inv, const std::string& command, const std::string& what) {
   inv.err << "fleetplan " << command << ": " << what << " (see --help)\n";
@@ -120,12 +90,12 @@ int RunGpuTypes(const Invocation& inv) {
     req.set_request_id(f.GetString("request-id"));
     req.set_validate_only(f.GetBool("validate-only"));
     v1::GpuType resp;
-    int rc = Rpc<v1::InventoryService>(inv, "gpu-types add", [&](auto& stub, auto& ctx) {
+    int rc = CallRpc<v1::InventoryService>(inv, "gpu-types add", [&](auto& stub, auto& ctx) {
       return stub.CreateGpuType(&ctx, req, &resp);
     });
     if (rc != kExitOk) return rc;
     if (inv.output == OutputFormat::kJson) {
-      inv.out << Json(resp) << "\n";
+      inv.out << ProtoJson(resp) << "\n";
     } else {
       inv.out << absl::StrFormat("%s gpu type %s (%.2f GiB)\n", req.validate_only() ? "valid" : "added",
                                  resp.name(), GiB(resp.memory_bytes()));
@@ -134,12 +104,12 @@ int RunGpuTypes(const Invocation& inv) {
   }
   if (verb == "list") {
     v1::ListGpuTypesResponse resp;
-    int rc = Rpc<v1::InventoryService>(inv, "gpu-types list", [&](auto& stub, auto& ctx) {
+    int rc = CallRpc<v1::InventoryService>(inv, "gpu-types list", [&](auto& stub, auto& ctx) {
       return stub.ListGpuTypes(&ctx, v1::ListGpuTypesRequest(), &resp);
     });
     if (rc != kExitOk) return rc;
     if (inv.output == OutputFormat::kJson) {
-      inv.out << Json(resp) << "\n";
+      inv.out << ProtoJson(resp) << "\n";
       return kExitOk;
     }
     inv.out << absl::StrFormat("%-24s %12s %12s %10s %8s\n", "NAME", "MEMORY_GIB", "BF16_TFLOPS", "COST/H", "NVLINK");
@@ -154,7 +124,7 @@ int RunGpuTypes(const Invocation& inv) {
     v1::DeleteGpuTypeRequest req;
     req.set_name(inv.positional[1]);
     google::protobuf::Empty resp;
-    int rc = Rpc<v1::InventoryService>(inv, "gpu-types remove", [&](auto& stub, auto& ctx) {
+    int rc = CallRpc<v1::InventoryService>(inv, "gpu-types remove", [&](auto& stub, auto& ctx) {
       return stub.DeleteGpuType(&ctx, req, &resp);
     });
     if (rc == kExitOk) inv.out << "removed gpu type " << req.name() << "\n";
@@ -206,12 +176,12 @@ int RunNodes(const Invocation& inv) {
     req.set_request_id(f.GetString("request-id"));
     req.set_validate_only(f.GetBool("validate-only"));
     v1::Node resp;
-    int rc = Rpc<v1::InventoryService>(inv, "nodes add", [&](auto& stub, auto& ctx) {
+    int rc = CallRpc<v1::InventoryService>(inv, "nodes add", [&](auto& stub, auto& ctx) {
       return stub.CreateNode(&ctx, req, &resp);
     });
     if (rc != kExitOk) return rc;
     if (inv.output == OutputFormat::kJson) {
-      inv.out << Json(resp) << "\n";
+      inv.out << ProtoJson(resp) << "\n";
     } else {
       inv.out << (req.validate_only() ? "valid" : "added") << " node " << resp.name() << " ("
               << resp.gpus_size() << " GPUs)\n";
@@ -232,7 +202,7 @@ int RunNodes(const Invocation& inv) {
       req.set_gpu_type(f.GetString("gpu-type"));
       for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
       v1::ListNodesResponse page;
-      int rc = Rpc<v1::InventoryService>(inv, "nodes list", [&](auto& stub, auto& ctx) {
+      int rc = CallRpc<v1::InventoryService>(inv, "nodes list", [&](auto& stub, auto& ctx) {
         return stub.ListNodes(&ctx, req, &page);
       });
       if (rc != kExitOk) return rc;
@@ -240,7 +210,7 @@ int RunNodes(const Invocation& inv) {
       token = page.next_page_token();
     } while (!token.empty());
     if (inv.output == OutputFormat::kJson) {
-      inv.out << Json(all) << "\n";
+      inv.out << ProtoJson(all) << "\n";
     } else {
       PrintNodes(inv, all.nodes());
     }
@@ -253,25 +223,25 @@ int RunNodes(const Invocation& inv) {
   if (verb == "show") {
     v1::GetNodeRequest req;
     req.set_name(name);
-    rc = Rpc<v1::InventoryService>(inv, "nodes show", [&](auto& stub, auto& ctx) { return stub.GetNode(&ctx, req, &node); });
+    rc = CallRpc<v1::InventoryService>(inv, "nodes show", [&](auto& stub, auto& ctx) { return stub.GetNode(&ctx, req, &node); });
   } else if (verb == "cordon") {
     v1::CordonNodeRequest req;
     req.set_name(name);
     req.set_request_id(f.GetString("request-id"));
-    rc = Rpc<v1::InventoryService>(inv, "nodes cordon", [&](auto& stub, auto& ctx) { return stub.CordonNode(&ctx, req, &node); });
+    rc = CallRpc<v1::InventoryService>(inv, "nodes cordon", [&](auto& stub, auto& ctx) { return stub.CordonNode(&ctx, req, &node); });
   } else if (verb == "drain") {
     v1::DrainNodeRequest req;
     req.set_name(name);
     req.set_force(f.GetBool("force"));
     req.set_request_id(f.GetString("request-id"));
-    rc = Rpc<v1::InventoryService>(inv, "nodes drain", [&](auto& stub, auto& ctx) { return stub.DrainNode(&ctx, req, &node); });
+    rc = CallRpc<v1::InventoryService>(inv, "nodes drain", [&](auto& stub, auto& ctx) { return stub.DrainNode(&ctx, req, &node); });
   } else if (verb == "remove") {
     v1::DeleteNodeRequest req;
     req.set_name(name);
     req.set_force(f.GetBool("force"));
     req.set_request_id(f.GetString("request-id"));
     google::protobuf::Empty empty;
-    rc = Rpc<v1::InventoryService>(inv, "nodes remove", [&](auto& stub, auto& ctx) { return stub.DeleteNode(&ctx, req, &empty); });
+    rc = CallRpc<v1::InventoryService>(inv, "nodes remove", [&](auto& stub, auto& ctx) { return stub.DeleteNode(&ctx, req, &empty); });
     if (rc == kExitOk) inv.out << "removed node " << name << "\n";
     return rc;
   } else {
@@ -279,7 +249,7 @@ int RunNodes(const Invocation& inv) {
   }
   if (rc != kExitOk) return rc;
   if (inv.output == OutputFormat::kJson) {
-    inv.out << Json(node) << "\n";
+    inv.out << ProtoJson(node) << "\n";
     return kExitOk;
   }
   google::protobuf::RepeatedPtrField<v1::Node> one;
@@ -297,12 +267,12 @@ int RunNodes(const Invocation& inv) {
 
 int RunPools(const Invocation& inv) {
   v1::ListPoolsResponse resp;
-  int rc = Rpc<v1::InventoryService>(inv, "pools", [&](auto& stub, auto& ctx) {
+  int rc = CallRpc<v1::InventoryService>(inv, "pools", [&](auto& stub, auto& ctx) {
     return stub.ListPools(&ctx, v1::ListPoolsRequest(), &resp);
   });
   if (rc != kExitOk) return rc;
   if (inv.output == OutputFormat::kJson) {
-    inv.out << Json(resp) << "\n";
+    inv.out << ProtoJson(resp) << "\n";
     return kExitOk;
   }
   inv.out << absl::StrFormat("%-16s %6s %6s %12s\n", "POOL", "NODES", "GPUS", "MEMORY_GIB");
@@ -320,12 +290,12 @@ int RunModels(const Invocation& inv) {
   const FlagSet& f = inv.flags;
   if (verb == "list") {
     v1::ListModelsResponse resp;
-    int rc = Rpc<v1::CatalogService>(inv, "models list", [&](auto& stub, auto& ctx) {
+    int rc = CallRpc<v1::CatalogService>(inv, "models list", [&](auto& stub, auto& ctx) {
       return stub.ListModels(&ctx, v1::ListModelsRequest(), &resp);
     });
     if (rc != kExitOk) return rc;
     if (inv.output == OutputFormat::kJson) {
-      inv.out << Json(resp) << "\n";
+      inv.out << ProtoJson(resp) << "\n";
       return kExitOk;
     }
     inv.out << absl::StrFormat("%-36s %-14s %10s %12s %12s %-12s\n", "NAME", "TYPE", "PARAMS_B", "WEIGHTS_GIB",
@@ -360,13 +330,13 @@ int RunModels(const Invocation& inv) {
     req.set_request_id(f.GetString("request-id"));
     req.set_validate_only(f.GetBool("validate-only"));
     v1::Model resp;
-    int rc = Rpc<v1::CatalogService>(inv, "models import", [&](auto& stub, auto& ctx) {
+    int rc = CallRpc<v1::CatalogService>(inv, "models import", [&](auto& stub, auto& ctx) {
       return stub.ImportModel(&ctx, req, &resp);
     });
     if (rc != kExitOk) return rc;
     if (inv.output == OutputFormat::kJson) {
       resp.clear_config_json();
-      inv.out << Json(resp) << "\n";
+      inv.out << ProtoJson(resp) << "\n";
     } else {
       inv.out << absl::StrFormat("%s model %s: %s, %.2fB params, %.2f GiB weights, %.1f KiB KV per token\n",
                                  req.validate_only() ? "valid" : "imported", resp.name(), resp.model_type(),
@@ -380,12 +350,12 @@ int RunModels(const Invocation& inv) {
     v1::GetModelRequest req;
     req.set_name(inv.positional[1]);
     v1::Model resp;
-    int rc = Rpc<v1::CatalogService>(inv, "models show", [&](auto& stub, auto& ctx) {
+    int rc = CallRpc<v1::CatalogService>(inv, "models show", [&](auto& stub, auto& ctx) {
       return stub.GetModel(&ctx, req, &resp);
     });
     if (rc != kExitOk) return rc;
     if (inv.output == OutputFormat::kJson) {
-      inv.out << Json(resp) << "\n";
+      inv.out << ProtoJson(resp) << "\n";
     } else {
       inv.out << absl::StrFormat("%s: %s, %d params, %d weights bytes, %d KV bytes per token\n%s\n",
                                  resp.name(), resp.model_type(), resp.params(), resp.weights_bytes(),
@@ -398,7 +368,7 @@ int RunModels(const Invocation& inv) {
     req.set_name(inv.positional[1]);
     req.set_request_id(f.GetString("request-id"));
     google::protobuf::Empty empty;
-    int rc = Rpc<v1::CatalogService>(inv, "models remove", [&](auto& stub, auto& ctx) {
+    int rc = CallRpc<v1::CatalogService>(inv, "models remove", [&](auto& stub, auto& ctx) {
       return stub.DeleteModel(&ctx, req, &empty);
     });
     if (rc == kExitOk) inv.out << "removed model " << req.name() << "\n";
@@ -411,7 +381,7 @@ int RunModels(const Invocation& inv) {
 
 void PrintHeadroom(const Invocation& inv, const v1::FleetHeadroom& h, const std::string& by) {
   if (inv.output == OutputFormat::kJson) {
-    inv.out << Json(h) << "\n";
+    inv.out << ProtoJson(h) << "\n";
     return;
   }
   inv.out << absl::StrFormat("%-26s %10s %10s %10s %10s %8s %6s %6s %8s %-6s\n", by == "gpu" ? "GPU" : "KEY",
@@ -444,7 +414,7 @@ int RunHeadroom(const Invocation& inv) {
     v1::GetFleetHeadroomRequest req;
     req.set_include_gpus(by == "gpu");
     v1::FleetHeadroom h;
-    int rc = Rpc<v1::HeadroomService>(inv, "headroom", [&](auto& stub, auto& ctx) {
+    int rc = CallRpc<v1::HeadroomService>(inv, "headroom", [&](auto& stub, auto& ctx) {
       return stub.GetFleetHeadroom(&ctx, req, &h);
     });
     if (rc == kExitOk) PrintHeadroom(inv, h, by);
@@ -478,7 +448,7 @@ int RunHeadroom(const Invocation& inv) {
   }
   grpc::Status status = reader->Finish();
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return kExitOk;  // watched long enough
-  if (!status.ok()) return ReportError(inv.err, "headroom", FromGrpc(status));
+  if (!status.ok()) return ReportError(inv.err, "headroom", StatusFromGrpc(status));
   return kExitOk;
 }
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "clients/cli.h"
+#include "clients/rpc_util.h"
 #include "fleetplan/v1/system.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
@@ -30,8 +31,7 @@ int RunVersion(const Invocation& inv) {
     grpc::Status status = stub->GetServerInfo(&context, {}, &info);
     if (!status.ok()) {
       return ReportError(inv.err, "version",
-                         absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                                      status.error_message()));
+                         StatusFromGrpc(status));
     }
     result["server_version"] = info.version();
     result["schema_version"] = info.schema_version();
@@ -67,8 +67,7 @@ int RunHealth(const Invocation& inv) {
   grpc::Status status = stub->Check(&context, request, &response);
   if (!status.ok()) {
     return ReportError(inv.err, "health",
-                       absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                                    status.error_message()));
+                       StatusFromGrpc(status));
   }
   const std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
   if (inv.output == OutputFormat::kJson) {

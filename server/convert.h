@@ -10,10 +10,12 @@
 #include "fleetplan/v1/estimator.pb.h"
 #include "fleetplan/v1/headroom.pb.h"
 #include "fleetplan/v1/inventory.pb.h"
+#include "fleetplan/v1/planner.pb.h"
 #include "planner/estimator/estimator.h"
 #include "planner/estimator/inverse.h"
 #include "planner/placement/fleet.h"
 #include "planner/placement/headroom.h"
+#include "planner/placement/planner.h"
 
 namespace fleetplan::server {
 
@@ -31,6 +33,10 @@ void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateRes
 void ToProto(const estimator::BudgetCell& d, v1::BudgetCell* p);
 
 void ToProto(const placement::FleetHeadroom& d, v1::FleetHeadroom* p);
+v1::RiskLevel ToProtoRisk(placement::RiskLevel r);
+
+void ToProto(const placement::Plan& plan, v1::Plan* p);
+void ToProto(const placement::Placement& d, v1::PlacementRecord* p);
 
 // etag <-> node version.
 std::string NodeEtag(int64_t version);

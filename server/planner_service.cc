@@ -20,18 +20,6 @@ namespace {
 constexpr size_t kMaxKeptPlans = 1000;
 constexpr auto kPlanLifetime = std::chrono::minutes(30);
 
-v1::RiskLevel Risk(placement::RiskLevel r) {
-  switch (r) {
-    case placement::RiskLevel::kLow:
-      return v1::RISK_LEVEL_LOW;
-    case placement::RiskLevel::kMedium:
-      return v1::RISK_LEVEL_MEDIUM;
-    case placement::RiskLevel::kHigh:
-      return v1::RISK_LEVEL_HIGH;
-  }
-  return v1::RISK_LEVEL_UNSPECIFIED;
-}
-
 struct Resolved {
   std::vector<std::shared_ptr<const estimator::ModelSpec>> specs;  // keep alive during planning
   placement::PlacementRequest request;
@@ -87,66 +75,6 @@ absl::StatusOr<Resolved> ResolveDeployments(const ServiceDeps& deps, EstimateCac
     out.request.deployments.push_back(d);
   }
   return out;
-}
-
-void ToProto(const placement::Plan& plan, v1::Plan* p) {
-  p->set_snapshot_generation(plan.snapshot_generation);
-  for (const auto& r : plan.replicas) {
-    v1::ReplicaPlan* rp = p->add_replicas();
-    rp->set_deployment(r.deployment);
-    rp->set_model(r.model);
-    rp->set_replica(r.replica);
-    rp->set_gpu_type(r.gpu_type);
-    rp->set_tp(r.tp);
-    rp->set_pp(r.pp);
-    rp->set_ep(r.ep);
-    for (const auto& rank : r.ranks) {
-      v1::PlacedRank* pr = rp->add_ranks();
-      pr->set_rank(rank.rank);
-      pr->set_node(rank.gpu.node);
-      pr->set_gpu_index(rank.gpu.index);
-      pr->set_bytes(rank.bytes);
-    }
-    rp->set_kv_cache_tokens(r.kv_cache_tokens);
-    rp->set_gpu_memory_utilization(r.gpu_memory_utilization);
-    rp->set_risk(Risk(r.risk));
-    rp->set_launch_command(r.launch_command);
-    for (const auto& v : r.cuda_visible_devices) rp->add_cuda_visible_devices(v);
-  }
-  for (const auto& u : plan.unplaced) {
-    v1::UnplacedReplica* up = p->add_unplaced();
-    up->set_deployment(u.deployment);
-    up->set_replica(u.replica);
-    up->set_code(u.retryable ? static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)
-                             : static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
-    up->set_reason(u.reason);
-  }
-  p->set_gpus_used(plan.gpus_used);
-  p->set_cost_per_hour(plan.cost_per_hour);
-  p->set_lower_bound_gpus(plan.lower_bound_gpus);
-  p->set_gap(plan.gap);
-  p->set_strategy(plan.strategy_used);
-}
-
-void ToProto(const placement::Placement& d, v1::PlacementRecord* p) {
-  p->set_id(d.id);
-  p->set_deployment(d.deployment);
-  p->set_model(d.model);
-  p->set_replica(d.replica);
-  p->set_tp(d.tp);
-  p->set_pp(d.pp);
-  p->set_ep(d.ep);
-  p->set_state(placement::PlacementStateName(d.state));
-  for (const auto& r : d.ranks) {
-    v1::PlacedRank* pr = p->add_ranks();
-    pr->set_rank(r.rank);
-    pr->set_node(r.gpu.node);
-    pr->set_gpu_index(r.gpu.index);
-    pr->set_bytes(r.bytes);
-  }
-  p->set_request_id(d.request_id);
-  p->set_create_time_unix_ms(d.created_unix_ms);
-  p->set_expire_time_unix_ms(d.expires_unix_ms);
 }
 
 placement::Strategy StrategyOf(v1::Strategy s) {

@@ -341,6 +341,26 @@ absl::Status ValidateNode(const Node& n) {
   return absl::OkStatus();
 }
 
+// Reads every remaining row of `stmt` with `read`.
+template <typename Read>
+auto ReadRows(Statement& stmt, Read read) -> absl::StatusOr<std::vector<decltype(read(stmt))>> {
+  std::vector<decltype(read(stmt))> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    out.push_back(read(stmt));
+  }
+  return out;
+}
+
+// Ids of the active placements a query selects (?1 = now, ?2 = key).
+absl::StatusOr<std::vector<int64_t>> ActiveIds(Database& db, absl::string_view sql, int64_t now,
+                                               const std::string& key) {
+  ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+  stmt.BindInt(1, now).BindText(2, key);
+  return ReadRows(stmt, [](const Statement& st) { return st.ColumnInt(0); });
+}
+
 absl::StatusOr<int64_t> BumpGeneration(Database& db) {
   ASSIGN_OR_RETURN(Statement stmt, db.Prepare(kBumpGeneration));
   ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -711,13 +731,7 @@ absl::StatusOr<GpuType> SqliteStore::GetGpuType(const std::string& name) {
 absl::StatusOr<std::vector<GpuType>> SqliteStore::ListGpuTypes() {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(kSelectGpuTypes));
-  std::vector<GpuType> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    out.push_back(ReadGpuType(stmt));
-  }
-  return out;
+  return ReadRows(stmt, ReadGpuType);
 }
 
 absl::Status SqliteStore::DeleteGpuType(const std::string& name) {
@@ -967,14 +981,7 @@ absl::StatusOr<std::vector<ModelRecord>> SqliteStore::ListModels() {
 absl::Status SqliteStore::DeleteModel(const std::string& name) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
-  ASSIGN_OR_RETURN(Statement active, db_->Prepare(kActivePlacementsOfModel));
-  active.BindInt(1, Now()).BindText(2, name);
-  std::vector<int64_t> ids;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, active.Step());
-    if (!row) break;
-    ids.push_back(active.ColumnInt(0));
-  }
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, ActiveIds(*db_, kActivePlacementsOfModel, Now(), name));
   if (!ids.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("model \"", name, "\" has placements ",
                                                       IdList(ids), "; release them first"));
@@ -1044,26 +1051,13 @@ absl::StatusOr<DeploymentRecord> SqliteStore::GetDeployment(const std::string& n
 absl::StatusOr<std::vector<DeploymentRecord>> SqliteStore::ListDeployments() {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Statement stmt, db_->Prepare(kSelectDeployments));
-  std::vector<DeploymentRecord> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    out.push_back(ReadDeployment(stmt));
-  }
-  return out;
+  return ReadRows(stmt, ReadDeployment);
 }
 
 absl::Status SqliteStore::DeleteDeployment(const std::string& name) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
-  ASSIGN_OR_RETURN(Statement active, db_->Prepare(kActivePlacementsOfDeployment));
-  active.BindInt(1, Now()).BindText(2, name);
-  std::vector<int64_t> ids;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, active.Step());
-    if (!row) break;
-    ids.push_back(active.ColumnInt(0));
-  }
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, ActiveIds(*db_, kActivePlacementsOfDeployment, Now(), name));
   if (!ids.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("deployment \"", name, "\" has placements ",
                                                       IdList(ids), "; release them first"));

@@ -1,0 +1,39 @@
+#ifndef FLEETPLAN_CLIENTS_RPC_UTIL_H_
+#define FLEETPLAN_CLIENTS_RPC_UTIL_H_
+
+// Helpers every server-talking subcommand shares: one RPC with the --server/TLS/--token-file/
+// --timeout plumbing and error reporting, gRPC -> absl status, and proto JSON output.
+
+#include <string>
+
+#include "clients/cli.h"
+#include "google/protobuf/message.h"
+#include "grpcpp/support/status.h"
+
+namespace fleetplan::cli {
+
+absl::Status StatusFromGrpc(const grpc::Status& status);
+
+// Proto JSON with the .proto field names (int64 as strings, as proto3 JSON specifies).
+std::string ProtoJson(const google::protobuf::Message& message);
+
+// Opens a channel, prepares a context and runs `call(stub, context)`, reporting failures as
+// "fleetplan <command>: CODE: message". Returns an exit code.
+template <typename Service, typename Call>
+int CallRpc(const Invocation& inv, const std::string& command, Call&& call) {
+  auto channel = MakeChannel(inv.flags);
+  if (!channel.ok()) return ReportError(inv.err, command, channel.status());
+  auto stub = Service::NewStub(*channel);
+  grpc::ClientContext context;
+  if (absl::Status s = PrepareContext(inv.flags, context); !s.ok()) {
+    inv.err << "fleetplan " << command << ": " << s.message() << "\n";
+    return s.code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitError;
+  }
+  grpc::Status status = call(*stub, context);
+  if (!status.ok()) return ReportError(inv.err, command, StatusFromGrpc(status));
+  return kExitOk;
+}
+
+}  // namespace fleetplan::cli
+
+#endif  // FLEETPLAN_CLIENTS_RPC_UTIL_H_
