@@ -682,6 +682,9 @@ absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const Placemen
   const bool at_bound = best.unplaced.empty() && best.gpus_used == best.lower_bound_gpus;
   if (options.strategy != Strategy::kSpread && !at_bound) {
     std::vector<std::vector<Work>> others;
+    // Smallest first places the most replicas when capacity binds.
+    others.push_back(order);
+    std::reverse(others.back().begin(), others.back().end());
     others.push_back(work);
     std::stable_sort(others.back().begin(), others.back().end(), by_scarcity);
     others.push_back(work);

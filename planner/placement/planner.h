@@ -61,8 +61,8 @@ enum class Strategy : uint8_t { kPack, kSpread, kExact };
 
 struct PlannerOptions {
   Strategy strategy = Strategy::kPack;
-  // kPack re-pack passes (each an extra full packing in another order). A pass budget, not a
-  // clock: the planner reads no clock.
+  // kPack re-pack passes (each an extra full packing in another order: smallest first, scarcest
+  // first, request order). A pass budget, not a clock: the planner reads no clock.
   int64_t improvement_passes = 3;
   // kExact: largest problem (replicas x candidates x domains variables) handed to CBC, and its
   // time limit (CBC's own clock).

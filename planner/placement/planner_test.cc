@@ -157,7 +157,7 @@ struct Instance {
   PlacementRequest request;
 };
 
-Instance RandomInstance(uint64_t seed, int64_t max_gpus) {
+Instance RandomInstance(uint64_t seed, int64_t max_gpus, int64_t max_replicas = 2) {
   std::mt19937_64 rng(seed);
   const std::vector<std::string> types = {"H100", "A100-40GB"};
   std::vector<Node> nodes;
@@ -178,7 +178,8 @@ Instance RandomInstance(uint64_t seed, int64_t max_gpus) {
                                            "llama-3.3-70b-instruct-fp8-dynamic", "deepseek-v2-lite"};
   const int64_t deployments = 5 + static_cast<int64_t>(rng() % 16);
   for (int64_t d = 0; d < deployments; ++d) {
-    DeploymentSpec dep = Dep("d" + std::to_string(d), models[rng() % models.size()], 1 + static_cast<int64_t>(rng() % 2),
+    DeploymentSpec dep = Dep("d" + std::to_string(d), models[rng() % models.size()],
+                             1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_replicas)),
                              1 + static_cast<int64_t>(rng() % 32), 2048 * (1 + static_cast<int64_t>(rng() % 4)));
     if (rng() % 6 == 0) dep.spread = Spread::kNodes;
     inst.request.deployments.push_back(dep);
@@ -267,21 +268,26 @@ TEST(PlannerInvariantTest, EveryStrategyOnRandomFleets) {
 // ---- Quality against the CBC optimum ---------------------------------------------------------
 
 TEST(PlannerQualityTest, PackIsCloseToTheOptimum) {
+  // Small fleets (<= 32-64 GPUs) with enough demand that capacity binds in many instances.
   std::vector<double> excess;
-  int compared = 0;
-  for (uint64_t seed = 1000; seed < 1100; ++seed) {
-    Instance inst = RandomInstance(seed, 64);
+  int compared = 0, tight = 0, fewer_placed = 0;
+  for (uint64_t seed = 1000; seed < 1120; ++seed) {
+    Instance inst = RandomInstance(seed, seed % 2 ? 32 : 64, 4);
     auto pack = PlanPlacement(inst.snapshot, inst.request, {.strategy = Strategy::kPack});
     auto exact = PlanPlacement(inst.snapshot, inst.request, {.strategy = Strategy::kExact});
     ASSERT_TRUE(pack.ok() && exact.ok());
     ASSERT_EQ(exact->strategy_used, "exact") << seed;
-    // Compare like with like: the same replicas placed (the ILP never places fewer).
+    if (!exact->unplaced.empty()) ++tight;
+    // The ILP maximises placed replicas first; pack should place as many.
     EXPECT_LE(exact->unplaced.size(), pack->unplaced.size()) << seed;
-    if (pack->unplaced.size() != exact->unplaced.size() || exact->gpus_used == 0) continue;
+    if (pack->unplaced.size() > exact->unplaced.size()) {
+      ++fewer_placed;
+      continue;
+    }
+    if (exact->gpus_used == 0) continue;
     ++compared;
     excess.push_back(static_cast<double>(pack->gpus_used - exact->gpus_used) / static_cast<double>(exact->gpus_used));
   }
-  ASSERT_GE(compared, 80);
   double sum = 0, worst = 0;
   int equal = 0;
   for (double e : excess) {
@@ -289,9 +295,12 @@ TEST(PlannerQualityTest, PackIsCloseToTheOptimum) {
     worst = std::max(worst, e);
     equal += e == 0 ? 1 : 0;
   }
-  const double mean = sum / static_cast<double>(excess.size());
-  std::printf("pack vs CBC optimum on %d instances: mean excess %.3f%%, max %.2f%%, equal in %d\n", compared,
-              100 * mean, 100 * worst, equal);
+  const double mean = excess.empty() ? 0 : sum / static_cast<double>(excess.size());
+  std::printf("pack vs CBC optimum: %d instances compared (%d capacity-tight overall, %d where pack placed "
+              "fewer replicas): mean GPU excess %.3f%%, max %.2f%%, equal in %d\n",
+              compared, tight, fewer_placed, 100 * mean, 100 * worst, equal);
+  EXPECT_GE(tight, 20) << "the instances should exercise capacity";
+  EXPECT_LE(fewer_placed, 6);  // <= 5 % of instances
   EXPECT_LE(mean, 0.02);
   EXPECT_LE(worst, 0.10);
 }
