@@ -24,6 +24,7 @@ namespace fleetplan::server {
 
 // What every service needs; owned by FleetplanServer, outlives the services.
 class EstimateCache;
+class Metrics;
 
 struct ServiceDeps {
   storage::PlacementStore* store = nullptr;
@@ -31,6 +32,8 @@ struct ServiceDeps {
   RequestCache* requests = nullptr;
   // Dropped by catalog and GPU-type writes (may be null in tests of single services).
   EstimateCache* estimates = nullptr;
+  // Planner and store counters (may be null in tests of single services).
+  Metrics* metrics = nullptr;
 };
 
 // Drops cached models and GPU sizes after a catalog or inventory write.

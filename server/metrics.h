@@ -2,32 +2,82 @@
 #define FLEETPLAN_SERVER_METRICS_H_
 
 // Metrics: the one owner of every Prometheus family fleetpland exports (prometheus-cpp pull
-// Exposer, like Triton's metrics class). Names are fleetplan_<thing>_<unit> in base units; labels
-// are low-cardinality (pool, node, gpu index, gpu type), never request ids.
+// Exposer, like Triton's metrics class). Names are fleetplan_<thing>_<unit> in base units
+// (_bytes, _seconds, _total, ratios 0..1); labels are low-cardinality (pool, node, gpu index,
+// gpu type, gpu uuid; RPC method and code), never request ids.
 //
-// Thread safety: prometheus-cpp metrics are thread-safe; Metrics adds no mutable state of its own.
+// Two kinds of series:
+//   - service metrics (RPCs by method and code, RPC latency, plan latency and gap, commit
+//     conflicts, store errors, build info), updated as things happen;
+//   - fleet metrics (per GPU, per pool, per GPU type), computed from a fresh store snapshot at
+//     scrape time by FleetCollector, so a commit is visible in the very next scrape.
+// There is deliberately no per-placement series (fleetplan_placement_info): placements come and
+// go with request ids and deployments, an unbounded label set that would grow the TSDB forever;
+// ListPlacements answers "what runs where" and the per-GPU committed bytes carry the load.
+//
+// Thread safety: prometheus-cpp metrics are thread-safe; the collector only reads the store.
 
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "grpcpp/support/server_interceptor.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
 #include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "storage/placement_store.h"
 
 namespace fleetplan::server {
 
+// Fleet gauges from the store at scrape time.
+class FleetCollector final : public prometheus::Collectable {
+ public:
+  explicit FleetCollector(storage::PlacementStore* store, prometheus::Counter* store_errors)
+      : store_(store), store_errors_(store_errors) {}
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  storage::PlacementStore* store_;
+  prometheus::Counter* store_errors_;
+};
+
 class Metrics {
  public:
-  // Starts an HTTP exporter on `listen` ("host:port", port 0 picks one) serving /metrics.
-  static absl::StatusOr<std::unique_ptr<Metrics>> Start(const std::string& listen);
+  // Service metrics; with a store, fleet metrics too. Starts an HTTP exporter on `listen`
+  // ("host:port", port 0 picks one) serving /metrics, unless `listen` is empty.
+  static absl::StatusOr<std::unique_ptr<Metrics>> Start(const std::string& listen,
+                                                        storage::PlacementStore* store);
+  ~Metrics();
 
   int port() const { return port_; }
   prometheus::Registry& registry() { return *registry_; }
 
+  void RecordRpc(const std::string& method, int code, double seconds);
+  void RecordPlan(double seconds, double gap);
+  void RecordCommitConflict() { commit_conflicts_->Increment(); }
+  void RecordStoreError() { store_errors_->Increment(); }
+
+  // Records every RPC's method, status code and latency.
+  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
+
+  // The exposition text of all families (what a scrape returns), for tests and benchmarks.
+  std::string Scrape() const;
+
  private:
   Metrics() = default;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<FleetCollector> fleet_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  prometheus::Family<prometheus::Counter>* rpcs_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* rpc_seconds_ = nullptr;
+  prometheus::Histogram* plan_seconds_ = nullptr;
+  prometheus::Histogram* plan_gap_ = nullptr;
+  prometheus::Counter* commit_conflicts_ = nullptr;
+  prometheus::Counter* store_errors_ = nullptr;
   int port_ = 0;
 };
 

@@ -9,6 +9,7 @@
 #include "planner/placement/headroom.h"
 #include "planner/placement/planner.h"
 #include "server/convert.h"
+#include "server/metrics.h"
 
 namespace fleetplan::server {
 
@@ -97,11 +98,15 @@ absl::Status PlannerServiceImpl::Plan(const v1::PlanPlacementRequest& req, v1::P
   if (!v1::Strategy_IsValid(req.strategy())) {
     return absl::InvalidArgumentError(absl::StrCat("strategy=", static_cast<int>(req.strategy()), " is not a Strategy"));
   }
+  const auto started = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(Resolved resolved, ResolveDeployments(deps_, *cache_, req.deployments()));
   ASSIGN_OR_RETURN(placement::FleetSnapshot snap, deps_.store->LoadSnapshot());
   ASSIGN_OR_RETURN(placement::Plan plan,
                    placement::PlanPlacement(snap, resolved.request, {.strategy = StrategyOf(req.strategy())}));
   ToProto(plan, resp);
+  if (deps_.metrics != nullptr) {
+    deps_.metrics->RecordPlan(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), plan.gap);
+  }
 
   StoredPlan stored;
   stored.commit.snapshot_generation = plan.snapshot_generation;
@@ -184,13 +189,17 @@ ServerUnaryReactor* PlannerServiceImpl::CommitPlan(CallbackServerContext* c, con
       absl::Status s = deps_.store->CreateDeployment(d);
       if (!s.ok() && s.code() != absl::StatusCode::kAlreadyExists) return s;
     }
-    storage::CommitResult result;
+    absl::StatusOr<storage::CommitResult> committed;
     if (plan.reserved) {
-      ASSIGN_OR_RETURN(result, deps_.store->CommitReservation(req->plan_id()));
+      committed = deps_.store->CommitReservation(req->plan_id());
     } else {
       plan.commit.request_id = req->request_id().empty() ? req->plan_id() : req->request_id();
-      ASSIGN_OR_RETURN(result, deps_.store->CommitPlacements(plan.commit));
+      committed = deps_.store->CommitPlacements(plan.commit);
     }
+    if (!committed.ok() && committed.status().code() == absl::StatusCode::kAborted && deps_.metrics != nullptr) {
+      deps_.metrics->RecordCommitConflict();
+    }
+    ASSIGN_OR_RETURN(storage::CommitResult result, std::move(committed));
     for (int64_t id : result.placement_ids) resp->add_placement_ids(id);
     resp->set_generation(result.generation);
     return absl::OkStatus();

@@ -101,9 +101,7 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
 
   auto server = std::unique_ptr<FleetplanServer>(new FleetplanServer());
   ASSIGN_OR_RETURN(server->store_, storage::SqliteStore::Open(options.store));
-  if (!options.metrics_listen.empty()) {
-    ASSIGN_OR_RETURN(server->metrics_, Metrics::Start(options.metrics_listen));
-  }
+  ASSIGN_OR_RETURN(server->metrics_, Metrics::Start(options.metrics_listen, server->store_.get()));
   if (options.auth_tokens_file.empty()) {
     server->auth_ = Authorizer::AllowAll();
   } else {
@@ -113,7 +111,8 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   server->requests_ = std::make_unique<RequestCache>();
   server->estimates_ = std::make_unique<EstimateCache>(std::chrono::seconds(10));
   const ServiceDeps deps{.store = server->store_.get(), .auth = server->auth_.get(),
-                         .requests = server->requests_.get(), .estimates = server->estimates_.get()};
+                         .requests = server->requests_.get(), .estimates = server->estimates_.get(),
+                         .metrics = server->metrics_.get()};
   server->system_service_ = std::make_unique<SystemServiceImpl>(server->store_.get());
   server->inventory_service_ = std::make_unique<InventoryServiceImpl>(deps);
   server->catalog_service_ = std::make_unique<CatalogServiceImpl>(deps);
@@ -134,6 +133,9 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   builder.RegisterService(server->headroom_service_.get());
   builder.RegisterService(server->planner_service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxReceiveMessageBytes));
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(server->metrics_->InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(

@@ -40,6 +40,7 @@ class FleetplanServer {
   int port() const { return port_; }
   // The metrics port actually bound, or 0 when the exporter is off.
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  Metrics& metrics() { return *metrics_; }
 
   void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
   void Wait();

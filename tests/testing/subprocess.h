@@ -48,6 +48,9 @@ class Process {
 // Polls for `path` to exist and be non-empty; returns its content or nullopt after `timeout`.
 std::optional<std::string> WaitForFile(const std::string& path, std::chrono::milliseconds timeout);
 
+// HTTP/1.0 GET of http://127.0.0.1:port/path on loopback; the body, or nullopt on failure.
+std::optional<std::string> HttpGet(int port, const std::string& path);
+
 // A fresh empty directory under the test temp dir, removed by the caller.
 std::string MakeTempDir(const std::string& prefix);
 
