@@ -3,13 +3,14 @@
 # fleetplan_root: the repository root.
 fleetplan_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 
-# fleetplan_install_packages: installs what deploy/packages.txt lists and this machine lacks.
-# Runs `apt-get update` first whenever something must be installed. As root it calls apt-get
-# directly; otherwise through sudo, and says so.
+# fleetplan_install_packages [EXTRA_LIST...]: installs what deploy/packages.txt (and the extra
+# lists, e.g. deploy/packages-test.txt) name and this machine lacks. Runs `apt-get update` first
+# whenever something must be installed. As root it calls apt-get directly; otherwise through sudo,
+# and says so.
 fleetplan_install_packages() {
   local root list missing=()
   root=$(fleetplan_root)
-  list=$(grep -v '^\s*#' "$root/deploy/packages.txt" | grep -v '^\s*$')
+  list=$(cat "$root/deploy/packages.txt" "$@" | grep -v '^\s*#' | grep -v '^\s*$')
   for pkg in $list; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$pkg")

@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(fleetplan_root)"
 start=$(date +%s)
 
-fleetplan_install_packages
+fleetplan_install_packages deploy/packages-test.txt
 
 echo "== Debug build (-Werror) in build-debug/"
 cmake -S . -B build-debug -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFLEETPLAN_WERROR=ON

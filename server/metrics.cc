@@ -7,24 +7,11 @@
 #include "planner/common/version.h"
 #include "planner/placement/headroom.h"
 #include "prometheus/text_serializer.h"
+#include "CivetServer.h"
+#include "absl/strings/string_view.h"
 
 namespace fleetplan::server {
 namespace {
-
-using prometheus::ClientMetric;
-using prometheus::MetricFamily;
-using prometheus::MetricType;
-
-MetricFamily Gauge(const std::string& name, const std::string& help) {
-  return MetricFamily{name, help, MetricType::Gauge, {}};
-}
-
-void Add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = value;
-  f.metric.push_back(std::move(m));
-}
 
 int RiskValue(placement::RiskLevel r) {
   switch (r) {
@@ -38,34 +25,56 @@ int RiskValue(placement::RiskLevel r) {
   return 2;
 }
 
-// Aggregates (pool, GPU type) as gauge families with one label.
-void AddAggregates(std::vector<MetricFamily>& out, const std::string& prefix, const std::string& label,
-                   const std::vector<placement::Headroom>& rows) {
-  MetricFamily total = Gauge(prefix + "_memory_total_bytes", "GPU memory (driver total) by " + label + ".");
-  MetricFamily reserved = Gauge(prefix + "_memory_reserved_bytes", "Bytes held by unexpired reservations by " + label + ".");
-  MetricFamily committed = Gauge(prefix + "_memory_committed_bytes", "Bytes held by committed placements by " + label + ".");
-  MetricFamily free = Gauge(prefix + "_memory_free_bytes", "Schedulable free bytes by " + label + ".");
-  MetricFamily ratio = Gauge(prefix + "_headroom_ratio", "Free share of memory (0..1) by " + label + ".");
-  MetricFamily risk = Gauge(prefix + "_memory_risk_level", "Worst GPU memory risk (0 low, 1 medium, 2 high) by " + label + ".");
-  MetricFamily gpus = Gauge(prefix + "_gpus", "GPUs by " + label + ".");
-  MetricFamily free_gpus = Gauge(prefix + "_free_gpus", "Schedulable GPUs with nothing placed, by " + label + ".");
-  MetricFamily domain = Gauge(prefix + "_largest_free_nvlink_domain_gpus",
-                              "Most wholly free GPUs in one NVLink domain (the largest TP group that still fits), by " + label + ".");
+// Label value escaping of the text exposition format: backslash, double quote, newline.
+void AppendEscaped(std::string& out, absl::string_view v) {
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+}
+
+void Header(std::string& out, absl::string_view name, absl::string_view help) {
+  absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n");
+}
+
+// One gauge family over `rows`, each with a precomputed label set "{...}".
+template <typename Rows, typename Value>
+void Family(std::string& out, absl::string_view name, absl::string_view help, const Rows& rows,
+            const std::vector<std::string>& labels, Value value) {
+  Header(out, name, help);
+  for (size_t i = 0; i < rows.size(); ++i) absl::StrAppend(&out, name, labels[i], " ", value(rows[i]), "\n");
+}
+
+void Aggregates(std::string& out, absl::string_view prefix, absl::string_view label,
+                const std::vector<placement::Headroom>& rows) {
+  std::vector<std::string> labels;
+  labels.reserve(rows.size());
   for (const placement::Headroom& h : rows) {
-    const std::vector<ClientMetric::Label> l = {{label, h.key}};
-    Add(total, l, static_cast<double>(h.total_bytes));
-    Add(reserved, l, static_cast<double>(h.reserved_bytes));
-    Add(committed, l, static_cast<double>(h.committed_bytes));
-    Add(free, l, static_cast<double>(h.free_bytes));
-    Add(ratio, l, h.headroom_ratio);
-    Add(risk, l, RiskValue(h.risk));
-    Add(gpus, l, static_cast<double>(h.gpus));
-    Add(free_gpus, l, static_cast<double>(h.free_gpus));
-    Add(domain, l, static_cast<double>(h.largest_free_nvlink_domain));
+    std::string l = absl::StrCat("{", label, "=\"");
+    AppendEscaped(l, h.key);
+    l += "\"}";
+    labels.push_back(std::move(l));
   }
-  for (auto* f : {&total, &reserved, &committed, &free, &ratio, &risk, &gpus, &free_gpus, &domain}) {
-    out.push_back(std::move(*f));
-  }
+  const std::string by = absl::StrCat(" by ", label, ".");
+  using H = placement::Headroom;
+  Family(out, absl::StrCat(prefix, "_memory_total_bytes"), absl::StrCat("GPU memory (driver total)", by), rows, labels, [](const H& h) { return h.total_bytes; });
+  Family(out, absl::StrCat(prefix, "_memory_reserved_bytes"), absl::StrCat("Bytes held by unexpired reservations", by), rows, labels, [](const H& h) { return h.reserved_bytes; });
+  Family(out, absl::StrCat(prefix, "_memory_committed_bytes"), absl::StrCat("Bytes held by committed placements", by), rows, labels, [](const H& h) { return h.committed_bytes; });
+  Family(out, absl::StrCat(prefix, "_memory_free_bytes"), absl::StrCat("Schedulable free bytes", by), rows, labels, [](const H& h) { return h.free_bytes; });
+  Family(out, absl::StrCat(prefix, "_headroom_ratio"), absl::StrCat("Free share of memory (0..1)", by), rows, labels, [](const H& h) { return h.headroom_ratio; });
+  Family(out, absl::StrCat(prefix, "_memory_risk_level"), absl::StrCat("Worst GPU memory risk (0 low, 1 medium, 2 high)", by), rows, labels, [](const H& h) { return RiskValue(h.risk); });
+  Family(out, absl::StrCat(prefix, "_gpus"), absl::StrCat("GPUs", by), rows, labels, [](const H& h) { return h.gpus; });
+  Family(out, absl::StrCat(prefix, "_free_gpus"), absl::StrCat("Schedulable GPUs with nothing placed", by), rows, labels, [](const H& h) { return h.free_gpus; });
+  Family(out, absl::StrCat(prefix, "_largest_free_nvlink_domain_gpus"),
+         absl::StrCat("Most wholly free GPUs in one NVLink domain (the largest TP group that still fits)", by), rows, labels,
+         [](const H& h) { return h.largest_free_nvlink_domain; });
 }
 
 class RpcInterceptor final : public grpc::experimental::Interceptor {
@@ -111,41 +120,56 @@ const char* CodeName(int code) {
 
 }  // namespace
 
-std::vector<MetricFamily> FleetCollector::Collect() const {
-  std::vector<MetricFamily> out;
-  absl::StatusOr<placement::FleetSnapshot> snap = store_->LoadSnapshot();
-  if (!snap.ok()) {
-    if (store_errors_ != nullptr) store_errors_->Increment();
-    return out;
-  }
-  const placement::FleetHeadroom h = placement::ComputeHeadroom(*snap, /*include_gpus=*/true);
-  MetricFamily generation = Gauge("fleetplan_fleet_generation", "Fleet generation: bumped by every change that affects capacity.");
-  Add(generation, {}, static_cast<double>(h.generation));
-  out.push_back(std::move(generation));
-
-  MetricFamily total = Gauge("fleetplan_gpu_memory_total_bytes", "GPU memory as the driver reports it.");
-  MetricFamily reserved = Gauge("fleetplan_gpu_memory_reserved_bytes", "Bytes held on the GPU by unexpired reservations.");
-  MetricFamily committed = Gauge("fleetplan_gpu_memory_committed_bytes", "Bytes held on the GPU by committed placements.");
-  MetricFamily free = Gauge("fleetplan_gpu_memory_free_bytes", "Schedulable free bytes (0 on cordoned, draining, down or unhealthy).");
-  MetricFamily ratio = Gauge("fleetplan_gpu_headroom_ratio", "Free share of the GPU's memory (0..1).");
-  MetricFamily risk = Gauge("fleetplan_gpu_memory_risk_level", "Memory risk of what is placed: 0 low, 1 medium (>=90% promised), 2 high (>=97%).");
-  MetricFamily peak = Gauge("fleetplan_gpu_estimated_peak_bytes", "Estimated peak bytes of the placements on the GPU (committed + reserved estimates).");
+std::string FleetExposition(const placement::FleetHeadroom& h) {
+  std::string out;
+  out.reserve(h.gpus.size() * 7 * 120 + 4096);
+  Header(out, "fleetplan_fleet_generation", "Fleet generation: bumped by every change that affects capacity.");
+  absl::StrAppend(&out, "fleetplan_fleet_generation ", h.generation, "\n");
+  std::vector<std::string> labels;
+  labels.reserve(h.gpus.size());
   for (const placement::GpuHeadroom& g : h.gpus) {
-    std::vector<ClientMetric::Label> l = {{"pool", g.pool}, {"node", g.node}, {"gpu", std::to_string(g.index)},
-                                          {"gpu_type", g.gpu_type}, {"gpu_uuid", g.uuid}};
-    Add(total, l, static_cast<double>(g.headroom.total_bytes));
-    Add(reserved, l, static_cast<double>(g.headroom.reserved_bytes));
-    Add(committed, l, static_cast<double>(g.headroom.committed_bytes));
-    Add(free, l, static_cast<double>(g.headroom.free_bytes));
-    Add(ratio, l, g.headroom.headroom_ratio);
-    Add(risk, l, RiskValue(g.headroom.risk));
-    Add(peak, l, static_cast<double>(g.headroom.committed_bytes + g.headroom.reserved_bytes));
+    std::string l = "{pool=\"";
+    AppendEscaped(l, g.pool);
+    l += "\",node=\"";
+    AppendEscaped(l, g.node);
+    absl::StrAppend(&l, "\",gpu=\"", g.index, "\",gpu_type=\"");
+    AppendEscaped(l, g.gpu_type);
+    l += "\",gpu_uuid=\"";
+    AppendEscaped(l, g.uuid);
+    l += "\"}";
+    labels.push_back(std::move(l));
   }
-  for (auto* f : {&total, &reserved, &committed, &free, &ratio, &risk, &peak}) out.push_back(std::move(*f));
-  AddAggregates(out, "fleetplan_pool", "pool", h.pools);
-  AddAggregates(out, "fleetplan_gpu_type", "gpu_type", h.gpu_types);
+  using G = placement::GpuHeadroom;
+  Family(out, "fleetplan_gpu_memory_total_bytes", "GPU memory as the driver reports it.", h.gpus, labels, [](const G& g) { return g.headroom.total_bytes; });
+  Family(out, "fleetplan_gpu_memory_reserved_bytes", "Bytes held on the GPU by unexpired reservations.", h.gpus, labels, [](const G& g) { return g.headroom.reserved_bytes; });
+  Family(out, "fleetplan_gpu_memory_committed_bytes", "Bytes held on the GPU by committed placements.", h.gpus, labels, [](const G& g) { return g.headroom.committed_bytes; });
+  Family(out, "fleetplan_gpu_memory_free_bytes", "Schedulable free bytes (0 on cordoned, draining, down or unhealthy).", h.gpus, labels, [](const G& g) { return g.headroom.free_bytes; });
+  Family(out, "fleetplan_gpu_headroom_ratio", "Free share of the GPU's memory (0..1).", h.gpus, labels, [](const G& g) { return g.headroom.headroom_ratio; });
+  Family(out, "fleetplan_gpu_memory_risk_level", "Memory risk of what is placed: 0 low, 1 medium (>=90% promised), 2 high (>=97%).", h.gpus, labels, [](const G& g) { return RiskValue(g.headroom.risk); });
+  Family(out, "fleetplan_gpu_estimated_peak_bytes", "Estimated peak bytes of the placements on the GPU (committed + reserved estimates).", h.gpus, labels,
+         [](const G& g) { return g.headroom.committed_bytes + g.headroom.reserved_bytes; });
+  Aggregates(out, "fleetplan_pool", "pool", h.pools);
+  Aggregates(out, "fleetplan_gpu_type", "gpu_type", h.gpu_types);
   return out;
 }
+
+// GET /metrics: the registry's service families, then the fleet from a fresh snapshot.
+class Metrics::Handler final : public CivetHandler {
+ public:
+  explicit Handler(const Metrics* metrics) : metrics_(metrics) {}
+  bool handleGet(CivetServer* /*server*/, mg_connection* conn) override {
+    const std::string body = metrics_->Scrape();
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+              body.size());
+    mg_write(conn, body.data(), body.size());
+    return true;
+  }
+
+ private:
+  const Metrics* metrics_;
+};
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen,
                                                         storage::PlacementStore* store) {
@@ -180,24 +204,25 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& liste
                                 .Help("Store reads or writes that failed for a reason other than the request.")
                                 .Register(r)
                                 .Add({});
-  if (store != nullptr) metrics->fleet_ = std::make_shared<FleetCollector>(store, metrics->store_errors_);
+  metrics->store_ = store;
   if (listen.empty()) return metrics;
+  metrics->handler_ = std::make_unique<Handler>(metrics.get());
   try {
-    metrics->exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/2);
+    std::vector<std::string> options = {"listening_ports", listen, "num_threads", "2"};
+    metrics->http_ = std::make_unique<CivetServer>(options);
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("metrics_listen=\"", listen, "\": cannot listen: ", e.what()));
   }
-  metrics->exposer_->RegisterCollectable(metrics->registry_);
-  if (metrics->fleet_ != nullptr) metrics->exposer_->RegisterCollectable(metrics->fleet_);
-  auto ports = metrics->exposer_->GetListeningPorts();
+  metrics->http_->addHandler("/metrics", metrics->handler_.get());
+  std::vector<int> ports = metrics->http_->getListeningPorts();
   metrics->port_ = ports.empty() ? 0 : ports.front();
   return metrics;
 }
 
 Metrics::~Metrics() {
-  if (exposer_ != nullptr) {
-    exposer_->RemoveCollectable(registry_);
-    if (fleet_ != nullptr) exposer_->RemoveCollectable(fleet_);
+  if (http_ != nullptr) {
+    http_->removeHandler("/metrics");
+    http_->close();
   }
 }
 
@@ -217,12 +242,15 @@ std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> Metrics::
 }
 
 std::string Metrics::Scrape() const {
-  std::vector<MetricFamily> families = registry_->Collect();
-  if (fleet_ != nullptr) {
-    std::vector<MetricFamily> fleet = fleet_->Collect();
-    families.insert(families.end(), std::make_move_iterator(fleet.begin()), std::make_move_iterator(fleet.end()));
+  std::string out = prometheus::TextSerializer().Serialize(registry_->Collect());
+  if (store_ == nullptr) return out;
+  absl::StatusOr<placement::FleetSnapshot> snap = store_->LoadSnapshot();
+  if (!snap.ok()) {
+    store_errors_->Increment();
+    return out;
   }
-  return prometheus::TextSerializer().Serialize(families);
+  out += FleetExposition(placement::ComputeHeadroom(*snap, /*include_gpus=*/true));
+  return out;
 }
 
 }  // namespace fleetplan::server

@@ -1,0 +1,62 @@
+// Cost of one /metrics scrape of a 10,000-node x 8-GPU fleet (per-GPU series are the point of this
+// tool, so they must be cheap): time and exposition size.
+//
+//   ./build-release/bench/metrics_bench --benchmark_min_time=2
+
+#include <filesystem>
+#include <unistd.h>
+
+#include "benchmark/benchmark.h"
+#include "server/metrics.h"
+#include "storage/sqlite_store.h"
+#include "storage/store_test_util.h"
+
+namespace fleetplan::server {
+namespace {
+
+storage::SqliteStore& BigFleet() {
+  static storage::SqliteStore* store = [] {
+    const std::string path = std::filesystem::temp_directory_path() / ("fleetplan_metrics_bench_" + std::to_string(::getpid()) + ".db");
+    std::filesystem::remove(path);
+    auto s = storage::SqliteStore::Open({.path = path});
+    (*s)->CreateGpuType(storage::testing::MakeGpuType("H100", 80 * kGiB)).IgnoreError();
+    for (int i = 0; i < 10000; ++i) {
+      char name[32];
+      std::snprintf(name, sizeof(name), "node-%05d", i);
+      placement::Node n = storage::testing::MakeNode(name, 8, "H100", "pool-" + std::to_string(i % 8));
+      for (auto& g : n.gpus) g.uuid = std::string("GPU-") + name + "-" + std::to_string(g.index);
+      (*s)->CreateNode(n).IgnoreError();
+    }
+    return s->release();
+  }();
+  return *store;
+}
+
+void BM_Scrape_10kNodes_80kGpus(benchmark::State& state) {
+  auto metrics = Metrics::Start("", &BigFleet());
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string text = (*metrics)->Scrape();
+    bytes = text.size();
+    benchmark::DoNotOptimize(text);
+  }
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_Scrape_10kNodes_80kGpus)->Unit(benchmark::kMillisecond);
+
+// The parts: the snapshot alone, and building the metric families without serialising them.
+void BM_Snapshot_10kNodes(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(BigFleet().LoadSnapshot());
+}
+BENCHMARK(BM_Snapshot_10kNodes)->Unit(benchmark::kMillisecond);
+
+void BM_Headroom_10kNodes(benchmark::State& state) {
+  auto snap = BigFleet().LoadSnapshot();
+  for (auto _ : state) benchmark::DoNotOptimize(placement::ComputeHeadroom(*snap, true));
+}
+BENCHMARK(BM_Headroom_10kNodes)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace fleetplan::server
+
+BENCHMARK_MAIN();
