@@ -147,6 +147,14 @@ class LivePrometheusTest : public ::testing::Test {
     grpc::ClientContext c2;
     v1::Plan plan;
     ASSERT_TRUE(planner->PlanPlacement(&c2, plan_req, &plan).ok());
+    ASSERT_EQ(plan.replicas_size(), 1);
+    // Commit the plan through the API.
+    grpc::ClientContext c3;
+    v1::CommitPlanRequest commit;
+    commit.set_plan_id(plan.plan_id());
+    v1::CommitPlanResponse committed;
+    ASSERT_TRUE(planner->CommitPlan(&c3, commit, &committed).ok());
+    for (const auto& rank : plan.replicas(0).ranks()) planned_bytes_ += rank.bytes();
 
     prom_port_ = FreePort();
     std::ofstream(dir_ + "/prometheus.yml")
@@ -187,6 +195,7 @@ class LivePrometheusTest : public ::testing::Test {
   }
 
   std::string dir_;
+  int64_t planned_bytes_ = 0;  // committed through the planner API
   int prom_port_ = 0;
   std::unique_ptr<server::FleetplanServer> server_;
   std::optional<testing::Process> prometheus_;
@@ -204,8 +213,8 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
   // Two scrapes at least, so rate() has its points.
   std::this_thread::sleep_for(std::chrono::seconds(3));
 
-  // Committed bytes in Prometheus equal the API's.
-  auto committed = Eventually("sum(fleetplan_gpu_memory_committed_bytes)");
+  // Committed bytes in Prometheus equal the API's (once the scrape after the commit is in).
+  auto committed = Eventually("sum(fleetplan_gpu_memory_committed_bytes) > " + std::to_string(156 * kGiB));
   ASSERT_TRUE(committed.has_value());
   const double prom_bytes = std::stod((*committed)["data"]["result"][0]["value"][1].get<std::string>());
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
@@ -214,7 +223,7 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
   v1::FleetHeadroom h;
   ASSERT_TRUE(headroom->GetFleetHeadroom(&ctx, {}, &h).ok());
   EXPECT_EQ(prom_bytes, static_cast<double>(h.fleet().committed_bytes()));
-  EXPECT_EQ(prom_bytes, static_cast<double>(156 * kGiB));
+  EXPECT_EQ(prom_bytes, static_cast<double>(156 * kGiB + planned_bytes_));
 
   const json dash = json::parse(ReadText(kDeploy + "grafana/fleetplan-dashboard.json"));
   for (const std::string& expr : DashboardExprs(dash)) {
