@@ -1,9 +1,10 @@
 // `fleetplan estimate`: offline memory estimate from a config.json (no server needed).
 //
-//   fleetplan estimate --model config.json --engine vllm --gpu H100-80GB --tp 2 --max-model-len 8192
-//   fleetplan estimate --vllm "vllm serve /models/llama --tensor-parallel-size 2 --max-model-len 8192"
-//   fleetplan estimate --model config.json --engine hf-transformers --batch 4 --prompt-tokens 2048
-//   fleetplan estimate --model config.json --engine training --param-dtype float32 --autocast
+//   fleetplan estimate --model config.json --engine vllm --gpu H100-80GB --tp 2 --max-model-len
+//   8192 fleetplan estimate --vllm "vllm serve /models/llama --tensor-parallel-size 2
+//   --max-model-len 8192" fleetplan estimate --model config.json --engine hf-transformers --batch 4
+//   --prompt-tokens 2048 fleetplan estimate --model config.json --engine training --param-dtype
+//   float32 --autocast
 
 #include <filesystem>
 #include <fstream>
@@ -65,7 +66,8 @@ absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& flag, const
 // memory are ignored and listed in `ignored`.
 absl::Status ApplyVllmCommand(const std::string& command, std::vector<std::string>& args,
                               std::string& model_dir, std::vector<std::string>& ignored) {
-  std::vector<std::string> words = absl::StrSplit(command, absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
+  std::vector<std::string> words =
+      absl::StrSplit(command, absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
   size_t i = 0;
   if (i < words.size() && (words[i] == "vllm" || absl::EndsWith(words[i], "/vllm"))) ++i;
   if (i < words.size() && words[i] == "serve") ++i;
@@ -75,9 +77,12 @@ absl::Status ApplyVllmCommand(const std::string& command, std::vector<std::strin
   }
   model_dir = words[i++];
   static const std::map<std::string, std::string> kValueFlags = {
-      {"--tensor-parallel-size", "tp"}, {"-tp", "tp"},
-      {"--pipeline-parallel-size", "pp"}, {"-pp", "pp"},
-      {"--data-parallel-size", "dp"}, {"-dp", "dp"},
+      {"--tensor-parallel-size", "tp"},
+      {"-tp", "tp"},
+      {"--pipeline-parallel-size", "pp"},
+      {"-pp", "pp"},
+      {"--data-parallel-size", "dp"},
+      {"-dp", "dp"},
       {"--max-model-len", "max-model-len"},
       {"--gpu-memory-utilization", "gpu-memory-utilization"},
       {"--max-num-seqs", "max-num-seqs"},
@@ -85,7 +90,8 @@ absl::Status ApplyVllmCommand(const std::string& command, std::vector<std::strin
       {"--block-size", "block-size"},
       {"--kv-cache-dtype", "kv-cache-dtype"},
       {"--dtype", "dtype"},
-      {"--quantization", "quantization"}, {"-q", "quantization"},
+      {"--quantization", "quantization"},
+      {"-q", "quantization"},
   };
   bool expert_parallel = false;
   for (; i < words.size(); ++i) {
@@ -135,8 +141,8 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
   } else if (engine == "training") {
     r.engine = estimator::Engine::kTraining;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--engine=\"", engine, "\" must be vllm, hf-transformers or training"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--engine=\"", engine, "\" must be vllm, hf-transformers or training"));
   }
   if (f.IsSet("gpu-memory-bytes")) {
     r.gpu_memory_bytes = f.GetInt("gpu-memory-bytes");
@@ -145,8 +151,10 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
     if (!gpu.ok()) return absl::InvalidArgumentError(gpu.status().message());
     r.gpu_memory_bytes = gpu->memory_bytes;
   }
-  r.parallelism = {.tp = f.GetInt("tp"), .pp = f.GetInt("pp"), .ep = f.GetInt("ep"), .dp = f.GetInt("dp")};
-  if (f.GetBool("expert-parallel") && spec.is_moe()) r.parallelism.ep = r.parallelism.tp * r.parallelism.dp;
+  r.parallelism = {
+      .tp = f.GetInt("tp"), .pp = f.GetInt("pp"), .ep = f.GetInt("ep"), .dp = f.GetInt("dp")};
+  if (f.GetBool("expert-parallel") && spec.is_moe())
+    r.parallelism.ep = r.parallelism.tp * r.parallelism.dp;
   if (const std::string d = f.GetString("dtype"); d != "auto") {
     absl::StatusOr<estimator::DType> dtype = ParseDTypeFlag("dtype", d);
     if (!dtype.ok()) return dtype.status();
@@ -157,7 +165,8 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
   if (kv == "fp8" || kv == "fp8_e4m3" || kv == "fp8_e5m2") {
     r.kv_fp8 = true;
   } else if (kv != "auto" && kv != "bfloat16" && kv != "float16") {
-    return absl::InvalidArgumentError(absl::StrCat("--kv-cache-dtype=\"", kv, "\" must be auto or fp8"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--kv-cache-dtype=\"", kv, "\" must be auto or fp8"));
   }
   r.concurrency = f.GetInt("concurrency");
   r.context_tokens = f.GetInt("context");
@@ -174,15 +183,22 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
     return absl::InvalidArgumentError(absl::StrCat("--attn=\"", attn, "\" must be sdpa or eager"));
   }
   if (phase != "prefill" && phase != "generate") {
-    return absl::InvalidArgumentError(absl::StrCat("--phase=\"", phase, "\" must be prefill or generate"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--phase=\"", phase, "\" must be prefill or generate"));
   }
   if (logits != "last" && logits != "all") {
-    return absl::InvalidArgumentError(absl::StrCat("--logits=\"", logits, "\" must be last or all"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--logits=\"", logits, "\" must be last or all"));
   }
-  r.hf = {.eager_attention = attn == "eager", .generate = phase == "generate",
-          .all_logits = logits == "all", .batch = f.GetInt("batch"),
-          .prompt_tokens = f.GetInt("prompt-tokens"), .new_tokens = f.GetInt("new-tokens"),
-          .images = f.GetInt("images")};
+  r.hf = {.eager_attention = attn == "eager",
+          .generate = phase == "generate",
+          .all_logits = logits == "all",
+          .batch = f.GetInt("batch"),
+          .prompt_tokens = f.GetInt("prompt-tokens"),
+          .new_tokens = f.GetInt("new-tokens"),
+          .images = f.GetInt("images"),
+          .image_height = f.GetInt("image-height"),
+          .image_width = f.GetInt("image-width")};
   const std::string opt = f.GetString("optimizer");
   estimator::Optimizer optimizer = estimator::Optimizer::kAdamW;
   if (opt == "sgd") {
@@ -190,16 +206,20 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
   } else if (opt == "adamw-8bit") {
     optimizer = estimator::Optimizer::kAdamW8bit;
   } else if (opt != "adamw") {
-    return absl::InvalidArgumentError(absl::StrCat("--optimizer=\"", opt, "\" must be adamw, sgd or adamw-8bit"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--optimizer=\"", opt, "\" must be adamw, sgd or adamw-8bit"));
   }
-  absl::StatusOr<estimator::DType> param = ParseDTypeFlag("param-dtype", f.GetString("param-dtype"));
+  absl::StatusOr<estimator::DType> param =
+      ParseDTypeFlag("param-dtype", f.GetString("param-dtype"));
   if (!param.ok()) return param.status();
-  r.training = {.optimizer = optimizer, .param_dtype = *param,
+  r.training = {.optimizer = optimizer,
+                .param_dtype = *param,
                 .autocast_bf16 = f.GetBool("autocast"),
                 .gradient_checkpointing = f.GetBool("gradient-checkpointing"),
                 .lora_rank = f.GetInt("lora-rank"),
                 .zero_stage = static_cast<int>(f.GetInt("zero-stage")),
-                .batch = f.GetInt("batch"), .seq_tokens = f.GetInt("seq-tokens")};
+                .batch = f.GetInt("batch"),
+                .seq_tokens = f.GetInt("seq-tokens")};
   if (!f.GetString("lora-targets").empty()) {
     r.training.lora_targets = absl::StrSplit(f.GetString("lora-targets"), ',', absl::SkipEmpty());
   }
@@ -259,8 +279,8 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   req.set_quantization(flags.GetString("quantization"));
   const std::string engine = flags.GetString("engine");
   req.set_engine(engine == "hf-transformers" || engine == "hf" ? v1::ENGINE_HF_TRANSFORMERS
-                 : engine == "training"                       ? v1::ENGINE_TRAINING
-                                                              : v1::ENGINE_VLLM);
+                 : engine == "training"                        ? v1::ENGINE_TRAINING
+                                                               : v1::ENGINE_VLLM);
   if (flags.IsSet("gpu-memory-bytes")) {
     req.set_gpu_memory_bytes(flags.GetInt("gpu-memory-bytes"));
   } else {
@@ -284,6 +304,9 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   req.mutable_hf()->set_batch(flags.GetInt("batch"));
   req.mutable_hf()->set_prompt_tokens(flags.GetInt("prompt-tokens"));
   req.mutable_hf()->set_new_tokens(flags.GetInt("new-tokens"));
+  req.mutable_hf()->set_images(flags.GetInt("images"));
+  req.mutable_hf()->set_image_height(flags.GetInt("image-height"));
+  req.mutable_hf()->set_image_width(flags.GetInt("image-width"));
   req.mutable_training()->set_optimizer(flags.GetString("optimizer"));
   req.mutable_training()->set_param_dtype(flags.GetString("param-dtype"));
   req.mutable_training()->set_autocast_bf16(flags.GetBool("autocast"));
@@ -306,31 +329,39 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   v1::EstimateResponse resp;
   grpc::Status status = stub->Estimate(&context, req, &resp);
   if (!status.ok()) {
-    return ReportError(inv.err, "estimate",
-                       StatusFromGrpc(status));
+    return ReportError(inv.err, "estimate", StatusFromGrpc(status));
   }
   if (inv.output == OutputFormat::kJson) {
-    json out = {{"params", resp.params()},         {"gpu_memory_bytes", resp.gpu_memory_bytes()},
-                {"max_total_bytes", resp.max_total_bytes()}, {"fits", resp.fits()},
-                {"headroom_bytes", resp.headroom_bytes()}, {"kv_cache_tokens", resp.kv_cache_tokens()},
-                {"max_concurrency", resp.max_concurrency()}, {"reason", resp.reason()}};
-    out["bytes_per_rank"] = std::vector<int64_t>(resp.bytes_per_rank().begin(), resp.bytes_per_rank().end());
+    json out = {{"params", resp.params()},
+                {"gpu_memory_bytes", resp.gpu_memory_bytes()},
+                {"max_total_bytes", resp.max_total_bytes()},
+                {"fits", resp.fits()},
+                {"headroom_bytes", resp.headroom_bytes()},
+                {"kv_cache_tokens", resp.kv_cache_tokens()},
+                {"max_concurrency", resp.max_concurrency()},
+                {"reason", resp.reason()}};
+    out["bytes_per_rank"] =
+        std::vector<int64_t>(resp.bytes_per_rank().begin(), resp.bytes_per_rank().end());
     for (const auto& s : resp.stages()) {
-      out["stages"].push_back({{"pp_stage", s.pp_stage()}, {"weights_bytes", s.weights_bytes()},
+      out["stages"].push_back({{"pp_stage", s.pp_stage()},
+                               {"weights_bytes", s.weights_bytes()},
                                {"kv_cache_bytes", s.kv_cache_bytes()},
                                {"activation_peak_bytes", s.activation_peak_bytes()},
-                               {"total_bytes", s.total_bytes()}, {"kv_cache_tokens", s.kv_cache_tokens()}});
+                               {"total_bytes", s.total_bytes()},
+                               {"kv_cache_tokens", s.kv_cache_tokens()}});
     }
     inv.out << out.dump(2) << "\n";
   } else {
     for (const auto& s : resp.stages()) {
-      inv.out << absl::StrFormat("stage %d: weights %.2f GiB, KV %.2f GiB, activations %.2f GiB, total %.2f GiB\n",
-                                 s.pp_stage(), GiB(s.weights_bytes()), GiB(s.kv_cache_bytes()),
-                                 GiB(s.activation_peak_bytes()), GiB(s.total_bytes()));
+      inv.out << absl::StrFormat(
+          "stage %d: weights %.2f GiB, KV %.2f GiB, activations %.2f GiB, total %.2f GiB\n",
+          s.pp_stage(), GiB(s.weights_bytes()), GiB(s.kv_cache_bytes()),
+          GiB(s.activation_peak_bytes()), GiB(s.total_bytes()));
     }
-    inv.out << absl::StrFormat("%s: fullest GPU %.2f of %.2f GiB, KV cache %d tokens (%d sequences)\n",
-                               resp.fits() ? "FITS" : "DOES NOT FIT", GiB(resp.max_total_bytes()),
-                               GiB(resp.gpu_memory_bytes()), resp.kv_cache_tokens(), resp.max_concurrency());
+    inv.out << absl::StrFormat(
+        "%s: fullest GPU %.2f of %.2f GiB, KV cache %d tokens (%d sequences)\n",
+        resp.fits() ? "FITS" : "DOES NOT FIT", GiB(resp.max_total_bytes()),
+        GiB(resp.gpu_memory_bytes()), resp.kv_cache_tokens(), resp.max_concurrency());
     if (!resp.reason().empty()) inv.out << "reason: " << resp.reason() << "\n";
   }
   return resp.fits() ? kExitOk : kExitError;
@@ -344,7 +375,8 @@ int RunEstimate(const Invocation& inv) {
   if (flags.IsSet("vllm")) {
     std::vector<std::string> args = {"--engine=vllm"};
     std::string model_dir;
-    if (absl::Status s = ApplyVllmCommand(flags.GetString("vllm"), args, model_dir, ignored); !s.ok()) {
+    if (absl::Status s = ApplyVllmCommand(flags.GetString("vllm"), args, model_dir, ignored);
+        !s.ok()) {
       inv.err << "fleetplan estimate: " << s.message() << "\n";
       return kExitUsage;
     }
@@ -359,7 +391,8 @@ int RunEstimate(const Invocation& inv) {
     return RunRemoteEstimate(inv, flags, "");
   }
   if (model_path.empty()) {
-    inv.err << "fleetplan estimate: give --model=config.json or --vllm=\"vllm serve MODEL_DIR ...\"\n";
+    inv.err
+        << "fleetplan estimate: give --model=config.json or --vllm=\"vllm serve MODEL_DIR ...\"\n";
     return kExitUsage;
   }
   absl::StatusOr<std::string> text = ReadFileText("model", model_path);
@@ -384,8 +417,11 @@ int RunEstimate(const Invocation& inv) {
               {"model_type", spec->model_type},
               {"engine", estimator::EngineName(req->engine)},
               {"params", spec->num_params()},
-              {"parallelism", {{"tp", req->parallelism.tp}, {"pp", req->parallelism.pp},
-                               {"ep", req->parallelism.ep}, {"dp", req->parallelism.dp}}},
+              {"parallelism",
+               {{"tp", req->parallelism.tp},
+                {"pp", req->parallelism.pp},
+                {"ep", req->parallelism.ep},
+                {"dp", req->parallelism.dp}}},
               {"gpu_memory_bytes", est->gpu_memory_bytes},
               {"max_total_bytes", est->max_total_bytes},
               {"bytes_per_rank", est->BytesPerRank()},
@@ -405,7 +441,8 @@ int RunEstimate(const Invocation& inv) {
 
   if (flags.GetBool("budget")) {
     auto contexts = ParseIntList("budget-contexts", flags.GetString("budget-contexts"));
-    auto concurrencies = ParseIntList("budget-concurrencies", flags.GetString("budget-concurrencies"));
+    auto concurrencies =
+        ParseIntList("budget-concurrencies", flags.GetString("budget-concurrencies"));
     if (!contexts.ok() || !concurrencies.ok()) {
       inv.err << "fleetplan estimate: "
               << (contexts.ok() ? concurrencies.status() : contexts.status()).message() << "\n";
@@ -415,8 +452,10 @@ int RunEstimate(const Invocation& inv) {
     if (!cells.ok()) return ReportError(inv.err, "estimate", cells.status());
     out["budget"] = json::array();
     for (const auto& c : *cells) {
-      out["budget"].push_back({{"context_tokens", c.context_tokens}, {"concurrency", c.concurrency},
-                               {"bytes_per_gpu", c.bytes_per_gpu}, {"fits", c.fits}});
+      out["budget"].push_back({{"context_tokens", c.context_tokens},
+                               {"concurrency", c.concurrency},
+                               {"bytes_per_gpu", c.bytes_per_gpu},
+                               {"fits", c.fits}});
     }
   }
   if (flags.GetString("emit") == "vllm") {
@@ -425,7 +464,8 @@ int RunEstimate(const Invocation& inv) {
       return kExitUsage;
     }
     const int64_t context = req->context_tokens > 0 ? req->context_tokens : est->max_model_len;
-    auto util = estimator::MinGpuMemoryUtilization(*spec, *req, context, std::max<int64_t>(req->concurrency, 1));
+    auto util = estimator::MinGpuMemoryUtilization(*spec, *req, context,
+                                                   std::max<int64_t>(req->concurrency, 1));
     if (!util.ok()) return ReportError(inv.err, "estimate", util.status());
     out["vllm_command"] = VllmLaunchLine(model_label, *req, *util, est->max_model_len);
   } else if (!flags.GetString("emit").empty()) {
@@ -438,10 +478,11 @@ int RunEstimate(const Invocation& inv) {
     return est->fits ? kExitOk : kExitError;
   }
   std::ostream& o = inv.out;
-  o << absl::StrFormat("%s (%s, %.2fB params) on %.2f GiB GPUs, engine %s, tp=%d pp=%d ep=%d dp=%d\n",
-                       model_label, spec->model_type, static_cast<double>(spec->num_params()) / 1e9,
-                       GiB(est->gpu_memory_bytes), estimator::EngineName(req->engine),
-                       req->parallelism.tp, req->parallelism.pp, req->parallelism.ep, req->parallelism.dp);
+  o << absl::StrFormat(
+      "%s (%s, %.2fB params) on %.2f GiB GPUs, engine %s, tp=%d pp=%d ep=%d dp=%d\n", model_label,
+      spec->model_type, static_cast<double>(spec->num_params()) / 1e9, GiB(est->gpu_memory_bytes),
+      estimator::EngineName(req->engine), req->parallelism.tp, req->parallelism.pp,
+      req->parallelism.ep, req->parallelism.dp);
   o << absl::StrFormat("%-6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "stage", "layers",
                        "weights", "kv_cache", "activat.", "context", "overhead", "graphs", "grads",
                        "optim", "frag", "TOTAL");
@@ -449,15 +490,17 @@ int RunEstimate(const Invocation& inv) {
     o << absl::StrFormat("%-6d %7d %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n",
                          s.pp_stage, s.num_layers, GiB(s.weights_bytes), GiB(s.kv_cache_bytes),
                          GiB(s.activation_peak_bytes), GiB(s.cuda_context_bytes),
-                         GiB(s.engine_overhead_bytes), GiB(s.cuda_graph_bytes), GiB(s.gradient_bytes),
-                         GiB(s.optimizer_bytes), GiB(s.fragmentation_bytes), GiB(s.total_bytes));
+                         GiB(s.engine_overhead_bytes), GiB(s.cuda_graph_bytes),
+                         GiB(s.gradient_bytes), GiB(s.optimizer_bytes), GiB(s.fragmentation_bytes),
+                         GiB(s.total_bytes));
   }
-  o << "(GiB per GPU; each stage's " << req->parallelism.tp << " tensor-parallel rank(s) are identical)\n";
+  o << "(GiB per GPU; each stage's " << req->parallelism.tp
+    << " tensor-parallel rank(s) are identical)\n";
   if (req->engine == estimator::Engine::kVllm) {
-    o << absl::StrFormat("KV cache: %d tokens per replica, %d sequences of %d tokens, max_model_len %d\n",
-                         est->kv_cache_tokens, est->max_concurrency,
-                         req->context_tokens > 0 ? req->context_tokens : est->max_model_len,
-                         est->max_model_len);
+    o << absl::StrFormat(
+        "KV cache: %d tokens per replica, %d sequences of %d tokens, max_model_len %d\n",
+        est->kv_cache_tokens, est->max_concurrency,
+        req->context_tokens > 0 ? req->context_tokens : est->max_model_len, est->max_model_len);
   }
   o << absl::StrFormat("%s: fullest GPU %.2f of %.2f GiB, headroom %.2f GiB (%.1f%%), risk %s\n",
                        est->fits ? "FITS" : "DOES NOT FIT", GiB(est->max_total_bytes),
@@ -467,7 +510,8 @@ int RunEstimate(const Invocation& inv) {
   for (const auto& n : est->notes) o << "note: " << n << "\n";
   if (out.contains("budget")) {
     o << "\nbudget (GiB per GPU, * = does not fit):\n" << absl::StrFormat("%10s", "context");
-    auto concurrencies = *ParseIntList("budget-concurrencies", flags.GetString("budget-concurrencies"));
+    auto concurrencies =
+        *ParseIntList("budget-concurrencies", flags.GetString("budget-concurrencies"));
     for (int64_t n : concurrencies) o << absl::StrFormat(" %9s", absl::StrCat("n=", n));
     int64_t col = 0;
     for (const auto& cell : out["budget"]) {
@@ -486,7 +530,8 @@ int RunEstimate(const Invocation& inv) {
 
 FlagSet EstimateFlags() {
   FlagSet f("estimate",
-            "(--model=config.json | --vllm=\"vllm serve MODEL_DIR ...\" | --server=H:P --catalog-model=NAME) "
+            "(--model=config.json | --vllm=\"vllm serve MODEL_DIR ...\" | --server=H:P "
+            "--catalog-model=NAME) "
             "[flags]");
   AddOutputFlag(f);
   AddServerFlags(f);
@@ -503,7 +548,8 @@ FlagSet EstimateFlags() {
   f.Bool("expert-parallel", false, "vLLM --enable-expert-parallel: ep = tp x dp");
   f.String("dtype", "auto", "auto | bfloat16 | float16 | float32");
   f.String("kv-cache-dtype", "auto", "auto | fp8");
-  f.String("quantization", "", "override: none fp8 int8 w8a8 gptq awq w4a16 bnb-nf4 bnb-int8 mxfp4");
+  f.String("quantization", "",
+           "override: none fp8 int8 w8a8 gptq awq w4a16 bnb-nf4 bnb-int8 mxfp4");
   f.Int("group-size", 128, "group size for a 4-bit quantization override");
   f.Double("gpu-memory-utilization", 0.9, "vLLM --gpu-memory-utilization");
   f.Int("max-model-len", 0, "vLLM --max-model-len (0: the model's max_position_embeddings)");
@@ -520,6 +566,10 @@ FlagSet EstimateFlags() {
   f.Int("prompt-tokens", 512, "hf-transformers: prompt tokens per sequence");
   f.Int("new-tokens", 64, "hf-transformers generate: new tokens");
   f.Int("images", 0, "hf-transformers VLM: images per sequence");
+  f.Int("image-height", 0,
+        "hf-transformers VLM: image height in pixels (0: the tower's native size)");
+  f.Int("image-width", 0,
+        "hf-transformers VLM: image width in pixels (0: the tower's native size)");
   f.String("optimizer", "adamw", "training: adamw | sgd | adamw-8bit");
   f.String("param-dtype", "bfloat16", "training: dtype of the parameters");
   f.Bool("autocast", false, "training: bf16 autocast over fp32 parameters");

@@ -62,12 +62,13 @@ void ToProto(const placement::Headroom& d, v1::Headroom* p) {
 }  // namespace
 
 placement::GpuType FromProto(const v1::GpuType& p) {
-  return placement::GpuType{.name = p.name(),
-                            .memory_bytes = p.memory_bytes(),
-                            .memory_bandwidth_bytes_per_second = p.memory_bandwidth_bytes_per_second(),
-                            .bf16_tflops = p.bf16_tflops(),
-                            .cost_per_hour = p.cost_per_hour(),
-                            .nvlink_generation = p.nvlink_generation()};
+  return placement::GpuType{
+      .name = p.name(),
+      .memory_bytes = p.memory_bytes(),
+      .memory_bandwidth_bytes_per_second = p.memory_bandwidth_bytes_per_second(),
+      .bf16_tflops = p.bf16_tflops(),
+      .cost_per_hour = p.cost_per_hour(),
+      .nvlink_generation = p.nvlink_generation()};
 }
 
 void ToProto(const placement::GpuType& d, v1::GpuType* p) {
@@ -80,8 +81,12 @@ void ToProto(const placement::GpuType& d, v1::GpuType* p) {
 }
 
 absl::StatusOr<placement::Node> FromProto(const v1::Node& p) {
-  placement::Node n{.name = p.name(), .pool = p.pool(), .zone = p.zone(), .rack = p.rack(),
-                    .inter_node_bandwidth_bytes_per_second = p.inter_node_bandwidth_bytes_per_second()};
+  placement::Node n{
+      .name = p.name(),
+      .pool = p.pool(),
+      .zone = p.zone(),
+      .rack = p.rack(),
+      .inter_node_bandwidth_bytes_per_second = p.inter_node_bandwidth_bytes_per_second()};
   for (const auto& [k, v] : p.labels()) n.labels[k] = v;
   switch (p.state()) {
     case v1::NODE_STATE_UNSPECIFIED:
@@ -98,12 +103,14 @@ absl::StatusOr<placement::Node> FromProto(const v1::Node& p) {
       n.state = placement::NodeState::kDown;
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("node \"", p.name(), "\": state=", static_cast<int>(p.state()), " is not a NodeState"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "node \"", p.name(), "\": state=", static_cast<int>(p.state()), " is not a NodeState"));
   }
   for (const v1::Gpu& g : p.gpus()) {
-    n.gpus.push_back(placement::Gpu{.index = g.index(), .gpu_type = g.gpu_type(),
-                                    .nvlink_domain = g.nvlink_domain(), .healthy = g.healthy(),
+    n.gpus.push_back(placement::Gpu{.index = g.index(),
+                                    .gpu_type = g.gpu_type(),
+                                    .nvlink_domain = g.nvlink_domain(),
+                                    .healthy = g.healthy(),
                                     .uuid = g.uuid()});
   }
   return n;
@@ -159,8 +166,10 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
           absl::StrCat("engine=", static_cast<int>(p.engine()), " is not an Engine"));
   }
   auto or_one = [](int64_t v) { return v == 0 ? int64_t{1} : v; };
-  r.parallelism = {.tp = or_one(p.parallelism().tp()), .pp = or_one(p.parallelism().pp()),
-                   .ep = or_one(p.parallelism().ep()), .dp = or_one(p.parallelism().dp())};
+  r.parallelism = {.tp = or_one(p.parallelism().tp()),
+                   .pp = or_one(p.parallelism().pp()),
+                   .ep = or_one(p.parallelism().ep()),
+                   .dp = or_one(p.parallelism().dp())};
   if (!p.dtype().empty() && p.dtype() != "auto") {
     auto d = DTypeFromName("dtype", p.dtype());
     if (!d.ok()) return d.status();
@@ -176,17 +185,23 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
   r.concurrency = p.concurrency();
   r.context_tokens = p.context_tokens();
   const v1::VllmConfig& v = p.vllm();
-  r.vllm = {.gpu_memory_utilization = v.gpu_memory_utilization() == 0 ? 0.9 : v.gpu_memory_utilization(),
-            .max_model_len = v.max_model_len(),
-            .max_num_seqs = v.max_num_seqs(),
-            .max_num_batched_tokens = v.max_num_batched_tokens(),
-            .block_size = v.block_size() == 0 ? 16 : v.block_size(),
-            .enforce_eager = v.enforce_eager()};
+  r.vllm = {
+      .gpu_memory_utilization = v.gpu_memory_utilization() == 0 ? 0.9 : v.gpu_memory_utilization(),
+      .max_model_len = v.max_model_len(),
+      .max_num_seqs = v.max_num_seqs(),
+      .max_num_batched_tokens = v.max_num_batched_tokens(),
+      .block_size = v.block_size() == 0 ? 16 : v.block_size(),
+      .enforce_eager = v.enforce_eager()};
   const v1::HfConfig& h = p.hf();
-  r.hf = {.eager_attention = h.eager_attention(), .generate = h.generate(),
-          .all_logits = h.all_logits(), .batch = or_one(h.batch()),
+  r.hf = {.eager_attention = h.eager_attention(),
+          .generate = h.generate(),
+          .all_logits = h.all_logits(),
+          .batch = or_one(h.batch()),
           .prompt_tokens = h.prompt_tokens() == 0 ? 512 : h.prompt_tokens(),
-          .new_tokens = h.new_tokens() == 0 ? 64 : h.new_tokens()};
+          .new_tokens = h.new_tokens() == 0 ? 64 : h.new_tokens(),
+          .images = h.images(),
+          .image_height = h.image_height(),
+          .image_width = h.image_width()};
   const v1::TrainingConfig& t = p.training();
   estimator::Optimizer opt = estimator::Optimizer::kAdamW;
   if (t.optimizer() == "sgd") {
@@ -203,11 +218,15 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
     if (!d.ok()) return d.status();
     param = *d;
   }
-  r.training = {.optimizer = opt, .param_dtype = param, .autocast_bf16 = t.autocast_bf16(),
-                .gradient_checkpointing = t.gradient_checkpointing(), .lora_rank = t.lora_rank(),
+  r.training = {.optimizer = opt,
+                .param_dtype = param,
+                .autocast_bf16 = t.autocast_bf16(),
+                .gradient_checkpointing = t.gradient_checkpointing(),
+                .lora_rank = t.lora_rank(),
                 .lora_targets = {t.lora_targets().begin(), t.lora_targets().end()},
                 .zero_stage = static_cast<int>(std::clamp<int64_t>(t.zero_stage(), -1, 4)),
-                .batch = or_one(t.batch()), .seq_tokens = t.seq_tokens() == 0 ? 2048 : t.seq_tokens()};
+                .batch = or_one(t.batch()),
+                .seq_tokens = t.seq_tokens() == 0 ? 2048 : t.seq_tokens()};
   if (r.engine == estimator::Engine::kTraining) {
     r.dtype_set = true;
     r.dtype = param;
@@ -349,7 +368,8 @@ absl::StatusOr<int64_t> ParseNodeEtag(const std::string& etag) {
   absl::string_view s = etag;
   int64_t v = 0;
   if (!absl::ConsumePrefix(&s, "v") || !absl::SimpleAtoi(s, &v) || v < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("node.etag=\"", etag, "\" is not an etag this server issued"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("node.etag=\"", etag, "\" is not an etag this server issued"));
   }
   return v;
 }

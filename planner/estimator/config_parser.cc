@@ -21,7 +21,7 @@ using json = nlohmann::json;
 
 // Sanity limits: far beyond any published model, small enough that every byte count the estimator
 // derives (elements x 4 bytes, summed over layers) stays well inside int64.
-constexpr int64_t kMaxDim = int64_t{1} << 22;     // hidden / intermediate / vocab sizes
+constexpr int64_t kMaxDim = int64_t{1} << 22;  // hidden / intermediate / vocab sizes
 constexpr int64_t kMaxVocab = int64_t{1} << 24;
 constexpr int64_t kMaxLayers = 4096;
 constexpr int64_t kMaxHeads = 8192;
@@ -72,7 +72,8 @@ class Fields {
     auto it = obj_.find(key);
     if (it == obj_.end() || it->is_null()) return fallback;
     if (!it->is_number()) {
-      return absl::InvalidArgumentError(absl::StrCat(Path(key), "=", it->dump(), " must be a number"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(Path(key), "=", it->dump(), " must be a number"));
     }
     return it->get<double>();
   }
@@ -136,10 +137,14 @@ Tensor Vec(const char* name, int64_t n, TensorRole role, TpSplit split = TpSplit
 // Bias of a linear layer split like its weight (column-split biases shard; row-split replicate).
 Tensor BiasOf(const Tensor& weight) {
   TpSplit split = weight.split == TpSplit::kRow ? TpSplit::kReplicated : weight.split;
-  return Tensor{.name = "bias", .out = weight.out, .in = 1, .copies = weight.copies,
+  return Tensor{.name = "bias",
+                .out = weight.out,
+                .in = 1,
+                .copies = weight.copies,
                 .role = weight.role == TensorRole::kExpertLinear ? TensorRole::kExpertBias
                                                                  : TensorRole::kBias,
-                .split = split, .heads = weight.heads};
+                .split = split,
+                .heads = weight.heads};
 }
 
 void AddLinear(std::vector<Tensor>& t, Tensor w, bool bias) {
@@ -205,8 +210,8 @@ void AddNorms(std::vector<Tensor>& t, int64_t hidden, const DecoderStyle& style)
 // Routed experts: `count` gated experts of H -> I -> H. Expert tensors split by EP (copies) and,
 // without EP, by TP inside each expert like a dense MLP.
 void AddExperts(std::vector<Tensor>& t, int64_t hidden, int64_t inter, int64_t count, bool bias) {
-  Tensor gate = Linear("experts.gate_up", hidden, 2 * inter, TpSplit::kColumn,
-                       TensorRole::kExpertLinear);
+  Tensor gate =
+      Linear("experts.gate_up", hidden, 2 * inter, TpSplit::kColumn, TensorRole::kExpertLinear);
   gate.copies = count;
   Tensor down = Linear("experts.down", inter, hidden, TpSplit::kRow, TensorRole::kExpertLinear);
   down.copies = count;
@@ -243,8 +248,8 @@ absl::StatusOr<DType> ParseDType(const Fields& f) {
   if (d == "bfloat16") return DType::kBFloat16;
   if (d == "float16" || d == "half") return DType::kFloat16;
   if (d == "float32" || d == "float") return DType::kFloat32;
-  return absl::InvalidArgumentError(absl::StrCat(
-      f.Path("torch_dtype"), "=\"", d, "\" must be one of bfloat16, float16, float32"));
+  return absl::InvalidArgumentError(absl::StrCat(f.Path("torch_dtype"), "=\"", d,
+                                                 "\" must be one of bfloat16, float16, float32"));
 }
 
 // Per-layer sliding windows: from layer_types when present, else the family's pattern.
@@ -254,9 +259,9 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const std::
   ASSIGN_OR_RETURN(int64_t window, f.IntOr("sliding_window", 0, 0, kMaxPositions));
   if (const json* types = f.Array("layer_types"); types != nullptr) {
     if (static_cast<int64_t>(types->size()) < layers) {
-      return absl::InvalidArgumentError(absl::StrCat(f.Path("layer_types"), " has ", types->size(),
-                                                     " entries, fewer than num_hidden_layers=",
-                                                     layers));
+      return absl::InvalidArgumentError(
+          absl::StrCat(f.Path("layer_types"), " has ", types->size(),
+                       " entries, fewer than num_hidden_layers=", layers));
     }
     for (int64_t i = 0; i < layers; ++i) {
       const json& t = (*types)[static_cast<size_t>(i)];
@@ -267,8 +272,9 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const std::
       const std::string s = t.get<std::string>();
       if (s == "sliding_attention") {
         if (window <= 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              f.Path("sliding_window"), " is missing but layer_types[", i, "] is sliding_attention"));
+          return absl::InvalidArgumentError(absl::StrCat(f.Path("sliding_window"),
+                                                         " is missing but layer_types[", i,
+                                                         "] is sliding_attention"));
         }
         windows[static_cast<size_t>(i)] = window;
       } else if (s != "full_attention" && s != "attention" && s != "chunked_attention") {
@@ -288,7 +294,8 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const std::
     }
   } else if (type == "qwen2" || type == "qwen2_moe" || type == "qwen3" || type == "qwen3_moe") {
     ASSIGN_OR_RETURN(bool use, f.BoolOr("use_sliding_window", false));
-    ASSIGN_OR_RETURN(int64_t max_window_layers, f.IntOr("max_window_layers", layers, 0, kMaxLayers));
+    ASSIGN_OR_RETURN(int64_t max_window_layers,
+                     f.IntOr("max_window_layers", layers, 0, kMaxLayers));
     if (use) {
       for (int64_t i = max_window_layers; i < layers; ++i) windows[static_cast<size_t>(i)] = window;
     }
@@ -309,9 +316,9 @@ absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& s
   ASSIGN_OR_RETURN(spec.max_position_embeddings,
                    f.IntOr("max_position_embeddings", 4096, 1, kMaxPositions));
   if (heads % kv_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        f.Path("num_attention_heads"), "=", heads, " is not a multiple of num_key_value_heads=",
-        kv_heads));
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.Path("num_attention_heads"), "=", heads,
+                     " is not a multiple of num_key_value_heads=", kv_heads));
   }
   int64_t head_dim = 0;
   if (f.Has("head_dim")) {
@@ -319,8 +326,8 @@ absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& s
   } else {
     if (spec.hidden_size % heads != 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          f.Path("hidden_size"), "=", spec.hidden_size, " is not divisible by num_attention_heads=",
-          heads, " and head_dim is not given"));
+          f.Path("hidden_size"), "=", spec.hidden_size,
+          " is not divisible by num_attention_heads=", heads, " and head_dim is not given"));
     }
     head_dim = spec.hidden_size / heads;
   }
@@ -401,8 +408,8 @@ absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& s
     ASSIGN_OR_RETURN(dense_inter, f.Int("intermediate_size"));
   }
   if (top_k > experts) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        f.Path("num_experts_per_tok"), "=", top_k, " exceeds the number of experts ", experts));
+    return absl::InvalidArgumentError(absl::StrCat(f.Path("num_experts_per_tok"), "=", top_k,
+                                                   " exceeds the number of experts ", experts));
   }
 
   ASSIGN_OR_RETURN(std::vector<int64_t> windows, SlidingWindows(f, type, spec.num_layers));
@@ -412,13 +419,16 @@ absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& s
   spec.layer_kind_of.resize(static_cast<size_t>(spec.num_layers));
   for (int64_t i = 0; i < spec.num_layers; ++i) {
     LayerKind kind;
-    kind.attention = AttentionSpec{.num_heads = heads, .num_kv_heads = kv_heads,
-                                   .head_dim = head_dim, .v_head_dim = head_dim,
+    kind.attention = AttentionSpec{.num_heads = heads,
+                                   .num_kv_heads = kv_heads,
+                                   .head_dim = head_dim,
+                                   .v_head_dim = head_dim,
                                    .sliding_window = windows[static_cast<size_t>(i)]};
     AddAttention(kind.tensors, kind.attention, spec.hidden_size, style);
     if (sparse[static_cast<size_t>(i)]) {
       kind.name = "moe";
-      kind.mlp = MlpSpec{.num_experts = experts, .experts_per_token = top_k,
+      kind.mlp = MlpSpec{.num_experts = experts,
+                         .experts_per_token = top_k,
                          .expert_intermediate_size = expert_inter,
                          .shared_intermediate_size = shared_inter};
       AddRouter(kind.tensors, spec.hidden_size, experts, router_bias);
@@ -427,9 +437,8 @@ absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& s
         DecoderStyle plain;
         AddDenseMlp(kind.tensors, spec.hidden_size, shared_inter, plain);
         if (shared_gate) {
-          kind.tensors.push_back(
-              Linear("shared_expert_gate", spec.hidden_size, 1, TpSplit::kReplicated,
-                     TensorRole::kRouter));
+          kind.tensors.push_back(Linear("shared_expert_gate", spec.hidden_size, 1,
+                                        TpSplit::kReplicated, TensorRole::kRouter));
         }
       }
     } else {
@@ -443,8 +452,8 @@ absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& s
   }
   spec.last_stage.push_back(Vec("norm", spec.hidden_size, TensorRole::kNorm));
   if (!spec.tie_word_embeddings) {
-    spec.last_stage.push_back(Linear("lm_head", spec.hidden_size, spec.vocab_size, TpSplit::kVocab,
-                                     TensorRole::kLmHead));
+    spec.last_stage.push_back(
+        Linear("lm_head", spec.hidden_size, spec.vocab_size, TpSplit::kVocab, TensorRole::kLmHead));
   }
   return absl::OkStatus();
 }
@@ -463,22 +472,28 @@ absl::Status BuildPhi(const Fields& f, ModelSpec& spec) {
   ASSIGN_OR_RETURN(bool qk_layernorm, f.BoolOr("qk_layernorm", false));
   ASSIGN_OR_RETURN(spec.tie_word_embeddings, f.BoolOr("tie_word_embeddings", false));
   if (spec.hidden_size % heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(f.Path("hidden_size"), "=", spec.hidden_size,
-                                                   " is not divisible by num_attention_heads=",
-                                                   heads));
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.Path("hidden_size"), "=", spec.hidden_size,
+                     " is not divisible by num_attention_heads=", heads));
   }
   if (heads % kv_heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(f.Path("num_attention_heads"), "=", heads,
-                                                   " is not a multiple of num_key_value_heads=",
-                                                   kv_heads));
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.Path("num_attention_heads"), "=", heads,
+                     " is not a multiple of num_key_value_heads=", kv_heads));
   }
   const int64_t head_dim = spec.hidden_size / heads;
   ASSIGN_OR_RETURN(double partial_rotary, f.DoubleOr("partial_rotary_factor", 0.5));
   spec.rotary_dim = static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary);
-  DecoderStyle style{.qkv_bias = true, .o_bias = true, .mlp_bias = true, .norms_per_layer = 1,
-                     .layernorm_bias = true, .gated_mlp = false};
+  DecoderStyle style{.qkv_bias = true,
+                     .o_bias = true,
+                     .mlp_bias = true,
+                     .norms_per_layer = 1,
+                     .layernorm_bias = true,
+                     .gated_mlp = false};
   LayerKind kind{.name = "dense",
-                 .attention = {.num_heads = heads, .num_kv_heads = kv_heads, .head_dim = head_dim,
+                 .attention = {.num_heads = heads,
+                               .num_kv_heads = kv_heads,
+                               .head_dim = head_dim,
                                .v_head_dim = head_dim},
                  .mlp = {.intermediate_size = inter, .gated = false}};
   AddAttention(kind.tensors, kind.attention, spec.hidden_size, style);
@@ -497,10 +512,11 @@ absl::Status BuildPhi(const Fields& f, ModelSpec& spec) {
   spec.last_stage.push_back(Vec("final_layernorm", spec.hidden_size, TensorRole::kNorm));
   spec.last_stage.push_back(Vec("final_layernorm.bias", spec.hidden_size, TensorRole::kNorm));
   if (!spec.tie_word_embeddings) {
-    Tensor head = Linear("lm_head", spec.hidden_size, spec.vocab_size, TpSplit::kVocab,
-                         TensorRole::kLmHead);
+    Tensor head =
+        Linear("lm_head", spec.hidden_size, spec.vocab_size, TpSplit::kVocab, TensorRole::kLmHead);
     spec.last_stage.push_back(head);
-    spec.last_stage.push_back(Vec("lm_head.bias", spec.vocab_size, TensorRole::kBias, TpSplit::kVocab));
+    spec.last_stage.push_back(
+        Vec("lm_head.bias", spec.vocab_size, TensorRole::kBias, TpSplit::kVocab));
   }
   return absl::OkStatus();
 }
@@ -522,16 +538,21 @@ absl::Status BuildOpt(const Fields& f, ModelSpec& spec) {
   ASSIGN_OR_RETURN(bool ln_affine, f.BoolOr("layer_norm_elementwise_affine", true));
   ASSIGN_OR_RETURN(spec.tie_word_embeddings, f.BoolOr("tie_word_embeddings", true));
   if (spec.hidden_size % heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(f.Path("hidden_size"), "=", spec.hidden_size,
-                                                   " is not divisible by num_attention_heads=",
-                                                   heads));
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.Path("hidden_size"), "=", spec.hidden_size,
+                     " is not divisible by num_attention_heads=", heads));
   }
   const int64_t head_dim = spec.hidden_size / heads;
-  DecoderStyle style{.qkv_bias = enable_bias, .o_bias = enable_bias, .mlp_bias = enable_bias,
-                     .norms_per_layer = ln_affine ? 2 : 0, .layernorm_bias = enable_bias,
+  DecoderStyle style{.qkv_bias = enable_bias,
+                     .o_bias = enable_bias,
+                     .mlp_bias = enable_bias,
+                     .norms_per_layer = ln_affine ? 2 : 0,
+                     .layernorm_bias = enable_bias,
                      .gated_mlp = false};
   LayerKind kind{.name = "dense",
-                 .attention = {.num_heads = heads, .num_kv_heads = heads, .head_dim = head_dim,
+                 .attention = {.num_heads = heads,
+                               .num_kv_heads = heads,
+                               .head_dim = head_dim,
                                .v_head_dim = head_dim},
                  .mlp = {.intermediate_size = ffn, .gated = false}};
   AddAttention(kind.tensors, kind.attention, spec.hidden_size, style);
@@ -539,14 +560,14 @@ absl::Status BuildOpt(const Fields& f, ModelSpec& spec) {
   AddNorms(kind.tensors, spec.hidden_size, style);
   spec.layer_kinds.push_back(std::move(kind));
   spec.layer_kind_of.assign(static_cast<size_t>(spec.num_layers), 0);
-  spec.first_stage.push_back(Linear("embed_tokens", proj_dim, spec.vocab_size, TpSplit::kVocab,
-                                    TensorRole::kEmbedding));
+  spec.first_stage.push_back(
+      Linear("embed_tokens", proj_dim, spec.vocab_size, TpSplit::kVocab, TensorRole::kEmbedding));
   spec.first_stage.push_back(Linear("embed_positions", spec.hidden_size,
                                     spec.max_position_embeddings + 2, TpSplit::kReplicated,
                                     TensorRole::kOther));
   if (proj_dim != spec.hidden_size) {
-    spec.first_stage.push_back(Linear("project_in", proj_dim, spec.hidden_size,
-                                      TpSplit::kReplicated, TensorRole::kOther));
+    spec.first_stage.push_back(
+        Linear("project_in", proj_dim, spec.hidden_size, TpSplit::kReplicated, TensorRole::kOther));
     spec.last_stage.push_back(Linear("project_out", spec.hidden_size, proj_dim,
                                      TpSplit::kReplicated, TensorRole::kOther));
   }
@@ -557,8 +578,8 @@ absl::Status BuildOpt(const Fields& f, ModelSpec& spec) {
     }
   }
   if (!spec.tie_word_embeddings) {
-    spec.last_stage.push_back(Linear("lm_head", proj_dim, spec.vocab_size, TpSplit::kVocab,
-                                     TensorRole::kLmHead));
+    spec.last_stage.push_back(
+        Linear("lm_head", proj_dim, spec.vocab_size, TpSplit::kVocab, TensorRole::kLmHead));
   }
   return absl::OkStatus();
 }
@@ -591,8 +612,12 @@ absl::Status BuildDeepseek(const Fields& f, const std::string& type, ModelSpec& 
   }
   spec.rotary_dim = rope;
   const int64_t qk_dim = nope + rope;
-  AttentionSpec attn{.num_heads = heads, .num_kv_heads = heads, .head_dim = qk_dim,
-                     .v_head_dim = v_dim, .mla = true, .kv_lora_rank = kv_lora,
+  AttentionSpec attn{.num_heads = heads,
+                     .num_kv_heads = heads,
+                     .head_dim = qk_dim,
+                     .v_head_dim = v_dim,
+                     .mla = true,
+                     .kv_lora_rank = kv_lora,
                      .qk_rope_head_dim = rope};
   std::vector<Tensor> attn_tensors;
   if (q_lora > 0) {
@@ -629,7 +654,8 @@ absl::Status BuildDeepseek(const Fields& f, const std::string& type, ModelSpec& 
     const bool moe = experts > 0 && i >= first_dense && i % freq == 0;
     if (moe) {
       kind.name = "moe";
-      kind.mlp = MlpSpec{.num_experts = experts, .experts_per_token = top_k,
+      kind.mlp = MlpSpec{.num_experts = experts,
+                         .experts_per_token = top_k,
                          .expert_intermediate_size = moe_inter,
                          .shared_intermediate_size = moe_inter * shared};
       AddRouter(kind.tensors, spec.hidden_size, experts, false);
@@ -648,17 +674,16 @@ absl::Status BuildDeepseek(const Fields& f, const std::string& type, ModelSpec& 
   }
   spec.last_stage.push_back(Vec("norm", spec.hidden_size, TensorRole::kNorm));
   if (!spec.tie_word_embeddings) {
-    spec.last_stage.push_back(Linear("lm_head", spec.hidden_size, spec.vocab_size, TpSplit::kVocab,
-                                     TensorRole::kLmHead));
+    spec.last_stage.push_back(
+        Linear("lm_head", spec.hidden_size, spec.vocab_size, TpSplit::kVocab, TensorRole::kLmHead));
   }
   return absl::OkStatus();
 }
 
 absl::Status BuildText(const Fields& f, const std::string& type, ModelSpec& spec) {
-  static const char* const kLlamaLike[] = {"llama",   "mistral", "mixtral",     "granite",
-                                           "qwen2",   "qwen3",   "qwen2_moe",   "qwen3_moe",
-                                           "gemma",   "gemma2",  "gemma3_text", "gemma3",
-                                           "phi3",    "gpt_oss"};
+  static const char* const kLlamaLike[] = {
+      "llama",     "mistral", "mixtral", "granite",     "qwen2",  "qwen3", "qwen2_moe",
+      "qwen3_moe", "gemma",   "gemma2",  "gemma3_text", "gemma3", "phi3",  "gpt_oss"};
   for (const char* t : kLlamaLike) {
     if (type == t) return BuildDecoder(f, type, spec);
   }
@@ -680,8 +705,8 @@ void AddVisionLayer(std::vector<Tensor>& t, int64_t d, int64_t inter, int64_t la
   auto add = [&](const char* name, int64_t in, int64_t out) {
     Tensor w{.name = name, .out = out, .in = in, .copies = layers, .role = TensorRole::kVision};
     t.push_back(w);
-    t.push_back(Tensor{.name = "bias", .out = out, .in = 1, .copies = layers,
-                       .role = TensorRole::kVision});
+    t.push_back(
+        Tensor{.name = "bias", .out = out, .in = 1, .copies = layers, .role = TensorRole::kVision});
   };
   add("q", d, d);
   add("k", d, d);
@@ -696,7 +721,10 @@ void AddVisionLayer(std::vector<Tensor>& t, int64_t d, int64_t inter, int64_t la
     add("fc2", inter, d);
   }
   const int64_t norm_params = rms_norm ? 1 : 2;
-  t.push_back(Tensor{.name = "norms", .out = d * 2 * norm_params, .in = 1, .copies = layers,
+  t.push_back(Tensor{.name = "norms",
+                     .out = d * 2 * norm_params,
+                     .in = 1,
+                     .copies = layers,
                      .role = TensorRole::kVision});
 }
 
@@ -704,8 +732,8 @@ Tensor VisionTensor(const char* name, int64_t out, int64_t in = 1) {
   return Tensor{.name = name, .out = out, .in = in, .role = TensorRole::kVision};
 }
 
-absl::StatusOr<VisionSpec> BuildVision(const Fields& v, const Fields& top, const std::string& wrapper,
-                                       int64_t text_hidden) {
+absl::StatusOr<VisionSpec> BuildVision(const Fields& v, const Fields& top,
+                                       const std::string& wrapper, int64_t text_hidden) {
   VisionSpec vs;
   vs.model_type = v.StringOr("model_type", wrapper == "qwen2_5_vl" || wrapper == "qwen2_vl"
                                                ? wrapper
@@ -729,7 +757,8 @@ absl::StatusOr<VisionSpec> BuildVision(const Fields& v, const Fields& top, const
     }
     vs.token_rule = VisionSpec::TokenRule::kPatchesMerged;
     const int64_t d = vs.hidden_size;
-    vs.tower.push_back(VisionTensor("patch_embed", d, in_chans * temporal * vs.patch_size * vs.patch_size));
+    vs.tower.push_back(
+        VisionTensor("patch_embed", d, in_chans * temporal * vs.patch_size * vs.patch_size));
     AddVisionLayer(vs.tower, d, vs.intermediate_size, vs.num_layers, gated, /*rms_norm=*/gated);
     const int64_t merged = d * vs.spatial_merge * vs.spatial_merge;
     vs.projector.push_back(VisionTensor("merger.ln_q", gated ? d : 2 * d));
@@ -821,7 +850,20 @@ absl::StatusOr<VisionSpec> BuildVision(const Fields& v, const Fields& top, const
   if (wrapper == "llava_next") {
     ASSIGN_OR_RETURN(bool newline, top.BoolOr("use_image_newline_parameter", true));
     if (newline) vs.projector.push_back(VisionTensor("image_newline", text_hidden));
+    vs.image_newline = newline;
     vs.token_rule = VisionSpec::TokenRule::kLlavaNext;
+    if (const json* pins = top.Array("image_grid_pinpoints"); pins != nullptr) {
+      for (const json& p : *pins) {
+        if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() ||
+            !p[1].is_number_integer() || p[0].get<int64_t>() <= 0 || p[1].get<int64_t>() <= 0) {
+          return absl::InvalidArgumentError(absl::StrCat(top.Path("image_grid_pinpoints"),
+                                                         " entry ", p.dump(),
+                                                         " must be [height, width] > 0"));
+        }
+        vs.grid_pinpoints.emplace_back(p[0].get<int64_t>(), p[1].get<int64_t>());
+      }
+    }
+    if (vs.grid_pinpoints.empty()) vs.grid_pinpoints = {{vs.image_size, vs.image_size}};
   } else {
     vs.token_rule = VisionSpec::TokenRule::kFixed;
   }
@@ -848,7 +890,8 @@ absl::Status CheckTotalSize(const ModelSpec& spec) {
   if (total > static_cast<long double>(kMaxParams)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model has ", static_cast<double>(total), " parameters, more than the limit of ",
-        kMaxParams, "; check hidden_size, intermediate_size, num_hidden_layers and the expert counts"));
+        kMaxParams,
+        "; check hidden_size, intermediate_size, num_hidden_layers and the expert counts"));
   }
   return absl::OkStatus();
 }
@@ -892,8 +935,8 @@ absl::StatusOr<ModelSpec> ParseModelConfig(absl::string_view config_json,
   const std::string top_type = type_it->get<std::string>();
 
   ModelSpec spec;
-  static const char* const kWrappers[] = {"gemma3", "llava", "llava_next", "qwen2_5_vl",
-                                          "qwen2_vl", "kimi_vl", "mllama", "paligemma"};
+  static const char* const kWrappers[] = {"gemma3",   "llava",   "llava_next", "qwen2_5_vl",
+                                          "qwen2_vl", "kimi_vl", "mllama",     "paligemma"};
   bool wrapper = false;
   for (const char* w : kWrappers) wrapper = wrapper || top_type == w;
   if (wrapper) spec.wrapper_type = top_type;
@@ -923,9 +966,10 @@ absl::StatusOr<ModelSpec> ParseModelConfig(absl::string_view config_json,
     ASSIGN_OR_RETURN(bool tie, top.BoolOr("tie_word_embeddings", spec.tie_word_embeddings));
     if (tie && !spec.tie_word_embeddings) {
       spec.tie_word_embeddings = true;
-      spec.last_stage.erase(std::remove_if(spec.last_stage.begin(), spec.last_stage.end(),
-                                           [](const Tensor& t) { return t.role == TensorRole::kLmHead; }),
-                            spec.last_stage.end());
+      spec.last_stage.erase(
+          std::remove_if(spec.last_stage.begin(), spec.last_stage.end(),
+                         [](const Tensor& t) { return t.role == TensorRole::kLmHead; }),
+          spec.last_stage.end());
     }
   }
   if (wrapper) {

@@ -39,17 +39,17 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
   for (const LayerKind& k : spec.layer_kinds) {
     const AttentionSpec& a = k.attention;
     if (a.num_heads % p.tp != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("tp=", p.tp, " does not divide num_attention_heads=",
-                                                     a.num_heads));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tp=", p.tp, " does not divide num_attention_heads=", a.num_heads));
     }
     if (!a.mla && a.num_kv_heads % p.tp != 0 && p.tp % a.num_kv_heads != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tp=", p.tp, " and num_key_value_heads=", a.num_kv_heads,
-          " must divide one another (KV heads are split or replicated whole)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tp=", p.tp, " and num_key_value_heads=", a.num_kv_heads,
+                       " must divide one another (KV heads are split or replicated whole)"));
     }
     if (k.mlp.num_experts > 0 && p.ep > k.mlp.num_experts) {
-      return absl::InvalidArgumentError(absl::StrCat("ep=", p.ep, " exceeds the number of experts ",
-                                                     k.mlp.num_experts));
+      return absl::InvalidArgumentError(
+          absl::StrCat("ep=", p.ep, " exceeds the number of experts ", k.mlp.num_experts));
     }
   }
   if (p.ep > 1 && !spec.is_moe()) {
@@ -68,7 +68,8 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       RETURN_IF_ERROR(range("max_num_seqs", v.max_num_seqs, 0, kMaxSequences));
       RETURN_IF_ERROR(range("max_num_batched_tokens", v.max_num_batched_tokens, 0, kMaxTokens));
       RETURN_IF_ERROR(range("block_size", v.block_size, 1, 4096));
-      RETURN_IF_ERROR(range("max_cudagraph_capture_size", v.max_cudagraph_capture_size, 0, 1 << 16));
+      RETURN_IF_ERROR(
+          range("max_cudagraph_capture_size", v.max_cudagraph_capture_size, 0, 1 << 16));
       break;
     }
     case Engine::kHfTransformers: {
@@ -86,6 +87,20 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
             " is absurdly large"));
       }
       RETURN_IF_ERROR(range("images", h.images, 0, 4096));
+      RETURN_IF_ERROR(range("image_height", h.image_height, 0, 1 << 16));
+      RETURN_IF_ERROR(range("image_width", h.image_width, 0, 1 << 16));
+      if (h.images > 0 && !spec.vision) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("images=", h.images, " but the model has no vision tower"));
+      }
+      if (!h.vision_tower_only &&
+          h.batch *
+                  (h.prompt_tokens + h.images * ImageTokens(spec, h.image_height, h.image_width)) >
+              kMaxTokens * 16) {
+        return absl::InvalidArgumentError(absl::StrCat("batch=", h.batch, " x images=", h.images,
+                                                       " of ", h.image_height, "x", h.image_width,
+                                                       " px is absurdly many prompt tokens"));
+      }
       break;
     }
     case Engine::kTraining: {
@@ -95,8 +110,8 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       RETURN_IF_ERROR(range("zero_stage", t.zero_stage, 0, 3));
       RETURN_IF_ERROR(range("lora_rank", t.lora_rank, 0, 65536));
       if (t.batch * t.seq_tokens > kMaxTokens) {
-        return absl::InvalidArgumentError(absl::StrCat("batch=", t.batch, " x seq_tokens=",
-                                                       t.seq_tokens, " is absurdly large"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("batch=", t.batch, " x seq_tokens=", t.seq_tokens, " is absurdly large"));
       }
       break;
     }
@@ -162,6 +177,92 @@ int64_t KvBytesPerToken(const ModelSpec& spec, const EstimateRequest& request, i
   return total;
 }
 
+int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
+  if (!spec.vision) return 0;
+  const VisionSpec& v = *spec.vision;
+  if (height <= 0) height = v.image_size;
+  if (width <= 0) width = v.image_size;
+  if (height <= 0 || width <= 0) return 0;
+  switch (v.token_rule) {
+    case VisionSpec::TokenRule::kFixed:
+    case VisionSpec::TokenRule::kPerTile:
+      return v.fixed_tokens_per_image;
+    case VisionSpec::TokenRule::kPatchesMerged: {
+      const double factor = static_cast<double>(v.patch_size * v.spatial_merge);
+      const double h = static_cast<double>(height), w = static_cast<double>(width);
+      if (v.model_type == "moonvit") {
+        // Kimi-VL (image_processing_kimi_vl.py): shrink to at most in_token_limit = 4096 patches,
+        // then pad each side up to a multiple of patch x merge.
+        const double patches = std::floor(h / static_cast<double>(v.patch_size)) *
+                               std::floor(w / static_cast<double>(v.patch_size));
+        const double scale = patches > 4096.0 ? std::sqrt(4096.0 / patches) : 1.0;
+        const auto rows = static_cast<int64_t>(std::ceil(std::floor(h * scale) / factor));
+        const auto cols = static_cast<int64_t>(std::ceil(std::floor(w * scale) / factor));
+        return std::max<int64_t>(rows, 1) * std::max<int64_t>(cols, 1);
+      }
+      // Qwen2-VL smart_resize (image_processing_qwen2_vl.py) with the pixel bounds Qwen2-VL and
+      // Qwen2.5-VL ship in preprocessor_config.json: min 56^2, max 12,845,056 (28^2 x 16384).
+      const double min_pixels = 3136.0;
+      const double max_pixels = 12845056.0;
+      double rh = std::max(factor, std::round(h / factor) * factor);
+      double rw = std::max(factor, std::round(w / factor) * factor);
+      if (rh * rw > max_pixels) {
+        const double beta = std::sqrt(h * w / max_pixels);
+        rh = std::max(factor, std::floor(h / beta / factor) * factor);
+        rw = std::max(factor, std::floor(w / beta / factor) * factor);
+      } else if (rh * rw < min_pixels) {
+        const double beta = std::sqrt(min_pixels / (h * w));
+        rh = std::ceil(h * beta / factor) * factor;
+        rw = std::ceil(w * beta / factor) * factor;
+      }
+      const auto ph = static_cast<int64_t>(rh) / v.patch_size;
+      const auto pw = static_cast<int64_t>(rw) / v.patch_size;
+      return ph * pw / (v.spatial_merge * v.spatial_merge);
+    }
+    case VisionSpec::TokenRule::kLlavaNext: {
+      // select_best_resolution: the pinpoint keeping most of the image, then wasting least.
+      int64_t best_h = v.image_size, best_w = v.image_size;
+      double best_effective = -1, best_wasted = 0;
+      for (const auto& [ph, pw] : v.grid_pinpoints) {
+        const double scale = std::min(static_cast<double>(pw) / static_cast<double>(width),
+                                      static_cast<double>(ph) / static_cast<double>(height));
+        const double dw = std::floor(static_cast<double>(width) * scale);
+        const double dh = std::floor(static_cast<double>(height) * scale);
+        const double effective =
+            std::min(dw * dh, static_cast<double>(width) * static_cast<double>(height));
+        const double wasted = static_cast<double>(ph) * static_cast<double>(pw) - effective;
+        if (effective > best_effective || (effective == best_effective && wasted < best_wasted)) {
+          best_effective = effective;
+          best_wasted = wasted;
+          best_h = ph;
+          best_w = pw;
+        }
+      }
+      const int64_t side = v.image_size / v.patch_size;
+      int64_t cur_h = best_h / v.image_size * side;
+      int64_t cur_w = best_w / v.image_size * side;
+      // unpad_image: drop the rows or columns that are padding for this aspect ratio. transformers
+      // computes the kept size as int(round(x, 7)): truncation after rounding away float noise.
+      const auto TruncRounded = [](double x) {
+        return static_cast<int64_t>(std::floor(std::round(x * 1e7) / 1e7));
+      };
+      const double orig_aspect = static_cast<double>(width) / static_cast<double>(height);
+      const double cur_aspect = static_cast<double>(cur_w) / static_cast<double>(cur_h);
+      if (orig_aspect > cur_aspect) {
+        const double scale = static_cast<double>(cur_w) / static_cast<double>(width);
+        const auto new_h = TruncRounded(static_cast<double>(height) * scale);
+        cur_h -= 2 * ((cur_h - new_h) / 2);
+      } else {
+        const double scale = static_cast<double>(cur_h) / static_cast<double>(height);
+        const auto new_w = TruncRounded(static_cast<double>(width) * scale);
+        cur_w -= 2 * ((cur_w - new_w) / 2);
+      }
+      return v.fixed_tokens_per_image + cur_h * (cur_w + (v.image_newline ? 1 : 0));
+    }
+  }
+  return 0;
+}
+
 ModelSummary SummarizeModel(const ModelSpec& spec) {
   EstimateRequest req{.engine = Engine::kHfTransformers, .gpu_memory_bytes = 1};
   const internal::RankContext c(spec, req, spec.dtype);
@@ -190,13 +291,15 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
       break;
   }
   out.max_total_bytes = 0;
-  for (const StageMemory& s : out.stages) out.max_total_bytes = std::max(out.max_total_bytes, s.total_bytes);
+  for (const StageMemory& s : out.stages)
+    out.max_total_bytes = std::max(out.max_total_bytes, s.total_bytes);
   out.headroom_bytes = out.gpu_memory_bytes - out.max_total_bytes;
   out.headroom_ratio =
       static_cast<double>(out.headroom_bytes) / static_cast<double>(out.gpu_memory_bytes);
   if (out.headroom_bytes < 0 && out.reason.empty()) {
-    out.reason = absl::StrCat("needs ", BytesToGiB(out.max_total_bytes), " GiB on its fullest GPU, ",
-                              "the GPU has ", BytesToGiB(out.gpu_memory_bytes), " GiB");
+    out.reason =
+        absl::StrCat("needs ", BytesToGiB(out.max_total_bytes), " GiB on its fullest GPU, ",
+                     "the GPU has ", BytesToGiB(out.gpu_memory_bytes), " GiB");
   }
   out.fits = out.reason.empty();
   out.risk = out.fits ? RiskFor(out.headroom_ratio) : Risk::kHigh;

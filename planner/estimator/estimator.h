@@ -162,6 +162,17 @@ struct ModelSummary {
 };
 ModelSummary SummarizeModel(const ModelSpec& spec);
 
+// Language-model tokens one image of height x width pixels becomes, per the family's processor:
+//   fixed        Gemma-3 256 (pooled); LLaVA-1.5 576 (+1 with the "full" feature strategy)
+//   merged       Qwen2-VL / Qwen2.5-VL: resized to multiples of patch x merge (28 px) within
+//                [56^2, 28^2 x 16384] pixels, then (h/14)(w/14)/4; Kimi-VL: at most 4096 patches,
+//                padded to 28 px, then merged 2x2
+//   llava-next   the base image plus the best grid of tiles from image_grid_pinpoints, unpadded to the
+//                image's aspect ratio, with a newline token per feature row (transformers'
+//                get_anyres_image_grid_shape / unpad_image)
+// Zero for a model without a vision tower; a non-positive side means the tower's native image_size.
+int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width);
+
 // The KV bytes one token takes on one rank of `stage` (all its layers), for inverse queries.
 int64_t KvBytesPerToken(const ModelSpec& spec, const EstimateRequest& request, int64_t stage);
 

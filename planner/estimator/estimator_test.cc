@@ -31,7 +31,9 @@ EstimateRequest Vllm(int64_t tp = 1, int64_t pp = 1) {
   r.engine = Engine::kVllm;
   r.gpu_memory_bytes = kH100;
   r.parallelism = {.tp = tp, .pp = pp};
-  r.vllm = {.gpu_memory_utilization = 0.95, .max_model_len = 8192, .max_num_seqs = 1024,
+  r.vllm = {.gpu_memory_utilization = 0.95,
+            .max_model_len = 8192,
+            .max_num_seqs = 1024,
             .max_num_batched_tokens = 8192};
   return r;
 }
@@ -48,18 +50,19 @@ TEST(QuantizationTest, BytesPerMethod) {
   };
   const Case cases[] = {
       {"none", 128, 2 * e},
-      {"fp8", 128, e + 4096 * 4},                             // fp32 scale per output channel
+      {"fp8", 128, e + 4096 * 4},  // fp32 scale per output channel
       {"w8a8", 128, e + 4096 * 4},
-      {"gptq", 128, e / 2 + (4096 / 128) * 4096 * 2},         // packed int4 + fp16 group scales
+      {"gptq", 128, e / 2 + (4096 / 128) * 4096 * 2},  // packed int4 + fp16 group scales
       {"awq", 128, e / 2 + (4096 / 128) * 4096 * 2 + (4096 / 128) * 4096 / 2},  // + int4 zeros
-      {"w4a16", -1, e / 2 + 4096 * 2},                        // per-channel
-      {"bnb-nf4", 128, e / 2 + e / 64 * 4},                   // fp32 absmax per 64
+      {"w4a16", -1, e / 2 + 4096 * 2},                                          // per-channel
+      {"bnb-nf4", 128, e / 2 + e / 64 * 4},  // fp32 absmax per 64
       {"bnb-int8", 128, e + 4096 * 4},
   };
   for (const Case& c : cases) {
     auto q = ParseQuantization(nullptr, c.method, c.group);
     ASSERT_TRUE(q.ok()) << c.method << ": " << q.status();
-    EXPECT_EQ(WeightBytes(*q, linear, linear.out, linear.in, 1, DType::kBFloat16), c.bytes) << c.method;
+    EXPECT_EQ(WeightBytes(*q, linear, linear.out, linear.in, 1, DType::kBFloat16), c.bytes)
+        << c.method;
   }
 }
 
@@ -81,8 +84,10 @@ TEST(QuantizationTest, Mxfp4QuantizesOnlyExperts) {
       EXPECT_EQ(IsQuantized(oss.quant, t), t.role == TensorRole::kExpertLinear) << t.name;
     }
   }
-  const Tensor expert{.name = "e", .out = 64, .in = 64, .copies = 2, .role = TensorRole::kExpertLinear};
-  EXPECT_EQ(WeightBytes(oss.quant, expert, 64, 64, 2, DType::kBFloat16), 2 * 64 * 64 / 2 + 2 * 64 * 64 / 32);
+  const Tensor expert{
+      .name = "e", .out = 64, .in = 64, .copies = 2, .role = TensorRole::kExpertLinear};
+  EXPECT_EQ(WeightBytes(oss.quant, expert, 64, 64, 2, DType::kBFloat16),
+            2 * 64 * 64 / 2 + 2 * 64 * 64 / 32);
 }
 
 TEST(QuantizationTest, Fp8BlockScales) {
@@ -97,8 +102,10 @@ TEST(QuantizationTest, Fp8BlockScales) {
 TEST(QuantizationTest, QuantizedCheckpointShrinksWeights) {
   EstimateRequest r = Vllm();
   const int64_t bf16 = Estimate(Load("qwen2.5-7b-instruct"), r)->stages[0].weights_bytes;
-  const int64_t w8 = Estimate(Load("qwen2.5-7b-instruct-quantized.w8a8"), r)->stages[0].weights_bytes;
-  const int64_t awq = Estimate(Load("qwen2.5-7b-instruct", {.quantization = "awq"}), r)->stages[0].weights_bytes;
+  const int64_t w8 =
+      Estimate(Load("qwen2.5-7b-instruct-quantized.w8a8"), r)->stages[0].weights_bytes;
+  const int64_t awq =
+      Estimate(Load("qwen2.5-7b-instruct", {.quantization = "awq"}), r)->stages[0].weights_bytes;
   EXPECT_LT(w8, bf16 * 6 / 10);
   EXPECT_LT(awq, w8 * 7 / 10);
   // Embeddings and lm_head stay bf16: 2 x 152064 x 3584 x 2 bytes = 2.18 GB survive any method.
@@ -317,6 +324,70 @@ TEST(HfTest, VisionTokensPerImage) {
   EXPECT_EQ(granite.vision->fixed_tokens_per_image, 27 * 27);  // SigLIP-384/14, "full" features
 }
 
+// Expected counts come from transformers' processors (LlavaNextProcessor._get_number_of_features,
+// Qwen2VL smart_resize) run in Python on the same sizes.
+TEST(HfTest, ImageTokensFollowTheProcessor) {
+  EXPECT_EQ(ImageTokens(Load("gemma-3-4b-it"), 896, 896), 256);
+  EXPECT_EQ(ImageTokens(Load("gemma-3-4b-it"), 1080, 1920), 256);  // pan-and-scan off: fixed
+  EXPECT_EQ(ImageTokens(Load("qwen2.5-7b"), 896, 896), 0);         // no vision tower
+  ModelSpec granite = Load("granite-vision-3.3-2b");
+  EXPECT_EQ(ImageTokens(granite, 384, 384), 1485);  // base 729 + one 27x27 tile + 27 newlines
+  EXPECT_EQ(ImageTokens(granite, 768, 768), 3699);
+  EXPECT_EQ(ImageTokens(granite, 480, 1280), 5089);  // wide: best grid, then unpadded rows
+  EXPECT_EQ(ImageTokens(granite, 1080, 1920), 5967);
+  EXPECT_EQ(ImageTokens(granite, 1000, 300), 2835);  // tall: unpadded columns
+  EXPECT_EQ(ImageTokens(granite, 0, 0), 1485);       // native 384x384
+}
+
+TEST(HfTest, Qwen25VlImageTokensAreMergedPatches) {
+  auto qwen = ParseModelConfig(R"({"model_type": "qwen2_5_vl", "hidden_size": 3584,
+    "intermediate_size": 18944, "num_attention_heads": 28, "num_hidden_layers": 28,
+    "num_key_value_heads": 4, "vocab_size": 152064, "max_position_embeddings": 128000,
+    "vision_config": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+      "out_hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2}})");
+  ASSERT_TRUE(qwen.ok()) << qwen.status();
+  EXPECT_EQ(ImageTokens(*qwen, 448, 448), 256);      // (32 x 32 patches) / 4
+  EXPECT_EQ(ImageTokens(*qwen, 1080, 1920), 2691);   // rounded to 28 px multiples
+  EXPECT_EQ(ImageTokens(*qwen, 4000, 6000), 16224);  // shrunk under max_pixels
+  EXPECT_EQ(ImageTokens(*qwen, 20, 20), 4);          // grown to min_pixels
+}
+
+TEST(HfTest, ImagesLengthenThePrompt) {
+  ModelSpec g3 = Load("gemma-3-4b-it");
+  EstimateRequest r{.engine = Engine::kHfTransformers, .gpu_memory_bytes = kH100};
+  r.hf.prompt_tokens = 256;
+  const auto text = Estimate(g3, r);
+  r.hf.images = 3;
+  r.hf.image_height = r.hf.image_width = 896;
+  const auto with_images = Estimate(g3, r);
+  r.hf.images = 0;
+  r.hf.prompt_tokens = 256 + 3 * 256;
+  const auto long_text = Estimate(g3, r);
+  ASSERT_TRUE(text.ok() && with_images.ok() && long_text.ok());
+  EXPECT_GT(with_images->stages[0].activation_peak_bytes, text->stages[0].activation_peak_bytes);
+  EXPECT_GE(with_images->stages[0].activation_peak_bytes,
+            long_text->stages[0].activation_peak_bytes);
+  EXPECT_EQ(with_images->stages[0].kv_cache_bytes, long_text->stages[0].kv_cache_bytes);
+  // pixel_values: 3 images x 3 channels x 896 x 896 in bf16.
+  EXPECT_EQ(
+      with_images->stages[0].engine_overhead_bytes - long_text->stages[0].engine_overhead_bytes,
+      int64_t{3} * 3 * 896 * 896 * 2);
+  // Eager attention in the tower: 16 x 4096^2 fp32 scores per image dwarf the short text prefill.
+  r.hf = {.eager_attention = true,
+          .prompt_tokens = 16,
+          .images = 4,
+          .image_height = 896,
+          .image_width = 896};
+  const auto eager = Estimate(g3, r);
+  ASSERT_TRUE(eager.ok()) << eager.status();
+  EXPECT_GE(eager->stages[0].activation_peak_bytes, int64_t{4} * 16 * 4096 * 4096 * 4);
+
+  r.hf = {.prompt_tokens = 16, .images = 1};
+  auto no_vision = Estimate(Load("qwen2.5-0.5b"), r);
+  ASSERT_FALSE(no_vision.ok());
+  EXPECT_NE(no_vision.status().message().find("images=1"), std::string::npos);
+}
+
 // ---- Training --------------------------------------------------------------------------------
 
 EstimateRequest Training(TrainingConfig t, int64_t dp = 1) {
@@ -329,26 +400,36 @@ EstimateRequest Training(TrainingConfig t, int64_t dp = 1) {
 TEST(TrainingTest, OptimizerStatesAndGradients) {
   ModelSpec q = Load("qwen2.5-0.5b");
   const int64_t p = q.num_params();
-  auto bf16 = Estimate(q, Training({.optimizer = Optimizer::kAdamW, .param_dtype = DType::kBFloat16,
-                                    .batch = 1, .seq_tokens = 16}));
+  auto bf16 = Estimate(q, Training({.optimizer = Optimizer::kAdamW,
+                                    .param_dtype = DType::kBFloat16,
+                                    .batch = 1,
+                                    .seq_tokens = 16}));
   ASSERT_TRUE(bf16.ok()) << bf16.status();
   EXPECT_EQ(bf16->stages[0].optimizer_bytes, 2 * p * 2);
-  auto amp = Estimate(q, Training({.optimizer = Optimizer::kAdamW, .param_dtype = DType::kFloat32,
-                                   .autocast_bf16 = true, .batch = 1, .seq_tokens = 16}));
+  auto amp = Estimate(q, Training({.optimizer = Optimizer::kAdamW,
+                                   .param_dtype = DType::kFloat32,
+                                   .autocast_bf16 = true,
+                                   .batch = 1,
+                                   .seq_tokens = 16}));
   ASSERT_TRUE(amp.ok());
   EXPECT_EQ(amp->stages[0].optimizer_bytes, 2 * p * 4);
   EXPECT_EQ(amp->stages[0].weights_bytes, p * 4);
-  auto sgd = Estimate(q, Training({.optimizer = Optimizer::kSgd, .param_dtype = DType::kFloat32,
-                                   .batch = 1, .seq_tokens = 16}));
+  auto sgd = Estimate(q, Training({.optimizer = Optimizer::kSgd,
+                                   .param_dtype = DType::kFloat32,
+                                   .batch = 1,
+                                   .seq_tokens = 16}));
   EXPECT_EQ(sgd->stages[0].optimizer_bytes, 0);
   auto adam8 = Estimate(q, Training({.optimizer = Optimizer::kAdamW8bit,
-                                     .param_dtype = DType::kBFloat16, .batch = 1, .seq_tokens = 16}));
+                                     .param_dtype = DType::kBFloat16,
+                                     .batch = 1,
+                                     .seq_tokens = 16}));
   EXPECT_EQ(adam8->stages[0].optimizer_bytes, 2 * p);
 }
 
 TEST(TrainingTest, CheckpointingCutsActivations) {
   ModelSpec q = Load("qwen2.5-0.5b");
-  TrainingConfig t{.param_dtype = DType::kFloat32, .autocast_bf16 = true, .batch = 4, .seq_tokens = 4096};
+  TrainingConfig t{
+      .param_dtype = DType::kFloat32, .autocast_bf16 = true, .batch = 4, .seq_tokens = 4096};
   const int64_t full = Estimate(q, Training(t))->max_total_bytes;
   t.gradient_checkpointing = true;
   const int64_t ckpt = Estimate(q, Training(t))->max_total_bytes;
@@ -366,7 +447,8 @@ TEST(TrainingTest, LoraTrainsOnlyAdapters) {
 
 TEST(TrainingTest, ZeroShardsOverDataParallel) {
   ModelSpec q = Load("qwen2.5-0.5b");
-  TrainingConfig t{.param_dtype = DType::kFloat32, .autocast_bf16 = true, .batch = 1, .seq_tokens = 16};
+  TrainingConfig t{
+      .param_dtype = DType::kFloat32, .autocast_bf16 = true, .batch = 1, .seq_tokens = 16};
   auto z0 = Estimate(q, Training(t, 8));
   t.zero_stage = 1;
   auto z1 = Estimate(q, Training(t, 8));
@@ -396,7 +478,8 @@ TEST(EstimateTest, BadRequestsNameFieldAndValue) {
   const Case cases[] = {
       {"tp not dividing heads", with([](EstimateRequest& r) { r.parallelism.tp = 3; }),
        "tp=3 does not divide num_attention_heads=32"},
-      {"zero tp", with([](EstimateRequest& r) { r.parallelism.tp = 0; }), "tp=0 must be in [1, 4096]"},
+      {"zero tp", with([](EstimateRequest& r) { r.parallelism.tp = 0; }),
+       "tp=0 must be in [1, 4096]"},
       {"pp beyond layers", with([](EstimateRequest& r) { r.parallelism.pp = 33; }), "pp=33"},
       {"no gpu memory", with([](EstimateRequest& r) { r.gpu_memory_bytes = 0; }),
        "gpu_memory_bytes=0 must be > 0"},
@@ -406,7 +489,8 @@ TEST(EstimateTest, BadRequestsNameFieldAndValue) {
        "gpu_memory_utilization=1.5"},
       {"huge context", with([](EstimateRequest& r) { r.context_tokens = int64_t{1} << 40; }),
        "context_tokens="},
-      {"ep on dense", with([](EstimateRequest& r) { r.parallelism.ep = 2; }), "ep=2 needs an MoE model"},
+      {"ep on dense", with([](EstimateRequest& r) { r.parallelism.ep = 2; }),
+       "ep=2 needs an MoE model"},
       {"zero block", with([](EstimateRequest& r) { r.vllm.block_size = 0; }), "block_size=0"},
   };
   for (const Case& c : cases) {
@@ -427,7 +511,8 @@ TEST(EstimateTest, BadRequestsNameFieldAndValue) {
   EXPECT_NE(Estimate(llama, train).status().message().find("zero_stage=4"), std::string::npos);
   train.training.zero_stage = 0;
   train.training.autocast_bf16 = true;  // with bf16 params
-  EXPECT_NE(Estimate(llama, train).status().message().find("autocast_bf16 needs fp32"), std::string::npos);
+  EXPECT_NE(Estimate(llama, train).status().message().find("autocast_bf16 needs fp32"),
+            std::string::npos);
 }
 
 TEST(GpuCatalogTest, LooksUpByNameAndAlias) {

@@ -95,26 +95,31 @@ int64_t VisionTokensPerImage(const VisionSpec& v, int64_t height, int64_t width)
   return (v.image_size / v.patch_size) * (v.image_size / v.patch_size);
 }
 
-absl::Status EstimateVisionTower(const RankContext& c, const HfConfig& h, StageMemory& s) {
-  const VisionSpec& v = *c.spec.vision;
+// One forward of the vision encoder over batch x images images.
+struct VisionForward {
   int64_t weights = 0;
-  for (const Tensor& t : v.tower) weights += internal::RankTensorBytes(c, t);
+  int64_t pixels = 0;      // the pixel_values input
+  int64_t activation = 0;  // the largest encoder layer's transient tensors
+};
+
+VisionForward VisionTowerForward(const RankContext& c, const HfConfig& h) {
+  const VisionSpec& v = *c.spec.vision;
+  VisionForward f;
+  for (const Tensor& t : v.tower) f.weights += internal::RankTensorBytes(c, t);
   const int64_t images = h.batch * std::max<int64_t>(h.images, 1);
   const int64_t patches = VisionTokensPerImage(v, h.image_height, h.image_width);
   const int64_t tokens = images * patches;
   const int64_t d = v.hidden_size;
   const int64_t height = h.image_height > 0 ? h.image_height : v.image_size;
   const int64_t width = h.image_width > 0 ? h.image_width : v.image_size;
-  const int64_t pixels = images * 3 * height * width * c.a;
+  f.pixels = images * 3 * height * width * c.a;
   // Encoder layer: fc1 output and its activation next to the residual stream, the normed input,
   // the attention output and the residual sum; eager attention adds the score matrices.
-  int64_t per_token = (2 * v.intermediate_size + 4 * d) * c.a;
+  const int64_t per_token = (2 * v.intermediate_size + 4 * d) * c.a;
   int64_t scores = 0;
   if (h.eager_attention) scores = images * v.num_heads * patches * patches * kEagerScoreBytes;
-  s.weights_bytes = weights;
-  s.engine_overhead_bytes = kCublasWorkspaceBytes + pixels;
-  s.activation_peak_bytes = tokens * per_token + scores;
-  return absl::OkStatus();
+  f.activation = tokens * per_token + scores;
+  return f;
 }
 
 }  // namespace
@@ -129,11 +134,16 @@ absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
     if (!spec.vision) {
       return absl::InvalidArgumentError("vision_tower_only needs a vision-language model");
     }
-    RETURN_IF_ERROR(EstimateVisionTower(c, h, s));
+    const VisionForward f = VisionTowerForward(c, h);
+    s.weights_bytes = f.weights;
+    s.engine_overhead_bytes = kCublasWorkspaceBytes + f.pixels;
+    s.activation_peak_bytes = f.activation;
   } else {
     s.weights_bytes = internal::StageWeights(c, 0, 0, spec.num_layers);
     const int64_t b = h.batch;
-    const int64_t prompt = h.prompt_tokens;
+    // Images become language-model tokens in the prompt (their vision tower is in the weights).
+    const int64_t prompt =
+        h.prompt_tokens + h.images * ImageTokens(spec, h.image_height, h.image_width);
     const int64_t t = b * prompt;
     const int64_t v = spec.vocab_size;
     const int64_t hid = spec.hidden_size;
@@ -174,7 +184,8 @@ absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
       int64_t gather = 0;
       for (const LayerKind& kind : spec.layer_kinds) {
         const AttentionSpec& a = kind.attention;
-        largest_layer = std::max(largest_layer, a.num_kv_heads * (a.head_dim + a.v_head_dim) * c.kv_elem);
+        largest_layer =
+            std::max(largest_layer, a.num_kv_heads * (a.head_dim + a.v_head_dim) * c.kv_elem);
         if (kind.mlp.num_experts > 0) {
           gather = std::max(gather, b * kind.mlp.experts_per_token * 3 * hid *
                                         kind.mlp.expert_intermediate_size * c.a);
@@ -185,6 +196,13 @@ absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
         kv_at_peak = kv_decode;
         activation = decode_transient;
       }
+    }
+    if (h.images > 0) {
+      // The vision tower encodes the images before the language model's prefill (no KV yet);
+      // its transient peak can exceed the prefill's for large images or eager attention.
+      const VisionForward f = VisionTowerForward(c, h);
+      inputs += f.pixels;
+      activation = std::max(activation, f.activation - kv_at_peak);
     }
     s.kv_cache_bytes = kv_at_peak;
     s.engine_overhead_bytes = kCublasWorkspaceBytes + inputs;

@@ -127,7 +127,9 @@ struct VisionSpec {
   // How images become LM tokens.
   enum class TokenRule : uint8_t { kFixed, kPatchesMerged, kLlavaNext, kPerTile } token_rule =
       TokenRule::kFixed;
-  int64_t fixed_tokens_per_image = 0;  // kFixed: Gemma-3 256, LLaVA 576 ...
+  int64_t fixed_tokens_per_image = 0;  // kFixed: Gemma-3 256, LLaVA 576 ...; kLlavaNext: base image
+  bool image_newline = false;          // kLlavaNext: a newline token per row of tile features
+  std::vector<std::pair<int64_t, int64_t>> grid_pinpoints;  // kLlavaNext: (height, width) options
   std::vector<Tensor> tower;           // vision encoder tensors
   std::vector<Tensor> projector;       // multimodal projector tensors
 };
