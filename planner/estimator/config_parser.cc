@@ -305,12 +305,18 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const std::
   return windows;
 }
 
-// The common llama-like decoder (llama, mistral, granite, qwen2/3, gemma*, phi3, generic) and the
-// MoE variants (mixtral, qwen2_moe, qwen3_moe, gpt_oss).
-absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& spec) {
+// hidden_size, num_hidden_layers and vocab_size: named alike in every family.
+absl::Status ReadCoreDims(const Fields& f, ModelSpec& spec) {
   ASSIGN_OR_RETURN(spec.hidden_size, f.Int("hidden_size"));
   ASSIGN_OR_RETURN(spec.num_layers, f.Int("num_hidden_layers", 1, kMaxLayers));
   ASSIGN_OR_RETURN(spec.vocab_size, f.Int("vocab_size", 1, kMaxVocab));
+  return absl::OkStatus();
+}
+
+// The common llama-like decoder (llama, mistral, granite, qwen2/3, gemma*, phi3, generic) and the
+// MoE variants (mixtral, qwen2_moe, qwen3_moe, gpt_oss).
+absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& spec) {
+  RETURN_IF_ERROR(ReadCoreDims(f, spec));
   ASSIGN_OR_RETURN(int64_t heads, f.Int("num_attention_heads", 1, kMaxHeads));
   ASSIGN_OR_RETURN(int64_t kv_heads, f.IntOr("num_key_value_heads", heads, 1, kMaxHeads));
   ASSIGN_OR_RETURN(spec.max_position_embeddings,
@@ -461,9 +467,7 @@ absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& s
 // phi (phi-1/1.5/2): parallel attention+MLP block with one LayerNorm, biases everywhere, partial
 // rotary, lm_head with bias.
 absl::Status BuildPhi(const Fields& f, ModelSpec& spec) {
-  ASSIGN_OR_RETURN(spec.hidden_size, f.Int("hidden_size"));
-  ASSIGN_OR_RETURN(spec.num_layers, f.Int("num_hidden_layers", 1, kMaxLayers));
-  ASSIGN_OR_RETURN(spec.vocab_size, f.Int("vocab_size", 1, kMaxVocab));
+  RETURN_IF_ERROR(ReadCoreDims(f, spec));
   ASSIGN_OR_RETURN(int64_t heads, f.Int("num_attention_heads", 1, kMaxHeads));
   ASSIGN_OR_RETURN(int64_t kv_heads, f.IntOr("num_key_value_heads", heads, 1, kMaxHeads));
   ASSIGN_OR_RETURN(int64_t inter, f.Int("intermediate_size"));
@@ -524,9 +528,7 @@ absl::Status BuildPhi(const Fields& f, ModelSpec& spec) {
 // opt: learned positions (offset 2), LayerNorms with bias, biases everywhere, fc1/fc2 MLP,
 // optional word_embed_proj_dim projections, tied lm_head.
 absl::Status BuildOpt(const Fields& f, ModelSpec& spec) {
-  ASSIGN_OR_RETURN(spec.hidden_size, f.Int("hidden_size"));
-  ASSIGN_OR_RETURN(spec.num_layers, f.Int("num_hidden_layers", 1, kMaxLayers));
-  ASSIGN_OR_RETURN(spec.vocab_size, f.Int("vocab_size", 1, kMaxVocab));
+  RETURN_IF_ERROR(ReadCoreDims(f, spec));
   ASSIGN_OR_RETURN(int64_t heads, f.Int("num_attention_heads", 1, kMaxHeads));
   ASSIGN_OR_RETURN(int64_t ffn, f.Int("ffn_dim"));
   ASSIGN_OR_RETURN(spec.max_position_embeddings,
@@ -586,9 +588,7 @@ absl::Status BuildOpt(const Fields& f, ModelSpec& spec) {
 
 // deepseek_v2 / deepseek_v3: multi-head latent attention + MoE with shared experts.
 absl::Status BuildDeepseek(const Fields& f, const std::string& type, ModelSpec& spec) {
-  ASSIGN_OR_RETURN(spec.hidden_size, f.Int("hidden_size"));
-  ASSIGN_OR_RETURN(spec.num_layers, f.Int("num_hidden_layers", 1, kMaxLayers));
-  ASSIGN_OR_RETURN(spec.vocab_size, f.Int("vocab_size", 1, kMaxVocab));
+  RETURN_IF_ERROR(ReadCoreDims(f, spec));
   ASSIGN_OR_RETURN(int64_t heads, f.Int("num_attention_heads", 1, kMaxHeads));
   ASSIGN_OR_RETURN(int64_t inter, f.Int("intermediate_size"));
   ASSIGN_OR_RETURN(spec.max_position_embeddings,
