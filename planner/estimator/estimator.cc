@@ -93,6 +93,11 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
         return absl::InvalidArgumentError(
             absl::StrCat("images=", h.images, " but the model has no vision tower"));
       }
+      if (h.images > 0 && ImageTokens(spec, h.image_height, h.image_width) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "images=", h.images, " needs image_height and image_width: this vision tower (",
+            spec.vision->model_type, ") has no native image size"));
+      }
       if (!h.vision_tower_only &&
           h.batch *
                   (h.prompt_tokens + h.images * ImageTokens(spec, h.image_height, h.image_width)) >
@@ -241,6 +246,7 @@ int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
       const int64_t side = v.image_size / v.patch_size;
       int64_t cur_h = best_h / v.image_size * side;
       int64_t cur_w = best_w / v.image_size * side;
+      if (cur_h <= 0 || cur_w <= 0) return v.fixed_tokens_per_image;  // pinpoint below one tile
       // unpad_image: drop the rows or columns that are padding for this aspect ratio. transformers
       // computes the kept size as int(round(x, 7)): truncation after rounding away float noise.
       const auto TruncRounded = [](double x) {

@@ -350,6 +350,15 @@ TEST(HfTest, Qwen25VlImageTokensAreMergedPatches) {
   EXPECT_EQ(ImageTokens(*qwen, 1080, 1920), 2691);   // rounded to 28 px multiples
   EXPECT_EQ(ImageTokens(*qwen, 4000, 6000), 16224);  // shrunk under max_pixels
   EXPECT_EQ(ImageTokens(*qwen, 20, 20), 4);          // grown to min_pixels
+  // Dynamic resolution without a native size: the request must say how large its images are.
+  EXPECT_EQ(ImageTokens(*qwen, 0, 0), 0);
+  EstimateRequest r{.engine = Engine::kHfTransformers, .gpu_memory_bytes = kH100};
+  r.hf.images = 1;
+  const auto sizeless = Estimate(*qwen, r);
+  ASSERT_FALSE(sizeless.ok());
+  EXPECT_NE(sizeless.status().message().find("image_height"), std::string::npos);
+  r.hf.image_height = r.hf.image_width = 448;
+  EXPECT_TRUE(Estimate(*qwen, r).ok());
 }
 
 TEST(HfTest, ImagesLengthenThePrompt) {
