@@ -305,6 +305,15 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const std::
   return windows;
 }
 
+// The final RMSNorm and, unless tied to the embedding, the lm_head: on the last pipeline stage.
+void AddFinalNormAndHead(ModelSpec& spec) {
+  spec.last_stage.push_back(Vec("norm", spec.hidden_size, TensorRole::kNorm));
+  if (!spec.tie_word_embeddings) {
+    spec.last_stage.push_back(
+        Linear("lm_head", spec.hidden_size, spec.vocab_size, TpSplit::kVocab, TensorRole::kLmHead));
+  }
+}
+
 // hidden_size, num_hidden_layers and vocab_size: named alike in every family.
 absl::Status ReadCoreDims(const Fields& f, ModelSpec& spec) {
   ASSIGN_OR_RETURN(spec.hidden_size, f.Int("hidden_size"));
@@ -456,11 +465,7 @@ absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& s
     AddNorms(kind.tensors, spec.hidden_size, style);
     spec.layer_kind_of[static_cast<size_t>(i)] = InternKind(spec, std::move(kind));
   }
-  spec.last_stage.push_back(Vec("norm", spec.hidden_size, TensorRole::kNorm));
-  if (!spec.tie_word_embeddings) {
-    spec.last_stage.push_back(
-        Linear("lm_head", spec.hidden_size, spec.vocab_size, TpSplit::kVocab, TensorRole::kLmHead));
-  }
+  AddFinalNormAndHead(spec);
   return absl::OkStatus();
 }
 
@@ -672,11 +677,7 @@ absl::Status BuildDeepseek(const Fields& f, const std::string& type, ModelSpec& 
     AddNorms(kind.tensors, spec.hidden_size, plain);
     spec.layer_kind_of[static_cast<size_t>(i)] = InternKind(spec, std::move(kind));
   }
-  spec.last_stage.push_back(Vec("norm", spec.hidden_size, TensorRole::kNorm));
-  if (!spec.tie_word_embeddings) {
-    spec.last_stage.push_back(
-        Linear("lm_head", spec.hidden_size, spec.vocab_size, TpSplit::kVocab, TensorRole::kLmHead));
-  }
+  AddFinalNormAndHead(spec);
   return absl::OkStatus();
 }
 
