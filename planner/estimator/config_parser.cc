@@ -89,7 +89,17 @@ class Fields {
     if (it == obj_.end() || !it->is_object()) return nullptr;
     return &*it;
   }
-  const json* Array(const char* key) const {
+  // An array field that may be absent or null (nullptr); any other type is an error.
+  absl::StatusOr<const json*> OptionalArray(const char* key) const {
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return nullptr;
+    if (!it->is_array()) {
+      return absl::InvalidArgumentError(absl::StrCat(Path(key), "=", it->dump(), " must be an array"));
+    }
+    return &*it;
+  }
+  // A field that is an array in some configs and a scalar in others: the array or nullptr.
+  const json* ArrayIfArray(const char* key) const {
     auto it = obj_.find(key);
     if (it == obj_.end() || !it->is_array()) return nullptr;
     return &*it;
@@ -257,7 +267,8 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const std::
                                                     int64_t layers) {
   std::vector<int64_t> windows(static_cast<size_t>(layers), 0);
   ASSIGN_OR_RETURN(int64_t window, f.IntOr("sliding_window", 0, 0, kMaxPositions));
-  if (const json* types = f.Array("layer_types"); types != nullptr) {
+  ASSIGN_OR_RETURN(const json* types, f.OptionalArray("layer_types"));
+  if (types != nullptr) {
     if (static_cast<int64_t>(types->size()) < layers) {
       return absl::InvalidArgumentError(
           absl::StrCat(f.Path("layer_types"), " has ", types->size(),
@@ -406,8 +417,9 @@ absl::Status BuildDecoder(const Fields& f, const std::string& type, ModelSpec& s
     }
     ASSIGN_OR_RETURN(int64_t step, f.IntOr("decoder_sparse_step", 1, 1, kMaxLayers));
     std::vector<int64_t> mlp_only;
-    if (const json* only = f.Array("mlp_only_layers"); only != nullptr) {
-      for (const json& v : *only) {
+    ASSIGN_OR_RETURN(const json* only_layers, f.OptionalArray("mlp_only_layers"));
+    if (only_layers != nullptr) {
+      for (const json& v : *only_layers) {
         if (!v.is_number_integer()) {
           return absl::InvalidArgumentError(
               absl::StrCat(f.Path("mlp_only_layers"), " entry ", v.dump(), " must be an integer"));
@@ -838,7 +850,7 @@ absl::StatusOr<VisionSpec> BuildVision(const Fields& v, const Fields& top,
   }
   // llava / llava_next: 2-layer MLP projector over the concatenated feature layers.
   int64_t feature_layers = 1;
-  if (const json* layers = top.Array("vision_feature_layer"); layers != nullptr) {
+  if (const json* layers = top.ArrayIfArray("vision_feature_layer"); layers != nullptr) {
     feature_layers = static_cast<int64_t>(layers->size());
   }
   ASSIGN_OR_RETURN(bool proj_bias, top.BoolOr("multimodal_projector_bias", true));
@@ -853,7 +865,8 @@ absl::StatusOr<VisionSpec> BuildVision(const Fields& v, const Fields& top,
     if (newline) vs.projector.push_back(VisionTensor("image_newline", text_hidden));
     vs.image_newline = newline;
     vs.token_rule = VisionSpec::TokenRule::kLlavaNext;
-    if (const json* pins = top.Array("image_grid_pinpoints"); pins != nullptr) {
+    ASSIGN_OR_RETURN(const json* pins, top.OptionalArray("image_grid_pinpoints"));
+    if (pins != nullptr) {
       for (const json& p : *pins) {
         if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() ||
             !p[1].is_number_integer() || p[0].get<int64_t>() <= 0 || p[1].get<int64_t>() <= 0) {

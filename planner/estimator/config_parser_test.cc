@@ -184,6 +184,33 @@ std::string Llama(const std::string& override_fields) {
          override_fields + "}";
 }
 
+TEST(ConfigParserTest, BadImageGridPinpointsNameTheEntry) {
+  const struct {
+    nlohmann::json pinpoints;
+    const char* expect;
+  } cases[] = {
+      {nlohmann::json::parse("[[384, 0]]"), "image_grid_pinpoints entry [384,0] must be [height, width] > 0"},
+      {nlohmann::json::parse("[[-384, 384]]"), "entry [-384,384]"},
+      {nlohmann::json::parse("[[384]]"), "entry [384]"},
+      {nlohmann::json::parse(R"([["384", 384]])"), "entry [\"384\",384]"},
+      {nlohmann::json::parse("[384]"), "entry 384"},
+  };
+  for (const auto& c : cases) {
+    nlohmann::json config = nlohmann::json::parse(ReadModel("granite-vision-3.3-2b"));
+    config["image_grid_pinpoints"] = c.pinpoints;
+    auto spec = ParseModelConfig(config.dump());
+    ASSERT_FALSE(spec.ok()) << c.pinpoints.dump();
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(spec.status().message().find(c.expect), std::string::npos) << spec.status();
+  }
+  nlohmann::json config = nlohmann::json::parse(ReadModel("granite-vision-3.3-2b"));
+  config["image_grid_pinpoints"] = "384x384";
+  auto wrong_type = ParseModelConfig(config.dump());
+  ASSERT_FALSE(wrong_type.ok());
+  EXPECT_NE(wrong_type.status().message().find("image_grid_pinpoints"), std::string::npos)
+      << wrong_type.status();
+}
+
 TEST(ConfigParserTest, BadConfigsNameFieldAndValue) {
   const BadCase cases[] = {
       {"not json", "{", "not valid JSON"},
@@ -212,6 +239,8 @@ TEST(ConfigParserTest, BadConfigsNameFieldAndValue) {
        "text_config.hidden_size=0 must be >= 1"},
       {"vlm no vision", R"({"model_type": "llava", "text_config": {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 64, "vocab_size": 10}})",
        "vision_config is missing"},
+      {"layer_types not array", Llama(R"(, "layer_types": "full_attention")"),
+       "layer_types=\"full_attention\" must be an array"},
       {"layer_types short", Llama(R"(, "layer_types": ["full_attention"])"),
        "layer_types has 1 entries, fewer than num_hidden_layers=32"},
   };

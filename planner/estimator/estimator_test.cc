@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include "gtest/gtest.h"
 #include "planner/common/units.h"
@@ -391,6 +392,16 @@ TEST(HfTest, ImagesLengthenThePrompt) {
   ASSERT_TRUE(eager.ok()) << eager.status();
   EXPECT_GE(eager->stages[0].activation_peak_bytes, int64_t{4} * 16 * 4096 * 4096 * 4);
 
+  for (const auto& [height, width, field] :
+       {std::tuple{int64_t{-1}, int64_t{896}, "image_height=-1"},
+        std::tuple{int64_t{896}, int64_t{1} << 20, "image_width=1048576"}}) {
+    r.hf = {.prompt_tokens = 16, .images = 1, .image_height = height, .image_width = width};
+    const auto bad = Estimate(g3, r);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find(field), std::string::npos) << bad.status();
+  }
+  r.hf = {.prompt_tokens = 16, .images = -2};
+  EXPECT_NE(Estimate(g3, r).status().message().find("images=-2"), std::string::npos);
   r.hf = {.prompt_tokens = 16, .images = 1};
   auto no_vision = Estimate(Load("qwen2.5-0.5b"), r);
   ASSERT_FALSE(no_vision.ok());
