@@ -24,6 +24,10 @@
 #include "planner/estimator/estimator.h"
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/inverse.h"
+#include "planner/estimator/vllm.h"
+#include "planner/common/status_macros.h"
+#include "planner/placement/candidates.h"
+#include "server/convert.h"
 
 namespace fleetplan::cli {
 namespace {
@@ -41,11 +45,7 @@ absl::StatusOr<std::string> ReadFileText(const std::string& what, const std::str
 }
 
 absl::StatusOr<estimator::DType> ParseDTypeFlag(const std::string& flag, const std::string& v) {
-  if (v == "bfloat16" || v == "bf16") return estimator::DType::kBFloat16;
-  if (v == "float16" || v == "fp16" || v == "half") return estimator::DType::kFloat16;
-  if (v == "float32" || v == "fp32" || v == "float") return estimator::DType::kFloat32;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--", flag, "=\"", v, "\" must be auto, bfloat16, float16 or float32"));
+  return estimator::ComputeDTypeNames().Parse(absl::StrCat("--", flag), v);
 }
 
 absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& flag, const std::string& v) {
@@ -133,17 +133,7 @@ absl::Status ApplyVllmCommand(const std::string& command, std::vector<std::strin
 
 absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::ModelSpec& spec) {
   EstimateRequest r;
-  const std::string engine = f.GetString("engine");
-  if (engine == "vllm") {
-    r.engine = estimator::Engine::kVllm;
-  } else if (engine == "hf-transformers" || engine == "hf") {
-    r.engine = estimator::Engine::kHfTransformers;
-  } else if (engine == "training") {
-    r.engine = estimator::Engine::kTraining;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--engine=\"", engine, "\" must be vllm, hf-transformers or training"));
-  }
+  ASSIGN_OR_RETURN(r.engine, estimator::EngineNames().Parse("--engine", f.GetString("engine")));
   if (f.IsSet("gpu-memory-bytes")) {
     r.gpu_memory_bytes = f.GetInt("gpu-memory-bytes");
   } else {
@@ -161,13 +151,8 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
     r.dtype_set = true;
     r.dtype = *dtype;
   }
-  const std::string kv = f.GetString("kv-cache-dtype");
-  if (kv == "fp8" || kv == "fp8_e4m3" || kv == "fp8_e5m2") {
-    r.kv_fp8 = true;
-  } else if (kv != "auto" && kv != "bfloat16" && kv != "float16") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--kv-cache-dtype=\"", kv, "\" must be auto or fp8"));
-  }
+  ASSIGN_OR_RETURN(r.kv_cache_dtype, estimator::KvCacheDTypeNames().Parse(
+                                         "--kv-cache-dtype", f.GetString("kv-cache-dtype")));
   r.concurrency = f.GetInt("concurrency");
   r.context_tokens = f.GetInt("context");
   r.vllm = {.gpu_memory_utilization = f.GetDouble("gpu-memory-utilization"),
@@ -199,16 +184,8 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
           .images = f.GetInt("images"),
           .image_height = f.GetInt("image-height"),
           .image_width = f.GetInt("image-width")};
-  const std::string opt = f.GetString("optimizer");
-  estimator::Optimizer optimizer = estimator::Optimizer::kAdamW;
-  if (opt == "sgd") {
-    optimizer = estimator::Optimizer::kSgd;
-  } else if (opt == "adamw-8bit") {
-    optimizer = estimator::Optimizer::kAdamW8bit;
-  } else if (opt != "adamw") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--optimizer=\"", opt, "\" must be adamw, sgd or adamw-8bit"));
-  }
+  ASSIGN_OR_RETURN(estimator::Optimizer optimizer,
+                   estimator::OptimizerNames().Parse("--optimizer", f.GetString("optimizer")));
   absl::StatusOr<estimator::DType> param =
       ParseDTypeFlag("param-dtype", f.GetString("param-dtype"));
   if (!param.ok()) return param.status();
@@ -251,20 +228,6 @@ json StageJson(const estimator::StageMemory& s) {
           {"kv_cache_bytes_per_token", s.kv_cache_bytes_per_token}};
 }
 
-std::string VllmLaunchLine(const std::string& model, const EstimateRequest& r, double util,
-                           int64_t max_model_len) {
-  std::string line = absl::StrCat("vllm serve ", model);
-  if (r.parallelism.tp > 1) absl::StrAppend(&line, " --tensor-parallel-size ", r.parallelism.tp);
-  if (r.parallelism.pp > 1) absl::StrAppend(&line, " --pipeline-parallel-size ", r.parallelism.pp);
-  if (r.parallelism.ep > 1) absl::StrAppend(&line, " --enable-expert-parallel");
-  absl::StrAppend(&line, " --max-model-len ", max_model_len);
-  absl::StrAppend(&line, absl::StrFormat(" --gpu-memory-utilization %.2f", util));
-  if (r.kv_fp8) absl::StrAppend(&line, " --kv-cache-dtype fp8");
-  if (r.vllm.max_num_seqs > 0) absl::StrAppend(&line, " --max-num-seqs ", r.vllm.max_num_seqs);
-  if (r.vllm.enforce_eager) absl::StrAppend(&line, " --enforce-eager");
-  return line;
-}
-
 double GiB(int64_t b) { return BytesToGiB(b); }
 
 // `estimate --server`: the same question through EstimatorService (a catalog model by
@@ -277,10 +240,13 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
     req.set_config_json(config);
   }
   req.set_quantization(flags.GetString("quantization"));
-  const std::string engine = flags.GetString("engine");
-  req.set_engine(engine == "hf-transformers" || engine == "hf" ? v1::ENGINE_HF_TRANSFORMERS
-                 : engine == "training"                        ? v1::ENGINE_TRAINING
-                                                               : v1::ENGINE_VLLM);
+  absl::StatusOr<estimator::Engine> engine =
+      estimator::EngineNames().Parse("--engine", flags.GetString("engine"));
+  if (!engine.ok()) {
+    inv.err << "fleetplan estimate: " << engine.status().message() << "\n";
+    return kExitUsage;
+  }
+  req.set_engine(server::ToProto(*engine));
   if (flags.IsSet("gpu-memory-bytes")) {
     req.set_gpu_memory_bytes(flags.GetInt("gpu-memory-bytes"));
   } else {
@@ -292,11 +258,13 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   req.mutable_parallelism()->set_dp(flags.GetInt("dp"));
   req.set_dtype(flags.GetString("dtype"));
   req.set_kv_cache_dtype(flags.GetString("kv-cache-dtype"));
-  req.mutable_vllm()->set_gpu_memory_utilization(flags.GetDouble("gpu-memory-utilization"));
+  if (flags.IsSet("gpu-memory-utilization")) {
+    req.mutable_vllm()->set_gpu_memory_utilization(flags.GetDouble("gpu-memory-utilization"));
+  }
   req.mutable_vllm()->set_max_model_len(flags.GetInt("max-model-len"));
   req.mutable_vllm()->set_max_num_seqs(flags.GetInt("max-num-seqs"));
   req.mutable_vllm()->set_max_num_batched_tokens(flags.GetInt("max-num-batched-tokens"));
-  req.mutable_vllm()->set_block_size(flags.GetInt("block-size"));
+  if (flags.IsSet("block-size")) req.mutable_vllm()->set_block_size(flags.GetInt("block-size"));
   req.mutable_vllm()->set_enforce_eager(flags.GetBool("enforce-eager"));
   req.mutable_hf()->set_eager_attention(flags.GetString("attn") == "eager");
   req.mutable_hf()->set_generate(flags.GetString("phase") == "generate");
@@ -367,10 +335,70 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   return resp.fits() ? kExitOk : kExitError;
 }
 
+struct EmittedLaunch {
+  std::string command;
+  int64_t tp = 1, pp = 1, ep = 1;
+  double gpu_memory_utilization = 0;
+  std::string note;  // when the launch differs from the asked parallelism
+};
+
+// `--emit vllm`: the planner's own candidate search for one replica on this GPU (a node of
+// --gpus-per-node GPUs in one NVLink domain), so the line is the one `fleetplan plan` would print.
+// The asked parallelism is used when it holds the workload; else the cheapest that does.
+absl::StatusOr<EmittedLaunch> EmitVllm(const FlagSet& flags, const estimator::ModelSpec& spec,
+                                       const EstimateRequest& req, const std::string& model) {
+  placement::DeploymentSpec d{.name = "emit",
+                              .model = model,
+                              .spec = &spec,
+                              .vllm = req.vllm,
+                              .kv_cache_dtype = req.kv_cache_dtype,
+                              .utilization_given = flags.IsSet("gpu-memory-utilization"),
+                              .concurrency = std::max<int64_t>(req.concurrency, 1),
+                              .context_tokens = req.context_tokens,
+                              .max_tp = flags.GetInt("gpus-per-node")};
+  const placement::GpuType type{.name = flags.GetString("gpu"), .memory_bytes = req.gpu_memory_bytes};
+  placement::TypeCandidates tc = placement::CandidatesOnType(d, type, flags.GetInt("gpus-per-node"));
+  if (tc.fitting.empty()) {
+    placement::Unplaced u{.shortfalls = {*tc.shortfall}};
+    return absl::FailedPreconditionError(
+        absl::StrCat("no vLLM configuration on ", type.name, " holds the workload: ",
+                     placement::Describe(u)));
+  }
+  const placement::Candidate* chosen = &tc.fitting.front();
+  for (const placement::Candidate& c : tc.fitting) {
+    if (c.tp == req.parallelism.tp && c.pp == req.parallelism.pp &&
+        (c.ep > 1) == (req.parallelism.ep > 1)) {
+      chosen = &c;
+      break;
+    }
+  }
+  EmittedLaunch out{.command = chosen->launch_command,
+                    .tp = chosen->tp,
+                    .pp = chosen->pp,
+                    .ep = chosen->ep,
+                    .gpu_memory_utilization = chosen->util};
+  if (chosen->tp != req.parallelism.tp || chosen->pp != req.parallelism.pp) {
+    out.note = absl::StrCat("--emit: tp=", req.parallelism.tp, " pp=", req.parallelism.pp,
+                            " does not hold ", d.concurrency, " sequences; tp=", chosen->tp,
+                            " pp=", chosen->pp, " does");
+  }
+  return out;
+}
+
+// What `vllm serve` loads: the model directory for a config.json path.
+std::string ServedModel(const std::string& model_path) {
+  std::filesystem::path p(model_path);
+  if (p.filename() == "config.json") {
+    return p.has_parent_path() ? p.parent_path().string() : std::string(".");
+  }
+  return model_path;
+}
+
 int RunEstimate(const Invocation& inv) {
   FlagSet flags = inv.flags;  // may be extended by --vllm
   std::string model_path = flags.GetString("model");
-  std::string model_label = model_path;
+  std::string model_label = ServedModel(model_path);
+  if (!flags.GetString("model-name").empty()) model_label = flags.GetString("model-name");
   std::vector<std::string> ignored;
   if (flags.IsSet("vllm")) {
     std::vector<std::string> args = {"--engine=vllm"};
@@ -385,7 +413,7 @@ int RunEstimate(const Invocation& inv) {
       return kExitUsage;
     }
     model_path = (std::filesystem::path(model_dir) / "config.json").string();
-    model_label = model_dir;
+    model_label = flags.GetString("model-name").empty() ? model_dir : flags.GetString("model-name");
   }
   if (flags.IsSet("server") && !flags.GetString("catalog-model").empty()) {
     return RunRemoteEstimate(inv, flags, "");
@@ -428,7 +456,7 @@ int RunEstimate(const Invocation& inv) {
               {"fits", est->fits},
               {"headroom_bytes", est->headroom_bytes},
               {"headroom_ratio", est->headroom_ratio},
-              {"risk", estimator::RiskName(est->risk)},
+              {"risk", RiskName(est->risk)},
               {"notes", est->notes}};
   if (!est->reason.empty()) out["reason"] = est->reason;
   if (req->engine == estimator::Engine::kVllm) {
@@ -439,6 +467,7 @@ int RunEstimate(const Invocation& inv) {
   out["stages"] = json::array();
   for (const auto& s : est->stages) out["stages"].push_back(StageJson(s));
 
+  std::string emitted, emit_note;
   if (flags.GetBool("budget")) {
     auto contexts = ParseIntList("budget-contexts", flags.GetString("budget-contexts"));
     auto concurrencies =
@@ -463,11 +492,14 @@ int RunEstimate(const Invocation& inv) {
       inv.err << "fleetplan estimate: --emit=vllm needs --engine=vllm\n";
       return kExitUsage;
     }
-    const int64_t context = req->context_tokens > 0 ? req->context_tokens : est->max_model_len;
-    auto util = estimator::MinGpuMemoryUtilization(*spec, *req, context,
-                                                   std::max<int64_t>(req->concurrency, 1));
-    if (!util.ok()) return ReportError(inv.err, "estimate", util.status());
-    out["vllm_command"] = VllmLaunchLine(model_label, *req, *util, est->max_model_len);
+    absl::StatusOr<EmittedLaunch> launch = EmitVllm(flags, *spec, *req, model_label);
+    if (!launch.ok()) return ReportError(inv.err, "estimate", launch.status());
+    out["vllm_command"] = launch->command;
+    out["vllm_parallelism"] = {{"tp", launch->tp}, {"pp", launch->pp}, {"ep", launch->ep}};
+    out["vllm_gpu_memory_utilization"] = launch->gpu_memory_utilization;
+    if (!launch->note.empty()) out["notes"].push_back(launch->note);
+    emitted = std::move(launch->command);
+    emit_note = std::move(launch->note);
   } else if (!flags.GetString("emit").empty()) {
     inv.err << "fleetplan estimate: --emit=\"" << flags.GetString("emit") << "\" must be vllm\n";
     return kExitUsage;
@@ -505,7 +537,7 @@ int RunEstimate(const Invocation& inv) {
   o << absl::StrFormat("%s: fullest GPU %.2f of %.2f GiB, headroom %.2f GiB (%.1f%%), risk %s\n",
                        est->fits ? "FITS" : "DOES NOT FIT", GiB(est->max_total_bytes),
                        GiB(est->gpu_memory_bytes), GiB(est->headroom_bytes),
-                       100 * est->headroom_ratio, estimator::RiskName(est->risk));
+                       100 * est->headroom_ratio, RiskName(est->risk));
   if (!est->reason.empty()) o << "reason: " << est->reason << "\n";
   for (const auto& n : est->notes) o << "note: " << n << "\n";
   if (out.contains("budget")) {
@@ -524,7 +556,8 @@ int RunEstimate(const Invocation& inv) {
     }
     o << "\n";
   }
-  if (out.contains("vllm_command")) o << "\n" << out["vllm_command"].get<std::string>() << "\n";
+  if (!emit_note.empty()) o << "note: " << emit_note << "\n";
+  if (!emitted.empty()) o << "\n" << emitted << "\n";
   return est->fits ? kExitOk : kExitError;
 }
 
@@ -538,7 +571,7 @@ FlagSet EstimateFlags() {
   f.String("catalog-model", "", "with --server: a model from the server's catalog");
   f.String("model", "", "path of a Hugging Face config.json");
   f.String("vllm", "", "a `vllm serve MODEL_DIR ...` command line (MODEL_DIR holds config.json)");
-  f.String("engine", "vllm", "vllm | hf-transformers | training");
+  f.String("engine", "vllm", estimator::EngineNames().Choices());
   f.String("gpu", "H100-80GB", "GPU type from the built-in table");
   f.Int("gpu-memory-bytes", 0, "GPU memory as the driver reports it (overrides --gpu)");
   f.Int("tp", 1, "tensor parallel size");
@@ -547,41 +580,47 @@ FlagSet EstimateFlags() {
   f.Int("dp", 1, "data parallel size");
   f.Bool("expert-parallel", false, "vLLM --enable-expert-parallel: ep = tp x dp");
   f.String("dtype", "auto", "auto | bfloat16 | float16 | float32");
-  f.String("kv-cache-dtype", "auto", "auto | fp8");
+  f.String("kv-cache-dtype", "auto", estimator::KvCacheDTypeNames().Choices());
   f.String("quantization", "",
            "override: none fp8 int8 w8a8 gptq awq w4a16 bnb-nf4 bnb-int8 mxfp4");
   f.Int("group-size", 128, "group size for a 4-bit quantization override");
-  f.Double("gpu-memory-utilization", 0.9, "vLLM --gpu-memory-utilization");
+  const estimator::VllmConfig vllm;
+  f.Double("gpu-memory-utilization", vllm.gpu_memory_utilization,
+           "vLLM --gpu-memory-utilization (with --emit: given, it is kept; else sized to the workload)");
   f.Int("max-model-len", 0, "vLLM --max-model-len (0: the model's max_position_embeddings)");
   f.Int("max-num-seqs", 0, "vLLM --max-num-seqs (0: vLLM's default for the GPU)");
   f.Int("max-num-batched-tokens", 0, "vLLM --max-num-batched-tokens (0: vLLM's default)");
-  f.Int("block-size", 16, "vLLM --block-size");
+  f.Int("block-size", vllm.block_size, "vLLM --block-size");
   f.Bool("enforce-eager", false, "vLLM --enforce-eager (no CUDA graphs)");
   f.Int("concurrency", 0, "workload: sequences the KV cache must hold at once");
   f.Int("context", 0, "workload: tokens per sequence (0: max_model_len)");
   f.String("attn", "sdpa", "hf-transformers: sdpa | eager");
   f.String("phase", "prefill", "hf-transformers: prefill | generate");
   f.String("logits", "last", "hf-transformers: last | all");
-  f.Int("batch", 1, "hf-transformers / training: sequences per batch");
-  f.Int("prompt-tokens", 512, "hf-transformers: prompt tokens per sequence");
-  f.Int("new-tokens", 64, "hf-transformers generate: new tokens");
+  const estimator::HfConfig hf;
+  const estimator::TrainingConfig training;
+  f.Int("batch", hf.batch, "hf-transformers / training: sequences per batch");
+  f.Int("prompt-tokens", hf.prompt_tokens, "hf-transformers: prompt tokens per sequence");
+  f.Int("new-tokens", hf.new_tokens, "hf-transformers generate: new tokens");
   f.Int("images", 0, "hf-transformers VLM: images per sequence");
   f.Int("image-height", 0,
         "hf-transformers VLM: image height in pixels (0: the tower's native size)");
   f.Int("image-width", 0,
         "hf-transformers VLM: image width in pixels (0: the tower's native size)");
-  f.String("optimizer", "adamw", "training: adamw | sgd | adamw-8bit");
+  f.String("optimizer", "adamw", absl::StrCat("training: ", estimator::OptimizerNames().Choices()));
   f.String("param-dtype", "bfloat16", "training: dtype of the parameters");
   f.Bool("autocast", false, "training: bf16 autocast over fp32 parameters");
   f.Bool("gradient-checkpointing", false, "training: checkpoint every decoder layer");
   f.Int("lora-rank", 0, "training: LoRA rank (0: full fine-tuning)");
   f.String("lora-targets", "", "training: comma-separated LoRA target modules (default: all)");
   f.Int("zero-stage", 0, "training: ZeRO stage 0-3 over --dp");
-  f.Int("seq-tokens", 2048, "training: tokens per sequence");
+  f.Int("seq-tokens", training.seq_tokens, "training: tokens per sequence");
   f.Bool("budget", false, "print the contexts x concurrencies budget matrix");
   f.String("budget-contexts", "2048,8192,32768", "budget: contexts");
   f.String("budget-concurrencies", "1,8,32,128", "budget: concurrencies");
-  f.String("emit", "", "vllm: print the `vllm serve` command for this configuration");
+  f.String("emit", "", "vllm: print the `vllm serve` command for this workload (planner's search)");
+  f.Int("gpus-per-node", 8, "--emit: GPUs in one NVLink domain (the largest tp it may choose)");
+  f.String("model-name", "", "the model `vllm serve` loads (default: the config.json's folder)");
   return f;
 }
 

@@ -17,7 +17,10 @@
 #include "clients/rpc_util.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "planner/common/status_macros.h"
 #include "planner/common/units.h"
+#include "planner/placement/plan.h"
+#include "server/convert.h"
 
 namespace fleetplan::cli {
 namespace {
@@ -65,17 +68,13 @@ absl::StatusOr<v1::PlanPlacementRequest> BuildRequest(const FlagSet& f) {
     d->set_min_free_ratio(f.GetDouble("min-free"));
     d->set_max_tp(f.GetInt("max-tp"));
     d->set_max_pp(f.GetInt("max-pp"));
+    if (f.IsSet("gpu-memory-utilization")) {
+      d->mutable_vllm()->set_gpu_memory_utilization(f.GetDouble("gpu-memory-utilization"));
+    }
   }
-  const std::string strategy = f.GetString("strategy");
-  if (strategy == "pack") {
-    req.set_strategy(v1::STRATEGY_PACK);
-  } else if (strategy == "spread") {
-    req.set_strategy(v1::STRATEGY_SPREAD);
-  } else if (strategy == "exact") {
-    req.set_strategy(v1::STRATEGY_EXACT);
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("--strategy=\"", strategy, "\" must be pack, spread or exact"));
-  }
+  ASSIGN_OR_RETURN(placement::Strategy strategy,
+                   placement::StrategyNames().Parse("--strategy", f.GetString("strategy")));
+  req.set_strategy(server::ToProto(strategy));
   req.set_reserve_ttl_ms(f.GetInt("reserve-ttl-ms"));
   return req;
 }
@@ -92,7 +91,7 @@ void PrintPlan(std::ostream& o, const v1::Plan& plan) {
     for (const auto& rank : r.ranks()) max_bytes = std::max(max_bytes, rank.bytes());
     o << absl::StrFormat("%-24s %4d %-12s %3d %3d %3d %10.1f %7.2f %-6s %s\n", r.deployment(), r.replica(),
                          r.gpu_type(), r.tp(), r.pp(), r.ep(), GiB(max_bytes), r.gpu_memory_utilization(),
-                         r.risk() == v1::RISK_LEVEL_HIGH ? "high" : r.risk() == v1::RISK_LEVEL_MEDIUM ? "medium" : "low",
+                         RiskName(server::FromProto(r.risk())),
                          absl::StrJoin(r.cuda_visible_devices(), " "));
   }
   for (const auto& r : plan.replicas()) {
@@ -195,27 +194,30 @@ std::vector<Command> PlanCommands() {
               .summary = "plan where deployments run on the fleet (server); --commit to commit it",
               .make_flags =
                   [] {
+                    const placement::DeploymentSpec d;
                     FlagSet f("plan", "(--model=NAME [--replicas=N ...] | --deployment=FILE.json) [--commit]");
                     AddOutputFlag(f);
                     AddServerFlags(f);
                     f.String("deployment", "", "JSON file: a list of DeploymentSpec objects (or {\"deployments\": [...]})");
                     f.String("model", "", "catalog model of a single deployment");
                     f.String("name", "", "deployment name (default: the model)");
-                    f.Int("replicas", 1, "replicas");
-                    f.Int("concurrency", 1, "sequences each replica's KV cache holds");
+                    f.Int("replicas", d.replicas, "replicas");
+                    f.Int("concurrency", d.concurrency, "sequences each replica's KV cache holds");
                     f.Int("context", 0, "tokens per sequence (0: max-model-len)");
                     f.Int("max-model-len", 0, "vLLM --max-model-len (0: the model's)");
                     f.Int("max-num-seqs", 0, "vLLM --max-num-seqs");
-                    f.String("kv-cache-dtype", "", "auto | fp8");
+                    f.String("kv-cache-dtype", "", estimator::KvCacheDTypeNames().Choices());
                     f.String("gpu-type", "", "allowed GPU types, comma-separated");
                     f.String("pool", "", "allowed pools, comma-separated");
                     f.String("zone", "", "allowed zones, comma-separated");
                     f.Bool("shared", false, "share GPUs with other instances by memory");
                     f.String("spread", "", "nodes | zones: one replica per node / zone");
-                    f.Double("min-free", 0.05, "keep at least this share of each GPU free");
-                    f.Int("max-tp", 8, "largest tensor parallel size to consider");
-                    f.Int("max-pp", 4, "largest pipeline parallel size to consider");
-                    f.String("strategy", "pack", "pack | spread | exact");
+                    f.Double("min-free", d.min_free_ratio, "keep at least this share of each GPU free");
+                    f.Int("max-tp", d.max_tp, "largest tensor parallel size to consider");
+                    f.Int("max-pp", d.max_pp, "largest pipeline parallel size to consider");
+                    f.Double("gpu-memory-utilization", 0,
+                             "run replicas at this vLLM --gpu-memory-utilization (default: sized to the workload)");
+                    f.String("strategy", "pack", placement::StrategyNames().Choices());
                     f.Int("reserve-ttl-ms", 0, "reserve the GPUs for this long (until --commit or expiry)");
                     f.Bool("commit", false, "commit the plan right away");
                     f.String("request-id", "", "commit idempotency key (default: the plan id)");

@@ -18,6 +18,7 @@
 #include "fleetplan/v1/inventory.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "planner/common/units.h"
+#include "server/convert.h"
 
 namespace fleetplan::cli {
 namespace {
@@ -29,33 +30,8 @@ int Usage(const Invocation& inv, const std::string& command, const std::string& 
   return kExitUsage;
 }
 
-const char* StateName(v1::NodeState s) {
-  switch (s) {
-    case v1::NODE_STATE_ACTIVE:
-      return "active";
-    case v1::NODE_STATE_CORDONED:
-      return "cordoned";
-    case v1::NODE_STATE_DRAINING:
-      return "draining";
-    case v1::NODE_STATE_DOWN:
-      return "down";
-    default:
-      return "?";
-  }
-}
-
-const char* RiskName(v1::RiskLevel r) {
-  switch (r) {
-    case v1::RISK_LEVEL_LOW:
-      return "low";
-    case v1::RISK_LEVEL_MEDIUM:
-      return "medium";
-    case v1::RISK_LEVEL_HIGH:
-      return "high";
-    default:
-      return "?";
-  }
-}
+const char* StateName(v1::NodeState s) { return placement::NodeStateName(server::FromProto(s)); }
+const char* RiskName(v1::RiskLevel r) { return fleetplan::RiskName(server::FromProto(r)); }
 
 absl::StatusOr<std::map<std::string, std::string>> ParseLabels(const std::string& text) {
   std::map<std::string, std::string> out;

@@ -30,12 +30,8 @@ ServerUnaryReactor* CatalogServiceImpl::ImportModel(CallbackServerContext* c,
                                     .model_type = spec->model_type, .params = summary.params,
                                     .weights_bytes = summary.weights_bytes,
                                     .kv_bytes_per_token = summary.kv_bytes_per_token};
-      if (req->validate_only()) {
-        if (deps_.store->GetModel(req->name()).ok()) {
-          return absl::AlreadyExistsError(absl::StrCat("model \"", req->name(), "\" already exists"));
-        }
-      } else {
-        RETURN_IF_ERROR(deps_.store->CreateModel(record));
+      RETURN_IF_ERROR(deps_.store->CreateModel(record, {.validate_only = req->validate_only()}));
+      if (!req->validate_only()) {
         InvalidateEstimates(deps_);
         ASSIGN_OR_RETURN(record, deps_.store->GetModel(req->name()));
       }

@@ -2,8 +2,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "planner/common/units.h"
 #include "absl/strings/strip.h"
 #include "grpcpp/support/status.h"
+#include "planner/common/status_macros.h"
 
 namespace fleetplan::server {
 namespace {
@@ -24,26 +27,120 @@ v1::NodeState ToProtoState(placement::NodeState s) {
 
 }  // namespace
 
-v1::RiskLevel ToProtoRisk(placement::RiskLevel r) {
+v1::RiskLevel ToProtoRisk(Risk r) {
   switch (r) {
-    case placement::RiskLevel::kLow:
+    case Risk::kLow:
       return v1::RISK_LEVEL_LOW;
-    case placement::RiskLevel::kMedium:
+    case Risk::kMedium:
       return v1::RISK_LEVEL_MEDIUM;
-    case placement::RiskLevel::kHigh:
+    case Risk::kHigh:
       return v1::RISK_LEVEL_HIGH;
   }
   return v1::RISK_LEVEL_UNSPECIFIED;
 }
 
+Risk FromProto(v1::RiskLevel r) {
+  switch (r) {
+    case v1::RISK_LEVEL_LOW:
+      return Risk::kLow;
+    case v1::RISK_LEVEL_MEDIUM:
+      return Risk::kMedium;
+    default:
+      return Risk::kHigh;
+  }
+}
+
+placement::NodeState FromProto(v1::NodeState s) {
+  switch (s) {
+    case v1::NODE_STATE_ACTIVE:
+      return placement::NodeState::kActive;
+    case v1::NODE_STATE_CORDONED:
+      return placement::NodeState::kCordoned;
+    case v1::NODE_STATE_DRAINING:
+      return placement::NodeState::kDraining;
+    default:
+      return placement::NodeState::kDown;
+  }
+}
+
+v1::Engine ToProto(estimator::Engine e) {
+  switch (e) {
+    case estimator::Engine::kVllm:
+      return v1::ENGINE_VLLM;
+    case estimator::Engine::kHfTransformers:
+      return v1::ENGINE_HF_TRANSFORMERS;
+    case estimator::Engine::kTraining:
+      return v1::ENGINE_TRAINING;
+  }
+  return v1::ENGINE_UNSPECIFIED;
+}
+
+absl::StatusOr<estimator::Engine> EngineFromProto(v1::Engine e) {
+  switch (e) {
+    case v1::ENGINE_UNSPECIFIED:
+    case v1::ENGINE_VLLM:
+      return estimator::Engine::kVllm;
+    case v1::ENGINE_HF_TRANSFORMERS:
+      return estimator::Engine::kHfTransformers;
+    case v1::ENGINE_TRAINING:
+      return estimator::Engine::kTraining;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("engine=", static_cast<int>(e), " is not an Engine"));
+  }
+}
+
+v1::Strategy ToProto(placement::Strategy s) {
+  switch (s) {
+    case placement::Strategy::kPack:
+      return v1::STRATEGY_PACK;
+    case placement::Strategy::kSpread:
+      return v1::STRATEGY_SPREAD;
+    case placement::Strategy::kExact:
+      return v1::STRATEGY_EXACT;
+  }
+  return v1::STRATEGY_UNSPECIFIED;
+}
+
+absl::StatusOr<placement::Strategy> StrategyFromProto(v1::Strategy s) {
+  switch (s) {
+    case v1::STRATEGY_UNSPECIFIED:
+    case v1::STRATEGY_PACK:
+      return placement::Strategy::kPack;
+    case v1::STRATEGY_SPREAD:
+      return placement::Strategy::kSpread;
+    case v1::STRATEGY_EXACT:
+      return placement::Strategy::kExact;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("strategy=", static_cast<int>(s), " is not a Strategy"));
+  }
+}
+
 namespace {
 
-absl::StatusOr<estimator::DType> DTypeFromName(const char* field, const std::string& name) {
-  if (name == "bfloat16" || name == "bf16") return estimator::DType::kBFloat16;
-  if (name == "float16" || name == "fp16") return estimator::DType::kFloat16;
-  if (name == "float32" || name == "fp32") return estimator::DType::kFloat32;
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, "=\"", name, "\" must be bfloat16, float16 or float32"));
+// "" and "auto" leave the checkpoint's dtype.
+absl::Status ApplyDType(const char* field, const std::string& name, estimator::EstimateRequest& r) {
+  if (name.empty() || name == "auto") return absl::OkStatus();
+  ASSIGN_OR_RETURN(r.dtype, estimator::ComputeDTypeNames().Parse(field, name));
+  r.dtype_set = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<estimator::KvCacheDType> KvCacheDTypeFromName(const std::string& field,
+                                                             const std::string& name) {
+  if (name.empty()) return estimator::KvCacheDType::kAuto;
+  return estimator::KvCacheDTypeNames().Parse(field, name);
+}
+
+// Unset optional fields keep the domain struct's defaults.
+void FromProto(const v1::VllmConfig& v, estimator::VllmConfig& d) {
+  if (v.has_gpu_memory_utilization()) d.gpu_memory_utilization = v.gpu_memory_utilization();
+  d.max_model_len = v.max_model_len();
+  d.max_num_seqs = v.max_num_seqs();
+  d.max_num_batched_tokens = v.max_num_batched_tokens();
+  if (v.has_block_size()) d.block_size = v.block_size();
+  d.enforce_eager = v.enforce_eager();
 }
 
 void ToProto(const placement::Headroom& d, v1::Headroom* p) {
@@ -150,88 +247,77 @@ void ToProto(const placement::ModelRecord& d, v1::Model* p) {
 
 absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p) {
   estimator::EstimateRequest r;
-  switch (p.engine()) {
-    case v1::ENGINE_UNSPECIFIED:
-    case v1::ENGINE_VLLM:
-      r.engine = estimator::Engine::kVllm;
-      break;
-    case v1::ENGINE_HF_TRANSFORMERS:
-      r.engine = estimator::Engine::kHfTransformers;
-      break;
-    case v1::ENGINE_TRAINING:
-      r.engine = estimator::Engine::kTraining;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("engine=", static_cast<int>(p.engine()), " is not an Engine"));
-  }
-  auto or_one = [](int64_t v) { return v == 0 ? int64_t{1} : v; };
-  r.parallelism = {.tp = or_one(p.parallelism().tp()),
-                   .pp = or_one(p.parallelism().pp()),
-                   .ep = or_one(p.parallelism().ep()),
-                   .dp = or_one(p.parallelism().dp())};
-  if (!p.dtype().empty() && p.dtype() != "auto") {
-    auto d = DTypeFromName("dtype", p.dtype());
-    if (!d.ok()) return d.status();
-    r.dtype_set = true;
-    r.dtype = *d;
-  }
-  if (p.kv_cache_dtype() == "fp8") {
-    r.kv_fp8 = true;
-  } else if (!p.kv_cache_dtype().empty() && p.kv_cache_dtype() != "auto") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("kv_cache_dtype=\"", p.kv_cache_dtype(), "\" must be auto or fp8"));
-  }
+  ASSIGN_OR_RETURN(r.engine, EngineFromProto(p.engine()));
+  const v1::Parallelism& par = p.parallelism();
+  if (par.has_tp()) r.parallelism.tp = par.tp();
+  if (par.has_pp()) r.parallelism.pp = par.pp();
+  if (par.has_ep()) r.parallelism.ep = par.ep();
+  if (par.has_dp()) r.parallelism.dp = par.dp();
+  RETURN_IF_ERROR(ApplyDType("dtype", p.dtype(), r));
+  ASSIGN_OR_RETURN(r.kv_cache_dtype, KvCacheDTypeFromName("kv_cache_dtype", p.kv_cache_dtype()));
   r.concurrency = p.concurrency();
   r.context_tokens = p.context_tokens();
-  const v1::VllmConfig& v = p.vllm();
-  r.vllm = {
-      .gpu_memory_utilization = v.gpu_memory_utilization() == 0 ? 0.9 : v.gpu_memory_utilization(),
-      .max_model_len = v.max_model_len(),
-      .max_num_seqs = v.max_num_seqs(),
-      .max_num_batched_tokens = v.max_num_batched_tokens(),
-      .block_size = v.block_size() == 0 ? 16 : v.block_size(),
-      .enforce_eager = v.enforce_eager()};
+  FromProto(p.vllm(), r.vllm);
   const v1::HfConfig& h = p.hf();
-  r.hf = {.eager_attention = h.eager_attention(),
-          .generate = h.generate(),
-          .all_logits = h.all_logits(),
-          .batch = or_one(h.batch()),
-          .prompt_tokens = h.prompt_tokens() == 0 ? 512 : h.prompt_tokens(),
-          .new_tokens = h.new_tokens() == 0 ? 64 : h.new_tokens(),
-          .images = h.images(),
-          .image_height = h.image_height(),
-          .image_width = h.image_width()};
+  r.hf.eager_attention = h.eager_attention();
+  r.hf.generate = h.generate();
+  r.hf.all_logits = h.all_logits();
+  if (h.has_batch()) r.hf.batch = h.batch();
+  if (h.has_prompt_tokens()) r.hf.prompt_tokens = h.prompt_tokens();
+  if (h.has_new_tokens()) r.hf.new_tokens = h.new_tokens();
+  r.hf.images = h.images();
+  r.hf.image_height = h.image_height();
+  r.hf.image_width = h.image_width();
   const v1::TrainingConfig& t = p.training();
-  estimator::Optimizer opt = estimator::Optimizer::kAdamW;
-  if (t.optimizer() == "sgd") {
-    opt = estimator::Optimizer::kSgd;
-  } else if (t.optimizer() == "adamw-8bit") {
-    opt = estimator::Optimizer::kAdamW8bit;
-  } else if (!t.optimizer().empty() && t.optimizer() != "adamw") {
-    return absl::InvalidArgumentError(absl::StrCat("training.optimizer=\"", t.optimizer(),
-                                                   "\" must be adamw, sgd or adamw-8bit"));
+  if (!t.optimizer().empty()) {
+    ASSIGN_OR_RETURN(r.training.optimizer,
+                     estimator::OptimizerNames().Parse("training.optimizer", t.optimizer()));
   }
-  estimator::DType param = estimator::DType::kBFloat16;
   if (!t.param_dtype().empty()) {
-    auto d = DTypeFromName("training.param_dtype", t.param_dtype());
-    if (!d.ok()) return d.status();
-    param = *d;
+    ASSIGN_OR_RETURN(r.training.param_dtype,
+                     estimator::ComputeDTypeNames().Parse("training.param_dtype", t.param_dtype()));
   }
-  r.training = {.optimizer = opt,
-                .param_dtype = param,
-                .autocast_bf16 = t.autocast_bf16(),
-                .gradient_checkpointing = t.gradient_checkpointing(),
-                .lora_rank = t.lora_rank(),
-                .lora_targets = {t.lora_targets().begin(), t.lora_targets().end()},
-                .zero_stage = static_cast<int>(std::clamp<int64_t>(t.zero_stage(), -1, 4)),
-                .batch = or_one(t.batch()),
-                .seq_tokens = t.seq_tokens() == 0 ? 2048 : t.seq_tokens()};
+  r.training.autocast_bf16 = t.autocast_bf16();
+  r.training.gradient_checkpointing = t.gradient_checkpointing();
+  r.training.lora_rank = t.lora_rank();
+  r.training.lora_targets = {t.lora_targets().begin(), t.lora_targets().end()};
+  // Clamped into int range; the estimator refuses anything outside 0..3 by name.
+  r.training.zero_stage = static_cast<int>(std::clamp<int64_t>(t.zero_stage(), -1, 4));
+  if (t.has_batch()) r.training.batch = t.batch();
+  if (t.has_seq_tokens()) r.training.seq_tokens = t.seq_tokens();
   if (r.engine == estimator::Engine::kTraining) {
     r.dtype_set = true;
-    r.dtype = param;
+    r.dtype = r.training.param_dtype;
   }
   return r;
+}
+
+absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p, size_t index) {
+  const std::string where = absl::StrCat("deployments[", index, "] \"", p.name(), "\"");
+  auto named = [&](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
+  };
+  if (p.model().empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": model is empty"));
+  placement::DeploymentSpec d{.name = p.name(), .model = p.model()};
+  FromProto(p.vllm(), d.vllm);
+  d.utilization_given = p.vllm().has_gpu_memory_utilization();
+  absl::StatusOr<estimator::KvCacheDType> kv = KvCacheDTypeFromName("kv_cache_dtype", p.kv_cache_dtype());
+  if (!kv.ok()) return named(kv.status());
+  d.kv_cache_dtype = *kv;
+  if (p.has_concurrency()) d.concurrency = p.concurrency();
+  d.context_tokens = p.context_tokens();
+  if (p.has_replicas()) d.replicas = p.replicas();
+  d.gpu_types = {p.gpu_types().begin(), p.gpu_types().end()};
+  d.pools = {p.pools().begin(), p.pools().end()};
+  d.zones = {p.zones().begin(), p.zones().end()};
+  d.shared = p.shared();
+  absl::StatusOr<placement::Spread> spread = placement::SpreadNames().Parse("spread", p.spread());
+  if (!spread.ok()) return named(spread.status());
+  d.spread = *spread;
+  if (p.has_min_free_ratio()) d.min_free_ratio = p.min_free_ratio();
+  if (p.has_max_tp()) d.max_tp = p.max_tp();
+  if (p.has_max_pp()) d.max_pp = p.max_pp();
+  return d;
 }
 
 void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateResponse* p) {
@@ -259,17 +345,7 @@ void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateRes
   p->set_fits(d.fits);
   p->set_headroom_bytes(d.headroom_bytes);
   p->set_headroom_ratio(d.headroom_ratio);
-  switch (d.risk) {
-    case estimator::Risk::kLow:
-      p->set_risk(v1::RISK_LEVEL_LOW);
-      break;
-    case estimator::Risk::kMedium:
-      p->set_risk(v1::RISK_LEVEL_MEDIUM);
-      break;
-    case estimator::Risk::kHigh:
-      p->set_risk(v1::RISK_LEVEL_HIGH);
-      break;
-  }
+  p->set_risk(ToProtoRisk(d.risk));
   p->set_reason(d.reason);
   p->set_kv_cache_tokens(d.kv_cache_tokens);
   p->set_max_concurrency(d.max_concurrency);
@@ -330,15 +406,51 @@ void ToProto(const placement::Plan& plan, v1::Plan* p) {
     v1::UnplacedReplica* up = p->add_unplaced();
     up->set_deployment(u.deployment);
     up->set_replica(u.replica);
-    up->set_code(u.retryable ? static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)
-                             : static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
-    up->set_reason(u.reason);
+    up->set_code(u.retryable() ? static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)
+                               : static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
+    up->set_reason(placement::Describe(u));
+    for (const placement::Shortfall& s : u.shortfalls) {
+      v1::Shortfall* sp = up->add_shortfalls();
+      sp->set_kind(placement::ShortfallKindNames().Name(s.kind));
+      sp->set_gpu_type(s.gpu_type);
+      sp->set_tp(s.tp);
+      sp->set_pp(s.pp);
+      sp->set_gpus(s.gpus);
+      sp->set_need_bytes_per_gpu(s.need_bytes_per_gpu);
+      sp->set_allowed_bytes_per_gpu(s.allowed_bytes_per_gpu);
+      sp->set_largest_domain(s.largest_domain);
+      sp->set_best_eligible_gpus(s.best_eligible_gpus);
+      sp->set_spread_targets(s.spread_targets);
+      sp->set_detail(s.detail);
+    }
   }
   p->set_gpus_used(plan.gpus_used);
   p->set_cost_per_hour(plan.cost_per_hour);
   p->set_lower_bound_gpus(plan.lower_bound_gpus);
   p->set_gap(plan.gap);
   p->set_strategy(plan.strategy_used);
+}
+
+void ExplainLines(const v1::Plan& plan, google::protobuf::RepeatedPtrField<std::string>* lines) {
+  for (const auto& r : plan.replicas()) {
+    int64_t fullest = 0;
+    for (const auto& rank : r.ranks()) fullest = std::max(fullest, rank.bytes());
+    *lines->Add() = absl::StrFormat(
+        "replica %d: %s tp=%d pp=%d ep=%d on %d GPUs, %.1f GiB on its fullest GPU, utilization "
+        "%.2f, KV for %d tokens",
+        r.replica(), r.gpu_type(), r.tp(), r.pp(), r.ep(), r.ranks_size(), BytesToGiB(fullest),
+        r.gpu_memory_utilization(), r.kv_cache_tokens());
+  }
+  for (const auto& u : plan.unplaced()) {
+    *lines->Add() = absl::StrFormat(
+        "replica %d not placed (%s): %s", u.replica(),
+        u.code() == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)
+            ? "RESOURCE_EXHAUSTED, fits when capacity frees"
+            : "FAILED_PRECONDITION, cannot fit this fleet",
+        u.reason());
+  }
+  *lines->Add() = absl::StrFormat("%d GPUs, lower bound %d (gap %.1f%%)", plan.gpus_used(),
+                                  plan.lower_bound_gpus(), 100 * plan.gap());
 }
 
 void ToProto(const placement::Placement& d, v1::PlacementRecord* p) {

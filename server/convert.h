@@ -27,15 +27,29 @@ void ToProto(const placement::Node& d, v1::Node* p);
 
 void ToProto(const placement::ModelRecord& d, v1::Model* p);
 
-// Everything of an EstimateRequest but the model and the GPU size, which need the store.
+// Everything of an EstimateRequest but the model and the GPU size, which need the store. Unset
+// fields keep the domain struct's defaults (the only place defaults are written).
 absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p);
+
+// A deployment without its model (the caller resolves `model` from the catalog and sets spec).
+// `index` names it in errors: deployments[3] "chat": spread="rack" is not a spread ...
+absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p, size_t index);
+
+v1::Engine ToProto(estimator::Engine e);
+absl::StatusOr<estimator::Engine> EngineFromProto(v1::Engine e);
+v1::Strategy ToProto(placement::Strategy s);
+absl::StatusOr<placement::Strategy> StrategyFromProto(v1::Strategy s);
 void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateResponse* p);
 void ToProto(const estimator::BudgetCell& d, v1::BudgetCell* p);
 
 void ToProto(const placement::FleetHeadroom& d, v1::FleetHeadroom* p);
-v1::RiskLevel ToProtoRisk(placement::RiskLevel r);
+v1::RiskLevel ToProtoRisk(Risk r);
+Risk FromProto(v1::RiskLevel r);  // unspecified and unknown values: high
+placement::NodeState FromProto(v1::NodeState s);  // unspecified and unknown values: down
 
 void ToProto(const placement::Plan& plan, v1::Plan* p);
+// ExplainPlacement's lines: each replica's verdict in words.
+void ExplainLines(const v1::Plan& plan, google::protobuf::RepeatedPtrField<std::string>* lines);
 void ToProto(const placement::Placement& d, v1::PlacementRecord* p);
 
 // etag <-> node version.

@@ -17,19 +17,8 @@ ServerUnaryReactor* InventoryServiceImpl::CreateGpuType(CallbackServerContext* c
     if (!req->has_gpu_type()) return absl::InvalidArgumentError("gpu_type is required");
     return Idempotent(deps_, "CreateGpuType", req->request_id(), *req, resp, [&]() -> absl::Status {
       const placement::GpuType type = FromProto(req->gpu_type());
-      if (req->validate_only()) {
-        if (type.name.empty()) return absl::InvalidArgumentError("gpu_type.name must not be empty");
-        if (type.memory_bytes <= 0) {
-          return absl::InvalidArgumentError(absl::StrCat("gpu_type \"", type.name, "\": memory_bytes=",
-                                                         type.memory_bytes, " must be > 0"));
-        }
-        if (deps_.store->GetGpuType(type.name).ok()) {
-          return absl::AlreadyExistsError(absl::StrCat("gpu_type \"", type.name, "\" already exists"));
-        }
-      } else {
-        RETURN_IF_ERROR(deps_.store->CreateGpuType(type));
-        InvalidateEstimates(deps_);
-      }
+      RETURN_IF_ERROR(deps_.store->CreateGpuType(type, {.validate_only = req->validate_only()}));
+      if (!req->validate_only()) InvalidateEstimates(deps_);
       ToProto(type, resp);
       return absl::OkStatus();
     });
@@ -73,17 +62,8 @@ ServerUnaryReactor* InventoryServiceImpl::CreateNode(CallbackServerContext* c,
     if (!req->has_node()) return absl::InvalidArgumentError("node is required");
     return Idempotent(deps_, "CreateNode", req->request_id(), *req, resp, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(placement::Node node, FromProto(req->node()));
-      if (req->validate_only()) {
-        if (deps_.store->GetNode(node.name).ok()) {
-          return absl::AlreadyExistsError(absl::StrCat("node \"", node.name, "\" already exists"));
-        }
-        for (const auto& g : node.gpus) {
-          RETURN_IF_ERROR(deps_.store->GetGpuType(g.gpu_type).status());
-        }
-        ToProto(node, resp);
-        return absl::OkStatus();
-      }
-      ASSIGN_OR_RETURN(placement::Node created, deps_.store->CreateNode(node));
+      ASSIGN_OR_RETURN(placement::Node created,
+                       deps_.store->CreateNode(node, {.validate_only = req->validate_only()}));
       ToProto(created, resp);
       return absl::OkStatus();
     });

@@ -13,13 +13,14 @@
 namespace fleetplan::server {
 namespace {
 
-int RiskValue(placement::RiskLevel r) {
+// fleetplan_*_memory_risk_level: 0 low, 1 medium, 2 high.
+int RiskValue(Risk r) {
   switch (r) {
-    case placement::RiskLevel::kLow:
+    case Risk::kLow:
       return 0;
-    case placement::RiskLevel::kMedium:
+    case Risk::kMedium:
       return 1;
-    case placement::RiskLevel::kHigh:
+    case Risk::kHigh:
       return 2;
   }
   return 2;

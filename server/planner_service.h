@@ -2,20 +2,15 @@
 #define FLEETPLAN_SERVER_PLANNER_SERVICE_H_
 
 // fleetplan.v1.PlannerService. PlanPlacement loads a snapshot, resolves the deployments' catalog
-// models, runs the planner (pure, nothing written) and keeps the plan for CommitPlan; with
-// reserve_ttl_ms it also reserves the GPUs. CommitPlan commits in one store transaction that
-// checks nothing the plan touches changed since its snapshot (ABORTED otherwise: re-plan).
-// Thread-safe.
+// models, runs the planner (pure, nothing written) and keeps the plan for CommitPlan (PlanRegistry);
+// with reserve_ttl_ms it also reserves the GPUs. CommitPlan commits placements and deployment
+// records in one store transaction that checks nothing the plan touches changed since its
+// snapshot (ABORTED otherwise: re-plan). Thread-safe.
 
-#include <chrono>
-#include <deque>
-#include <map>
-#include <string>
-
-#include "absl/synchronization/mutex.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
 #include "server/estimator_service.h"
 #include "server/handler.h"
+#include "server/plan_registry.h"
 
 namespace fleetplan::server {
 
@@ -23,34 +18,31 @@ class PlannerServiceImpl final : public v1::PlannerService::CallbackService {
  public:
   PlannerServiceImpl(ServiceDeps deps, EstimateCache* cache) : deps_(deps), cache_(cache) {}
 
-  grpc::ServerUnaryReactor* PlanPlacement(grpc::CallbackServerContext* c, const v1::PlanPlacementRequest* req,
+  grpc::ServerUnaryReactor* PlanPlacement(grpc::CallbackServerContext* c,
+                                          const v1::PlanPlacementRequest* req,
                                           v1::Plan* resp) override;
-  grpc::ServerUnaryReactor* CommitPlan(grpc::CallbackServerContext* c, const v1::CommitPlanRequest* req,
+  grpc::ServerUnaryReactor* CommitPlan(grpc::CallbackServerContext* c,
+                                       const v1::CommitPlanRequest* req,
                                        v1::CommitPlanResponse* resp) override;
   grpc::ServerUnaryReactor* ReleasePlacement(grpc::CallbackServerContext* c,
                                              const v1::ReleasePlacementRequest* req,
                                              v1::PlacementRecord* resp) override;
-  grpc::ServerUnaryReactor* ListPlacements(grpc::CallbackServerContext* c, const v1::ListPlacementsRequest* req,
+  grpc::ServerUnaryReactor* ListPlacements(grpc::CallbackServerContext* c,
+                                           const v1::ListPlacementsRequest* req,
                                            v1::ListPlacementsResponse* resp) override;
   grpc::ServerUnaryReactor* ExplainPlacement(grpc::CallbackServerContext* c,
                                              const v1::ExplainPlacementRequest* req,
                                              v1::ExplainPlacementResponse* resp) override;
 
  private:
-  struct StoredPlan {
-    storage::CommitRequest commit;  // request_id empty until committed
-    bool reserved = false;
-    std::vector<placement::DeploymentRecord> deployments;
-    std::chrono::steady_clock::time_point expires;
-  };
-  absl::Status Plan(const v1::PlanPlacementRequest& req, v1::Plan* resp, bool keep);
+  // Plans `req` and fills `resp`; `keep` stores the plan for CommitPlan. `context` is polled for
+  // cancellation while planning.
+  absl::Status Plan(const v1::PlanPlacementRequest& req, v1::Plan* resp, bool keep,
+                    grpc::CallbackServerContext* context);
 
   ServiceDeps deps_;
   EstimateCache* cache_;
-  absl::Mutex mu_;
-  std::map<std::string, StoredPlan> plans_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);
-  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  PlanRegistry plans_;
 };
 
 }  // namespace fleetplan::server

@@ -50,12 +50,21 @@ struct CommitRequest {
   std::vector<Placement> placements;
   // 0: commit. > 0: reserve for this long; reservations stop counting once expired.
   int64_t reserve_ttl_ms = 0;
+  // Deployment records written in the same transaction (created, or updated to this spec): a
+  // refused commit leaves none behind.
+  std::vector<DeploymentRecord> deployments;
 };
 
 struct CommitResult {
   std::vector<int64_t> placement_ids;  // in request order
   int64_t generation = 0;              // fleet generation after the commit
   bool replayed = false;               // true when this request_id was seen before
+};
+
+// Options of a write. validate_only runs the whole write — validation, existence and reference
+// checks inside the transaction — and rolls it back, so it refuses exactly what the write would.
+struct WriteOptions {
+  bool validate_only = false;
 };
 
 struct PlacementFilter {
@@ -73,14 +82,16 @@ class PlacementStore {
   virtual absl::StatusOr<int64_t> FleetGeneration() = 0;
 
   // ---- GPU types
-  virtual absl::Status CreateGpuType(const GpuType& type) = 0;
+  virtual absl::Status CreateGpuType(const GpuType& type, const WriteOptions& options) = 0;
+  absl::Status CreateGpuType(const GpuType& type) { return CreateGpuType(type, {}); }
   virtual absl::StatusOr<GpuType> GetGpuType(const std::string& name) = 0;
   virtual absl::StatusOr<std::vector<GpuType>> ListGpuTypes() = 0;
   // FAILED_PRECONDITION while GPUs of this type exist.
   virtual absl::Status DeleteGpuType(const std::string& name) = 0;
 
   // ---- Nodes and their GPUs
-  virtual absl::StatusOr<Node> CreateNode(const Node& node) = 0;
+  virtual absl::StatusOr<Node> CreateNode(const Node& node, const WriteOptions& options) = 0;
+  absl::StatusOr<Node> CreateNode(const Node& node) { return CreateNode(node, {}); }
   virtual absl::StatusOr<Node> GetNode(const std::string& name) = 0;
   // Ordered by name; page_token is the last name of the previous page.
   virtual absl::StatusOr<NodePage> ListNodes(const NodeFilter& filter, int64_t page_size,
@@ -96,7 +107,8 @@ class PlacementStore {
   virtual absl::Status DeleteNode(const std::string& name, bool force) = 0;
 
   // ---- Model catalog
-  virtual absl::Status CreateModel(const ModelRecord& model) = 0;
+  virtual absl::Status CreateModel(const ModelRecord& model, const WriteOptions& options) = 0;
+  absl::Status CreateModel(const ModelRecord& model) { return CreateModel(model, {}); }
   virtual absl::StatusOr<ModelRecord> GetModel(const std::string& name) = 0;
   // Without config_json, for cheap listing.
   virtual absl::StatusOr<std::vector<ModelRecord>> ListModels() = 0;
@@ -116,9 +128,12 @@ class PlacementStore {
   // snapshot_generation, is not schedulable (node not active, GPU unhealthy), or would be
   // over-committed. Idempotent by request_id.
   virtual absl::StatusOr<CommitResult> CommitPlacements(const CommitRequest& request) = 0;
-  // Turns the unexpired reservations made by `reservation_request_id` into committed placements.
-  // ABORTED when one expired. Idempotent.
-  virtual absl::StatusOr<CommitResult> CommitReservation(const std::string& reservation_request_id) = 0;
+  // Turns the unexpired reservations made by `reservation_request_id` into committed placements,
+  // writing `deployments` in the same transaction. ABORTED when one expired or its node stopped
+  // being schedulable since. Idempotent.
+  virtual absl::StatusOr<CommitResult> CommitReservation(
+      const std::string& reservation_request_id,
+      const std::vector<DeploymentRecord>& deployments) = 0;
   // Idempotent: releasing a released placement returns it unchanged.
   virtual absl::StatusOr<Placement> ReleasePlacement(int64_t id) = 0;
   virtual absl::StatusOr<Placement> GetPlacement(int64_t id) = 0;

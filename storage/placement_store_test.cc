@@ -6,7 +6,10 @@
 #include <filesystem>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "planner/common/limits.h"
+#include "planner/placement/fit.h"
 #include "storage/sqlite_store.h"
 #include "storage/store_test_util.h"
 
@@ -321,19 +324,19 @@ TEST_P(StoreTest, ReservationsExpireAndCanBeCommitted) {
   // While reserved, the capacity is taken.
   EXPECT_EQ(Commit("other", {MakePlacement("n1", {0}, 20 * kGiB)}).status().code(),
             absl::StatusCode::kAborted);
-  auto committed = store_->CommitReservation("res");
+  auto committed = store_->CommitReservation("res", {});
   ASSERT_TRUE(committed.ok()) << committed.status();
   EXPECT_EQ(store_->GetPlacement(res->placement_ids[0])->state, PlacementState::kCommitted);
-  EXPECT_TRUE(store_->CommitReservation("res")->replayed);  // idempotent
+  EXPECT_TRUE(store_->CommitReservation("res", {})->replayed);  // idempotent
 
   // A second reservation expires after its TTL and stops counting.
   auto res2 = Commit("res2", {MakePlacement("n1", {1}, 70 * kGiB)}, 1000);
   ASSERT_TRUE(res2.ok());
   now_ += 1001;
   EXPECT_EQ(store_->LoadSnapshot()->FindNode("n1")->gpus[1].reserved_bytes, 0);
-  EXPECT_EQ(store_->CommitReservation("res2").status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->CommitReservation("res2", {}).status().code(), absl::StatusCode::kAborted);
   EXPECT_TRUE(Commit("after", {MakePlacement("n1", {1}, 70 * kGiB)}).ok());
-  EXPECT_EQ(store_->CommitReservation("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->CommitReservation("nope", {}).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_P(StoreTest, DrainAndDeleteNodeWithPlacements) {
@@ -422,6 +425,59 @@ TEST_P(StoreTest, GenerationCountsEveryCapacityChange) {
   ASSERT_TRUE(store_->SetNodeState("n1", NodeState::kCordoned, false).ok());
   EXPECT_EQ(*store_->FleetGeneration(), ++g);
   EXPECT_EQ(store_->LoadSnapshot()->FindNode("n1")->gpus[5].changed_generation, g);
+}
+
+// One rule for "fits": the store's commit check and the planner's FitsOnGpu are the same function;
+// a GPU filled to exactly its memory commits, one byte more does not, and byte counts that would
+// overflow a sum are refused before any arithmetic.
+TEST_P(StoreTest, CommitFitsExactlyAsThePlannerDecides) {
+  Fleet();
+  const int64_t memory = 80 * kGiB;
+  EXPECT_TRUE(Commit("half", {MakePlacement("n1", {0}, memory / 2)}).ok());
+  EXPECT_EQ(placement::FitsOnGpu(placement::FreeBytes(memory, memory / 2), memory / 2 + 1), false);
+  EXPECT_EQ(Commit("over", {MakePlacement("n1", {0}, memory / 2 + 1)}).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(placement::FitsOnGpu(placement::FreeBytes(memory, memory / 2), memory / 2), true);
+  auto exact = Commit("exact", {MakePlacement("n1", {0}, memory / 2)});
+  EXPECT_TRUE(exact.ok()) << exact.status();
+  // used + bytes would overflow int64 (the old check wrapped around and accepted it).
+  auto huge = Commit("huge", {MakePlacement("n1", {1}, INT64_MAX - 10)});
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kInvalidArgument) << huge.status();
+  EXPECT_NE(huge.status().message().find("bytes="), std::string::npos) << huge.status();
+  // A reservation does not commit onto a node drained after it was made.
+  auto reserved = Commit("res", {MakePlacement("n1", {2}, kGiB)}, 60'000);
+  ASSERT_TRUE(reserved.ok());
+  ASSERT_TRUE(store_->SetNodeState("n1", NodeState::kDraining, /*force=*/true).ok());
+  auto late = store_->CommitReservation("res", {});
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kAborted) << late.status();
+  EXPECT_NE(late.status().message().find("not schedulable"), std::string::npos) << late.status();
+}
+
+// One limits table: the store and the planner refuse the same replica count with the same limit.
+TEST_P(StoreTest, ReplicaLimitIsThePlannersLimit) {
+  Fleet();
+  auto d = store_->CreateDeployment({.name = "big", .model = "m", .replicas = 20000});
+  EXPECT_EQ(d.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(d.message().find(absl::StrCat(limits::kMaxReplicasPerDeployment)), std::string::npos) << d;
+  EXPECT_TRUE(store_->CreateDeployment({.name = "ok", .model = "m",
+                                        .replicas = limits::kMaxReplicasPerDeployment})
+                  .ok());
+}
+
+// Commits write their deployment records in the same transaction: a refused commit leaves none.
+TEST_P(StoreTest, RefusedCommitWritesNoDeployment) {
+  Fleet();
+  const int64_t gen = *store_->FleetGeneration();
+  CommitRequest stale{.request_id = "s", .snapshot_generation = gen,
+                      .placements = {MakePlacement("n1", {0}, kGiB)},
+                      .deployments = {{.name = "chat", .model = "m", .replicas = 1}}};
+  ASSERT_TRUE(Commit("first", {MakePlacement("n1", {0}, kGiB)}).ok());
+  EXPECT_EQ(store_->CommitPlacements(stale).status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->GetDeployment("chat").status().code(), absl::StatusCode::kNotFound);
+  stale.snapshot_generation = *store_->FleetGeneration();
+  stale.placements = {MakePlacement("n1", {3}, kGiB)};
+  ASSERT_TRUE(store_->CommitPlacements(stale).ok());
+  EXPECT_EQ(store_->GetDeployment("chat")->replicas, 1);
 }
 
 TEST_P(StoreTest, SurvivesReopen) {

@@ -59,7 +59,24 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   return std::unique_ptr<Database>(new Database(db, path));
 }
 
-Database::~Database() { sqlite3_close_v2(db_); }
+Database::~Database() {
+  cache_.clear();  // finalize cached statements before closing
+  sqlite3_close_v2(db_);
+}
+
+absl::StatusOr<ScopedStatement> Database::Cached(absl::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    absl::StatusOr<Statement> stmt = Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    it = cache_.emplace(std::string(sql), std::make_unique<Statement>(std::move(*stmt))).first;
+  }
+  return ScopedStatement(it->second.get());
+}
+
+ScopedStatement::~ScopedStatement() {
+  if (stmt_ != nullptr) stmt_->Reset().IgnoreError();
+}
 
 absl::Status Database::Exec(absl::string_view sql) {
   std::string text(sql);

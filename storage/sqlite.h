@@ -15,9 +15,9 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,6 +37,7 @@ namespace fleetplan::storage {
 absl::Status SqliteStatus(int code, sqlite3* db, absl::string_view context);
 
 class Statement;
+class ScopedStatement;
 
 class Database {
  public:
@@ -50,6 +51,9 @@ class Database {
   // Runs one or more statements that return no rows (DDL, PRAGMA settings).
   absl::Status Exec(absl::string_view sql);
   absl::StatusOr<Statement> Prepare(absl::string_view sql);
+  // A statement prepared once per connection and kept (SQL text is the key); reset when the
+  // returned handle goes out of scope, so no read stays open. One handle per SQL text at a time.
+  absl::StatusOr<ScopedStatement> Cached(absl::string_view sql);
 
   // Reads a single integer PRAGMA, e.g. PragmaInt("user_version").
   absl::StatusOr<int64_t> PragmaInt(absl::string_view pragma);
@@ -63,6 +67,7 @@ class Database {
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;
   std::string path_;
+  std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;  // destroyed before db_
 };
 
 class Statement {
@@ -95,6 +100,21 @@ class Statement {
   absl::Status bind_status_;
   sqlite3_stmt* stmt_ = nullptr;
   sqlite3* db_ = nullptr;
+};
+
+// A cached statement in use (Database::Cached): the statement's interface, reset on scope exit.
+class ScopedStatement {
+ public:
+  explicit ScopedStatement(Statement* stmt) : stmt_(stmt) {}
+  ScopedStatement(ScopedStatement&& other) noexcept : stmt_(other.stmt_) { other.stmt_ = nullptr; }
+  ScopedStatement& operator=(ScopedStatement&&) = delete;
+  ScopedStatement(const ScopedStatement&) = delete;
+  ~ScopedStatement();
+  Statement* operator->() const { return stmt_; }
+  Statement& operator*() const { return *stmt_; }
+
+ private:
+  Statement* stmt_;
 };
 
 // BEGIN IMMEDIATE (write) or BEGIN DEFERRED (read) in the constructor via Begin(); rolls back in

@@ -7,7 +7,10 @@
 // in PRAGMA user_version) and refuses a file written by a newer fleetplan with
 // FAILED_PRECONDITION. A SqliteStore that exists is open and migrated (factory, not Init()).
 //
-// Thread safety: all methods may be called concurrently; one connection guarded by a mutex.
+// Thread safety: all methods may be called concurrently. Writes go through one connection guarded
+// by a mutex; reads of a file database use a second connection with its own mutex (WAL lets it
+// read a consistent snapshot while a commit is being written), so a metrics scrape or a listing
+// does not queue behind commits. An in-memory store has one connection for both.
 
 #include <chrono>
 #include <cstdint>
@@ -20,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/placement_store.h"
+#include "storage/schema.h"
 #include "storage/sqlite.h"
 
 namespace fleetplan::storage {
@@ -33,9 +37,6 @@ struct StoreOptions {
   std::function<int64_t()> now_unix_ms;
 };
 
-// Schema version this build writes. Migrations()[i] upgrades version i to i + 1.
-int64_t CurrentSchemaVersion();
-
 class SqliteStore final : public PlacementStore {
  public:
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const StoreOptions& options);
@@ -43,12 +44,16 @@ class SqliteStore final : public PlacementStore {
   int64_t SchemaVersion() const override { return schema_version_; }
   absl::StatusOr<int64_t> FleetGeneration() override;
 
-  absl::Status CreateGpuType(const GpuType& type) override;
+  using PlacementStore::CreateGpuType;
+  using PlacementStore::CreateModel;
+  using PlacementStore::CreateNode;
+
+  absl::Status CreateGpuType(const GpuType& type, const WriteOptions& options) override;
   absl::StatusOr<GpuType> GetGpuType(const std::string& name) override;
   absl::StatusOr<std::vector<GpuType>> ListGpuTypes() override;
   absl::Status DeleteGpuType(const std::string& name) override;
 
-  absl::StatusOr<Node> CreateNode(const Node& node) override;
+  absl::StatusOr<Node> CreateNode(const Node& node, const WriteOptions& options) override;
   absl::StatusOr<Node> GetNode(const std::string& name) override;
   absl::StatusOr<NodePage> ListNodes(const NodeFilter& filter, int64_t page_size,
                                      const std::string& page_token) override;
@@ -56,7 +61,7 @@ class SqliteStore final : public PlacementStore {
   absl::StatusOr<Node> SetNodeState(const std::string& name, NodeState state, bool force) override;
   absl::Status DeleteNode(const std::string& name, bool force) override;
 
-  absl::Status CreateModel(const ModelRecord& model) override;
+  absl::Status CreateModel(const ModelRecord& model, const WriteOptions& options) override;
   absl::StatusOr<ModelRecord> GetModel(const std::string& name) override;
   absl::StatusOr<std::vector<ModelRecord>> ListModels() override;
   absl::Status DeleteModel(const std::string& name) override;
@@ -67,7 +72,9 @@ class SqliteStore final : public PlacementStore {
   absl::Status DeleteDeployment(const std::string& name) override;
 
   absl::StatusOr<CommitResult> CommitPlacements(const CommitRequest& request) override;
-  absl::StatusOr<CommitResult> CommitReservation(const std::string& reservation_request_id) override;
+  absl::StatusOr<CommitResult> CommitReservation(
+      const std::string& reservation_request_id,
+      const std::vector<DeploymentRecord>& deployments) override;
   absl::StatusOr<Placement> ReleasePlacement(int64_t id) override;
   absl::StatusOr<Placement> GetPlacement(int64_t id) override;
   absl::StatusOr<std::vector<Placement>> ListPlacements(const PlacementFilter& filter) override;
@@ -79,23 +86,25 @@ class SqliteStore final : public PlacementStore {
   absl::Status CheckIntegrity();
 
  private:
-  SqliteStore(std::unique_ptr<Database> db, int64_t schema_version, std::string path,
-              std::function<int64_t()> clock)
-      : db_(std::move(db)), schema_version_(schema_version), path_(std::move(path)),
-        clock_(std::move(clock)) {}
+  SqliteStore(std::unique_ptr<Database> db, std::unique_ptr<Database> read_db,
+              int64_t schema_version, std::string path, std::function<int64_t()> clock)
+      : db_(std::move(db)), read_db_(std::move(read_db)), schema_version_(schema_version),
+        path_(std::move(path)), clock_(std::move(clock)) {}
 
   int64_t Now() const { return clock_(); }
 
+  // The read connection and its lock (the write connection's for an in-memory store).
+  absl::Mutex& read_mu() { return read_db_ ? read_mu_ : mu_; }
+  Database& read_db() { return read_db_ ? *read_db_ : *db_; }
+
   absl::Mutex mu_;
   std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex read_mu_;
+  std::unique_ptr<Database> read_db_;  // null for ":memory:"; used under read_mu_
   const int64_t schema_version_;
   const std::string path_;
   const std::function<int64_t()> clock_;
 };
-
-// Applies connection settings and migrations to `db` up to `target_version` (tests use a lower
-// target to build databases at every older version). Returns the resulting version.
-absl::StatusOr<int64_t> MigrateDatabase(Database& db, int64_t target_version);
 
 }  // namespace fleetplan::storage
 

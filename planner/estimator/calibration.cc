@@ -26,10 +26,9 @@ std::string StrOr(const json& j, const char* key, const std::string& fallback) {
 }
 
 bool DTypeFromName(const std::string& name, DType* out) {
-  if (name == "bfloat16") *out = DType::kBFloat16;
-  else if (name == "float16") *out = DType::kFloat16;
-  else if (name == "float32") *out = DType::kFloat32;
-  else return false;
+  absl::StatusOr<DType> d = ComputeDTypeNames().Parse("dtype", name);
+  if (!d.ok()) return false;
+  *out = *d;
   return true;
 }
 
@@ -132,8 +131,13 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
     req.dtype = param;
     req.training.param_dtype = param;
     req.training.autocast_bf16 = StrOr(t, "autocast_dtype", "") == "bfloat16";
-    const std::string opt = StrOr(t, "optimizer", "adamw");
-    req.training.optimizer = opt == "sgd" ? Optimizer::kSgd : Optimizer::kAdamW;
+    absl::StatusOr<Optimizer> opt =
+        OptimizerNames().Parse("training.optimizer", StrOr(t, "optimizer", "adamw"));
+    if (!opt.ok()) {
+      r.skip_reason = std::string(opt.status().message());
+      return r;
+    }
+    req.training.optimizer = *opt;
     req.training.gradient_checkpointing = t.value("gradient_checkpointing", false);
     req.training.batch = IntOr(c, "batch", 1);
     req.training.seq_tokens = IntOr(c, "seq_tokens", 1);
@@ -150,13 +154,21 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
     req.parallelism.tp = IntOr(c, "tensor_parallel_size", 1);
     req.parallelism.pp = IntOr(c, "pipeline_parallel_size", 1);
     req.parallelism.dp = IntOr(c, "data_parallel_size", 1);
-    req.vllm.gpu_memory_utilization = c.value("gpu_memory_utilization", 0.9);
+    const VllmConfig defaults;
+    req.vllm.gpu_memory_utilization =
+        c.value("gpu_memory_utilization", defaults.gpu_memory_utilization);
     req.vllm.max_model_len = IntOr(c, "max_model_len", 0);
     req.vllm.max_num_seqs = IntOr(c, "max_num_seqs", 0);
     req.vllm.max_num_batched_tokens = IntOr(c, "max_num_batched_tokens", 0);
-    req.vllm.block_size = IntOr(c, "block_size", 16);
+    req.vllm.block_size = IntOr(c, "block_size", defaults.block_size);
     req.vllm.enforce_eager = c.value("enforce_eager", false);
-    req.kv_fp8 = StrOr(c, "kv_cache_dtype", "auto") == "fp8";
+    absl::StatusOr<KvCacheDType> kv =
+        KvCacheDTypeNames().Parse("kv_cache_dtype", StrOr(c, "kv_cache_dtype", "auto"));
+    if (!kv.ok()) {
+      r.skip_reason = std::string(kv.status().message());
+      return r;
+    }
+    req.kv_cache_dtype = *kv;
   } else {
     r.skip_reason = absl::StrCat("engine \"", r.engine, "\" is not modelled");
     return r;

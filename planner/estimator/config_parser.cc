@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "planner/common/status_macros.h"
+#include "planner/estimator/estimator.h"
 #include "planner/estimator/quantization.h"
 
 namespace fleetplan::estimator {
@@ -254,12 +255,8 @@ int InternKind(ModelSpec& spec, LayerKind kind) {
 }
 
 absl::StatusOr<DType> ParseDType(const Fields& f) {
-  std::string d = f.StringOr("torch_dtype", f.StringOr("dtype", "bfloat16"));
-  if (d == "bfloat16") return DType::kBFloat16;
-  if (d == "float16" || d == "half") return DType::kFloat16;
-  if (d == "float32" || d == "float") return DType::kFloat32;
-  return absl::InvalidArgumentError(absl::StrCat(f.Path("torch_dtype"), "=\"", d,
-                                                 "\" must be one of bfloat16, float16, float32"));
+  const std::string d = f.StringOr("torch_dtype", f.StringOr("dtype", "bfloat16"));
+  return ComputeDTypeNames().Parse(f.Path("torch_dtype"), d);
 }
 
 // Per-layer sliding windows: from layer_types when present, else the family's pattern.

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "planner/common/limits.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
@@ -12,9 +13,9 @@
 namespace fleetplan::estimator {
 namespace {
 
-constexpr int64_t kMaxParallel = 4096;
-constexpr int64_t kMaxTokens = int64_t{1} << 26;  // 67M tokens of context or batch x sequence
-constexpr int64_t kMaxSequences = int64_t{1} << 20;
+using limits::kMaxParallel;
+using limits::kMaxSequences;
+constexpr int64_t kMaxTokens = limits::kMaxContextTokens;  // of context, or batch x sequence
 
 // ---- Validation ------------------------------------------------------------------------------
 
@@ -35,7 +36,7 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
     return absl::InvalidArgumentError(
         absl::StrCat("gpu_memory_bytes=", r.gpu_memory_bytes, " must be > 0"));
   }
-  RETURN_IF_ERROR(range("gpu_memory_bytes", r.gpu_memory_bytes, 1, int64_t{1} << 50));
+  RETURN_IF_ERROR(range("gpu_memory_bytes", r.gpu_memory_bytes, 1, limits::kMaxGpuMemoryBytes));
   for (const LayerKind& k : spec.layer_kinds) {
     const AttentionSpec& a = k.attention;
     if (a.num_heads % p.tp != 0) {
@@ -124,44 +125,12 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
   return absl::OkStatus();
 }
 
-Risk RiskFor(double headroom_ratio) {
-  // Low: >= 10% of the GPU left; medium: 3-10% (allocator growth or a longer prompt can OOM);
-  // high: < 3% or over.
-  if (headroom_ratio >= 0.10) return Risk::kLow;
-  if (headroom_ratio >= 0.03) return Risk::kMedium;
-  return Risk::kHigh;
-}
-
 }  // namespace
 
 // Engine models (vllm_model.cc, hf_model.cc, training_model.cc).
 absl::Status EstimateVllm(const internal::RankContext& c, MemoryEstimate& out);
 absl::Status EstimateHf(const internal::RankContext& c, MemoryEstimate& out);
 absl::Status EstimateTraining(const internal::RankContext& c, MemoryEstimate& out);
-
-const char* EngineName(Engine e) {
-  switch (e) {
-    case Engine::kVllm:
-      return "vllm";
-    case Engine::kHfTransformers:
-      return "hf-transformers";
-    case Engine::kTraining:
-      return "training";
-  }
-  return "?";
-}
-
-const char* RiskName(Risk r) {
-  switch (r) {
-    case Risk::kLow:
-      return "low";
-    case Risk::kMedium:
-      return "medium";
-    case Risk::kHigh:
-      return "high";
-  }
-  return "?";
-}
 
 std::vector<int64_t> MemoryEstimate::BytesPerRank() const {
   std::vector<int64_t> out;
@@ -308,7 +277,7 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
                      "the GPU has ", BytesToGiB(out.gpu_memory_bytes), " GiB");
   }
   out.fits = out.reason.empty();
-  out.risk = out.fits ? RiskFor(out.headroom_ratio) : Risk::kHigh;
+  out.risk = out.fits ? RiskOfUse(out.max_total_bytes, out.gpu_memory_bytes) : Risk::kHigh;
   return out;
 }
 

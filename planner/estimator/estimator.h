@@ -25,12 +25,27 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "planner/common/names.h"
+#include "planner/common/risk.h"
 #include "planner/estimator/model_spec.h"
 
 namespace fleetplan::estimator {
 
 enum class Engine : uint8_t { kVllm, kHfTransformers, kTraining };
-const char* EngineName(Engine e);
+// vllm | hf-transformers (alias hf) | training.
+const Vocabulary<Engine>& EngineNames();
+inline const char* EngineName(Engine e) { return EngineNames().Name(e); }
+
+// Compute and weight dtypes a request may ask for: bfloat16 (bf16), float16 (fp16, half),
+// float32 (fp32, float) — the words config.json's torch_dtype, vLLM's --dtype and PyTorch use.
+const Vocabulary<DType>& ComputeDTypeNames();
+
+// KV-cache element type, as vLLM's --kv-cache-dtype names it: auto (the compute dtype), bfloat16,
+// float16, fp8 / fp8_e4m3 / fp8_e5m2 (one byte per element).
+enum class KvCacheDType : uint8_t { kAuto, kBFloat16, kFloat16, kFp8, kFp8E4M3, kFp8E5M2 };
+const Vocabulary<KvCacheDType>& KvCacheDTypeNames();
+// Bytes per KV element when the compute dtype is `compute`.
+int64_t KvElementBytes(KvCacheDType kv, DType compute);
 
 struct Parallelism {
   int64_t tp = 1;  // tensor parallel
@@ -40,12 +55,14 @@ struct Parallelism {
   int64_t world() const { return tp * pp; }
 };
 
+// vLLM's engine arguments that change memory. The defaults are vLLM's own (the one place they are
+// written down in fleetplan: the CLI, the server and the planner map "unset" to these).
 struct VllmConfig {
-  double gpu_memory_utilization = 0.9;
+  double gpu_memory_utilization = 0.9;  // --gpu-memory-utilization (vllm/engine/arg_utils.py)
   int64_t max_model_len = 0;           // 0: the model's max_position_embeddings
   int64_t max_num_seqs = 0;            // 0: vLLM's default for the GPU (1024 on >= 70 GiB, else 256)
   int64_t max_num_batched_tokens = 0;  // 0: vLLM's default (8192 on >= 70 GiB, else 2048)
-  int64_t block_size = 16;
+  int64_t block_size = 16;  // --block-size (CacheConfig.block_size)
   bool enforce_eager = false;
   // Largest CUDA-graph capture size; 0: vLLM's default min(2 x max_num_seqs, 512).
   int64_t max_cudagraph_capture_size = 0;
@@ -67,6 +84,8 @@ struct HfConfig {
 };
 
 enum class Optimizer : uint8_t { kAdamW, kSgd, kAdamW8bit };
+// adamw | sgd | adamw-8bit.
+const Vocabulary<Optimizer>& OptimizerNames();
 
 struct TrainingConfig {
   Optimizer optimizer = Optimizer::kAdamW;
@@ -90,8 +109,7 @@ struct EstimateRequest {
   // torch_dtype, except that vLLM runs fp32 checkpoints in bf16 as vLLM's dtype="auto" does.
   bool dtype_set = false;
   DType dtype = DType::kBFloat16;
-  // KV-cache dtype: kFloat8 for fp8 caches; otherwise the compute dtype.
-  bool kv_fp8 = false;
+  KvCacheDType kv_cache_dtype = KvCacheDType::kAuto;
   int64_t gpu_memory_bytes = 0;  // the GPU's total memory as the driver reports it
   VllmConfig vllm;
   HfConfig hf;
@@ -100,9 +118,6 @@ struct EstimateRequest {
   int64_t concurrency = 0;
   int64_t context_tokens = 0;
 };
-
-enum class Risk : uint8_t { kLow, kMedium, kHigh };
-const char* RiskName(Risk r);
 
 // One pipeline stage; its tp ranks are identical.
 struct StageMemory {
@@ -126,6 +141,12 @@ struct StageMemory {
   int64_t num_gpu_blocks = 0;
   int64_t kv_cache_tokens = 0;
   int64_t kv_cache_bytes_per_token = 0;  // this rank's share of one token's KV
+  // vLLM's paged KV cache on this rank: bytes of one block across the layers that share it, the
+  // blocks one sequence of the request's context takes (sliding-window layers keep at most their
+  // window), and the KV bytes the request's workload (concurrency x context) takes.
+  int64_t kv_block_bytes = 0;
+  int64_t kv_blocks_per_sequence = 0;
+  int64_t workload_kv_bytes = 0;
 };
 
 struct MemoryEstimate {
@@ -137,7 +158,7 @@ struct MemoryEstimate {
   bool fits = false;
   int64_t headroom_bytes = 0;  // gpu_memory_bytes - max_total_bytes (negative: over)
   double headroom_ratio = 0;
-  Risk risk = Risk::kHigh;
+  Risk risk = Risk::kHigh;  // RiskOfUse(max_total_bytes, gpu_memory_bytes); high when it does not fit
   // vLLM: the replica's token capacity (the smallest stage's) and what it means for the workload.
   int64_t kv_cache_tokens = 0;
   int64_t max_concurrency = 0;  // at context_tokens (or max_model_len)

@@ -122,7 +122,7 @@ TEST(KvLayoutTest, GqaMlaSlidingAndFp8) {
   // MLA caches the 512 + 64 latent per layer, not per head: 27 x 576 x 2.
   EXPECT_EQ(KvBytesPerToken(Load("deepseek-v2-lite"), r, 0), 27 * 576 * 2);
   // fp8 KV halves it.
-  r.kv_fp8 = true;
+  r.kv_cache_dtype = KvCacheDType::kFp8;
   EXPECT_EQ(KvBytesPerToken(Load("llama-3.1-8b"), r, 0), 65536);
 }
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
+#include "planner/estimator/vllm.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -104,21 +105,18 @@ absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec, const Esti
       BudgetCell cell{.context_tokens = context, .concurrency = n};
       EstimateRequest req = request;
       if (request.engine == Engine::kVllm) {
-        // Memory needed = everything but the KV pool, plus the KV blocks of n sequences.
+        // What n sequences of `context` need: everything but the KV pool plus the workload's KV
+        // blocks, from the same fit the planner makes (which then rounds the utilization up).
         req.context_tokens = context;
-        req.concurrency = 0;
-        req.vllm.gpu_memory_utilization = 1.0;
-        ASSIGN_OR_RETURN(MemoryEstimate e, Estimate(spec, req));
-        int64_t worst = 0;
-        for (size_t s = 0; s < e.stages.size(); ++s) {
-          const StageMemory& st = e.stages[s];
-          const int64_t non_kv = st.total_bytes - st.kv_cache_bytes;
-          // KV of n sequences: the stage's share per token, with whole blocks.
-          const int64_t block = request.vllm.block_size;
-          const int64_t tokens = (context + block - 1) / block * block;
-          worst = std::max(worst, non_kv + n * tokens * st.kv_cache_bytes_per_token);
+        req.concurrency = n;
+        ASSIGN_OR_RETURN(VllmFit fit, FitVllm(spec, req));
+        for (const StageMemory& st : fit.estimate.stages) {
+          cell.bytes_per_gpu = std::max(cell.bytes_per_gpu,
+                                        st.total_bytes - st.kv_cache_bytes + st.workload_kv_bytes);
         }
-        cell.bytes_per_gpu = worst;
+        cell.fits = fit.fits;
+        cells.push_back(cell);
+        continue;
       } else if (request.engine == Engine::kHfTransformers) {
         req.hf.batch = n;
         req.hf.prompt_tokens = context;
@@ -142,18 +140,12 @@ absl::StatusOr<double> MinGpuMemoryUtilization(const ModelSpec& spec, const Esti
   if (request.engine != Engine::kVllm) {
     return absl::InvalidArgumentError("gpu_memory_utilization is a vllm setting");
   }
-  // Search in hundredths: 0.01 .. 0.99 (1.0 leaves nothing for CUDA graphs and the context).
   EstimateRequest req = request;
   req.context_tokens = context_tokens;
   req.concurrency = concurrency;
-  for (int hundredths = 1; hundredths <= 99; ++hundredths) {
-    req.vllm.gpu_memory_utilization = hundredths / 100.0;
-    ASSIGN_OR_RETURN(MemoryEstimate e, Estimate(spec, req));
-    if (e.fits && e.max_concurrency >= std::max<int64_t>(concurrency, 1)) return hundredths / 100.0;
-  }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "no gpu_memory_utilization up to 0.99 holds ", concurrency, " sequences of ", context_tokens,
-      " tokens on a ", BytesToGiB(request.gpu_memory_bytes), " GiB GPU"));
+  ASSIGN_OR_RETURN(VllmFit fit, FitVllm(spec, req));
+  if (!fit.fits) return absl::FailedPreconditionError(fit.reason);
+  return fit.gpu_memory_utilization;
 }
 
 }  // namespace fleetplan::estimator

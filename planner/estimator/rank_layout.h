@@ -22,7 +22,7 @@ struct RankContext {
   bool vllm;         // vLLM's layout details (vocab padding, rope cache, tied lm_head per stage)
 
   RankContext(const ModelSpec& s, const EstimateRequest& r, DType d)
-      : spec(s), req(r), dtype(d), a(DTypeBytes(d)), kv_elem(r.kv_fp8 ? 1 : DTypeBytes(d)),
+      : spec(s), req(r), dtype(d), a(DTypeBytes(d)), kv_elem(KvElementBytes(r.kv_cache_dtype, d)),
         vllm(r.engine == Engine::kVllm) {}
 };
 

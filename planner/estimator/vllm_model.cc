@@ -9,6 +9,10 @@
 // get_kv_cache_config; hybrid models group layers of equal page size, see calibration README 3.3).
 // CUDA graphs are captured after the KV cache is allocated and are not subtracted from the budget:
 // they come out of the (1 - utilization) headroom, so they count in total_bytes.
+//
+// The KV a workload of N sequences of C tokens takes, the max-concurrency report and vLLM's
+// start-up check are all derived from one grouping of the stage's layers (KvGroups below), as vLLM
+// derives them from each KV spec's max_memory_usage_bytes (vllm/v1/kv_cache_interface.py).
 
 #include <algorithm>
 #include <map>
@@ -55,6 +59,71 @@ ForwardBytes LayerForwardBytes(const RankContext& c, const LayerKind& kind) {
   }
   f.per_token = mlp + 4 * h * c.a;
   return f;
+}
+
+// The KV-cache groups of one stage's layers on one rank. vLLM's hybrid allocator groups layers of
+// one attention type (full, sliding window of a given size) so that every group has the same
+// number of layers (the smallest type's count); each block of the shared pool then holds one
+// page (block_size tokens of one layer) for each of the group_size layer slots
+// (vllm/v1/core/kv_cache_utils.py _get_kv_cache_config_uniform_page_size). A model with one
+// attention type is one group of all its layers.
+struct KvGroups {
+  int64_t block = 16;                         // tokens per block
+  int64_t page_per_token = 0;                 // the largest layer's KV bytes per token
+  int64_t group_size = 0;                     // layer slots per block
+  int64_t groups = 1;                         // groups over all types
+  std::map<int64_t, int64_t> layers_by_window;  // sliding window (0: full) -> layers
+
+  int64_t BlockBytes() const { return block * page_per_token * group_size; }
+
+  // Tokens a layer of `window` keeps for a sequence of `tokens`: everything for full attention;
+  // for a sliding window at most window - 1 + max_num_batched_tokens, plus one block for the
+  // window's unaligned start (vllm/v1/kv_cache_interface.py SlidingWindowSpec).
+  struct Kept {
+    int64_t tokens;
+    int64_t extra_blocks;
+  };
+  static Kept KeptTokens(int64_t window, int64_t tokens, int64_t batched) {
+    if (window <= 0) return {tokens, 0};
+    return {std::min(tokens, window - 1 + batched), 1};
+  }
+
+  // Blocks of the shared pool one sequence of `tokens` takes, summed over groups.
+  int64_t BlocksPerSequence(int64_t tokens, int64_t batched) const {
+    int64_t blocks = 0;
+    for (const auto& [window, count] : layers_by_window) {
+      const Kept kept = KeptTokens(window, tokens, batched);
+      blocks += CeilDiv(count, group_size) * (CeilDiv(kept.tokens, block) + kept.extra_blocks);
+    }
+    return blocks;
+  }
+
+  // vLLM's start-up need for one sequence of `tokens`: each layer's max_memory_usage_bytes.
+  int64_t MaxMemoryUsageBytes(int64_t tokens, int64_t batched) const {
+    int64_t bytes = 0;
+    for (const auto& [window, count] : layers_by_window) {
+      const Kept kept = KeptTokens(window, tokens, batched);
+      bytes += count * (CeilDiv(kept.tokens, block) + kept.extra_blocks) * block * page_per_token;
+    }
+    return bytes;
+  }
+};
+
+KvGroups GroupKvLayers(const RankContext& c, int64_t first, int64_t last, int64_t block) {
+  KvGroups g;
+  g.block = block;
+  for (int64_t l = first; l < last; ++l) {
+    const AttentionSpec& a = c.spec.attention(static_cast<int>(l));
+    g.layers_by_window[a.sliding_window] += 1;
+    g.page_per_token = std::max(g.page_per_token, internal::LayerKvBytesPerToken(c, a));
+  }
+  g.group_size = last - first;
+  if (g.layers_by_window.size() > 1) {
+    for (const auto& [window, count] : g.layers_by_window) g.group_size = std::min(g.group_size, count);
+    g.groups = 0;
+    for (const auto& [window, count] : g.layers_by_window) g.groups += CeilDiv(count, g.group_size);
+  }
+  return g;
 }
 
 int64_t CudaGraphBytes(const RankContext& c, int64_t layers, int64_t max_num_seqs) {
@@ -137,44 +206,31 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     s.activation_peak_bytes = activation;
     s.available_kv_cache_bytes = requested - s.weights_bytes - activation - non_torch;
 
-    // KV-cache groups: layers of one attention type (full / sliding) on this rank.
-    std::map<int64_t, int64_t> layers_by_window;  // window -> count
-    int64_t page_per_token = 0;
-    for (int64_t l = first; l < last; ++l) {
-      const AttentionSpec& a = spec.attention(static_cast<int>(l));
-      layers_by_window[a.sliding_window] += 1;
-      page_per_token = std::max(page_per_token, internal::LayerKvBytesPerToken(c, a));
+    const KvGroups groups = GroupKvLayers(c, first, last, block);
+    s.kv_cache_bytes_per_token = groups.page_per_token * s.num_layers;
+    s.kv_block_bytes = groups.BlockBytes();
+    if (s.available_kv_cache_bytes > 0 && s.kv_block_bytes > 0) {
+      s.num_gpu_blocks = s.available_kv_cache_bytes / s.kv_block_bytes;
+      s.kv_cache_tokens = s.num_gpu_blocks / groups.groups * block;
+      s.kv_cache_bytes = s.num_gpu_blocks * s.kv_block_bytes;
     }
-    const int64_t page_bytes = block * page_per_token;
-    int64_t group_size = s.num_layers;
-    int64_t groups = 1;
-    if (layers_by_window.size() > 1) {
-      group_size = s.num_layers;
-      for (const auto& [window, count] : layers_by_window) group_size = std::min(group_size, count);
-      groups = 0;
-      for (const auto& [window, count] : layers_by_window) groups += CeilDiv(count, group_size);
-    }
-    s.kv_cache_bytes_per_token = page_per_token * s.num_layers;
-    if (s.available_kv_cache_bytes > 0 && page_bytes > 0) {
-      s.num_gpu_blocks = s.available_kv_cache_bytes / (page_bytes * group_size);
-      s.kv_cache_tokens = s.num_gpu_blocks / groups * block;
-      s.kv_cache_bytes = s.num_gpu_blocks * page_bytes * group_size;
-    }
-    // Blocks one request of `context` tokens needs, summed over groups (sliding layers keep at
-    // most window - 1 + max_num_batched_tokens tokens; vllm/v1/kv_cache_interface.py).
-    int64_t blocks_per_request = 0;
-    for (const auto& [window, count] : layers_by_window) {
-      const int64_t type_groups = CeilDiv(count, group_size);
-      int64_t tokens = context;
-      int64_t extra = 0;
-      if (window > 0) {
-        tokens = std::min(context, window - 1 + batched);
-        extra = 1;
-      }
-      blocks_per_request += type_groups * (CeilDiv(tokens, block) + extra);
-    }
+    s.kv_blocks_per_sequence = groups.BlocksPerSequence(context, batched);
+    s.workload_kv_bytes = req.concurrency * s.kv_blocks_per_sequence * s.kv_block_bytes;
     const int64_t concurrency =
-        blocks_per_request > 0 ? s.num_gpu_blocks / blocks_per_request : 0;
+        s.kv_blocks_per_sequence > 0 ? s.num_gpu_blocks / s.kv_blocks_per_sequence : 0;
+    // vLLM refuses to start when one sequence of max_model_len does not fit the KV budget
+    // (vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory: the layers'
+    // max_memory_usage_bytes summed against the available memory).
+    const int64_t startup_need = groups.MaxMemoryUsageBytes(max_model_len, batched);
+    if (out.reason.empty() && s.available_kv_cache_bytes > 0 &&
+        startup_need > s.available_kv_cache_bytes) {
+      out.reason = absl::StrCat(
+          "stage ", stage, ": one sequence of max_model_len=", max_model_len, " needs ",
+          BytesToGiB(startup_need), " GiB of KV cache, more than the ",
+          BytesToGiB(s.available_kv_cache_bytes),
+          " GiB available (vLLM refuses to start: raise gpu_memory_utilization or lower "
+          "max_model_len)");
+    }
 
     s.cuda_graph_bytes = CudaGraphBytes(c, s.num_layers, max_seqs);
     s.total_bytes = s.cuda_context_bytes + s.weights_bytes + s.kv_cache_bytes +
@@ -196,8 +252,7 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   out.max_concurrency = std::max<int64_t>(replica_concurrency, 0);
   if (out.reason.empty() && out.max_concurrency < 1) {
     out.reason = absl::StrCat("the KV cache holds ", out.kv_cache_tokens,
-                              " tokens, less than one sequence of ", context,
-                              " tokens (vLLM refuses to start)");
+                              " tokens, less than one sequence of ", context, " tokens");
   }
   if (out.reason.empty() && req.concurrency > out.max_concurrency) {
     out.reason = absl::StrCat("the KV cache holds ", out.max_concurrency, " sequences of ", context,

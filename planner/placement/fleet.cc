@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "planner/placement/fit.h"
+
 namespace fleetplan::placement {
 
 const char* NodeStateName(NodeState s) {
@@ -53,7 +55,7 @@ const Node* FleetSnapshot::FindNode(const std::string& name) const {
 int64_t FleetSnapshot::FreeBytes(const Gpu& gpu) const {
   const GpuType* type = FindGpuType(gpu.gpu_type);
   if (type == nullptr) return 0;
-  return type->memory_bytes - gpu.committed_bytes - gpu.reserved_bytes;
+  return placement::FreeBytes(type->memory_bytes, gpu.committed_bytes + gpu.reserved_bytes);
 }
 
 }  // namespace fleetplan::placement

@@ -115,7 +115,7 @@ struct FleetSnapshot {
 
   const GpuType* FindGpuType(const std::string& name) const;
   const Node* FindNode(const std::string& name) const;
-  // memory_bytes - committed - reserved, or 0 for an unknown type.
+  // placement::FreeBytes of the GPU (never negative), or 0 for an unknown type.
   int64_t FreeBytes(const Gpu& gpu) const;
 };
 

@@ -1,16 +1,25 @@
 #include "planner/placement/headroom.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
+
+#include "planner/placement/fit.h"
 
 namespace fleetplan::placement {
 namespace {
 
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  int64_t sum = 0;
+  if (__builtin_add_overflow(a, b, &sum)) return b > 0 ? std::numeric_limits<int64_t>::max() : 0;
+  return sum;
+}
+
 void Add(Headroom& into, const Headroom& gpu) {
-  into.total_bytes += gpu.total_bytes;
-  into.reserved_bytes += gpu.reserved_bytes;
-  into.committed_bytes += gpu.committed_bytes;
-  into.free_bytes += gpu.free_bytes;
+  into.total_bytes = SaturatingAdd(into.total_bytes, gpu.total_bytes);
+  into.reserved_bytes = SaturatingAdd(into.reserved_bytes, gpu.reserved_bytes);
+  into.committed_bytes = SaturatingAdd(into.committed_bytes, gpu.committed_bytes);
+  into.free_bytes = SaturatingAdd(into.free_bytes, gpu.free_bytes);
   into.gpus += gpu.gpus;
   into.free_gpus += gpu.free_gpus;
   into.risk = std::max(into.risk, gpu.risk);
@@ -24,26 +33,6 @@ void Finish(Headroom& h) {
 
 }  // namespace
 
-const char* RiskLevelName(RiskLevel r) {
-  switch (r) {
-    case RiskLevel::kLow:
-      return "low";
-    case RiskLevel::kMedium:
-      return "medium";
-    case RiskLevel::kHigh:
-      return "high";
-  }
-  return "?";
-}
-
-RiskLevel GpuRisk(int64_t used_bytes, int64_t total_bytes) {
-  if (total_bytes <= 0) return RiskLevel::kHigh;
-  const double share = static_cast<double>(used_bytes) / static_cast<double>(total_bytes);
-  if (share >= 0.97) return RiskLevel::kHigh;
-  if (share >= 0.90) return RiskLevel::kMedium;
-  return RiskLevel::kLow;
-}
-
 FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) {
   FleetHeadroom out;
   out.generation = snapshot.generation;
@@ -54,14 +43,14 @@ FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) 
     for (const Gpu& gpu : node.gpus) {
       const GpuType* type = snapshot.FindGpuType(gpu.gpu_type);
       const int64_t total = type != nullptr ? type->memory_bytes : 0;
-      const int64_t used = gpu.committed_bytes + gpu.reserved_bytes;
-      const bool schedulable = node.state == NodeState::kActive && gpu.healthy;
+      const int64_t used = SaturatingAdd(gpu.committed_bytes, gpu.reserved_bytes);
+      const bool schedulable = Schedulable(node, gpu);
       Headroom g{.key = node.name + "/" + std::to_string(gpu.index),
                  .total_bytes = total,
                  .reserved_bytes = gpu.reserved_bytes,
                  .committed_bytes = gpu.committed_bytes,
-                 .free_bytes = schedulable ? std::max<int64_t>(0, total - used) : 0,
-                 .risk = GpuRisk(used, total),
+                 .free_bytes = schedulable ? FreeBytes(total, used) : 0,
+                 .risk = RiskOfUse(used, total),
                  .gpus = 1,
                  .free_gpus = schedulable && used == 0 ? 1 : 0};
       Finish(g);
@@ -85,7 +74,7 @@ FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) 
     // Per GPU type: the largest free domain made of that type.
     std::map<std::pair<std::string, int64_t>, int64_t> typed;
     for (const Gpu& gpu : node.gpus) {
-      if (node.state == NodeState::kActive && gpu.healthy && gpu.committed_bytes + gpu.reserved_bytes == 0) {
+      if (Schedulable(node, gpu) && gpu.committed_bytes == 0 && gpu.reserved_bytes == 0) {
         ++typed[{gpu.gpu_type, gpu.nvlink_domain}];
       }
     }
@@ -108,6 +97,19 @@ FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) 
   }
   Finish(out.fleet);
   return out;
+}
+
+FleetHeadroom HeadroomAfter(FleetSnapshot snapshot, const std::vector<PlacementRank>& ranks,
+                            bool include_gpus) {
+  for (const PlacementRank& rank : ranks) {
+    auto node = std::lower_bound(snapshot.nodes.begin(), snapshot.nodes.end(), rank.gpu.node,
+                                 [](const Node& n, const std::string& name) { return n.name < name; });
+    if (node == snapshot.nodes.end() || node->name != rank.gpu.node) continue;
+    for (Gpu& g : node->gpus) {
+      if (g.index == rank.gpu.index) g.reserved_bytes = SaturatingAdd(g.reserved_bytes, rank.bytes);
+    }
+  }
+  return ComputeHeadroom(snapshot, include_gpus);
 }
 
 }  // namespace fleetplan::placement

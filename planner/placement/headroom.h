@@ -10,16 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "planner/common/risk.h"
 #include "planner/placement/fleet.h"
 
 namespace fleetplan::placement {
 
-enum class RiskLevel : uint8_t { kLow, kMedium, kHigh };
-const char* RiskLevelName(RiskLevel r);
-
-// Risk of a GPU from the share of its memory promised to placements: high at >= 97 % (one
-// allocator hiccup or a longer prompt away from OOM), medium at >= 90 %, else low.
-RiskLevel GpuRisk(int64_t used_bytes, int64_t total_bytes);
+// Risk is planner/common/risk.h's RiskOfUse of the bytes promised on a GPU; aggregates take the
+// worst of their GPUs.
 
 struct Headroom {
   std::string key;
@@ -28,7 +25,7 @@ struct Headroom {
   int64_t committed_bytes = 0;
   int64_t free_bytes = 0;
   double headroom_ratio = 0;
-  RiskLevel risk = RiskLevel::kLow;
+  Risk risk = Risk::kLow;
   int64_t gpus = 0;
   int64_t free_gpus = 0;
   int64_t largest_free_nvlink_domain = 0;
@@ -53,8 +50,13 @@ struct FleetHeadroom {
 };
 
 // Nodes that are cordoned, draining or down offer no free capacity (their free bytes count as 0,
-// their GPUs are not free); unhealthy GPUs likewise.
+// their GPUs are not free); unhealthy GPUs likewise (placement::Schedulable, FreeBytes). Sums
+// saturate at INT64_MAX rather than overflow.
 FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus);
+
+// Headroom as it would be once `ranks` (a plan's placements) are reserved on top of `snapshot`.
+FleetHeadroom HeadroomAfter(FleetSnapshot snapshot, const std::vector<PlacementRank>& ranks,
+                            bool include_gpus);
 
 }  // namespace fleetplan::placement
 

@@ -7,8 +7,13 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
+#include "absl/strings/str_cat.h"
+#include "planner/common/limits.h"
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
+#include "planner/estimator/inverse.h"
+#include "planner/estimator/vllm.h"
+#include "planner/placement/candidates.h"
 
 namespace fleetplan::placement {
 namespace {
@@ -90,17 +95,17 @@ TEST(PlannerTest, ImpossibleAndExhaustedAreDistinguished) {
   auto never = PlanPlacement(l4, {{Dep("big", "llama-3.3-70b-instruct-fp8-dynamic")}});
   ASSERT_TRUE(never.ok());
   ASSERT_EQ(never->unplaced.size(), 1u);
-  EXPECT_FALSE(never->unplaced[0].retryable);
-  EXPECT_NE(never->unplaced[0].reason.find("needs tp >="), std::string::npos) << never->unplaced[0].reason;
+  EXPECT_FALSE(never->unplaced[0].retryable());
+  EXPECT_NE(Describe(never->unplaced[0]).find("needs tp >="), std::string::npos) << Describe(never->unplaced[0]);
   // A fleet with the right shape but busy GPUs: RESOURCE_EXHAUSTED.
   FleetSnapshot busy = Fleet({MakeNode("n1", 8, "H100", 8)});
   for (int i = 0; i < 7; ++i) busy.nodes[0].gpus[static_cast<size_t>(i)].committed_bytes = 50 * kGiB;
   auto later = PlanPlacement(busy, {{Dep("big", "llama-3.3-70b-instruct-fp8-dynamic")}});
   ASSERT_TRUE(later.ok());
   ASSERT_EQ(later->unplaced.size(), 1u);
-  EXPECT_TRUE(later->unplaced[0].retryable);
-  EXPECT_NE(later->unplaced[0].reason.find("largest free NVLink domain"), std::string::npos)
-      << later->unplaced[0].reason;
+  EXPECT_TRUE(later->unplaced[0].retryable());
+  EXPECT_NE(Describe(later->unplaced[0]).find("largest free NVLink domain"), std::string::npos)
+      << Describe(later->unplaced[0]);
 }
 
 TEST(PlannerTest, SpreadAndSharedAndFilters) {
@@ -143,7 +148,7 @@ TEST(PlannerTest, PipelineWhenDomainsAreTooSmall) {
   FleetSnapshot s = Fleet({MakeNode("a", 4, "A100-40GB", 2), MakeNode("b", 4, "A100-40GB", 2)});
   auto p = PlanPlacement(s, {{Dep("big", "llama-3.3-70b-instruct-fp8-dynamic", 1, 4, 4096)}});
   ASSERT_TRUE(p.ok());
-  ASSERT_EQ(p->replicas.size(), 1u) << (p->unplaced.empty() ? "" : p->unplaced[0].reason);
+  ASSERT_EQ(p->replicas.size(), 1u) << (p->unplaced.empty() ? "" : Describe(p->unplaced[0]));
   EXPECT_GE(p->replicas[0].pp, 2);
   EXPECT_LE(p->replicas[0].tp, 2);
   // Ranks differ by stage: the first holds the embedding, the last the lm_head.
@@ -199,12 +204,11 @@ void CheckInvariants(const Instance& inst, const Plan& plan, const std::string& 
     }
     ASSERT_NE(d, nullptr);
     ASSERT_EQ(static_cast<int64_t>(r.ranks.size()), r.tp * r.pp) << label;
-    // Per-rank bytes are the estimator's: same need for the same candidate.
-    estimator::EstimateRequest req{.engine = estimator::Engine::kVllm, .parallelism = {.tp = r.tp, .pp = r.pp, .ep = r.ep},
-                                   .gpu_memory_bytes = s.FindGpuType(r.gpu_type)->memory_bytes, .vllm = d->vllm};
-    req.vllm.gpu_memory_utilization = 1.0;
-    auto e = estimator::Estimate(*d->spec, req);
-    ASSERT_TRUE(e.ok());
+    // Per-rank bytes are the estimator's: what FitVllm says this parallelism takes.
+    const GpuType& type = *s.FindGpuType(r.gpu_type);
+    auto fit = estimator::FitVllm(*d->spec, VllmRequestFor(*d, type, r.tp, r.pp, r.ep));
+    ASSERT_TRUE(fit.ok());
+    ASSERT_TRUE(fit->fits) << label;
     for (int64_t stage = 0; stage < r.pp; ++stage) {
       std::set<std::pair<std::string, int64_t>> domains;
       for (int64_t t = 0; t < r.tp; ++t) {
@@ -217,10 +221,7 @@ void CheckInvariants(const Instance& inst, const Plan& plan, const std::string& 
         used[rank.gpu] += rank.bytes;
         ++owners[rank.gpu];
         nodes_of[r.deployment].insert(n->name);
-        const estimator::StageMemory& st = e->stages[static_cast<size_t>(stage)];
-        const int64_t block = 16;
-        const int64_t tokens = (d->context_tokens + block - 1) / block * block;
-        EXPECT_EQ(rank.bytes, st.total_bytes - st.kv_cache_bytes + d->concurrency * tokens * st.kv_cache_bytes_per_token) << label;
+        EXPECT_EQ(rank.bytes, fit->estimate.stages[static_cast<size_t>(stage)].total_bytes) << label;
       }
       EXPECT_EQ(domains.size(), 1u) << label << ": TP group across NVLink domains";
     }
@@ -303,6 +304,99 @@ TEST(PlannerQualityTest, PackIsCloseToTheOptimum) {
   EXPECT_LE(fewer_placed, 6);  // <= 5 % of instances
   EXPECT_LE(mean, 0.02);
   EXPECT_LE(worst, 0.10);
+}
+
+}  // namespace
+}  // namespace fleetplan::placement
+
+namespace fleetplan::placement {
+namespace {
+
+// ---- One rule, one place: the planner asks the estimator, it does not restate it -------------
+
+TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {
+  // Gemma-3-4B: sliding window on 5 of 6 layers. 32 sequences x 32k tokens.
+  FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});
+  DeploymentSpec d{.name = "g", .model = "gemma-3-4b-it", .spec = &Model("gemma-3-4b-it"),
+                   .concurrency = 32, .context_tokens = 32768};
+  auto plan = PlanPlacement(s, {{d}});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->replicas.size(), 1u);
+  const ReplicaPlacement& r = plan->replicas[0];
+  EXPECT_EQ(r.tp, 1) << "one H100 holds it once sliding layers keep only their window";
+  // What the replica reserves is the estimate at its own utilization, which holds the workload.
+  estimator::EstimateRequest req = VllmRequestFor(d, *s.FindGpuType("H100"), r.tp, r.pp, r.ep);
+  req.vllm.max_model_len = d.context_tokens;
+  req.vllm.gpu_memory_utilization = r.gpu_memory_utilization;
+  auto at = estimator::Estimate(*d.spec, req);
+  ASSERT_TRUE(at.ok());
+  EXPECT_TRUE(at->fits) << at->reason;
+  EXPECT_GE(at->max_concurrency, 32);
+  EXPECT_EQ(r.ranks[0].bytes, at->stages[0].total_bytes);
+  EXPECT_EQ(r.kv_cache_tokens, at->kv_cache_tokens);
+  // ... and the KV it takes for the workload is the estimator's per-sequence blocks x 32: the
+  // sliding layers are capped at their window, so far less than 32 x 32k full tokens.
+  const estimator::StageMemory& st = at->stages[0];
+  EXPECT_EQ(st.workload_kv_bytes, 32 * st.kv_blocks_per_sequence * st.kv_block_bytes);
+  EXPECT_LT(st.workload_kv_bytes, 32 * 32768 * st.kv_cache_bytes_per_token / 2);
+  EXPECT_GE(st.kv_cache_bytes, st.workload_kv_bytes);
+  // The utilization is the smallest that holds it (one hundredth less does not).
+  req.vllm.gpu_memory_utilization = r.gpu_memory_utilization - 0.01;
+  EXPECT_LT(estimator::Estimate(*d.spec, req)->max_concurrency, 32);
+  // Budget asks the same function.
+  auto cells = estimator::Budget(*d.spec, VllmRequestFor(d, *s.FindGpuType("H100"), 1, 1, 1),
+                                 {32768}, {32});
+  ASSERT_TRUE(cells.ok());
+  EXPECT_EQ((*cells)[0].bytes_per_gpu, st.total_bytes - st.kv_cache_bytes + st.workload_kv_bytes);
+  EXPECT_TRUE((*cells)[0].fits);
+  // And MinGpuMemoryUtilization is the planner's utilization.
+  auto util = estimator::MinGpuMemoryUtilization(
+      *d.spec, VllmRequestFor(d, *s.FindGpuType("H100"), 1, 1, 1), 32768, 32);
+  ASSERT_TRUE(util.ok()) << util.status();
+  EXPECT_DOUBLE_EQ(*util, r.gpu_memory_utilization);
+}
+
+}  // namespace
+}  // namespace fleetplan::placement
+
+namespace fleetplan::placement {
+namespace {
+
+// The planner refuses the replica count the store refuses, with the same limit.
+TEST(OneRuleTest, ReplicaLimitIsTheStoresLimit) {
+  FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});
+  DeploymentSpec d = Dep("many", "qwen2.5-0.5b", limits::kMaxReplicasPerDeployment + 1);
+  auto plan = PlanPlacement(s, {{d}});
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(plan.status().message().find(absl::StrCat(limits::kMaxReplicasPerDeployment)),
+            std::string::npos);
+}
+
+// A pipeline that needs more domains than the fleet has is FAILED_PRECONDITION, not "wait".
+TEST(OneRuleTest, PipelineLongerThanTheFleetIsNotRetryable) {
+  FleetSnapshot s = Fleet({MakeNode("a", 4, "A100-40GB", 2)});  // two domains of 2 GPUs
+  DeploymentSpec d = Dep("big", "llama-3.3-70b-instruct-fp8-dynamic", 1, 64, 32768);
+  d.max_tp = 2;
+  auto plan = PlanPlacement(s, {{d}});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->unplaced.size(), 1u);
+  EXPECT_FALSE(plan->unplaced[0].retryable()) << Describe(plan->unplaced[0]);
+}
+
+// gpus_used counts distinct GPUs: shared replicas on one GPU are one GPU.
+TEST(OneRuleTest, SharedReplicasCountTheirGpusOnce) {
+  FleetSnapshot s = Fleet({MakeNode("a", 2, "H100", 2)});
+  DeploymentSpec d = Dep("small", "qwen2.5-0.5b", 7, 2, 2048);
+  d.shared = true;
+  auto plan = PlanPlacement(s, {{d}});
+  ASSERT_TRUE(plan.ok());
+  std::set<GpuRef> gpus;
+  for (const auto& r : plan->replicas) {
+    for (const auto& rank : r.ranks) gpus.insert(rank.gpu);
+  }
+  EXPECT_EQ(plan->gpus_used, static_cast<int64_t>(gpus.size()));
+  EXPECT_LE(plan->gpus_used, 2);
+  EXPECT_GE(plan->gap, 0);
 }
 
 }  // namespace

@@ -1,0 +1,135 @@
+#include "planner/placement/candidates.h"
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
+#include "planner/estimator/vllm.h"
+
+namespace fleetplan::placement {
+namespace {
+
+// The largest TP size considered when explaining how many GPUs a replica would need.
+constexpr int64_t kLargestExplainedTp = 64;
+
+struct Evaluated {
+  std::optional<Candidate> candidate;
+  bool invalid = false;  // the estimator refused the request (else: the workload does not fit)
+  std::string reason;
+};
+
+Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int64_t pp,
+                   int64_t ep) {
+  const estimator::EstimateRequest req = VllmRequestFor(d, type, tp, pp, ep);
+  absl::StatusOr<estimator::VllmFit> fit = estimator::FitVllm(
+      *d.spec, req,
+      d.utilization_given ? estimator::Utilization::kAsGiven : estimator::Utilization::kSmallest);
+  if (!fit.ok()) return Evaluated{std::nullopt, true, std::string(fit.status().message())};
+  if (!fit->fits) return Evaluated{std::nullopt, false, fit->reason};
+  Candidate c{.type = &type, .tp = tp, .pp = pp, .ep = ep, .gpus = tp * pp};
+  for (const estimator::StageMemory& s : fit->estimate.stages) {
+    c.stage_bytes.push_back(s.total_bytes);
+    c.max_rank_bytes = std::max(c.max_rank_bytes, s.total_bytes);
+  }
+  c.kv_tokens = fit->estimate.kv_cache_tokens;
+  c.util = fit->gpu_memory_utilization;
+  c.launch_command = estimator::VllmServeCommand(d.model, *fit);
+  return Evaluated{std::move(c), false, ""};
+}
+
+}  // namespace
+
+estimator::EstimateRequest VllmRequestFor(const DeploymentSpec& d, const GpuType& type, int64_t tp,
+                                          int64_t pp, int64_t ep) {
+  estimator::EstimateRequest req;
+  req.engine = estimator::Engine::kVllm;
+  req.parallelism = {.tp = tp, .pp = pp, .ep = ep};
+  req.gpu_memory_bytes = type.memory_bytes;
+  req.kv_cache_dtype = d.kv_cache_dtype;
+  req.vllm = d.vllm;
+  req.concurrency = d.concurrency;
+  req.context_tokens = d.context_tokens;
+  return req;
+}
+
+int64_t AllowedBytesPerGpu(const DeploymentSpec& d, const GpuType& type) {
+  return static_cast<int64_t>(
+      std::floor((1.0 - d.min_free_ratio) * static_cast<double>(type.memory_bytes)));
+}
+
+void SortCandidates(std::vector<Candidate>& candidates) {
+  std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    const double ca = a.type->cost_per_hour * static_cast<double>(a.gpus);
+    const double cb = b.type->cost_per_hour * static_cast<double>(b.gpus);
+    return std::tie(a.gpus, ca, a.max_rank_bytes, a.pp) <
+           std::tie(b.gpus, cb, b.max_rank_bytes, b.pp);
+  });
+}
+
+TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
+                                int64_t largest_domain) {
+  TypeCandidates out;
+  const int64_t cap = AllowedBytesPerGpu(d, type);
+  std::optional<Candidate> smallest;  // the least bytes per GPU of any valid candidate
+  std::string invalid, unfit;         // the first reason of each kind, when nothing is valid
+  for (int64_t tp = 1; tp <= d.max_tp; tp *= 2) {
+    for (int64_t pp = 1; pp <= d.max_pp && pp <= d.spec->num_layers; ++pp) {
+      std::vector<int64_t> eps = {1};
+      if (d.spec->is_moe() && tp > 1) eps.push_back(tp);
+      for (int64_t ep : eps) {
+        Evaluated e = Evaluate(d, type, tp, pp, ep);
+        if (!e.candidate) {
+          std::string& reason = e.invalid ? invalid : unfit;
+          if (reason.empty()) reason = e.reason;
+          continue;
+        }
+        if (!smallest || e.candidate->max_rank_bytes < smallest->max_rank_bytes) {
+          smallest = e.candidate;
+        }
+        if (e.candidate->max_rank_bytes > cap) continue;
+        if (tp > largest_domain) continue;  // a TP group lives in one NVLink domain
+        out.fitting.push_back(std::move(*e.candidate));
+      }
+    }
+  }
+  const bool single_domain_fits = std::any_of(out.fitting.begin(), out.fitting.end(),
+                                              [](const Candidate& c) { return c.pp == 1; });
+  if (single_domain_fits) {
+    out.fitting.erase(std::remove_if(out.fitting.begin(), out.fitting.end(),
+                                     [](const Candidate& c) { return c.pp > 1; }),
+                      out.fitting.end());
+  }
+  SortCandidates(out.fitting);
+  if (!out.fitting.empty()) return out;
+
+  Shortfall s{.gpu_type = type.name, .allowed_bytes_per_gpu = cap, .largest_domain = largest_domain};
+  if (!smallest) {
+    // Nothing valid: the estimator refused (bad parallelism) or the workload never fits.
+    s.kind = unfit.empty() ? Shortfall::Kind::kInvalid : Shortfall::Kind::kWorkload;
+    s.detail = unfit.empty() ? invalid : unfit;
+    out.shortfall = s;
+    return out;
+  }
+  // The smallest TP size whose ranks fit a GPU, ignoring topology.
+  for (int64_t tp = 1; tp <= kLargestExplainedTp; tp *= 2) {
+    Evaluated e = Evaluate(d, type, tp, 1, 1);
+    if (e.candidate && e.candidate->max_rank_bytes <= cap) {
+      s.kind = Shortfall::Kind::kDomainTooSmall;
+      s.tp = tp;
+      s.pp = 1;
+      s.gpus = tp;
+      s.need_bytes_per_gpu = e.candidate->max_rank_bytes;
+      out.shortfall = s;
+      return out;
+    }
+  }
+  s.kind = Shortfall::Kind::kTooLarge;
+  s.tp = smallest->tp;
+  s.pp = smallest->pp;
+  s.gpus = smallest->gpus;
+  s.need_bytes_per_gpu = smallest->max_rank_bytes;
+  out.shortfall = s;
+  return out;
+}
+
+}  // namespace fleetplan::placement

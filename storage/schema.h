@@ -1,0 +1,28 @@
+#ifndef FLEETPLAN_STORAGE_SCHEMA_H_
+#define FLEETPLAN_STORAGE_SCHEMA_H_
+
+// The SQLite schema: an ordered list of migrations (entry i upgrades user_version i to i + 1),
+// applied in one transaction by MigrateDatabase. Never edit a migration that has shipped; append.
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "storage/sqlite.h"
+
+namespace fleetplan::storage {
+
+// Schema version this build writes.
+int64_t CurrentSchemaVersion();
+
+// Applies connection settings and migrations to `db` up to `target_version` (tests use a lower
+// target to build databases at every older version). Refuses a database newer than this build
+// (FAILED_PRECONDITION). Returns the resulting version.
+absl::StatusOr<int64_t> MigrateDatabase(Database& db, int64_t target_version);
+
+// Per-connection settings (WAL, synchronous, foreign keys, busy timeout) for connections opened
+// on an already migrated database (the store's read connection).
+absl::Status ConfigureConnection(Database& db);
+
+}  // namespace fleetplan::storage
+
+#endif  // FLEETPLAN_STORAGE_SCHEMA_H_

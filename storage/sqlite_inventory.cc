@@ -1,0 +1,344 @@
+// SqliteStore: GPU types, nodes and their GPUs.
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "planner/common/limits.h"
+#include "planner/common/status_macros.h"
+#include "storage/sqlite_rows.h"
+#include "storage/sqlite_store.h"
+#include "storage/validation.h"
+
+namespace fleetplan::storage {
+
+using internal::ActivePredicate;
+using internal::BumpGeneration;
+using internal::IdList;
+using internal::ReadNodeWithGpus;
+using placement::Gpu;
+
+namespace {
+
+constexpr absl::string_view kInsertGpuType =
+    "INSERT INTO gpu_types (name, memory_bytes, memory_bandwidth_bytes_per_second, bf16_tflops, "
+    "cost_per_hour, nvlink_generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr absl::string_view kSelectGpuType =
+    "SELECT name, memory_bytes, memory_bandwidth_bytes_per_second, bf16_tflops, cost_per_hour, "
+    "nvlink_generation FROM gpu_types WHERE name = ?1";
+constexpr absl::string_view kCountGpusOfType = "SELECT COUNT(*) FROM gpus WHERE gpu_type = ?1";
+constexpr absl::string_view kDeleteGpuType = "DELETE FROM gpu_types WHERE name = ?1";
+
+constexpr absl::string_view kInsertNode =
+    "INSERT INTO nodes (name, pool, zone, rack, labels_json, state, "
+    "inter_node_bandwidth_bytes_per_second, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr absl::string_view kUpdateNode =
+    "UPDATE nodes SET pool = ?2, zone = ?3, rack = ?4, labels_json = ?5, state = ?6, "
+    "inter_node_bandwidth_bytes_per_second = ?7, version = ?8 WHERE name = ?1";
+constexpr absl::string_view kSetNodeState =
+    "UPDATE nodes SET state = ?2, version = version + 1 WHERE name = ?1";
+constexpr absl::string_view kDeleteNode = "DELETE FROM nodes WHERE name = ?1";
+constexpr absl::string_view kInsertGpu =
+    "INSERT INTO gpus (node, idx, gpu_type, nvlink_domain, healthy, uuid, changed_generation) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr absl::string_view kDeleteGpusOfNode = "DELETE FROM gpus WHERE node = ?1";
+constexpr absl::string_view kTouchGpusOfNode =
+    "UPDATE gpus SET changed_generation = ?2 WHERE node = ?1";
+
+// Active placements on a node (?1 = now, ?2 = node), with their state.
+const std::string& ActivePlacementsOnNodeSql() {
+  static const std::string* const kSql = new std::string(absl::StrCat(
+      "SELECT DISTINCT p.id, p.state FROM placements p JOIN placement_gpus pg ON "
+      "pg.placement_id = p.id WHERE pg.node = ?2 AND ",
+      ActivePredicate("p"), " ORDER BY p.id"));
+  return *kSql;
+}
+
+absl::Status InsertGpus(Database& db, const Node& n, int64_t generation) {
+  ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kInsertGpu));
+  for (const Gpu& g : n.gpus) {
+    stmt->BindText(1, n.name).BindInt(2, g.index).BindText(3, g.gpu_type).BindInt(4, g.nvlink_domain)
+        .BindInt(5, g.healthy ? 1 : 0).BindText(6, g.uuid).BindInt(7, generation);
+    absl::Status s = stmt->Run();
+    if (!s.ok()) {
+      if (s.code() == absl::StatusCode::kFailedPrecondition) {
+        return absl::NotFoundError(absl::StrCat("node \"", n.name, "\": gpu ", g.index,
+                                                " has unknown gpu_type \"", g.gpu_type, "\""));
+      }
+      return s;
+    }
+    RETURN_IF_ERROR(stmt->Reset());
+  }
+  return absl::OkStatus();
+}
+
+// Active placement ids on a node; `committed_only` leaves out reservations.
+absl::StatusOr<std::vector<int64_t>> ActivePlacementsOnNode(Database& db, const std::string& node,
+                                                            int64_t now, bool committed_only) {
+  ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(ActivePlacementsOnNodeSql()));
+  stmt->BindInt(1, now).BindText(2, node);
+  std::vector<int64_t> ids;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) break;
+    if (committed_only && stmt->ColumnText(1) != "committed") continue;
+    ids.push_back(stmt->ColumnInt(0));
+  }
+  return ids;
+}
+
+// A drain or take-down is refused, unless forced, while the node holds committed placements.
+// (Reservations do not block it: committing one onto a node that is no longer active is ABORTED.)
+absl::Status CheckNodeMayLeave(Database& db, const std::string& name, NodeState state, bool force,
+                               int64_t now) {
+  if (force || (state != NodeState::kDraining && state != NodeState::kDown)) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, ActivePlacementsOnNode(db, name, now, true));
+  if (ids.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("node \"", name,
+                                                    "\" holds committed placements ", IdList(ids),
+                                                    "; release them or force"));
+}
+
+}  // namespace
+
+// ---- GPU types -------------------------------------------------------------------------------
+
+absl::Status SqliteStore::CreateGpuType(const GpuType& type, const WriteOptions& options) {
+  RETURN_IF_ERROR(ValidateGpuType(type));
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
+  {
+    ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertGpuType));
+    stmt->BindText(1, type.name).BindInt(2, type.memory_bytes)
+        .BindInt(3, type.memory_bandwidth_bytes_per_second).BindDouble(4, type.bf16_tflops)
+        .BindDouble(5, type.cost_per_hour).BindInt(6, type.nvlink_generation);
+    if (absl::Status s = stmt->Run(); !s.ok()) {
+      if (s.code() == absl::StatusCode::kAlreadyExists) {
+        return absl::AlreadyExistsError(absl::StrCat("gpu_type \"", type.name, "\" already exists"));
+      }
+      return s;
+    }
+  }
+  RETURN_IF_ERROR(BumpGeneration(*db_).status());
+  if (options.validate_only) return absl::OkStatus();  // rolled back
+  return txn.Commit();
+}
+
+absl::StatusOr<GpuType> SqliteStore::GetGpuType(const std::string& name) {
+  absl::MutexLock lock(&read_mu());
+  ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectGpuType));
+  stmt->BindText(1, name);
+  return internal::ReadOne(*stmt, internal::ReadGpuType,
+                           absl::NotFoundError(absl::StrCat("gpu_type \"", name, "\" not found")));
+}
+
+absl::StatusOr<std::vector<GpuType>> SqliteStore::ListGpuTypes() {
+  absl::MutexLock lock(&read_mu());
+  ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(internal::kSelectGpuTypes));
+  return internal::ReadRows(*stmt, internal::ReadGpuType);
+}
+
+absl::Status SqliteStore::DeleteGpuType(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
+  {
+    ASSIGN_OR_RETURN(ScopedStatement count, db_->Cached(kCountGpusOfType));
+    count->BindText(1, name);
+    ASSIGN_OR_RETURN(bool row, count->Step());
+    if (row && count->ColumnInt(0) > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "gpu_type \"", name, "\" is used by ", count->ColumnInt(0), " GPUs; remove them first"));
+    }
+  }
+  {
+    ASSIGN_OR_RETURN(ScopedStatement del, db_->Cached(kDeleteGpuType));
+    del->BindText(1, name);
+    RETURN_IF_ERROR(del->Run());
+  }
+  if (db_->Changes() == 0) return absl::NotFoundError(absl::StrCat("gpu_type \"", name, "\" not found"));
+  RETURN_IF_ERROR(BumpGeneration(*db_).status());
+  return txn.Commit();
+}
+
+// ---- Nodes -----------------------------------------------------------------------------------
+
+absl::StatusOr<Node> SqliteStore::CreateNode(const Node& node, const WriteOptions& options) {
+  RETURN_IF_ERROR(ValidateNode(node));
+  Node stored = node;
+  std::sort(stored.gpus.begin(), stored.gpus.end(),
+            [](const Gpu& a, const Gpu& b) { return a.index < b.index; });
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
+  {
+    ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertNode));
+    stmt->BindText(1, stored.name).BindText(2, stored.pool).BindText(3, stored.zone)
+        .BindText(4, stored.rack).BindText(5, internal::LabelsJson(stored.labels))
+        .BindText(6, placement::NodeStateName(stored.state))
+        .BindInt(7, stored.inter_node_bandwidth_bytes_per_second).BindInt(8, 1);
+    if (absl::Status s = stmt->Run(); !s.ok()) {
+      if (s.code() == absl::StatusCode::kAlreadyExists) {
+        return absl::AlreadyExistsError(absl::StrCat("node \"", stored.name, "\" already exists"));
+      }
+      return s;
+    }
+  }
+  RETURN_IF_ERROR(InsertGpus(*db_, stored, generation));
+  if (!options.validate_only) RETURN_IF_ERROR(txn.Commit());
+  stored.version = 1;
+  for (Gpu& g : stored.gpus) {
+    g.changed_generation = generation;
+    g.committed_bytes = g.reserved_bytes = 0;
+  }
+  return stored;
+}
+
+absl::StatusOr<Node> SqliteStore::GetNode(const std::string& name) {
+  absl::MutexLock lock(&read_mu());
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(read_db(), Transaction::Mode::kRead));
+  return ReadNodeWithGpus(read_db(), name, Now());
+}
+
+absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_t page_size,
+                                                const std::string& page_token) {
+  if (page_size < 0 || page_size > limits::kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size=", page_size, " must be in [0, ",
+                                                   limits::kMaxPageSize, "] (0: default)"));
+  }
+  if (page_size == 0) page_size = limits::kDefaultPageSize;
+  for (const auto& [key, value] : filter.labels) {
+    for (char c : key) {
+      if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("label filter key \"", Shown(key), "\" may not hold quotes, backslashes or "
+                         "control characters"));
+      }
+    }
+  }
+  std::string sql = absl::StrCat(
+      "SELECT ", internal::kNodeColumns,
+      " FROM nodes WHERE name > ?1 AND (?2 = '' OR pool = ?2) AND (?3 = '' OR zone = ?3) "
+      "AND (?4 = '' OR EXISTS (SELECT 1 FROM gpus g WHERE g.node = nodes.name AND "
+      "g.gpu_type = ?4))");
+  int param = 6;
+  for (size_t i = 0; i < filter.labels.size(); ++i) {
+    absl::StrAppend(&sql, " AND json_extract(labels_json, ?", param, ") = ?", param + 1);
+    param += 2;
+  }
+  absl::StrAppend(&sql, " ORDER BY name LIMIT ?5");
+  absl::MutexLock lock(&read_mu());
+  Database& db = read_db();
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
+  NodePage page;
+  {
+    // Prepared per call: the text varies with the number of label filters.
+    ASSIGN_OR_RETURN(Statement stmt_owned, db.Prepare(sql));
+    Statement* stmt = &stmt_owned;
+    stmt->BindText(1, page_token).BindText(2, filter.pool).BindText(3, filter.zone)
+        .BindText(4, filter.gpu_type).BindInt(5, page_size + 1);
+    param = 6;
+    for (const auto& [key, value] : filter.labels) {
+      stmt->BindText(param, absl::StrCat("$.\"", key, "\"")).BindText(param + 1, value);
+      param += 2;
+    }
+    ASSIGN_OR_RETURN(page.nodes, internal::ReadRows(*stmt, internal::ReadNode));
+  }
+  if (static_cast<int64_t>(page.nodes.size()) > page_size) {
+    page.nodes.resize(static_cast<size_t>(page_size));
+    page.next_page_token = page.nodes.back().name;
+  }
+  RETURN_IF_ERROR(internal::FillGpusAndUsage(db, Now(), page.nodes));
+  return page;
+}
+
+absl::StatusOr<Node> SqliteStore::UpdateNode(const Node& node, int64_t expected_version) {
+  RETURN_IF_ERROR(ValidateNode(node));
+  absl::MutexLock lock(&mu_);
+  const int64_t now = Now();
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(Node current, ReadNodeWithGpus(*db_, node.name, now));
+  if (current.version != expected_version) {
+    return absl::AbortedError(absl::StrCat("node \"", node.name, "\" is at version ",
+                                           current.version, ", not ", expected_version,
+                                           " (etag stale): re-read and retry"));
+  }
+  // A state change through an update follows the same rule as SetNodeState without force.
+  if (node.state != current.state) {
+    RETURN_IF_ERROR(CheckNodeMayLeave(*db_, node.name, node.state, /*force=*/false, now));
+  }
+  // GPUs that hold placements must stay, with the same type.
+  for (const Gpu& old : current.gpus) {
+    if (old.committed_bytes == 0 && old.reserved_bytes == 0) continue;
+    auto it = std::find_if(node.gpus.begin(), node.gpus.end(),
+                           [&](const Gpu& g) { return g.index == old.index; });
+    if (it == node.gpus.end() || it->gpu_type != old.gpu_type) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "node \"", node.name, "\": gpu ", old.index, " holds placements; it cannot be removed or ",
+          "change type (release them first)"));
+    }
+  }
+  ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
+  {
+    ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kUpdateNode));
+    stmt->BindText(1, node.name).BindText(2, node.pool).BindText(3, node.zone)
+        .BindText(4, node.rack).BindText(5, internal::LabelsJson(node.labels))
+        .BindText(6, placement::NodeStateName(node.state))
+        .BindInt(7, node.inter_node_bandwidth_bytes_per_second).BindInt(8, current.version + 1);
+    RETURN_IF_ERROR(stmt->Run());
+  }
+  {
+    ASSIGN_OR_RETURN(ScopedStatement del, db_->Cached(kDeleteGpusOfNode));
+    del->BindText(1, node.name);
+    RETURN_IF_ERROR(del->Run());
+  }
+  RETURN_IF_ERROR(InsertGpus(*db_, node, generation));
+  ASSIGN_OR_RETURN(Node updated, ReadNodeWithGpus(*db_, node.name, now));
+  RETURN_IF_ERROR(txn.Commit());
+  return updated;
+}
+
+absl::StatusOr<Node> SqliteStore::SetNodeState(const std::string& name, NodeState state, bool force) {
+  absl::MutexLock lock(&mu_);
+  const int64_t now = Now();
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(Node current, ReadNodeWithGpus(*db_, name, now));
+  RETURN_IF_ERROR(CheckNodeMayLeave(*db_, name, state, force, now));
+  ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
+  {
+    ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kSetNodeState));
+    stmt->BindText(1, name).BindText(2, placement::NodeStateName(state));
+    RETURN_IF_ERROR(stmt->Run());
+  }
+  {
+    ASSIGN_OR_RETURN(ScopedStatement touch, db_->Cached(kTouchGpusOfNode));
+    touch->BindText(1, name).BindInt(2, generation);
+    RETURN_IF_ERROR(touch->Run());
+  }
+  ASSIGN_OR_RETURN(Node updated, ReadNodeWithGpus(*db_, name, now));
+  RETURN_IF_ERROR(txn.Commit());
+  return updated;
+}
+
+absl::Status SqliteStore::DeleteNode(const std::string& name, bool force) {
+  absl::MutexLock lock(&mu_);
+  const int64_t now = Now();
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(Node current, ReadNodeWithGpus(*db_, name, now));
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, ActivePlacementsOnNode(*db_, name, now, false));
+  if (!ids.empty()) {
+    if (!force) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "node \"", name, "\" holds placements ", IdList(ids), "; release them or force"));
+    }
+    RETURN_IF_ERROR(internal::ReleaseIds(*db_, ids, now));
+  }
+  RETURN_IF_ERROR(BumpGeneration(*db_).status());
+  {
+    ASSIGN_OR_RETURN(ScopedStatement del, db_->Cached(kDeleteNode));
+    del->BindText(1, name);
+    RETURN_IF_ERROR(del->Run());
+  }
+  return txn.Commit();
+}
+
+}  // namespace fleetplan::storage
