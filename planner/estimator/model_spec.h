@@ -161,7 +161,15 @@ struct ModelSpec {
   std::string model_type;        // as written in config.json (text model's for VLM wrappers)
   std::string wrapper_type;      // VLM wrapper model_type ("gemma3", "llava_next" ...) or ""
   bool generic_fallback = false;  // unknown model_type parsed as a generic decoder
+  // Memory-relevant config fields no family builder consumed (e.g. experts of a family parsed as
+  // dense): the estimate is of a model that differs from the checkpoint.
+  std::vector<std::string> unconsumed_fields;
   std::vector<std::string> notes;  // what the parser assumed
+
+  // True when the parser did not fully understand the config: an unknown model_type, or fields
+  // that change memory it did not read. Such estimates are marked unverified; the planner refuses
+  // to place them unless a deployment allows it.
+  bool unverified() const { return generic_fallback || !unconsumed_fields.empty(); }
 
   DType dtype = DType::kBFloat16;  // torch_dtype of the checkpoint
   int64_t vocab_size = 0;
