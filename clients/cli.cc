@@ -1,61 +1,113 @@
 #include "clients/cli.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <ostream>
+#include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
+#include "absl/strings/str_join.h"
 #include "clients/rpc_util.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "nlohmann/json.hpp"
 #include "planner/common/version.h"
 
 namespace fleetplan::cli {
 namespace {
 
-std::vector<Command> AllCommands() {
-  std::vector<Command> all;
-  for (auto& c : SystemCommands()) all.push_back(std::move(c));
-  for (auto& c : EstimateCommands()) all.push_back(std::move(c));
-  for (auto& c : ServerCommands()) all.push_back(std::move(c));
-  for (auto& c : PlanCommands()) all.push_back(std::move(c));
-  for (auto& c : ValidateCommands()) all.push_back(std::move(c));
-  return all;
+// Flags every server-talking command takes, accepted before the command name too. All take a value.
+const std::set<std::string>& GlobalFlags() {
+  static const auto* const kFlags = new std::set<std::string>{
+      "server", "timeout", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "token-file", "output"};
+  return *kFlags;
+}
+
+std::string Env(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
 }
 
 void PrintUsage(std::ostream& out, const std::vector<Command>& commands) {
   out << "fleetplan " << kVersion << ": plan where LLMs run on a GPU fleet\n\n"
-      << "Usage: fleetplan <command> [flags]\n\nCommands:\n";
+      << "Usage: fleetplan <command> [verb] [flags]\n"
+      << "       (--server, --token-file, --timeout, --tls-* and --output may also come first)\n\n"
+      << "Commands:\n";
   for (const Command& c : commands) {
     std::string name = c.name;
     if (name.size() < 14) name.resize(14, ' ');
     out << "  " << name << " " << c.summary << "\n";
   }
   out << "\nRun `fleetplan <command> --help` for the flags of one command.\n"
-      << "Exit codes: 0 ok, 1 operational error, 2 usage error.\n";
+      << "Exit codes: 0 ok, 1 operational error, 2 usage error, 3 plan committed in part.\n";
 }
 
-absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, "=\"", path, "\": cannot read file"));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+std::string VerbHelp(const Command& c) {
+  if (c.verbs.empty()) return "";
+  std::string out = "\nVerbs:\n";
+  for (const Verb& v : c.verbs) {
+    std::string head = absl::StrCat(v.name, v.args_usage.empty() ? "" : " ", v.args_usage);
+    if (head.size() < 22) head.resize(22, ' ');
+    absl::StrAppend(&out, "  ", head, " ", v.summary, "\n");
+  }
+  return out;
+}
+
+std::vector<std::string> VerbNames(const Command& c) {
+  std::vector<std::string> names;
+  for (const Verb& v : c.verbs) names.push_back(v.name);
+  return names;
 }
 
 }  // namespace
+
+std::vector<Command> AllCommands() {
+  std::vector<Command> all;
+  for (auto* group : {&SystemCommands, &EstimateCommands, &ServerCommands, &PlanCommands,
+                      &ValidateCommands, &CompletionCommands}) {
+    for (auto& c : (*group)()) all.push_back(std::move(c));
+  }
+  return all;
+}
+
+absl::StatusOr<std::string> ReadFileText(const std::string& what, const std::string& path,
+                                         int64_t max_bytes) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return absl::NotFoundError(absl::StrCat(what, " \"", path, "\": cannot read file"));
+  const std::streamoff size = in.tellg();
+  if (size < 0) return absl::NotFoundError(absl::StrCat(what, " \"", path, "\": cannot read file"));
+  if (size > max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(what, " \"", path, "\" is ", size,
+                                                     " bytes, more than ", max_bytes));
+  }
+  std::string text(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(text.data(), size)) {
+    return absl::NotFoundError(absl::StrCat(what, " \"", path, "\": cannot read file"));
+  }
+  return text;
+}
 
 void AddOutputFlag(FlagSet& flags) {
   flags.String("output", "table", "output format: table (GiB, for people) or json (exact bytes)");
 }
 
 void AddServerFlags(FlagSet& flags) {
-  flags.String("server", "127.0.0.1:50051", "fleetpland address host:port");
+  flags.String("server", Env("FLEETPLAN_SERVER", "127.0.0.1:50051"),
+               "fleetpland address host:port (env FLEETPLAN_SERVER)");
   flags.Double("timeout", 10, "RPC deadline in seconds");
-  flags.String("tls-ca", "", "PEM CA bundle to verify the server (enables TLS)");
-  flags.String("tls-cert", "", "PEM client certificate (mutual TLS)");
-  flags.String("tls-key", "", "PEM client private key (mutual TLS)");
+  flags.String("tls-ca", Env("FLEETPLAN_TLS_CA", ""),
+               "PEM CA bundle to verify the server (enables TLS; env FLEETPLAN_TLS_CA)");
+  flags.String("tls-cert", Env("FLEETPLAN_TLS_CERT", ""),
+               "PEM client certificate (mutual TLS; env FLEETPLAN_TLS_CERT)");
+  flags.String("tls-key", Env("FLEETPLAN_TLS_KEY", ""),
+               "PEM client private key (mutual TLS; env FLEETPLAN_TLS_KEY)");
   flags.String("tls-server-name", "", "override the TLS server name to verify");
-  flags.String("token-file", "", "file holding a bearer token (first line)");
+  flags.String("token-file", Env("FLEETPLAN_TOKEN_FILE", ""),
+               "file holding a bearer token (first line; env FLEETPLAN_TOKEN_FILE)");
 }
 
 absl::Status PrepareContext(const FlagSet& flags, grpc::ClientContext& context) {
@@ -67,7 +119,7 @@ absl::Status PrepareContext(const FlagSet& flags, grpc::ClientContext& context) 
                        std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
   const std::string path = flags.GetString("token-file");
   if (!path.empty()) {
-    auto text = ReadPem("token-file", path);
+    auto text = ReadFileText("--token-file", path, 64 << 10);
     if (!text.ok()) return text.status();
     std::string token = text->substr(0, text->find('\n'));
     while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
@@ -88,14 +140,14 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const FlagSet& flags)
   } else {
     grpc::SslCredentialsOptions ssl;
     if (!flags.GetString("tls-ca").empty()) {
-      auto ca = ReadPem("tls-ca", flags.GetString("tls-ca"));
+      auto ca = ReadFileText("--tls-ca", flags.GetString("tls-ca"), 1 << 20);
       if (!ca.ok()) return ca.status();
       ssl.pem_root_certs = *ca;
     }
     if (!flags.GetString("tls-cert").empty()) {
-      auto cert = ReadPem("tls-cert", flags.GetString("tls-cert"));
+      auto cert = ReadFileText("--tls-cert", flags.GetString("tls-cert"), 1 << 20);
       if (!cert.ok()) return cert.status();
-      auto key = ReadPem("tls-key", flags.GetString("tls-key"));
+      auto key = ReadFileText("--tls-key", flags.GetString("tls-key"), 1 << 20);
       if (!key.ok()) return key.status();
       ssl.pem_cert_chain = *cert;
       ssl.pem_private_key = *key;
@@ -113,14 +165,63 @@ absl::Status StatusFromGrpc(const grpc::Status& status) {
                      : absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-std::string ProtoJson(const google::protobuf::Message& message) {
+namespace {
+
+// Fields that count things (not bytes): printed as JSON numbers rather than proto3's int64 strings.
+bool CountField(const std::string& key) {
+  static const auto* const kCounts = new std::set<std::string>{
+      "tp", "pp", "ep", "dp", "replica", "replicas", "gpu_index", "index", "rank", "gpus",
+      "free_gpus", "nodes", "concurrency", "context_tokens", "kv_cache_tokens", "max_concurrency",
+      "generation", "snapshot_generation", "lower_bound_gpus", "gpus_used",
+      "largest_free_nvlink_domain", "nvlink_domain", "nvlink_generation", "num_layers",
+      "first_layer", "pp_stage", "max_model_len", "schema_version", "fleet_generation", "id",
+      "placement_ids", "code", "best_eligible_gpus", "largest_domain", "spread_targets",
+      "max_tp", "max_pp", "max_num_seqs", "max_num_batched_tokens", "block_size", "params",
+      "num_gpu_blocks", "max_context_tokens", "batch", "prompt_tokens", "new_tokens", "images"};
+  return kCounts->count(key) > 0;
+}
+
+void NumbersForCounts(nlohmann::json& j) {
+  if (j.is_array()) {
+    for (auto& e : j) NumbersForCounts(e);
+    return;
+  }
+  if (!j.is_object()) return;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    auto& v = it.value();
+    if (CountField(it.key())) {
+      auto to_number = [](nlohmann::json& s) {
+        if (!s.is_string()) return;
+        try {
+          s = std::stoll(s.get<std::string>());
+        } catch (const std::exception&) {
+        }
+      };
+      if (v.is_array()) {
+        for (auto& e : v) to_number(e);
+      } else {
+        to_number(v);
+      }
+    }
+    NumbersForCounts(v);
+  }
+}
+
+}  // namespace
+
+nlohmann::json ProtoToJson(const google::protobuf::Message& message) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
   (void)google::protobuf::util::MessageToJsonString(message, &out, options);
-  return out;
+  nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+  NumbersForCounts(j);
+  return j;
+}
+
+std::string ProtoJson(const google::protobuf::Message& message) {
+  return ProtoToJson(message).dump(2);
 }
 
 int ReportError(std::ostream& err, const std::string& command, const absl::Status& status) {
@@ -129,8 +230,32 @@ int ReportError(std::ostream& err, const std::string& command, const absl::Statu
   return kExitError;
 }
 
-int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int RunCli(const std::vector<std::string>& raw_args, std::ostream& out, std::ostream& err) {
   const std::vector<Command> commands = AllCommands();
+  // Global flags before the command: carried over to the command's own flags.
+  std::vector<std::string> globals;
+  size_t first = 0;
+  while (first < raw_args.size() && absl::StartsWith(raw_args[first], "--") &&
+         raw_args[first] != "--help" && raw_args[first] != "--version") {
+    const std::string body = raw_args[first].substr(2);
+    const std::string name = body.substr(0, body.find('='));
+    if (!GlobalFlags().count(name)) {
+      err << "fleetplan: unknown global flag \"" << raw_args[first] << "\" (global flags: "
+          << absl::StrJoin(GlobalFlags(), ", ") << ")\n";
+      return kExitUsage;
+    }
+    globals.push_back(raw_args[first]);
+    if (body.find('=') == std::string::npos) {
+      if (first + 1 >= raw_args.size()) {
+        err << "fleetplan: --" << name << " needs a value\n";
+        return kExitUsage;
+      }
+      globals.push_back(raw_args[++first]);
+    }
+    ++first;
+  }
+  const std::vector<std::string> args(raw_args.begin() + static_cast<std::ptrdiff_t>(first),
+                                      raw_args.end());
   if (args.empty()) {
     PrintUsage(err, commands);
     return kExitUsage;
@@ -140,7 +265,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     if (args.size() >= 2) {
       for (const Command& c : commands) {
         if (c.name == args[1]) {
-          out << c.summary << "\n\n" << c.make_flags().Help();
+          out << c.summary << "\n\n" << c.make_flags().Help() << VerbHelp(c);
           return kExitOk;
         }
       }
@@ -164,14 +289,15 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return kExitUsage;
   }
   FlagSet flags = command->make_flags();
-  auto positional =
-      flags.Parse(std::vector<std::string>(args.begin() + 1, args.end()));
+  std::vector<std::string> rest = globals;
+  rest.insert(rest.end(), args.begin() + 1, args.end());
+  auto positional = flags.Parse(rest);
   if (!positional.ok()) {
     err << "fleetplan " << name << ": " << positional.status().message() << "\n\n" << flags.Help();
     return kExitUsage;
   }
   if (flags.help_requested()) {
-    out << command->summary << "\n\n" << flags.Help();
+    out << command->summary << "\n\n" << flags.Help() << VerbHelp(*command);
     return kExitOk;
   }
   OutputFormat output = OutputFormat::kTable;
@@ -184,7 +310,24 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       return kExitUsage;
     }
   }
-  return command->run(Invocation{flags, *positional, output, out, err});
+  if (command->verbs.empty()) return command->run(Invocation{flags, *positional, output, out, err});
+  const std::string choices = absl::StrJoin(VerbNames(*command), ", ");
+  if (positional->empty()) {
+    err << "fleetplan " << name << ": give a verb: " << choices << " (see --help)\n";
+    return kExitUsage;
+  }
+  for (const Verb& v : command->verbs) {
+    if (v.name != positional->front()) continue;
+    const std::vector<std::string> verb_args(positional->begin() + 1, positional->end());
+    if (static_cast<int64_t>(verb_args.size()) < v.min_args) {
+      err << "fleetplan " << name << " " << v.name << ": give " << v.args_usage << " (see --help)\n";
+      return kExitUsage;
+    }
+    return v.run(Invocation{flags, verb_args, output, out, err});
+  }
+  err << "fleetplan " << name << ": unknown verb \"" << positional->front() << "\" (verbs: " << choices
+      << "; see --help)\n";
+  return kExitUsage;
 }
 
 }  // namespace fleetplan::cli

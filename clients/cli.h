@@ -4,8 +4,16 @@
 // The `fleetplan` command-line tool: subcommand dispatch and the shared plumbing every subcommand
 // uses (--output table|json, --server and TLS flags, exit codes).
 //
-// Exit codes: 0 ok, 1 operational error (server unreachable, RPC failed, file unreadable),
-// 2 usage error (unknown subcommand or flag, bad flag value).
+//   fleetplan [GLOBAL FLAGS] COMMAND [VERB] [ARGS] [FLAGS]
+//
+// Global flags (--server, --token-file, --timeout, --tls-*, --output) may stand before the command
+// and apply to it; FLEETPLAN_SERVER, FLEETPLAN_TOKEN_FILE, FLEETPLAN_TLS_CA, FLEETPLAN_TLS_CERT and
+// FLEETPLAN_TLS_KEY give their defaults. Commands with verbs (nodes add|list|...) register them;
+// there are no `if (verb == ...)` chains. --output=json prints exactly one JSON document.
+//
+// Exit codes: 0 ok, 1 operational error (server unreachable, RPC failed, file unreadable, a plan
+// with unplaced replicas), 2 usage error (unknown subcommand or flag, bad flag value), 3 a plan
+// committed in part (--allow-partial).
 
 #include <functional>
 #include <iosfwd>
@@ -23,6 +31,7 @@ namespace fleetplan::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitPartial = 3;
 
 enum class OutputFormat { kTable, kJson };
 
@@ -35,16 +44,34 @@ struct Invocation {
   std::ostream& err;
 };
 
+// A verb of a command (`nodes drain NODE`): its positional arguments follow it.
+struct Verb {
+  std::string name;
+  std::string summary;
+  std::function<int(const Invocation&)> run;  // Invocation::positional excludes the verb
+  int64_t min_args = 0;                       // positional arguments it needs
+  std::string args_usage;                     // e.g. "NODE"
+};
+
 struct Command {
   std::string name;
   std::string summary;
   // Adds the subcommand's flags (and sets its usage line) to a fresh FlagSet.
   std::function<FlagSet()> make_flags;
-  std::function<int(const Invocation&)> run;
+  std::function<int(const Invocation&)> run;  // commands without verbs
+  std::vector<Verb> verbs;                    // commands with verbs
 };
+
+// Every registered subcommand (for dispatch, help and shell completion).
+std::vector<Command> AllCommands();
 
 // Runs `fleetplan args...` (args excludes the program name). Never throws, never exits.
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// The one file reader: the whole file, NOT_FOUND naming `what` and the path when unreadable,
+// RESOURCE_EXHAUSTED past `max_bytes`.
+absl::StatusOr<std::string> ReadFileText(const std::string& what, const std::string& path,
+                                         int64_t max_bytes = int64_t{256} << 20);
 
 // Shared flag groups.
 void AddOutputFlag(FlagSet& flags);
@@ -65,6 +92,7 @@ std::vector<Command> ValidateCommands();
 std::vector<Command> EstimateCommands();
 std::vector<Command> ServerCommands();
 std::vector<Command> PlanCommands();
+std::vector<Command> CompletionCommands();
 
 }  // namespace fleetplan::cli
 

@@ -36,14 +36,6 @@ using estimator::EstimateRequest;
 using estimator::MemoryEstimate;
 using json = nlohmann::json;
 
-absl::StatusOr<std::string> ReadFileText(const std::string& what, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(what, " \"", path, "\": cannot read file"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 absl::StatusOr<estimator::DType> ParseDTypeFlag(const std::string& flag, const std::string& v) {
   return estimator::ComputeDTypeNames().Parse(absl::StrCat("--", flag), v);
 }
@@ -468,6 +460,8 @@ int RunEstimate(const Invocation& inv) {
   for (const auto& s : est->stages) out["stages"].push_back(StageJson(s));
 
   std::string emitted, emit_note;
+  std::vector<estimator::BudgetCell> budget;
+  int64_t budget_columns = 0;
   if (flags.GetBool("budget")) {
     auto contexts = ParseIntList("budget-contexts", flags.GetString("budget-contexts"));
     auto concurrencies =
@@ -479,8 +473,10 @@ int RunEstimate(const Invocation& inv) {
     }
     auto cells = estimator::Budget(*spec, *req, *contexts, *concurrencies);
     if (!cells.ok()) return ReportError(inv.err, "estimate", cells.status());
+    budget = *std::move(cells);
+    budget_columns = static_cast<int64_t>(concurrencies->size());
     out["budget"] = json::array();
-    for (const auto& c : *cells) {
+    for (const auto& c : budget) {
       out["budget"].push_back({{"context_tokens", c.context_tokens},
                                {"concurrency", c.concurrency},
                                {"bytes_per_gpu", c.bytes_per_gpu},
@@ -540,19 +536,16 @@ int RunEstimate(const Invocation& inv) {
                        100 * est->headroom_ratio, RiskName(est->risk));
   if (!est->reason.empty()) o << "reason: " << est->reason << "\n";
   for (const auto& n : est->notes) o << "note: " << n << "\n";
-  if (out.contains("budget")) {
+  if (!budget.empty()) {
     o << "\nbudget (GiB per GPU, * = does not fit):\n" << absl::StrFormat("%10s", "context");
-    auto concurrencies =
-        *ParseIntList("budget-concurrencies", flags.GetString("budget-concurrencies"));
-    for (int64_t n : concurrencies) o << absl::StrFormat(" %9s", absl::StrCat("n=", n));
-    int64_t col = 0;
-    for (const auto& cell : out["budget"]) {
-      if (col % static_cast<int64_t>(concurrencies.size()) == 0) {
-        o << "\n" << absl::StrFormat("%10d", cell["context_tokens"].get<int64_t>());
+    for (int64_t c = 0; c < budget_columns; ++c) {
+      o << absl::StrFormat(" %9s", absl::StrCat("n=", budget[static_cast<size_t>(c)].concurrency));
+    }
+    for (size_t i = 0; i < budget.size(); ++i) {
+      if (i % static_cast<size_t>(budget_columns) == 0) {
+        o << "\n" << absl::StrFormat("%10d", budget[i].context_tokens);
       }
-      o << absl::StrFormat(" %8.2f%s", GiB(cell["bytes_per_gpu"].get<int64_t>()),
-                           cell["fits"].get<bool>() ? " " : "*");
-      ++col;
+      o << absl::StrFormat(" %8.2f%s", GiB(budget[i].bytes_per_gpu), budget[i].fits ? " " : "*");
     }
     o << "\n";
   }

@@ -4,9 +4,7 @@
 //   fleetplan plan --deployment=deployments.json [--strategy=pack|spread|exact] [--reserve-ttl-ms=60000]
 //   fleetplan placements list [--deployment=NAME] [--all] | release ID
 
-#include <fstream>
 #include <ostream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -37,11 +35,7 @@ absl::StatusOr<v1::PlanPlacementRequest> BuildRequest(const FlagSet& f) {
   v1::PlanPlacementRequest req;
   const std::string file = f.GetString("deployment");
   if (!file.empty()) {
-    std::ifstream in(file);
-    if (!in) return absl::NotFoundError(absl::StrCat("--deployment=\"", file, "\": cannot read file"));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
+    ASSIGN_OR_RETURN(std::string text, ReadFileText("--deployment", file));
     const size_t first = text.find_first_not_of(" \t\r\n");
     if (first != std::string::npos && text[first] == '[') text = "{\"deployments\": " + text + "}";
     google::protobuf::util::JsonParseOptions options;
@@ -112,6 +106,17 @@ void PrintPlan(std::ostream& o, const v1::Plan& plan) {
                        100 * plan.headroom_after().fleet().headroom_ratio(), plan.headroom_after().fleet().free_gpus());
 }
 
+// Commits `plan_id` and prints nothing; the response in `committed`.
+int CommitPlanId(const Invocation& inv, const std::string& plan_id, const std::string& request_id,
+                 v1::CommitPlanResponse* committed) {
+  v1::CommitPlanRequest commit;
+  commit.set_plan_id(plan_id);
+  commit.set_request_id(request_id);
+  return CallRpc<v1::PlannerService>(inv, "commit", [&](auto& stub, auto& ctx) {
+    return stub.CommitPlan(&ctx, commit, committed);
+  });
+}
+
 int RunPlan(const Invocation& inv) {
   absl::StatusOr<v1::PlanPlacementRequest> req = BuildRequest(inv.flags);
   if (!req.ok()) {
@@ -121,69 +126,96 @@ int RunPlan(const Invocation& inv) {
   v1::Plan plan;
   int rc = CallRpc<v1::PlannerService>(inv, "plan", [&](auto& stub, auto& ctx) { return stub.PlanPlacement(&ctx, *req, &plan); });
   if (rc != kExitOk) return rc;
+  const bool commit = inv.flags.GetBool("commit");
+  const bool partial = !plan.unplaced().empty();
+  // A partial plan is committed only when asked: a retrying script must not place more and more.
+  const bool commit_refused = commit && partial && !inv.flags.GetBool("allow-partial");
   v1::CommitPlanResponse committed;
-  if (inv.flags.GetBool("commit")) {
-    v1::CommitPlanRequest commit;
-    commit.set_plan_id(plan.plan_id());
-    commit.set_request_id(inv.flags.GetString("request-id"));
-    rc = CallRpc<v1::PlannerService>(inv, "plan --commit", [&](auto& stub, auto& ctx) { return stub.CommitPlan(&ctx, commit, &committed); });
+  bool did_commit = false;
+  if (commit && !commit_refused && plan.replicas_size() > 0) {
+    rc = CommitPlanId(inv, plan.plan_id(), inv.flags.GetString("request-id"), &committed);
     if (rc != kExitOk) return rc;
+    did_commit = true;
   }
   if (inv.output == OutputFormat::kJson) {
-    inv.out << ProtoJson(plan) << "\n";
-    if (inv.flags.GetBool("commit")) inv.out << ProtoJson(committed) << "\n";
+    nlohmann::json out = ProtoToJson(plan);
+    if (commit) {
+      out["committed"] = did_commit;
+      out["commit"] = did_commit ? ProtoToJson(committed) : nlohmann::json(nullptr);
+      out["partial"] = partial;
+    }
+    inv.out << out.dump(2) << "\n";
   } else {
     PrintPlan(inv.out, plan);
-    if (inv.flags.GetBool("commit")) {
-      inv.out << "committed placements " << absl::StrJoin(committed.placement_ids(), ", ") << " (generation "
-              << committed.generation() << ")\n";
+    if (did_commit) {
+      inv.out << "committed placements " << absl::StrJoin(committed.placement_ids(), ", ")
+              << " (generation " << committed.generation() << ")" << (partial ? ", in part" : "")
+              << "\n";
     }
   }
-  return plan.unplaced().empty() ? kExitOk : kExitError;
+  if (commit_refused) {
+    inv.err << "fleetplan plan: not committing: " << plan.unplaced_size() << " of "
+            << plan.replicas_size() + plan.unplaced_size()
+            << " replicas could not be placed (see above); nothing was committed. Pass "
+               "--allow-partial to commit the placed ones\n";
+    return kExitError;
+  }
+  if (did_commit && partial) return kExitPartial;
+  return partial ? kExitError : kExitOk;
 }
 
-int RunPlacements(const Invocation& inv) {
-  if (inv.positional.empty()) {
-    inv.err << "fleetplan placements: give list or release ID (see --help)\n";
-    return kExitUsage;
+int RunCommit(const Invocation& inv) {
+  v1::CommitPlanResponse committed;
+  int rc = CommitPlanId(inv, inv.positional[0], inv.flags.GetString("request-id"), &committed);
+  if (rc != kExitOk) return rc;
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << ProtoJson(committed) << "\n";
+  } else {
+    inv.out << "committed placements " << absl::StrJoin(committed.placement_ids(), ", ")
+            << " (generation " << committed.generation() << ")\n";
   }
-  const std::string verb = inv.positional[0];
-  if (verb == "list") {
-    v1::ListPlacementsRequest req;
-    req.set_deployment(inv.flags.GetString("deployment"));
-    req.set_include_released(inv.flags.GetBool("all"));
-    v1::ListPlacementsResponse resp;
-    int rc = CallRpc<v1::PlannerService>(inv, "placements list", [&](auto& stub, auto& ctx) { return stub.ListPlacements(&ctx, req, &resp); });
-    if (rc != kExitOk) return rc;
-    if (inv.output == OutputFormat::kJson) {
-      inv.out << ProtoJson(resp) << "\n";
-      return kExitOk;
-    }
-    inv.out << absl::StrFormat("%6s %-24s %-28s %4s %3s %3s %-10s %s\n", "ID", "DEPLOYMENT", "MODEL", "REP", "TP", "PP",
-                               "STATE", "GPUS");
-    for (const auto& p : resp.placements()) {
-      std::vector<std::string> gpus;
-      for (const auto& r : p.ranks()) gpus.push_back(absl::StrFormat("%s/%d(%.1fG)", r.node(), r.gpu_index(), GiB(r.bytes())));
-      inv.out << absl::StrFormat("%6d %-24s %-28s %4d %3d %3d %-10s %s\n", p.id(), p.deployment(), p.model(),
-                                 p.replica(), p.tp(), p.pp(), p.state(), absl::StrJoin(gpus, " "));
-    }
+  return kExitOk;
+}
+
+int PlacementsList(const Invocation& inv) {
+  v1::ListPlacementsRequest req;
+  req.set_deployment(inv.flags.GetString("deployment"));
+  req.set_include_released(inv.flags.GetBool("all"));
+  v1::ListPlacementsResponse resp;
+  int rc = CallRpc<v1::PlannerService>(inv, "placements list", [&](auto& stub, auto& ctx) { return stub.ListPlacements(&ctx, req, &resp); });
+  if (rc != kExitOk) return rc;
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << ProtoJson(resp) << "\n";
     return kExitOk;
   }
-  if (verb == "release") {
-    int64_t id = 0;
-    if (inv.positional.size() < 2 || !absl::SimpleAtoi(inv.positional[1], &id)) {
-      inv.err << "fleetplan placements release: give a placement id\n";
-      return kExitUsage;
-    }
-    v1::ReleasePlacementRequest req;
-    req.set_placement_id(id);
-    v1::PlacementRecord rec;
-    int rc = CallRpc<v1::PlannerService>(inv, "placements release", [&](auto& stub, auto& ctx) { return stub.ReleasePlacement(&ctx, req, &rec); });
-    if (rc == kExitOk) inv.out << "placement " << id << " " << rec.state() << "\n";
-    return rc;
+  inv.out << absl::StrFormat("%6s %-24s %-28s %4s %3s %3s %-10s %s\n", "ID", "DEPLOYMENT", "MODEL", "REP", "TP", "PP",
+                             "STATE", "GPUS");
+  for (const auto& p : resp.placements()) {
+    std::vector<std::string> gpus;
+    for (const auto& r : p.ranks()) gpus.push_back(absl::StrFormat("%s/%d(%.1fG)", r.node(), r.gpu_index(), GiB(r.bytes())));
+    inv.out << absl::StrFormat("%6d %-24s %-28s %4d %3d %3d %-10s %s\n", p.id(), p.deployment(), p.model(),
+                               p.replica(), p.tp(), p.pp(), p.state(), absl::StrJoin(gpus, " "));
   }
-  inv.err << "fleetplan placements: unknown verb \"" << verb << "\"\n";
-  return kExitUsage;
+  return kExitOk;
+}
+
+int PlacementsRelease(const Invocation& inv) {
+  int64_t id = 0;
+  if (!absl::SimpleAtoi(inv.positional[0], &id) || id < 1) {
+    inv.err << "fleetplan placements release: \"" << inv.positional[0] << "\" is not a placement id\n";
+    return kExitUsage;
+  }
+  v1::ReleasePlacementRequest req;
+  req.set_placement_id(id);
+  v1::PlacementRecord rec;
+  int rc = CallRpc<v1::PlannerService>(inv, "placements release", [&](auto& stub, auto& ctx) { return stub.ReleasePlacement(&ctx, req, &rec); });
+  if (rc != kExitOk) return rc;
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << ProtoJson(rec) << "\n";
+  } else {
+    inv.out << "placement " << id << " " << rec.state() << "\n";
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -219,7 +251,8 @@ std::vector<Command> PlanCommands() {
                              "run replicas at this vLLM --gpu-memory-utilization (default: sized to the workload)");
                     f.String("strategy", "pack", placement::StrategyNames().Choices());
                     f.Int("reserve-ttl-ms", 0, "reserve the GPUs for this long (until --commit or expiry)");
-                    f.Bool("commit", false, "commit the plan right away");
+                    f.Bool("commit", false, "commit the plan right away (all replicas placed, or --allow-partial)");
+                    f.Bool("allow-partial", false, "--commit: commit the placed replicas of a partial plan (exit 3)");
                     f.String("request-id", "", "commit idempotency key (default: the plan id)");
                     return f;
                   },
@@ -235,7 +268,25 @@ std::vector<Command> PlanCommands() {
                     f.Bool("all", false, "list: include released placements");
                     return f;
                   },
-              .run = RunPlacements},
+              .verbs = {{"list", "list placements", PlacementsList},
+                        {"release", "release a placement", PlacementsRelease, 1, "ID"}}},
+      Command{.name = "commit",
+              .summary = "commit a plan made earlier (a reservation, or a plan kept by the server)",
+              .make_flags =
+                  [] {
+                    FlagSet f("commit", "PLAN_ID [--request-id=K]");
+                    AddOutputFlag(f);
+                    AddServerFlags(f);
+                    f.String("request-id", "", "idempotency key (default: the plan id)");
+                    return f;
+                  },
+              .run = [](const Invocation& inv) {
+                if (inv.positional.size() != 1) {
+                  inv.err << "fleetplan commit: give one PLAN_ID\n";
+                  return kExitUsage;
+                }
+                return RunCommit(inv);
+              }},
   };
 }
 

@@ -1,22 +1,22 @@
 // `fleetplan` subcommands that talk to a fleetpland: gpu-types, nodes, pools, models, headroom.
 // Tables show GiB and percentages for people; --output=json prints the response with exact bytes.
+// Verbs are registered per command (clients/cli.h), not dispatched by string comparisons.
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <ostream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
 #include "clients/rpc_util.h"
 #include "fleetplan/v1/catalog.grpc.pb.h"
 #include "fleetplan/v1/headroom.grpc.pb.h"
 #include "fleetplan/v1/inventory.grpc.pb.h"
-#include "google/protobuf/util/json_util.h"
+#include "planner/common/limits.h"
 #include "planner/common/units.h"
 #include "server/convert.h"
 
@@ -45,200 +45,208 @@ absl::StatusOr<std::map<std::string, std::string>> ParseLabels(const std::string
   return out;
 }
 
+// Prints `message` as JSON, or `table(message)` for people.
+template <typename Message, typename Table>
+int Print(const Invocation& inv, const Message& message, Table&& table) {
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << ProtoJson(message) << "\n";
+  } else {
+    table(message);
+  }
+  return kExitOk;
+}
+
 // ---- gpu-types --------------------------------------------------------------------------------
 
-int RunGpuTypes(const Invocation& inv) {
-  if (inv.positional.empty()) return Usage(inv, "gpu-types", "give add, list or remove");
-  const std::string verb = inv.positional[0];
+int GpuTypesAdd(const Invocation& inv) {
   const FlagSet& f = inv.flags;
-  if (verb == "add") {
-    v1::CreateGpuTypeRequest req;
-    req.mutable_gpu_type()->set_name(f.GetString("name"));
-    int64_t bytes = f.GetInt("memory-bytes");
-    if (bytes == 0 && f.GetDouble("memory-gib") > 0) {
-      bytes = static_cast<int64_t>(f.GetDouble("memory-gib") * static_cast<double>(kGiB));
+  v1::CreateGpuTypeRequest req;
+  v1::GpuType* t = req.mutable_gpu_type();
+  t->set_name(f.GetString("name"));
+  int64_t bytes = f.GetInt("memory-bytes");
+  if (f.IsSet("memory-gib")) {
+    const double gib = f.GetDouble("memory-gib");
+    if (!(gib > 0) || gib > BytesToGiB(limits::kMaxGpuMemoryBytes)) {
+      return Usage(inv, "gpu-types add", absl::StrCat("--memory-gib=", gib, " must be in (0, ",
+                                                      BytesToGiB(limits::kMaxGpuMemoryBytes), "]"));
     }
-    req.mutable_gpu_type()->set_memory_bytes(bytes);
-    req.mutable_gpu_type()->set_memory_bandwidth_bytes_per_second(f.GetInt("bandwidth-bytes-per-second"));
-    req.mutable_gpu_type()->set_bf16_tflops(f.GetDouble("bf16-tflops"));
-    req.mutable_gpu_type()->set_cost_per_hour(f.GetDouble("cost-per-hour"));
-    req.mutable_gpu_type()->set_nvlink_generation(f.GetInt("nvlink-generation"));
-    req.set_request_id(f.GetString("request-id"));
-    req.set_validate_only(f.GetBool("validate-only"));
-    v1::GpuType resp;
-    int rc = CallRpc<v1::InventoryService>(inv, "gpu-types add", [&](auto& stub, auto& ctx) {
-      return stub.CreateGpuType(&ctx, req, &resp);
-    });
-    if (rc != kExitOk) return rc;
-    if (inv.output == OutputFormat::kJson) {
-      inv.out << ProtoJson(resp) << "\n";
-    } else {
-      inv.out << absl::StrFormat("%s gpu type %s (%.2f GiB)\n", req.validate_only() ? "valid" : "added",
-                                 resp.name(), GiB(resp.memory_bytes()));
-    }
-    return kExitOk;
+    bytes = static_cast<int64_t>(gib * static_cast<double>(kGiB));
   }
-  if (verb == "list") {
-    v1::ListGpuTypesResponse resp;
-    int rc = CallRpc<v1::InventoryService>(inv, "gpu-types list", [&](auto& stub, auto& ctx) {
-      return stub.ListGpuTypes(&ctx, v1::ListGpuTypesRequest(), &resp);
-    });
-    if (rc != kExitOk) return rc;
-    if (inv.output == OutputFormat::kJson) {
-      inv.out << ProtoJson(resp) << "\n";
-      return kExitOk;
-    }
-    inv.out << absl::StrFormat("%-24s %12s %12s %10s %8s\n", "NAME", "MEMORY_GIB", "BF16_TFLOPS", "COST/H", "NVLINK");
-    for (const auto& t : resp.gpu_types()) {
+  t->set_memory_bytes(bytes);
+  t->set_memory_bandwidth_bytes_per_second(f.GetInt("bandwidth-bytes-per-second"));
+  t->set_bf16_tflops(f.GetDouble("bf16-tflops"));
+  t->set_cost_per_hour(f.GetDouble("cost-per-hour"));
+  t->set_nvlink_generation(f.GetInt("nvlink-generation"));
+  req.set_request_id(f.GetString("request-id"));
+  req.set_validate_only(f.GetBool("validate-only"));
+  v1::GpuType resp;
+  int rc = CallRpc<v1::InventoryService>(inv, "gpu-types add", [&](auto& stub, auto& ctx) {
+    return stub.CreateGpuType(&ctx, req, &resp);
+  });
+  if (rc != kExitOk) return rc;
+  return Print(inv, resp, [&](const v1::GpuType& r) {
+    inv.out << absl::StrFormat("%s gpu type %s (%.2f GiB)\n", req.validate_only() ? "valid" : "added",
+                               r.name(), GiB(r.memory_bytes()));
+  });
+}
+
+int GpuTypesList(const Invocation& inv) {
+  v1::ListGpuTypesResponse resp;
+  int rc = CallRpc<v1::InventoryService>(inv, "gpu-types list", [&](auto& stub, auto& ctx) {
+    return stub.ListGpuTypes(&ctx, v1::ListGpuTypesRequest(), &resp);
+  });
+  if (rc != kExitOk) return rc;
+  return Print(inv, resp, [&](const v1::ListGpuTypesResponse& r) {
+    inv.out << absl::StrFormat("%-24s %12s %12s %10s %8s\n", "NAME", "MEMORY_GIB", "BF16_TFLOPS",
+                               "COST/H", "NVLINK");
+    for (const auto& t : r.gpu_types()) {
       inv.out << absl::StrFormat("%-24s %12.2f %12.1f %10.2f %8d\n", t.name(), GiB(t.memory_bytes()),
                                  t.bf16_tflops(), t.cost_per_hour(), t.nvlink_generation());
     }
-    return kExitOk;
-  }
-  if (verb == "remove") {
-    if (inv.positional.size() < 2) return Usage(inv, "gpu-types remove", "give the gpu type name");
-    v1::DeleteGpuTypeRequest req;
-    req.set_name(inv.positional[1]);
-    google::protobuf::Empty resp;
-    int rc = CallRpc<v1::InventoryService>(inv, "gpu-types remove", [&](auto& stub, auto& ctx) {
-      return stub.DeleteGpuType(&ctx, req, &resp);
-    });
-    if (rc == kExitOk) inv.out << "removed gpu type " << req.name() << "\n";
-    return rc;
-  }
-  return Usage(inv, "gpu-types", absl::StrCat("unknown verb \"", verb, "\""));
+  });
+}
+
+int GpuTypesRemove(const Invocation& inv) {
+  v1::DeleteGpuTypeRequest req;
+  req.set_name(inv.positional[0]);
+  google::protobuf::Empty resp;
+  int rc = CallRpc<v1::InventoryService>(inv, "gpu-types remove", [&](auto& stub, auto& ctx) {
+    return stub.DeleteGpuType(&ctx, req, &resp);
+  });
+  if (rc == kExitOk && inv.output == OutputFormat::kTable) inv.out << "removed gpu type " << req.name() << "\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kJson) inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
+  return rc;
 }
 
 // ---- nodes ------------------------------------------------------------------------------------
 
 void PrintNodes(const Invocation& inv, const google::protobuf::RepeatedPtrField<v1::Node>& nodes) {
-  inv.out << absl::StrFormat("%-20s %-12s %-10s %-9s %5s %-18s %10s %10s\n", "NAME", "POOL", "ZONE",
-                             "STATE", "GPUS", "GPU_TYPE", "USED_GIB", "TOTAL_GPUS");
+  inv.out << absl::StrFormat("%-20s %-12s %-10s %-9s %5s %-18s %10s\n", "NAME", "POOL", "ZONE",
+                             "STATE", "GPUS", "GPU_TYPE", "USED_GIB");
   for (const auto& n : nodes) {
     int64_t used = 0;
     for (const auto& g : n.gpus()) used += g.committed_bytes() + g.reserved_bytes();
-    inv.out << absl::StrFormat("%-20s %-12s %-10s %-9s %5d %-18s %10.2f %10d\n", n.name(), n.pool(),
+    inv.out << absl::StrFormat("%-20s %-12s %-10s %-9s %5d %-18s %10.2f\n", n.name(), n.pool(),
                                n.zone(), StateName(n.state()), n.gpus_size(),
-                               n.gpus_size() > 0 ? n.gpus(0).gpu_type() : "-", GiB(used), n.gpus_size());
+                               n.gpus_size() > 0 ? n.gpus(0).gpu_type() : "-", GiB(used));
   }
 }
 
-int RunNodes(const Invocation& inv) {
-  if (inv.positional.empty()) return Usage(inv, "nodes", "give add, list, show, cordon, drain or remove");
-  const std::string verb = inv.positional[0];
-  const FlagSet& f = inv.flags;
-  if (verb == "add") {
-    v1::CreateNodeRequest req;
-    v1::Node* n = req.mutable_node();
-    n->set_name(f.GetString("name"));
-    n->set_pool(f.GetString("pool"));
-    n->set_zone(f.GetString("zone"));
-    n->set_rack(f.GetString("rack"));
-    auto labels = ParseLabels(f.GetString("label"));
-    if (!labels.ok()) return Usage(inv, "nodes add", std::string(labels.status().message()));
-    for (const auto& [k, v] : *labels) (*n->mutable_labels())[k] = v;
-    const int64_t gpus = f.GetInt("gpus");
-    const int64_t domain = f.GetInt("nvlink-domain-size");
-    if (gpus < 0 || gpus > 1024) return Usage(inv, "nodes add", absl::StrCat("--gpus=", gpus, " must be in [0, 1024]"));
-    if (domain < 1) return Usage(inv, "nodes add", absl::StrCat("--nvlink-domain-size=", domain, " must be >= 1"));
-    for (int64_t i = 0; i < gpus; ++i) {
-      v1::Gpu* g = n->add_gpus();
-      g->set_index(i);
-      g->set_gpu_type(f.GetString("gpu-type"));
-      g->set_nvlink_domain(i / domain);
-      g->set_healthy(true);
+int PrintNode(const Invocation& inv, const v1::Node& node, bool gpus) {
+  return Print(inv, node, [&](const v1::Node& n) {
+    google::protobuf::RepeatedPtrField<v1::Node> one;
+    *one.Add() = n;
+    PrintNodes(inv, one);
+    if (!gpus) return;
+    inv.out << absl::StrFormat("%5s %-18s %7s %8s %12s %12s\n", "GPU", "TYPE", "DOMAIN", "HEALTHY",
+                               "COMMITTED", "RESERVED");
+    for (const auto& g : n.gpus()) {
+      inv.out << absl::StrFormat("%5d %-18s %7d %8s %12.2f %12.2f\n", g.index(), g.gpu_type(),
+                                 g.nvlink_domain(), g.healthy() ? "yes" : "no",
+                                 GiB(g.committed_bytes()), GiB(g.reserved_bytes()));
     }
-    n->set_inter_node_bandwidth_bytes_per_second(f.GetInt("inter-node-bandwidth-bytes-per-second"));
-    req.set_request_id(f.GetString("request-id"));
-    req.set_validate_only(f.GetBool("validate-only"));
-    v1::Node resp;
-    int rc = CallRpc<v1::InventoryService>(inv, "nodes add", [&](auto& stub, auto& ctx) {
-      return stub.CreateNode(&ctx, req, &resp);
+  });
+}
+
+int NodesAdd(const Invocation& inv) {
+  const FlagSet& f = inv.flags;
+  v1::CreateNodeRequest req;
+  v1::Node* n = req.mutable_node();
+  n->set_name(f.GetString("name"));
+  n->set_pool(f.GetString("pool"));
+  n->set_zone(f.GetString("zone"));
+  n->set_rack(f.GetString("rack"));
+  auto labels = ParseLabels(f.GetString("label"));
+  if (!labels.ok()) return Usage(inv, "nodes add", std::string(labels.status().message()));
+  for (const auto& [k, v] : *labels) (*n->mutable_labels())[k] = v;
+  const int64_t gpus = f.GetInt("gpus");
+  const int64_t domain = f.GetInt("nvlink-domain-size");
+  if (gpus < 0 || gpus > limits::kMaxGpusPerNode) {
+    return Usage(inv, "nodes add", absl::StrCat("--gpus=", gpus, " must be in [0, ", limits::kMaxGpusPerNode, "]"));
+  }
+  if (domain < 1) return Usage(inv, "nodes add", absl::StrCat("--nvlink-domain-size=", domain, " must be >= 1"));
+  for (int64_t i = 0; i < gpus; ++i) {
+    v1::Gpu* g = n->add_gpus();
+    g->set_index(i);
+    g->set_gpu_type(f.GetString("gpu-type"));
+    g->set_nvlink_domain(i / domain);
+    g->set_healthy(true);
+  }
+  n->set_inter_node_bandwidth_bytes_per_second(f.GetInt("inter-node-bandwidth-bytes-per-second"));
+  req.set_request_id(f.GetString("request-id"));
+  req.set_validate_only(f.GetBool("validate-only"));
+  v1::Node resp;
+  int rc = CallRpc<v1::InventoryService>(inv, "nodes add", [&](auto& stub, auto& ctx) {
+    return stub.CreateNode(&ctx, req, &resp);
+  });
+  if (rc != kExitOk) return rc;
+  return Print(inv, resp, [&](const v1::Node& r) {
+    inv.out << (req.validate_only() ? "valid" : "added") << " node " << r.name() << " ("
+            << r.gpus_size() << " GPUs)\n";
+  });
+}
+
+int NodesList(const Invocation& inv) {
+  const FlagSet& f = inv.flags;
+  auto labels = ParseLabels(f.GetString("label"));
+  if (!labels.ok()) return Usage(inv, "nodes list", std::string(labels.status().message()));
+  v1::ListNodesResponse all;
+  std::string token;
+  do {
+    v1::ListNodesRequest req;
+    req.set_page_size(500);
+    req.set_page_token(token);
+    req.set_pool(f.GetString("pool"));
+    req.set_zone(f.GetString("zone"));
+    req.set_gpu_type(f.GetString("gpu-type"));
+    for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
+    v1::ListNodesResponse page;
+    int rc = CallRpc<v1::InventoryService>(inv, "nodes list", [&](auto& stub, auto& ctx) {
+      return stub.ListNodes(&ctx, req, &page);
     });
     if (rc != kExitOk) return rc;
-    if (inv.output == OutputFormat::kJson) {
-      inv.out << ProtoJson(resp) << "\n";
-    } else {
-      inv.out << (req.validate_only() ? "valid" : "added") << " node " << resp.name() << " ("
-              << resp.gpus_size() << " GPUs)\n";
-    }
-    return kExitOk;
-  }
-  if (verb == "list") {
-    auto labels = ParseLabels(f.GetString("label"));
-    if (!labels.ok()) return Usage(inv, "nodes list", std::string(labels.status().message()));
-    v1::ListNodesResponse all;
-    std::string token;
-    do {
-      v1::ListNodesRequest req;
-      req.set_page_size(500);
-      req.set_page_token(token);
-      req.set_pool(f.GetString("pool"));
-      req.set_zone(f.GetString("zone"));
-      req.set_gpu_type(f.GetString("gpu-type"));
-      for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
-      v1::ListNodesResponse page;
-      int rc = CallRpc<v1::InventoryService>(inv, "nodes list", [&](auto& stub, auto& ctx) {
-        return stub.ListNodes(&ctx, req, &page);
-      });
-      if (rc != kExitOk) return rc;
-      for (auto& n : *page.mutable_nodes()) *all.add_nodes() = std::move(n);
-      token = page.next_page_token();
-    } while (!token.empty());
-    if (inv.output == OutputFormat::kJson) {
-      inv.out << ProtoJson(all) << "\n";
-    } else {
-      PrintNodes(inv, all.nodes());
-    }
-    return kExitOk;
-  }
-  if (inv.positional.size() < 2) return Usage(inv, "nodes " + verb, "give the node name");
-  const std::string name = inv.positional[1];
+    for (auto& n : *page.mutable_nodes()) *all.add_nodes() = std::move(n);
+    token = page.next_page_token();
+  } while (!token.empty());
+  return Print(inv, all, [&](const v1::ListNodesResponse& r) { PrintNodes(inv, r.nodes()); });
+}
+
+int NodesShow(const Invocation& inv) {
+  v1::GetNodeRequest req;
+  req.set_name(inv.positional[0]);
   v1::Node node;
-  int rc = kExitOk;
-  if (verb == "show") {
-    v1::GetNodeRequest req;
-    req.set_name(name);
-    rc = CallRpc<v1::InventoryService>(inv, "nodes show", [&](auto& stub, auto& ctx) { return stub.GetNode(&ctx, req, &node); });
-  } else if (verb == "cordon") {
-    v1::CordonNodeRequest req;
-    req.set_name(name);
-    req.set_request_id(f.GetString("request-id"));
-    rc = CallRpc<v1::InventoryService>(inv, "nodes cordon", [&](auto& stub, auto& ctx) { return stub.CordonNode(&ctx, req, &node); });
-  } else if (verb == "drain") {
-    v1::DrainNodeRequest req;
-    req.set_name(name);
-    req.set_force(f.GetBool("force"));
-    req.set_request_id(f.GetString("request-id"));
-    rc = CallRpc<v1::InventoryService>(inv, "nodes drain", [&](auto& stub, auto& ctx) { return stub.DrainNode(&ctx, req, &node); });
-  } else if (verb == "remove") {
-    v1::DeleteNodeRequest req;
-    req.set_name(name);
-    req.set_force(f.GetBool("force"));
-    req.set_request_id(f.GetString("request-id"));
-    google::protobuf::Empty empty;
-    rc = CallRpc<v1::InventoryService>(inv, "nodes remove", [&](auto& stub, auto& ctx) { return stub.DeleteNode(&ctx, req, &empty); });
-    if (rc == kExitOk) inv.out << "removed node " << name << "\n";
-    return rc;
-  } else {
-    return Usage(inv, "nodes", absl::StrCat("unknown verb \"", verb, "\""));
-  }
-  if (rc != kExitOk) return rc;
-  if (inv.output == OutputFormat::kJson) {
-    inv.out << ProtoJson(node) << "\n";
-    return kExitOk;
-  }
-  google::protobuf::RepeatedPtrField<v1::Node> one;
-  *one.Add() = node;
-  PrintNodes(inv, one);
-  if (verb == "show") {
-    inv.out << absl::StrFormat("%5s %-18s %7s %8s %12s %12s\n", "GPU", "TYPE", "DOMAIN", "HEALTHY", "COMMITTED", "RESERVED");
-    for (const auto& g : node.gpus()) {
-      inv.out << absl::StrFormat("%5d %-18s %7d %8s %12.2f %12.2f\n", g.index(), g.gpu_type(), g.nvlink_domain(),
-                                 g.healthy() ? "yes" : "no", GiB(g.committed_bytes()), GiB(g.reserved_bytes()));
-    }
-  }
-  return kExitOk;
+  int rc = CallRpc<v1::InventoryService>(inv, "nodes show", [&](auto& stub, auto& ctx) {
+    return stub.GetNode(&ctx, req, &node);
+  });
+  return rc != kExitOk ? rc : PrintNode(inv, node, /*gpus=*/true);
+}
+
+// cordon, uncordon and drain: one node, one state change.
+template <typename Request, typename Call>
+int NodeStateChange(const Invocation& inv, const std::string& verb, Call&& call) {
+  Request req;
+  req.set_name(inv.positional[0]);
+  req.set_request_id(inv.flags.GetString("request-id"));
+  if constexpr (std::is_same_v<Request, v1::DrainNodeRequest>) req.set_force(inv.flags.GetBool("force"));
+  v1::Node node;
+  int rc = CallRpc<v1::InventoryService>(inv, "nodes " + verb, [&](auto& stub, auto& ctx) {
+    return call(stub, ctx, req, node);
+  });
+  return rc != kExitOk ? rc : PrintNode(inv, node, /*gpus=*/false);
+}
+
+int NodesRemove(const Invocation& inv) {
+  v1::DeleteNodeRequest req;
+  req.set_name(inv.positional[0]);
+  req.set_force(inv.flags.GetBool("force"));
+  req.set_request_id(inv.flags.GetString("request-id"));
+  google::protobuf::Empty empty;
+  int rc = CallRpc<v1::InventoryService>(inv, "nodes remove", [&](auto& stub, auto& ctx) {
+    return stub.DeleteNode(&ctx, req, &empty);
+  });
+  if (rc == kExitOk && inv.output == OutputFormat::kTable) inv.out << "removed node " << req.name() << "\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kJson) inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
+  return rc;
 }
 
 int RunPools(const Invocation& inv) {
@@ -247,117 +255,112 @@ int RunPools(const Invocation& inv) {
     return stub.ListPools(&ctx, v1::ListPoolsRequest(), &resp);
   });
   if (rc != kExitOk) return rc;
-  if (inv.output == OutputFormat::kJson) {
-    inv.out << ProtoJson(resp) << "\n";
-    return kExitOk;
-  }
-  inv.out << absl::StrFormat("%-16s %6s %6s %12s\n", "POOL", "NODES", "GPUS", "MEMORY_GIB");
-  for (const auto& p : resp.pools()) {
-    inv.out << absl::StrFormat("%-16s %6d %6d %12.1f\n", p.name(), p.nodes(), p.gpus(), GiB(p.memory_bytes()));
-  }
-  return kExitOk;
+  return Print(inv, resp, [&](const v1::ListPoolsResponse& r) {
+    inv.out << absl::StrFormat("%-16s %6s %6s %12s\n", "POOL", "NODES", "GPUS", "MEMORY_GIB");
+    for (const auto& p : r.pools()) {
+      inv.out << absl::StrFormat("%-16s %6d %6d %12.1f\n", p.name(), p.nodes(), p.gpus(), GiB(p.memory_bytes()));
+    }
+  });
 }
 
 // ---- models -----------------------------------------------------------------------------------
 
-int RunModels(const Invocation& inv) {
-  if (inv.positional.empty()) return Usage(inv, "models", "give import, list, show or remove");
-  const std::string verb = inv.positional[0];
-  const FlagSet& f = inv.flags;
-  if (verb == "list") {
-    v1::ListModelsResponse resp;
-    int rc = CallRpc<v1::CatalogService>(inv, "models list", [&](auto& stub, auto& ctx) {
-      return stub.ListModels(&ctx, v1::ListModelsRequest(), &resp);
-    });
-    if (rc != kExitOk) return rc;
-    if (inv.output == OutputFormat::kJson) {
-      inv.out << ProtoJson(resp) << "\n";
-      return kExitOk;
-    }
-    inv.out << absl::StrFormat("%-36s %-14s %10s %12s %12s %-12s\n", "NAME", "TYPE", "PARAMS_B", "WEIGHTS_GIB",
-                               "KV_KIB/TOK", "QUANT");
-    for (const auto& m : resp.models()) {
+int ModelsList(const Invocation& inv) {
+  v1::ListModelsResponse resp;
+  int rc = CallRpc<v1::CatalogService>(inv, "models list", [&](auto& stub, auto& ctx) {
+    return stub.ListModels(&ctx, v1::ListModelsRequest(), &resp);
+  });
+  if (rc != kExitOk) return rc;
+  return Print(inv, resp, [&](const v1::ListModelsResponse& r) {
+    inv.out << absl::StrFormat("%-36s %-14s %10s %12s %12s %-12s\n", "NAME", "TYPE", "PARAMS_B",
+                               "WEIGHTS_GIB", "KV_KIB/TOK", "QUANT");
+    for (const auto& m : r.models()) {
       inv.out << absl::StrFormat("%-36s %-14s %10.2f %12.2f %12.1f %-12s\n", m.name(), m.model_type(),
                                  static_cast<double>(m.params()) / 1e9, GiB(m.weights_bytes()),
                                  static_cast<double>(m.kv_bytes_per_token()) / 1024.0,
                                  m.quantization().empty() ? "-" : m.quantization());
     }
-    return kExitOk;
+  });
+}
+
+// The catalog name a model file gets by default: its folder for .../NAME/config.json, else the
+// file's stem. Refused when that is not a usable name ("." for ./config.json): say --name.
+absl::StatusOr<std::string> DefaultModelName(const std::string& file) {
+  const std::filesystem::path path = std::filesystem::absolute(file).lexically_normal();
+  const std::string name = path.filename() == "config.json" ? path.parent_path().filename().string()
+                                                            : path.stem().string();
+  if (name.empty() || name == "." || name == "..") {
+    return absl::InvalidArgumentError(absl::StrCat("cannot name the model from \"", file, "\"; give --name"));
   }
-  if (inv.positional.size() < 2) return Usage(inv, "models " + verb, "give a model config file or name");
-  if (verb == "import") {
-    std::ifstream in(inv.positional[1], std::ios::binary);
-    if (!in) {
-      return ReportError(inv.err, "models import",
-                         absl::NotFoundError(absl::StrCat("\"", inv.positional[1], "\": cannot read file")));
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    v1::ImportModelRequest req;
-    std::string name = f.GetString("name");
-    if (name.empty()) {
-      // Default name: the file's folder (model dirs hold config.json) or its stem.
-      std::filesystem::path path(inv.positional[1]);
-      name = path.filename() == "config.json" ? path.parent_path().filename().string() : path.stem().string();
-    }
-    req.set_name(name);
-    req.set_config_json(ss.str());
-    req.set_quantization(f.GetString("quantization"));
-    req.set_request_id(f.GetString("request-id"));
-    req.set_validate_only(f.GetBool("validate-only"));
-    v1::Model resp;
-    int rc = CallRpc<v1::CatalogService>(inv, "models import", [&](auto& stub, auto& ctx) {
-      return stub.ImportModel(&ctx, req, &resp);
-    });
-    if (rc != kExitOk) return rc;
-    if (inv.output == OutputFormat::kJson) {
-      resp.clear_config_json();
-      inv.out << ProtoJson(resp) << "\n";
-    } else {
-      inv.out << absl::StrFormat("%s model %s: %s, %.2fB params, %.2f GiB weights, %.1f KiB KV per token\n",
-                                 req.validate_only() ? "valid" : "imported", resp.name(), resp.model_type(),
-                                 static_cast<double>(resp.params()) / 1e9, GiB(resp.weights_bytes()),
-                                 static_cast<double>(resp.kv_bytes_per_token()) / 1024.0);
-      for (const auto& n : resp.notes()) inv.out << "note: " << n << "\n";
-    }
-    return kExitOk;
+  return name;
+}
+
+int ModelsImport(const Invocation& inv) {
+  const FlagSet& f = inv.flags;
+  auto text = ReadFileText("model config", inv.positional[0]);
+  if (!text.ok()) return ReportError(inv.err, "models import", text.status());
+  v1::ImportModelRequest req;
+  std::string name = f.GetString("name");
+  if (name.empty()) {
+    auto named = DefaultModelName(inv.positional[0]);
+    if (!named.ok()) return Usage(inv, "models import", std::string(named.status().message()));
+    name = *named;
   }
-  if (verb == "show") {
-    v1::GetModelRequest req;
-    req.set_name(inv.positional[1]);
-    v1::Model resp;
-    int rc = CallRpc<v1::CatalogService>(inv, "models show", [&](auto& stub, auto& ctx) {
-      return stub.GetModel(&ctx, req, &resp);
-    });
-    if (rc != kExitOk) return rc;
-    if (inv.output == OutputFormat::kJson) {
-      inv.out << ProtoJson(resp) << "\n";
-    } else {
-      inv.out << absl::StrFormat("%s: %s, %d params, %d weights bytes, %d KV bytes per token\n%s\n",
-                                 resp.name(), resp.model_type(), resp.params(), resp.weights_bytes(),
-                                 resp.kv_bytes_per_token(), resp.config_json());
-    }
-    return kExitOk;
-  }
-  if (verb == "remove") {
-    v1::DeleteModelRequest req;
-    req.set_name(inv.positional[1]);
-    req.set_request_id(f.GetString("request-id"));
-    google::protobuf::Empty empty;
-    int rc = CallRpc<v1::CatalogService>(inv, "models remove", [&](auto& stub, auto& ctx) {
-      return stub.DeleteModel(&ctx, req, &empty);
-    });
-    if (rc == kExitOk) inv.out << "removed model " << req.name() << "\n";
-    return rc;
-  }
-  return Usage(inv, "models", absl::StrCat("unknown verb \"", verb, "\""));
+  req.set_name(name);
+  req.set_config_json(*text);
+  req.set_quantization(f.GetString("quantization"));
+  req.set_request_id(f.GetString("request-id"));
+  req.set_validate_only(f.GetBool("validate-only"));
+  v1::Model resp;
+  int rc = CallRpc<v1::CatalogService>(inv, "models import", [&](auto& stub, auto& ctx) {
+    return stub.ImportModel(&ctx, req, &resp);
+  });
+  if (rc != kExitOk) return rc;
+  resp.clear_config_json();
+  return Print(inv, resp, [&](const v1::Model& m) {
+    inv.out << absl::StrFormat("%s model %s: %s, %.2fB params, %.2f GiB weights, %.1f KiB KV per token\n",
+                               req.validate_only() ? "valid" : "imported", m.name(), m.model_type(),
+                               static_cast<double>(m.params()) / 1e9, GiB(m.weights_bytes()),
+                               static_cast<double>(m.kv_bytes_per_token()) / 1024.0);
+    for (const auto& n : m.notes()) inv.out << "note: " << n << "\n";
+  });
+}
+
+int ModelsShow(const Invocation& inv) {
+  v1::GetModelRequest req;
+  req.set_name(inv.positional[0]);
+  v1::Model resp;
+  int rc = CallRpc<v1::CatalogService>(inv, "models show", [&](auto& stub, auto& ctx) {
+    return stub.GetModel(&ctx, req, &resp);
+  });
+  if (rc != kExitOk) return rc;
+  return Print(inv, resp, [&](const v1::Model& m) {
+    inv.out << absl::StrFormat("%s: %s, %d params, %d weights bytes, %d KV bytes per token\n%s\n",
+                               m.name(), m.model_type(), m.params(), m.weights_bytes(),
+                               m.kv_bytes_per_token(), m.config_json());
+  });
+}
+
+int ModelsRemove(const Invocation& inv) {
+  v1::DeleteModelRequest req;
+  req.set_name(inv.positional[0]);
+  req.set_request_id(inv.flags.GetString("request-id"));
+  google::protobuf::Empty empty;
+  int rc = CallRpc<v1::CatalogService>(inv, "models remove", [&](auto& stub, auto& ctx) {
+    return stub.DeleteModel(&ctx, req, &empty);
+  });
+  if (rc == kExitOk && inv.output == OutputFormat::kTable) inv.out << "removed model " << req.name() << "\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kJson) inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
+  return rc;
 }
 
 // ---- headroom ---------------------------------------------------------------------------------
 
+const char* const kHeadroomViews[] = {"pool", "node", "gpu-type", "gpu"};
+
 void PrintHeadroom(const Invocation& inv, const v1::FleetHeadroom& h, const std::string& by) {
   if (inv.output == OutputFormat::kJson) {
-    inv.out << ProtoJson(h) << "\n";
+    inv.out << ProtoToJson(h).dump() << "\n";  // one document per line while watching
     return;
   }
   inv.out << absl::StrFormat("%-26s %10s %10s %10s %10s %8s %6s %6s %8s %-6s\n", by == "gpu" ? "GPU" : "KEY",
@@ -369,22 +372,20 @@ void PrintHeadroom(const Invocation& inv, const v1::FleetHeadroom& h, const std:
                                GiB(r.free_bytes()), 100 * r.headroom_ratio(), r.gpus(), r.free_gpus(),
                                r.largest_free_nvlink_domain(), RiskName(r.risk()));
   };
-  if (by == "pool") {
-    for (const auto& r : h.pools()) row(r, r.key());
-  } else if (by == "node") {
-    for (const auto& r : h.nodes()) row(r, r.key());
-  } else if (by == "gpu-type") {
-    for (const auto& r : h.gpu_types()) row(r, r.key());
-  } else {
+  const std::map<std::string, const google::protobuf::RepeatedPtrField<v1::Headroom>*> rows = {
+      {"pool", &h.pools()}, {"node", &h.nodes()}, {"gpu-type", &h.gpu_types()}};
+  if (by == "gpu") {
     for (const auto& g : h.gpus()) row(g.headroom(), g.headroom().key());
+  } else {
+    for (const auto& r : *rows.at(by)) row(r, r.key());
   }
   row(h.fleet(), absl::StrCat("fleet (generation ", h.generation(), ")"));
 }
 
 int RunHeadroom(const Invocation& inv) {
   const std::string by = inv.flags.GetString("by");
-  if (by != "pool" && by != "node" && by != "gpu-type" && by != "gpu") {
-    return Usage(inv, "headroom", absl::StrCat("--by=\"", by, "\" must be pool, node, gpu-type or gpu"));
+  if (std::find(std::begin(kHeadroomViews), std::end(kHeadroomViews), by) == std::end(kHeadroomViews)) {
+    return Usage(inv, "headroom", absl::StrCat("--by=\"", by, "\" must be one of ", absl::StrJoin(kHeadroomViews, ", ")));
   }
   if (!inv.flags.GetBool("watch")) {
     v1::GetFleetHeadroomRequest req;
@@ -455,14 +456,16 @@ std::vector<Command> ServerCommands() {
                     f.Bool("validate-only", false, "check without creating");
                     return f;
                   },
-              .run = RunGpuTypes},
+              .verbs = {{"add", "register a GPU type", GpuTypesAdd},
+                        {"list", "list GPU types", GpuTypesList},
+                        {"remove", "remove an unused GPU type", GpuTypesRemove, 1, "NAME"}}},
       Command{.name = "nodes",
-              .summary = "add, list, show, cordon, drain or remove nodes (server)",
+              .summary = "add, list, show, cordon, uncordon, drain or remove nodes (server)",
               .make_flags =
                   [] {
                     FlagSet f = ServerFlags("nodes",
                                             "add --name=N --pool=P --gpus=8 --gpu-type=T | list | "
-                                            "show NAME | cordon NAME | drain NAME | remove NAME");
+                                            "show NAME | cordon NAME | uncordon NAME | drain NAME | remove NAME");
                     f.String("name", "", "add: node name");
                     f.String("pool", "", "add: pool; list: filter");
                     f.String("zone", "", "add: zone; list: filter");
@@ -477,7 +480,25 @@ std::vector<Command> ServerCommands() {
                     f.Bool("validate-only", false, "add: check without creating");
                     return f;
                   },
-              .run = RunNodes},
+              .verbs = {{"add", "register a node and its GPUs", NodesAdd},
+                        {"list", "list nodes (with filters)", NodesList},
+                        {"show", "one node and its GPUs", NodesShow, 1, "NODE"},
+                        {"cordon", "stop new placements on a node", [](const Invocation& inv) {
+                           return NodeStateChange<v1::CordonNodeRequest>(inv, "cordon", [](auto& stub, auto& ctx, auto& req, auto& node) {
+                             return stub.CordonNode(&ctx, req, &node);
+                           });
+                         }, 1, "NODE"},
+                        {"uncordon", "make a node active again", [](const Invocation& inv) {
+                           return NodeStateChange<v1::UncordonNodeRequest>(inv, "uncordon", [](auto& stub, auto& ctx, auto& req, auto& node) {
+                             return stub.UncordonNode(&ctx, req, &node);
+                           });
+                         }, 1, "NODE"},
+                        {"drain", "drain a node (refused while it holds placements, unless --force)", [](const Invocation& inv) {
+                           return NodeStateChange<v1::DrainNodeRequest>(inv, "drain", [](auto& stub, auto& ctx, auto& req, auto& node) {
+                             return stub.DrainNode(&ctx, req, &node);
+                           });
+                         }, 1, "NODE"},
+                        {"remove", "delete a node", NodesRemove, 1, "NODE"}}},
       Command{.name = "pools",
               .summary = "list pools with their node and GPU counts (server)",
               .make_flags = [] { return ServerFlags("pools", "[--output=table|json]"); },
@@ -493,7 +514,10 @@ std::vector<Command> ServerCommands() {
                     f.Bool("validate-only", false, "import: check without storing");
                     return f;
                   },
-              .run = RunModels},
+              .verbs = {{"import", "add a model from its config.json", ModelsImport, 1, "CONFIG.json"},
+                        {"list", "list the catalog", ModelsList},
+                        {"show", "one model with its config.json", ModelsShow, 1, "NAME"},
+                        {"remove", "delete an unplaced model", ModelsRemove, 1, "NAME"}}},
       Command{.name = "headroom",
               .summary = "fleet memory headroom by pool, node, GPU type or GPU (server)",
               .make_flags =

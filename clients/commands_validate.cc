@@ -19,14 +19,6 @@ namespace {
 using estimator::CaseResult;
 using json = nlohmann::json;
 
-absl::StatusOr<std::string> ReadText(const std::string& what, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(what, " \"", path, "\": cannot read file"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 json SummaryJson(const estimator::ValidationSummary& s, const std::vector<CaseResult>& results) {
   json out;
   out["cases"] = s.cases;
@@ -64,7 +56,7 @@ int RunValidate(const Invocation& inv) {
     inv.err << "fleetplan validate: --cases=FILE.jsonl is required\n";
     return kExitUsage;
   }
-  auto text = ReadText("--cases", path);
+  auto text = ReadFileText("--cases", path);
   if (!text.ok()) return ReportError(inv.err, "validate", text.status());
   const std::filesystem::path base = std::filesystem::path(path).parent_path();
   std::vector<CaseResult> results;
@@ -82,7 +74,7 @@ int RunValidate(const Invocation& inv) {
       results.push_back(r);
       continue;
     }
-    auto model = ReadText("model", (base / *model_path).string());
+    auto model = ReadFileText("model", (base / *model_path).string());
     if (!model.ok()) {
       CaseResult r = estimator::ScoreCase(line, "{}");
       r.skip_reason = std::string(model.status().message());

@@ -1,5 +1,6 @@
 #include "clients/flag_set.h"
 
+#include <cmath>
 #include <cstdlib>
 
 #include "absl/strings/match.h"
@@ -36,6 +37,10 @@ absl::Status FlagSet::Assign(const std::string& name, Flag& flag, const std::str
       if (!absl::SimpleAtod(value, &v)) {
         return absl::InvalidArgumentError(
             absl::StrCat("--", name, "=\"", value, "\" is not a number"));
+      }
+      if (!std::isfinite(v)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, "=\"", value, "\" must be a finite number"));
       }
       break;
     }
@@ -146,6 +151,13 @@ std::string FlagSet::Help() const {
     absl::StrAppend(&out, "\n");
   }
   return out;
+}
+
+std::vector<std::string> FlagSet::Names() const {
+  std::vector<std::string> names;
+  names.reserve(flags_.size());
+  for (const auto& [name, flag] : flags_) names.push_back(name);
+  return names;
 }
 
 }  // namespace fleetplan::cli

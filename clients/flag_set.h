@@ -43,6 +43,8 @@ class FlagSet {
   bool GetBool(const std::string& name) const;
 
   std::string Help() const;
+  // The declared flag names, sorted.
+  std::vector<std::string> Names() const;
 
  private:
   enum class Type { kString, kInt, kDouble, kBool };

@@ -8,13 +8,16 @@
 
 #include "clients/cli.h"
 #include "google/protobuf/message.h"
+#include "nlohmann/json.hpp"
 #include "grpcpp/support/status.h"
 
 namespace fleetplan::cli {
 
 absl::Status StatusFromGrpc(const grpc::Status& status);
 
-// Proto JSON with the .proto field names (int64 as strings, as proto3 JSON specifies).
+// Proto JSON with the .proto field names; counts (tp, replicas, gpu_index ...) as JSON numbers,
+// byte counts as proto3's exact int64 strings.
+nlohmann::json ProtoToJson(const google::protobuf::Message& message);
 std::string ProtoJson(const google::protobuf::Message& message);
 
 // Opens a channel, prepares a context and runs `call(stub, context)`, reporting failures as

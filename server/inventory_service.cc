@@ -140,6 +140,19 @@ ServerUnaryReactor* InventoryServiceImpl::DrainNode(CallbackServerContext* c,
   });
 }
 
+ServerUnaryReactor* InventoryServiceImpl::UncordonNode(CallbackServerContext* c,
+                                                       const v1::UncordonNodeRequest* req,
+                                                       v1::Node* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    return Idempotent(deps_, "UncordonNode", req->request_id(), *req, resp, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(placement::Node node,
+                       deps_.store->SetNodeState(req->name(), placement::NodeState::kActive, false));
+      ToProto(node, resp);
+      return absl::OkStatus();
+    });
+  });
+}
+
 ServerUnaryReactor* InventoryServiceImpl::ListPools(CallbackServerContext* c,
                                                     const v1::ListPoolsRequest* /*req*/,
                                                     v1::ListPoolsResponse* resp) {

@@ -34,6 +34,8 @@ class InventoryServiceImpl final : public v1::InventoryService::CallbackService 
                                        v1::Node* resp) override;
   grpc::ServerUnaryReactor* DrainNode(grpc::CallbackServerContext* c, const v1::DrainNodeRequest* req,
                                       v1::Node* resp) override;
+  grpc::ServerUnaryReactor* UncordonNode(grpc::CallbackServerContext* c,
+                                         const v1::UncordonNodeRequest* req, v1::Node* resp) override;
   grpc::ServerUnaryReactor* ListPools(grpc::CallbackServerContext* c, const v1::ListPoolsRequest* req,
                                       v1::ListPoolsResponse* resp) override;
 

@@ -75,9 +75,10 @@ TEST_F(CliFlowTest, QuickstartFlow) {
   EXPECT_NE(headroom.out.find("fleet (generation"), std::string::npos) << headroom.out;
   ProcessResult hj = Cli({"headroom", "--by=gpu-type", "--output=json"}, "reader");
   auto h = nlohmann::json::parse(hj.out);
-  // proto3 JSON writes int64 as strings (exact for any byte count).
-  EXPECT_EQ(h["fleet"]["gpus"], std::to_string(4 * 8 + 6 * 4 + 4));
-  EXPECT_EQ(h["fleet"]["largest_free_nvlink_domain"], "8");
+  // Counts are JSON numbers; byte counts stay proto3's exact int64 strings.
+  EXPECT_EQ(h["fleet"]["gpus"], 4 * 8 + 6 * 4 + 4);
+  EXPECT_EQ(h["fleet"]["largest_free_nvlink_domain"], 8);
+  EXPECT_TRUE(h["fleet"]["total_bytes"].is_string());
 
   ProcessResult models = Cli({"models", "list", "--output=json"}, "reader");
   ASSERT_EQ(models.exit_code, 0) << models.err;
@@ -112,7 +113,7 @@ TEST_F(CliFlowTest, QuickstartFlow) {
   ASSERT_EQ(list.exit_code, 0) << list.err;
   auto lj = nlohmann::json::parse(list.out);
   ASSERT_EQ(lj["placements"].size(), 8u);  // 2 + 1 + 2 + 1 + 2 replicas
-  const std::string first_id = lj["placements"][0]["id"];
+  const std::string first_id = std::to_string(lj["placements"][0]["id"].get<int64_t>());
   ProcessResult release = Cli({"placements", "release", first_id});
   EXPECT_EQ(release.exit_code, 0) << release.err;
   EXPECT_NE(release.out.find("released"), std::string::npos);
@@ -129,6 +130,7 @@ TEST_F(CliFlowTest, QuickstartFlow) {
 }
 
 TEST_F(CliFlowTest, AuthErrorsFromTheCli) {
+  unsetenv("FLEETPLAN_TOKEN_FILE");  // the CLI reads it as --token-file's default
   ProcessResult no_token = Cli({"gpu-types", "list"}, "");
   EXPECT_EQ(no_token.exit_code, 1);
   EXPECT_NE(no_token.err.find("UNAUTHENTICATED"), std::string::npos) << no_token.err;
@@ -142,6 +144,71 @@ TEST_F(CliFlowTest, AuthErrorsFromTheCli) {
   EXPECT_NE(bad_by.err.find("--by=\"planet\""), std::string::npos);
   ProcessResult missing_file = Cli({"models", "import", "/nonexistent/config.json"});
   EXPECT_EQ(missing_file.exit_code, 1);
+}
+
+}  // namespace
+}  // namespace fleetplan
+
+namespace fleetplan {
+namespace {
+
+// The CLI as a script uses it: global flags before the command, environment defaults, one JSON
+// document per call, a partial plan not committed unless asked, uncordon, completion.
+TEST_F(CliFlowTest, ScriptsWell) {
+  const std::string server = "--server=" + target_;
+  const std::string token = "--token-file=" + dir_ + "/writer";
+  auto run = [](std::vector<std::string> args) {
+    args.insert(args.begin(), FLEETPLAN_CLI_PATH);
+    return RunProcess(args);
+  };
+  // Global flags before the command.
+  ProcessResult type = run({server, token, "gpu-types", "add", "--name=H100", "--memory-bytes=85017493504"});
+  ASSERT_EQ(type.exit_code, 0) << type.err;
+  ASSERT_EQ(run({server, token, "nodes", "add", "--name=n1", "--pool=p", "--gpus=1",
+                 "--gpu-type=H100"}).exit_code, 0);
+  ASSERT_EQ(run({"--server", target_, token, "models", "import",
+                 FLEETPLAN_SOURCE_DIR "/tests/data/calibration/models/qwen2.5-0.5b.json"}).exit_code, 0);
+  ProcessResult unknown = run({"--colour=red", "nodes", "list"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("unknown global flag"), std::string::npos) << unknown.err;
+  // Environment defaults.
+  setenv("FLEETPLAN_SERVER", target_.c_str(), 1);
+  setenv("FLEETPLAN_TOKEN_FILE", (dir_ + "/writer").c_str(), 1);
+  ProcessResult listed = run({"nodes", "list", "--output=json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  auto nodes = nlohmann::json::parse(listed.out);
+  ASSERT_EQ(nodes["nodes"].size(), 1u);
+  EXPECT_EQ(nodes["nodes"][0]["gpus"][0]["index"], 0) << "counts are numbers";
+  ProcessResult table = run({"nodes", "list"});
+  EXPECT_EQ(table.out.find("GPUS"), table.out.rfind("GPUS")) << "each column once: " << table.out;
+  // A partial plan is not committed unless asked; --allow-partial commits and exits 3, and
+  // --output=json prints one document either way.
+  ProcessResult refused = run({"plan", "--model=qwen2.5-0.5b", "--replicas=2", "--commit", "--output=json"});
+  EXPECT_EQ(refused.exit_code, 1) << refused.err;
+  auto rj = nlohmann::json::parse(refused.out);  // throws on two documents
+  EXPECT_FALSE(rj["committed"].get<bool>());
+  EXPECT_TRUE(rj["partial"].get<bool>());
+  EXPECT_NE(refused.err.find("--allow-partial"), std::string::npos) << refused.err;
+  EXPECT_TRUE(nlohmann::json::parse(run({"placements", "list", "--output=json"}).out)["placements"].empty());
+  ProcessResult partial = run({"plan", "--model=qwen2.5-0.5b", "--replicas=2", "--commit",
+                               "--allow-partial", "--output=json"});
+  EXPECT_EQ(partial.exit_code, 3) << partial.err;
+  auto pj = nlohmann::json::parse(partial.out);
+  EXPECT_TRUE(pj["committed"].get<bool>());
+  EXPECT_EQ(pj["commit"]["placement_ids"].size(), 1u);
+  // Uncordon, which the CLI could not do before.
+  ASSERT_EQ(run({"nodes", "cordon", "n1"}).exit_code, 0);
+  ProcessResult back = run({"nodes", "uncordon", "n1", "--output=json"});
+  ASSERT_EQ(back.exit_code, 0) << back.err;
+  EXPECT_EQ(nlohmann::json::parse(back.out)["state"], "NODE_STATE_ACTIVE");
+  // Completion from the registered commands.
+  ProcessResult bash = run({"completion", "bash"});
+  EXPECT_EQ(bash.exit_code, 0);
+  EXPECT_NE(bash.out.find("nodes) words="), std::string::npos) << bash.out;
+  EXPECT_NE(bash.out.find("uncordon"), std::string::npos);
+  EXPECT_NE(bash.out.find("complete -o default -F _fleetplan fleetplan"), std::string::npos);
+  unsetenv("FLEETPLAN_SERVER");
+  unsetenv("FLEETPLAN_TOKEN_FILE");
 }
 
 }  // namespace
