@@ -77,8 +77,11 @@ void BM_TrainingQwen05B_Zero3(benchmark::State& state) {
   static const ModelSpec spec = Spec("qwen2.5-0.5b");
   EstimateRequest r{.engine = Engine::kTraining, .gpu_memory_bytes = 85017493504};
   r.parallelism.dp = 8;
-  r.training = {.param_dtype = DType::kFloat32, .autocast_bf16 = true, .zero_stage = 3,
-                .batch = 4, .seq_tokens = 2048};
+  r.training = {.param_dtype = DType::kFloat32,
+                .autocast_bf16 = true,
+                .zero_stage = 3,
+                .batch = 4,
+                .seq_tokens = 2048};
   RunEstimate(state, spec, r);
 }
 BENCHMARK(BM_TrainingQwen05B_Zero3);

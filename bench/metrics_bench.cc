@@ -3,8 +3,9 @@
 //
 //   ./build-release/bench/metrics_bench --benchmark_min_time=2
 
-#include <filesystem>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include "benchmark/benchmark.h"
 #include "server/metrics.h"
@@ -16,14 +17,16 @@ namespace {
 
 storage::SqliteStore& BigFleet() {
   static storage::SqliteStore* store = [] {
-    const std::string path = std::filesystem::temp_directory_path() / ("fleetplan_metrics_bench_" + std::to_string(::getpid()) + ".db");
+    const std::string path = std::filesystem::temp_directory_path() /
+                             ("fleetplan_metrics_bench_" + std::to_string(::getpid()) + ".db");
     std::filesystem::remove(path);
     auto s = storage::SqliteStore::Open({.path = path});
     (*s)->CreateGpuType(storage::testing::MakeGpuType("H100", 80 * kGiB)).IgnoreError();
     for (int i = 0; i < 10000; ++i) {
       char name[32];
       std::snprintf(name, sizeof(name), "node-%05d", i);
-      placement::Node n = storage::testing::MakeNode(name, 8, "H100", "pool-" + std::to_string(i % 8));
+      placement::Node n =
+          storage::testing::MakeNode(name, 8, "H100", "pool-" + std::to_string(i % 8));
       for (auto& g : n.gpus) g.uuid = std::string("GPU-") + name + "-" + std::to_string(g.index);
       (*s)->CreateNode(n).IgnoreError();
     }

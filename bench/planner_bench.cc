@@ -8,8 +8,8 @@
 #include <chrono>
 #include <fstream>
 #include <map>
-#include <vector>
 #include <sstream>
+#include <vector>
 
 #include "benchmark/benchmark.h"
 #include "planner/common/units.h"
@@ -31,16 +31,22 @@ const estimator::ModelSpec& Model(const std::string& slug) {
 
 const FleetSnapshot& BigFleet() {
   static const FleetSnapshot* snap = [] {
-    auto* s = new FleetSnapshot{.generation = 1,
-                                .gpu_types = {GpuType{.name = "A100-40GB", .memory_bytes = 42505273344, .cost_per_hour = 1.2},
-                                              GpuType{.name = "H100", .memory_bytes = 85017493504, .cost_per_hour = 2.5}}};
+    auto* s = new FleetSnapshot{
+        .generation = 1,
+        .gpu_types = {
+            GpuType{.name = "A100-40GB", .memory_bytes = 42505273344, .cost_per_hour = 1.2},
+            GpuType{.name = "H100", .memory_bytes = 85017493504, .cost_per_hour = 2.5}}};
     for (int i = 0; i < 10000; ++i) {
       char name[32];
       std::snprintf(name, sizeof(name), "node-%05d", i);
       const bool h100 = i % 3 != 0;
-      Node n{.name = name, .pool = "pool-" + std::to_string(i % 8), .zone = "zone-" + std::to_string(i % 3)};
+      Node n{.name = name,
+             .pool = "pool-" + std::to_string(i % 8),
+             .zone = "zone-" + std::to_string(i % 3)};
       for (int g = 0; g < 8; ++g) {
-        n.gpus.push_back(Gpu{.index = g, .gpu_type = h100 ? "H100" : "A100-40GB", .nvlink_domain = h100 ? 0 : g / 4});
+        n.gpus.push_back(Gpu{.index = g,
+                             .gpu_type = h100 ? "H100" : "A100-40GB",
+                             .nvlink_domain = h100 ? 0 : g / 4});
       }
       if (i % 4 == 0) {
         for (int g = 0; g < 3; ++g) n.gpus[static_cast<size_t>(g)].committed_bytes = 30 * kGiB;
@@ -53,12 +59,17 @@ const FleetSnapshot& BigFleet() {
 }
 
 DeploymentSpec Dep(int i) {
-  static const char* kModels[] = {"llama-3.1-8b-instruct", "qwen2.5-7b-instruct", "llama-3.3-70b-instruct-fp8-dynamic",
-                                  "mixtral-8x7b-v0.1-4l", "qwen2.5-0.5b", "deepseek-v2-lite"};
+  static const char* kModels[] = {
+      "llama-3.1-8b-instruct", "qwen2.5-7b-instruct", "llama-3.3-70b-instruct-fp8-dynamic",
+      "mixtral-8x7b-v0.1-4l",  "qwen2.5-0.5b",        "deepseek-v2-lite"};
   const std::string slug = kModels[i % 6];
-  return DeploymentSpec{.name = "dep-" + std::to_string(i), .model = slug, .spec = &Model(slug),
-                        .vllm = {.max_model_len = 8192}, .concurrency = 8 + i % 24,
-                        .context_tokens = 4096 + 1024 * (i % 5), .replicas = 1 + i % 2};
+  return DeploymentSpec{.name = "dep-" + std::to_string(i),
+                        .model = slug,
+                        .spec = &Model(slug),
+                        .vllm = {.max_model_len = 8192},
+                        .concurrency = 8 + i % 24,
+                        .context_tokens = 4096 + 1024 * (i % 5),
+                        .replicas = 1 + i % 2};
 }
 
 void BM_PlanOneDeployment_80kGpus(benchmark::State& state) {
@@ -69,7 +80,8 @@ void BM_PlanOneDeployment_80kGpus(benchmark::State& state) {
     PlacementRequest req{{Dep(i++)}};
     const auto t0 = std::chrono::steady_clock::now();
     auto plan = PlanPlacement(s, req, {.strategy = Strategy::kPack});
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     benchmark::DoNotOptimize(plan);
   }
   std::sort(ms.begin(), ms.end());

@@ -6,13 +6,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <functional>
-#include <memory>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -93,7 +93,9 @@ int main(int argc, char** argv) {
     auto* call = new Call;
     call->t0 = std::chrono::steady_clock::now();
     d->stub->async()->Estimate(&call->ctx, &req, &call->resp, [&, d, call](grpc::Status s) {
-      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - call->t0).count();
+      const double us =
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - call->t0)
+              .count();
       delete call;
       bool again = false;
       {
@@ -131,7 +133,8 @@ int main(int argc, char** argv) {
     absl::MutexLock lock(&d->mu);
     d->mu.Await(absl::Condition(&drained));
   }
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::vector<double> all;
   int64_t errors = 0;
   for (auto& d : drivers) {
@@ -140,11 +143,17 @@ int main(int argc, char** argv) {
     errors += d->errors;
   }
   std::sort(all.begin(), all.end());
-  auto pct = [&](double q) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(q * static_cast<double>(all.size())))]; };
-  std::printf("Estimate RPC: %zu calls in %.2f s over %lld channels x %lld in flight: %.0f req/s, "
-              "p50 %.0f us, p99 %.0f us, errors %lld\n",
-              all.size(), elapsed, static_cast<long long>(channels), static_cast<long long>(per_channel),
-              static_cast<double>(all.size()) / elapsed, pct(0.50), pct(0.99), static_cast<long long>(errors));
+  auto pct = [&](double q) {
+    return all.empty() ? 0.0
+                       : all[std::min(all.size() - 1,
+                                      static_cast<size_t>(q * static_cast<double>(all.size())))];
+  };
+  std::printf(
+      "Estimate RPC: %zu calls in %.2f s over %lld channels x %lld in flight: %.0f req/s, "
+      "p50 %.0f us, p99 %.0f us, errors %lld\n",
+      all.size(), elapsed, static_cast<long long>(channels), static_cast<long long>(per_channel),
+      static_cast<double>(all.size()) / elapsed, pct(0.50), pct(0.99),
+      static_cast<long long>(errors));
   (*server)->Shutdown(std::chrono::milliseconds(100));
   std::filesystem::remove_all(dir);
   return errors == 0 ? 0 : 1;

@@ -3,10 +3,11 @@
 //
 //   ./build/bench/storage_bench --benchmark_min_time=1
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <random>
 #include <string>
-#include <unistd.h>
 
 #include "benchmark/benchmark.h"
 #include "storage/sqlite_store.h"
@@ -23,7 +24,8 @@ using testing::MakePlacement;
 constexpr int kNodes = 10000;
 
 std::string BenchDir() {
-  std::string dir = std::filesystem::temp_directory_path() / ("fleetplan_bench_" + std::to_string(::getpid()));
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("fleetplan_bench_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   return dir;
 }
@@ -41,14 +43,16 @@ SqliteStore& BigFleet() {
     for (int i = 0; i < kNodes; ++i) {
       char name[32];
       std::snprintf(name, sizeof(name), "node-%05d", i);
-      (*s)->CreateNode(MakeNode(name, 8, i % 3 == 0 ? "A100" : "H100", "pool-" + std::to_string(i % 4)))
+      (*s)->CreateNode(
+              MakeNode(name, 8, i % 3 == 0 ? "A100" : "H100", "pool-" + std::to_string(i % 4)))
           .IgnoreError();
     }
     for (int i = 0; i < kNodes; i += 4) {
       char name[32];
       std::snprintf(name, sizeof(name), "node-%05d", i);
       auto gen = (*s)->FleetGeneration();
-      (*s)->CommitPlacements({.request_id = "seed-" + std::to_string(i), .snapshot_generation = *gen,
+      (*s)->CommitPlacements({.request_id = "seed-" + std::to_string(i),
+                              .snapshot_generation = *gen,
                               .placements = {MakePlacement(name, {0, 1}, 30 * kGiB)}})
           .IgnoreError();
     }

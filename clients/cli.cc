@@ -21,8 +21,9 @@ namespace {
 
 // Flags every server-talking command takes, accepted before the command name too. All take a value.
 const std::set<std::string>& GlobalFlags() {
-  static const auto* const kFlags = new std::set<std::string>{
-      "server", "timeout", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "token-file", "output"};
+  static const auto* const kFlags =
+      new std::set<std::string>{"server",  "timeout",         "tls-ca",     "tls-cert",
+                                "tls-key", "tls-server-name", "token-file", "output"};
   return *kFlags;
 }
 
@@ -80,8 +81,8 @@ absl::StatusOr<std::string> ReadFileText(const std::string& what, const std::str
   const std::streamoff size = in.tellg();
   if (size < 0) return absl::NotFoundError(absl::StrCat(what, " \"", path, "\": cannot read file"));
   if (size > max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(what, " \"", path, "\" is ", size,
-                                                     " bytes, more than ", max_bytes));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, " \"", path, "\" is ", size, " bytes, more than ", max_bytes));
   }
   std::string text(static_cast<size_t>(size), '\0');
   in.seekg(0);
@@ -113,7 +114,8 @@ void AddServerFlags(FlagSet& flags) {
 absl::Status PrepareContext(const FlagSet& flags, grpc::ClientContext& context) {
   const double seconds = flags.GetDouble("timeout");
   if (!(seconds > 0) || seconds > 3600) {
-    return absl::InvalidArgumentError(absl::StrCat("--timeout=", seconds, " must be > 0 and <= 3600 seconds"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--timeout=", seconds, " must be > 0 and <= 3600 seconds"));
   }
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
@@ -123,7 +125,8 @@ absl::Status PrepareContext(const FlagSet& flags, grpc::ClientContext& context) 
     if (!text.ok()) return text.status();
     std::string token = text->substr(0, text->find('\n'));
     while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (token.empty()) return absl::InvalidArgumentError(absl::StrCat("--token-file=\"", path, "\" is empty"));
+    if (token.empty())
+      return absl::InvalidArgumentError(absl::StrCat("--token-file=\"", path, "\" is empty"));
     context.AddMetadata("authorization", "Bearer " + token);
   }
   return absl::OkStatus();
@@ -162,22 +165,61 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const FlagSet& flags)
 
 absl::Status StatusFromGrpc(const grpc::Status& status) {
   return status.ok() ? absl::OkStatus()
-                     : absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+                     : absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                    status.error_message());
 }
 
 namespace {
 
 // Fields that count things (not bytes): printed as JSON numbers rather than proto3's int64 strings.
 bool CountField(const std::string& key) {
-  static const auto* const kCounts = new std::set<std::string>{
-      "tp", "pp", "ep", "dp", "replica", "replicas", "gpu_index", "index", "rank", "gpus",
-      "free_gpus", "nodes", "concurrency", "context_tokens", "kv_cache_tokens", "max_concurrency",
-      "generation", "snapshot_generation", "lower_bound_gpus", "gpus_used",
-      "largest_free_nvlink_domain", "nvlink_domain", "nvlink_generation", "num_layers",
-      "first_layer", "pp_stage", "max_model_len", "schema_version", "fleet_generation", "id",
-      "placement_ids", "code", "best_eligible_gpus", "largest_domain", "spread_targets",
-      "max_tp", "max_pp", "max_num_seqs", "max_num_batched_tokens", "block_size", "params",
-      "num_gpu_blocks", "max_context_tokens", "batch", "prompt_tokens", "new_tokens", "images"};
+  static const auto* const kCounts = new std::set<std::string>{"tp",
+                                                               "pp",
+                                                               "ep",
+                                                               "dp",
+                                                               "replica",
+                                                               "replicas",
+                                                               "gpu_index",
+                                                               "index",
+                                                               "rank",
+                                                               "gpus",
+                                                               "free_gpus",
+                                                               "nodes",
+                                                               "concurrency",
+                                                               "context_tokens",
+                                                               "kv_cache_tokens",
+                                                               "max_concurrency",
+                                                               "generation",
+                                                               "snapshot_generation",
+                                                               "lower_bound_gpus",
+                                                               "gpus_used",
+                                                               "largest_free_nvlink_domain",
+                                                               "nvlink_domain",
+                                                               "nvlink_generation",
+                                                               "num_layers",
+                                                               "first_layer",
+                                                               "pp_stage",
+                                                               "max_model_len",
+                                                               "schema_version",
+                                                               "fleet_generation",
+                                                               "id",
+                                                               "placement_ids",
+                                                               "code",
+                                                               "best_eligible_gpus",
+                                                               "largest_domain",
+                                                               "spread_targets",
+                                                               "max_tp",
+                                                               "max_pp",
+                                                               "max_num_seqs",
+                                                               "max_num_batched_tokens",
+                                                               "block_size",
+                                                               "params",
+                                                               "num_gpu_blocks",
+                                                               "max_context_tokens",
+                                                               "batch",
+                                                               "prompt_tokens",
+                                                               "new_tokens",
+                                                               "images"};
   return kCounts->count(key) > 0;
 }
 
@@ -240,8 +282,8 @@ int RunCli(const std::vector<std::string>& raw_args, std::ostream& out, std::ost
     const std::string body = raw_args[first].substr(2);
     const std::string name = body.substr(0, body.find('='));
     if (!GlobalFlags().count(name)) {
-      err << "fleetplan: unknown global flag \"" << raw_args[first] << "\" (global flags: "
-          << absl::StrJoin(GlobalFlags(), ", ") << ")\n";
+      err << "fleetplan: unknown global flag \"" << raw_args[first]
+          << "\" (global flags: " << absl::StrJoin(GlobalFlags(), ", ") << ")\n";
       return kExitUsage;
     }
     globals.push_back(raw_args[first]);
@@ -320,13 +362,14 @@ int RunCli(const std::vector<std::string>& raw_args, std::ostream& out, std::ost
     if (v.name != positional->front()) continue;
     const std::vector<std::string> verb_args(positional->begin() + 1, positional->end());
     if (static_cast<int64_t>(verb_args.size()) < v.min_args) {
-      err << "fleetplan " << name << " " << v.name << ": give " << v.args_usage << " (see --help)\n";
+      err << "fleetplan " << name << " " << v.name << ": give " << v.args_usage
+          << " (see --help)\n";
       return kExitUsage;
     }
     return v.run(Invocation{flags, verb_args, output, out, err});
   }
-  err << "fleetplan " << name << ": unknown verb \"" << positional->front() << "\" (verbs: " << choices
-      << "; see --help)\n";
+  err << "fleetplan " << name << ": unknown verb \"" << positional->front()
+      << "\" (verbs: " << choices << "; see --help)\n";
   return kExitUsage;
 }
 

@@ -122,9 +122,10 @@ TEST(EstimateCliTest, VllmCommandLineAndEmit) {
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(kModels + "qwen2.5-7b-instruct.json", dir + "/config.json",
                              std::filesystem::copy_options::overwrite_existing);
-  Result r = RunArgs({"estimate", "--vllm=vllm serve " + dir +
-                                      " --tensor-parallel-size 2 --max-model-len=16384 --port 8000",
-                      "--concurrency=64", "--context=4096", "--emit=vllm", "--output=json"});
+  Result r = RunArgs(
+      {"estimate",
+       "--vllm=vllm serve " + dir + " --tensor-parallel-size 2 --max-model-len=16384 --port 8000",
+       "--concurrency=64", "--context=4096", "--emit=vllm", "--output=json"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["parallelism"]["tp"], 2);
@@ -171,8 +172,9 @@ TEST(EstimateCliTest, BadInputIsUsageErrorNamingFlagAndValue) {
 }
 
 TEST(ValidateCliTest, JsonSummaryOverCalibrationFile) {
-  Result r = RunArgs({"validate", "--cases=" + std::string(FLEETPLAN_CALIBRATION_DIR) +
-                                      "/vllm_startup.jsonl", "--output=json"});
+  Result r = RunArgs({"validate",
+                      "--cases=" + std::string(FLEETPLAN_CALIBRATION_DIR) + "/vllm_startup.jsonl",
+                      "--output=json"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["cases"], 44);
@@ -195,7 +197,8 @@ TEST(ValidateCliTest, MissingModelIsListedAsSkipped) {
   std::filesystem::create_directories(dir);
   {
     std::ofstream f(dir + "/cases.jsonl");
-    f << R"({"case": "a", "model": "models/missing.json", "engine": "vllm", "measured": {}})" << "\n";
+    f << R"({"case": "a", "model": "models/missing.json", "engine": "vllm", "measured": {}})"
+      << "\n";
     f << "not json\n";
   }
   Result r = RunArgs({"validate", "--cases=" + dir + "/cases.jsonl", "--output=json"});
@@ -204,7 +207,8 @@ TEST(ValidateCliTest, MissingModelIsListedAsSkipped) {
   EXPECT_EQ(j["cases"], 2);
   EXPECT_EQ(j["scored"], 0);
   ASSERT_EQ(j["skipped"].size(), 2u);
-  EXPECT_NE(j["skipped"][0]["reason"].get<std::string>().find("cannot read file"), std::string::npos);
+  EXPECT_NE(j["skipped"][0]["reason"].get<std::string>().find("cannot read file"),
+            std::string::npos);
 }
 
 TEST(ValidateCliTest, MissingCasesFlagIsUsageError) {

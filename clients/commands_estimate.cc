@@ -19,13 +19,13 @@
 #include "clients/rpc_util.h"
 #include "fleetplan/v1/estimator.grpc.pb.h"
 #include "nlohmann/json.hpp"
+#include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/inverse.h"
 #include "planner/estimator/vllm.h"
-#include "planner/common/status_macros.h"
 #include "planner/placement/candidates.h"
 #include "server/convert.h"
 
@@ -348,13 +348,14 @@ absl::StatusOr<EmittedLaunch> EmitVllm(const FlagSet& flags, const estimator::Mo
                               .concurrency = std::max<int64_t>(req.concurrency, 1),
                               .context_tokens = req.context_tokens,
                               .max_tp = flags.GetInt("gpus-per-node")};
-  const placement::GpuType type{.name = flags.GetString("gpu"), .memory_bytes = req.gpu_memory_bytes};
-  placement::TypeCandidates tc = placement::CandidatesOnType(d, type, flags.GetInt("gpus-per-node"));
+  const placement::GpuType type{.name = flags.GetString("gpu"),
+                                .memory_bytes = req.gpu_memory_bytes};
+  placement::TypeCandidates tc =
+      placement::CandidatesOnType(d, type, flags.GetInt("gpus-per-node"));
   if (tc.fitting.empty()) {
     placement::Unplaced u{.shortfalls = {*tc.shortfall}};
-    return absl::FailedPreconditionError(
-        absl::StrCat("no vLLM configuration on ", type.name, " holds the workload: ",
-                     placement::Describe(u)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no vLLM configuration on ", type.name, " holds the workload: ", placement::Describe(u)));
   }
   const placement::Candidate* chosen = &tc.fitting.front();
   for (const placement::Candidate& c : tc.fitting) {
@@ -578,8 +579,9 @@ FlagSet EstimateFlags() {
            "override: none fp8 int8 w8a8 gptq awq w4a16 bnb-nf4 bnb-int8 mxfp4");
   f.Int("group-size", 128, "group size for a 4-bit quantization override");
   const estimator::VllmConfig vllm;
-  f.Double("gpu-memory-utilization", vllm.gpu_memory_utilization,
-           "vLLM --gpu-memory-utilization (with --emit: given, it is kept; else sized to the workload)");
+  f.Double(
+      "gpu-memory-utilization", vllm.gpu_memory_utilization,
+      "vLLM --gpu-memory-utilization (with --emit: given, it is kept; else sized to the workload)");
   f.Int("max-model-len", 0, "vLLM --max-model-len (0: the model's max_position_embeddings)");
   f.Int("max-num-seqs", 0, "vLLM --max-num-seqs (0: vLLM's default for the GPU)");
   f.Int("max-num-batched-tokens", 0, "vLLM --max-num-batched-tokens (0: vLLM's default)");

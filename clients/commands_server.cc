@@ -38,7 +38,8 @@ absl::StatusOr<std::map<std::string, std::string>> ParseLabels(const std::string
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
     if (kv.first.empty() || part.find('=') == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("--label=\"", text, "\": \"", part, "\" is not key=value"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--label=\"", text, "\": \"", part, "\" is not key=value"));
     }
     out[kv.first] = kv.second;
   }
@@ -67,8 +68,9 @@ int GpuTypesAdd(const Invocation& inv) {
   if (f.IsSet("memory-gib")) {
     const double gib = f.GetDouble("memory-gib");
     if (!(gib > 0) || gib > BytesToGiB(limits::kMaxGpuMemoryBytes)) {
-      return Usage(inv, "gpu-types add", absl::StrCat("--memory-gib=", gib, " must be in (0, ",
-                                                      BytesToGiB(limits::kMaxGpuMemoryBytes), "]"));
+      return Usage(inv, "gpu-types add",
+                   absl::StrCat("--memory-gib=", gib, " must be in (0, ",
+                                BytesToGiB(limits::kMaxGpuMemoryBytes), "]"));
     }
     bytes = static_cast<int64_t>(gib * static_cast<double>(kGiB));
   }
@@ -85,8 +87,9 @@ int GpuTypesAdd(const Invocation& inv) {
   });
   if (rc != kExitOk) return rc;
   return Print(inv, resp, [&](const v1::GpuType& r) {
-    inv.out << absl::StrFormat("%s gpu type %s (%.2f GiB)\n", req.validate_only() ? "valid" : "added",
-                               r.name(), GiB(r.memory_bytes()));
+    inv.out << absl::StrFormat("%s gpu type %s (%.2f GiB)\n",
+                               req.validate_only() ? "valid" : "added", r.name(),
+                               GiB(r.memory_bytes()));
   });
 }
 
@@ -100,8 +103,9 @@ int GpuTypesList(const Invocation& inv) {
     inv.out << absl::StrFormat("%-24s %12s %12s %10s %8s\n", "NAME", "MEMORY_GIB", "BF16_TFLOPS",
                                "COST/H", "NVLINK");
     for (const auto& t : r.gpu_types()) {
-      inv.out << absl::StrFormat("%-24s %12.2f %12.1f %10.2f %8d\n", t.name(), GiB(t.memory_bytes()),
-                                 t.bf16_tflops(), t.cost_per_hour(), t.nvlink_generation());
+      inv.out << absl::StrFormat("%-24s %12.2f %12.1f %10.2f %8d\n", t.name(),
+                                 GiB(t.memory_bytes()), t.bf16_tflops(), t.cost_per_hour(),
+                                 t.nvlink_generation());
     }
   });
 }
@@ -113,8 +117,10 @@ int GpuTypesRemove(const Invocation& inv) {
   int rc = CallRpc<v1::InventoryService>(inv, "gpu-types remove", [&](auto& stub, auto& ctx) {
     return stub.DeleteGpuType(&ctx, req, &resp);
   });
-  if (rc == kExitOk && inv.output == OutputFormat::kTable) inv.out << "removed gpu type " << req.name() << "\n";
-  if (rc == kExitOk && inv.output == OutputFormat::kJson) inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kTable)
+    inv.out << "removed gpu type " << req.name() << "\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kJson)
+    inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
   return rc;
 }
 
@@ -162,9 +168,11 @@ int NodesAdd(const Invocation& inv) {
   const int64_t gpus = f.GetInt("gpus");
   const int64_t domain = f.GetInt("nvlink-domain-size");
   if (gpus < 0 || gpus > limits::kMaxGpusPerNode) {
-    return Usage(inv, "nodes add", absl::StrCat("--gpus=", gpus, " must be in [0, ", limits::kMaxGpusPerNode, "]"));
+    return Usage(inv, "nodes add",
+                 absl::StrCat("--gpus=", gpus, " must be in [0, ", limits::kMaxGpusPerNode, "]"));
   }
-  if (domain < 1) return Usage(inv, "nodes add", absl::StrCat("--nvlink-domain-size=", domain, " must be >= 1"));
+  if (domain < 1)
+    return Usage(inv, "nodes add", absl::StrCat("--nvlink-domain-size=", domain, " must be >= 1"));
   for (int64_t i = 0; i < gpus; ++i) {
     v1::Gpu* g = n->add_gpus();
     g->set_index(i);
@@ -176,9 +184,8 @@ int NodesAdd(const Invocation& inv) {
   req.set_request_id(f.GetString("request-id"));
   req.set_validate_only(f.GetBool("validate-only"));
   v1::Node resp;
-  int rc = CallRpc<v1::InventoryService>(inv, "nodes add", [&](auto& stub, auto& ctx) {
-    return stub.CreateNode(&ctx, req, &resp);
-  });
+  int rc = CallRpc<v1::InventoryService>(
+      inv, "nodes add", [&](auto& stub, auto& ctx) { return stub.CreateNode(&ctx, req, &resp); });
   if (rc != kExitOk) return rc;
   return Print(inv, resp, [&](const v1::Node& r) {
     inv.out << (req.validate_only() ? "valid" : "added") << " node " << r.name() << " ("
@@ -201,9 +208,8 @@ int NodesList(const Invocation& inv) {
     req.set_gpu_type(f.GetString("gpu-type"));
     for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
     v1::ListNodesResponse page;
-    int rc = CallRpc<v1::InventoryService>(inv, "nodes list", [&](auto& stub, auto& ctx) {
-      return stub.ListNodes(&ctx, req, &page);
-    });
+    int rc = CallRpc<v1::InventoryService>(
+        inv, "nodes list", [&](auto& stub, auto& ctx) { return stub.ListNodes(&ctx, req, &page); });
     if (rc != kExitOk) return rc;
     for (auto& n : *page.mutable_nodes()) *all.add_nodes() = std::move(n);
     token = page.next_page_token();
@@ -215,9 +221,8 @@ int NodesShow(const Invocation& inv) {
   v1::GetNodeRequest req;
   req.set_name(inv.positional[0]);
   v1::Node node;
-  int rc = CallRpc<v1::InventoryService>(inv, "nodes show", [&](auto& stub, auto& ctx) {
-    return stub.GetNode(&ctx, req, &node);
-  });
+  int rc = CallRpc<v1::InventoryService>(
+      inv, "nodes show", [&](auto& stub, auto& ctx) { return stub.GetNode(&ctx, req, &node); });
   return rc != kExitOk ? rc : PrintNode(inv, node, /*gpus=*/true);
 }
 
@@ -227,11 +232,11 @@ int NodeStateChange(const Invocation& inv, const std::string& verb, Call&& call)
   Request req;
   req.set_name(inv.positional[0]);
   req.set_request_id(inv.flags.GetString("request-id"));
-  if constexpr (std::is_same_v<Request, v1::DrainNodeRequest>) req.set_force(inv.flags.GetBool("force"));
+  if constexpr (std::is_same_v<Request, v1::DrainNodeRequest>)
+    req.set_force(inv.flags.GetBool("force"));
   v1::Node node;
-  int rc = CallRpc<v1::InventoryService>(inv, "nodes " + verb, [&](auto& stub, auto& ctx) {
-    return call(stub, ctx, req, node);
-  });
+  int rc = CallRpc<v1::InventoryService>(
+      inv, "nodes " + verb, [&](auto& stub, auto& ctx) { return call(stub, ctx, req, node); });
   return rc != kExitOk ? rc : PrintNode(inv, node, /*gpus=*/false);
 }
 
@@ -244,8 +249,10 @@ int NodesRemove(const Invocation& inv) {
   int rc = CallRpc<v1::InventoryService>(inv, "nodes remove", [&](auto& stub, auto& ctx) {
     return stub.DeleteNode(&ctx, req, &empty);
   });
-  if (rc == kExitOk && inv.output == OutputFormat::kTable) inv.out << "removed node " << req.name() << "\n";
-  if (rc == kExitOk && inv.output == OutputFormat::kJson) inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kTable)
+    inv.out << "removed node " << req.name() << "\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kJson)
+    inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
   return rc;
 }
 
@@ -258,7 +265,8 @@ int RunPools(const Invocation& inv) {
   return Print(inv, resp, [&](const v1::ListPoolsResponse& r) {
     inv.out << absl::StrFormat("%-16s %6s %6s %12s\n", "POOL", "NODES", "GPUS", "MEMORY_GIB");
     for (const auto& p : r.pools()) {
-      inv.out << absl::StrFormat("%-16s %6d %6d %12.1f\n", p.name(), p.nodes(), p.gpus(), GiB(p.memory_bytes()));
+      inv.out << absl::StrFormat("%-16s %6d %6d %12.1f\n", p.name(), p.nodes(), p.gpus(),
+                                 GiB(p.memory_bytes()));
     }
   });
 }
@@ -275,8 +283,9 @@ int ModelsList(const Invocation& inv) {
     inv.out << absl::StrFormat("%-36s %-14s %10s %12s %12s %-12s\n", "NAME", "TYPE", "PARAMS_B",
                                "WEIGHTS_GIB", "KV_KIB/TOK", "QUANT");
     for (const auto& m : r.models()) {
-      inv.out << absl::StrFormat("%-36s %-14s %10.2f %12.2f %12.1f %-12s\n", m.name(), m.model_type(),
-                                 static_cast<double>(m.params()) / 1e9, GiB(m.weights_bytes()),
+      inv.out << absl::StrFormat("%-36s %-14s %10.2f %12.2f %12.1f %-12s\n", m.name(),
+                                 m.model_type(), static_cast<double>(m.params()) / 1e9,
+                                 GiB(m.weights_bytes()),
                                  static_cast<double>(m.kv_bytes_per_token()) / 1024.0,
                                  m.quantization().empty() ? "-" : m.quantization());
     }
@@ -290,7 +299,8 @@ absl::StatusOr<std::string> DefaultModelName(const std::string& file) {
   const std::string name = path.filename() == "config.json" ? path.parent_path().filename().string()
                                                             : path.stem().string();
   if (name.empty() || name == "." || name == "..") {
-    return absl::InvalidArgumentError(absl::StrCat("cannot name the model from \"", file, "\"; give --name"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot name the model from \"", file, "\"; give --name"));
   }
   return name;
 }
@@ -318,10 +328,11 @@ int ModelsImport(const Invocation& inv) {
   if (rc != kExitOk) return rc;
   resp.clear_config_json();
   return Print(inv, resp, [&](const v1::Model& m) {
-    inv.out << absl::StrFormat("%s model %s: %s, %.2fB params, %.2f GiB weights, %.1f KiB KV per token\n",
-                               req.validate_only() ? "valid" : "imported", m.name(), m.model_type(),
-                               static_cast<double>(m.params()) / 1e9, GiB(m.weights_bytes()),
-                               static_cast<double>(m.kv_bytes_per_token()) / 1024.0);
+    inv.out << absl::StrFormat(
+        "%s model %s: %s, %.2fB params, %.2f GiB weights, %.1f KiB KV per token\n",
+        req.validate_only() ? "valid" : "imported", m.name(), m.model_type(),
+        static_cast<double>(m.params()) / 1e9, GiB(m.weights_bytes()),
+        static_cast<double>(m.kv_bytes_per_token()) / 1024.0);
     for (const auto& n : m.notes()) inv.out << "note: " << n << "\n";
   });
 }
@@ -330,9 +341,8 @@ int ModelsShow(const Invocation& inv) {
   v1::GetModelRequest req;
   req.set_name(inv.positional[0]);
   v1::Model resp;
-  int rc = CallRpc<v1::CatalogService>(inv, "models show", [&](auto& stub, auto& ctx) {
-    return stub.GetModel(&ctx, req, &resp);
-  });
+  int rc = CallRpc<v1::CatalogService>(
+      inv, "models show", [&](auto& stub, auto& ctx) { return stub.GetModel(&ctx, req, &resp); });
   if (rc != kExitOk) return rc;
   return Print(inv, resp, [&](const v1::Model& m) {
     inv.out << absl::StrFormat("%s: %s, %d params, %d weights bytes, %d KV bytes per token\n%s\n",
@@ -349,8 +359,10 @@ int ModelsRemove(const Invocation& inv) {
   int rc = CallRpc<v1::CatalogService>(inv, "models remove", [&](auto& stub, auto& ctx) {
     return stub.DeleteModel(&ctx, req, &empty);
   });
-  if (rc == kExitOk && inv.output == OutputFormat::kTable) inv.out << "removed model " << req.name() << "\n";
-  if (rc == kExitOk && inv.output == OutputFormat::kJson) inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kTable)
+    inv.out << "removed model " << req.name() << "\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kJson)
+    inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
   return rc;
 }
 
@@ -363,13 +375,14 @@ void PrintHeadroom(const Invocation& inv, const v1::FleetHeadroom& h, const std:
     inv.out << ProtoToJson(h).dump() << "\n";  // one document per line while watching
     return;
   }
-  inv.out << absl::StrFormat("%-26s %10s %10s %10s %10s %8s %6s %6s %8s %-6s\n", by == "gpu" ? "GPU" : "KEY",
-                             "TOTAL_GIB", "COMMITTED", "RESERVED", "FREE_GIB", "FREE%", "GPUS", "FREE",
-                             "NVL_FREE", "RISK");
+  inv.out << absl::StrFormat("%-26s %10s %10s %10s %10s %8s %6s %6s %8s %-6s\n",
+                             by == "gpu" ? "GPU" : "KEY", "TOTAL_GIB", "COMMITTED", "RESERVED",
+                             "FREE_GIB", "FREE%", "GPUS", "FREE", "NVL_FREE", "RISK");
   auto row = [&](const v1::Headroom& r, const std::string& key) {
     inv.out << absl::StrFormat("%-26s %10.1f %10.1f %10.1f %10.1f %7.1f%% %6d %6d %8d %-6s\n", key,
-                               GiB(r.total_bytes()), GiB(r.committed_bytes()), GiB(r.reserved_bytes()),
-                               GiB(r.free_bytes()), 100 * r.headroom_ratio(), r.gpus(), r.free_gpus(),
+                               GiB(r.total_bytes()), GiB(r.committed_bytes()),
+                               GiB(r.reserved_bytes()), GiB(r.free_bytes()),
+                               100 * r.headroom_ratio(), r.gpus(), r.free_gpus(),
                                r.largest_free_nvlink_domain(), RiskName(r.risk()));
   };
   const std::map<std::string, const google::protobuf::RepeatedPtrField<v1::Headroom>*> rows = {
@@ -384,8 +397,11 @@ void PrintHeadroom(const Invocation& inv, const v1::FleetHeadroom& h, const std:
 
 int RunHeadroom(const Invocation& inv) {
   const std::string by = inv.flags.GetString("by");
-  if (std::find(std::begin(kHeadroomViews), std::end(kHeadroomViews), by) == std::end(kHeadroomViews)) {
-    return Usage(inv, "headroom", absl::StrCat("--by=\"", by, "\" must be one of ", absl::StrJoin(kHeadroomViews, ", ")));
+  if (std::find(std::begin(kHeadroomViews), std::end(kHeadroomViews), by) ==
+      std::end(kHeadroomViews)) {
+    return Usage(
+        inv, "headroom",
+        absl::StrCat("--by=\"", by, "\" must be one of ", absl::StrJoin(kHeadroomViews, ", ")));
   }
   if (!inv.flags.GetBool("watch")) {
     v1::GetFleetHeadroomRequest req;
@@ -424,7 +440,8 @@ int RunHeadroom(const Invocation& inv) {
     }
   }
   grpc::Status status = reader->Finish();
-  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return kExitOk;  // watched long enough
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+    return kExitOk;  // watched long enough
   if (!status.ok()) return ReportError(inv.err, "headroom", StatusFromGrpc(status));
   return kExitOk;
 }
@@ -444,10 +461,12 @@ std::vector<Command> ServerCommands() {
               .summary = "add, list or remove GPU types (server)",
               .make_flags =
                   [] {
-                    FlagSet f = ServerFlags("gpu-types", "add --name=N --memory-bytes=B | list | remove NAME");
+                    FlagSet f = ServerFlags("gpu-types",
+                                            "add --name=N --memory-bytes=B | list | remove NAME");
                     f.String("name", "", "add: GPU type name, e.g. H100-80GB-HBM3");
                     f.Int("memory-bytes", 0, "add: total memory as the driver reports it");
-                    f.Double("memory-gib", 0, "add: the same in GiB (2^30), when bytes are not known");
+                    f.Double("memory-gib", 0,
+                             "add: the same in GiB (2^30), when bytes are not known");
                     f.Int("bandwidth-bytes-per-second", 0, "add: memory bandwidth");
                     f.Double("bf16-tflops", 0, "add: dense bf16 TFLOP/s");
                     f.Double("cost-per-hour", 0, "add: cost per GPU hour");
@@ -459,73 +478,88 @@ std::vector<Command> ServerCommands() {
               .verbs = {{"add", "register a GPU type", GpuTypesAdd},
                         {"list", "list GPU types", GpuTypesList},
                         {"remove", "remove an unused GPU type", GpuTypesRemove, 1, "NAME"}}},
-      Command{.name = "nodes",
-              .summary = "add, list, show, cordon, uncordon, drain or remove nodes (server)",
-              .make_flags =
-                  [] {
-                    FlagSet f = ServerFlags("nodes",
-                                            "add --name=N --pool=P --gpus=8 --gpu-type=T | list | "
-                                            "show NAME | cordon NAME | uncordon NAME | drain NAME | remove NAME");
-                    f.String("name", "", "add: node name");
-                    f.String("pool", "", "add: pool; list: filter");
-                    f.String("zone", "", "add: zone; list: filter");
-                    f.String("rack", "", "add: rack");
-                    f.String("label", "", "add: labels k=v,k2=v2; list: filter (all must match)");
-                    f.Int("gpus", 8, "add: number of GPUs");
-                    f.String("gpu-type", "", "add: GPU type of every GPU; list: filter");
-                    f.Int("nvlink-domain-size", 8, "add: GPUs per NVLink domain");
-                    f.Int("inter-node-bandwidth-bytes-per-second", 0, "add: network bandwidth");
-                    f.Bool("force", false, "drain/remove: even with placements (remove releases them)");
-                    f.String("request-id", "", "idempotency key for retries");
-                    f.Bool("validate-only", false, "add: check without creating");
-                    return f;
-                  },
-              .verbs = {{"add", "register a node and its GPUs", NodesAdd},
-                        {"list", "list nodes (with filters)", NodesList},
-                        {"show", "one node and its GPUs", NodesShow, 1, "NODE"},
-                        {"cordon", "stop new placements on a node", [](const Invocation& inv) {
-                           return NodeStateChange<v1::CordonNodeRequest>(inv, "cordon", [](auto& stub, auto& ctx, auto& req, auto& node) {
+      Command{
+          .name = "nodes",
+          .summary = "add, list, show, cordon, uncordon, drain or remove nodes (server)",
+          .make_flags =
+              [] {
+                FlagSet f = ServerFlags(
+                    "nodes",
+                    "add --name=N --pool=P --gpus=8 --gpu-type=T | list | "
+                    "show NAME | cordon NAME | uncordon NAME | drain NAME | remove NAME");
+                f.String("name", "", "add: node name");
+                f.String("pool", "", "add: pool; list: filter");
+                f.String("zone", "", "add: zone; list: filter");
+                f.String("rack", "", "add: rack");
+                f.String("label", "", "add: labels k=v,k2=v2; list: filter (all must match)");
+                f.Int("gpus", 8, "add: number of GPUs");
+                f.String("gpu-type", "", "add: GPU type of every GPU; list: filter");
+                f.Int("nvlink-domain-size", 8, "add: GPUs per NVLink domain");
+                f.Int("inter-node-bandwidth-bytes-per-second", 0, "add: network bandwidth");
+                f.Bool("force", false, "drain/remove: even with placements (remove releases them)");
+                f.String("request-id", "", "idempotency key for retries");
+                f.Bool("validate-only", false, "add: check without creating");
+                return f;
+              },
+          .verbs = {{"add", "register a node and its GPUs", NodesAdd},
+                    {"list", "list nodes (with filters)", NodesList},
+                    {"show", "one node and its GPUs", NodesShow, 1, "NODE"},
+                    {"cordon", "stop new placements on a node",
+                     [](const Invocation& inv) {
+                       return NodeStateChange<v1::CordonNodeRequest>(
+                           inv, "cordon", [](auto& stub, auto& ctx, auto& req, auto& node) {
                              return stub.CordonNode(&ctx, req, &node);
                            });
-                         }, 1, "NODE"},
-                        {"uncordon", "make a node active again", [](const Invocation& inv) {
-                           return NodeStateChange<v1::UncordonNodeRequest>(inv, "uncordon", [](auto& stub, auto& ctx, auto& req, auto& node) {
+                     },
+                     1, "NODE"},
+                    {"uncordon", "make a node active again",
+                     [](const Invocation& inv) {
+                       return NodeStateChange<v1::UncordonNodeRequest>(
+                           inv, "uncordon", [](auto& stub, auto& ctx, auto& req, auto& node) {
                              return stub.UncordonNode(&ctx, req, &node);
                            });
-                         }, 1, "NODE"},
-                        {"drain", "drain a node (refused while it holds placements, unless --force)", [](const Invocation& inv) {
-                           return NodeStateChange<v1::DrainNodeRequest>(inv, "drain", [](auto& stub, auto& ctx, auto& req, auto& node) {
+                     },
+                     1, "NODE"},
+                    {"drain", "drain a node (refused while it holds placements, unless --force)",
+                     [](const Invocation& inv) {
+                       return NodeStateChange<v1::DrainNodeRequest>(
+                           inv, "drain", [](auto& stub, auto& ctx, auto& req, auto& node) {
                              return stub.DrainNode(&ctx, req, &node);
                            });
-                         }, 1, "NODE"},
-                        {"remove", "delete a node", NodesRemove, 1, "NODE"}}},
+                     },
+                     1, "NODE"},
+                    {"remove", "delete a node", NodesRemove, 1, "NODE"}}},
       Command{.name = "pools",
               .summary = "list pools with their node and GPU counts (server)",
               .make_flags = [] { return ServerFlags("pools", "[--output=table|json]"); },
               .run = RunPools},
-      Command{.name = "models",
-              .summary = "import, list, show or remove catalog models (server)",
-              .make_flags =
-                  [] {
-                    FlagSet f = ServerFlags("models", "import CONFIG.json [--name=N] | list | show NAME | remove NAME");
-                    f.String("name", "", "import: model name (default: the file's folder or stem)");
-                    f.String("quantization", "", "import: quantization override");
-                    f.String("request-id", "", "idempotency key for retries");
-                    f.Bool("validate-only", false, "import: check without storing");
-                    return f;
-                  },
-              .verbs = {{"import", "add a model from its config.json", ModelsImport, 1, "CONFIG.json"},
-                        {"list", "list the catalog", ModelsList},
-                        {"show", "one model with its config.json", ModelsShow, 1, "NAME"},
-                        {"remove", "delete an unplaced model", ModelsRemove, 1, "NAME"}}},
+      Command{
+          .name = "models",
+          .summary = "import, list, show or remove catalog models (server)",
+          .make_flags =
+              [] {
+                FlagSet f = ServerFlags(
+                    "models", "import CONFIG.json [--name=N] | list | show NAME | remove NAME");
+                f.String("name", "", "import: model name (default: the file's folder or stem)");
+                f.String("quantization", "", "import: quantization override");
+                f.String("request-id", "", "idempotency key for retries");
+                f.Bool("validate-only", false, "import: check without storing");
+                return f;
+              },
+          .verbs = {{"import", "add a model from its config.json", ModelsImport, 1, "CONFIG.json"},
+                    {"list", "list the catalog", ModelsList},
+                    {"show", "one model with its config.json", ModelsShow, 1, "NAME"},
+                    {"remove", "delete an unplaced model", ModelsRemove, 1, "NAME"}}},
       Command{.name = "headroom",
               .summary = "fleet memory headroom by pool, node, GPU type or GPU (server)",
               .make_flags =
                   [] {
                     FlagSet f = ServerFlags("headroom", "[--by=pool|node|gpu-type|gpu] [--watch]");
                     f.String("by", "pool", "pool | node | gpu-type | gpu");
-                    f.Bool("watch", false, "stream updates whenever the fleet changes (until --timeout)");
-                    f.Int("updates", 0, "--watch: stop after this many updates (0: until --timeout)");
+                    f.Bool("watch", false,
+                           "stream updates whenever the fleet changes (until --timeout)");
+                    f.Int("updates", 0,
+                          "--watch: stop after this many updates (0: until --timeout)");
                     return f;
                   },
               .run = RunHeadroom},

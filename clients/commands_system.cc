@@ -30,8 +30,7 @@ int RunVersion(const Invocation& inv) {
     fleetplan::v1::ServerInfo info;
     grpc::Status status = stub->GetServerInfo(&context, {}, &info);
     if (!status.ok()) {
-      return ReportError(inv.err, "version",
-                         StatusFromGrpc(status));
+      return ReportError(inv.err, "version", StatusFromGrpc(status));
     }
     result["server_version"] = info.version();
     result["schema_version"] = info.schema_version();
@@ -66,10 +65,10 @@ int RunHealth(const Invocation& inv) {
   grpc::health::v1::HealthCheckResponse response;
   grpc::Status status = stub->Check(&context, request, &response);
   if (!status.ok()) {
-    return ReportError(inv.err, "health",
-                       StatusFromGrpc(status));
+    return ReportError(inv.err, "health", StatusFromGrpc(status));
   }
-  const std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+  const std::string name =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
   if (inv.output == OutputFormat::kJson) {
     inv.out << nlohmann::json{{"server", inv.flags.GetString("server")}, {"status", name}}.dump(2)
             << "\n";

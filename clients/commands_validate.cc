@@ -24,7 +24,8 @@ json SummaryJson(const estimator::ValidationSummary& s, const std::vector<CaseRe
   out["cases"] = s.cases;
   out["scored"] = s.scored;
   out["skipped"] = json::array();
-  for (const auto& [id, reason] : s.skipped) out["skipped"].push_back({{"case", id}, {"reason", reason}});
+  for (const auto& [id, reason] : s.skipped)
+    out["skipped"].push_back({{"case", id}, {"reason", reason}});
   out["metrics"] = json::object();
   for (const auto& [name, m] : s.metrics) {
     out["metrics"][name] = {{"n", m.n},
@@ -42,8 +43,8 @@ json SummaryJson(const estimator::ValidationSummary& s, const std::vector<CaseRe
     if (r.measured_oom) c["oom"] = true;
     c["predicted_fits"] = r.predicted_fits;
     for (const auto& [name, pair] : r.metrics) {
-      c["metrics"][name] = {{"measured", pair.measured}, {"predicted", pair.predicted},
-                            {"rel_err", pair.rel_err()}};
+      c["metrics"][name] = {
+          {"measured", pair.measured}, {"predicted", pair.predicted}, {"rel_err", pair.rel_err()}};
     }
     out["per_case"].push_back(c);
   }
@@ -99,18 +100,22 @@ int RunValidate(const Invocation& inv) {
         if (name == "params") continue;
         absl::StrAppendFormat(&row, " %s %+.2f%%", name, 100 * pair.rel_err());
       }
-      if (r.measured_oom) absl::StrAppend(&row, r.predicted_fits ? " OOM-MISSED" : " oom-predicted");
+      if (r.measured_oom)
+        absl::StrAppend(&row, r.predicted_fits ? " OOM-MISSED" : " oom-predicted");
       inv.out << row << "\n";
     }
     inv.out << "\n";
   }
-  inv.out << absl::StrFormat("%s: %d cases, %d scored, %d skipped, OOM cases %d (predicted not to fit: %d)\n",
-                             path, summary.cases, summary.scored, summary.skipped.size(),
-                             summary.oom_cases, summary.oom_predicted_not_fit);
-  for (const auto& [id, reason] : summary.skipped) inv.out << "  skipped " << id << ": " << reason << "\n";
+  inv.out << absl::StrFormat(
+      "%s: %d cases, %d scored, %d skipped, OOM cases %d (predicted not to fit: %d)\n", path,
+      summary.cases, summary.scored, summary.skipped.size(), summary.oom_cases,
+      summary.oom_predicted_not_fit);
+  for (const auto& [id, reason] : summary.skipped)
+    inv.out << "  skipped " << id << ": " << reason << "\n";
   for (const auto& [name, m] : summary.metrics) {
     inv.out << absl::StrFormat(
-        "%-26s n=%-4d median |err| %6.2f%%  p90 %6.2f%%  max %6.2f%%  median signed %+6.2f%%  under>2%% %d\n",
+        "%-26s n=%-4d median |err| %6.2f%%  p90 %6.2f%%  max %6.2f%%  median signed %+6.2f%%  "
+        "under>2%% %d\n",
         name, m.n, 100 * m.median_abs_rel_err, 100 * m.p90_abs_rel_err, 100 * m.max_abs_rel_err,
         100 * m.median_rel_err, m.under_predicted_over_2pct);
   }

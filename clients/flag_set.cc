@@ -67,7 +67,8 @@ absl::StatusOr<std::vector<std::string>> FlagSet::Parse(const std::vector<std::s
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--") {
-      positional.insert(positional.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+      positional.insert(positional.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                        args.end());
       break;
     }
     if (arg == "--help" || arg == "-h") {
@@ -126,7 +127,9 @@ const FlagSet::Flag& FlagSet::Find(const std::string& name, Type type) const {
   return it->second;
 }
 
-std::string FlagSet::GetString(const std::string& name) const { return Find(name, Type::kString).value; }
+std::string FlagSet::GetString(const std::string& name) const {
+  return Find(name, Type::kString).value;
+}
 int64_t FlagSet::GetInt(const std::string& name) const {
   int64_t v = 0;
   (void)absl::SimpleAtoi(Find(name, Type::kInt).value, &v);
@@ -137,7 +140,9 @@ double FlagSet::GetDouble(const std::string& name) const {
   (void)absl::SimpleAtod(Find(name, Type::kDouble).value, &v);
   return v;
 }
-bool FlagSet::GetBool(const std::string& name) const { return Find(name, Type::kBool).value == "true"; }
+bool FlagSet::GetBool(const std::string& name) const {
+  return Find(name, Type::kBool).value == "true";
+}
 
 std::string FlagSet::Help() const {
   std::string out = absl::StrCat("Usage: fleetplan ", command_, " ", usage_, "\n");

@@ -20,7 +20,8 @@ namespace fleetplan::cli {
 
 class FlagSet {
  public:
-  FlagSet(std::string command, std::string usage) : command_(std::move(command)), usage_(std::move(usage)) {}
+  FlagSet(std::string command, std::string usage)
+      : command_(std::move(command)), usage_(std::move(usage)) {}
 
   void String(const std::string& name, std::string default_value, std::string help);
   void Int(const std::string& name, int64_t default_value, std::string help);

@@ -16,7 +16,8 @@ FlagSet MakeFlags() {
 
 TEST(FlagSetTest, ParsesAllForms) {
   FlagSet f = MakeFlags();
-  auto pos = f.Parse({"--model=a.json", "--tp", "4", "pos1", "--util=0.95", "--eager", "--", "--tp"});
+  auto pos =
+      f.Parse({"--model=a.json", "--tp", "4", "pos1", "--util=0.95", "--eager", "--", "--tp"});
   ASSERT_TRUE(pos.ok()) << pos.status();
   EXPECT_EQ(f.GetString("model"), "a.json");
   EXPECT_EQ(f.GetInt("tp"), 4);

@@ -8,8 +8,8 @@
 
 #include "clients/cli.h"
 #include "google/protobuf/message.h"
-#include "nlohmann/json.hpp"
 #include "grpcpp/support/status.h"
+#include "nlohmann/json.hpp"
 
 namespace fleetplan::cli {
 

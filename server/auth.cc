@@ -29,7 +29,8 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::FromText(const std::stri
     ++line_no;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || absl::StartsWith(line, "#")) continue;
-    std::vector<std::string> parts = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::vector<std::string> parts =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (parts.size() != 2) {
       return absl::InvalidArgumentError(
           absl::StrCat(source, ":", line_no, ": expected \"<token> <reader|writer>\""));
@@ -44,8 +45,8 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::FromText(const std::stri
     } else if (parts[1] == "writer") {
       role = Role::kWriter;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(source, ":", line_no, ": role \"", parts[1],
-                                                     "\" must be reader or writer"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":", line_no, ": role \"", parts[1], "\" must be reader or writer"));
     }
     auth->tokens_.push_back(Token{parts[0], role});
   }

@@ -11,23 +11,27 @@ using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
 
 ServerUnaryReactor* CatalogServiceImpl::ImportModel(CallbackServerContext* c,
-                                                    const v1::ImportModelRequest* req, v1::Model* resp) {
+                                                    const v1::ImportModelRequest* req,
+                                                    v1::Model* resp) {
   return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
     return Idempotent(deps_, "ImportModel", req->request_id(), *req, resp, [&]() -> absl::Status {
       if (req->name().empty()) return absl::InvalidArgumentError("name must not be empty");
       if (req->config_json().empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("model \"", req->name(), "\": config_json is empty"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("model \"", req->name(), "\": config_json is empty"));
       }
-      absl::StatusOr<estimator::ModelSpec> spec = estimator::ParseModelConfig(
-          req->config_json(), {.quantization = req->quantization()});
+      absl::StatusOr<estimator::ModelSpec> spec =
+          estimator::ParseModelConfig(req->config_json(), {.quantization = req->quantization()});
       if (!spec.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("model \"", req->name(), "\": ", spec.status().message()));
       }
       const estimator::ModelSummary summary = estimator::SummarizeModel(*spec);
-      placement::ModelRecord record{.name = req->name(), .config_json = req->config_json(),
+      placement::ModelRecord record{.name = req->name(),
+                                    .config_json = req->config_json(),
                                     .quantization = req->quantization(),
-                                    .model_type = spec->model_type, .params = summary.params,
+                                    .model_type = spec->model_type,
+                                    .params = summary.params,
                                     .weights_bytes = summary.weights_bytes,
                                     .kv_bytes_per_token = summary.kv_bytes_per_token};
       RETURN_IF_ERROR(deps_.store->CreateModel(record, {.validate_only = req->validate_only()}));
@@ -42,8 +46,8 @@ ServerUnaryReactor* CatalogServiceImpl::ImportModel(CallbackServerContext* c,
   });
 }
 
-ServerUnaryReactor* CatalogServiceImpl::GetModel(CallbackServerContext* c, const v1::GetModelRequest* req,
-                                                 v1::Model* resp) {
+ServerUnaryReactor* CatalogServiceImpl::GetModel(CallbackServerContext* c,
+                                                 const v1::GetModelRequest* req, v1::Model* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(placement::ModelRecord m, deps_.store->GetModel(req->name()));
     ToProto(m, resp);

@@ -12,13 +12,16 @@ class CatalogServiceImpl final : public v1::CatalogService::CallbackService {
  public:
   explicit CatalogServiceImpl(ServiceDeps deps) : deps_(deps) {}
 
-  grpc::ServerUnaryReactor* ImportModel(grpc::CallbackServerContext* c, const v1::ImportModelRequest* req,
+  grpc::ServerUnaryReactor* ImportModel(grpc::CallbackServerContext* c,
+                                        const v1::ImportModelRequest* req,
                                         v1::Model* resp) override;
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* c, const v1::GetModelRequest* req,
                                      v1::Model* resp) override;
-  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* c, const v1::ListModelsRequest* req,
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* c,
+                                       const v1::ListModelsRequest* req,
                                        v1::ListModelsResponse* resp) override;
-  grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* c, const v1::DeleteModelRequest* req,
+  grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* c,
+                                        const v1::DeleteModelRequest* req,
                                         google::protobuf::Empty* resp) override;
 
  private:

@@ -3,10 +3,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "planner/common/units.h"
 #include "absl/strings/strip.h"
 #include "grpcpp/support/status.h"
 #include "planner/common/status_macros.h"
+#include "planner/common/units.h"
 
 namespace fleetplan::server {
 namespace {
@@ -301,7 +301,8 @@ absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p,
   placement::DeploymentSpec d{.name = p.name(), .model = p.model()};
   FromProto(p.vllm(), d.vllm);
   d.utilization_given = p.vllm().has_gpu_memory_utilization();
-  absl::StatusOr<estimator::KvCacheDType> kv = KvCacheDTypeFromName("kv_cache_dtype", p.kv_cache_dtype());
+  absl::StatusOr<estimator::KvCacheDType> kv =
+      KvCacheDTypeFromName("kv_cache_dtype", p.kv_cache_dtype());
   if (!kv.ok()) return named(kv.status());
   d.kv_cache_dtype = *kv;
   if (p.has_concurrency()) d.concurrency = p.concurrency();
@@ -442,12 +443,12 @@ void ExplainLines(const v1::Plan& plan, google::protobuf::RepeatedPtrField<std::
         r.gpu_memory_utilization(), r.kv_cache_tokens());
   }
   for (const auto& u : plan.unplaced()) {
-    *lines->Add() = absl::StrFormat(
-        "replica %d not placed (%s): %s", u.replica(),
-        u.code() == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)
-            ? "RESOURCE_EXHAUSTED, fits when capacity frees"
-            : "FAILED_PRECONDITION, cannot fit this fleet",
-        u.reason());
+    *lines->Add() =
+        absl::StrFormat("replica %d not placed (%s): %s", u.replica(),
+                        u.code() == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)
+                            ? "RESOURCE_EXHAUSTED, fits when capacity frees"
+                            : "FAILED_PRECONDITION, cannot fit this fleet",
+                        u.reason());
   }
   *lines->Add() = absl::StrFormat("%d GPUs, lower bound %d (gap %.1f%%)", plan.gpus_used(),
                                   plan.lower_bound_gpus(), 100 * plan.gap());

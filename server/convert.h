@@ -44,7 +44,7 @@ void ToProto(const estimator::BudgetCell& d, v1::BudgetCell* p);
 
 void ToProto(const placement::FleetHeadroom& d, v1::FleetHeadroom* p);
 v1::RiskLevel ToProtoRisk(Risk r);
-Risk FromProto(v1::RiskLevel r);  // unspecified and unknown values: high
+Risk FromProto(v1::RiskLevel r);                  // unspecified and unknown values: high
 placement::NodeState FromProto(v1::NodeState s);  // unspecified and unknown values: down
 
 void ToProto(const placement::Plan& plan, v1::Plan* p);

@@ -11,8 +11,8 @@ namespace fleetplan::server {
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
 
-std::shared_ptr<const estimator::ModelSpec> EstimateCache::GetModel(const std::string& name,
-                                                                    const std::string& quantization) {
+std::shared_ptr<const estimator::ModelSpec> EstimateCache::GetModel(
+    const std::string& name, const std::string& quantization) {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name + '\n' + quantization);
   if (it == models_.end() || it->second.expires < std::chrono::steady_clock::now()) return nullptr;
@@ -28,7 +28,8 @@ void EstimateCache::PutModel(const std::string& name, const std::string& quantiz
 std::optional<int64_t> EstimateCache::GetGpuBytes(const std::string& type) {
   absl::MutexLock lock(&mu_);
   auto it = gpus_.find(type);
-  if (it == gpus_.end() || it->second.expires < std::chrono::steady_clock::now()) return std::nullopt;
+  if (it == gpus_.end() || it->second.expires < std::chrono::steady_clock::now())
+    return std::nullopt;
   return it->second.value;
 }
 
@@ -47,24 +48,25 @@ void EstimateCache::Invalidate() {
   gpus_.clear();
 }
 
-absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(const ServiceDeps& deps,
-                                                                         EstimateCache& cache,
-                                                                         const std::string& name,
-                                                                         const std::string& quantization) {
+absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(
+    const ServiceDeps& deps, EstimateCache& cache, const std::string& name,
+    const std::string& quantization) {
   std::shared_ptr<const estimator::ModelSpec> spec = cache.GetModel(name, quantization);
   if (spec != nullptr) return spec;
   ASSIGN_OR_RETURN(placement::ModelRecord m, deps.store->GetModel(name));
   absl::StatusOr<estimator::ModelSpec> parsed = estimator::ParseModelConfig(
       m.config_json, {.quantization = quantization.empty() ? m.quantization : quantization});
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("model \"", m.name, "\": ", parsed.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model \"", m.name, "\": ", parsed.status().message()));
   }
   spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
   cache.PutModel(name, quantization, spec);
   return spec;
 }
 
-absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(const v1::EstimateRequest& req) {
+absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
+    const v1::EstimateRequest& req) {
   std::shared_ptr<const estimator::ModelSpec> spec;
   switch (req.model_case()) {
     case v1::EstimateRequest::kModelName: {
@@ -97,8 +99,8 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(con
       } else {
         absl::StatusOr<estimator::GpuInfo> builtin = estimator::FindGpu(req.gpu_type());
         if (!builtin.ok()) {
-          return absl::NotFoundError(absl::StrCat("gpu_type \"", req.gpu_type(),
-                                                  "\" is neither registered nor in the built-in table"));
+          return absl::NotFoundError(absl::StrCat(
+              "gpu_type \"", req.gpu_type(), "\" is neither registered nor in the built-in table"));
         }
         request.gpu_memory_bytes = builtin->memory_bytes;
         cache_->PutGpuBytes(req.gpu_type(), builtin->memory_bytes);
@@ -114,7 +116,8 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(con
   return Resolved{std::move(spec), request};
 }
 
-ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c, const v1::EstimateRequest* req,
+ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,
+                                                   const v1::EstimateRequest* req,
                                                    v1::EstimateResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(*req));
@@ -124,13 +127,15 @@ ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c, con
   });
 }
 
-ServerUnaryReactor* EstimatorServiceImpl::Budget(CallbackServerContext* c, const v1::BudgetRequest* req,
+ServerUnaryReactor* EstimatorServiceImpl::Budget(CallbackServerContext* c,
+                                                 const v1::BudgetRequest* req,
                                                  v1::BudgetResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(req->base()));
-    ASSIGN_OR_RETURN(auto cells, estimator::Budget(*r.spec, r.request,
-                                                   {req->context_tokens().begin(), req->context_tokens().end()},
-                                                   {req->concurrencies().begin(), req->concurrencies().end()}));
+    ASSIGN_OR_RETURN(auto cells,
+                     estimator::Budget(*r.spec, r.request,
+                                       {req->context_tokens().begin(), req->context_tokens().end()},
+                                       {req->concurrencies().begin(), req->concurrencies().end()}));
     for (const auto& cell : cells) ToProto(cell, resp->add_cells());
     return absl::OkStatus();
   });
@@ -141,13 +146,15 @@ ServerUnaryReactor* EstimatorServiceImpl::MaxConcurrency(CallbackServerContext* 
                                                          v1::MaxConcurrencyResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(req->base()));
-    ASSIGN_OR_RETURN(int64_t n, estimator::MaxConcurrency(*r.spec, r.request, req->context_tokens()));
+    ASSIGN_OR_RETURN(int64_t n,
+                     estimator::MaxConcurrency(*r.spec, r.request, req->context_tokens()));
     resp->set_max_concurrency(n);
     return absl::OkStatus();
   });
 }
 
-ServerUnaryReactor* EstimatorServiceImpl::MaxContext(CallbackServerContext* c, const v1::MaxContextRequest* req,
+ServerUnaryReactor* EstimatorServiceImpl::MaxContext(CallbackServerContext* c,
+                                                     const v1::MaxContextRequest* req,
                                                      v1::MaxContextResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(req->base()));

@@ -24,7 +24,8 @@ namespace fleetplan::server {
 class EstimateCache {
  public:
   explicit EstimateCache(std::chrono::milliseconds ttl) : ttl_(ttl) {}
-  std::shared_ptr<const estimator::ModelSpec> GetModel(const std::string& name, const std::string& quantization);
+  std::shared_ptr<const estimator::ModelSpec> GetModel(const std::string& name,
+                                                       const std::string& quantization);
   void PutModel(const std::string& name, const std::string& quantization,
                 std::shared_ptr<const estimator::ModelSpec> spec);
   std::optional<int64_t> GetGpuBytes(const std::string& type);
@@ -39,15 +40,15 @@ class EstimateCache {
   };
   const std::chrono::milliseconds ttl_;
   absl::Mutex mu_;
-  std::map<std::string, Entry<std::shared_ptr<const estimator::ModelSpec>>> models_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Entry<std::shared_ptr<const estimator::ModelSpec>>> models_
+      ABSL_GUARDED_BY(mu_);
   std::map<std::string, Entry<int64_t>> gpus_ ABSL_GUARDED_BY(mu_);
 };
 
 // A catalog model parsed (through `cache`): NOT_FOUND when the catalog lacks it.
-absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(const ServiceDeps& deps,
-                                                                         EstimateCache& cache,
-                                                                         const std::string& name,
-                                                                         const std::string& quantization);
+absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(
+    const ServiceDeps& deps, EstimateCache& cache, const std::string& name,
+    const std::string& quantization);
 
 class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService {
  public:
@@ -60,7 +61,8 @@ class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService 
   grpc::ServerUnaryReactor* MaxConcurrency(grpc::CallbackServerContext* c,
                                            const v1::MaxConcurrencyRequest* req,
                                            v1::MaxConcurrencyResponse* resp) override;
-  grpc::ServerUnaryReactor* MaxContext(grpc::CallbackServerContext* c, const v1::MaxContextRequest* req,
+  grpc::ServerUnaryReactor* MaxContext(grpc::CallbackServerContext* c,
+                                       const v1::MaxContextRequest* req,
                                        v1::MaxContextResponse* resp) override;
 
  private:

@@ -16,7 +16,8 @@ absl::StatusOr<v1::FleetHeadroom> HeadroomNow(storage::PlacementStore& store, bo
 
 class HeadroomServiceImpl::Watcher final : public grpc::ServerWriteReactor<v1::FleetHeadroom> {
  public:
-  Watcher(HeadroomServiceImpl* service, bool include_gpus) : service_(service), include_gpus_(include_gpus) {}
+  Watcher(HeadroomServiceImpl* service, bool include_gpus)
+      : service_(service), include_gpus_(include_gpus) {}
 
   bool include_gpus() const { return include_gpus_; }
 
@@ -93,7 +94,8 @@ void HeadroomServiceImpl::Shutdown() {
     stop_ = true;
     watchers = watchers_;
   }
-  for (const auto& w : watchers) w->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+  for (const auto& w : watchers)
+    w->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
   if (poller_.joinable()) poller_.join();
 }
 
@@ -138,9 +140,9 @@ void HeadroomServiceImpl::PollLoop() {
   }
 }
 
-grpc::ServerUnaryReactor* HeadroomServiceImpl::GetFleetHeadroom(grpc::CallbackServerContext* c,
-                                                                const v1::GetFleetHeadroomRequest* req,
-                                                                v1::FleetHeadroom* resp) {
+grpc::ServerUnaryReactor* HeadroomServiceImpl::GetFleetHeadroom(
+    grpc::CallbackServerContext* c, const v1::GetFleetHeadroomRequest* req,
+    v1::FleetHeadroom* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, HeadroomNow(*deps_.store, req->include_gpus()));
     return absl::OkStatus();
@@ -152,8 +154,9 @@ grpc::ServerWriteReactor<v1::FleetHeadroom>* HeadroomServiceImpl::WatchHeadroom(
   auto watcher = std::make_shared<Watcher>(this, req->include_gpus());
   watcher->SetSelf(watcher);
   absl::Status allowed = deps_.auth->Check(*c, Role::kReader);
-  absl::StatusOr<v1::FleetHeadroom> first =
-      allowed.ok() ? HeadroomNow(*deps_.store, req->include_gpus()) : absl::StatusOr<v1::FleetHeadroom>(allowed);
+  absl::StatusOr<v1::FleetHeadroom> first = allowed.ok()
+                                                ? HeadroomNow(*deps_.store, req->include_gpus())
+                                                : absl::StatusOr<v1::FleetHeadroom>(allowed);
   bool stopping = false;
   {
     absl::MutexLock lock(&mu_);

@@ -30,8 +30,8 @@ class HeadroomServiceImpl final : public v1::HeadroomService::CallbackService {
   grpc::ServerUnaryReactor* GetFleetHeadroom(grpc::CallbackServerContext* c,
                                              const v1::GetFleetHeadroomRequest* req,
                                              v1::FleetHeadroom* resp) override;
-  grpc::ServerWriteReactor<v1::FleetHeadroom>* WatchHeadroom(grpc::CallbackServerContext* c,
-                                                             const v1::WatchHeadroomRequest* req) override;
+  grpc::ServerWriteReactor<v1::FleetHeadroom>* WatchHeadroom(
+      grpc::CallbackServerContext* c, const v1::WatchHeadroomRequest* req) override;
 
   class Watcher;
 

@@ -26,7 +26,8 @@ ServerUnaryReactor* InventoryServiceImpl::CreateGpuType(CallbackServerContext* c
 }
 
 ServerUnaryReactor* InventoryServiceImpl::GetGpuType(CallbackServerContext* c,
-                                                     const v1::GetGpuTypeRequest* req, v1::GpuType* resp) {
+                                                     const v1::GetGpuTypeRequest* req,
+                                                     v1::GpuType* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(placement::GpuType type, deps_.store->GetGpuType(req->name()));
     ToProto(type, resp);
@@ -57,7 +58,8 @@ ServerUnaryReactor* InventoryServiceImpl::DeleteGpuType(CallbackServerContext* c
 }
 
 ServerUnaryReactor* InventoryServiceImpl::CreateNode(CallbackServerContext* c,
-                                                     const v1::CreateNodeRequest* req, v1::Node* resp) {
+                                                     const v1::CreateNodeRequest* req,
+                                                     v1::Node* resp) {
   return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
     if (!req->has_node()) return absl::InvalidArgumentError("node is required");
     return Idempotent(deps_, "CreateNode", req->request_id(), *req, resp, [&]() -> absl::Status {
@@ -70,8 +72,8 @@ ServerUnaryReactor* InventoryServiceImpl::CreateNode(CallbackServerContext* c,
   });
 }
 
-ServerUnaryReactor* InventoryServiceImpl::GetNode(CallbackServerContext* c, const v1::GetNodeRequest* req,
-                                                  v1::Node* resp) {
+ServerUnaryReactor* InventoryServiceImpl::GetNode(CallbackServerContext* c,
+                                                  const v1::GetNodeRequest* req, v1::Node* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(placement::Node node, deps_.store->GetNode(req->name()));
     ToProto(node, resp);
@@ -83,7 +85,8 @@ ServerUnaryReactor* InventoryServiceImpl::ListNodes(CallbackServerContext* c,
                                                     const v1::ListNodesRequest* req,
                                                     v1::ListNodesResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
-    storage::NodeFilter filter{.pool = req->pool(), .zone = req->zone(), .gpu_type = req->gpu_type()};
+    storage::NodeFilter filter{
+        .pool = req->pool(), .zone = req->zone(), .gpu_type = req->gpu_type()};
     for (const auto& [k, v] : req->labels()) filter.labels[k] = v;
     ASSIGN_OR_RETURN(storage::NodePage page,
                      deps_.store->ListNodes(filter, req->page_size(), req->page_token()));
@@ -94,7 +97,8 @@ ServerUnaryReactor* InventoryServiceImpl::ListNodes(CallbackServerContext* c,
 }
 
 ServerUnaryReactor* InventoryServiceImpl::UpdateNode(CallbackServerContext* c,
-                                                     const v1::UpdateNodeRequest* req, v1::Node* resp) {
+                                                     const v1::UpdateNodeRequest* req,
+                                                     v1::Node* resp) {
   return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
     if (!req->has_node()) return absl::InvalidArgumentError("node is required");
     return Idempotent(deps_, "UpdateNode", req->request_id(), *req, resp, [&]() -> absl::Status {
@@ -117,11 +121,13 @@ ServerUnaryReactor* InventoryServiceImpl::DeleteNode(CallbackServerContext* c,
 }
 
 ServerUnaryReactor* InventoryServiceImpl::CordonNode(CallbackServerContext* c,
-                                                     const v1::CordonNodeRequest* req, v1::Node* resp) {
+                                                     const v1::CordonNodeRequest* req,
+                                                     v1::Node* resp) {
   return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
     return Idempotent(deps_, "CordonNode", req->request_id(), *req, resp, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(placement::Node node,
-                       deps_.store->SetNodeState(req->name(), placement::NodeState::kCordoned, false));
+      ASSIGN_OR_RETURN(
+          placement::Node node,
+          deps_.store->SetNodeState(req->name(), placement::NodeState::kCordoned, false));
       ToProto(node, resp);
       return absl::OkStatus();
     });
@@ -129,11 +135,13 @@ ServerUnaryReactor* InventoryServiceImpl::CordonNode(CallbackServerContext* c,
 }
 
 ServerUnaryReactor* InventoryServiceImpl::DrainNode(CallbackServerContext* c,
-                                                    const v1::DrainNodeRequest* req, v1::Node* resp) {
+                                                    const v1::DrainNodeRequest* req,
+                                                    v1::Node* resp) {
   return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
     return Idempotent(deps_, "DrainNode", req->request_id(), *req, resp, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(placement::Node node, deps_.store->SetNodeState(
-                                                 req->name(), placement::NodeState::kDraining, req->force()));
+      ASSIGN_OR_RETURN(
+          placement::Node node,
+          deps_.store->SetNodeState(req->name(), placement::NodeState::kDraining, req->force()));
       ToProto(node, resp);
       return absl::OkStatus();
     });
@@ -145,8 +153,9 @@ ServerUnaryReactor* InventoryServiceImpl::UncordonNode(CallbackServerContext* c,
                                                        v1::Node* resp) {
   return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
     return Idempotent(deps_, "UncordonNode", req->request_id(), *req, resp, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(placement::Node node,
-                       deps_.store->SetNodeState(req->name(), placement::NodeState::kActive, false));
+      ASSIGN_OR_RETURN(
+          placement::Node node,
+          deps_.store->SetNodeState(req->name(), placement::NodeState::kActive, false));
       ToProto(node, resp);
       return absl::OkStatus();
     });

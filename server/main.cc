@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "fleetpland: plans where LLMs run on a GPU fleet.\nUsage: fleetpland [--listen=HOST:PORT] "
       "[--db=FILE] [--metrics_listen=HOST:PORT]");
-  absl::SetFlagsUsageConfig({.version_string = [] { return std::string("fleetpland ") + fleetplan::kVersion + "\n"; }});
+  absl::SetFlagsUsageConfig(
+      {.version_string = [] { return std::string("fleetpland ") + fleetplan::kVersion + "\n"; }});
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   // Debian's Abseil keeps debug-build deadlock detection on, which updates a lock graph on every
   // Mutex acquisition; production servers run with it off (tests keep it on).

@@ -3,12 +3,12 @@
 #include <chrono>
 #include <exception>
 
+#include "CivetServer.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "planner/common/version.h"
 #include "planner/placement/headroom.h"
 #include "prometheus/text_serializer.h"
-#include "CivetServer.h"
-#include "absl/strings/string_view.h"
 
 namespace fleetplan::server {
 namespace {
@@ -50,7 +50,8 @@ template <typename Rows, typename Value>
 void Family(std::string& out, absl::string_view name, absl::string_view help, const Rows& rows,
             const std::vector<std::string>& labels, Value value) {
   Header(out, name, help);
-  for (size_t i = 0; i < rows.size(); ++i) absl::StrAppend(&out, name, labels[i], " ", value(rows[i]), "\n");
+  for (size_t i = 0; i < rows.size(); ++i)
+    absl::StrAppend(&out, name, labels[i], " ", value(rows[i]), "\n");
 }
 
 void Aggregates(std::string& out, absl::string_view prefix, absl::string_view label,
@@ -65,17 +66,34 @@ void Aggregates(std::string& out, absl::string_view prefix, absl::string_view la
   }
   const std::string by = absl::StrCat(" by ", label, ".");
   using H = placement::Headroom;
-  Family(out, absl::StrCat(prefix, "_memory_total_bytes"), absl::StrCat("GPU memory (driver total)", by), rows, labels, [](const H& h) { return h.total_bytes; });
-  Family(out, absl::StrCat(prefix, "_memory_reserved_bytes"), absl::StrCat("Bytes held by unexpired reservations", by), rows, labels, [](const H& h) { return h.reserved_bytes; });
-  Family(out, absl::StrCat(prefix, "_memory_committed_bytes"), absl::StrCat("Bytes held by committed placements", by), rows, labels, [](const H& h) { return h.committed_bytes; });
-  Family(out, absl::StrCat(prefix, "_memory_free_bytes"), absl::StrCat("Schedulable free bytes", by), rows, labels, [](const H& h) { return h.free_bytes; });
-  Family(out, absl::StrCat(prefix, "_headroom_ratio"), absl::StrCat("Free share of memory (0..1)", by), rows, labels, [](const H& h) { return h.headroom_ratio; });
-  Family(out, absl::StrCat(prefix, "_memory_risk_level"), absl::StrCat("Worst GPU memory risk (0 low, 1 medium, 2 high)", by), rows, labels, [](const H& h) { return RiskValue(h.risk); });
-  Family(out, absl::StrCat(prefix, "_gpus"), absl::StrCat("GPUs", by), rows, labels, [](const H& h) { return h.gpus; });
-  Family(out, absl::StrCat(prefix, "_free_gpus"), absl::StrCat("Schedulable GPUs with nothing placed", by), rows, labels, [](const H& h) { return h.free_gpus; });
-  Family(out, absl::StrCat(prefix, "_largest_free_nvlink_domain_gpus"),
-         absl::StrCat("Most wholly free GPUs in one NVLink domain (the largest TP group that still fits)", by), rows, labels,
-         [](const H& h) { return h.largest_free_nvlink_domain; });
+  Family(out, absl::StrCat(prefix, "_memory_total_bytes"),
+         absl::StrCat("GPU memory (driver total)", by), rows, labels,
+         [](const H& h) { return h.total_bytes; });
+  Family(out, absl::StrCat(prefix, "_memory_reserved_bytes"),
+         absl::StrCat("Bytes held by unexpired reservations", by), rows, labels,
+         [](const H& h) { return h.reserved_bytes; });
+  Family(out, absl::StrCat(prefix, "_memory_committed_bytes"),
+         absl::StrCat("Bytes held by committed placements", by), rows, labels,
+         [](const H& h) { return h.committed_bytes; });
+  Family(out, absl::StrCat(prefix, "_memory_free_bytes"),
+         absl::StrCat("Schedulable free bytes", by), rows, labels,
+         [](const H& h) { return h.free_bytes; });
+  Family(out, absl::StrCat(prefix, "_headroom_ratio"),
+         absl::StrCat("Free share of memory (0..1)", by), rows, labels,
+         [](const H& h) { return h.headroom_ratio; });
+  Family(out, absl::StrCat(prefix, "_memory_risk_level"),
+         absl::StrCat("Worst GPU memory risk (0 low, 1 medium, 2 high)", by), rows, labels,
+         [](const H& h) { return RiskValue(h.risk); });
+  Family(out, absl::StrCat(prefix, "_gpus"), absl::StrCat("GPUs", by), rows, labels,
+         [](const H& h) { return h.gpus; });
+  Family(out, absl::StrCat(prefix, "_free_gpus"),
+         absl::StrCat("Schedulable GPUs with nothing placed", by), rows, labels,
+         [](const H& h) { return h.free_gpus; });
+  Family(
+      out, absl::StrCat(prefix, "_largest_free_nvlink_domain_gpus"),
+      absl::StrCat(
+          "Most wholly free GPUs in one NVLink domain (the largest TP group that still fits)", by),
+      rows, labels, [](const H& h) { return h.largest_free_nvlink_domain; });
 }
 
 class RpcInterceptor final : public grpc::experimental::Interceptor {
@@ -84,9 +102,12 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
       : metrics_(metrics), method_(std::move(method)), start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      metrics_->RecordRpc(method_, static_cast<int>(methods->GetSendStatus().error_code()), seconds);
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      metrics_->RecordRpc(method_, static_cast<int>(methods->GetSendStatus().error_code()),
+                          seconds);
     }
     methods->Proceed();
   }
@@ -100,10 +121,12 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
 class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   explicit RpcInterceptorFactory(Metrics* metrics) : metrics_(metrics) {}
-  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
     std::string method = info->method() != nullptr ? info->method() : "unknown";
     // "/fleetplan.v1.EstimatorService/Estimate" -> "EstimatorService/Estimate": short, bounded.
-    if (size_t dot = method.rfind('.', method.find('/', 1)); dot != std::string::npos) method = method.substr(dot + 1);
+    if (size_t dot = method.rfind('.', method.find('/', 1)); dot != std::string::npos)
+      method = method.substr(dot + 1);
     return new RpcInterceptor(metrics_, method);
   }
 
@@ -112,10 +135,23 @@ class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptor
 };
 
 const char* CodeName(int code) {
-  static const char* const kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-                                       "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  static const char* const kNames[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
   return code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
 }
 
@@ -124,7 +160,8 @@ const char* CodeName(int code) {
 std::string FleetExposition(const placement::FleetHeadroom& h) {
   std::string out;
   out.reserve(h.gpus.size() * 7 * 120 + 4096);
-  Header(out, "fleetplan_fleet_generation", "Fleet generation: bumped by every change that affects capacity.");
+  Header(out, "fleetplan_fleet_generation",
+         "Fleet generation: bumped by every change that affects capacity.");
   absl::StrAppend(&out, "fleetplan_fleet_generation ", h.generation, "\n");
   std::vector<std::string> labels;
   labels.reserve(h.gpus.size());
@@ -141,13 +178,25 @@ std::string FleetExposition(const placement::FleetHeadroom& h) {
     labels.push_back(std::move(l));
   }
   using G = placement::GpuHeadroom;
-  Family(out, "fleetplan_gpu_memory_total_bytes", "GPU memory as the driver reports it.", h.gpus, labels, [](const G& g) { return g.headroom.total_bytes; });
-  Family(out, "fleetplan_gpu_memory_reserved_bytes", "Bytes held on the GPU by unexpired reservations.", h.gpus, labels, [](const G& g) { return g.headroom.reserved_bytes; });
-  Family(out, "fleetplan_gpu_memory_committed_bytes", "Bytes held on the GPU by committed placements.", h.gpus, labels, [](const G& g) { return g.headroom.committed_bytes; });
-  Family(out, "fleetplan_gpu_memory_free_bytes", "Schedulable free bytes (0 on cordoned, draining, down or unhealthy).", h.gpus, labels, [](const G& g) { return g.headroom.free_bytes; });
-  Family(out, "fleetplan_gpu_headroom_ratio", "Free share of the GPU's memory (0..1).", h.gpus, labels, [](const G& g) { return g.headroom.headroom_ratio; });
-  Family(out, "fleetplan_gpu_memory_risk_level", "Memory risk of what is placed: 0 low, 1 medium (>=90% promised), 2 high (>=97%).", h.gpus, labels, [](const G& g) { return RiskValue(g.headroom.risk); });
-  Family(out, "fleetplan_gpu_estimated_peak_bytes", "Estimated peak bytes of the placements on the GPU (committed + reserved estimates).", h.gpus, labels,
+  Family(out, "fleetplan_gpu_memory_total_bytes", "GPU memory as the driver reports it.", h.gpus,
+         labels, [](const G& g) { return g.headroom.total_bytes; });
+  Family(out, "fleetplan_gpu_memory_reserved_bytes",
+         "Bytes held on the GPU by unexpired reservations.", h.gpus, labels,
+         [](const G& g) { return g.headroom.reserved_bytes; });
+  Family(out, "fleetplan_gpu_memory_committed_bytes",
+         "Bytes held on the GPU by committed placements.", h.gpus, labels,
+         [](const G& g) { return g.headroom.committed_bytes; });
+  Family(out, "fleetplan_gpu_memory_free_bytes",
+         "Schedulable free bytes (0 on cordoned, draining, down or unhealthy).", h.gpus, labels,
+         [](const G& g) { return g.headroom.free_bytes; });
+  Family(out, "fleetplan_gpu_headroom_ratio", "Free share of the GPU's memory (0..1).", h.gpus,
+         labels, [](const G& g) { return g.headroom.headroom_ratio; });
+  Family(out, "fleetplan_gpu_memory_risk_level",
+         "Memory risk of what is placed: 0 low, 1 medium (>=90% promised), 2 high (>=97%).", h.gpus,
+         labels, [](const G& g) { return RiskValue(g.headroom.risk); });
+  Family(out, "fleetplan_gpu_estimated_peak_bytes",
+         "Estimated peak bytes of the placements on the GPU (committed + reserved estimates).",
+         h.gpus, labels,
          [](const G& g) { return g.headroom.committed_bytes + g.headroom.reserved_bytes; });
   Aggregates(out, "fleetplan_pool", "pool", h.pools);
   Aggregates(out, "fleetplan_gpu_type", "gpu_type", h.gpu_types);
@@ -183,28 +232,39 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& liste
       .Register(r)
       .Add({{"version", kVersion}})
       .Set(1);
-  metrics->rpcs_ = &prometheus::BuildCounter().Name("fleetplan_rpc_requests_total").Help("RPCs by method and status code.").Register(r);
-  metrics->rpc_seconds_ = &prometheus::BuildHistogram().Name("fleetplan_rpc_duration_seconds").Help("RPC latency by method.").Register(r);
-  metrics->plan_seconds_ = &prometheus::BuildHistogram()
-                                .Name("fleetplan_plan_duration_seconds")
-                                .Help("PlanPlacement latency (snapshot, model resolution, planning).")
-                                .Register(r)
-                                .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
-  metrics->plan_gap_ = &prometheus::BuildHistogram()
-                            .Name("fleetplan_plan_gap_ratio")
-                            .Help("Plans' GPU count over their lower bound, minus 1.")
-                            .Register(r)
-                            .Add({}, prometheus::Histogram::BucketBoundaries{0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5});
-  metrics->commit_conflicts_ = &prometheus::BuildCounter()
-                                    .Name("fleetplan_commit_conflicts_total")
-                                    .Help("CommitPlan calls answered ABORTED because the fleet changed under the plan.")
-                                    .Register(r)
-                                    .Add({});
-  metrics->store_errors_ = &prometheus::BuildCounter()
-                                .Name("fleetplan_store_errors_total")
-                                .Help("Store reads or writes that failed for a reason other than the request.")
-                                .Register(r)
-                                .Add({});
+  metrics->rpcs_ = &prometheus::BuildCounter()
+                        .Name("fleetplan_rpc_requests_total")
+                        .Help("RPCs by method and status code.")
+                        .Register(r);
+  metrics->rpc_seconds_ = &prometheus::BuildHistogram()
+                               .Name("fleetplan_rpc_duration_seconds")
+                               .Help("RPC latency by method.")
+                               .Register(r);
+  metrics->plan_seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("fleetplan_plan_duration_seconds")
+           .Help("PlanPlacement latency (snapshot, model resolution, planning).")
+           .Register(r)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                            0.1, 0.25, 0.5, 1, 2.5});
+  metrics->plan_gap_ =
+      &prometheus::BuildHistogram()
+           .Name("fleetplan_plan_gap_ratio")
+           .Help("Plans' GPU count over their lower bound, minus 1.")
+           .Register(r)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5});
+  metrics->commit_conflicts_ =
+      &prometheus::BuildCounter()
+           .Name("fleetplan_commit_conflicts_total")
+           .Help("CommitPlan calls answered ABORTED because the fleet changed under the plan.")
+           .Register(r)
+           .Add({});
+  metrics->store_errors_ =
+      &prometheus::BuildCounter()
+           .Name("fleetplan_store_errors_total")
+           .Help("Store reads or writes that failed for a reason other than the request.")
+           .Register(r)
+           .Add({});
   metrics->store_ = store;
   if (listen.empty()) return metrics;
   metrics->handler_ = std::make_unique<Handler>(metrics.get());
@@ -212,7 +272,8 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& liste
     std::vector<std::string> options = {"listening_ports", listen, "num_threads", "2"};
     metrics->http_ = std::make_unique<CivetServer>(options);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("metrics_listen=\"", listen, "\": cannot listen: ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("metrics_listen=\"", listen, "\": cannot listen: ", e.what()));
   }
   metrics->http_->addHandler("/metrics", metrics->handler_.get());
   std::vector<int> ports = metrics->http_->getListeningPorts();
@@ -229,7 +290,10 @@ Metrics::~Metrics() {
 
 void Metrics::RecordRpc(const std::string& method, int code, double seconds) {
   rpcs_->Add({{"method", method}, {"code", CodeName(code)}}).Increment();
-  rpc_seconds_->Add({{"method", method}}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1})
+  rpc_seconds_
+      ->Add({{"method", method}},
+            prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                    0.01, 0.025, 0.05, 0.1, 0.25, 1})
       .Observe(seconds);
 }
 
@@ -238,7 +302,8 @@ void Metrics::RecordPlan(double seconds, double gap) {
   plan_gap_->Observe(gap);
 }
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> Metrics::InterceptorFactory() {
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+Metrics::InterceptorFactory() {
   return std::make_unique<RpcInterceptorFactory>(this);
 }
 

@@ -9,7 +9,8 @@ int64_t ApproximateBytes(const StoredPlan& plan) {
   for (const placement::Placement& p : plan.commit.placements) {
     bytes += static_cast<int64_t>(sizeof(p) + p.deployment.size() + p.model.size() +
                                   p.ranks.size() * sizeof(placement::PlacementRank));
-    for (const placement::PlacementRank& r : p.ranks) bytes += static_cast<int64_t>(r.gpu.node.size());
+    for (const placement::PlacementRank& r : p.ranks)
+      bytes += static_cast<int64_t>(r.gpu.node.size());
   }
   for (const placement::DeploymentRecord& d : plan.commit.deployments) {
     bytes += static_cast<int64_t>(sizeof(d) + d.name.size() + d.model.size() + d.spec_json.size());
@@ -58,7 +59,8 @@ void PlanRegistry::EvictLocked() {
 std::optional<StoredPlan> PlanRegistry::Find(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = plans_.find(id);
-  if (it == plans_.end() || it->second.expires < std::chrono::steady_clock::now()) return std::nullopt;
+  if (it == plans_.end() || it->second.expires < std::chrono::steady_clock::now())
+    return std::nullopt;
   return it->second.plan;
 }
 

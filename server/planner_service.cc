@@ -33,9 +33,8 @@ absl::StatusOr<Resolved> ResolveDeployments(
     ASSIGN_OR_RETURN(placement::DeploymentSpec d, FromProto(in[i], static_cast<size_t>(i)));
     auto spec = CatalogModel(deps, cache, d.model, "");
     if (!spec.ok()) {
-      return absl::Status(spec.status().code(),
-                          absl::StrCat("deployments[", i, "] \"", d.name, "\": ",
-                                       spec.status().message()));
+      return absl::Status(spec.status().code(), absl::StrCat("deployments[", i, "] \"", d.name,
+                                                             "\": ", spec.status().message()));
     }
     d.spec = spec->get();
     out.specs.push_back(*std::move(spec));
@@ -50,15 +49,20 @@ StoredPlan ToStored(const placement::Plan& plan, const v1::PlanPlacementRequest&
   StoredPlan stored;
   stored.commit.snapshot_generation = plan.snapshot_generation;
   for (const auto& r : plan.replicas) {
-    stored.commit.placements.push_back(placement::Placement{
-        .deployment = r.deployment, .model = r.model, .replica = r.replica, .tp = r.tp, .pp = r.pp,
-        .ep = r.ep, .ranks = r.ranks});
+    stored.commit.placements.push_back(placement::Placement{.deployment = r.deployment,
+                                                            .model = r.model,
+                                                            .replica = r.replica,
+                                                            .tp = r.tp,
+                                                            .pp = r.pp,
+                                                            .ep = r.ep,
+                                                            .ranks = r.ranks});
   }
   for (int i = 0; i < req.deployments_size(); ++i) {
     std::string spec_json;
     (void)google::protobuf::util::MessageToJsonString(req.deployments(i), &spec_json);
     stored.commit.deployments.push_back(placement::DeploymentRecord{
-        .name = req.deployments(i).name(), .model = req.deployments(i).model(),
+        .name = req.deployments(i).name(),
+        .model = req.deployments(i).model(),
         .replicas = resolved.deployments[static_cast<size_t>(i)].replicas,
         .spec_json = spec_json});
   }
@@ -89,7 +93,8 @@ absl::Status PlannerServiceImpl::Plan(const v1::PlanPlacementRequest& req, v1::P
   ToProto(plan, resp);
   if (deps_.metrics != nullptr) {
     deps_.metrics->RecordPlan(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), plan.gap);
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        plan.gap);
   }
   ToProto(placement::HeadroomAfter(std::move(snap), AllRanks(plan), false),
           resp->mutable_headroom_after());
@@ -106,7 +111,8 @@ absl::Status PlannerServiceImpl::Plan(const v1::PlanPlacementRequest& req, v1::P
     ASSIGN_OR_RETURN(storage::CommitResult r, deps_.store->CommitPlacements(reserve));
     stored.reserved = true;
     resp->set_reserved(true);
-    ASSIGN_OR_RETURN(placement::Placement first, deps_.store->GetPlacement(r.placement_ids.front()));
+    ASSIGN_OR_RETURN(placement::Placement first,
+                     deps_.store->GetPlacement(r.placement_ids.front()));
     resp->set_reservation_expires_unix_ms(first.expires_unix_ms);
   }
   plans_.KeepAs(plan_id, std::move(stored));
@@ -131,7 +137,8 @@ ServerUnaryReactor* PlannerServiceImpl::CommitPlan(CallbackServerContext* c,
           absl::StrCat("plan \"", req->plan_id(), "\" not found (expired or never made): re-plan"));
     }
     if (plan->commit.placements.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat("plan \"", req->plan_id(), "\" places nothing"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("plan \"", req->plan_id(), "\" places nothing"));
     }
     absl::StatusOr<storage::CommitResult> committed;
     if (plan->reserved) {
@@ -165,9 +172,10 @@ ServerUnaryReactor* PlannerServiceImpl::ListPlacements(CallbackServerContext* c,
                                                        const v1::ListPlacementsRequest* req,
                                                        v1::ListPlacementsResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(auto list, deps_.store->ListPlacements({.deployment = req->deployment(),
-                                                             .model = req->model(),
-                                                             .include_released = req->include_released()}));
+    ASSIGN_OR_RETURN(auto list,
+                     deps_.store->ListPlacements({.deployment = req->deployment(),
+                                                  .model = req->model(),
+                                                  .include_released = req->include_released()}));
     for (const auto& p : list) ToProto(p, resp->add_placements());
     return absl::OkStatus();
   });

@@ -2,10 +2,10 @@
 #define FLEETPLAN_SERVER_PLANNER_SERVICE_H_
 
 // fleetplan.v1.PlannerService. PlanPlacement loads a snapshot, resolves the deployments' catalog
-// models, runs the planner (pure, nothing written) and keeps the plan for CommitPlan (PlanRegistry);
-// with reserve_ttl_ms it also reserves the GPUs. CommitPlan commits placements and deployment
-// records in one store transaction that checks nothing the plan touches changed since its
-// snapshot (ABORTED otherwise: re-plan). Thread-safe.
+// models, runs the planner (pure, nothing written) and keeps the plan for CommitPlan
+// (PlanRegistry); with reserve_ttl_ms it also reserves the GPUs. CommitPlan commits placements and
+// deployment records in one store transaction that checks nothing the plan touches changed since
+// its snapshot (ABORTED otherwise: re-plan). Thread-safe.
 
 #include "fleetplan/v1/planner.grpc.pb.h"
 #include "server/estimator_service.h"

@@ -18,11 +18,12 @@ std::string Fingerprint(const google::protobuf::Message& request) {
 }  // namespace
 
 absl::StatusOr<std::optional<std::string>> RequestCache::Lookup(
-    const std::string& method, const std::string& request_id, const google::protobuf::Message& request) {
+    const std::string& method, const std::string& request_id,
+    const google::protobuf::Message& request) {
   if (request_id.empty()) return std::optional<std::string>();
   if (request_id.size() > 256) {
-    return absl::InvalidArgumentError(absl::StrCat("request_id is ", request_id.size(),
-                                                   " characters long, more than 256"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id is ", request_id.size(), " characters long, more than 256"));
   }
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(Key(method, request_id));

@@ -1,11 +1,11 @@
 #include "server/server.h"
 
 #include <fstream>
-#include "absl/strings/string_view.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -110,8 +110,10 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   }
   server->requests_ = std::make_unique<RequestCache>();
   server->estimates_ = std::make_unique<EstimateCache>(std::chrono::seconds(10));
-  const ServiceDeps deps{.store = server->store_.get(), .auth = server->auth_.get(),
-                         .requests = server->requests_.get(), .estimates = server->estimates_.get(),
+  const ServiceDeps deps{.store = server->store_.get(),
+                         .auth = server->auth_.get(),
+                         .requests = server->requests_.get(),
+                         .estimates = server->estimates_.get(),
                          .metrics = server->metrics_.get()};
   server->system_service_ = std::make_unique<SystemServiceImpl>(server->store_.get());
   server->inventory_service_ = std::make_unique<InventoryServiceImpl>(deps);
@@ -145,9 +147,10 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
   health->SetServingStatus(true);
   for (const char* service :
-       {fleetplan::v1::SystemService::service_full_name(), v1::InventoryService::service_full_name(),
-        v1::CatalogService::service_full_name(), v1::EstimatorService::service_full_name(),
-        v1::HeadroomService::service_full_name(), v1::PlannerService::service_full_name()}) {
+       {fleetplan::v1::SystemService::service_full_name(),
+        v1::InventoryService::service_full_name(), v1::CatalogService::service_full_name(),
+        v1::EstimatorService::service_full_name(), v1::HeadroomService::service_full_name(),
+        v1::PlannerService::service_full_name()}) {
     health->SetServingStatus(service, true);
   }
 

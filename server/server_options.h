@@ -11,9 +11,10 @@
 namespace fleetplan::server {
 
 struct TlsOptions {
-  std::string cert_file;       // PEM server certificate chain
-  std::string key_file;        // PEM private key
-  std::string client_ca_file;  // optional: PEM CA bundle; when set, client certificates are required
+  std::string cert_file;  // PEM server certificate chain
+  std::string key_file;   // PEM private key
+  std::string
+      client_ca_file;  // optional: PEM CA bundle; when set, client certificates are required
   bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
 };
 
@@ -28,7 +29,8 @@ struct ServerOptions {
   // A non-loopback listen address needs TLS unless this is set.
   bool insecure_listen_any = false;
   TlsOptions tls;
-  // Bearer tokens ("<token> <reader|writer>" per line). Empty: no authentication (loopback default).
+  // Bearer tokens ("<token> <reader|writer>" per line). Empty: no authentication (loopback
+  // default).
   std::string auth_tokens_file;
   // How often WatchHeadroom streams look for a new fleet generation.
   std::chrono::milliseconds headroom_poll_interval = std::chrono::milliseconds(250);

@@ -14,10 +14,12 @@ TEST(IsLoopbackAddressTest, Table) {
     bool loopback;
   };
   const Case cases[] = {
-      {"127.0.0.1:50051", true},   {"127.1.2.3:0", true},      {"localhost:50051", true},
-      {"LOCALHOST:1", true},       {"[::1]:50051", true},      {"unix:/tmp/fleetplan.sock", true},
-      {"0.0.0.0:50051", false},    {"[::]:50051", false},      {"10.0.0.5:50051", false},
-      {"127.evil.com:1", false},   {"127.0.0.1.evil:1", false}, {"[::1:50051", false},
+      {"127.0.0.1:50051", true},   {"127.1.2.3:0", true},
+      {"localhost:50051", true},   {"LOCALHOST:1", true},
+      {"[::1]:50051", true},       {"unix:/tmp/fleetplan.sock", true},
+      {"0.0.0.0:50051", false},    {"[::]:50051", false},
+      {"10.0.0.5:50051", false},   {"127.evil.com:1", false},
+      {"127.0.0.1.evil:1", false}, {"[::1:50051", false},
       {"example.com:443", false},  {"", false},
   };
   for (const Case& c : cases) {
@@ -45,10 +47,11 @@ TEST(FleetplanServerTest, HalfTlsIsInvalid) {
 }
 
 TEST(FleetplanServerTest, MissingTlsFileIsNotFound) {
-  ServerOptions options{.listen = "0.0.0.0:0",
-                        .metrics_listen = "",
-                        .tls = {.cert_file = "/nonexistent/cert.pem", .key_file = "/nonexistent/key.pem"},
-                        .store = {.path = ":memory:"}};
+  ServerOptions options{
+      .listen = "0.0.0.0:0",
+      .metrics_listen = "",
+      .tls = {.cert_file = "/nonexistent/cert.pem", .key_file = "/nonexistent/key.pem"},
+      .store = {.path = ":memory:"}};
   auto server = FleetplanServer::Start(options);
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), absl::StatusCode::kNotFound) << server.status();
@@ -56,8 +59,8 @@ TEST(FleetplanServerTest, MissingTlsFileIsNotFound) {
 }
 
 TEST(FleetplanServerTest, StartsOnPortZeroAndShutsDown) {
-  ServerOptions options{.listen = "127.0.0.1:0", .metrics_listen = "127.0.0.1:0",
-                        .store = {.path = ":memory:"}};
+  ServerOptions options{
+      .listen = "127.0.0.1:0", .metrics_listen = "127.0.0.1:0", .store = {.path = ":memory:"}};
   auto server = FleetplanServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_GT((*server)->port(), 0);

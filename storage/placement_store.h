@@ -24,8 +24,8 @@
 
 namespace fleetplan::storage {
 
-using placement::FleetSnapshot;
 using placement::DeploymentRecord;
+using placement::FleetSnapshot;
 using placement::GpuType;
 using placement::ModelRecord;
 using placement::Node;
@@ -101,7 +101,8 @@ class PlacementStore {
   virtual absl::StatusOr<Node> UpdateNode(const Node& node, int64_t expected_version) = 0;
   // Draining or taking down a node that holds committed placements is FAILED_PRECONDITION
   // naming them, unless `force`.
-  virtual absl::StatusOr<Node> SetNodeState(const std::string& name, NodeState state, bool force) = 0;
+  virtual absl::StatusOr<Node> SetNodeState(const std::string& name, NodeState state,
+                                            bool force) = 0;
   // FAILED_PRECONDITION naming the placements when it holds any, unless `force` (which releases
   // them).
   virtual absl::Status DeleteNode(const std::string& name, bool force) = 0;

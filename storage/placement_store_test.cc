@@ -51,8 +51,10 @@ class StoreTest : public ::testing::TestWithParam<bool> {
                                       int64_t ttl_ms = 0) {
     auto gen = store_->FleetGeneration();
     if (!gen.ok()) return gen.status();
-    return store_->CommitPlacements(
-        {.request_id = id, .snapshot_generation = *gen, .placements = placements, .reserve_ttl_ms = ttl_ms});
+    return store_->CommitPlacements({.request_id = id,
+                                     .snapshot_generation = *gen,
+                                     .placements = placements,
+                                     .reserve_ttl_ms = ttl_ms});
   }
 
   std::filesystem::path dir_;
@@ -61,9 +63,12 @@ class StoreTest : public ::testing::TestWithParam<bool> {
 };
 
 TEST_P(StoreTest, GpuTypesCrud) {
-  const GpuType h100{.name = "H100-80GB-HBM3", .memory_bytes = 85017493504,
-                     .memory_bandwidth_bytes_per_second = 3'350'000'000'000, .bf16_tflops = 989,
-                     .cost_per_hour = 2.5, .nvlink_generation = 4};
+  const GpuType h100{.name = "H100-80GB-HBM3",
+                     .memory_bytes = 85017493504,
+                     .memory_bandwidth_bytes_per_second = 3'350'000'000'000,
+                     .bf16_tflops = 989,
+                     .cost_per_hour = 2.5,
+                     .nvlink_generation = 4};
   ASSERT_TRUE(store_->CreateGpuType(h100).ok());
   auto got = store_->GetGpuType("H100-80GB-HBM3");
   ASSERT_TRUE(got.ok());
@@ -101,12 +106,12 @@ TEST_P(StoreTest, BadInventoryInputWritesNothing) {
   Node bad_label = MakeNode("bl", 1, "H100");
   bad_label.labels["bad key"] = "x";
   const Case cases[] = {
-      {"empty type name", store_->CreateGpuType(MakeGpuType("")), absl::StatusCode::kInvalidArgument,
-       "gpu_type.name must not be empty"},
+      {"empty type name", store_->CreateGpuType(MakeGpuType("")),
+       absl::StatusCode::kInvalidArgument, "gpu_type.name must not be empty"},
       {"negative memory", store_->CreateGpuType(MakeGpuType("X", -5)),
        absl::StatusCode::kInvalidArgument, "memory_bytes=-5 must be > 0"},
-      {"zero memory", store_->CreateGpuType(MakeGpuType("X", 0)), absl::StatusCode::kInvalidArgument,
-       "memory_bytes=0"},
+      {"zero memory", store_->CreateGpuType(MakeGpuType("X", 0)),
+       absl::StatusCode::kInvalidArgument, "memory_bytes=0"},
       {"empty node", store_->CreateNode(MakeNode("", 1, "H100")).status(),
        absl::StatusCode::kInvalidArgument, "node.name must not be empty"},
       {"no pool", store_->CreateNode(MakeNode("np", 1, "H100", "")).status(),
@@ -141,7 +146,8 @@ TEST_P(StoreTest, NodesCrudPaginationAndFilters) {
     ASSERT_TRUE(store_->CreateNode(n).ok());
   }
   ASSERT_TRUE(store_->CreateNode(MakeNode("l0", 1, "L4", "pool-b")).ok());
-  EXPECT_EQ(store_->CreateNode(MakeNode("l0", 1, "L4")).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->CreateNode(MakeNode("l0", 1, "L4")).status().code(),
+            absl::StatusCode::kAlreadyExists);
 
   auto page1 = store_->ListNodes({}, 4, "");
   ASSERT_TRUE(page1.ok());
@@ -156,7 +162,9 @@ TEST_P(StoreTest, NodesCrudPaginationAndFilters) {
   EXPECT_EQ(store_->ListNodes({.pool = "pool-b"}, 0, "")->nodes.size(), 1u);
   EXPECT_EQ(store_->ListNodes({.gpu_type = "H100"}, 0, "")->nodes.size(), 5u);
   EXPECT_EQ(store_->ListNodes({.labels = {{"tier", "gold"}}}, 0, "")->nodes.size(), 3u);
-  EXPECT_EQ(store_->ListNodes({.pool = "pool-a", .labels = {{"tier", "silver"}}}, 0, "")->nodes.size(), 2u);
+  EXPECT_EQ(
+      store_->ListNodes({.pool = "pool-a", .labels = {{"tier", "silver"}}}, 0, "")->nodes.size(),
+      2u);
   EXPECT_EQ(store_->ListNodes({}, 5000, "").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->ListNodes({}, -1, "").status().code(), absl::StatusCode::kInvalidArgument);
 
@@ -192,7 +200,8 @@ TEST_P(StoreTest, UpdateNodeWithEtag) {
 
 TEST_P(StoreTest, CommitSnapshotReleaseRoundTrip) {
   Fleet();
-  auto r = Commit("r1", {MakePlacement("n1", {0, 1}, 30 * kGiB), MakePlacement("n1", {2}, 5 * kGiB)});
+  auto r =
+      Commit("r1", {MakePlacement("n1", {0, 1}, 30 * kGiB), MakePlacement("n1", {2}, 5 * kGiB)});
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->placement_ids.size(), 2u);
   auto snap = store_->LoadSnapshot();
@@ -225,7 +234,8 @@ TEST_P(StoreTest, CommitSnapshotReleaseRoundTrip) {
 TEST_P(StoreTest, CommitIsIdempotentByRequestId) {
   Fleet();
   const int64_t gen = *store_->FleetGeneration();
-  CommitRequest req{.request_id = "same", .snapshot_generation = gen,
+  CommitRequest req{.request_id = "same",
+                    .snapshot_generation = gen,
                     .placements = {MakePlacement("n1", {0}, 10 * kGiB)}};
   auto first = store_->CommitPlacements(req);
   ASSERT_TRUE(first.ok());
@@ -243,24 +253,30 @@ TEST_P(StoreTest, StaleOrOvercommittingPlansAreAborted) {
   Fleet();
   const int64_t snapshot = *store_->FleetGeneration();
   // Scheduler A commits on GPU 0.
-  ASSERT_TRUE(store_->CommitPlacements({.request_id = "a", .snapshot_generation = snapshot,
-                                        .placements = {MakePlacement("n1", {0}, 40 * kGiB)}})
+  ASSERT_TRUE(store_
+                  ->CommitPlacements({.request_id = "a",
+                                      .snapshot_generation = snapshot,
+                                      .placements = {MakePlacement("n1", {0}, 40 * kGiB)}})
                   .ok());
   // Scheduler B planned from the same snapshot onto GPU 0: stale.
-  auto stale = store_->CommitPlacements({.request_id = "b", .snapshot_generation = snapshot,
+  auto stale = store_->CommitPlacements({.request_id = "b",
+                                         .snapshot_generation = snapshot,
                                          .placements = {MakePlacement("n1", {0, 1}, 10 * kGiB)}});
   EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
   EXPECT_NE(stale.status().message().find("n1/0 changed"), std::string::npos) << stale.status();
   // B's plan onto untouched GPUs 4 and 5 still commits.
-  EXPECT_TRUE(store_->CommitPlacements({.request_id = "b2", .snapshot_generation = snapshot,
-                                        .placements = {MakePlacement("n1", {4, 5}, 10 * kGiB)}})
+  EXPECT_TRUE(store_
+                  ->CommitPlacements({.request_id = "b2",
+                                      .snapshot_generation = snapshot,
+                                      .placements = {MakePlacement("n1", {4, 5}, 10 * kGiB)}})
                   .ok());
   // Over-commit from a fresh snapshot.
   auto over = Commit("c", {MakePlacement("n1", {0}, 41 * kGiB)});
   EXPECT_EQ(over.status().code(), absl::StatusCode::kAborted);
   EXPECT_NE(over.status().message().find("over-committed"), std::string::npos) << over.status();
   // Two placements of one request on one GPU count together.
-  auto together = Commit("d", {MakePlacement("n1", {6}, 50 * kGiB), MakePlacement("n1", {6}, 31 * kGiB)});
+  auto together =
+      Commit("d", {MakePlacement("n1", {6}, 50 * kGiB), MakePlacement("n1", {6}, 31 * kGiB)});
   EXPECT_EQ(together.status().code(), absl::StatusCode::kAborted);
   // Nothing half-written.
   EXPECT_EQ(store_->LoadSnapshot()->FindNode("n1")->gpus[6].committed_bytes, 0);
@@ -294,22 +310,28 @@ TEST_P(StoreTest, BadCommitsAreRejectedWithFieldAndValue) {
   CommitRequest negative_ttl = base({MakePlacement("n1", {0}, kGiB)});
   negative_ttl.reserve_ttl_ms = -5;
   const Case cases[] = {
-      {"empty request id", empty_id, absl::StatusCode::kInvalidArgument, "request_id must not be empty"},
-      {"no placements", base({}), absl::StatusCode::kInvalidArgument, "placements must not be empty"},
-      {"negative bytes", base({negative}), absl::StatusCode::kInvalidArgument, "bytes=-1 must be > 0"},
+      {"empty request id", empty_id, absl::StatusCode::kInvalidArgument,
+       "request_id must not be empty"},
+      {"no placements", base({}), absl::StatusCode::kInvalidArgument,
+       "placements must not be empty"},
+      {"negative bytes", base({negative}), absl::StatusCode::kInvalidArgument,
+       "bytes=-1 must be > 0"},
       {"duplicate rank", base({dup_rank}), absl::StatusCode::kInvalidArgument, "rank=0"},
       {"gpu twice", base({dup_gpu}), absl::StatusCode::kInvalidArgument, "holds two ranks"},
       {"no ranks", base({no_ranks}), absl::StatusCode::kInvalidArgument, "ranks must not be empty"},
       {"zero tp", base({zero_tp}), absl::StatusCode::kInvalidArgument, "tp=0"},
-      {"unknown gpu", base({MakePlacement("n1", {8}, kGiB)}), absl::StatusCode::kNotFound, "gpu n1/8 not found"},
-      {"unknown node", base({MakePlacement("n9", {0}, kGiB)}), absl::StatusCode::kNotFound, "gpu n9/0"},
+      {"unknown gpu", base({MakePlacement("n1", {8}, kGiB)}), absl::StatusCode::kNotFound,
+       "gpu n1/8 not found"},
+      {"unknown node", base({MakePlacement("n9", {0}, kGiB)}), absl::StatusCode::kNotFound,
+       "gpu n9/0"},
       {"future snapshot", future, absl::StatusCode::kInvalidArgument, "is newer than the fleet's"},
       {"negative ttl", negative_ttl, absl::StatusCode::kInvalidArgument, "reserve_ttl_ms=-5"},
   };
   for (const Case& c : cases) {
     auto r = store_->CommitPlacements(c.req);
     EXPECT_EQ(r.status().code(), c.code) << c.what << ": " << r.status();
-    EXPECT_NE(r.status().message().find(c.expect), std::string::npos) << c.what << ": " << r.status();
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
+        << c.what << ": " << r.status();
   }
   EXPECT_EQ(*store_->FleetGeneration(), gen);
   EXPECT_TRUE(store_->ListPlacements({.include_released = true})->empty());
@@ -349,7 +371,8 @@ TEST_P(StoreTest, DrainAndDeleteNodeWithPlacements) {
       << drain.status();
   EXPECT_TRUE(store_->SetNodeState("n1", NodeState::kCordoned, false).ok());
   // Cordoned: nothing new lands there.
-  EXPECT_EQ(Commit("x", {MakePlacement("n1", {3}, kGiB)}).status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(Commit("x", {MakePlacement("n1", {3}, kGiB)}).status().code(),
+            absl::StatusCode::kAborted);
   EXPECT_TRUE(store_->SetNodeState("n1", NodeState::kDraining, true).ok());
   auto del = store_->DeleteNode("n1", false);
   EXPECT_EQ(del.code(), absl::StatusCode::kFailedPrecondition);
@@ -389,15 +412,21 @@ TEST_P(StoreTest, ModelsCatalog) {
 
 TEST_P(StoreTest, DeploymentsCrud) {
   Fleet();
-  ASSERT_TRUE(store_->CreateDeployment({.name = "chat", .model = "m", .replicas = 2,
-                                        .spec_json = R"({"context_tokens": 8192})"}).ok());
-  EXPECT_EQ(store_->CreateDeployment({.name = "chat", .model = "m"}).code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_
+                  ->CreateDeployment({.name = "chat",
+                                      .model = "m",
+                                      .replicas = 2,
+                                      .spec_json = R"({"context_tokens": 8192})"})
+                  .ok());
+  EXPECT_EQ(store_->CreateDeployment({.name = "chat", .model = "m"}).code(),
+            absl::StatusCode::kAlreadyExists);
   auto unknown = store_->CreateDeployment({.name = "x", .model = "nope"});
   EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound) << unknown;
   EXPECT_NE(unknown.message().find("model \"nope\""), std::string::npos);
   EXPECT_EQ(store_->CreateDeployment({.name = "y", .model = "m", .replicas = -1}).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->CreateDeployment({.name = "", .model = "m"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CreateDeployment({.name = "", .model = "m"}).code(),
+            absl::StatusCode::kInvalidArgument);
   auto got = store_->GetDeployment("chat");
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->replicas, 2);
@@ -458,9 +487,11 @@ TEST_P(StoreTest, ReplicaLimitIsThePlannersLimit) {
   Fleet();
   auto d = store_->CreateDeployment({.name = "big", .model = "m", .replicas = 20000});
   EXPECT_EQ(d.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(d.message().find(absl::StrCat(limits::kMaxReplicasPerDeployment)), std::string::npos) << d;
-  EXPECT_TRUE(store_->CreateDeployment({.name = "ok", .model = "m",
-                                        .replicas = limits::kMaxReplicasPerDeployment})
+  EXPECT_NE(d.message().find(absl::StrCat(limits::kMaxReplicasPerDeployment)), std::string::npos)
+      << d;
+  EXPECT_TRUE(store_
+                  ->CreateDeployment(
+                      {.name = "ok", .model = "m", .replicas = limits::kMaxReplicasPerDeployment})
                   .ok());
 }
 
@@ -468,7 +499,8 @@ TEST_P(StoreTest, ReplicaLimitIsThePlannersLimit) {
 TEST_P(StoreTest, RefusedCommitWritesNoDeployment) {
   Fleet();
   const int64_t gen = *store_->FleetGeneration();
-  CommitRequest stale{.request_id = "s", .snapshot_generation = gen,
+  CommitRequest stale{.request_id = "s",
+                      .snapshot_generation = gen,
                       .placements = {MakePlacement("n1", {0}, kGiB)},
                       .deployments = {{.name = "chat", .model = "m", .replicas = 1}}};
   ASSERT_TRUE(Commit("first", {MakePlacement("n1", {0}, kGiB)}).ok());

@@ -11,7 +11,8 @@ absl::Status SqliteStatus(int code, sqlite3* db, absl::string_view context) {
   std::string message = absl::StrCat("sqlite ", context, ": ", sqlite3_errstr(code));
   if (db != nullptr) {
     absl::string_view detail = sqlite3_errmsg(db);
-    if (!detail.empty() && detail != sqlite3_errstr(code)) absl::StrAppend(&message, " (", detail, ")");
+    if (!detail.empty() && detail != sqlite3_errstr(code))
+      absl::StrAppend(&message, " (", detail, ")");
   }
   switch (code & 0xff) {  // primary result code
     case SQLITE_BUSY:
@@ -137,8 +138,8 @@ Statement& Statement::BindDouble(int index, double value) {
 }
 
 Statement& Statement::BindText(int index, absl::string_view value) {
-  int rc = sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
-                               SQLITE_UTF8);
+  int rc =
+      sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (bind_status_.ok()) bind_status_ = SqliteStatus(rc, db_, "bind");
   return *this;
 }

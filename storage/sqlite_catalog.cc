@@ -10,8 +10,8 @@
 
 namespace fleetplan::storage {
 
-using internal::ActivePredicate;
 using internal::ActiveIds;
+using internal::ActivePredicate;
 using internal::IdList;
 
 namespace {
@@ -39,16 +39,15 @@ constexpr absl::string_view kSelectDeployments =
 constexpr absl::string_view kDeleteDeployment = "DELETE FROM deployments WHERE name = ?1";
 
 const std::string& ActivePlacementsOfModelSql() {
-  static const std::string* const kSql = new std::string(
-      absl::StrCat("SELECT id FROM placements p WHERE p.model = ?2 AND ", ActivePredicate("p"),
-                   " ORDER BY id"));
+  static const std::string* const kSql = new std::string(absl::StrCat(
+      "SELECT id FROM placements p WHERE p.model = ?2 AND ", ActivePredicate("p"), " ORDER BY id"));
   return *kSql;
 }
 
 const std::string& ActivePlacementsOfDeploymentSql() {
-  static const std::string* const kSql = new std::string(
-      absl::StrCat("SELECT id FROM placements p WHERE p.deployment = ?2 AND ", ActivePredicate("p"),
-                   " ORDER BY id"));
+  static const std::string* const kSql =
+      new std::string(absl::StrCat("SELECT id FROM placements p WHERE p.deployment = ?2 AND ",
+                                   ActivePredicate("p"), " ORDER BY id"));
   return *kSql;
 }
 
@@ -62,9 +61,14 @@ absl::Status SqliteStore::CreateModel(const ModelRecord& model, const WriteOptio
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertModel));
-    stmt->BindText(1, model.name).BindText(2, model.config_json).BindText(3, model.quantization)
-        .BindText(4, model.model_type).BindInt(5, model.params).BindInt(6, model.weights_bytes)
-        .BindInt(7, model.kv_bytes_per_token).BindInt(8, Now());
+    stmt->BindText(1, model.name)
+        .BindText(2, model.config_json)
+        .BindText(3, model.quantization)
+        .BindText(4, model.model_type)
+        .BindInt(5, model.params)
+        .BindInt(6, model.weights_bytes)
+        .BindInt(7, model.kv_bytes_per_token)
+        .BindInt(8, Now());
     if (absl::Status s = stmt->Run(); !s.ok()) {
       if (s.code() == absl::StatusCode::kAlreadyExists) {
         return absl::AlreadyExistsError(absl::StrCat("model \"", model.name, "\" already exists"));
@@ -93,10 +97,11 @@ absl::StatusOr<std::vector<ModelRecord>> SqliteStore::ListModels() {
 absl::Status SqliteStore::DeleteModel(const std::string& name) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
-  ASSIGN_OR_RETURN(std::vector<int64_t> ids, ActiveIds(*db_, ActivePlacementsOfModelSql(), Now(), name));
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids,
+                   ActiveIds(*db_, ActivePlacementsOfModelSql(), Now(), name));
   if (!ids.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat("model \"", name, "\" has placements ",
-                                                      IdList(ids), "; release them first"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("model \"", name, "\" has placements ", IdList(ids), "; release them first"));
   }
   {
     ASSIGN_OR_RETURN(ScopedStatement deps, db_->Cached(kCountDeploymentsOfModel));
@@ -113,7 +118,8 @@ absl::Status SqliteStore::DeleteModel(const std::string& name) {
     del->BindText(1, name);
     RETURN_IF_ERROR(del->Run());
   }
-  if (db_->Changes() == 0) return absl::NotFoundError(absl::StrCat("model \"", name, "\" not found"));
+  if (db_->Changes() == 0)
+    return absl::NotFoundError(absl::StrCat("model \"", name, "\" not found"));
   return txn.Commit();
 }
 
@@ -125,8 +131,11 @@ absl::Status SqliteStore::CreateDeployment(const DeploymentRecord& d) {
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertDeployment));
-    stmt->BindText(1, d.name).BindText(2, d.model).BindInt(3, d.replicas)
-        .BindText(4, d.spec_json.empty() ? "{}" : d.spec_json).BindInt(5, Now());
+    stmt->BindText(1, d.name)
+        .BindText(2, d.model)
+        .BindInt(3, d.replicas)
+        .BindText(4, d.spec_json.empty() ? "{}" : d.spec_json)
+        .BindInt(5, Now());
     if (absl::Status s = stmt->Run(); !s.ok()) {
       if (s.code() == absl::StatusCode::kAlreadyExists) {
         return absl::AlreadyExistsError(absl::StrCat("deployment \"", d.name, "\" already exists"));
@@ -145,8 +154,9 @@ absl::StatusOr<DeploymentRecord> SqliteStore::GetDeployment(const std::string& n
   absl::MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectDeployment));
   stmt->BindText(1, name);
-  return internal::ReadOne(*stmt, internal::ReadDeployment,
-                           absl::NotFoundError(absl::StrCat("deployment \"", name, "\" not found")));
+  return internal::ReadOne(
+      *stmt, internal::ReadDeployment,
+      absl::NotFoundError(absl::StrCat("deployment \"", name, "\" not found")));
 }
 
 absl::StatusOr<std::vector<DeploymentRecord>> SqliteStore::ListDeployments() {
@@ -169,7 +179,8 @@ absl::Status SqliteStore::DeleteDeployment(const std::string& name) {
     del->BindText(1, name);
     RETURN_IF_ERROR(del->Run());
   }
-  if (db_->Changes() == 0) return absl::NotFoundError(absl::StrCat("deployment \"", name, "\" not found"));
+  if (db_->Changes() == 0)
+    return absl::NotFoundError(absl::StrCat("deployment \"", name, "\" not found"));
   return txn.Commit();
 }
 

@@ -47,18 +47,23 @@ constexpr absl::string_view kTouchGpusOfNode =
 
 // Active placements on a node (?1 = now, ?2 = node), with their state.
 const std::string& ActivePlacementsOnNodeSql() {
-  static const std::string* const kSql = new std::string(absl::StrCat(
-      "SELECT DISTINCT p.id, p.state FROM placements p JOIN placement_gpus pg ON "
-      "pg.placement_id = p.id WHERE pg.node = ?2 AND ",
-      ActivePredicate("p"), " ORDER BY p.id"));
+  static const std::string* const kSql = new std::string(
+      absl::StrCat("SELECT DISTINCT p.id, p.state FROM placements p JOIN placement_gpus pg ON "
+                   "pg.placement_id = p.id WHERE pg.node = ?2 AND ",
+                   ActivePredicate("p"), " ORDER BY p.id"));
   return *kSql;
 }
 
 absl::Status InsertGpus(Database& db, const Node& n, int64_t generation) {
   ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kInsertGpu));
   for (const Gpu& g : n.gpus) {
-    stmt->BindText(1, n.name).BindInt(2, g.index).BindText(3, g.gpu_type).BindInt(4, g.nvlink_domain)
-        .BindInt(5, g.healthy ? 1 : 0).BindText(6, g.uuid).BindInt(7, generation);
+    stmt->BindText(1, n.name)
+        .BindInt(2, g.index)
+        .BindText(3, g.gpu_type)
+        .BindInt(4, g.nvlink_domain)
+        .BindInt(5, g.healthy ? 1 : 0)
+        .BindText(6, g.uuid)
+        .BindInt(7, generation);
     absl::Status s = stmt->Run();
     if (!s.ok()) {
       if (s.code() == absl::StatusCode::kFailedPrecondition) {
@@ -91,12 +96,12 @@ absl::StatusOr<std::vector<int64_t>> ActivePlacementsOnNode(Database& db, const 
 // (Reservations do not block it: committing one onto a node that is no longer active is ABORTED.)
 absl::Status CheckNodeMayLeave(Database& db, const std::string& name, NodeState state, bool force,
                                int64_t now) {
-  if (force || (state != NodeState::kDraining && state != NodeState::kDown)) return absl::OkStatus();
+  if (force || (state != NodeState::kDraining && state != NodeState::kDown))
+    return absl::OkStatus();
   ASSIGN_OR_RETURN(std::vector<int64_t> ids, ActivePlacementsOnNode(db, name, now, true));
   if (ids.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat("node \"", name,
-                                                    "\" holds committed placements ", IdList(ids),
-                                                    "; release them or force"));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "node \"", name, "\" holds committed placements ", IdList(ids), "; release them or force"));
 }
 
 }  // namespace
@@ -109,12 +114,16 @@ absl::Status SqliteStore::CreateGpuType(const GpuType& type, const WriteOptions&
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertGpuType));
-    stmt->BindText(1, type.name).BindInt(2, type.memory_bytes)
-        .BindInt(3, type.memory_bandwidth_bytes_per_second).BindDouble(4, type.bf16_tflops)
-        .BindDouble(5, type.cost_per_hour).BindInt(6, type.nvlink_generation);
+    stmt->BindText(1, type.name)
+        .BindInt(2, type.memory_bytes)
+        .BindInt(3, type.memory_bandwidth_bytes_per_second)
+        .BindDouble(4, type.bf16_tflops)
+        .BindDouble(5, type.cost_per_hour)
+        .BindInt(6, type.nvlink_generation);
     if (absl::Status s = stmt->Run(); !s.ok()) {
       if (s.code() == absl::StatusCode::kAlreadyExists) {
-        return absl::AlreadyExistsError(absl::StrCat("gpu_type \"", type.name, "\" already exists"));
+        return absl::AlreadyExistsError(
+            absl::StrCat("gpu_type \"", type.name, "\" already exists"));
       }
       return s;
     }
@@ -155,7 +164,8 @@ absl::Status SqliteStore::DeleteGpuType(const std::string& name) {
     del->BindText(1, name);
     RETURN_IF_ERROR(del->Run());
   }
-  if (db_->Changes() == 0) return absl::NotFoundError(absl::StrCat("gpu_type \"", name, "\" not found"));
+  if (db_->Changes() == 0)
+    return absl::NotFoundError(absl::StrCat("gpu_type \"", name, "\" not found"));
   RETURN_IF_ERROR(BumpGeneration(*db_).status());
   return txn.Commit();
 }
@@ -172,10 +182,14 @@ absl::StatusOr<Node> SqliteStore::CreateNode(const Node& node, const WriteOption
   ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertNode));
-    stmt->BindText(1, stored.name).BindText(2, stored.pool).BindText(3, stored.zone)
-        .BindText(4, stored.rack).BindText(5, internal::LabelsJson(stored.labels))
+    stmt->BindText(1, stored.name)
+        .BindText(2, stored.pool)
+        .BindText(3, stored.zone)
+        .BindText(4, stored.rack)
+        .BindText(5, internal::LabelsJson(stored.labels))
         .BindText(6, placement::NodeStateName(stored.state))
-        .BindInt(7, stored.inter_node_bandwidth_bytes_per_second).BindInt(8, 1);
+        .BindInt(7, stored.inter_node_bandwidth_bytes_per_second)
+        .BindInt(8, 1);
     if (absl::Status s = stmt->Run(); !s.ok()) {
       if (s.code() == absl::StatusCode::kAlreadyExists) {
         return absl::AlreadyExistsError(absl::StrCat("node \"", stored.name, "\" already exists"));
@@ -209,9 +223,9 @@ absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_
   for (const auto& [key, value] : filter.labels) {
     for (char c : key) {
       if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("label filter key \"", Shown(key), "\" may not hold quotes, backslashes or "
-                         "control characters"));
+        return absl::InvalidArgumentError(absl::StrCat("label filter key \"", Shown(key),
+                                                       "\" may not hold quotes, backslashes or "
+                                                       "control characters"));
       }
     }
   }
@@ -234,8 +248,11 @@ absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_
     // Prepared per call: the text varies with the number of label filters.
     ASSIGN_OR_RETURN(Statement stmt_owned, db.Prepare(sql));
     Statement* stmt = &stmt_owned;
-    stmt->BindText(1, page_token).BindText(2, filter.pool).BindText(3, filter.zone)
-        .BindText(4, filter.gpu_type).BindInt(5, page_size + 1);
+    stmt->BindText(1, page_token)
+        .BindText(2, filter.pool)
+        .BindText(3, filter.zone)
+        .BindText(4, filter.gpu_type)
+        .BindInt(5, page_size + 1);
     param = 6;
     for (const auto& [key, value] : filter.labels) {
       stmt->BindText(param, absl::StrCat("$.\"", key, "\"")).BindText(param + 1, value);
@@ -273,17 +290,21 @@ absl::StatusOr<Node> SqliteStore::UpdateNode(const Node& node, int64_t expected_
                            [&](const Gpu& g) { return g.index == old.index; });
     if (it == node.gpus.end() || it->gpu_type != old.gpu_type) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "node \"", node.name, "\": gpu ", old.index, " holds placements; it cannot be removed or ",
-          "change type (release them first)"));
+          "node \"", node.name, "\": gpu ", old.index,
+          " holds placements; it cannot be removed or ", "change type (release them first)"));
     }
   }
   ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kUpdateNode));
-    stmt->BindText(1, node.name).BindText(2, node.pool).BindText(3, node.zone)
-        .BindText(4, node.rack).BindText(5, internal::LabelsJson(node.labels))
+    stmt->BindText(1, node.name)
+        .BindText(2, node.pool)
+        .BindText(3, node.zone)
+        .BindText(4, node.rack)
+        .BindText(5, internal::LabelsJson(node.labels))
         .BindText(6, placement::NodeStateName(node.state))
-        .BindInt(7, node.inter_node_bandwidth_bytes_per_second).BindInt(8, current.version + 1);
+        .BindInt(7, node.inter_node_bandwidth_bytes_per_second)
+        .BindInt(8, current.version + 1);
     RETURN_IF_ERROR(stmt->Run());
   }
   {
@@ -297,7 +318,8 @@ absl::StatusOr<Node> SqliteStore::UpdateNode(const Node& node, int64_t expected_
   return updated;
 }
 
-absl::StatusOr<Node> SqliteStore::SetNodeState(const std::string& name, NodeState state, bool force) {
+absl::StatusOr<Node> SqliteStore::SetNodeState(const std::string& name, NodeState state,
+                                               bool force) {
   absl::MutexLock lock(&mu_);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
@@ -327,8 +349,8 @@ absl::Status SqliteStore::DeleteNode(const std::string& name, bool force) {
   ASSIGN_OR_RETURN(std::vector<int64_t> ids, ActivePlacementsOnNode(*db_, name, now, false));
   if (!ids.empty()) {
     if (!force) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "node \"", name, "\" holds placements ", IdList(ids), "; release them or force"));
+      return absl::FailedPreconditionError(absl::StrCat("node \"", name, "\" holds placements ",
+                                                        IdList(ids), "; release them or force"));
     }
     RETURN_IF_ERROR(internal::ReleaseIds(*db_, ids, now));
   }

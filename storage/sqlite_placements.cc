@@ -54,10 +54,10 @@ constexpr absl::string_view kPlacementRanksOfRequest =
 
 // Bytes held on one GPU by active placements (?1 = now, ?2 node, ?3 index).
 const std::string& UsageOfGpuSql() {
-  static const std::string* const kSql = new std::string(absl::StrCat(
-      "SELECT COALESCE(SUM(pg.bytes), 0) FROM placement_gpus pg JOIN placements p ON "
-      "p.id = pg.placement_id WHERE pg.node = ?2 AND pg.idx = ?3 AND ",
-      ActivePredicate("p")));
+  static const std::string* const kSql = new std::string(
+      absl::StrCat("SELECT COALESCE(SUM(pg.bytes), 0) FROM placement_gpus pg JOIN placements p ON "
+                   "p.id = pg.placement_id WHERE pg.node = ?2 AND pg.idx = ?3 AND ",
+                   ActivePredicate("p")));
   return *kSql;
 }
 
@@ -113,10 +113,12 @@ absl::StatusOr<GpuForCommit> LoadGpuForCommit(Database& db, const GpuRef& ref, i
     ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kSelectGpuForCommit));
     stmt->BindText(1, ref.node).BindInt(2, ref.index);
     ASSIGN_OR_RETURN(bool row, stmt->Step());
-    if (!row) return absl::NotFoundError(absl::StrCat("gpu ", ref.node, "/", ref.index, " not found"));
+    if (!row)
+      return absl::NotFoundError(absl::StrCat("gpu ", ref.node, "/", ref.index, " not found"));
     g.healthy = stmt->ColumnInt(0) != 0;
     g.changed_generation = stmt->ColumnInt(1);
-    g.node_state = placement::ParseNodeState(stmt->ColumnText(2)).value_or(placement::NodeState::kDown);
+    g.node_state =
+        placement::ParseNodeState(stmt->ColumnText(2)).value_or(placement::NodeState::kDown);
     g.memory_bytes = stmt->ColumnInt(3);
   }
   ASSIGN_OR_RETURN(ScopedStatement usage, db.Cached(UsageOfGpuSql()));
@@ -128,18 +130,20 @@ absl::StatusOr<GpuForCommit> LoadGpuForCommit(Database& db, const GpuRef& ref, i
 
 absl::Status CheckSchedulable(const GpuRef& ref, const GpuForCommit& g) {
   if (placement::Schedulable(g.node_state, g.healthy)) return absl::OkStatus();
-  return absl::AbortedError(absl::StrCat("gpu ", ref.node, "/", ref.index,
-                                         " is not schedulable (node ",
-                                         placement::NodeStateName(g.node_state),
-                                         g.healthy ? "" : ", gpu unhealthy", "): re-plan"));
+  return absl::AbortedError(absl::StrCat(
+      "gpu ", ref.node, "/", ref.index, " is not schedulable (node ",
+      placement::NodeStateName(g.node_state), g.healthy ? "" : ", gpu unhealthy", "): re-plan"));
 }
 
 absl::Status WriteDeployments(Database& db, const std::vector<DeploymentRecord>& deployments,
                               int64_t now) {
   ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kUpsertDeployment));
   for (const DeploymentRecord& d : deployments) {
-    stmt->BindText(1, d.name).BindText(2, d.model).BindInt(3, d.replicas)
-        .BindText(4, d.spec_json.empty() ? "{}" : d.spec_json).BindInt(5, now);
+    stmt->BindText(1, d.name)
+        .BindText(2, d.model)
+        .BindInt(3, d.replicas)
+        .BindText(4, d.spec_json.empty() ? "{}" : d.spec_json)
+        .BindInt(5, now);
     if (absl::Status s = stmt->Run(); !s.ok()) {
       if (s.code() == absl::StatusCode::kFailedPrecondition) {
         return absl::NotFoundError(absl::StrCat("deployment \"", d.name, "\": model \"", d.model,
@@ -174,8 +178,9 @@ absl::StatusOr<CommitResult> SqliteStore::CommitPlacements(const CommitRequest& 
   }
   ASSIGN_OR_RETURN(int64_t current, internal::CurrentGeneration(*db_));
   if (request.snapshot_generation > current) {
-    return absl::InvalidArgumentError(absl::StrCat("snapshot_generation=", request.snapshot_generation,
-                                                   " is newer than the fleet's ", current));
+    return absl::InvalidArgumentError(
+        absl::StrCat("snapshot_generation=", request.snapshot_generation,
+                     " is newer than the fleet's ", current));
   }
   // New bytes per GPU over the whole request.
   std::map<GpuRef, int64_t> demand;
@@ -185,10 +190,9 @@ absl::StatusOr<CommitResult> SqliteStore::CommitPlacements(const CommitRequest& 
   for (const auto& [ref, bytes] : demand) {
     ASSIGN_OR_RETURN(GpuForCommit g, LoadGpuForCommit(*db_, ref, now));
     if (g.changed_generation > request.snapshot_generation) {
-      return absl::AbortedError(absl::StrCat("gpu ", ref.node, "/", ref.index,
-                                             " changed at generation ", g.changed_generation,
-                                             " after the plan's snapshot at ",
-                                             request.snapshot_generation, ": re-plan"));
+      return absl::AbortedError(absl::StrCat(
+          "gpu ", ref.node, "/", ref.index, " changed at generation ", g.changed_generation,
+          " after the plan's snapshot at ", request.snapshot_generation, ": re-plan"));
     }
     RETURN_IF_ERROR(CheckSchedulable(ref, g));
     if (!placement::FitsOnGpu(placement::FreeBytes(g.memory_bytes, g.used_bytes), bytes)) {
@@ -205,17 +209,27 @@ absl::StatusOr<CommitResult> SqliteStore::CommitPlacements(const CommitRequest& 
     ASSIGN_OR_RETURN(ScopedStatement insert, db_->Cached(kInsertPlacement));
     ASSIGN_OR_RETURN(ScopedStatement insert_gpu, db_->Cached(kInsertPlacementGpu));
     for (const Placement& p : request.placements) {
-      insert->BindText(1, p.deployment).BindText(2, p.model).BindInt(3, p.replica).BindInt(4, p.tp)
-          .BindInt(5, p.pp).BindInt(6, p.ep).BindInt(7, static_cast<int64_t>(p.ranks.size()))
-          .BindText(8, reserve ? "reserved" : "committed").BindText(9, request.request_id)
-          .BindInt(10, now).BindInt(11, reserve ? now + request.reserve_ttl_ms : 0);
+      insert->BindText(1, p.deployment)
+          .BindText(2, p.model)
+          .BindInt(3, p.replica)
+          .BindInt(4, p.tp)
+          .BindInt(5, p.pp)
+          .BindInt(6, p.ep)
+          .BindInt(7, static_cast<int64_t>(p.ranks.size()))
+          .BindText(8, reserve ? "reserved" : "committed")
+          .BindText(9, request.request_id)
+          .BindInt(10, now)
+          .BindInt(11, reserve ? now + request.reserve_ttl_ms : 0);
       RETURN_IF_ERROR(insert->Run());
       RETURN_IF_ERROR(insert->Reset());
       const int64_t id = db_->LastInsertRowId();
       result.placement_ids.push_back(id);
       for (const PlacementRank& r : p.ranks) {
-        insert_gpu->BindInt(1, id).BindInt(2, r.rank).BindText(3, r.gpu.node)
-            .BindInt(4, r.gpu.index).BindInt(5, r.bytes);
+        insert_gpu->BindInt(1, id)
+            .BindInt(2, r.rank)
+            .BindText(3, r.gpu.node)
+            .BindInt(4, r.gpu.index)
+            .BindInt(5, r.bytes);
         RETURN_IF_ERROR(insert_gpu->Run());
         RETURN_IF_ERROR(insert_gpu->Reset());
       }
@@ -226,8 +240,10 @@ absl::StatusOr<CommitResult> SqliteStore::CommitPlacements(const CommitRequest& 
   RETURN_IF_ERROR(internal::TouchGpus(*db_, touched, generation));
   {
     ASSIGN_OR_RETURN(ScopedStatement record, db_->Cached(kInsertRequest));
-    record->BindText(1, request.request_id).BindText(2, fingerprint)
-        .BindText(3, ResultToJson(result)).BindInt(4, now);
+    record->BindText(1, request.request_id)
+        .BindText(2, fingerprint)
+        .BindText(3, ResultToJson(result))
+        .BindInt(4, now);
     RETURN_IF_ERROR(record->Run());
   }
   RETURN_IF_ERROR(txn.Commit());
@@ -256,16 +272,16 @@ absl::StatusOr<CommitResult> SqliteStore::CommitReservation(
       result.placement_ids.push_back(id);
       if (state == "committed") continue;  // a retry
       if (state == "released" || stmt->ColumnInt(2) <= now) {
-        return absl::AbortedError(absl::StrCat("reservation \"", reservation_request_id,
-                                               "\": placement ", id,
-                                               state == "released" ? " was released" : " expired",
-                                               ": re-plan"));
+        return absl::AbortedError(
+            absl::StrCat("reservation \"", reservation_request_id, "\": placement ", id,
+                         state == "released" ? " was released" : " expired", ": re-plan"));
       }
       to_commit.push_back(id);
     }
   }
   if (!any) {
-    return absl::NotFoundError(absl::StrCat("reservation \"", reservation_request_id, "\" not found"));
+    return absl::NotFoundError(
+        absl::StrCat("reservation \"", reservation_request_id, "\" not found"));
   }
   if (to_commit.empty()) {
     ASSIGN_OR_RETURN(result.generation, internal::CurrentGeneration(*db_));
@@ -330,9 +346,8 @@ absl::StatusOr<std::vector<Placement>> SqliteStore::ListPlacements(const Placeme
   static const std::string* const kWhere = new std::string(absl::StrCat(
       " WHERE (?2 = '' OR p.deployment = ?2) AND (?3 = '' OR p.model = ?3) AND (?4 = 1 OR ",
       ActivePredicate("p"), ")"));
-  static const std::string* const kList = new std::string(
-      absl::StrCat("SELECT ", internal::kPlacementColumns, " FROM placements p", *kWhere,
-                   " ORDER BY p.id"));
+  static const std::string* const kList = new std::string(absl::StrCat(
+      "SELECT ", internal::kPlacementColumns, " FROM placements p", *kWhere, " ORDER BY p.id"));
   static const std::string* const kRanks = new std::string(absl::StrCat(
       "SELECT pg.placement_id, pg.rank, pg.node, pg.idx, pg.bytes FROM placement_gpus pg "
       "JOIN placements p ON p.id = pg.placement_id",
@@ -342,7 +357,9 @@ absl::StatusOr<std::vector<Placement>> SqliteStore::ListPlacements(const Placeme
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
   return internal::ReadPlacements(db, *kList, *kRanks, [&](Statement& s) {
-    s.BindInt(1, now).BindText(2, filter.deployment).BindText(3, filter.model)
+    s.BindInt(1, now)
+        .BindText(2, filter.deployment)
+        .BindText(3, filter.model)
         .BindInt(4, filter.include_released ? 1 : 0);
   });
 }

@@ -171,8 +171,9 @@ absl::StatusOr<Node> ReadNodeWithGpus(Database& db, const std::string& name, int
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(*kSql));
     stmt->BindText(1, name);
-    ASSIGN_OR_RETURN(Node n, ReadOne(*stmt, ReadNode,
-                                     absl::NotFoundError(absl::StrCat("node \"", name, "\" not found"))));
+    ASSIGN_OR_RETURN(Node n,
+                     ReadOne(*stmt, ReadNode,
+                             absl::NotFoundError(absl::StrCat("node \"", name, "\" not found"))));
     nodes.push_back(std::move(n));
   }
   RETURN_IF_ERROR(FillGpusAndUsage(db, now, nodes));
@@ -214,8 +215,8 @@ absl::StatusOr<std::vector<Placement>> ReadPlacements(Database& db, absl::string
 }
 
 absl::StatusOr<Placement> ReadPlacement(Database& db, int64_t id) {
-  static const std::string* const kOne =
-      new std::string(absl::StrCat("SELECT ", kPlacementColumns, " FROM placements p WHERE p.id = ?1"));
+  static const std::string* const kOne = new std::string(
+      absl::StrCat("SELECT ", kPlacementColumns, " FROM placements p WHERE p.id = ?1"));
   static constexpr absl::string_view kRanks =
       "SELECT placement_id, rank, node, idx, bytes FROM placement_gpus WHERE placement_id = ?1 "
       "ORDER BY placement_id, rank";
@@ -227,8 +228,8 @@ absl::StatusOr<Placement> ReadPlacement(Database& db, int64_t id) {
 
 std::string IdList(const std::vector<int64_t>& ids) {
   constexpr size_t kShown = 10;
-  std::vector<int64_t> shown(ids.begin(),
-                             ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), kShown)));
+  std::vector<int64_t> shown(
+      ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), kShown)));
   std::string out = absl::StrJoin(shown, ", ");
   if (ids.size() > kShown) absl::StrAppend(&out, " and ", ids.size() - kShown, " more");
   return out;
@@ -237,16 +238,18 @@ std::string IdList(const std::vector<int64_t>& ids) {
 absl::StatusOr<int64_t> BumpGeneration(Database& db) {
   ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kBumpGeneration));
   ASSIGN_OR_RETURN(int64_t generation,
-                   ReadOne(*stmt, [](const Statement& s) { return s.ColumnInt(0); },
-                           absl::DataLossError("fleet_meta has no generation row")));
+                   ReadOne(
+                       *stmt, [](const Statement& s) { return s.ColumnInt(0); },
+                       absl::DataLossError("fleet_meta has no generation row")));
   RETURN_IF_ERROR(stmt->Run());
   return generation;
 }
 
 absl::StatusOr<int64_t> CurrentGeneration(Database& db) {
   ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kSelectGeneration));
-  return ReadOne(*stmt, [](const Statement& s) { return s.ColumnInt(0); },
-                 absl::DataLossError("fleet_meta has no generation row"));
+  return ReadOne(
+      *stmt, [](const Statement& s) { return s.ColumnInt(0); },
+      absl::DataLossError("fleet_meta has no generation row"));
 }
 
 absl::Status ReleaseIds(Database& db, const std::vector<int64_t>& ids, int64_t now) {

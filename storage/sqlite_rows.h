@@ -67,7 +67,8 @@ const std::string& UsageOfNodeRangeSql();
 // names) with their GPUs and usage: two range queries, not one per node.
 absl::Status FillGpusAndUsage(Database& db, int64_t now, std::vector<placement::Node>& nodes);
 
-absl::StatusOr<placement::Node> ReadNodeWithGpus(Database& db, const std::string& name, int64_t now);
+absl::StatusOr<placement::Node> ReadNodeWithGpus(Database& db, const std::string& name,
+                                                 int64_t now);
 
 // Active placement ids (?1 = now, ?2 = key) selected by `sql`.
 absl::StatusOr<std::vector<int64_t>> ActiveIds(Database& db, absl::string_view sql, int64_t now,
@@ -89,7 +90,8 @@ std::string IdList(const std::vector<int64_t>& ids);
 absl::StatusOr<int64_t> BumpGeneration(Database& db);
 absl::StatusOr<int64_t> CurrentGeneration(Database& db);
 absl::Status ReleaseIds(Database& db, const std::vector<int64_t>& ids, int64_t now);
-absl::Status TouchGpus(Database& db, const std::vector<placement::GpuRef>& gpus, int64_t generation);
+absl::Status TouchGpus(Database& db, const std::vector<placement::GpuRef>& gpus,
+                       int64_t generation);
 std::string LabelsJson(const std::map<std::string, std::string>& labels);
 
 }  // namespace fleetplan::storage::internal

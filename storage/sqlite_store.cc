@@ -45,8 +45,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreOption
           .count();
     };
   }
-  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(db), std::move(read_db), version,
-                                                      options.path, std::move(clock)));
+  return std::unique_ptr<SqliteStore>(
+      new SqliteStore(std::move(db), std::move(read_db), version, options.path, std::move(clock)));
 }
 
 absl::StatusOr<int64_t> SqliteStore::FleetGeneration() {
@@ -72,12 +72,13 @@ absl::Status SqliteStore::CheckIntegrity() {
 absl::StatusOr<FleetSnapshot> SqliteStore::LoadSnapshot() {
   static const std::string* const kNodes =
       new std::string(absl::StrCat("SELECT ", internal::kNodeColumns, " FROM nodes ORDER BY name"));
-  static const std::string* const kGpus =
-      new std::string(absl::StrCat("SELECT ", internal::kGpuColumns, " FROM gpus ORDER BY node, idx"));
-  static const std::string* const kUsage = new std::string(absl::StrCat(
-      "SELECT pg.node, pg.idx, p.state, SUM(pg.bytes) FROM placement_gpus pg "
-      "JOIN placements p ON p.id = pg.placement_id WHERE ", internal::ActivePredicate("p"),
-      " GROUP BY pg.node, pg.idx, p.state ORDER BY pg.node, pg.idx"));
+  static const std::string* const kGpus = new std::string(
+      absl::StrCat("SELECT ", internal::kGpuColumns, " FROM gpus ORDER BY node, idx"));
+  static const std::string* const kUsage = new std::string(
+      absl::StrCat("SELECT pg.node, pg.idx, p.state, SUM(pg.bytes) FROM placement_gpus pg "
+                   "JOIN placements p ON p.id = pg.placement_id WHERE ",
+                   internal::ActivePredicate("p"),
+                   " GROUP BY pg.node, pg.idx, p.state ORDER BY pg.node, pg.idx"));
   absl::MutexLock lock(&read_mu());
   Database& db = read_db();
   const int64_t now = Now();

@@ -88,8 +88,11 @@ class SqliteStore final : public PlacementStore {
  private:
   SqliteStore(std::unique_ptr<Database> db, std::unique_ptr<Database> read_db,
               int64_t schema_version, std::string path, std::function<int64_t()> clock)
-      : db_(std::move(db)), read_db_(std::move(read_db)), schema_version_(schema_version),
-        path_(std::move(path)), clock_(std::move(clock)) {}
+      : db_(std::move(db)),
+        read_db_(std::move(read_db)),
+        schema_version_(schema_version),
+        path_(std::move(path)),
+        clock_(std::move(clock)) {}
 
   int64_t Now() const { return clock_(); }
 

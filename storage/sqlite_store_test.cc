@@ -66,7 +66,8 @@ TEST_F(SqliteStoreTest, RefusesNewerDatabase) {
   {
     auto db = Database::Open(DbPath());
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE((*db)->Exec("PRAGMA user_version=" + std::to_string(CurrentSchemaVersion() + 1)).ok());
+    ASSERT_TRUE(
+        (*db)->Exec("PRAGMA user_version=" + std::to_string(CurrentSchemaVersion() + 1)).ok());
   }
   auto store = SqliteStore::Open({.path = DbPath()});
   ASSERT_FALSE(store.ok());
@@ -76,7 +77,8 @@ TEST_F(SqliteStoreTest, RefusesNewerDatabase) {
 
 TEST_F(SqliteStoreTest, BadOptionsAreInvalidArgument) {
   EXPECT_EQ(SqliteStore::Open({.path = ""}).status().code(), absl::StatusCode::kInvalidArgument);
-  auto negative = SqliteStore::Open({.path = DbPath(), .busy_timeout = std::chrono::milliseconds(-1)});
+  auto negative =
+      SqliteStore::Open({.path = DbPath(), .busy_timeout = std::chrono::milliseconds(-1)});
   EXPECT_EQ(negative.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(negative.status().message().find("busy_timeout=-1"), std::string::npos);
 }
@@ -91,7 +93,8 @@ TEST_F(SqliteStoreTest, NotADatabaseIsDataLoss) {
   {
     FILE* f = std::fopen(DbPath().c_str(), "w");
     ASSERT_NE(f, nullptr);
-    std::fputs("this is not a sqlite database, just some text that is long enough to matter....\n", f);
+    std::fputs("this is not a sqlite database, just some text that is long enough to matter....\n",
+               f);
     std::fclose(f);
   }
   auto store = SqliteStore::Open({.path = DbPath()});

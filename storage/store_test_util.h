@@ -21,15 +21,19 @@ inline Node MakeNode(const std::string& name, int64_t gpus, const std::string& g
                      const std::string& pool = "pool-a", int64_t domain_size = 8) {
   Node n{.name = name, .pool = pool, .zone = "zone-1", .rack = "rack-1"};
   for (int64_t i = 0; i < gpus; ++i) {
-    n.gpus.push_back(placement::Gpu{.index = i, .gpu_type = gpu_type, .nvlink_domain = i / domain_size});
+    n.gpus.push_back(
+        placement::Gpu{.index = i, .gpu_type = gpu_type, .nvlink_domain = i / domain_size});
   }
   return n;
 }
 
 inline ModelRecord MakeModel(const std::string& name) {
-  return ModelRecord{.name = name, .config_json = R"({"model_type": "llama"})",
-                     .model_type = "llama", .params = 8'000'000'000,
-                     .weights_bytes = 16'000'000'000, .kv_bytes_per_token = 131072};
+  return ModelRecord{.name = name,
+                     .config_json = R"({"model_type": "llama"})",
+                     .model_type = "llama",
+                     .params = 8'000'000'000,
+                     .weights_bytes = 16'000'000'000,
+                     .kv_bytes_per_token = 131072};
 }
 
 // One replica on `gpus` of `node` (index i gets rank i), `bytes` each.

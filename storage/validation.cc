@@ -41,9 +41,8 @@ std::string Shown(absl::string_view value) {
 absl::Status ValidateName(absl::string_view field, absl::string_view value, NameKind kind) {
   if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));
   if (static_cast<int64_t>(value.size()) > limits::kMaxNameLength) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is ", value.size(),
-                                                   " characters long, more than ",
-                                                   limits::kMaxNameLength));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " is ", value.size(), " characters long, more than ", limits::kMaxNameLength));
   }
   bool ok = absl::ascii_isalnum(static_cast<unsigned char>(value.front()));
   for (char c : value) ok = ok && NameChar(c, kind);
@@ -82,25 +81,25 @@ absl::Status ValidateNode(const Node& n) {
   if (!n.zone.empty()) RETURN_IF_ERROR(ValidateName(absl::StrCat(where, "zone"), n.zone));
   if (!n.rack.empty()) RETURN_IF_ERROR(ValidateName(absl::StrCat(where, "rack"), n.rack));
   if (n.inter_node_bandwidth_bytes_per_second < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(where, "inter_node_bandwidth_bytes_per_second=",
-                                                   n.inter_node_bandwidth_bytes_per_second,
-                                                   " must be >= 0"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, "inter_node_bandwidth_bytes_per_second=", n.inter_node_bandwidth_bytes_per_second,
+        " must be >= 0"));
   }
   if (static_cast<int64_t>(n.labels.size()) > limits::kMaxLabelsPerNode) {
-    return absl::InvalidArgumentError(absl::StrCat(where, n.labels.size(), " labels, more than ",
-                                                   limits::kMaxLabelsPerNode));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, n.labels.size(), " labels, more than ", limits::kMaxLabelsPerNode));
   }
   for (const auto& [key, value] : n.labels) {
     if (key.empty() || static_cast<int64_t>(key.size()) > limits::kMaxLabelKeyLength) {
       return absl::InvalidArgumentError(absl::StrCat(where, "label key \"", Shown(key),
-                                                     "\" must be 1 to ",
-                                                     limits::kMaxLabelKeyLength, " characters"));
+                                                     "\" must be 1 to ", limits::kMaxLabelKeyLength,
+                                                     " characters"));
     }
     for (char c : key) {
       if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_' &&
           c != '/') {
-        return absl::InvalidArgumentError(absl::StrCat(where, "label key \"", Shown(key),
-                                                       "\" may hold only letters, digits, . - _ /"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, "label key \"", Shown(key), "\" may hold only letters, digits, . - _ /"));
       }
     }
     if (static_cast<int64_t>(value.size()) > limits::kMaxLabelValueLength) {
@@ -111,30 +110,29 @@ absl::Status ValidateNode(const Node& n) {
     for (char c : value) {
       const auto u = static_cast<unsigned char>(c);
       if (u < 0x20 || u == 0x7f) {
-        return absl::InvalidArgumentError(absl::StrCat(where, "label \"", key, "\" value \"",
-                                                       Shown(value),
-                                                       "\" contains control characters"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, "label \"", key, "\" value \"", Shown(value), "\" contains control characters"));
       }
     }
   }
   if (static_cast<int64_t>(n.gpus.size()) > limits::kMaxGpusPerNode) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("node \"", n.name, "\" has ", n.gpus.size(), " GPUs, more than ",
-                     limits::kMaxGpusPerNode));
+    return absl::InvalidArgumentError(absl::StrCat("node \"", n.name, "\" has ", n.gpus.size(),
+                                                   " GPUs, more than ", limits::kMaxGpusPerNode));
   }
   std::set<int64_t> seen;
   std::set<std::string> uuids;
   for (const Gpu& g : n.gpus) {
     if (g.index < 0 || g.index >= limits::kMaxGpusPerNode) {
-      return absl::InvalidArgumentError(absl::StrCat(where, "gpu index=", g.index, " must be in [0, ",
-                                                     limits::kMaxGpusPerNode, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, "gpu index=", g.index, " must be in [0, ", limits::kMaxGpusPerNode, ")"));
     }
     if (!seen.insert(g.index).second) {
-      return absl::InvalidArgumentError(absl::StrCat(where, "gpu index=", g.index, " appears twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "gpu index=", g.index, " appears twice"));
     }
     if (g.nvlink_domain < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(where, "gpu ", g.index, " nvlink_domain=",
-                                                     g.nvlink_domain, " must be >= 0"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, "gpu ", g.index, " nvlink_domain=", g.nvlink_domain, " must be >= 0"));
     }
     RETURN_IF_ERROR(ValidateName(absl::StrCat(where, "gpu ", g.index, " gpu_type"), g.gpu_type));
     if (!g.uuid.empty()) {
@@ -157,9 +155,10 @@ absl::Status ValidateModel(const ModelRecord& model) {
                                                    " bytes; it must be 1 byte to 16 MiB"));
   }
   if (model.params <= 0 || model.weights_bytes <= 0 || model.kv_bytes_per_token < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model \"", model.name, "\": params=", model.params, " and weights_bytes=",
-        model.weights_bytes, " must be > 0, kv_bytes_per_token=", model.kv_bytes_per_token, " >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model \"", model.name, "\": params=", model.params,
+                     " and weights_bytes=", model.weights_bytes,
+                     " must be > 0, kv_bytes_per_token=", model.kv_bytes_per_token, " >= 0"));
   }
   return absl::OkStatus();
 }
@@ -169,8 +168,8 @@ absl::Status ValidateDeployment(const DeploymentRecord& d) {
   RETURN_IF_ERROR(
       ValidateName(absl::StrCat("deployment \"", d.name, "\": model"), d.model, NameKind::kModel));
   if (d.replicas < 0 || d.replicas > limits::kMaxReplicasPerDeployment) {
-    return absl::InvalidArgumentError(absl::StrCat("deployment \"", d.name, "\": replicas=",
-                                                   d.replicas, " must be in [0, ",
+    return absl::InvalidArgumentError(absl::StrCat("deployment \"", d.name,
+                                                   "\": replicas=", d.replicas, " must be in [0, ",
                                                    limits::kMaxReplicasPerDeployment, "]"));
   }
   if (static_cast<int64_t>(d.spec_json.size()) > limits::kMaxConfigBytes) {
@@ -198,10 +197,12 @@ absl::Status ValidateCommit(const CommitRequest& r) {
     RETURN_IF_ERROR(ValidateName(absl::StrCat(where, ".deployment"), p.deployment));
     RETURN_IF_ERROR(ValidateName(absl::StrCat(where, ".model"), p.model, NameKind::kModel));
     if (p.tp < 1 || p.pp < 1 || p.ep < 1 || p.replica < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": tp=", p.tp, " pp=", p.pp, " ep=", p.ep,
-                                                     " must be >= 1 and replica=", p.replica, " >= 0"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": tp=", p.tp, " pp=", p.pp, " ep=", p.ep,
+                       " must be >= 1 and replica=", p.replica, " >= 0"));
     }
-    if (p.ranks.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ".ranks must not be empty"));
+    if (p.ranks.empty())
+      return absl::InvalidArgumentError(absl::StrCat(where, ".ranks must not be empty"));
     std::set<int64_t> ranks;
     std::set<GpuRef> gpus;
     for (const PlacementRank& rank : p.ranks) {
@@ -210,18 +211,19 @@ absl::Status ValidateCommit(const CommitRequest& r) {
             absl::StrCat(where, ": rank=", rank.rank, " is negative or appears twice"));
       }
       if (rank.bytes <= 0 || rank.bytes > limits::kMaxGpuMemoryBytes) {
-        return absl::InvalidArgumentError(absl::StrCat(where, " rank ", rank.rank, ": bytes=",
-                                                       rank.bytes, " must be > 0 and at most ",
-                                                       limits::kMaxGpuMemoryBytes));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, " rank ", rank.rank, ": bytes=", rank.bytes,
+                         " must be > 0 and at most ", limits::kMaxGpuMemoryBytes));
       }
-      RETURN_IF_ERROR(ValidateName(absl::StrCat(where, " rank ", rank.rank, ": node"), rank.gpu.node));
+      RETURN_IF_ERROR(
+          ValidateName(absl::StrCat(where, " rank ", rank.rank, ": node"), rank.gpu.node));
       if (rank.gpu.index < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(where, " rank ", rank.rank, ": gpu index=",
-                                                       rank.gpu.index, " must be >= 0"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, " rank ", rank.rank, ": gpu index=", rank.gpu.index, " must be >= 0"));
       }
       if (!gpus.insert(rank.gpu).second) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": gpu ", rank.gpu.node, "/",
-                                                       rank.gpu.index, " holds two ranks"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": gpu ", rank.gpu.node, "/", rank.gpu.index, " holds two ranks"));
       }
     }
   }

@@ -2,7 +2,8 @@
 //
 //   storage_stress stress DB SEED ROUNDS   race to commit (and release) overlapping placements;
 //                                          prints "ok N" / "aborted N" / "error MSG" at the end
-//   storage_stress crash DB SEED           commit forever; after each commit that returned OK prints
+//   storage_stress crash DB SEED           commit forever; after each commit that returned OK
+//   prints
 //                                          "done REQUEST_ID RANKS" (the parent SIGKILLs it)
 // The database must already hold GPU type "H100", nodes n0..n3 with 4 GPUs each, and model "m".
 
@@ -65,7 +66,8 @@ int Stress(SqliteStore& store, uint64_t seed, int64_t rounds) {
       mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(k));
     }
   }
-  std::printf("ok %lld\naborted %lld\n", static_cast<long long>(ok), static_cast<long long>(aborted));
+  std::printf("ok %lld\naborted %lld\n", static_cast<long long>(ok),
+              static_cast<long long>(aborted));
   return 0;
 }
 
@@ -76,7 +78,8 @@ int Crash(SqliteStore& store, uint64_t seed) {
     if (!gen.ok()) return 1;
     fleetplan::storage::Placement p = RandomPlacement(rng, 1 << 20);
     CommitRequest req{.request_id = "c" + std::to_string(seed) + "-" + std::to_string(i),
-                      .snapshot_generation = *gen, .placements = {p}};
+                      .snapshot_generation = *gen,
+                      .placements = {p}};
     auto r = store.CommitPlacements(req);
     if (r.ok()) {
       std::printf("done %s %zu\n", req.request_id.c_str(), p.ranks.size());
@@ -93,13 +96,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string mode = argv[1];
-  auto store = SqliteStore::Open({.path = argv[2], .busy_timeout = std::chrono::milliseconds(30000)});
+  auto store =
+      SqliteStore::Open({.path = argv[2], .busy_timeout = std::chrono::milliseconds(30000)});
   if (!store.ok()) {
     std::printf("error open: %s\n", store.status().ToString().c_str());
     return 1;
   }
   const uint64_t seed = std::strtoull(argv[3], nullptr, 10);
-  if (mode == "stress" && argc >= 5) return Stress(**store, seed, std::strtoll(argv[4], nullptr, 10));
+  if (mode == "stress" && argc >= 5)
+    return Stress(**store, seed, std::strtoll(argv[4], nullptr, 10));
   if (mode == "crash") return Crash(**store, seed);
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;

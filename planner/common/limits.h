@@ -12,9 +12,9 @@
 namespace fleetplan::limits {
 
 // Workloads.
-inline constexpr int64_t kMaxSequences = int64_t{1} << 20;     // concurrency, batch
-inline constexpr int64_t kMaxContextTokens = int64_t{1} << 26;  // tokens per sequence
-inline constexpr int64_t kMaxParallel = 4096;                   // tp, pp, ep, dp of one estimate
+inline constexpr int64_t kMaxSequences = int64_t{1} << 20;       // concurrency, batch
+inline constexpr int64_t kMaxContextTokens = int64_t{1} << 26;   // tokens per sequence
+inline constexpr int64_t kMaxParallel = 4096;                    // tp, pp, ep, dp of one estimate
 inline constexpr int64_t kMaxGpuMemoryBytes = int64_t{1} << 50;  // 1 PiB per GPU
 
 // Planning.
@@ -31,7 +31,7 @@ inline constexpr int64_t kMaxLabelsPerNode = 64;
 inline constexpr int64_t kMaxLabelKeyLength = 253;
 inline constexpr int64_t kMaxLabelValueLength = 1024;
 inline constexpr int64_t kMaxConfigBytes = 16 * kMiB;  // a config.json or a deployment spec
-inline constexpr double kMaxCostPerHour = 1e6;          // dollars per GPU hour
+inline constexpr double kMaxCostPerHour = 1e6;         // dollars per GPU hour
 inline constexpr double kMaxTflops = 1e7;
 
 // Listing.

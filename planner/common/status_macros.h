@@ -19,21 +19,21 @@
 #define FLEETPLAN_STATUS_CONCAT_INNER_(a, b) a##b
 #define FLEETPLAN_STATUS_CONCAT_(a, b) FLEETPLAN_STATUS_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                                    \
-  do {                                                           \
+#define RETURN_IF_ERROR(expr)                                                 \
+  do {                                                                        \
     if (::absl::Status fleetplan_status_ = (expr); !fleetplan_status_.ok()) { \
-      return fleetplan_status_;                                  \
-    }                                                            \
+      return fleetplan_status_;                                               \
+    }                                                                         \
   } while (false)
 
 #define FLEETPLAN_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                                      \
-  if (!statusor.ok()) {                                        \
-    return std::move(statusor).status();                       \
-  }                                                            \
+  auto statusor = (expr);                                     \
+  if (!statusor.ok()) {                                       \
+    return std::move(statusor).status();                      \
+  }                                                           \
   lhs = std::move(statusor).value()
 
-#define ASSIGN_OR_RETURN(lhs, expr)                                                           \
+#define ASSIGN_OR_RETURN(lhs, expr)                                                              \
   FLEETPLAN_ASSIGN_OR_RETURN_IMPL_(FLEETPLAN_STATUS_CONCAT_(fleetplan_statusor_, __LINE__), lhs, \
                                    expr)
 

@@ -60,7 +60,8 @@ double MetricPair::rel_err() const {
 
 absl::StatusOr<std::string> CaseModelPath(absl::string_view case_line) {
   json c = json::parse(case_line.begin(), case_line.end(), nullptr, false);
-  if (c.is_discarded() || !c.is_object()) return absl::InvalidArgumentError("case line is not a JSON object");
+  if (c.is_discarded() || !c.is_object())
+    return absl::InvalidArgumentError("case line is not a JSON object");
   std::string model = StrOr(c, "model", "");
   if (model.empty()) return absl::InvalidArgumentError("case has no \"model\"");
   return model;
@@ -124,7 +125,8 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
     const json t = c.value("training", json::object());
     DType param = DType::kBFloat16;
     if (!DTypeFromName(StrOr(t, "param_dtype", "bfloat16"), &param)) {
-      r.skip_reason = absl::StrCat("training.param_dtype \"", StrOr(t, "param_dtype", ""), "\" unknown");
+      r.skip_reason =
+          absl::StrCat("training.param_dtype \"", StrOr(t, "param_dtype", ""), "\" unknown");
       return r;
     }
     req.dtype_set = true;
@@ -147,7 +149,8 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
         if (name.is_string()) req.training.lora_targets.push_back(name.get<std::string>());
       }
       DType adapter = DType::kFloat32;
-      if (DTypeFromName(StrOr(*lora, "adapter_dtype", "float32"), &adapter)) req.training.lora_dtype = adapter;
+      if (DTypeFromName(StrOr(*lora, "adapter_dtype", "float32"), &adapter))
+        req.training.lora_dtype = adapter;
     }
   } else if (r.engine == "vllm") {
     req.engine = Engine::kVllm;
@@ -193,11 +196,12 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
     return r;
   }
   if (r.engine == "hf-transformers-vision") {
-    Add(r, m, "params", spec->num_vision_params() - [&] {
-      int64_t p = 0;
-      for (const Tensor& t : spec->vision->projector) p += t.elements();
-      return p;
-    }());
+    Add(
+        r, m, "params", spec->num_vision_params() - [&] {
+          int64_t p = 0;
+          for (const Tensor& t : spec->vision->projector) p += t.elements();
+          return p;
+        }());
   } else if (r.engine == "hf-transformers-train") {
     int64_t params = spec->num_params();
     if (req.training.lora_rank > 0) {
@@ -206,7 +210,9 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
         for (const Tensor& t : spec->layer_kinds[static_cast<size_t>(k)].tensors) {
           if (t.role != TensorRole::kLinear) continue;
           const auto& targets = req.training.lora_targets;
-          if (!targets.empty() && std::find(targets.begin(), targets.end(), t.name) == targets.end()) continue;
+          if (!targets.empty() &&
+              std::find(targets.begin(), targets.end(), t.name) == targets.end())
+            continue;
           adapters += req.training.lora_rank * (t.in + t.out) * t.copies;
         }
       }

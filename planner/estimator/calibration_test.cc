@@ -32,8 +32,8 @@ std::vector<CaseResult> ScoreFile(const std::string& name) {
 
 std::vector<CaseResult> All() {
   std::vector<CaseResult> all;
-  for (const char* f : {"hf_transformers_h100.jsonl", "hf_transformers_train_h100.jsonl",
-                        "vllm_startup.jsonl"}) {
+  for (const char* f :
+       {"hf_transformers_h100.jsonl", "hf_transformers_train_h100.jsonl", "vllm_startup.jsonl"}) {
     auto r = ScoreFile(f);
     all.insert(all.end(), r.begin(), r.end());
   }
@@ -76,7 +76,8 @@ TEST(CalibrationTest, MalformedCasesAreSkippedWithAReason) {
   r = ScoreCase(R"({"case": "x", "engine": "tgi", "model": "m", "measured": {}})",
                 R"({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 1,
                     "num_attention_heads": 1, "intermediate_size": 64, "vocab_size": 10})");
-  EXPECT_NE(r.skip_reason.find("engine \"tgi\" is not modelled"), std::string::npos) << r.skip_reason;
+  EXPECT_NE(r.skip_reason.find("engine \"tgi\" is not modelled"), std::string::npos)
+      << r.skip_reason;
   r = ScoreCase(R"({"case": "x", "engine": "vllm"})", "{}");
   EXPECT_NE(r.skip_reason.find("measured"), std::string::npos);
 }

@@ -85,7 +85,8 @@ absl::StatusOr<bool> Fields::BoolOr(const char* key, bool fallback) const {
   const json* v = Find(key);
   if (v == nullptr || v->is_null()) return fallback;
   if (!v->is_boolean()) {
-    return absl::InvalidArgumentError(absl::StrCat(Path(key), "=", Shown(*v), " must be true or false"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Path(key), "=", Shown(*v), " must be true or false"));
   }
   return v->get<bool>();
 }
@@ -144,7 +145,8 @@ absl::StatusOr<int64_t> Fields::Check(const char* key, const json& v, int64_t mi
              std::fabs(v.get<double>()) < 9e15) {
     value = static_cast<int64_t>(v.get<double>());
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(Path(key), "=", Shown(v), " must be an integer"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Path(key), "=", Shown(v), " must be an integer"));
   }
   if (value < min) {
     return absl::InvalidArgumentError(absl::StrCat(Path(key), "=", value, " must be >= ", min));

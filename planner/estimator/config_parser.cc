@@ -44,8 +44,8 @@ absl::Status CheckNesting(absl::string_view text) {
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > kMaxNesting) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "config.json nests deeper than ", kMaxNesting, " levels (at byte ", i, ")"));
+        return absl::InvalidArgumentError(absl::StrCat("config.json nests deeper than ",
+                                                       kMaxNesting, " levels (at byte ", i, ")"));
       }
     } else if (c == ']' || c == '}') {
       --depth;
@@ -95,31 +95,69 @@ absl::Status CheckTotalSize(const ModelSpec& spec) {
   return absl::OkStatus();
 }
 
-
-// ---- What the parser did not understand ----------------------------------------------------------
+// ---- What the parser did not understand
+// ----------------------------------------------------------
 
 // Whether a config key's name says it shapes the model's memory (layers, widths, experts, attention
-// layouts, extra towers ...). Token ids, dropout, activations, initialisation, RoPE and norm epsilons
-// do not.
+// layouts, extra towers ...). Token ids, dropout, activations, initialisation, RoPE and norm
+// epsilons do not.
 bool MemoryRelevantKey(absl::string_view key) {
   const std::string k = absl::AsciiStrToLower(key);
   static const char* const kIrrelevant[] = {
-      "token_id", "token_index", "dropout", "initializer", "_eps", "epsilon", "rope", "_act",
-      "activation", "_std", "temperature", "bias_init", "_name", "pad_", "bos_", "eos_", "label",
-      "torchscript", "multiplier", "scaling", "coef", "loss", "jitter"};
+      "token_id",   "token_index", "dropout",    "initializer", "_eps",        "epsilon",
+      "rope",       "_act",        "activation", "_std",        "temperature", "bias_init",
+      "_name",      "pad_",        "bos_",       "eos_",        "label",       "torchscript",
+      "multiplier", "scaling",     "coef",       "loss",        "jitter"};
   for (const char* p : kIrrelevant) {
     if (absl::StrContains(k, p)) return false;
   }
   if (absl::EndsWith(k, "_id") || absl::EndsWith(k, "_ids")) return false;
-  static const char* const kRelevant[] = {
-      "expert",  "moe",      "interleave", "cross_attention", "cross_attn", "mtp",
-      "nextn",   "linear_",  "mamba",      "ssm",             "conv",       "state_size",
-      "chunk",   "window",   "sliding",    "local_attention", "global_attention",
-      "layers",  "layer_types", "hidden",  "intermediate",    "ffn",        "heads",
-      "head_dim", "vocab",   "kv_lora",    "q_lora",          "lora_rank",  "dense",
-      "shared",  "altup",    "laurel",     "per_layer",       "router",     "adapter",
-      "vision",  "image",    "patch",      "audio",           "encoder",    "projector",
-      "mm_",     "embed",    "n_layer",    "num_layer",       "dim"};
+  static const char* const kRelevant[] = {"expert",
+                                          "moe",
+                                          "interleave",
+                                          "cross_attention",
+                                          "cross_attn",
+                                          "mtp",
+                                          "nextn",
+                                          "linear_",
+                                          "mamba",
+                                          "ssm",
+                                          "conv",
+                                          "state_size",
+                                          "chunk",
+                                          "window",
+                                          "sliding",
+                                          "local_attention",
+                                          "global_attention",
+                                          "layers",
+                                          "layer_types",
+                                          "hidden",
+                                          "intermediate",
+                                          "ffn",
+                                          "heads",
+                                          "head_dim",
+                                          "vocab",
+                                          "kv_lora",
+                                          "q_lora",
+                                          "lora_rank",
+                                          "dense",
+                                          "shared",
+                                          "altup",
+                                          "laurel",
+                                          "per_layer",
+                                          "router",
+                                          "adapter",
+                                          "vision",
+                                          "image",
+                                          "patch",
+                                          "audio",
+                                          "encoder",
+                                          "projector",
+                                          "mm_",
+                                          "embed",
+                                          "n_layer",
+                                          "num_layer",
+                                          "dim"};
   for (const char* p : kRelevant) {
     if (absl::StrContains(k, p)) return true;
   }
@@ -136,8 +174,8 @@ bool ActiveValue(const json& v) {
 }
 
 // Memory-relevant keys of `obj` (and of nested objects the builders entered) that nothing read.
-void FindUnconsumed(const json& obj, const std::string& prefix, const std::set<std::string>& consumed,
-                    std::vector<std::string>& out) {
+void FindUnconsumed(const json& obj, const std::string& prefix,
+                    const std::set<std::string>& consumed, std::vector<std::string>& out) {
   for (auto it = obj.begin(); it != obj.end(); ++it) {
     const std::string& key = it.key();
     if (!key.empty() && key[0] == '_') continue;  // our own annotations (_params, _source ...)
@@ -193,9 +231,9 @@ absl::StatusOr<ModelSpec> ParseModelConfig(absl::string_view config_json,
   Fields top(root, "", consumed);
   auto type_it = root.find("model_type");
   if (type_it == root.end() || !type_it->is_string() || type_it->get<std::string>().empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model_type is missing or not a string",
-                     type_it == root.end() ? "" : absl::StrCat(" (", internal::Shown(*type_it), ")")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model_type is missing or not a string",
+        type_it == root.end() ? "" : absl::StrCat(" (", internal::Shown(*type_it), ")")));
   }
   top.Consume("model_type");
   const std::string top_type = type_it->get<std::string>();

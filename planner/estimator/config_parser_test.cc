@@ -40,8 +40,8 @@ TEST(ConfigParserTest, ParameterCountsMatchTransformersForEveryModelFile) {
 
 TEST(ConfigParserTest, ExampleCatalogParsesWithExactCounts) {
   int checked = 0;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(std::string(FLEETPLAN_TESTDATA_DIR) + "/../../deploy/examples/models")) {
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(FLEETPLAN_TESTDATA_DIR) +
+                                                               "/../../deploy/examples/models")) {
     std::ifstream in(entry.path());
     std::stringstream ss;
     ss << in.rdbuf();
@@ -189,7 +189,8 @@ TEST(ConfigParserTest, BadImageGridPinpointsNameTheEntry) {
     nlohmann::json pinpoints;
     const char* expect;
   } cases[] = {
-      {nlohmann::json::parse("[[384, 0]]"), "image_grid_pinpoints entry [384,0] must be [height, width] > 0"},
+      {nlohmann::json::parse("[[384, 0]]"),
+       "image_grid_pinpoints entry [384,0] must be [height, width] > 0"},
       {nlohmann::json::parse("[[-384, 384]]"), "entry [-384,384]"},
       {nlohmann::json::parse("[[384]]"), "entry [384]"},
       {nlohmann::json::parse(R"([["384", 384]])"), "entry [\"384\",384]"},
@@ -218,26 +219,33 @@ TEST(ConfigParserTest, BadConfigsNameFieldAndValue) {
       {"no model_type", R"({"hidden_size": 1})", "model_type is missing"},
       {"missing hidden", R"({"model_type": "llama", "num_hidden_layers": 2})",
        "hidden_size is missing"},
-      {"zero kv heads", Llama(R"(, "num_key_value_heads": 0)"), "num_key_value_heads=0 must be >= 1"},
+      {"zero kv heads", Llama(R"(, "num_key_value_heads": 0)"),
+       "num_key_value_heads=0 must be >= 1"},
       {"negative heads", Llama(R"(, "num_attention_heads": -4)"),
        "num_attention_heads=-4 must be >= 1"},
       {"kv not dividing", Llama(R"(, "num_key_value_heads": 5)"),
        "num_attention_heads=32 is not a multiple of num_key_value_heads=5"},
-      {"heads not dividing hidden", Llama(R"(, "num_attention_heads": 30, "num_key_value_heads": 30)"),
+      {"heads not dividing hidden",
+       Llama(R"(, "num_attention_heads": 30, "num_key_value_heads": 30)"),
        "hidden_size=4096 is not divisible by num_attention_heads=30"},
       {"string layers", Llama(R"(, "num_hidden_layers": "32")"),
        "num_hidden_layers=\"32\" must be an integer"},
-      {"fractional", Llama(R"(, "intermediate_size": 1.5)"), "intermediate_size=1.5 must be an integer"},
-      {"absurd hidden", Llama(R"(, "hidden_size": 1000000000000)"), "hidden_size=1000000000000 is absurdly large"},
+      {"fractional", Llama(R"(, "intermediate_size": 1.5)"),
+       "intermediate_size=1.5 must be an integer"},
+      {"absurd hidden", Llama(R"(, "hidden_size": 1000000000000)"),
+       "hidden_size=1000000000000 is absurdly large"},
       {"overflowing params",
-       Llama(R"(, "hidden_size": 4000000, "num_attention_heads": 1, "num_hidden_layers": 4000, "intermediate_size": 4000000)"),
+       Llama(
+           R"(, "hidden_size": 4000000, "num_attention_heads": 1, "num_hidden_layers": 4000, "intermediate_size": 4000000)"),
        "parameters, more than the limit"},
       {"bad dtype", Llama(R"(, "torch_dtype": "float64")"), "torch_dtype=\"float64\""},
       {"bad quant", Llama(R"(, "quantization_config": {"quant_method": "magic"})"),
        "quant_method=\"magic\""},
-      {"gemma3 nested", R"({"model_type": "gemma3", "text_config": {"hidden_size": 0}, "vision_config": {}})",
+      {"gemma3 nested",
+       R"({"model_type": "gemma3", "text_config": {"hidden_size": 0}, "vision_config": {}})",
        "text_config.hidden_size=0 must be >= 1"},
-      {"vlm no vision", R"({"model_type": "llava", "text_config": {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 64, "vocab_size": 10}})",
+      {"vlm no vision",
+       R"({"model_type": "llava", "text_config": {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 64, "vocab_size": 10}})",
        "vision_config is missing"},
       {"layer_types not array", Llama(R"(, "layer_types": "full_attention")"),
        "layer_types=\"full_attention\" must be an array"},
@@ -331,7 +339,8 @@ TEST(ConfigParserTest, Qwen3MoeHasNoSharedExpertAndQkNorms) {
 }
 
 TEST(ConfigParserTest, MllamaIsRefusedClearly) {
-  auto spec = ParseModelConfig(R"({"model_type": "mllama", "text_config": {}, "vision_config": {}})");
+  auto spec =
+      ParseModelConfig(R"({"model_type": "mllama", "text_config": {}, "vision_config": {}})");
   ASSERT_FALSE(spec.ok());
   EXPECT_NE(spec.status().message().find("mllama"), std::string::npos);
 }

@@ -16,7 +16,8 @@ namespace fleetplan::estimator {
 // CUDA context and driver allocations outside PyTorch's allocator on an H100 with CUDA 12/13:
 // cudaMemGetInfo used - torch reserved right after the first kernel. calibration README section 5:
 // "device_used_bytes - peak_reserved_bytes ~ 0.75 GiB (CUDA context of 0.51 GiB included)", and
-// vLLM's "init memory snapshot non_torch_memory" 0.51 GiB (vllm_startup.jsonl init_non_torch_bytes).
+// vLLM's "init memory snapshot non_torch_memory" 0.51 GiB (vllm_startup.jsonl
+// init_non_torch_bytes).
 inline constexpr int64_t kCudaContextBytes = 522 * kMiB;
 
 // cuBLAS workspace PyTorch allocates through its caching allocator on the first matmul of a stream

@@ -59,10 +59,10 @@ struct Parallelism {
 // written down in fleetplan: the CLI, the server and the planner map "unset" to these).
 struct VllmConfig {
   double gpu_memory_utilization = 0.9;  // --gpu-memory-utilization (vllm/engine/arg_utils.py)
-  int64_t max_model_len = 0;           // 0: the model's max_position_embeddings
-  int64_t max_num_seqs = 0;            // 0: vLLM's default for the GPU (1024 on >= 70 GiB, else 256)
+  int64_t max_model_len = 0;            // 0: the model's max_position_embeddings
+  int64_t max_num_seqs = 0;  // 0: vLLM's default for the GPU (1024 on >= 70 GiB, else 256)
   int64_t max_num_batched_tokens = 0;  // 0: vLLM's default (8192 on >= 70 GiB, else 2048)
-  int64_t block_size = 16;  // --block-size (CacheConfig.block_size)
+  int64_t block_size = 16;             // --block-size (CacheConfig.block_size)
   bool enforce_eager = false;
   // Largest CUDA-graph capture size; 0: vLLM's default min(2 x max_num_seqs, 512).
   int64_t max_cudagraph_capture_size = 0;
@@ -158,7 +158,8 @@ struct MemoryEstimate {
   bool fits = false;
   int64_t headroom_bytes = 0;  // gpu_memory_bytes - max_total_bytes (negative: over)
   double headroom_ratio = 0;
-  Risk risk = Risk::kHigh;  // RiskOfUse(max_total_bytes, gpu_memory_bytes); high when it does not fit
+  Risk risk =
+      Risk::kHigh;  // RiskOfUse(max_total_bytes, gpu_memory_bytes); high when it does not fit
   // vLLM: the replica's token capacity (the smallest stage's) and what it means for the workload.
   int64_t kv_cache_tokens = 0;
   int64_t max_concurrency = 0;  // at context_tokens (or max_model_len)
@@ -188,7 +189,8 @@ ModelSummary SummarizeModel(const ModelSpec& spec);
 //   merged       Qwen2-VL / Qwen2.5-VL: resized to multiples of patch x merge (28 px) within
 //                [56^2, 28^2 x 16384] pixels, then (h/14)(w/14)/4; Kimi-VL: at most 4096 patches,
 //                padded to 28 px, then merged 2x2
-//   llava-next   the base image plus the best grid of tiles from image_grid_pinpoints, unpadded to the
+//   llava-next   the base image plus the best grid of tiles from image_grid_pinpoints, unpadded to
+//   the
 //                image's aspect ratio, with a newline token per feature row (transformers'
 //                get_anyres_image_grid_shape / unpad_image)
 // Zero for a model without a vision tower; a non-positive side means the tower's native image_size.

@@ -119,7 +119,8 @@ struct TextFamily {
   // wrapper): parsed by this family and reported as model_types[0].
   std::vector<std::string> aliases;
   // Builds the language model from `f` (the config, or its text_config).
-  std::function<absl::Status(const Fields& f, const std::string& model_type, ModelSpec& spec)> build;
+  std::function<absl::Status(const Fields& f, const std::string& model_type, ModelSpec& spec)>
+      build;
 };
 
 struct WrapperFamily {

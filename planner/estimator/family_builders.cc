@@ -1,9 +1,8 @@
-#include "planner/estimator/family.h"
-
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "planner/common/status_macros.h"
+#include "planner/estimator/family.h"
 
 namespace fleetplan::estimator::internal {
 
@@ -135,7 +134,8 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const Decod
   ASSIGN_OR_RETURN(int64_t window, f.IntOr("sliding_window", 0, 0, kMaxPositions));
   ASSIGN_OR_RETURN(const json* types, f.OptionalArray("layer_types"));
   if (types != nullptr) {
-    // layer_types supersedes the families' older pattern fields (transformers derives it from them).
+    // layer_types supersedes the families' older pattern fields (transformers derives it from
+    // them).
     for (const char* key : {"sliding_window_pattern", "use_sliding_window", "max_window_layers"}) {
       f.Consume(key);
     }
@@ -159,8 +159,8 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const Decod
         }
         windows[static_cast<size_t>(i)] = window;
       } else if (s != "full_attention" && s != "attention" && s != "chunked_attention") {
-        return absl::InvalidArgumentError(absl::StrCat(f.Path("layer_types"), "[", i, "]=",
-                                                       Shown(t), " is not a known attention type"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            f.Path("layer_types"), "[", i, "]=", Shown(t), " is not a known attention type"));
       }
     }
     return windows;
@@ -195,7 +195,8 @@ absl::Status QwenWindowPattern(const Fields& f, int64_t window, std::vector<int6
   return absl::OkStatus();
 }
 
-absl::Status QwenMoeGeometry(const Fields& f, int64_t layers, bool shared_expert, MoeGeometry& moe) {
+absl::Status QwenMoeGeometry(const Fields& f, int64_t layers, bool shared_expert,
+                             MoeGeometry& moe) {
   ASSIGN_OR_RETURN(moe.experts, f.Int("num_experts", 1, kMaxExperts));
   ASSIGN_OR_RETURN(moe.top_k, f.Int("num_experts_per_tok", 1, kMaxExperts));
   ASSIGN_OR_RETURN(moe.expert_inter, f.Int("moe_intermediate_size"));
@@ -417,7 +418,8 @@ const WrapperFamily* FamilyRegistry::FindWrapper(const std::string& model_type) 
 
 std::vector<std::string> FamilyRegistry::TextTypes() const {
   std::vector<std::string> out;
-  for (const TextFamily& f : text_) out.insert(out.end(), f.model_types.begin(), f.model_types.end());
+  for (const TextFamily& f : text_)
+    out.insert(out.end(), f.model_types.begin(), f.model_types.end());
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -17,10 +17,10 @@
 namespace fleetplan::estimator {
 
 struct GpuInfo {
-  const char* name;         // canonical name, e.g. "H100-80GB"
-  const char* aliases;      // comma-separated other spellings
-  int64_t memory_bytes;     // total as the driver reports it
-  const char* source;       // provenance of memory_bytes
+  const char* name;      // canonical name, e.g. "H100-80GB"
+  const char* aliases;   // comma-separated other spellings
+  int64_t memory_bytes;  // total as the driver reports it
+  const char* source;    // provenance of memory_bytes
 };
 
 const std::vector<GpuInfo>& GpuCatalog();

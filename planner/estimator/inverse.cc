@@ -55,11 +55,11 @@ absl::StatusOr<int64_t> MaxConcurrency(const ModelSpec& spec, const EstimateRequ
     return e.max_concurrency;
   }
   if (request.engine == Engine::kHfTransformers) {
-    return LargestTrue(1, 1 << 20, [&](int64_t batch) {
-      return HfFits(spec, request, batch, context_tokens);
-    });
+    return LargestTrue(1, 1 << 20,
+                       [&](int64_t batch) { return HfFits(spec, request, batch, context_tokens); });
   }
-  return absl::InvalidArgumentError("max concurrency is a serving question: use vllm or hf-transformers");
+  return absl::InvalidArgumentError(
+      "max concurrency is a serving question: use vllm or hf-transformers");
 }
 
 absl::StatusOr<int64_t> MaxContext(const ModelSpec& spec, const EstimateRequest& request,
@@ -69,8 +69,8 @@ absl::StatusOr<int64_t> MaxContext(const ModelSpec& spec, const EstimateRequest&
         absl::StrCat("concurrency=", concurrency, " must be in [1, 1048576]"));
   }
   if (request.engine == Engine::kVllm) {
-    const int64_t limit = request.vllm.max_model_len > 0 ? request.vllm.max_model_len
-                                                         : spec.max_position_embeddings;
+    const int64_t limit =
+        request.vllm.max_model_len > 0 ? request.vllm.max_model_len : spec.max_position_embeddings;
     return LargestTrue(1, limit, [&](int64_t context) -> absl::StatusOr<bool> {
       ASSIGN_OR_RETURN(int64_t n, MaxConcurrency(spec, request, context));
       return n >= concurrency;
@@ -81,10 +81,12 @@ absl::StatusOr<int64_t> MaxContext(const ModelSpec& spec, const EstimateRequest&
       return HfFits(spec, request, concurrency, context);
     });
   }
-  return absl::InvalidArgumentError("max context is a serving question: use vllm or hf-transformers");
+  return absl::InvalidArgumentError(
+      "max context is a serving question: use vllm or hf-transformers");
 }
 
-absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec, const EstimateRequest& request,
+absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec,
+                                               const EstimateRequest& request,
                                                const std::vector<int64_t>& contexts,
                                                const std::vector<int64_t>& concurrencies) {
   if (contexts.empty() || concurrencies.empty()) {
@@ -92,7 +94,8 @@ absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec, const Esti
   }
   if (contexts.size() * concurrencies.size() > 10000) {
     return absl::InvalidArgumentError(absl::StrCat("budget of ", contexts.size(), " x ",
-                                                   concurrencies.size(), " cells is too large (max 10000)"));
+                                                   concurrencies.size(),
+                                                   " cells is too large (max 10000)"));
   }
   std::vector<BudgetCell> cells;
   cells.reserve(contexts.size() * concurrencies.size());
@@ -135,7 +138,8 @@ absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec, const Esti
   return cells;
 }
 
-absl::StatusOr<double> MinGpuMemoryUtilization(const ModelSpec& spec, const EstimateRequest& request,
+absl::StatusOr<double> MinGpuMemoryUtilization(const ModelSpec& spec,
+                                               const EstimateRequest& request,
                                                int64_t context_tokens, int64_t concurrency) {
   if (request.engine != Engine::kVllm) {
     return absl::InvalidArgumentError("gpu_memory_utilization is a vllm setting");

@@ -34,13 +34,15 @@ struct BudgetCell {
 };
 
 // Row-major: contexts outer, concurrencies inner.
-absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec, const EstimateRequest& request,
+absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec,
+                                               const EstimateRequest& request,
                                                const std::vector<int64_t>& contexts,
                                                const std::vector<int64_t>& concurrencies);
 
 // vLLM only: the smallest utilization (two decimals, rounded up) whose KV budget holds
 // `concurrency` sequences of `context_tokens`, or FAILED_PRECONDITION when none does.
-absl::StatusOr<double> MinGpuMemoryUtilization(const ModelSpec& spec, const EstimateRequest& request,
+absl::StatusOr<double> MinGpuMemoryUtilization(const ModelSpec& spec,
+                                               const EstimateRequest& request,
                                                int64_t context_tokens, int64_t concurrency);
 
 }  // namespace fleetplan::estimator

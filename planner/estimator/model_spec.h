@@ -116,7 +116,8 @@ struct LayerKind {
 
 // The vision tower of a vision-language model.
 struct VisionSpec {
-  std::string model_type;  // "siglip_vision_model", "clip_vision_model", "moonvit", "qwen2_5_vl" ...
+  std::string
+      model_type;  // "siglip_vision_model", "clip_vision_model", "moonvit", "qwen2_5_vl" ...
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
   int64_t num_layers = 0;
@@ -125,41 +126,45 @@ struct VisionSpec {
   int64_t image_size = 0;     // fixed input resolution (0 when dynamic, e.g. Qwen2.5-VL)
   int64_t spatial_merge = 1;  // tokens merged per side before the LM (Qwen2.5-VL, Kimi-VL: 2)
   // How images become LM tokens.
-  enum class TokenRule : uint8_t { kFixed, kPatchesMerged, kLlavaNext, kPerTile } token_rule =
-      TokenRule::kFixed;
+  enum class TokenRule : uint8_t {
+    kFixed,
+    kPatchesMerged,
+    kLlavaNext,
+    kPerTile
+  } token_rule = TokenRule::kFixed;
   int64_t fixed_tokens_per_image = 0;  // kFixed: Gemma-3 256, LLaVA 576 ...; kLlavaNext: base image
   bool image_newline = false;          // kLlavaNext: a newline token per row of tile features
   std::vector<std::pair<int64_t, int64_t>> grid_pinpoints;  // kLlavaNext: (height, width) options
-  std::vector<Tensor> tower;           // vision encoder tensors
-  std::vector<Tensor> projector;       // multimodal projector tensors
+  std::vector<Tensor> tower;                                // vision encoder tensors
+  std::vector<Tensor> projector;                            // multimodal projector tensors
 };
 
 // Weight quantization, from quantization_config or an override.
 struct QuantSpec {
   enum class Method : uint8_t {
     kNone,
-    kFp8,       // 8-bit float weights, per-tensor/channel/block scales (fp8, compressed-tensors)
-    kInt8,      // 8-bit int weights with per-channel scales (W8A8 compressed-tensors, bnb int8)
-    kInt4,      // W4A16: GPTQ, AWQ, compressed-tensors pack-quantized; per-group fp16 scales
-    kNf4,       // bitsandbytes 4-bit (nf4/fp4), absmax per block of 64
-    kMxfp4,     // OCP MXFP4: 4-bit values + one 8-bit scale per 32 (gpt-oss experts)
+    kFp8,    // 8-bit float weights, per-tensor/channel/block scales (fp8, compressed-tensors)
+    kInt8,   // 8-bit int weights with per-channel scales (W8A8 compressed-tensors, bnb int8)
+    kInt4,   // W4A16: GPTQ, AWQ, compressed-tensors pack-quantized; per-group fp16 scales
+    kNf4,    // bitsandbytes 4-bit (nf4/fp4), absmax per block of 64
+    kMxfp4,  // OCP MXFP4: 4-bit values + one 8-bit scale per 32 (gpt-oss experts)
   } method = Method::kNone;
-  std::string name;          // quant_method as written ("compressed-tensors", "gptq", ...)
-  int64_t group_size = 0;    // kInt4: values per scale group (-1/0: per channel)
-  int64_t block_rows = 0;    // kFp8 block scales (weight_block_size), 0 = per channel/tensor
+  std::string name;        // quant_method as written ("compressed-tensors", "gptq", ...)
+  int64_t group_size = 0;  // kInt4: values per scale group (-1/0: per channel)
+  int64_t block_rows = 0;  // kFp8 block scales (weight_block_size), 0 = per channel/tensor
   int64_t block_cols = 0;
-  bool per_tensor_scale = false;  // kFp8 with strategy "tensor"
-  bool has_zero_points = false;   // kInt4 asymmetric (AWQ, GPTQ sym=false)
-  bool has_g_idx = false;         // GPTQ act-order index
-  bool experts_only = false;      // kMxfp4 in gpt-oss: only expert weights are quantized
+  bool per_tensor_scale = false;    // kFp8 with strategy "tensor"
+  bool has_zero_points = false;     // kInt4 asymmetric (AWQ, GPTQ sym=false)
+  bool has_g_idx = false;           // GPTQ act-order index
+  bool experts_only = false;        // kMxfp4 in gpt-oss: only expert weights are quantized
   std::vector<std::string> ignore;  // module name patterns left unquantized
 
   bool quantized() const { return method != Method::kNone; }
 };
 
 struct ModelSpec {
-  std::string model_type;        // as written in config.json (text model's for VLM wrappers)
-  std::string wrapper_type;      // VLM wrapper model_type ("gemma3", "llava_next" ...) or ""
+  std::string model_type;         // as written in config.json (text model's for VLM wrappers)
+  std::string wrapper_type;       // VLM wrapper model_type ("gemma3", "llava_next" ...) or ""
   bool generic_fallback = false;  // unknown model_type parsed as a generic decoder
   // Memory-relevant config fields no family builder consumed (e.g. experts of a family parsed as
   // dense): the estimate is of a model that differs from the checkpoint.
@@ -176,14 +181,14 @@ struct ModelSpec {
   int64_t hidden_size = 0;
   int64_t num_layers = 0;
   int64_t max_position_embeddings = 0;
-  int64_t rotary_dim = 0;          // rotary embedding width (0 = no RoPE)
+  int64_t rotary_dim = 0;  // rotary embedding width (0 = no RoPE)
   bool tie_word_embeddings = false;
   double final_logit_softcapping = 0;  // Gemma-2: extra copies of the logits
 
   std::vector<Tensor> first_stage;  // embeddings (+ vision tower/projector via `vision`)
   std::vector<Tensor> last_stage;   // final norm, lm_head
   std::vector<LayerKind> layer_kinds;
-  std::vector<int> layer_kind_of;   // size num_layers: index into layer_kinds
+  std::vector<int> layer_kind_of;  // size num_layers: index into layer_kinds
   std::optional<VisionSpec> vision;
   QuantSpec quant;
 

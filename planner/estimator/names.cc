@@ -15,10 +15,10 @@ const Vocabulary<Engine>& EngineNames() {
 }
 
 const Vocabulary<DType>& ComputeDTypeNames() {
-  static const auto* const kNames = new Vocabulary<DType>(
-      "dtype", {{DType::kBFloat16, "bfloat16", {"bf16"}},
-                {DType::kFloat16, "float16", {"fp16", "half"}},
-                {DType::kFloat32, "float32", {"fp32", "float"}}});
+  static const auto* const kNames =
+      new Vocabulary<DType>("dtype", {{DType::kBFloat16, "bfloat16", {"bf16"}},
+                                      {DType::kFloat16, "float16", {"fp16", "half"}},
+                                      {DType::kFloat32, "float32", {"fp32", "float"}}});
   return *kNames;
 }
 

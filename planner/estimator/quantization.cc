@@ -106,9 +106,9 @@ absl::StatusOr<QuantSpec> FromCompressedTensors(const json& config) {
       q.has_zero_points = !BoolOr(*weights, "symmetric", true);
       q.has_g_idx = StrOr(*weights, "actorder", "") == "group";
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "quantization_config: compressed-tensors weights num_bits=", bits, " type=\"", type,
-          "\" is not supported (8-bit int/float, 4-bit int)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("quantization_config: compressed-tensors weights num_bits=", bits,
+                       " type=\"", type, "\" is not supported (8-bit int/float, 4-bit int)"));
     }
     return q;
   }
@@ -170,8 +170,8 @@ absl::StatusOr<QuantSpec> ParseQuantization(const json* config, const std::strin
     q.method = QuantSpec::Method::kInt4;
     q.group_size = IntOr(*config, "group_size", IntOr(*config, "q_group_size", 128));
     if (q.group_size == 0 || q.group_size < -1) {
-      return absl::InvalidArgumentError(absl::StrCat("quantization_config.group_size=",
-                                                     q.group_size, " must be -1 or >= 1"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("quantization_config.group_size=", q.group_size, " must be -1 or >= 1"));
     }
     q.has_zero_points = absl::StartsWith(method, "awq") || !BoolOr(*config, "sym", true) ||
                         absl::StartsWith(method, "gptq");  // GPTQ stores qzeros even when sym

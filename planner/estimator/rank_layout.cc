@@ -99,7 +99,8 @@ int64_t StageWeights(const RankContext& c, int64_t stage, int64_t first, int64_t
   }
   if (stage == 0) {
     bytes += SumBytes(c, c.spec.first_stage);
-    if (c.spec.vision) bytes += SumBytes(c, c.spec.vision->tower) + SumBytes(c, c.spec.vision->projector);
+    if (c.spec.vision)
+      bytes += SumBytes(c, c.spec.vision->tower) + SumBytes(c, c.spec.vision->projector);
   }
   if (stage == pp - 1) {
     bytes += SumBytes(c, c.spec.last_stage);

@@ -16,13 +16,17 @@ namespace fleetplan::estimator::internal {
 struct RankContext {
   const ModelSpec& spec;
   const EstimateRequest& req;
-  DType dtype;       // compute dtype and dtype of unquantized weights
-  int64_t a;         // bytes per activation element
-  int64_t kv_elem;   // bytes per KV-cache element
-  bool vllm;         // vLLM's layout details (vocab padding, rope cache, tied lm_head per stage)
+  DType dtype;      // compute dtype and dtype of unquantized weights
+  int64_t a;        // bytes per activation element
+  int64_t kv_elem;  // bytes per KV-cache element
+  bool vllm;        // vLLM's layout details (vocab padding, rope cache, tied lm_head per stage)
 
   RankContext(const ModelSpec& s, const EstimateRequest& r, DType d)
-      : spec(s), req(r), dtype(d), a(DTypeBytes(d)), kv_elem(KvElementBytes(r.kv_cache_dtype, d)),
+      : spec(s),
+        req(r),
+        dtype(d),
+        a(DTypeBytes(d)),
+        kv_elem(KvElementBytes(r.kv_cache_dtype, d)),
         vllm(r.engine == Engine::kVllm) {}
 };
 

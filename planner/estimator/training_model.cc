@@ -62,20 +62,20 @@ int64_t SavedPerToken(const RankContext& c, const LayerKind& kind, const Trainin
   const int64_t h = c.spec.hidden_size;
   const AttentionSpec& at = kind.attention;
   const int64_t q_dim = at.num_heads * at.head_dim;
-  const int64_t kv_dim = at.mla ? at.num_heads * (at.head_dim + at.v_head_dim)
-                                : at.num_kv_heads * at.head_dim;
+  const int64_t kv_dim =
+      at.mla ? at.num_heads * (at.head_dim + at.v_head_dim) : at.num_kv_heads * at.head_dim;
   const bool lora = t.lora_rank > 0;
   const bool autocast = t.autocast_bf16;
   const int64_t a = autocast ? 2 : c.a;
   // Two norms: before attention (read by q, k, v) and before the MLP (read by gate, up).
   int64_t norms = 0;
   for (int consumers : {3, 2}) {
-    norms += 4 * h;                  // fp32 input kept for the variance backward
-    if (!lora) norms += c.a * h;     // normed value, for the norm weight's gradient
+    norms += 4 * h;               // fp32 input kept for the variance backward
+    if (!lora) norms += c.a * h;  // normed value, for the norm weight's gradient
     if (autocast) {
-      norms += consumers * 2 * h;    // each matmul's own bf16 cast
+      norms += consumers * 2 * h;  // each matmul's own bf16 cast
     } else if (!lora) {
-      norms += a * h;                // the output, shared by the matmuls that read it
+      norms += a * h;  // the output, shared by the matmuls that read it
     }
   }
   const int64_t attention = a * (2 * q_dim + 2 * kv_dim) + (lora ? 0 : a * q_dim);
@@ -106,8 +106,8 @@ absl::Status EstimateTraining(const RankContext& c, MemoryEstimate& out) {
   const TrainingConfig& t = c.req.training;
   const Parallelism& p = c.req.parallelism;
   if (t.autocast_bf16 && c.dtype != DType::kFloat32) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "autocast_bf16 needs fp32 parameters, param_dtype is ", DTypeName(c.dtype)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("autocast_bf16 needs fp32 parameters, param_dtype is ", DTypeName(c.dtype)));
   }
   const bool lora = t.lora_rank > 0;
   const int64_t dp = p.dp;
@@ -173,7 +173,8 @@ absl::Status EstimateTraining(const RankContext& c, MemoryEstimate& out) {
     int64_t saved = 0;
     int64_t largest_layer = 0;
     for (int64_t l = first; l < last; ++l) {
-      const LayerKind& k = spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])];
+      const LayerKind& k =
+          spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])];
       const int64_t per_token = SavedPerToken(c, k, t);
       largest_layer = std::max(largest_layer, per_token);
       saved += t.gradient_checkpointing ? (t.autocast_bf16 ? 4 : c.a) * h : per_token;
@@ -186,7 +187,9 @@ absl::Status EstimateTraining(const RankContext& c, MemoryEstimate& out) {
     if (t.autocast_bf16) {
       int64_t matmul_params = 0;
       for (int64_t l = first; l < last; ++l) {
-        for (const Tensor& w : spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])].tensors) {
+        for (const Tensor& w :
+             spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])]
+                 .tensors) {
           if (w.role == TensorRole::kLinear || w.role == TensorRole::kExpertLinear ||
               w.role == TensorRole::kRouter) {
             matmul_params += internal::RankTensorBytes(c, w) / param_bytes;
@@ -200,7 +203,8 @@ absl::Status EstimateTraining(const RankContext& c, MemoryEstimate& out) {
     const bool last_stage = stage == p.pp - 1;
     const int64_t fp32_logits = last_stage ? 4 * tokens * v : 0;
     const int64_t logits_bf16 = last_stage ? 2 * tokens * v : 0;
-    const int64_t after_forward = saved + (t.gradient_checkpointing ? 0 : weight_copies) + fp32_logits;
+    const int64_t after_forward =
+        saved + (t.gradient_checkpointing ? 0 : weight_copies) + fp32_logits;
     const int64_t forward_peak = saved + weight_copies + logits_bf16 + 2 * fp32_logits;
     const int64_t backward_peak = after_forward + 2 * fp32_logits + recompute;
     const int64_t step_temp = t.optimizer == Optimizer::kAdamW ? trainable_bytes : 0;

@@ -26,8 +26,8 @@ int64_t CeilHundredths(int64_t a, int64_t b) {
 absl::StatusOr<VllmFit> FitVllm(const ModelSpec& spec, const EstimateRequest& request,
                                 Utilization mode) {
   if (request.engine != Engine::kVllm) {
-    return absl::InvalidArgumentError(absl::StrCat("engine=", EngineName(request.engine),
-                                                   ": a vLLM fit needs engine=vllm"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("engine=", EngineName(request.engine), ": a vLLM fit needs engine=vllm"));
   }
   VllmFit fit;
   fit.request = request;
@@ -72,10 +72,11 @@ absl::StatusOr<VllmFit> FitVllm(const ModelSpec& spec, const EstimateRequest& re
   fit.fits = fit.estimate.fits;
   if (!fit.fits) {
     fit.reason = fit.estimate.reason.empty()
-                     ? absl::StrFormat("no gpu_memory_utilization up to 0.%02d holds %d sequences "
-                                       "of %d tokens on a %.2f GiB GPU",
-                                       kVllmMaxUtilizationHundredths, req.concurrency,
-                                       req.context_tokens, BytesToGiB(req.gpu_memory_bytes))
+                     ? absl::StrFormat(
+                           "no gpu_memory_utilization up to 0.%02d holds %d sequences "
+                           "of %d tokens on a %.2f GiB GPU",
+                           kVllmMaxUtilizationHundredths, req.concurrency, req.context_tokens,
+                           BytesToGiB(req.gpu_memory_bytes))
                      : absl::StrFormat("at gpu_memory_utilization=%.2f: %s",
                                        fit.gpu_memory_utilization, fit.estimate.reason);
   }
@@ -85,8 +86,8 @@ absl::StatusOr<VllmFit> FitVllm(const ModelSpec& spec, const EstimateRequest& re
 std::string ShellQuote(absl::string_view word) {
   if (word.empty()) return "''";
   const bool safe = std::all_of(word.begin(), word.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
-           c == '.' || c == '/' || c == ':' || c == '=' || c == '@' || c == '+' || c == ',';
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+           c == '/' || c == ':' || c == '=' || c == '@' || c == '+' || c == ',';
   });
   if (safe) return std::string(word);
   return absl::StrCat("'", absl::StrReplaceAll(word, {{"'", "'\\''"}}), "'");
@@ -99,7 +100,8 @@ std::string VllmServeCommand(absl::string_view model, const VllmFit& fit) {
   if (r.parallelism.tp > 1) absl::StrAppend(&line, " --tensor-parallel-size ", r.parallelism.tp);
   if (r.parallelism.pp > 1) absl::StrAppend(&line, " --pipeline-parallel-size ", r.parallelism.pp);
   if (r.parallelism.ep > 1) absl::StrAppend(&line, " --enable-expert-parallel");
-  absl::StrAppend(&line, absl::StrFormat(" --gpu-memory-utilization %.2f", fit.gpu_memory_utilization));
+  absl::StrAppend(&line,
+                  absl::StrFormat(" --gpu-memory-utilization %.2f", fit.gpu_memory_utilization));
   absl::StrAppend(&line, " --max-model-len ", fit.estimate.max_model_len);
   if (r.kv_cache_dtype != KvCacheDType::kAuto) {
     absl::StrAppend(&line, " --kv-cache-dtype ", KvCacheDTypeNames().Name(r.kv_cache_dtype));

@@ -37,7 +37,7 @@ namespace {
 // [T, top_k, max(2 I_e, H)] and intermediate_cache2 is [T, top_k, I_e]
 // (vllm/model_executor/layers/fused_moe/fused_moe.py), kept by the workspace manager across calls.
 struct ForwardBytes {
-  int64_t per_token = 0;         // freed when the forward ends
+  int64_t per_token = 0;                // freed when the forward ends
   int64_t moe_workspace_per_token = 0;  // survives into the sampler run
 };
 
@@ -68,10 +68,10 @@ ForwardBytes LayerForwardBytes(const RankContext& c, const LayerKind& kind) {
 // (vllm/v1/core/kv_cache_utils.py _get_kv_cache_config_uniform_page_size). A model with one
 // attention type is one group of all its layers.
 struct KvGroups {
-  int64_t block = 16;                         // tokens per block
-  int64_t page_per_token = 0;                 // the largest layer's KV bytes per token
-  int64_t group_size = 0;                     // layer slots per block
-  int64_t groups = 1;                         // groups over all types
+  int64_t block = 16;                           // tokens per block
+  int64_t page_per_token = 0;                   // the largest layer's KV bytes per token
+  int64_t group_size = 0;                       // layer slots per block
+  int64_t groups = 1;                           // groups over all types
   std::map<int64_t, int64_t> layers_by_window;  // sliding window (0: full) -> layers
 
   int64_t BlockBytes() const { return block * page_per_token * group_size; }
@@ -119,7 +119,8 @@ KvGroups GroupKvLayers(const RankContext& c, int64_t first, int64_t last, int64_
   }
   g.group_size = last - first;
   if (g.layers_by_window.size() > 1) {
-    for (const auto& [window, count] : g.layers_by_window) g.group_size = std::min(g.group_size, count);
+    for (const auto& [window, count] : g.layers_by_window)
+      g.group_size = std::min(g.group_size, count);
     g.groups = 0;
     for (const auto& [window, count] : g.layers_by_window) g.groups += CeilDiv(count, g.group_size);
   }
@@ -180,9 +181,11 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     // Profile run: a forward of `batched` tokens, then (last stage) the sampler on num_reqs rows.
     ForwardBytes fwd;
     for (int64_t l = first; l < last; ++l) {
-      ForwardBytes f = LayerForwardBytes(c, spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])]);
+      ForwardBytes f = LayerForwardBytes(
+          c, spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])]);
       fwd.per_token = std::max(fwd.per_token, f.per_token);
-      fwd.moe_workspace_per_token = std::max(fwd.moe_workspace_per_token, f.moe_workspace_per_token);
+      fwd.moe_workspace_per_token =
+          std::max(fwd.moe_workspace_per_token, f.moe_workspace_per_token);
     }
     // The fused-MoE Triton path keeps its workspace cached across calls; MXFP4 experts run through
     // triton_kernels' matmul_ogs, which allocates per call (freed before the sampler runs).
@@ -236,8 +239,10 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     s.total_bytes = s.cuda_context_bytes + s.weights_bytes + s.kv_cache_bytes +
                     s.activation_peak_bytes + s.engine_overhead_bytes + s.cuda_graph_bytes;
     s.torch_peak_allocated_bytes = s.weights_bytes + s.kv_cache_bytes + s.activation_peak_bytes;
-    replica_tokens = replica_tokens < 0 ? s.kv_cache_tokens : std::min(replica_tokens, s.kv_cache_tokens);
-    replica_concurrency = replica_concurrency < 0 ? concurrency : std::min(replica_concurrency, concurrency);
+    replica_tokens =
+        replica_tokens < 0 ? s.kv_cache_tokens : std::min(replica_tokens, s.kv_cache_tokens);
+    replica_concurrency =
+        replica_concurrency < 0 ? concurrency : std::min(replica_concurrency, concurrency);
 
     if (out.reason.empty() && s.available_kv_cache_bytes <= 0) {
       out.reason = absl::StrCat(

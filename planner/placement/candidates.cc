@@ -58,12 +58,13 @@ int64_t AllowedBytesPerGpu(const DeploymentSpec& d, const GpuType& type) {
 }
 
 void SortCandidates(std::vector<Candidate>& candidates) {
-  std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
-    const double ca = a.type->cost_per_hour * static_cast<double>(a.gpus);
-    const double cb = b.type->cost_per_hour * static_cast<double>(b.gpus);
-    return std::tie(a.gpus, ca, a.max_rank_bytes, a.pp) <
-           std::tie(b.gpus, cb, b.max_rank_bytes, b.pp);
-  });
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const Candidate& a, const Candidate& b) {
+                     const double ca = a.type->cost_per_hour * static_cast<double>(a.gpus);
+                     const double cb = b.type->cost_per_hour * static_cast<double>(b.gpus);
+                     return std::tie(a.gpus, ca, a.max_rank_bytes, a.pp) <
+                            std::tie(b.gpus, cb, b.max_rank_bytes, b.pp);
+                   });
 }
 
 TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
@@ -102,7 +103,8 @@ TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
   SortCandidates(out.fitting);
   if (!out.fitting.empty()) return out;
 
-  Shortfall s{.gpu_type = type.name, .allowed_bytes_per_gpu = cap, .largest_domain = largest_domain};
+  Shortfall s{
+      .gpu_type = type.name, .allowed_bytes_per_gpu = cap, .largest_domain = largest_domain};
   if (!smallest) {
     // Nothing valid: the estimator refused (bad parallelism) or the workload never fits.
     s.kind = unfit.empty() ? Shortfall::Kind::kInvalid : Shortfall::Kind::kWorkload;

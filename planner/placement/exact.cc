@@ -62,7 +62,8 @@ absl::StatusOr<Plan> Exact(const PackingState& base, const std::vector<Work>& wo
       for (size_t di : st.DomainsOfType(c.type->name)) {
         const DomainState& dom = st.domains()[di];
         if (!NodeAllowed(*w.d, st.node(dom))) continue;
-        if (static_cast<int64_t>(EligibleGpus(st, dom, *w.d, c.max_rank_bytes).size()) < c.tp) continue;
+        if (static_cast<int64_t>(EligibleGpus(st, dom, *w.d, c.max_rank_bytes).size()) < c.tp)
+          continue;
         vars.push_back(Var{wi, &c, di});
         total_cost += c.type->cost_per_hour * static_cast<double>(c.gpus);
         if (static_cast<int64_t>(vars.size()) > o.exact_max_variables) {
@@ -88,7 +89,8 @@ absl::StatusOr<Plan> Exact(const PackingState& base, const std::vector<Work>& wo
   }
   std::vector<std::vector<int>> by_work(work.size());
   std::map<size_t, std::vector<std::pair<int, double>>> by_domain;
-  std::map<std::pair<std::string, std::string>, std::vector<int>> by_spread;  // (deployment, node/zone)
+  std::map<std::pair<std::string, std::string>, std::vector<int>>
+      by_spread;  // (deployment, node/zone)
   for (size_t i = 0; i < vars.size(); ++i) {
     by_work[vars[i].work].push_back(static_cast<int>(i));
     by_domain[vars[i].domain].push_back({static_cast<int>(i), static_cast<double>(vars[i].c->tp)});
@@ -112,7 +114,8 @@ absl::StatusOr<Plan> Exact(const PackingState& base, const std::vector<Work>& wo
     }
     // Exclusive: whole free GPUs of the domain (all candidates of a domain share its type).
     const double free = static_cast<double>(st.domains()[di].free_exclusive);
-    Cbc_addRow(model.get(), "", static_cast<int>(cols.size()), cols.data(), coefs.data(), 'L', free);
+    Cbc_addRow(model.get(), "", static_cast<int>(cols.size()), cols.data(), coefs.data(), 'L',
+               free);
   }
   for (const auto& [key, cols] : by_spread) {
     std::vector<double> ones(cols.size(), 1.0);

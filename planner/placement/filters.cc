@@ -39,8 +39,8 @@ std::vector<int64_t> EligibleGpus(const PackingState& st, const DomainState& dom
   const int64_t keep = KeepBytes(d, *dom.type);
   for (int64_t gi : dom.gpus) {
     if (n.gpus[static_cast<size_t>(gi)].gpu_type != dom.type->name) continue;
-    const bool ok = d.shared ? FitsOnGpu(st.free_bytes(dom.node, gi), bytes, keep)
-                             : st.untouched(dom.node, gi);
+    const bool ok =
+        d.shared ? FitsOnGpu(st.free_bytes(dom.node, gi), bytes, keep) : st.untouched(dom.node, gi);
     if (ok) out.push_back(gi);
   }
   return out;

@@ -3,8 +3,8 @@
 
 // "Schedulable" and "fits on this GPU": the domain rules that the planner (choosing GPUs), the
 // store (refusing an over-committing commit inside its transaction) and headroom (reporting free
-// bytes) all call, so the three cannot disagree (Nomad's AllocsFit, called by its bin-packer and its
-// plan applier alike).
+// bytes) all call, so the three cannot disagree (Nomad's AllocsFit, called by its bin-packer and
+// its plan applier alike).
 
 #include <cstdint>
 
@@ -27,8 +27,8 @@ inline int64_t FreeBytes(int64_t memory_bytes, int64_t used_bytes) {
   return used_bytes >= memory_bytes ? 0 : memory_bytes - used_bytes;
 }
 
-// Whether `bytes` more fit into `free_bytes` while leaving `keep_bytes` free. Exact (no overflow for
-// any non-negative inputs).
+// Whether `bytes` more fit into `free_bytes` while leaving `keep_bytes` free. Exact (no overflow
+// for any non-negative inputs).
 inline bool FitsOnGpu(int64_t free_bytes, int64_t bytes, int64_t keep_bytes = 0) {
   if (bytes < 0 || keep_bytes < 0 || free_bytes < keep_bytes) return false;
   return bytes <= free_bytes - keep_bytes;

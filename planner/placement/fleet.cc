@@ -21,8 +21,8 @@ const char* NodeStateName(NodeState s) {
 }
 
 std::optional<NodeState> ParseNodeState(const std::string& s) {
-  for (NodeState state : {NodeState::kActive, NodeState::kCordoned, NodeState::kDraining,
-                          NodeState::kDown}) {
+  for (NodeState state :
+       {NodeState::kActive, NodeState::kCordoned, NodeState::kDraining, NodeState::kDown}) {
     if (s == NodeStateName(state)) return state;
   }
   return std::nullopt;

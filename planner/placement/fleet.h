@@ -14,8 +14,8 @@
 namespace fleetplan::placement {
 
 struct GpuType {
-  std::string name;               // e.g. "H100-80GB-HBM3"
-  int64_t memory_bytes = 0;       // total as the driver reports it (cudaMemGetInfo)
+  std::string name;          // e.g. "H100-80GB-HBM3"
+  int64_t memory_bytes = 0;  // total as the driver reports it (cudaMemGetInfo)
   int64_t memory_bandwidth_bytes_per_second = 0;
   double bf16_tflops = 0;
   double cost_per_hour = 0;       // 0: unknown
@@ -32,7 +32,7 @@ struct Gpu {
   std::string gpu_type;
   int64_t nvlink_domain = 0;  // GPUs of one node with the same domain can do TP together
   bool healthy = true;
-  std::string uuid;           // optional; joins with DCGM metrics
+  std::string uuid;  // optional; joins with DCGM metrics
   // Filled by snapshots: bytes held by committed placements and unexpired reservations, and the
   // fleet generation at which anything about this GPU last changed.
   int64_t committed_bytes = 0;
@@ -68,7 +68,7 @@ struct ModelRecord {
 // (engine profile, workload, constraints) kept as JSON text the store does not interpret.
 struct DeploymentRecord {
   std::string name;
-  std::string model;      // catalog model name
+  std::string model;  // catalog model name
   int64_t replicas = 1;
   std::string spec_json;  // engine profile, workload, constraints
   int64_t created_unix_ms = 0;

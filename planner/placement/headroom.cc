@@ -26,9 +26,9 @@ void Add(Headroom& into, const Headroom& gpu) {
 }
 
 void Finish(Headroom& h) {
-  h.headroom_ratio = h.total_bytes > 0 ? static_cast<double>(h.free_bytes) /
-                                             static_cast<double>(h.total_bytes)
-                                       : 0.0;
+  h.headroom_ratio = h.total_bytes > 0
+                         ? static_cast<double>(h.free_bytes) / static_cast<double>(h.total_bytes)
+                         : 0.0;
 }
 
 }  // namespace
@@ -61,8 +61,12 @@ FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) 
       Add(types[gpu.gpu_type], g);
       Add(out.fleet, g);
       if (include_gpus) {
-        out.gpus.push_back(GpuHeadroom{.node = node.name, .index = gpu.index, .pool = node.pool,
-                                       .gpu_type = gpu.gpu_type, .uuid = gpu.uuid, .headroom = g});
+        out.gpus.push_back(GpuHeadroom{.node = node.name,
+                                       .index = gpu.index,
+                                       .pool = node.pool,
+                                       .gpu_type = gpu.gpu_type,
+                                       .uuid = gpu.uuid,
+                                       .headroom = g});
       }
     }
     for (const auto& [domain, free] : free_in_domain) {
@@ -102,8 +106,9 @@ FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) 
 FleetHeadroom HeadroomAfter(FleetSnapshot snapshot, const std::vector<PlacementRank>& ranks,
                             bool include_gpus) {
   for (const PlacementRank& rank : ranks) {
-    auto node = std::lower_bound(snapshot.nodes.begin(), snapshot.nodes.end(), rank.gpu.node,
-                                 [](const Node& n, const std::string& name) { return n.name < name; });
+    auto node =
+        std::lower_bound(snapshot.nodes.begin(), snapshot.nodes.end(), rank.gpu.node,
+                         [](const Node& n, const std::string& name) { return n.name < name; });
     if (node == snapshot.nodes.end() || node->name != rank.gpu.node) continue;
     for (Gpu& g : node->gpus) {
       if (g.index == rank.gpu.index) g.reserved_bytes = SaturatingAdd(g.reserved_bytes, rank.bytes);

@@ -15,8 +15,9 @@ Node MakeNode(const std::string& name, const std::string& pool, int64_t gpus, in
 }
 
 TEST(HeadroomTest, AggregatesAndLargestFreeDomain) {
-  FleetSnapshot s{.generation = 7, .gpu_types = {GpuType{.name = "H100", .memory_bytes = 80 * kGiB}}};
-  Node a = MakeNode("a", "p1", 8, 4);  // domains {0..3}, {4..7}
+  FleetSnapshot s{.generation = 7,
+                  .gpu_types = {GpuType{.name = "H100", .memory_bytes = 80 * kGiB}}};
+  Node a = MakeNode("a", "p1", 8, 4);     // domains {0..3}, {4..7}
   a.gpus[0].committed_bytes = 78 * kGiB;  // 97.5 %: high risk
   a.gpus[5].reserved_bytes = 10 * kGiB;
   Node b = MakeNode("b", "p2", 8, 8);
@@ -81,9 +82,10 @@ TEST(OneRiskRuleTest, EstimateAndHeadroomAgreeOnTheBoundaries) {
     req.gpu_memory_bytes = gpu;
     auto e = estimator::Estimate(*spec, req);
     ASSERT_TRUE(e.ok());
-    FleetSnapshot s{.gpu_types = {GpuType{.name = "G", .memory_bytes = gpu}},
-                    .nodes = {Node{.name = "n", .pool = "p",
-                                   .gpus = {Gpu{.gpu_type = "G", .committed_bytes = total}}}}};
+    FleetSnapshot s{
+        .gpu_types = {GpuType{.name = "G", .memory_bytes = gpu}},
+        .nodes = {Node{
+            .name = "n", .pool = "p", .gpus = {Gpu{.gpu_type = "G", .committed_bytes = total}}}}};
     const FleetHeadroom h = ComputeHeadroom(s, true);
     EXPECT_EQ(e->risk, h.gpus[0].headroom.risk) << "gpu " << gpu << " holding " << total;
   }

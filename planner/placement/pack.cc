@@ -105,10 +105,10 @@ ReplicaPlacement Apply(PackingState& st, const DeploymentSpec& d, int64_t replic
     for (size_t r = 0; r < gpus.size(); ++r) {
       const Gpu& g = n.gpus[static_cast<size_t>(gpus[r])];
       const int64_t bytes = c.stage_bytes[stage];
-      out.ranks.push_back(PlacementRank{
-          .rank = static_cast<int64_t>(stage) * c.tp + static_cast<int64_t>(r),
-          .gpu = GpuRef{n.name, g.index},
-          .bytes = bytes});
+      out.ranks.push_back(
+          PlacementRank{.rank = static_cast<int64_t>(stage) * c.tp + static_cast<int64_t>(r),
+                        .gpu = GpuRef{n.name, g.index},
+                        .bytes = bytes});
       // An exclusive replica takes the whole GPU out of further use in this plan; a shared one
       // leaves the rest of its memory to others.
       const size_t node = st.domains()[domain_id].node;
@@ -136,8 +136,9 @@ Shortfall CapacityShortfall(const PackingState& st, const DeploymentSpec& d,
   for (size_t id : st.DomainsOfType(c.type->name)) {
     const DomainState& dom = st.domains()[id];
     if (!NodeAllowed(d, st.node(dom))) continue;
-    s.best_eligible_gpus = std::max(
-        s.best_eligible_gpus, static_cast<int64_t>(EligibleGpus(st, dom, d, c.max_rank_bytes).size()));
+    s.best_eligible_gpus =
+        std::max(s.best_eligible_gpus,
+                 static_cast<int64_t>(EligibleGpus(st, dom, d, c.max_rank_bytes).size()));
   }
   return s;
 }
@@ -190,8 +191,8 @@ Plan Pack(const PackingState& base, const std::vector<Work>& order, const Domain
 }
 
 Plan Finish(Plan plan, const std::vector<Work>& work, const FleetSnapshot& s) {
-  // Lower bound per placed replica: its cheapest candidate's GPUs (exclusive), or the smallest share
-  // of GPU memory any candidate needs (shared GPUs hold several replicas).
+  // Lower bound per placed replica: its cheapest candidate's GPUs (exclusive), or the smallest
+  // share of GPU memory any candidate needs (shared GPUs hold several replicas).
   std::map<std::pair<std::string, int64_t>, const Work*> by_replica;
   for (const Work& w : work) by_replica[{w.d->name, w.replica}] = &w;
   int64_t exclusive_bound = 0;
@@ -221,10 +222,10 @@ Plan Finish(Plan plan, const std::vector<Work>& work, const FleetSnapshot& s) {
   }
   plan.gpus_used = static_cast<int64_t>(gpus.size());
   plan.lower_bound_gpus = exclusive_bound + static_cast<int64_t>(std::ceil(shared_gpus - 1e-9));
-  plan.gap = plan.lower_bound_gpus > 0 ? static_cast<double>(plan.gpus_used) /
-                                                 static_cast<double>(plan.lower_bound_gpus) -
-                                             1
-                                       : 0;
+  plan.gap =
+      plan.lower_bound_gpus > 0
+          ? static_cast<double>(plan.gpus_used) / static_cast<double>(plan.lower_bound_gpus) - 1
+          : 0;
   std::sort(plan.replicas.begin(), plan.replicas.end(),
             [](const ReplicaPlacement& a, const ReplicaPlacement& b) {
               return std::tie(a.deployment, a.replica) < std::tie(b.deployment, b.replica);

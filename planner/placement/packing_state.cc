@@ -23,7 +23,8 @@ PackingState::PackingState(const FleetSnapshot& s) : snap_(&s) {
     local.clear();
     for (size_t gi = 0; gi < n.gpus.size(); ++gi) {
       const Gpu& g = n.gpus[gi];
-      if (last_type == nullptr || last_type->name != g.gpu_type) last_type = s.FindGpuType(g.gpu_type);
+      if (last_type == nullptr || last_type->name != g.gpu_type)
+        last_type = s.FindGpuType(g.gpu_type);
       const GpuType* type = last_type;
       const bool ok = type != nullptr && Schedulable(n, g);
       const int64_t used = g.committed_bytes + g.reserved_bytes;

@@ -54,7 +54,7 @@ class PackingState {
   const FleetSnapshot* snap_;
   std::vector<DomainState> domains_;  // ordered by node, domain, type
   std::map<std::string, std::vector<size_t>> by_type_;
-  std::vector<size_t> offset_;      // node -> first slot of its GPUs
+  std::vector<size_t> offset_;       // node -> first slot of its GPUs
   std::vector<int64_t> free_bytes_;  // per slot
   std::vector<char> untouched_;      // per slot: schedulable and nothing placed
   std::map<std::string, std::set<std::string>> used_nodes_, used_zones_;  // per deployment

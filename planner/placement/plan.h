@@ -80,7 +80,7 @@ struct ReplicaPlacement {
   int64_t kv_cache_tokens = 0;        // what the replica's KV cache holds at its utilization
   double gpu_memory_utilization = 0;  // for --gpu-memory-utilization
   Risk risk = Risk::kLow;
-  std::string launch_command;  // estimator::VllmServeCommand
+  std::string launch_command;                     // estimator::VllmServeCommand
   std::vector<std::string> cuda_visible_devices;  // per node, "node:0,1,2,3"
 };
 

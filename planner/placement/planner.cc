@@ -35,7 +35,8 @@ absl::Status ValidateDeployment(const FleetSnapshot& s, const DeploymentSpec& d,
     }
     return absl::OkStatus();
   };
-  if (d.spec == nullptr) return absl::InvalidArgumentError(absl::StrCat(where, ": model is not resolved"));
+  if (d.spec == nullptr)
+    return absl::InvalidArgumentError(absl::StrCat(where, ": model is not resolved"));
   RETURN_IF_ERROR(range("replicas", d.replicas, 0, limits::kMaxReplicasPerDeployment));
   RETURN_IF_ERROR(range("concurrency", d.concurrency, 1, limits::kMaxSequences));
   RETURN_IF_ERROR(range("context_tokens", d.context_tokens, 0, limits::kMaxContextTokens));
@@ -47,7 +48,8 @@ absl::Status ValidateDeployment(const FleetSnapshot& s, const DeploymentSpec& d,
   }
   for (const std::string& t : d.gpu_types) {
     if (s.FindGpuType(t) == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": gpu type \"", t, "\" is not in the fleet"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": gpu type \"", t, "\" is not in the fleet"));
     }
   }
   // The engine fields (max_model_len, block size, utilization ...): the estimator's own checks.
@@ -63,7 +65,8 @@ absl::Status ValidateDeployment(const FleetSnapshot& s, const DeploymentSpec& d,
 bool Cancelled(const PlannerOptions& o) { return o.cancelled && o.cancelled(); }
 
 absl::Status CancelledError() {
-  return absl::CancelledError("planning was cancelled (the caller went away or the server is stopping)");
+  return absl::CancelledError(
+      "planning was cancelled (the caller went away or the server is stopping)");
 }
 
 // Candidates of `d` on every allowed GPU type of the fleet, cheapest first; `why` explains an
@@ -84,20 +87,26 @@ std::vector<Candidate> DeploymentCandidates(const PackingState& st, const Deploy
       const int64_t domains = c.pp > 1 ? MostDomainsInOnePool(st, d, type, c.tp) : 1;
       if (domains < c.pp) {
         if (!too_few) {
-          too_few = Shortfall{.kind = Shortfall::Kind::kTooFewDomains, .gpu_type = type.name,
-                              .tp = c.tp, .pp = c.pp, .gpus = c.gpus,
-                              .need_bytes_per_gpu = c.max_rank_bytes, .largest_domain = domains};
+          too_few = Shortfall{.kind = Shortfall::Kind::kTooFewDomains,
+                              .gpu_type = type.name,
+                              .tp = c.tp,
+                              .pp = c.pp,
+                              .gpus = c.gpus,
+                              .need_bytes_per_gpu = c.max_rank_bytes,
+                              .largest_domain = domains};
         }
         continue;
       }
       out.push_back(std::move(c));
     }
-    if (too_few && std::none_of(out.begin(), out.end(), [&](const Candidate& c) { return c.type == &type; })) {
+    if (too_few &&
+        std::none_of(out.begin(), out.end(), [&](const Candidate& c) { return c.type == &type; })) {
       why->push_back(*too_few);
     }
   }
   SortCandidates(out);
-  if (out.empty() && why->empty()) why->push_back(Shortfall{.kind = Shortfall::Kind::kNoEligibleType});
+  if (out.empty() && why->empty())
+    why->push_back(Shortfall{.kind = Shortfall::Kind::kNoEligibleType});
   if (!out.empty()) why->clear();
   return out;
 }
@@ -119,9 +128,11 @@ absl::Status ValidatePlacementRequest(const FleetSnapshot& s, const PlacementReq
   int64_t replicas = 0;
   for (size_t i = 0; i < r.deployments.size(); ++i) {
     const DeploymentSpec& d = r.deployments[i];
-    if (d.name.empty()) return absl::InvalidArgumentError(absl::StrCat("deployments[", i, "].name is empty"));
+    if (d.name.empty())
+      return absl::InvalidArgumentError(absl::StrCat("deployments[", i, "].name is empty"));
     if (!names.insert(d.name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("deployments[", i, "] \"", d.name, "\" appears twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("deployments[", i, "] \"", d.name, "\" appears twice"));
     }
     RETURN_IF_ERROR(ValidateDeployment(s, d, i));
     replicas += d.replicas;
@@ -205,7 +216,7 @@ absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const Placemen
       if (internal::Better(p, best)) best = std::move(p);
     }
   }
-  best.strategy_used = spread                                   ? "spread"
+  best.strategy_used = spread                                 ? "spread"
                        : options.strategy == Strategy::kExact ? "pack (exact fallback)"
                                                               : "pack";
   return best;

@@ -6,8 +6,8 @@
 #include <set>
 #include <sstream>
 
-#include "gtest/gtest.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 #include "planner/common/limits.h"
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
@@ -35,25 +35,32 @@ constexpr int64_t kH100 = 85017493504;
 Node MakeNode(const std::string& name, int64_t gpus, const std::string& type, int64_t domain,
               const std::string& pool = "p", const std::string& zone = "z") {
   Node n{.name = name, .pool = pool, .zone = zone};
-  for (int64_t i = 0; i < gpus; ++i) n.gpus.push_back(Gpu{.index = i, .gpu_type = type, .nvlink_domain = i / domain});
+  for (int64_t i = 0; i < gpus; ++i)
+    n.gpus.push_back(Gpu{.index = i, .gpu_type = type, .nvlink_domain = i / domain});
   return n;
 }
 
 FleetSnapshot Fleet(std::vector<Node> nodes) {
-  FleetSnapshot s{.generation = 5,
-                  .gpu_types = {GpuType{.name = "A100-40GB", .memory_bytes = 42505273344, .cost_per_hour = 1.2},
-                                GpuType{.name = "H100", .memory_bytes = kH100, .cost_per_hour = 2.5},
-                                GpuType{.name = "L4", .memory_bytes = 23654252544, .cost_per_hour = 0.7}}};
-  std::sort(nodes.begin(), nodes.end(), [](const Node& a, const Node& b) { return a.name < b.name; });
+  FleetSnapshot s{
+      .generation = 5,
+      .gpu_types = {GpuType{.name = "A100-40GB", .memory_bytes = 42505273344, .cost_per_hour = 1.2},
+                    GpuType{.name = "H100", .memory_bytes = kH100, .cost_per_hour = 2.5},
+                    GpuType{.name = "L4", .memory_bytes = 23654252544, .cost_per_hour = 0.7}}};
+  std::sort(nodes.begin(), nodes.end(),
+            [](const Node& a, const Node& b) { return a.name < b.name; });
   s.nodes = nodes;
   return s;
 }
 
 DeploymentSpec Dep(const std::string& name, const std::string& slug, int64_t replicas = 1,
                    int64_t concurrency = 8, int64_t context = 8192) {
-  return DeploymentSpec{.name = name, .model = slug, .spec = &Model(slug),
-                        .vllm = {.max_model_len = context}, .concurrency = concurrency,
-                        .context_tokens = context, .replicas = replicas};
+  return DeploymentSpec{.name = name,
+                        .model = slug,
+                        .spec = &Model(slug),
+                        .vllm = {.max_model_len = context},
+                        .concurrency = concurrency,
+                        .context_tokens = context,
+                        .replicas = replicas};
 }
 
 TEST(PlannerTest, PlacesASmallModelOnOneGpuWithLaunchLine) {
@@ -66,7 +73,8 @@ TEST(PlannerTest, PlacesASmallModelOnOneGpuWithLaunchLine) {
   ASSERT_EQ(r.ranks.size(), 1u);
   EXPECT_GT(r.ranks[0].bytes, 16 * kGiB);
   EXPECT_LT(r.ranks[0].bytes, 40 * kGiB);
-  EXPECT_NE(r.launch_command.find("--gpu-memory-utilization 0."), std::string::npos) << r.launch_command;
+  EXPECT_NE(r.launch_command.find("--gpu-memory-utilization 0."), std::string::npos)
+      << r.launch_command;
   EXPECT_NE(r.launch_command.find("--max-model-len 8192"), std::string::npos);
   ASSERT_EQ(r.cuda_visible_devices.size(), 1u);
   EXPECT_EQ(r.cuda_visible_devices[0], "n1:0");
@@ -84,7 +92,8 @@ TEST(PlannerTest, LargeModelGetsTensorParallelInsideOneDomain) {
   for (const auto& r : plan->replicas) {
     EXPECT_GE(r.tp, 2);
     std::set<int64_t> domains;
-    for (const auto& rank : r.ranks) domains.insert(rank.gpu.index / 4 + (rank.gpu.node == "n2" ? 100 : 0));
+    for (const auto& rank : r.ranks)
+      domains.insert(rank.gpu.index / 4 + (rank.gpu.node == "n2" ? 100 : 0));
     EXPECT_EQ(domains.size(), 1u) << "a TP group stays in one NVLink domain";
   }
 }
@@ -96,10 +105,12 @@ TEST(PlannerTest, ImpossibleAndExhaustedAreDistinguished) {
   ASSERT_TRUE(never.ok());
   ASSERT_EQ(never->unplaced.size(), 1u);
   EXPECT_FALSE(never->unplaced[0].retryable());
-  EXPECT_NE(Describe(never->unplaced[0]).find("needs tp >="), std::string::npos) << Describe(never->unplaced[0]);
+  EXPECT_NE(Describe(never->unplaced[0]).find("needs tp >="), std::string::npos)
+      << Describe(never->unplaced[0]);
   // A fleet with the right shape but busy GPUs: RESOURCE_EXHAUSTED.
   FleetSnapshot busy = Fleet({MakeNode("n1", 8, "H100", 8)});
-  for (int i = 0; i < 7; ++i) busy.nodes[0].gpus[static_cast<size_t>(i)].committed_bytes = 50 * kGiB;
+  for (int i = 0; i < 7; ++i)
+    busy.nodes[0].gpus[static_cast<size_t>(i)].committed_bytes = 50 * kGiB;
   auto later = PlanPlacement(busy, {{Dep("big", "llama-3.3-70b-instruct-fp8-dynamic")}});
   ASSERT_TRUE(later.ok());
   ASSERT_EQ(later->unplaced.size(), 1u);
@@ -109,8 +120,9 @@ TEST(PlannerTest, ImpossibleAndExhaustedAreDistinguished) {
 }
 
 TEST(PlannerTest, SpreadAndSharedAndFilters) {
-  FleetSnapshot s = Fleet({MakeNode("a", 8, "H100", 8, "p1", "z1"), MakeNode("b", 8, "H100", 8, "p1", "z2"),
-                           MakeNode("c", 4, "A100-40GB", 4, "p2", "z1")});
+  FleetSnapshot s =
+      Fleet({MakeNode("a", 8, "H100", 8, "p1", "z1"), MakeNode("b", 8, "H100", 8, "p1", "z2"),
+             MakeNode("c", 4, "A100-40GB", 4, "p2", "z1")});
   DeploymentSpec spread = Dep("spread", "qwen2.5-0.5b", 2, 4, 4096);
   spread.spread = Spread::kNodes;
   spread.gpu_types = {"H100"};
@@ -139,8 +151,9 @@ TEST(PlannerTest, SpreadAndSharedAndFilters) {
   zero.concurrency = 0;
   auto z = PlanPlacement(s, {{zero}});
   EXPECT_NE(z.status().message().find("concurrency=0"), std::string::npos) << z.status();
-  EXPECT_EQ(PlanPlacement(s, {{Dep("d", "qwen2.5-0.5b"), Dep("d", "qwen2.5-0.5b")}}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      PlanPlacement(s, {{Dep("d", "qwen2.5-0.5b"), Dep("d", "qwen2.5-0.5b")}}).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PlannerTest, PipelineWhenDomainsAreTooSmall) {
@@ -171,21 +184,27 @@ Instance RandomInstance(uint64_t seed, int64_t max_gpus, int64_t max_replicas = 
     const int64_t n = rng() % 2 ? 8 : 4;
     if (gpus + n > max_gpus) break;
     const std::string type = types[rng() % types.size()];
-    Node node = MakeNode("n" + std::to_string(i), n, type, rng() % 2 ? n : n / 2, "p" + std::to_string(i % 2),
-                         "z" + std::to_string(i % 3));
+    Node node = MakeNode("n" + std::to_string(i), n, type, rng() % 2 ? n : n / 2,
+                         "p" + std::to_string(i % 2), "z" + std::to_string(i % 3));
     if (rng() % 5 == 0) node.gpus[0].committed_bytes = 20 * kGiB;  // existing placements
     nodes.push_back(node);
     gpus += n;
   }
   Instance inst{Fleet(nodes), {}};
-  const std::vector<std::string> models = {"qwen2.5-0.5b", "llama-3.1-8b-instruct", "qwen2.5-7b-instruct",
-                                           "mixtral-8x7b-v0.1-4l", "qwen1.5-moe-a2.7b", "granite-3.1-2b-instruct",
-                                           "llama-3.3-70b-instruct-fp8-dynamic", "deepseek-v2-lite"};
+  const std::vector<std::string> models = {"qwen2.5-0.5b",
+                                           "llama-3.1-8b-instruct",
+                                           "qwen2.5-7b-instruct",
+                                           "mixtral-8x7b-v0.1-4l",
+                                           "qwen1.5-moe-a2.7b",
+                                           "granite-3.1-2b-instruct",
+                                           "llama-3.3-70b-instruct-fp8-dynamic",
+                                           "deepseek-v2-lite"};
   const int64_t deployments = 5 + static_cast<int64_t>(rng() % 16);
   for (int64_t d = 0; d < deployments; ++d) {
-    DeploymentSpec dep = Dep("d" + std::to_string(d), models[rng() % models.size()],
-                             1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_replicas)),
-                             1 + static_cast<int64_t>(rng() % 32), 2048 * (1 + static_cast<int64_t>(rng() % 4)));
+    DeploymentSpec dep =
+        Dep("d" + std::to_string(d), models[rng() % models.size()],
+            1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_replicas)),
+            1 + static_cast<int64_t>(rng() % 32), 2048 * (1 + static_cast<int64_t>(rng() % 4)));
     if (rng() % 6 == 0) dep.spread = Spread::kNodes;
     inst.request.deployments.push_back(dep);
   }
@@ -221,7 +240,8 @@ void CheckInvariants(const Instance& inst, const Plan& plan, const std::string& 
         used[rank.gpu] += rank.bytes;
         ++owners[rank.gpu];
         nodes_of[r.deployment].insert(n->name);
-        EXPECT_EQ(rank.bytes, fit->estimate.stages[static_cast<size_t>(stage)].total_bytes) << label;
+        EXPECT_EQ(rank.bytes, fit->estimate.stages[static_cast<size_t>(stage)].total_bytes)
+            << label;
       }
       EXPECT_EQ(domains.size(), 1u) << label << ": TP group across NVLink domains";
     }
@@ -230,26 +250,33 @@ void CheckInvariants(const Instance& inst, const Plan& plan, const std::string& 
     const Node* n = s.FindNode(ref.node);
     const Gpu& g = n->gpus[static_cast<size_t>(ref.index)];
     const int64_t memory = s.FindGpuType(g.gpu_type)->memory_bytes;
-    EXPECT_LE(bytes + g.committed_bytes + g.reserved_bytes, memory) << label << ": over-committed " << ref.node << "/" << ref.index;
+    EXPECT_LE(bytes + g.committed_bytes + g.reserved_bytes, memory)
+        << label << ": over-committed " << ref.node << "/" << ref.index;
     EXPECT_EQ(owners[ref], 1) << label << ": exclusive GPU shared";
-    EXPECT_EQ(g.committed_bytes + g.reserved_bytes, 0) << label << ": exclusive replica on a used GPU";
+    EXPECT_EQ(g.committed_bytes + g.reserved_bytes, 0)
+        << label << ": exclusive replica on a used GPU";
   }
   for (const auto& dep : inst.request.deployments) {
     if (dep.spread != Spread::kNodes) continue;
     int64_t placed = 0;
     for (const auto& r : plan.replicas) placed += r.deployment == dep.name ? 1 : 0;
-    EXPECT_GE(static_cast<int64_t>(nodes_of[dep.name].size()), placed > 0 ? placed : 0) << label << ": spread";
+    EXPECT_GE(static_cast<int64_t>(nodes_of[dep.name].size()), placed > 0 ? placed : 0)
+        << label << ": spread";
   }
   EXPECT_GE(plan.gap, 0) << label;
-  EXPECT_EQ(plan.replicas.size() + plan.unplaced.size(),
-            [&] { size_t n = 0; for (const auto& d : inst.request.deployments) n += static_cast<size_t>(d.replicas); return n; }());
+  EXPECT_EQ(plan.replicas.size() + plan.unplaced.size(), [&] {
+    size_t n = 0;
+    for (const auto& d : inst.request.deployments) n += static_cast<size_t>(d.replicas);
+    return n;
+  }());
 }
 
 TEST(PlannerInvariantTest, EveryStrategyOnRandomFleets) {
   for (uint64_t seed = 1; seed <= 30; ++seed) {
     Instance inst = RandomInstance(seed, 64);
     for (Strategy strategy : {Strategy::kPack, Strategy::kSpread, Strategy::kExact}) {
-      const std::string label = "seed " + std::to_string(seed) + " strategy " + std::to_string(static_cast<int>(strategy));
+      const std::string label = "seed " + std::to_string(seed) + " strategy " +
+                                std::to_string(static_cast<int>(strategy));
       auto a = PlanPlacement(inst.snapshot, inst.request, {.strategy = strategy});
       ASSERT_TRUE(a.ok()) << label << ": " << a.status();
       CheckInvariants(inst, *a, label);
@@ -259,7 +286,8 @@ TEST(PlannerInvariantTest, EveryStrategyOnRandomFleets) {
       for (size_t i = 0; i < a->replicas.size(); ++i) {
         ASSERT_EQ(a->replicas[i].ranks.size(), b->replicas[i].ranks.size());
         for (size_t k = 0; k < a->replicas[i].ranks.size(); ++k) {
-          EXPECT_EQ(a->replicas[i].ranks[k].gpu, b->replicas[i].ranks[k].gpu) << label << ": not deterministic";
+          EXPECT_EQ(a->replicas[i].ranks[k].gpu, b->replicas[i].ranks[k].gpu)
+              << label << ": not deterministic";
         }
       }
     }
@@ -287,7 +315,8 @@ TEST(PlannerQualityTest, PackIsCloseToTheOptimum) {
     }
     if (exact->gpus_used == 0) continue;
     ++compared;
-    excess.push_back(static_cast<double>(pack->gpus_used - exact->gpus_used) / static_cast<double>(exact->gpus_used));
+    excess.push_back(static_cast<double>(pack->gpus_used - exact->gpus_used) /
+                     static_cast<double>(exact->gpus_used));
   }
   double sum = 0, worst = 0;
   int equal = 0;
@@ -297,9 +326,10 @@ TEST(PlannerQualityTest, PackIsCloseToTheOptimum) {
     equal += e == 0 ? 1 : 0;
   }
   const double mean = excess.empty() ? 0 : sum / static_cast<double>(excess.size());
-  std::printf("pack vs CBC optimum: %d instances compared (%d capacity-tight overall, %d where pack placed "
-              "fewer replicas): mean GPU excess %.3f%%, max %.2f%%, equal in %d\n",
-              compared, tight, fewer_placed, 100 * mean, 100 * worst, equal);
+  std::printf(
+      "pack vs CBC optimum: %d instances compared (%d capacity-tight overall, %d where pack placed "
+      "fewer replicas): mean GPU excess %.3f%%, max %.2f%%, equal in %d\n",
+      compared, tight, fewer_placed, 100 * mean, 100 * worst, equal);
   EXPECT_GE(tight, 20) << "the instances should exercise capacity";
   EXPECT_LE(fewer_placed, 6);  // <= 5 % of instances
   EXPECT_LE(mean, 0.02);
@@ -317,8 +347,11 @@ namespace {
 TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {
   // Gemma-3-4B: sliding window on 5 of 6 layers. 32 sequences x 32k tokens.
   FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});
-  DeploymentSpec d{.name = "g", .model = "gemma-3-4b-it", .spec = &Model("gemma-3-4b-it"),
-                   .concurrency = 32, .context_tokens = 32768};
+  DeploymentSpec d{.name = "g",
+                   .model = "gemma-3-4b-it",
+                   .spec = &Model("gemma-3-4b-it"),
+                   .concurrency = 32,
+                   .context_tokens = 32768};
   auto plan = PlanPlacement(s, {{d}});
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_EQ(plan->replicas.size(), 1u);
@@ -344,8 +377,8 @@ TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {
   req.vllm.gpu_memory_utilization = r.gpu_memory_utilization - 0.01;
   EXPECT_LT(estimator::Estimate(*d.spec, req)->max_concurrency, 32);
   // Budget asks the same function.
-  auto cells = estimator::Budget(*d.spec, VllmRequestFor(d, *s.FindGpuType("H100"), 1, 1, 1),
-                                 {32768}, {32});
+  auto cells =
+      estimator::Budget(*d.spec, VllmRequestFor(d, *s.FindGpuType("H100"), 1, 1, 1), {32768}, {32});
   ASSERT_TRUE(cells.ok());
   EXPECT_EQ((*cells)[0].bytes_per_gpu, st.total_bytes - st.kv_cache_bytes + st.workload_kv_bytes);
   EXPECT_TRUE((*cells)[0].fits);

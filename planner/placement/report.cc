@@ -11,7 +11,8 @@ namespace fleetplan::placement {
 
 const Vocabulary<Spread>& SpreadNames() {
   static const auto* const kNames = new Vocabulary<Spread>(
-      "spread", {{Spread::kNone, "none", {""}}, {Spread::kNodes, "nodes"}, {Spread::kZones, "zones"}});
+      "spread",
+      {{Spread::kNone, "none", {""}}, {Spread::kNodes, "nodes"}, {Spread::kZones, "zones"}});
   return *kNames;
 }
 
@@ -24,15 +25,15 @@ const Vocabulary<Strategy>& StrategyNames() {
 
 const Vocabulary<Shortfall::Kind>& ShortfallKindNames() {
   using K = Shortfall::Kind;
-  static const auto* const kNames = new Vocabulary<K>(
-      "shortfall kind", {{K::kNoEligibleType, "no_eligible_type"},
-                         {K::kInvalid, "invalid"},
-                         {K::kWorkload, "workload"},
-                         {K::kDomainTooSmall, "domain_too_small"},
-                         {K::kTooLarge, "too_large"},
-                         {K::kTooFewDomains, "too_few_domains"},
-                         {K::kSpread, "spread"},
-                         {K::kCapacity, "capacity"}});
+  static const auto* const kNames =
+      new Vocabulary<K>("shortfall kind", {{K::kNoEligibleType, "no_eligible_type"},
+                                           {K::kInvalid, "invalid"},
+                                           {K::kWorkload, "workload"},
+                                           {K::kDomainTooSmall, "domain_too_small"},
+                                           {K::kTooLarge, "too_large"},
+                                           {K::kTooFewDomains, "too_few_domains"},
+                                           {K::kSpread, "spread"},
+                                           {K::kCapacity, "capacity"}});
   return *kNames;
 }
 

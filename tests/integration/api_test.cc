@@ -42,10 +42,12 @@ class ApiTest : public ::testing::Test {
     dir_ = testing::MakeTempDir("api_");
     const std::string tokens = dir_ + "/tokens";
     std::ofstream(tokens) << "# test tokens\n" << kWriter << " writer\n" << kReader << " reader\n";
-    auto server = server::FleetplanServer::Start(
-        {.listen = "127.0.0.1:0", .metrics_listen = "", .auth_tokens_file = tokens,
-         .headroom_poll_interval = std::chrono::milliseconds(50),
-         .store = {.path = dir_ + "/fleet.db"}});
+    auto server =
+        server::FleetplanServer::Start({.listen = "127.0.0.1:0",
+                                        .metrics_listen = "",
+                                        .auth_tokens_file = tokens,
+                                        .headroom_poll_interval = std::chrono::milliseconds(50),
+                                        .store = {.path = dir_ + "/fleet.db"}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
@@ -76,7 +78,8 @@ class ApiTest : public ::testing::Test {
     return inventory_->CreateGpuType(&ctx, req, &resp);
   }
 
-  grpc::Status CreateNode(const std::string& name, int gpus, const std::string& type, v1::Node* out = nullptr) {
+  grpc::Status CreateNode(const std::string& name, int gpus, const std::string& type,
+                          v1::Node* out = nullptr) {
     grpc::ClientContext ctx;
     Auth(ctx);
     v1::CreateNodeRequest req;
@@ -97,7 +100,8 @@ class ApiTest : public ::testing::Test {
     return s;
   }
 
-  grpc::Status Import(const std::string& name, const std::string& config, v1::Model* out = nullptr) {
+  grpc::Status Import(const std::string& name, const std::string& config,
+                      v1::Model* out = nullptr) {
     grpc::ClientContext ctx;
     Auth(ctx);
     v1::ImportModelRequest req;
@@ -175,7 +179,8 @@ TEST_F(ApiTest, InventoryRoundTripAndErrors) {
     grpc::ClientContext ctx3;
     Auth(ctx3);
     req.mutable_node()->set_etag("garbage");
-    EXPECT_EQ(inventory_->UpdateNode(&ctx3, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(inventory_->UpdateNode(&ctx3, req, &resp).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
   }
   {  // cordon, drain, pools, get, delete
     grpc::ClientContext c1;
@@ -212,7 +217,8 @@ TEST_F(ApiTest, InventoryRoundTripAndErrors) {
     Auth(c6);
     v1::DeleteGpuTypeRequest delt;
     delt.set_name("H100");
-    EXPECT_EQ(inventory_->DeleteGpuType(&c6, delt, &empty).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(inventory_->DeleteGpuType(&c6, delt, &empty).error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
   }
 }
 
@@ -224,7 +230,8 @@ TEST_F(ApiTest, AuthenticationAndRoles) {
   EXPECT_EQ(reader_write.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   grpc::ClientContext ctx;  // no token on a read
   v1::ListGpuTypesResponse resp;
-  EXPECT_EQ(inventory_->ListGpuTypes(&ctx, {}, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(inventory_->ListGpuTypes(&ctx, {}, &resp).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
   grpc::ClientContext ok;
   Auth(ok, kReader);
   EXPECT_TRUE(inventory_->ListGpuTypes(&ok, {}, &resp).ok());
@@ -245,7 +252,8 @@ TEST_F(ApiTest, IdempotentRetriesAndValidateOnly) {
   grpc::ClientContext c3;
   Auth(c3);
   req.mutable_gpu_type()->set_memory_bytes(23 * kGiB);
-  EXPECT_EQ(inventory_->CreateGpuType(&c3, req, &resp).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(inventory_->CreateGpuType(&c3, req, &resp).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
 
   grpc::ClientContext c4;
   Auth(c4);
@@ -268,11 +276,14 @@ TEST_F(ApiTest, CatalogImportSummarisesAndRejectsBadConfigs) {
   EXPECT_EQ(m.model_type(), "llama");
   EXPECT_EQ(m.kv_bytes_per_token(), 131072);
   EXPECT_EQ(m.weights_bytes(), 8030261248 * 2);
-  EXPECT_EQ(Import("llama-8b", ReadModel("llama-3.1-8b-instruct")).error_code(), grpc::StatusCode::ALREADY_EXISTS);
-  grpc::Status bad = Import("bad", R"({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 2,
+  EXPECT_EQ(Import("llama-8b", ReadModel("llama-3.1-8b-instruct")).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  grpc::Status bad =
+      Import("bad", R"({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 2,
       "num_attention_heads": 32, "num_key_value_heads": 0, "intermediate_size": 1, "vocab_size": 10})");
   EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(bad.error_message().find("num_key_value_heads=0 must be >= 1"), std::string::npos) << bad.error_message();
+  EXPECT_NE(bad.error_message().find("num_key_value_heads=0 must be >= 1"), std::string::npos)
+      << bad.error_message();
   EXPECT_EQ(Import("empty", "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
   grpc::ClientContext c1;
@@ -303,15 +314,19 @@ TEST_F(ApiTest, ModelWithCommittedPlacementsCannotBeDeleted) {
   ASSERT_TRUE(CreateNode("n1", 2, "H100").ok());
   ASSERT_TRUE(Import("m", ReadModel("qwen2.5-0.5b")).ok());
   auto& store = server_->store();
-  ASSERT_TRUE(store.CommitPlacements({.request_id = "p", .snapshot_generation = *store.FleetGeneration(),
-                                      .placements = {storage::testing::MakePlacement("n1", {0}, kGiB)}})
-                  .ok());
+  ASSERT_TRUE(
+      store
+          .CommitPlacements({.request_id = "p",
+                             .snapshot_generation = *store.FleetGeneration(),
+                             .placements = {storage::testing::MakePlacement("n1", {0}, kGiB)}})
+          .ok());
   grpc::ClientContext ctx;
   Auth(ctx);
   v1::DeleteModelRequest del;
   del.set_name("m");
   google::protobuf::Empty empty;
-  EXPECT_EQ(catalog_->DeleteModel(&ctx, del, &empty).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(catalog_->DeleteModel(&ctx, del, &empty).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(ApiTest, EstimateMatchesTheOfflineEstimator) {
@@ -333,12 +348,13 @@ TEST_F(ApiTest, EstimateMatchesTheOfflineEstimator) {
 
   auto spec = estimator::ParseModelConfig(config);
   ASSERT_TRUE(spec.ok());
-  estimator::EstimateRequest offline{.engine = estimator::Engine::kVllm,
-                                     .parallelism = {.tp = 2},
-                                     .gpu_memory_bytes = 85017493504,
-                                     .vllm = {.gpu_memory_utilization = 0.95, .max_model_len = 8192},
-                                     .concurrency = 16,
-                                     .context_tokens = 8192};
+  estimator::EstimateRequest offline{
+      .engine = estimator::Engine::kVllm,
+      .parallelism = {.tp = 2},
+      .gpu_memory_bytes = 85017493504,
+      .vllm = {.gpu_memory_utilization = 0.95, .max_model_len = 8192},
+      .concurrency = 16,
+      .context_tokens = 8192};
   auto expect = estimator::Estimate(*spec, offline);
   ASSERT_TRUE(expect.ok());
   EXPECT_EQ(resp.kv_cache_tokens(), expect->kv_cache_tokens);
@@ -455,7 +471,8 @@ TEST_F(ApiTest, EstimateErrors) {
     v1::EstimateResponse resp;
     grpc::Status s = estimator_->Estimate(&ctx, c.req, &resp);
     EXPECT_EQ(s.error_code(), c.code) << c.what << ": " << s.error_message();
-    EXPECT_NE(s.error_message().find(c.expect), std::string::npos) << c.what << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find(c.expect), std::string::npos)
+        << c.what << ": " << s.error_message();
   }
 }
 
@@ -477,7 +494,8 @@ TEST_F(ApiTest, ExpiredDeadlineIsHonoured) {
   ctx.AddMetadata("authorization", std::string("Bearer ") + kReader);
   ctx.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
   v1::ListGpuTypesResponse resp;
-  EXPECT_EQ(inventory_->ListGpuTypes(&ctx, {}, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(inventory_->ListGpuTypes(&ctx, {}, &resp).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
 }
 
 TEST_F(ApiTest, HeadroomAndWatchSeeAChange) {
@@ -503,8 +521,11 @@ TEST_F(ApiTest, HeadroomAndWatchSeeAChange) {
   EXPECT_EQ(first.fleet().committed_bytes(), 0);
   // A commit changes the generation; the stream sends the new headroom.
   auto& store = server_->store();
-  ASSERT_TRUE(store.CommitPlacements({.request_id = "w", .snapshot_generation = *store.FleetGeneration(),
-                                      .placements = {storage::testing::MakePlacement("n1", {0, 1}, 30 * kGiB, "m")}})
+  ASSERT_TRUE(store
+                  .CommitPlacements({.request_id = "w",
+                                     .snapshot_generation = *store.FleetGeneration(),
+                                     .placements = {storage::testing::MakePlacement(
+                                         "n1", {0, 1}, 30 * kGiB, "m")}})
                   .ok());
   v1::FleetHeadroom second;
   ASSERT_TRUE(reader->Read(&second));

@@ -23,13 +23,14 @@ class CliFlowTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::MakeTempDir("cli_flow_");
-    std::ofstream(dir_ + "/tokens") << "writer-token-0123456789abcdef writer\nreader-token-0123456789abcdef reader\n";
+    std::ofstream(dir_ + "/tokens")
+        << "writer-token-0123456789abcdef writer\nreader-token-0123456789abcdef reader\n";
     std::ofstream(dir_ + "/writer") << "writer-token-0123456789abcdef\n";
     std::ofstream(dir_ + "/reader") << "reader-token-0123456789abcdef\n";
-    server_ = testing::Process::Start({FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=",
-                                       "--db=" + dir_ + "/fleet.db", "--port_file=" + dir_ + "/port",
-                                       "--auth_tokens_file=" + dir_ + "/tokens"},
-                                      dir_ + "/server.log");
+    server_ = testing::Process::Start(
+        {FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=", "--db=" + dir_ + "/fleet.db",
+         "--port_file=" + dir_ + "/port", "--auth_tokens_file=" + dir_ + "/tokens"},
+        dir_ + "/server.log");
     ASSERT_TRUE(server_.has_value());
     auto port = testing::WaitForFile(dir_ + "/port", std::chrono::seconds(20));
     ASSERT_TRUE(port.has_value());
@@ -58,10 +59,12 @@ class CliFlowTest : public ::testing::Test {
 TEST_F(CliFlowTest, QuickstartFlow) {
   setenv("FLEETPLAN_CLI", FLEETPLAN_CLI_PATH, 1);
   setenv("FLEETPLAN_TOKEN_FILE", (dir_ + "/writer").c_str(), 1);
-  ProcessResult load = RunProcess({"/bin/bash", FLEETPLAN_SOURCE_DIR "/deploy/examples/load.sh", target_});
+  ProcessResult load =
+      RunProcess({"/bin/bash", FLEETPLAN_SOURCE_DIR "/deploy/examples/load.sh", target_});
   ASSERT_EQ(load.exit_code, 0) << load.out << load.err;
   // Loading twice is safe.
-  ProcessResult again = RunProcess({"/bin/bash", FLEETPLAN_SOURCE_DIR "/deploy/examples/load.sh", target_});
+  ProcessResult again =
+      RunProcess({"/bin/bash", FLEETPLAN_SOURCE_DIR "/deploy/examples/load.sh", target_});
   ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
 
   ProcessResult pools = Cli({"pools", "--output=json"}, "reader");
@@ -84,8 +87,8 @@ TEST_F(CliFlowTest, QuickstartFlow) {
   ASSERT_EQ(models.exit_code, 0) << models.err;
   EXPECT_EQ(nlohmann::json::parse(models.out)["models"].size(), 9u);
 
-  ProcessResult est = Cli({"estimate", "--catalog-model=llama-3.1-70b-instruct", "--gpu=H100-80GB", "--tp=4",
-                           "--max-model-len=32768", "--output=json"},
+  ProcessResult est = Cli({"estimate", "--catalog-model=llama-3.1-70b-instruct", "--gpu=H100-80GB",
+                           "--tp=4", "--max-model-len=32768", "--output=json"},
                           "reader");
   ASSERT_EQ(est.exit_code, 0) << est.err << est.out;
   auto ej = nlohmann::json::parse(est.out);
@@ -104,10 +107,14 @@ TEST_F(CliFlowTest, QuickstartFlow) {
   EXPECT_NE(gone.err.find("NOT_FOUND"), std::string::npos) << gone.err;
 
   // Plan the example deployments, commit, list, release.
-  ProcessResult plan = Cli({"plan", "--deployment=" FLEETPLAN_SOURCE_DIR "/deploy/examples/deployments.json", "--commit"});
+  ProcessResult plan =
+      Cli({"plan", "--deployment=" FLEETPLAN_SOURCE_DIR "/deploy/examples/deployments.json",
+           "--commit"});
   EXPECT_EQ(plan.exit_code, 0) << plan.out << plan.err;
   EXPECT_NE(plan.out.find("CUDA_VISIBLE_DEVICES="), std::string::npos) << plan.out;
-  EXPECT_NE(plan.out.find("vllm serve llama-3.1-70b-instruct --tensor-parallel-size"), std::string::npos) << plan.out;
+  EXPECT_NE(plan.out.find("vllm serve llama-3.1-70b-instruct --tensor-parallel-size"),
+            std::string::npos)
+      << plan.out;
   EXPECT_NE(plan.out.find("committed placements"), std::string::npos) << plan.out;
   ProcessResult list = Cli({"placements", "list", "--output=json"}, "reader");
   ASSERT_EQ(list.exit_code, 0) << list.err;
@@ -134,7 +141,8 @@ TEST_F(CliFlowTest, AuthErrorsFromTheCli) {
   ProcessResult no_token = Cli({"gpu-types", "list"}, "");
   EXPECT_EQ(no_token.exit_code, 1);
   EXPECT_NE(no_token.err.find("UNAUTHENTICATED"), std::string::npos) << no_token.err;
-  ProcessResult reader_write = Cli({"gpu-types", "add", "--name=X", "--memory-bytes=1000"}, "reader");
+  ProcessResult reader_write =
+      Cli({"gpu-types", "add", "--name=X", "--memory-bytes=1000"}, "reader");
   EXPECT_EQ(reader_write.exit_code, 1);
   EXPECT_NE(reader_write.err.find("PERMISSION_DENIED"), std::string::npos) << reader_write.err;
   ProcessResult bad_verb = Cli({"nodes", "explode"});
@@ -162,12 +170,17 @@ TEST_F(CliFlowTest, ScriptsWell) {
     return RunProcess(args);
   };
   // Global flags before the command.
-  ProcessResult type = run({server, token, "gpu-types", "add", "--name=H100", "--memory-bytes=85017493504"});
+  ProcessResult type =
+      run({server, token, "gpu-types", "add", "--name=H100", "--memory-bytes=85017493504"});
   ASSERT_EQ(type.exit_code, 0) << type.err;
-  ASSERT_EQ(run({server, token, "nodes", "add", "--name=n1", "--pool=p", "--gpus=1",
-                 "--gpu-type=H100"}).exit_code, 0);
+  ASSERT_EQ(
+      run({server, token, "nodes", "add", "--name=n1", "--pool=p", "--gpus=1", "--gpu-type=H100"})
+          .exit_code,
+      0);
   ASSERT_EQ(run({"--server", target_, token, "models", "import",
-                 FLEETPLAN_SOURCE_DIR "/tests/data/calibration/models/qwen2.5-0.5b.json"}).exit_code, 0);
+                 FLEETPLAN_SOURCE_DIR "/tests/data/calibration/models/qwen2.5-0.5b.json"})
+                .exit_code,
+            0);
   ProcessResult unknown = run({"--colour=red", "nodes", "list"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.err.find("unknown global flag"), std::string::npos) << unknown.err;
@@ -183,13 +196,15 @@ TEST_F(CliFlowTest, ScriptsWell) {
   EXPECT_EQ(table.out.find("GPUS"), table.out.rfind("GPUS")) << "each column once: " << table.out;
   // A partial plan is not committed unless asked; --allow-partial commits and exits 3, and
   // --output=json prints one document either way.
-  ProcessResult refused = run({"plan", "--model=qwen2.5-0.5b", "--replicas=2", "--commit", "--output=json"});
+  ProcessResult refused =
+      run({"plan", "--model=qwen2.5-0.5b", "--replicas=2", "--commit", "--output=json"});
   EXPECT_EQ(refused.exit_code, 1) << refused.err;
   auto rj = nlohmann::json::parse(refused.out);  // throws on two documents
   EXPECT_FALSE(rj["committed"].get<bool>());
   EXPECT_TRUE(rj["partial"].get<bool>());
   EXPECT_NE(refused.err.find("--allow-partial"), std::string::npos) << refused.err;
-  EXPECT_TRUE(nlohmann::json::parse(run({"placements", "list", "--output=json"}).out)["placements"].empty());
+  EXPECT_TRUE(nlohmann::json::parse(run({"placements", "list", "--output=json"}).out)["placements"]
+                  .empty());
   ProcessResult partial = run({"plan", "--model=qwen2.5-0.5b", "--replicas=2", "--commit",
                                "--allow-partial", "--output=json"});
   EXPECT_EQ(partial.exit_code, 3) << partial.err;

@@ -38,7 +38,8 @@ class MetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::MakeTempDir("metrics_");
-    auto server = server::FleetplanServer::Start({.listen = "127.0.0.1:0", .metrics_listen = "127.0.0.1:0",
+    auto server = server::FleetplanServer::Start({.listen = "127.0.0.1:0",
+                                                  .metrics_listen = "127.0.0.1:0",
                                                   .store = {.path = dir_ + "/fleet.db"}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -64,28 +65,38 @@ class MetricsTest : public ::testing::Test {
 
 TEST_F(MetricsTest, CommitIsVisibleInTheNextScrape) {
   std::string before = Scrape();
-  EXPECT_EQ(Sample(before, "fleetplan_gpu_memory_committed_bytes", {"node=\"n1\"", "gpu=\"0\""}), 0.0);
-  EXPECT_EQ(Sample(before, "fleetplan_gpu_memory_total_bytes", {"node=\"n1\"", "gpu=\"3\"", "gpu_type=\"H100\""}),
+  EXPECT_EQ(Sample(before, "fleetplan_gpu_memory_committed_bytes", {"node=\"n1\"", "gpu=\"0\""}),
+            0.0);
+  EXPECT_EQ(Sample(before, "fleetplan_gpu_memory_total_bytes",
+                   {"node=\"n1\"", "gpu=\"3\"", "gpu_type=\"H100\""}),
             static_cast<double>(80 * kGiB));
   EXPECT_EQ(Sample(before, "fleetplan_pool_free_gpus", {"pool=\"pool-a\""}), 8.0);
-  EXPECT_EQ(Sample(before, "fleetplan_pool_largest_free_nvlink_domain_gpus", {"pool=\"pool-a\""}), 8.0);
+  EXPECT_EQ(Sample(before, "fleetplan_pool_largest_free_nvlink_domain_gpus", {"pool=\"pool-a\""}),
+            8.0);
   auto& store = server_->store();
-  ASSERT_TRUE(store.CommitPlacements({.request_id = "r", .snapshot_generation = *store.FleetGeneration(),
-                                      .placements = {storage::testing::MakePlacement("n1", {0, 1}, 78 * kGiB)}})
+  ASSERT_TRUE(store
+                  .CommitPlacements(
+                      {.request_id = "r",
+                       .snapshot_generation = *store.FleetGeneration(),
+                       .placements = {storage::testing::MakePlacement("n1", {0, 1}, 78 * kGiB)}})
                   .ok());
   std::string after = Scrape();
   EXPECT_EQ(Sample(after, "fleetplan_gpu_memory_committed_bytes", {"node=\"n1\"", "gpu=\"0\""}),
             static_cast<double>(78 * kGiB));
-  EXPECT_EQ(Sample(after, "fleetplan_gpu_memory_risk_level", {"node=\"n1\"", "gpu=\"1\""}), 2.0);  // 97.5 %
-  EXPECT_EQ(Sample(after, "fleetplan_pool_memory_committed_bytes", {"pool=\"pool-a\""}), static_cast<double>(156 * kGiB));
+  EXPECT_EQ(Sample(after, "fleetplan_gpu_memory_risk_level", {"node=\"n1\"", "gpu=\"1\""}),
+            2.0);  // 97.5 %
+  EXPECT_EQ(Sample(after, "fleetplan_pool_memory_committed_bytes", {"pool=\"pool-a\""}),
+            static_cast<double>(156 * kGiB));
   EXPECT_EQ(Sample(after, "fleetplan_pool_free_gpus", {"pool=\"pool-a\""}), 6.0);
   EXPECT_EQ(Sample(after, "fleetplan_gpu_type_memory_risk_level", {"gpu_type=\"H100\""}), 2.0);
-  EXPECT_GT(*Sample(after, "fleetplan_fleet_generation", {}), *Sample(before, "fleetplan_fleet_generation", {}));
+  EXPECT_GT(*Sample(after, "fleetplan_fleet_generation", {}),
+            *Sample(before, "fleetplan_fleet_generation", {}));
   EXPECT_EQ(Sample(after, "fleetplan_build_info", {"version=\""}), 1.0);
 }
 
 TEST_F(MetricsTest, RpcCountersAndCommitConflicts) {
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                     grpc::InsecureChannelCredentials());
   auto inventory = v1::InventoryService::NewStub(channel);
   for (int i = 0; i < 3; ++i) {
     grpc::ClientContext ctx;
@@ -133,12 +144,20 @@ TEST_F(MetricsTest, RpcCountersAndCommitConflicts) {
   EXPECT_EQ(planner->CommitPlan(&c4, cb, &resp).error_code(), grpc::StatusCode::ABORTED);
 
   const std::string text = Scrape();
-  EXPECT_EQ(Sample(text, "fleetplan_rpc_requests_total", {"method=\"InventoryService/ListGpuTypes\"", "code=\"OK\""}), 3.0);
-  EXPECT_EQ(Sample(text, "fleetplan_rpc_requests_total", {"method=\"InventoryService/GetNode\"", "code=\"NOT_FOUND\""}), 1.0);
-  EXPECT_EQ(Sample(text, "fleetplan_rpc_requests_total", {"method=\"PlannerService/CommitPlan\"", "code=\"ABORTED\""}), 1.0);
+  EXPECT_EQ(Sample(text, "fleetplan_rpc_requests_total",
+                   {"method=\"InventoryService/ListGpuTypes\"", "code=\"OK\""}),
+            3.0);
+  EXPECT_EQ(Sample(text, "fleetplan_rpc_requests_total",
+                   {"method=\"InventoryService/GetNode\"", "code=\"NOT_FOUND\""}),
+            1.0);
+  EXPECT_EQ(Sample(text, "fleetplan_rpc_requests_total",
+                   {"method=\"PlannerService/CommitPlan\"", "code=\"ABORTED\""}),
+            1.0);
   EXPECT_EQ(Sample(text, "fleetplan_commit_conflicts_total", {}), 1.0);
   EXPECT_EQ(Sample(text, "fleetplan_plan_duration_seconds_count", {}), 2.0);
-  EXPECT_TRUE(Sample(text, "fleetplan_rpc_duration_seconds_bucket", {"method=\"InventoryService/ListGpuTypes\"", "le=\"+Inf\""}).has_value());
+  EXPECT_TRUE(Sample(text, "fleetplan_rpc_duration_seconds_bucket",
+                     {"method=\"InventoryService/ListGpuTypes\"", "le=\"+Inf\""})
+                  .has_value());
 }
 
 TEST_F(MetricsTest, NamesFollowPrometheusConventions) {
@@ -158,10 +177,11 @@ TEST_F(MetricsTest, NamesFollowPrometheusConventions) {
     if (type == "counter") {
       EXPECT_TRUE(name.size() > 6 && name.substr(name.size() - 6) == "_total") << name;
     }
-    const bool unit = name.find("_bytes") != std::string::npos || name.find("_seconds") != std::string::npos ||
-                      name.find("_total") != std::string::npos || name.find("_ratio") != std::string::npos ||
-                      name.find("_info") != std::string::npos || name.find("_gpus") != std::string::npos ||
-                      name.find("_level") != std::string::npos || name.find("_generation") != std::string::npos;
+    const bool unit =
+        name.find("_bytes") != std::string::npos || name.find("_seconds") != std::string::npos ||
+        name.find("_total") != std::string::npos || name.find("_ratio") != std::string::npos ||
+        name.find("_info") != std::string::npos || name.find("_gpus") != std::string::npos ||
+        name.find("_level") != std::string::npos || name.find("_generation") != std::string::npos;
     EXPECT_TRUE(unit) << name << " names no unit";
   }
   EXPECT_GE(families, 30);

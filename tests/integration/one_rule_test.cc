@@ -119,7 +119,8 @@ class OneRuleTest : public ::testing::Test {
     const std::string model_dir = dir_ + "/" + slug;
     std::filesystem::create_directories(model_dir);
     std::ofstream(model_dir + "/config.json") << ReadModel(slug);
-    std::vector<std::string> argv = {FLEETPLAN_CLI_PATH, "estimate", "--model=" + model_dir + "/config.json"};
+    std::vector<std::string> argv = {FLEETPLAN_CLI_PATH, "estimate",
+                                     "--model=" + model_dir + "/config.json"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     return RunProcess(argv);
   }
@@ -139,15 +140,16 @@ TEST_F(OneRuleTest, PlanAndEmitPrintTheSameLaunchLine) {
   v1::Plan plan = PlanOne("gemma-3-4b-it", 32, 32768);
   ASSERT_EQ(plan.replicas_size(), 1);
   EXPECT_EQ(plan.replicas(0).tp(), 1);
-  ProcessResult emit = EstimateCli("gemma-3-4b-it", {"--gpu=H100-80GB", "--concurrency=32",
-                                                     "--context=32768", "--emit=vllm",
-                                                     "--model-name=gemma-3-4b-it", "--output=json"});
+  ProcessResult emit =
+      EstimateCli("gemma-3-4b-it", {"--gpu=H100-80GB", "--concurrency=32", "--context=32768",
+                                    "--emit=vllm", "--model-name=gemma-3-4b-it", "--output=json"});
   ASSERT_EQ(emit.exit_code, 0) << emit.err;
   auto j = nlohmann::json::parse(emit.out);
   EXPECT_EQ(j["vllm_command"].get<std::string>(), plan.replicas(0).launch_command());
   // Without --model-name the line names the model directory, not its config.json.
-  ProcessResult dir = EstimateCli("gemma-3-4b-it", {"--gpu=H100-80GB", "--concurrency=32",
-                                                    "--context=32768", "--emit=vllm", "--output=json"});
+  ProcessResult dir = EstimateCli(
+      "gemma-3-4b-it",
+      {"--gpu=H100-80GB", "--concurrency=32", "--context=32768", "--emit=vllm", "--output=json"});
   const std::string line = nlohmann::json::parse(dir.out)["vllm_command"].get<std::string>();
   EXPECT_EQ(line.rfind("vllm serve " + dir_ + "/gemma-3-4b-it --", 0), 0u) << line;
 }
@@ -158,9 +160,9 @@ TEST_F(OneRuleTest, EmitUsesThePlannersParallelismSearch) {
   FleetWith("gemma-3-27b-it");
   v1::Plan plan = PlanOne("gemma-3-27b-it", 16, 32768);
   ASSERT_EQ(plan.replicas_size(), 1);
-  ProcessResult emit = EstimateCli("gemma-3-27b-it", {"--gpu=H100-80GB", "--concurrency=16",
-                                                      "--context=32768", "--emit=vllm",
-                                                      "--model-name=gemma-3-27b-it", "--output=json"});
+  ProcessResult emit = EstimateCli(
+      "gemma-3-27b-it", {"--gpu=H100-80GB", "--concurrency=16", "--context=32768", "--emit=vllm",
+                         "--model-name=gemma-3-27b-it", "--output=json"});
   auto j = nlohmann::json::parse(emit.out);
   ASSERT_TRUE(j.contains("vllm_command")) << emit.out << emit.err;
   EXPECT_EQ(j["vllm_parallelism"]["tp"].get<int64_t>(), plan.replicas(0).tp());
@@ -174,7 +176,8 @@ TEST_F(OneRuleTest, RequestedUtilizationIsHonouredOrRefused) {
   v1::Plan at = PlanOne("llama-3.1-8b-instruct", 4, 8192, 0.6);
   ASSERT_EQ(at.replicas_size(), 1);
   EXPECT_DOUBLE_EQ(at.replicas(0).gpu_memory_utilization(), 0.6);
-  EXPECT_NE(at.replicas(0).launch_command().find("--gpu-memory-utilization 0.60"), std::string::npos);
+  EXPECT_NE(at.replicas(0).launch_command().find("--gpu-memory-utilization 0.60"),
+            std::string::npos);
   v1::Plan small = PlanOne("llama-3.1-8b-instruct", 64, 32768, 0.02);
   ASSERT_EQ(small.unplaced_size(), 1);
   EXPECT_EQ(small.unplaced(0).code(), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
@@ -227,9 +230,9 @@ TEST_F(OneRuleTest, ServerAndCliAcceptTheSameWords) {
     v1::EstimateResponse resp;
     grpc::Status s = estimator_->Estimate(&ctx, req, &resp);
     ASSERT_TRUE(s.ok()) << dtype << "/" << kv << ": " << s.error_message();
-    ProcessResult cli = EstimateCli("qwen2.5-7b-instruct",
-                                    {"--gpu=H100-80GB", "--dtype=" + dtype, "--kv-cache-dtype=" + kv,
-                                     "--output=json"});
+    ProcessResult cli = EstimateCli(
+        "qwen2.5-7b-instruct",
+        {"--gpu=H100-80GB", "--dtype=" + dtype, "--kv-cache-dtype=" + kv, "--output=json"});
     auto j = nlohmann::json::parse(cli.out);
     EXPECT_EQ(j["max_total_bytes"].get<int64_t>(), resp.max_total_bytes()) << dtype << "/" << kv;
     EXPECT_EQ(j["kv_cache_tokens"].get<int64_t>(), resp.kv_cache_tokens()) << dtype << "/" << kv;
@@ -315,9 +318,11 @@ TEST_F(OneRuleTest, ValidateOnlyRunsTheSameValidation) {
       {"unknown gpu type", [&](bool v) { return node(gpu_node("n2", "p", "B300", 1), v); }},
       {"no pool", [&](bool v) { return node(gpu_node("n3", "", "H100-80GB", 1), v); }},
       {"colon in name", [&](bool v) { return node(gpu_node("a:b", "p", "H100-80GB", 1), v); }},
-      {"duplicate uuid", [&](bool v) { return node(gpu_node("n4", "p", "H100-80GB", 2, "GPU-1"), v); }},
+      {"duplicate uuid",
+       [&](bool v) { return node(gpu_node("n4", "p", "H100-80GB", 2, "GPU-1"), v); }},
       {"huge label", [&](bool v) { return node(labels, v); }},
-      {"duplicate model", [&](bool v) { return model("qwen2.5-0.5b", ReadModel("qwen2.5-0.5b"), v); }},
+      {"duplicate model",
+       [&](bool v) { return model("qwen2.5-0.5b", ReadModel("qwen2.5-0.5b"), v); }},
       {"bad config", [&](bool v) { return model("m2", "{\"model_type\": 3}", v); }},
       {"dot name", [&](bool v) { return model(".", ReadModel("qwen2.5-0.5b"), v); }},
   };

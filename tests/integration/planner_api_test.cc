@@ -29,11 +29,12 @@ class PlannerApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::MakeTempDir("planner_api_");
-    auto server = server::FleetplanServer::Start({.listen = "127.0.0.1:0", .metrics_listen = "",
-                                                  .store = {.path = dir_ + "/fleet.db"}});
+    auto server = server::FleetplanServer::Start(
+        {.listen = "127.0.0.1:0", .metrics_listen = "", .store = {.path = dir_ + "/fleet.db"}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                       grpc::InsecureChannelCredentials());
     planner_ = v1::PlannerService::NewStub(channel);
     headroom_ = v1::HeadroomService::NewStub(channel);
     auto inventory = v1::InventoryService::NewStub(channel);
@@ -75,7 +76,8 @@ class PlannerApiTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  v1::PlanPlacementRequest Request(const std::string& name, const std::string& model, int replicas, int64_t ttl = 0) {
+  v1::PlanPlacementRequest Request(const std::string& name, const std::string& model, int replicas,
+                                   int64_t ttl = 0) {
     v1::PlanPlacementRequest req;
     v1::DeploymentSpec* d = req.add_deployments();
     d->set_name(name);
@@ -122,7 +124,8 @@ TEST_F(PlannerApiTest, PlanCommitStaleAbortReleaseRoundTrip) {
   ASSERT_EQ(a.replicas_size(), 2);
   EXPECT_TRUE(a.unplaced().empty());
   EXPECT_GT(a.headroom_after().fleet().reserved_bytes(), 0);
-  EXPECT_NE(a.replicas(0).launch_command().find("vllm serve llama-3.3-70b-instruct-fp8-dynamic"), std::string::npos)
+  EXPECT_NE(a.replicas(0).launch_command().find("vllm serve llama-3.3-70b-instruct-fp8-dynamic"),
+            std::string::npos)
       << a.replicas(0).launch_command();
   EXPECT_NE(a.replicas(0).launch_command().find("--tensor-parallel-size"), std::string::npos);
   EXPECT_EQ(a.lower_bound_gpus(), a.gpus_used());
@@ -195,12 +198,14 @@ TEST_F(PlannerApiTest, UnplaceableAndBadRequests) {
   grpc::Status s = PlanCall(bad_spread, &plan);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("spread=\"planets\""), std::string::npos);
-  EXPECT_EQ(PlanCall(v1::PlanPlacementRequest(), &plan).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(PlanCall(v1::PlanPlacementRequest(), &plan).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Commit("plan-nope").error_code(), grpc::StatusCode::NOT_FOUND);
 
   grpc::ClientContext ctx;
   v1::ExplainPlacementRequest explain;
-  *explain.mutable_deployment() = Request("e", "llama-3.3-70b-instruct-fp8-dynamic", 1).deployments(0);
+  *explain.mutable_deployment() =
+      Request("e", "llama-3.3-70b-instruct-fp8-dynamic", 1).deployments(0);
   v1::ExplainPlacementResponse why;
   ASSERT_TRUE(planner_->ExplainPlacement(&ctx, explain, &why).ok());
   ASSERT_GE(why.lines_size(), 2);

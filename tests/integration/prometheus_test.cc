@@ -1,8 +1,8 @@
 // The Prometheus side for real: promtool checks the deploy files and a live scrape; a real
-// Prometheus (Debian's package) scrapes a test fleetpland every second and evaluates the rules; every
-// PromQL expression of the Grafana dashboard and of the recording rules returns data, every alert
-// expression evaluates, and the committed bytes Prometheus sees equal what the API reports. The
-// dashboard JSON is checked for structure (unique panel ids, datasource variable, targets).
+// Prometheus (Debian's package) scrapes a test fleetpland every second and evaluates the rules;
+// every PromQL expression of the Grafana dashboard and of the recording rules returns data, every
+// alert expression evaluates, and the committed bytes Prometheus sees equal what the API reports.
+// The dashboard JSON is checked for structure (unique panel ids, datasource variable, targets).
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -88,7 +88,8 @@ TEST(DashboardTest, ValidGrafanaStructure) {
   for (const json& p : dash["panels"]) {
     EXPECT_TRUE(ids.insert(p["id"].get<int>()).second) << "duplicate panel id " << p["id"];
     EXPECT_EQ(p["datasource"]["uid"], "${DS_PROMETHEUS}") << p["title"];
-    for (const char* k : {"title", "type", "gridPos", "targets"}) EXPECT_TRUE(p.contains(k)) << p["title"] << " " << k;
+    for (const char* k : {"title", "type", "gridPos", "targets"})
+      EXPECT_TRUE(p.contains(k)) << p["title"] << " " << k;
     EXPECT_FALSE(p["targets"].empty());
     for (const json& t : p["targets"]) {
       EXPECT_FALSE(t["expr"].get<std::string>().empty());
@@ -102,40 +103,51 @@ TEST(DashboardTest, ValidGrafanaStructure) {
 }
 
 TEST(PromtoolTest, ConfigAndRulesAreValid) {
-  ASSERT_TRUE(std::filesystem::exists("/usr/bin/promtool")) << "deploy/test.sh installs Debian's prometheus package";
-  auto config = testing::RunProcess({"/usr/bin/promtool", "check", "config", kDeploy + "prometheus/prometheus.yml"});
+  ASSERT_TRUE(std::filesystem::exists("/usr/bin/promtool"))
+      << "deploy/test.sh installs Debian's prometheus package";
+  auto config = testing::RunProcess(
+      {"/usr/bin/promtool", "check", "config", kDeploy + "prometheus/prometheus.yml"});
   EXPECT_EQ(config.exit_code, 0) << config.out << config.err;
-  auto rules = testing::RunProcess({"/usr/bin/promtool", "check", "rules", kDeploy + "prometheus/rules.yml"});
+  auto rules = testing::RunProcess(
+      {"/usr/bin/promtool", "check", "rules", kDeploy + "prometheus/rules.yml"});
   EXPECT_EQ(rules.exit_code, 0) << rules.out << rules.err;
 }
 
 class LivePrometheusTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(std::filesystem::exists("/usr/bin/prometheus")) << "deploy/test.sh installs Debian's prometheus package";
+    ASSERT_TRUE(std::filesystem::exists("/usr/bin/prometheus"))
+        << "deploy/test.sh installs Debian's prometheus package";
     dir_ = testing::MakeTempDir("prom_");
-    auto server = server::FleetplanServer::Start({.listen = "127.0.0.1:0", .metrics_listen = "127.0.0.1:0",
+    auto server = server::FleetplanServer::Start({.listen = "127.0.0.1:0",
+                                                  .metrics_listen = "127.0.0.1:0",
                                                   .store = {.path = dir_ + "/fleet.db"}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     auto& store = server_->store();
     ASSERT_TRUE(store.CreateGpuType(storage::testing::MakeGpuType("H100", 80 * kGiB)).ok());
     placement::Node n1 = storage::testing::MakeNode("n1", 8, "H100", "pool-a");
-    for (auto& g : n1.gpus) g.uuid = "GPU-0000000" + std::to_string(g.index);  // as DCGM reports them
+    for (auto& g : n1.gpus)
+      g.uuid = "GPU-0000000" + std::to_string(g.index);  // as DCGM reports them
     ASSERT_TRUE(store.CreateNode(n1).ok());
     ASSERT_TRUE(store.CreateNode(storage::testing::MakeNode("n2", 8, "H100", "pool-b")).ok());
     ASSERT_TRUE(store.CreateModel(storage::testing::MakeModel("m")).ok());
     // A GPU at 97.5 %: high risk, headroom below policy, and pool-a's 8-GPU domain is gone.
-    ASSERT_TRUE(store.CommitPlacements({.request_id = "r", .snapshot_generation = *store.FleetGeneration(),
-                                        .placements = {storage::testing::MakePlacement("n1", {0, 1}, 78 * kGiB)}})
+    ASSERT_TRUE(store
+                    .CommitPlacements(
+                        {.request_id = "r",
+                         .snapshot_generation = *store.FleetGeneration(),
+                         .placements = {storage::testing::MakePlacement("n1", {0, 1}, 78 * kGiB)}})
                     .ok());
     // Some RPCs and a plan, so the service series have samples.
-    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                       grpc::InsecureChannelCredentials());
     auto catalog = v1::CatalogService::NewStub(channel);
     grpc::ClientContext c1;
     v1::ImportModelRequest imp;
     imp.set_name("q");
-    imp.set_config_json(ReadText(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/qwen2.5-0.5b.json"));
+    imp.set_config_json(
+        ReadText(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/qwen2.5-0.5b.json"));
     v1::Model model;
     ASSERT_TRUE(catalog->ImportModel(&c1, imp, &model).ok());
     auto planner = v1::PlannerService::NewStub(channel);
@@ -160,10 +172,12 @@ class LivePrometheusTest : public ::testing::Test {
     std::ofstream(dir_ + "/prometheus.yml")
         << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         << "rule_files:\n  - " << kDeploy << "prometheus/rules.yml\n"
-        << "scrape_configs:\n  - job_name: fleetplan\n    static_configs:\n      - targets: [\"127.0.0.1:"
+        << "scrape_configs:\n  - job_name: fleetplan\n    static_configs:\n      - targets: "
+           "[\"127.0.0.1:"
         << server_->metrics_port() << "\"]\n";
     prometheus_ = testing::Process::Start(
-        {"/usr/bin/prometheus", "--config.file=" + dir_ + "/prometheus.yml", "--storage.tsdb.path=" + dir_ + "/tsdb",
+        {"/usr/bin/prometheus", "--config.file=" + dir_ + "/prometheus.yml",
+         "--storage.tsdb.path=" + dir_ + "/tsdb",
          "--web.listen-address=127.0.0.1:" + std::to_string(prom_port_), "--log.level=warn"},
         dir_ + "/prometheus.log");
     ASSERT_TRUE(prometheus_.has_value());
@@ -184,7 +198,8 @@ class LivePrometheusTest : public ::testing::Test {
   }
 
   // Waits until `expr` returns at least one sample (or times out).
-  std::optional<json> Eventually(const std::string& expr, std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  std::optional<json> Eventually(const std::string& expr,
+                                 std::chrono::seconds timeout = std::chrono::seconds(60)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       auto r = Query(expr);
@@ -206,18 +221,23 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
   auto scrape = testing::HttpGet(server_->metrics_port(), "/metrics");
   ASSERT_TRUE(scrape.has_value());
   std::ofstream(dir_ + "/scrape.txt") << *scrape;
-  auto lint = testing::RunProcess({"/bin/sh", "-c", "/usr/bin/promtool check metrics < " + dir_ + "/scrape.txt"});
+  auto lint = testing::RunProcess(
+      {"/bin/sh", "-c", "/usr/bin/promtool check metrics < " + dir_ + "/scrape.txt"});
   EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
 
-  ASSERT_TRUE(Eventually("up{job=\"fleetplan\"} == 1").has_value()) << ReadText(dir_ + "/prometheus.log");
+  ASSERT_TRUE(Eventually("up{job=\"fleetplan\"} == 1").has_value())
+      << ReadText(dir_ + "/prometheus.log");
   // Two scrapes at least, so rate() has its points.
   std::this_thread::sleep_for(std::chrono::seconds(3));
 
   // Committed bytes in Prometheus equal the API's (once the scrape after the commit is in).
-  auto committed = Eventually("sum(fleetplan_gpu_memory_committed_bytes) > " + std::to_string(156 * kGiB));
+  auto committed =
+      Eventually("sum(fleetplan_gpu_memory_committed_bytes) > " + std::to_string(156 * kGiB));
   ASSERT_TRUE(committed.has_value());
-  const double prom_bytes = std::stod((*committed)["data"]["result"][0]["value"][1].get<std::string>());
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+  const double prom_bytes =
+      std::stod((*committed)["data"]["result"][0]["value"][1].get<std::string>());
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                     grpc::InsecureChannelCredentials());
   auto headroom = v1::HeadroomService::NewStub(channel);
   grpc::ClientContext ctx;
   v1::FleetHeadroom h;
@@ -235,7 +255,8 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
   const std::string rules = ReadText(kDeploy + "prometheus/rules.yml");
   std::regex expr_re("expr: (.*)");
   int checked = 0;
-  for (auto it = std::sregex_iterator(rules.begin(), rules.end(), expr_re); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(rules.begin(), rules.end(), expr_re);
+       it != std::sregex_iterator(); ++it) {
     const std::string expr = (*it)[1];
     auto r = Query(expr);
     ASSERT_TRUE(r.has_value()) << expr;
@@ -243,14 +264,18 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
     ++checked;
   }
   EXPECT_GE(checked, 9);
-  for (const char* name : {"fleetplan:pool_headroom_ratio", "fleetplan:pool_committed_ratio", "fleetplan:gpu_type_free_bytes",
-                           "fleetplan:high_risk_gpus"}) {
-    EXPECT_TRUE(Eventually(name, std::chrono::seconds(20)).has_value()) << "recording rule " << name;
+  for (const char* name : {"fleetplan:pool_headroom_ratio", "fleetplan:pool_committed_ratio",
+                           "fleetplan:gpu_type_free_bytes", "fleetplan:high_risk_gpus"}) {
+    EXPECT_TRUE(Eventually(name, std::chrono::seconds(20)).has_value())
+        << "recording rule " << name;
   }
-  for (const char* expr : {"fleetplan_gpu_headroom_ratio < 0.05 and fleetplan_gpu_memory_committed_bytes > 0",
-                           "fleetplan:high_risk_gpus > 0",
-                           "fleetplan_pool_largest_free_nvlink_domain_gpus < 8 and on (pool) fleetplan_pool_gpus >= 8"}) {
-    EXPECT_TRUE(Eventually(expr, std::chrono::seconds(20)).has_value()) << "alert should fire: " << expr;
+  for (const char* expr :
+       {"fleetplan_gpu_headroom_ratio < 0.05 and fleetplan_gpu_memory_committed_bytes > 0",
+        "fleetplan:high_risk_gpus > 0",
+        "fleetplan_pool_largest_free_nvlink_domain_gpus < 8 and on (pool) fleetplan_pool_gpus >= "
+        "8"}) {
+    EXPECT_TRUE(Eventually(expr, std::chrono::seconds(20)).has_value())
+        << "alert should fire: " << expr;
   }
 }
 

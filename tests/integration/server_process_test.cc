@@ -42,9 +42,10 @@ class ServerProcessTest : public ::testing::Test {
 
   // Starts fleetpland and returns its port (0 on failure).
   int StartServer(std::optional<Process>& process) {
-    process = Process::Start({FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
-                              "--db=" + dir_ + "/fleet.db", "--port_file=" + dir_ + "/port"},
-                             dir_ + "/server.log");
+    process =
+        Process::Start({FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+                        "--db=" + dir_ + "/fleet.db", "--port_file=" + dir_ + "/port"},
+                       dir_ + "/server.log");
     if (!process) return 0;
     auto port = testing::WaitForFile(dir_ + "/port", std::chrono::seconds(20));
     if (!port) return 0;
@@ -77,7 +78,8 @@ TEST_F(ServerProcessTest, ServesHealthAndShutsDownCleanly) {
     grpc::health::v1::HealthCheckRequest request;
     request.set_service("no.such.Service");
     grpc::health::v1::HealthCheckResponse response;
-    EXPECT_EQ(health->Check(&context, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(health->Check(&context, request, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
   }
   {
     auto system = fleetplan::v1::SystemService::NewStub(channel);
@@ -104,15 +106,16 @@ TEST_F(ServerProcessTest, ServesHealthAndShutsDownCleanly) {
 }
 
 TEST_F(ServerProcessTest, RefusesNonLoopbackWithoutTls) {
-  ProcessResult r = RunProcess({FLEETPLAND_PATH, "--listen=0.0.0.0:0", "--metrics_listen=",
-                                "--db=" + dir_ + "/fleet.db"});
+  ProcessResult r = RunProcess(
+      {FLEETPLAND_PATH, "--listen=0.0.0.0:0", "--metrics_listen=", "--db=" + dir_ + "/fleet.db"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("listen=\"0.0.0.0:0\" is not a loopback address"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("listen=\"0.0.0.0:0\" is not a loopback address"), std::string::npos)
+      << r.err;
 }
 
 TEST_F(ServerProcessTest, UnwritableDatabaseFailsWithClearError) {
-  ProcessResult r = RunProcess({FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=",
-                                "--db=" + dir_ + "/missing/dir/fleet.db"});
+  ProcessResult r = RunProcess({FLEETPLAND_PATH, "--listen=127.0.0.1:0",
+                                "--metrics_listen=", "--db=" + dir_ + "/missing/dir/fleet.db"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("fleet.db"), std::string::npos) << r.err;
 }
@@ -125,7 +128,8 @@ TEST(CliProcessTest, UnknownSubcommandPrintsUsageAndExitsTwo) {
 }
 
 TEST(CliProcessTest, HealthAgainstNothingIsOperationalError) {
-  ProcessResult r = RunProcess({FLEETPLAN_CLI_PATH, "health", "--server=127.0.0.1:1", "--timeout=0.5"});
+  ProcessResult r =
+      RunProcess({FLEETPLAN_CLI_PATH, "health", "--server=127.0.0.1:1", "--timeout=0.5"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
 }
 

@@ -39,7 +39,8 @@ class ConcurrencyTest : public ::testing::Test {
     auto store = SqliteStore::Open({.path = db_});
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
-    for (int i = 0; i < 4; ++i) ASSERT_TRUE((*store)->CreateNode(MakeNode("n" + std::to_string(i), 4, "H100")).ok());
+    for (int i = 0; i < 4; ++i)
+      ASSERT_TRUE((*store)->CreateNode(MakeNode("n" + std::to_string(i), 4, "H100")).ok());
     ASSERT_TRUE((*store)->CreateModel(MakeModel("m")).ok());
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -54,7 +55,8 @@ class ConcurrencyTest : public ::testing::Test {
     EXPECT_TRUE(snap.ok());
     for (const auto& node : snap->nodes) {
       for (const auto& gpu : node.gpus) {
-        EXPECT_LE(gpu.committed_bytes + gpu.reserved_bytes, 80 * kGiB) << node.name << "/" << gpu.index;
+        EXPECT_LE(gpu.committed_bytes + gpu.reserved_bytes, 80 * kGiB)
+            << node.name << "/" << gpu.index;
       }
     }
     auto db = Database::Open(db_);
@@ -75,10 +77,12 @@ TEST_F(ConcurrencyTest, EightThreadsWithOwnConnections) {
   constexpr size_t kThreads = 8;
   constexpr int kRounds = 300;
   std::vector<std::thread> threads;
-  std::vector<int64_t> ok(kThreads, 0), aborted(kThreads, 0), released(kThreads, 0), errors(kThreads, 0);
+  std::vector<int64_t> ok(kThreads, 0), aborted(kThreads, 0), released(kThreads, 0),
+      errors(kThreads, 0);
   for (size_t t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      auto store = SqliteStore::Open({.path = db_, .busy_timeout = std::chrono::milliseconds(30000)});
+      auto store =
+          SqliteStore::Open({.path = db_, .busy_timeout = std::chrono::milliseconds(30000)});
       if (!store.ok()) {
         ++errors[t];
         return;
@@ -93,10 +97,11 @@ TEST_F(ConcurrencyTest, EightThreadsWithOwnConnections) {
         }
         const int64_t first = static_cast<int64_t>(rng() % 4);
         std::vector<int64_t> gpus = {first, (first + 1) % 4};
-        CommitRequest req{.request_id = "t" + std::to_string(t) + "-" + std::to_string(i),
-                          .snapshot_generation = snap->generation,
-                          .placements = {testing::MakePlacement("n" + std::to_string(rng() % 4), gpus,
-                                                                static_cast<int64_t>(10 + rng() % 30) * kGiB)}};
+        CommitRequest req{
+            .request_id = "t" + std::to_string(t) + "-" + std::to_string(i),
+            .snapshot_generation = snap->generation,
+            .placements = {testing::MakePlacement("n" + std::to_string(rng() % 4), gpus,
+                                                  static_cast<int64_t>(10 + rng() % 30) * kGiB)}};
         auto r = (*store)->CommitPlacements(req);
         if (r.ok()) {
           ++ok[t];
@@ -169,7 +174,8 @@ TEST_F(ConcurrencyTest, SigkillAtRandomMomentsLosesNothingCommitted) {
   std::map<std::string, int64_t> reported;  // request_id -> ranks
   for (int k = 0; k < kKills; ++k) {
     const std::string log = dir_ + "/crash.log";
-    auto child = fleetplan::testing::Process::Start({STORAGE_STRESS_PATH, "crash", db_, std::to_string(k)}, log);
+    auto child = fleetplan::testing::Process::Start(
+        {STORAGE_STRESS_PATH, "crash", db_, std::to_string(k)}, log);
     ASSERT_TRUE(child.has_value());
     // Kill while it commits: once it has reported a commit (start-up is slow under sanitizers),
     // after a further random 0-40 ms.
@@ -188,7 +194,8 @@ TEST_F(ConcurrencyTest, SigkillAtRandomMomentsLosesNothingCommitted) {
     ss << in.rdbuf();
     const std::string text = ss.str();
     // Only complete lines count: the kill may cut the last one.
-    const std::string complete = text.substr(0, text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+    const std::string complete =
+        text.substr(0, text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
     for (absl::string_view line : absl::StrSplit(complete, '\n', absl::SkipEmpty())) {
       std::vector<std::string> parts = absl::StrSplit(line, ' ');
       if (parts.size() == 3 && parts[0] == "done") reported[parts[1]] = std::stoll(parts[2]);
@@ -212,7 +219,8 @@ TEST_F(ConcurrencyTest, SigkillAtRandomMomentsLosesNothingCommitted) {
     EXPECT_EQ(stmt->ColumnInt(1), ranks) << id;
     ASSERT_TRUE(stmt->Reset().ok());
   }
-  EXPECT_GE(reported.size(), static_cast<size_t>(kKills)) << "every child commits before it is killed";
+  EXPECT_GE(reported.size(), static_cast<size_t>(kKills))
+      << "every child commits before it is killed";
   std::printf("crash test: %d kills, %zu reported commits verified\n", kKills, reported.size());
 }
 

@@ -39,7 +39,8 @@ TEST(TlsTest, ServerCertificateAndMutualTls) {
   const std::string dir = testing::MakeTempDir("tls_");
   {
     auto server = server::FleetplanServer::Start(
-        {.listen = "127.0.0.1:0", .metrics_listen = "",
+        {.listen = "127.0.0.1:0",
+         .metrics_listen = "",
          .tls = {.cert_file = kTls + "server.pem", .key_file = kTls + "server.key"},
          .store = {.path = dir + "/a.db"}});
     ASSERT_TRUE(server.ok()) << server.status();
@@ -50,11 +51,12 @@ TEST(TlsTest, ServerCertificateAndMutualTls) {
     (*server)->Shutdown(std::chrono::milliseconds(100));
   }
   {
-    auto server = server::FleetplanServer::Start(
-        {.listen = "127.0.0.1:0", .metrics_listen = "",
-         .tls = {.cert_file = kTls + "server.pem", .key_file = kTls + "server.key",
-                 .client_ca_file = kTls + "ca.pem"},
-         .store = {.path = dir + "/b.db"}});
+    auto server = server::FleetplanServer::Start({.listen = "127.0.0.1:0",
+                                                  .metrics_listen = "",
+                                                  .tls = {.cert_file = kTls + "server.pem",
+                                                          .key_file = kTls + "server.key",
+                                                          .client_ca_file = kTls + "ca.pem"},
+                                                  .store = {.path = dir + "/b.db"}});
     ASSERT_TRUE(server.ok()) << server.status();
     grpc::SslCredentialsOptions no_cert;
     no_cert.pem_root_certs = Read("ca.pem");
@@ -67,7 +69,8 @@ TEST(TlsTest, ServerCertificateAndMutualTls) {
   }
   // TLS makes a non-loopback listen address acceptable.
   auto any = server::FleetplanServer::Start(
-      {.listen = "0.0.0.0:0", .metrics_listen = "",
+      {.listen = "0.0.0.0:0",
+       .metrics_listen = "",
        .tls = {.cert_file = kTls + "server.pem", .key_file = kTls + "server.key"},
        .store = {.path = dir + "/c.db"}});
   EXPECT_TRUE(any.ok()) << any.status();
@@ -78,13 +81,16 @@ TEST(TlsTest, ServerCertificateAndMutualTls) {
 TEST(TlsTest, BadTokensFileIsRefusedAtStart) {
   const std::string dir = testing::MakeTempDir("tokens_");
   std::ofstream(dir + "/tokens") << "short writer\n";
-  auto server = server::FleetplanServer::Start({.listen = "127.0.0.1:0", .metrics_listen = "",
+  auto server = server::FleetplanServer::Start({.listen = "127.0.0.1:0",
+                                                .metrics_listen = "",
                                                 .auth_tokens_file = dir + "/tokens",
                                                 .store = {.path = ":memory:"}});
   ASSERT_FALSE(server.ok());
-  EXPECT_NE(server.status().message().find("shorter than 16"), std::string::npos) << server.status();
+  EXPECT_NE(server.status().message().find("shorter than 16"), std::string::npos)
+      << server.status();
   std::ofstream(dir + "/tokens2") << "0123456789abcdefXYZ admin\n";
-  server = server::FleetplanServer::Start({.listen = "127.0.0.1:0", .metrics_listen = "",
+  server = server::FleetplanServer::Start({.listen = "127.0.0.1:0",
+                                           .metrics_listen = "",
                                            .auth_tokens_file = dir + "/tokens2",
                                            .store = {.path = ":memory:"}});
   ASSERT_FALSE(server.ok());

@@ -3,10 +3,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,7 +94,8 @@ std::optional<Process> Process::Start(const std::vector<std::string>& argv,
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   pid_t pid = -1;
   std::vector<char*> args = MakeArgv(argv);
@@ -181,7 +182,8 @@ std::optional<std::string> HttpGet(int port, const std::string& path) {
   }
   close(fd);
   const size_t body = response.find("\r\n\r\n");
-  if (body == std::string::npos || response.rfind("HTTP/1.", 0) != 0 || response.find(" 200 ") == std::string::npos) {
+  if (body == std::string::npos || response.rfind("HTTP/1.", 0) != 0 ||
+      response.find(" 200 ") == std::string::npos) {
     return std::nullopt;
   }
   return response.substr(body + 4);

@@ -14,9 +14,9 @@
 namespace fleetplan::testing {
 
 struct ProcessResult {
-  int exit_code = -1;   // exit status, or -signal when killed by a signal
-  std::string out;      // stdout
-  std::string err;      // stderr
+  int exit_code = -1;  // exit status, or -signal when killed by a signal
+  std::string out;     // stdout
+  std::string err;     // stderr
 };
 
 // Runs `argv` to completion (stdin is /dev/null) and captures stdout and stderr.

@@ -49,10 +49,10 @@ absl::StatusOr<VisionSpec> Gemma3Vision(const Fields& v, const Fields& top, cons
 }  // namespace
 
 FLEETPLAN_FAMILY(gemma) {
-  registry.AddText({.model_types = {"gemma"},
-                    .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
-                      return BuildDecoder(f, GemmaTraits(2, false), spec);
-                    }});
+  registry.AddText(
+      {.model_types = {"gemma"}, .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
+         return BuildDecoder(f, GemmaTraits(2, false), spec);
+       }});
   registry.AddText({.model_types = {"gemma2"},
                     .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
                       DecoderTraits traits = GemmaTraits(4, false);

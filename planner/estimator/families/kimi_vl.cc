@@ -1,6 +1,6 @@
-// Kimi-VL (custom code): the MoonViT tower — LayerNorm pre-norm blocks, fused qkv with bias, fc0/fc1
-// MLP, a learned 2-D position embedding — and a 2x2 patch merge into a two-layer projector, on a
-// DeepSeek-V3-style MoE language model.
+// Kimi-VL (custom code): the MoonViT tower — LayerNorm pre-norm blocks, fused qkv with bias,
+// fc0/fc1 MLP, a learned 2-D position embedding — and a 2x2 patch merge into a two-layer projector,
+// on a DeepSeek-V3-style MoE language model.
 
 #include "planner/estimator/family.h"
 

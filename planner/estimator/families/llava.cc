@@ -51,8 +51,9 @@ absl::StatusOr<VisionSpec> LlavaVision(const Fields& v, const Fields& top,
 }  // namespace
 
 FLEETPLAN_FAMILY(llava) {
-  registry.AddWrapper(
-      {.model_types = {"llava", "llava_next"}, .default_text_type = "llama", .build_vision = LlavaVision});
+  registry.AddWrapper({.model_types = {"llava", "llava_next"},
+                       .default_text_type = "llama",
+                       .build_vision = LlavaVision});
 }
 
 }  // namespace fleetplan::estimator::internal

@@ -25,8 +25,9 @@ FLEETPLAN_FAMILY(paligemma) {
   registry.AddWrapper({.model_types = {"paligemma"},
                        .default_text_type = "gemma",
                        .build_vision = PaliGemmaVision,
-                       .note = "paligemma: parameter count checked against the module layout, not a "
-                               "published count"});
+                       .note =
+                           "paligemma: parameter count checked against the module layout, not a "
+                           "published count"});
 }
 
 }  // namespace fleetplan::estimator::internal

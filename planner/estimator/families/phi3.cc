@@ -6,11 +6,11 @@
 namespace fleetplan::estimator::internal {
 
 FLEETPLAN_FAMILY(phi3) {
-  registry.AddText({.model_types = {"phi3"},
-                    .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
-                      return BuildDecoder(
-                          f, {.style = BiasesFromConfig, .window_pattern = AllLayersSlide}, spec);
-                    }});
+  registry.AddText(
+      {.model_types = {"phi3"}, .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
+         return BuildDecoder(f, {.style = BiasesFromConfig, .window_pattern = AllLayersSlide},
+                             spec);
+       }});
 }
 
 }  // namespace fleetplan::estimator::internal

@@ -16,21 +16,20 @@ absl::Status QkvBias(const Fields&, DecoderStyle& style, bool&) {
 }  // namespace
 
 FLEETPLAN_FAMILY(qwen2) {
-  registry.AddText(
-      {.model_types = {"qwen2"},
-       .aliases = {"qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"},
-       .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
-         return BuildDecoder(f, {.style = QkvBias, .window_pattern = QwenWindowPattern}, spec);
-       }});
-  registry.AddText(
-      {.model_types = {"qwen2_moe"},
-       .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
-         DecoderTraits traits{.style = QkvBias, .window_pattern = QwenWindowPattern};
-         traits.moe = [](const Fields& g, int64_t layers, MoeGeometry& moe) {
-           return QwenMoeGeometry(g, layers, /*shared_expert=*/true, moe);
-         };
-         return BuildDecoder(f, traits, spec);
-       }});
+  registry.AddText({.model_types = {"qwen2"},
+                    .aliases = {"qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"},
+                    .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
+                      return BuildDecoder(
+                          f, {.style = QkvBias, .window_pattern = QwenWindowPattern}, spec);
+                    }});
+  registry.AddText({.model_types = {"qwen2_moe"},
+                    .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
+                      DecoderTraits traits{.style = QkvBias, .window_pattern = QwenWindowPattern};
+                      traits.moe = [](const Fields& g, int64_t layers, MoeGeometry& moe) {
+                        return QwenMoeGeometry(g, layers, /*shared_expert=*/true, moe);
+                      };
+                      return BuildDecoder(f, traits, spec);
+                    }});
 }
 
 }  // namespace fleetplan::estimator::internal

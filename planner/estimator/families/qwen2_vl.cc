@@ -1,5 +1,5 @@
-// Qwen2-VL and Qwen2.5-VL wrappers: a dynamic-resolution ViT (depth layers over 14-px patches of two
-// frames, Qwen2.5: gated RMS-normed MLP blocks) and the patch merger (2x2 patches into one LM
+// Qwen2-VL and Qwen2.5-VL wrappers: a dynamic-resolution ViT (depth layers over 14-px patches of
+// two frames, Qwen2.5: gated RMS-normed MLP blocks) and the patch merger (2x2 patches into one LM
 // token), on top of the Qwen2 language model (transformers models/qwen2_vl, models/qwen2_5_vl).
 
 #include "planner/estimator/family.h"

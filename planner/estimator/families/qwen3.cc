@@ -15,20 +15,19 @@ absl::Status Qwen3Style(const Fields& f, DecoderStyle& style, bool&) {
 }  // namespace
 
 FLEETPLAN_FAMILY(qwen3) {
-  registry.AddText({.model_types = {"qwen3"},
-                    .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
-                      return BuildDecoder(
-                          f, {.style = Qwen3Style, .window_pattern = QwenWindowPattern}, spec);
-                    }});
   registry.AddText(
-      {.model_types = {"qwen3_moe"},
-       .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
-         DecoderTraits traits{.style = Qwen3Style, .window_pattern = QwenWindowPattern};
-         traits.moe = [](const Fields& g, int64_t layers, MoeGeometry& moe) {
-           return QwenMoeGeometry(g, layers, /*shared_expert=*/false, moe);
-         };
-         return BuildDecoder(f, traits, spec);
+      {.model_types = {"qwen3"}, .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
+         return BuildDecoder(f, {.style = Qwen3Style, .window_pattern = QwenWindowPattern}, spec);
        }});
+  registry.AddText({.model_types = {"qwen3_moe"},
+                    .build = [](const Fields& f, const std::string&, ModelSpec& spec) {
+                      DecoderTraits traits{.style = Qwen3Style,
+                                           .window_pattern = QwenWindowPattern};
+                      traits.moe = [](const Fields& g, int64_t layers, MoeGeometry& moe) {
+                        return QwenMoeGeometry(g, layers, /*shared_expert=*/false, moe);
+                      };
+                      return BuildDecoder(f, traits, spec);
+                    }});
 }
 
 }  // namespace fleetplan::estimator::internal
