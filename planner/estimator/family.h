@@ -107,6 +107,11 @@ absl::Status QwenMoeGeometry(const Fields& f, int64_t layers, bool shared_expert
 void AddVisionLayer(std::vector<Tensor>& t, int64_t d, int64_t inter, int64_t layers,
                     bool gated_mlp, bool rms_norm);
 Tensor VisionTensor(const char* name, int64_t out, int64_t in = 1);
+// The patch merger of Qwen2-VL and MoonViT: a norm of `norm_elements`, then a two-layer MLP with
+// biases over merge x merge patches concatenated (`merged` wide) into the language model's width.
+// `qwen_names`: Qwen's tensor names (merger.ln_q, merger.mlp.*), else MoonViT's.
+void AddPatchMerger(VisionSpec& vs, bool qwen_names, int64_t norm_elements, int64_t merged,
+                    int64_t out);
 // SigLIP or CLIP towers as LLaVA and Gemma-3 use them (patch embedding, positions, layers, post
 // norm, SigLIP's attention-pooling head when used). Fills image_size and the fixed token count.
 absl::Status BuildSiglipOrClipTower(const Fields& v, bool use_head_default, VisionSpec& vs);

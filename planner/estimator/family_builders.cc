@@ -342,6 +342,15 @@ Tensor VisionTensor(const char* name, int64_t out, int64_t in) {
   return Tensor{.name = name, .out = out, .in = in, .role = TensorRole::kVision};
 }
 
+void AddPatchMerger(VisionSpec& vs, bool qwen, int64_t norm_elements, int64_t merged,
+                    int64_t out) {
+  vs.projector.push_back(VisionTensor(qwen ? "merger.ln_q" : "pre_norm", norm_elements));
+  vs.projector.push_back(VisionTensor(qwen ? "merger.mlp.0" : "linear_1", merged, merged));
+  vs.projector.push_back(VisionTensor(qwen ? "merger.mlp.0.bias" : "linear_1.bias", merged));
+  vs.projector.push_back(VisionTensor(qwen ? "merger.mlp.2" : "linear_2", out, merged));
+  vs.projector.push_back(VisionTensor(qwen ? "merger.mlp.2.bias" : "linear_2.bias", out));
+}
+
 absl::Status BuildSiglipOrClipTower(const Fields& v, bool use_head_default, VisionSpec& vs) {
   ASSIGN_OR_RETURN(vs.hidden_size, v.Int("hidden_size"));
   ASSIGN_OR_RETURN(vs.intermediate_size, v.Int("intermediate_size"));

@@ -38,6 +38,16 @@ std::pair<int64_t, int64_t> StageLayers(int64_t layers, int64_t pp, int64_t stag
   return {start, start + parts[static_cast<size_t>(stage)]};
 }
 
+StageMemory NewStage(const ModelSpec& spec, int64_t pp, int64_t stage) {
+  auto [first, last] = StageLayers(spec.num_layers, pp, stage);
+  StageMemory s;
+  s.pp_stage = stage;
+  s.first_layer = first;
+  s.num_layers = last - first;
+  s.cuda_context_bytes = kCudaContextBytes;
+  return s;
+}
+
 int64_t RankTensorBytes(const RankContext& c, const Tensor& t) {
   const Parallelism& p = c.req.parallelism;
   const bool expert = t.role == TensorRole::kExpertLinear || t.role == TensorRole::kExpertBias;

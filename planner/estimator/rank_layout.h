@@ -36,6 +36,9 @@ DType ResolveDType(const ModelSpec& spec, const EstimateRequest& req);
 // [first, last) layers of pipeline stage `stage` (vLLM's get_pp_indices).
 std::pair<int64_t, int64_t> StageLayers(int64_t layers, int64_t pp, int64_t stage);
 
+// A pipeline stage's StageMemory with its layer range filled and the CUDA context on its GPU.
+StageMemory NewStage(const ModelSpec& spec, int64_t pp, int64_t stage);
+
 // Bytes of tensor `t` on one rank.
 int64_t RankTensorBytes(const RankContext& c, const Tensor& t);
 

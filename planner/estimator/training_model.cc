@@ -116,12 +116,8 @@ absl::Status EstimateTraining(const RankContext& c, MemoryEstimate& out) {
   const int64_t h = spec.hidden_size;
 
   for (int64_t stage = 0; stage < p.pp; ++stage) {
-    auto [first, last] = internal::StageLayers(spec.num_layers, p.pp, stage);
-    StageMemory s;
-    s.pp_stage = stage;
-    s.first_layer = first;
-    s.num_layers = last - first;
-    s.cuda_context_bytes = kCudaContextBytes;
+    StageMemory s = internal::NewStage(spec, p.pp, stage);
+    const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
     const int64_t base_weights = internal::StageWeights(c, stage, first, last);
     const int64_t param_bytes = DTypeBytes(c.dtype);
     const int64_t base_params = base_weights / param_bytes;

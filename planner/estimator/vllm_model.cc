@@ -169,14 +169,10 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   int64_t replica_concurrency = -1;
   const int64_t context = req.context_tokens > 0 ? req.context_tokens : max_model_len;
   for (int64_t stage = 0; stage < p.pp; ++stage) {
-    auto [first, last] = internal::StageLayers(spec.num_layers, p.pp, stage);
-    StageMemory s;
-    s.pp_stage = stage;
-    s.first_layer = first;
-    s.num_layers = last - first;
+    StageMemory s = internal::NewStage(spec, p.pp, stage);
+    const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
     s.weights_bytes = internal::StageWeights(c, stage, first, last);
     s.engine_overhead_bytes = non_torch;
-    s.cuda_context_bytes = kCudaContextBytes;
 
     // Profile run: a forward of `batched` tokens, then (last stage) the sampler on num_reqs rows.
     ForwardBytes fwd;

@@ -27,11 +27,7 @@ absl::StatusOr<VisionSpec> MoonVit(const Fields& v, const Fields&, const std::st
   AddVisionLayer(vs.tower, d, vs.intermediate_size, vs.num_layers, false, false);
   vs.tower.push_back(VisionTensor("final_layernorm", 2 * d));
   const int64_t merged = d * 4;
-  vs.projector.push_back(VisionTensor("pre_norm", 2 * d));
-  vs.projector.push_back(VisionTensor("linear_1", merged, merged));
-  vs.projector.push_back(VisionTensor("linear_1.bias", merged));
-  vs.projector.push_back(VisionTensor("linear_2", text_hidden, merged));
-  vs.projector.push_back(VisionTensor("linear_2.bias", text_hidden));
+  AddPatchMerger(vs, /*qwen_names=*/false, 2 * d, merged, text_hidden);
   return vs;
 }
 

@@ -32,11 +32,7 @@ absl::StatusOr<VisionSpec> QwenVision(const Fields& v, const Fields&, const std:
       VisionTensor("patch_embed", d, in_chans * temporal * vs.patch_size * vs.patch_size));
   AddVisionLayer(vs.tower, d, vs.intermediate_size, vs.num_layers, gated, /*rms_norm=*/gated);
   const int64_t merged = d * vs.spatial_merge * vs.spatial_merge;
-  vs.projector.push_back(VisionTensor("merger.ln_q", gated ? d : 2 * d));
-  vs.projector.push_back(VisionTensor("merger.mlp.0", merged, merged));
-  vs.projector.push_back(VisionTensor("merger.mlp.0.bias", merged));
-  vs.projector.push_back(VisionTensor("merger.mlp.2", out_hidden, merged));
-  vs.projector.push_back(VisionTensor("merger.mlp.2.bias", out_hidden));
+  AddPatchMerger(vs, /*qwen_names=*/true, gated ? d : 2 * d, merged, out_hidden);
   return vs;
 }
 
