@@ -213,6 +213,35 @@ int PlacementsList(const Invocation& inv) {
   return kExitOk;
 }
 
+int DeploymentsList(const Invocation& inv) {
+  v1::ListDeploymentsResponse resp;
+  int rc = CallRpc<v1::PlannerService>(inv, "deployments list", [&](auto& stub, auto& ctx) {
+    return stub.ListDeployments(&ctx, v1::ListDeploymentsRequest(), &resp);
+  });
+  if (rc != kExitOk) return rc;
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << ProtoJson(resp) << "\n";
+    return kExitOk;
+  }
+  inv.out << absl::StrFormat("%-28s %-36s %8s\n", "NAME", "MODEL", "REPLICAS");
+  for (const auto& d : resp.deployments()) {
+    inv.out << absl::StrFormat("%-28s %-36s %8d\n", d.name(), d.model(), d.replicas());
+  }
+  return kExitOk;
+}
+
+int DeploymentsRemove(const Invocation& inv) {
+  v1::DeleteDeploymentRequest req;
+  req.set_name(inv.positional[0]);
+  google::protobuf::Empty empty;
+  int rc = CallRpc<v1::PlannerService>(inv, "deployments remove", [&](auto& stub, auto& ctx) {
+    return stub.DeleteDeployment(&ctx, req, &empty);
+  });
+  if (rc == kExitOk && inv.output == OutputFormat::kTable) inv.out << "removed deployment " << req.name() << "\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kJson) inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
+  return rc;
+}
+
 int PlacementsRelease(const Invocation& inv) {
   int64_t id = 0;
   if (!absl::SimpleAtoi(inv.positional[0], &id) || id < 1) {
@@ -295,6 +324,17 @@ std::vector<Command> PlanCommands() {
                   },
               .verbs = {{"list", "list placements", PlacementsList},
                         {"release", "release a placement", PlacementsRelease, 1, "ID"}}},
+      Command{.name = "deployments",
+              .summary = "list or remove the deployments committed plans recorded (server)",
+              .make_flags =
+                  [] {
+                    FlagSet f("deployments", "list | remove NAME");
+                    AddOutputFlag(f);
+                    AddServerFlags(f);
+                    return f;
+                  },
+              .verbs = {{"list", "list deployments", DeploymentsList},
+                        {"remove", "delete a deployment without placements", DeploymentsRemove, 1, "NAME"}}},
       Command{.name = "commit",
               .summary = "commit a plan made earlier (a reservation, or a plan kept by the server)",
               .make_flags =

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/server_context.h"
 
 namespace fleetplan::server {
@@ -30,6 +31,8 @@ class Authorizer {
   // UNAUTHENTICATED when the call carries no known "authorization: Bearer <token>";
   // PERMISSION_DENIED when the token's role is too weak.
   absl::Status Check(const grpc::ServerContextBase& context, Role needed) const;
+  // The same check on an HTTP "Authorization" header's value (empty when absent).
+  absl::Status CheckHeader(absl::string_view authorization, Role needed) const;
   bool enabled() const { return !tokens_.empty(); }
 
  private:

@@ -40,6 +40,7 @@ ServerUnaryReactor* CatalogServiceImpl::ImportModel(CallbackServerContext* c,
         ASSIGN_OR_RETURN(record, deps_.store->GetModel(req->name()));
       }
       ToProto(record, resp);
+      resp->clear_config_json();  // the caller has it; the answer stays small (and cacheable)
       for (const std::string& n : spec->notes) resp->add_notes(n);
       return absl::OkStatus();
     });

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/support/status.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
@@ -473,6 +474,18 @@ void ToProto(const placement::Placement& d, v1::PlacementRecord* p) {
   p->set_request_id(d.request_id);
   p->set_create_time_unix_ms(d.created_unix_ms);
   p->set_expire_time_unix_ms(d.expires_unix_ms);
+}
+
+void ToProto(const placement::DeploymentRecord& d, v1::DeploymentRecord* p) {
+  p->set_name(d.name);
+  p->set_model(d.model);
+  p->set_replicas(d.replicas);
+  p->set_create_time_unix_ms(d.created_unix_ms);
+  // The stored spec is the DeploymentSpec's JSON; a record written by another version that does
+  // not parse is left out rather than failing the listing.
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  (void)google::protobuf::util::JsonStringToMessage(d.spec_json, p->mutable_spec(), options);
 }
 
 std::string NodeEtag(int64_t version) { return absl::StrCat("v", version); }

@@ -51,6 +51,7 @@ void ToProto(const placement::Plan& plan, v1::Plan* p);
 // ExplainPlacement's lines: each replica's verdict in words.
 void ExplainLines(const v1::Plan& plan, google::protobuf::RepeatedPtrField<std::string>* lines);
 void ToProto(const placement::Placement& d, v1::PlacementRecord* p);
+void ToProto(const placement::DeploymentRecord& d, v1::DeploymentRecord* p);
 
 // etag <-> node version.
 std::string NodeEtag(int64_t version);

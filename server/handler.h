@@ -39,6 +39,12 @@ struct ServiceDeps {
 // Drops cached models and GPU sizes after a catalog or inventory write.
 void InvalidateEstimates(const ServiceDeps& deps);
 
+// True once the call was cancelled, its deadline passed, or the server began shutting down: long
+// work (planning) polls it and stops.
+inline bool CallGone(grpc::CallbackServerContext* context) {
+  return context->IsCancelled() || context->deadline() < std::chrono::system_clock::now();
+}
+
 template <typename Body>
 grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context, const ServiceDeps& deps,
                                    Role role, Body&& body) {
@@ -51,6 +57,10 @@ grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context, const S
   } else {
     status = deps.auth->Check(*context, role);
     if (status.ok()) status = std::forward<Body>(body)();
+    // Work that outlived its caller is counted as what the caller saw, not as OK.
+    if (status.ok() && context->deadline() < std::chrono::system_clock::now()) {
+      status = absl::DeadlineExceededError("the call finished after its deadline");
+    }
   }
   reactor->Finish(ToGrpcStatus(status));
   return reactor;

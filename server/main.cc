@@ -28,6 +28,11 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once listening");
 ABSL_FLAG(bool, insecure_listen_any, false,
           "allow plaintext gRPC on a non-loopback address (trusted networks only)");
+ABSL_FLAG(bool, insecure_allow_anonymous, false,
+          "allow a non-loopback listener without --auth_tokens_file or --tls_client_ca (anyone "
+          "who reaches the port may write)");
+ABSL_FLAG(bool, insecure_metrics_listen_any, false,
+          "allow /metrics (plain HTTP) on a non-loopback address");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (enables TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle; when set, clients must present a cert");
@@ -63,6 +68,8 @@ int main(int argc, char** argv) {
       .metrics_listen = absl::GetFlag(FLAGS_metrics_listen),
       .port_file = absl::GetFlag(FLAGS_port_file),
       .insecure_listen_any = absl::GetFlag(FLAGS_insecure_listen_any),
+      .insecure_allow_anonymous = absl::GetFlag(FLAGS_insecure_allow_anonymous),
+      .insecure_metrics_listen_any = absl::GetFlag(FLAGS_insecure_metrics_listen_any),
       .tls = {.cert_file = absl::GetFlag(FLAGS_tls_cert),
               .key_file = absl::GetFlag(FLAGS_tls_key),
               .client_ca_file = absl::GetFlag(FLAGS_tls_client_ca)},

@@ -208,6 +208,20 @@ class Metrics::Handler final : public CivetHandler {
  public:
   explicit Handler(const Metrics* metrics) : metrics_(metrics) {}
   bool handleGet(CivetServer* /*server*/, mg_connection* conn) override {
+    if (metrics_->auth_ != nullptr && metrics_->auth_->enabled()) {
+      const char* header = mg_get_header(conn, "Authorization");
+      absl::Status allowed =
+          metrics_->auth_->CheckHeader(header == nullptr ? "" : header, Role::kReader);
+      if (!allowed.ok()) {
+        const std::string body = absl::StrCat(allowed.message(), "\n");
+        mg_printf(conn,
+                  "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Type: "
+                  "text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                  body.size());
+        mg_write(conn, body.data(), body.size());
+        return true;
+      }
+    }
     const std::string body = metrics_->Scrape();
     mg_printf(conn,
               "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
@@ -222,8 +236,10 @@ class Metrics::Handler final : public CivetHandler {
 };
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen,
-                                                        storage::PlacementStore* store) {
+                                                        storage::PlacementStore* store,
+                                                        const Authorizer* auth) {
   auto metrics = std::unique_ptr<Metrics>(new Metrics());
+  metrics->auth_ = auth;
   metrics->registry_ = std::make_shared<prometheus::Registry>();
   prometheus::Registry& r = *metrics->registry_;
   prometheus::BuildGauge()

@@ -31,6 +31,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/auth.h"
 #include "storage/placement_store.h"
 
 class CivetServer;
@@ -44,9 +45,11 @@ std::string FleetExposition(const placement::FleetHeadroom& h);
 class Metrics {
  public:
   // Service metrics; with a store, fleet metrics too. Starts an HTTP exporter on `listen`
-  // ("host:port", port 0 picks one) serving /metrics, unless `listen` is empty.
+  // ("host:port", port 0 picks one) serving /metrics, unless `listen` is empty. With an `auth`
+  // that has tokens, /metrics needs "Authorization: Bearer <reader or writer token>".
   static absl::StatusOr<std::unique_ptr<Metrics>> Start(const std::string& listen,
-                                                        storage::PlacementStore* store);
+                                                        storage::PlacementStore* store,
+                                                        const Authorizer* auth = nullptr);
   ~Metrics();
 
   int port() const { return port_; }
@@ -68,6 +71,7 @@ class Metrics {
   Metrics() = default;
   std::shared_ptr<prometheus::Registry> registry_;
   storage::PlacementStore* store_ = nullptr;
+  const Authorizer* auth_ = nullptr;
   std::unique_ptr<Handler> handler_;
   std::unique_ptr<CivetServer> http_;
   prometheus::Family<prometheus::Counter>* rpcs_ = nullptr;

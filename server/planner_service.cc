@@ -88,7 +88,7 @@ absl::Status PlannerServiceImpl::Plan(const v1::PlanPlacementRequest& req, v1::P
   ASSIGN_OR_RETURN(Resolved resolved, ResolveDeployments(deps_, *cache_, req.deployments()));
   ASSIGN_OR_RETURN(placement::FleetSnapshot snap, deps_.store->LoadSnapshot());
   placement::PlannerOptions options{.strategy = strategy};
-  if (context != nullptr) options.cancelled = [context] { return context->IsCancelled(); };
+  if (context != nullptr) options.cancelled = [context] { return CallGone(context); };
   ASSIGN_OR_RETURN(placement::Plan plan, placement::PlanPlacement(snap, resolved.request, options));
   ToProto(plan, resp);
   if (deps_.metrics != nullptr) {
@@ -190,6 +190,25 @@ ServerUnaryReactor* PlannerServiceImpl::ExplainPlacement(CallbackServerContext* 
     RETURN_IF_ERROR(Plan(one, resp->mutable_plan(), /*keep=*/false, c));
     ExplainLines(resp->plan(), resp->mutable_lines());
     return absl::OkStatus();
+  });
+}
+
+ServerUnaryReactor* PlannerServiceImpl::ListDeployments(CallbackServerContext* c,
+                                                        const v1::ListDeploymentsRequest* /*req*/,
+                                                        v1::ListDeploymentsResponse* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto list, deps_.store->ListDeployments());
+    for (const auto& d : list) ToProto(d, resp->add_deployments());
+    return absl::OkStatus();
+  });
+}
+
+ServerUnaryReactor* PlannerServiceImpl::DeleteDeployment(CallbackServerContext* c,
+                                                         const v1::DeleteDeploymentRequest* req,
+                                                         google::protobuf::Empty* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    return Idempotent(deps_, "DeleteDeployment", req->request_id(), *req, resp,
+                      [&] { return deps_.store->DeleteDeployment(req->name()); });
   });
 }
 

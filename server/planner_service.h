@@ -33,6 +33,12 @@ class PlannerServiceImpl final : public v1::PlannerService::CallbackService {
   grpc::ServerUnaryReactor* ExplainPlacement(grpc::CallbackServerContext* c,
                                              const v1::ExplainPlacementRequest* req,
                                              v1::ExplainPlacementResponse* resp) override;
+  grpc::ServerUnaryReactor* ListDeployments(grpc::CallbackServerContext* c,
+                                            const v1::ListDeploymentsRequest* req,
+                                            v1::ListDeploymentsResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteDeployment(grpc::CallbackServerContext* c,
+                                             const v1::DeleteDeploymentRequest* req,
+                                             google::protobuf::Empty* resp) override;
 
  private:
   // Plans `req` and fills `resp`; `keep` stores the plan for CommitPlan. `context` is polled for

@@ -2,13 +2,16 @@
 #define FLEETPLAN_SERVER_REQUEST_CACHE_H_
 
 // Idempotent retries for mutating RPCs (AIP-155): the response of a successful call is kept under
-// (method, request_id), with a fingerprint of the request. A retry with the same request gets the
-// same response; the same request_id with a different request is ALREADY_EXISTS. Bounded (oldest
-// entries evicted first); in memory, so it covers retries within a server's life. Placement
-// commits persist their request ids in the store instead.
+// (method, request_id), with a fingerprint (a 128-bit hash) of the request, for `ttl`. A retry with
+// the same request gets the same response; the same request_id with a different request is
+// ALREADY_EXISTS. Bounded in entries and in bytes (oldest evicted first); a response larger than
+// max_entry_bytes is not kept (its retry runs again, which every handler here tolerates: creates
+// answer ALREADY_EXISTS, deletes NOT_FOUND). In memory, so it covers retries within a server's
+// life; placement commits persist their request ids in the store instead.
 //
 // Thread-safe.
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -22,9 +25,16 @@
 
 namespace fleetplan::server {
 
+struct RequestCacheOptions {
+  size_t max_entries = 10000;
+  int64_t max_bytes = 32 << 20;
+  int64_t max_entry_bytes = 256 << 10;
+  std::chrono::milliseconds ttl = std::chrono::minutes(10);
+};
+
 class RequestCache {
  public:
-  explicit RequestCache(size_t capacity = 10000) : capacity_(capacity) {}
+  explicit RequestCache(RequestCacheOptions options = {}) : options_(options) {}
 
   // Empty request_id: no caching (nullopt). A known id: the stored response, or ALREADY_EXISTS
   // when the request differs.
@@ -34,15 +44,22 @@ class RequestCache {
   void Store(const std::string& method, const std::string& request_id,
              const google::protobuf::Message& request, const google::protobuf::Message& response);
 
+  int64_t bytes();
+  size_t size();
+
  private:
   struct Entry {
-    std::string fingerprint;
+    std::string fingerprint;  // 16 bytes
     std::string response;
+    std::chrono::steady_clock::time_point expires;
   };
-  const size_t capacity_;
+  void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const RequestCacheOptions options_;
   absl::Mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);
+  int64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace fleetplan::server

@@ -7,6 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -35,6 +39,33 @@ absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string&
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// Parses the certificate chain and key, and checks that they belong together, so a bad file is
+// reported as what it is (gRPC would only fail to listen).
+absl::Status CheckKeyPair(const TlsOptions& tls, const std::string& cert, const std::string& key) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert.data(), static_cast<int>(cert.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> x509(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), X509_free);
+  if (x509 == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls_cert=\"", tls.cert_file, "\" holds no PEM certificate"));
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(key.data(), static_cast<int>(key.size())), BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  if (pkey == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls_key=\"", tls.key_file, "\" holds no (unencrypted) PEM private key"));
+  }
+  if (X509_check_private_key(x509.get(), pkey.get()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("tls_key=\"", tls.key_file,
+                                                   "\" does not match the certificate in tls_cert=\"",
+                                                   tls.cert_file, "\""));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const TlsOptions& tls) {
   if (!tls.enabled()) return grpc::InsecureServerCredentials();
   if (tls.cert_file.empty() || tls.key_file.empty()) {
@@ -44,6 +75,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const T
   grpc::SslServerCredentialsOptions ssl;
   ASSIGN_OR_RETURN(std::string cert, ReadFile("tls_cert", tls.cert_file));
   ASSIGN_OR_RETURN(std::string key, ReadFile("tls_key", tls.key_file));
+  RETURN_IF_ERROR(CheckKeyPair(tls, cert, key));
   ssl.pem_key_cert_pairs.push_back({key, cert});
   if (!tls.client_ca_file.empty()) {
     ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile("tls_client_ca", tls.client_ca_file));
@@ -53,18 +85,62 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const T
 }
 
 absl::Status ValidateOptions(const ServerOptions& options) {
-  if (options.listen.empty()) return absl::InvalidArgumentError("listen must not be empty");
-  if (!IsLoopbackAddress(options.listen) && !options.tls.enabled() &&
-      !options.insecure_listen_any) {
+  RETURN_IF_ERROR(ValidateListenAddress("listen", options.listen));
+  if (!options.metrics_listen.empty()) {
+    RETURN_IF_ERROR(ValidateListenAddress("metrics_listen", options.metrics_listen));
+  }
+  if (!IsLoopbackAddress(options.listen)) {
+    if (!options.tls.enabled() && !options.insecure_listen_any) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listen=\"", options.listen,
+          "\" is not a loopback address: give --tls_cert and --tls_key, or --insecure_listen_any "
+          "to serve plaintext to the network"));
+    }
+  }
+  if (!options.metrics_listen.empty() && !IsLoopbackAddress(options.metrics_listen) &&
+      !options.insecure_metrics_listen_any) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "listen=\"", options.listen,
-        "\" is not a loopback address: give --tls_cert and --tls_key, or --insecure_listen_any "
-        "to serve plaintext to the network"));
+        "metrics_listen=\"", options.metrics_listen,
+        "\" is not a loopback address and /metrics is plain HTTP: scrape through a local proxy, or "
+        "give --insecure_metrics_listen_any (with --auth_tokens_file, /metrics then needs a "
+        "bearer token)"));
   }
   return absl::OkStatus();
 }
 
+// A network listener needs a way to tell who calls (checked after the TLS files are read, so a
+// missing file is reported as such first).
+absl::Status CheckAuthentication(const ServerOptions& options) {
+  if (IsLoopbackAddress(options.listen)) return absl::OkStatus();
+  const bool authenticated =
+      !options.auth_tokens_file.empty() || !options.tls.client_ca_file.empty();
+  if (authenticated || options.insecure_allow_anonymous) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "listen=\"", options.listen,
+      "\" is not a loopback address and no authentication is configured: give "
+      "--auth_tokens_file or --tls_client_ca, or --insecure_allow_anonymous to let anyone who "
+      "reaches the port write"));
+}
+
 }  // namespace
+
+absl::Status ValidateListenAddress(const std::string& field, const std::string& listen) {
+  if (listen.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));
+  if (absl::StartsWith(listen, "unix:") || absl::StartsWith(listen, "unix-abstract:")) {
+    return absl::OkStatus();
+  }
+  const size_t colon = listen.rfind(':');
+  const size_t bracket = listen.rfind(']');
+  int port = -1;
+  const bool has_port = colon != std::string::npos && (bracket == std::string::npos || colon > bracket) &&
+                        colon > 0 && absl::SimpleAtoi(listen.substr(colon + 1), &port);
+  if (!has_port || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(field, "=\"", listen,
+                                                   "\" must be host:port with a port in [0, 65535] "
+                                                   "(0 picks a free one)"));
+  }
+  return absl::OkStatus();
+}
 
 bool IsLoopbackAddress(const std::string& listen) {
   absl::string_view addr = listen;
@@ -98,16 +174,18 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
     const ServerOptions& options) {
   RETURN_IF_ERROR(ValidateOptions(options));
   ASSIGN_OR_RETURN(auto credentials, MakeCredentials(options.tls));
+  RETURN_IF_ERROR(CheckAuthentication(options));
 
   auto server = std::unique_ptr<FleetplanServer>(new FleetplanServer());
   ASSIGN_OR_RETURN(server->store_, storage::SqliteStore::Open(options.store));
-  ASSIGN_OR_RETURN(server->metrics_, Metrics::Start(options.metrics_listen, server->store_.get()));
   if (options.auth_tokens_file.empty()) {
     server->auth_ = Authorizer::AllowAll();
   } else {
     ASSIGN_OR_RETURN(std::string tokens, ReadFile("auth_tokens_file", options.auth_tokens_file));
     ASSIGN_OR_RETURN(server->auth_, Authorizer::FromText(tokens, options.auth_tokens_file));
   }
+  ASSIGN_OR_RETURN(server->metrics_, Metrics::Start(options.metrics_listen, server->store_.get(),
+                                                    server->auth_.get()));
   server->requests_ = std::make_unique<RequestCache>();
   server->estimates_ = std::make_unique<EstimateCache>(std::chrono::seconds(10));
   const ServiceDeps deps{.store = server->store_.get(),
@@ -115,7 +193,7 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
                          .requests = server->requests_.get(),
                          .estimates = server->estimates_.get(),
                          .metrics = server->metrics_.get()};
-  server->system_service_ = std::make_unique<SystemServiceImpl>(server->store_.get());
+  server->system_service_ = std::make_unique<SystemServiceImpl>(deps);
   server->inventory_service_ = std::make_unique<InventoryServiceImpl>(deps);
   server->catalog_service_ = std::make_unique<CatalogServiceImpl>(deps);
   server->estimator_service_ =

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include "absl/status/status.h"
 #include "storage/sqlite_store.h"
 
 namespace fleetplan::server {
@@ -28,6 +29,12 @@ struct ServerOptions {
   std::string port_file;
   // A non-loopback listen address needs TLS unless this is set.
   bool insecure_listen_any = false;
+  // A non-loopback listen address also needs an authentication mode (bearer tokens or client
+  // certificates) unless this is set: otherwise anyone who reaches the port can write.
+  bool insecure_allow_anonymous = false;
+  // /metrics is plain HTTP: a non-loopback metrics_listen needs this (with tokens configured,
+  // /metrics then asks for a bearer token like any reader call).
+  bool insecure_metrics_listen_any = false;
   TlsOptions tls;
   // Bearer tokens ("<token> <reader|writer>" per line). Empty: no authentication (loopback
   // default).
@@ -36,6 +43,10 @@ struct ServerOptions {
   std::chrono::milliseconds headroom_poll_interval = std::chrono::milliseconds(250);
   storage::StoreOptions store;
 };
+
+// OK when `listen` is "host:port" (port 0-65535), "[v6]:port" or "unix:PATH"; INVALID_ARGUMENT
+// naming `field` otherwise (a missing port would make gRPC pick 443).
+absl::Status ValidateListenAddress(const std::string& field, const std::string& listen);
 
 // Returns true when `listen` ("host:port", "[v6]:port", "unix:...") is reachable only from this
 // machine: 127.0.0.0/8, ::1, localhost, or a unix socket.

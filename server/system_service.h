@@ -2,23 +2,23 @@
 #define FLEETPLAN_SERVER_SYSTEM_SERVICE_H_
 
 // fleetplan.v1.SystemService: facts about the server itself (version, schema, fleet generation).
-// Thread-safe: holds only a pointer to the store, which is thread-safe.
+// A reader call like any other (a token when tokens are configured). Thread-safe.
 
 #include "fleetplan/v1/system.grpc.pb.h"
-#include "storage/placement_store.h"
+#include "server/handler.h"
 
 namespace fleetplan::server {
 
 class SystemServiceImpl final : public fleetplan::v1::SystemService::CallbackService {
  public:
-  explicit SystemServiceImpl(storage::PlacementStore* store) : store_(store) {}
+  explicit SystemServiceImpl(ServiceDeps deps) : deps_(deps) {}
 
   grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* context,
                                           const fleetplan::v1::GetServerInfoRequest* request,
                                           fleetplan::v1::ServerInfo* response) override;
 
  private:
-  storage::PlacementStore* store_;
+  ServiceDeps deps_;
 };
 
 }  // namespace fleetplan::server

@@ -107,6 +107,10 @@ const std::vector<absl::string_view>& Migrations() {
           created_unix_ms INTEGER NOT NULL
         ) STRICT;
       )sql",
+      // v4: GPU UUIDs are looked up (uniqueness across nodes, joins with DCGM metrics).
+      R"sql(
+        CREATE INDEX gpus_by_uuid ON gpus (uuid) WHERE uuid != '';
+      )sql",
   };
   return *kMigrations;
 }

@@ -54,6 +54,39 @@ const std::string& ActivePlacementsOnNodeSql() {
   return *kSql;
 }
 
+// A page's byte budget: far below gRPC's 16 MiB messages whatever the nodes hold.
+constexpr int64_t kMaxPageBytes = 4 << 20;
+
+int64_t ApproximateBytes(const Node& n) {
+  int64_t bytes = static_cast<int64_t>(n.name.size() + n.pool.size() + n.zone.size() +
+                                       n.rack.size()) +
+                  64;
+  for (const auto& [k, v] : n.labels) bytes += static_cast<int64_t>(k.size() + v.size()) + 8;
+  for (const Gpu& g : n.gpus) bytes += static_cast<int64_t>(g.gpu_type.size() + g.uuid.size()) + 48;
+  return bytes;
+}
+
+// GPU UUIDs are unique in the fleet (they join with DCGM metrics); a UUID another node holds is
+// refused naming that node.
+absl::Status CheckUuidsUnused(Database& db, const Node& n) {
+  static constexpr absl::string_view kSql =
+      "SELECT node, idx FROM gpus WHERE uuid = ?1 AND node != ?2 LIMIT 1";
+  ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kSql));
+  for (const Gpu& g : n.gpus) {
+    if (g.uuid.empty()) continue;
+    stmt->BindText(1, g.uuid).BindText(2, n.name);
+    ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (row) {
+      return absl::InvalidArgumentError(absl::StrCat("node \"", n.name, "\": gpu ", g.index,
+                                                     " uuid \"", g.uuid, "\" is already gpu ",
+                                                     stmt->ColumnInt(1), " of node \"",
+                                                     stmt->ColumnText(0), "\""));
+    }
+    RETURN_IF_ERROR(stmt->Reset());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status InsertGpus(Database& db, const Node& n, int64_t generation) {
   ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kInsertGpu));
   for (const Gpu& g : n.gpus) {
@@ -197,6 +230,7 @@ absl::StatusOr<Node> SqliteStore::CreateNode(const Node& node, const WriteOption
       return s;
     }
   }
+  RETURN_IF_ERROR(CheckUuidsUnused(*db_, stored));
   RETURN_IF_ERROR(InsertGpus(*db_, stored, generation));
   if (!options.validate_only) RETURN_IF_ERROR(txn.Commit());
   stored.version = 1;
@@ -265,6 +299,16 @@ absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_
     page.next_page_token = page.nodes.back().name;
   }
   RETURN_IF_ERROR(internal::FillGpusAndUsage(db, Now(), page.nodes));
+  // Pages are bounded in bytes as well as rows, so a page always fits a response.
+  int64_t bytes = 0;
+  for (size_t i = 0; i < page.nodes.size(); ++i) {
+    bytes += ApproximateBytes(page.nodes[i]);
+    if (bytes > kMaxPageBytes && i > 0) {
+      page.nodes.resize(i);
+      page.next_page_token = page.nodes.back().name;
+      break;
+    }
+  }
   return page;
 }
 
@@ -312,6 +356,7 @@ absl::StatusOr<Node> SqliteStore::UpdateNode(const Node& node, int64_t expected_
     del->BindText(1, node.name);
     RETURN_IF_ERROR(del->Run());
   }
+  RETURN_IF_ERROR(CheckUuidsUnused(*db_, node));
   RETURN_IF_ERROR(InsertGpus(*db_, node, generation));
   ASSIGN_OR_RETURN(Node updated, ReadNodeWithGpus(*db_, node.name, now));
   RETURN_IF_ERROR(txn.Commit());

@@ -172,11 +172,18 @@ Unplaced NotPlaced(const PackingState& st, const Work& w) {
   return u;
 }
 
-Plan Pack(const PackingState& base, const std::vector<Work>& order, const DomainScorer& scorer) {
+absl::StatusOr<Plan> Pack(const PackingState& base, const std::vector<Work>& order,
+                          const DomainScorer& scorer, const std::function<bool()>& cancelled) {
   PackingState st = base;
   Plan plan;
   plan.snapshot_generation = st.snapshot().generation;
+  // Polled every so many replicas: a large request stops soon after its caller went away.
+  constexpr size_t kCancelCheckEvery = 64;
+  size_t done = 0;
   for (const Work& w : order) {
+    if (cancelled && ++done % kCancelCheckEvery == 0 && cancelled()) {
+      return absl::CancelledError("planning was cancelled (the caller went away or the server is stopping)");
+    }
     bool placed = false;
     for (const Candidate& c : *w.candidates) {
       Choice ch;

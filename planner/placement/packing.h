@@ -6,6 +6,7 @@
 // spread) and the exact one (Exact, CBC), and the plan's totals (Finish).
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,8 +45,9 @@ Shortfall CapacityShortfall(const PackingState& st, const DeploymentSpec& d,
 
 Unplaced NotPlaced(const PackingState& st, const Work& w);
 
-// Greedy packing of `order` onto a copy of `base`.
-Plan Pack(const PackingState& base, const std::vector<Work>& order, const DomainScorer& scorer);
+// Greedy packing of `order` onto a copy of `base`; CANCELLED when `cancelled` (may be empty) says so.
+absl::StatusOr<Plan> Pack(const PackingState& base, const std::vector<Work>& order,
+                          const DomainScorer& scorer, const std::function<bool()>& cancelled);
 
 // The exact integer program (CBC) over exclusive single-stage placements. Returns nullopt-like
 // `fallback` when the problem is outside what it handles (shared GPUs, too many variables, no

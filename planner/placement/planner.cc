@@ -192,7 +192,7 @@ absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const Placemen
   const WorstFitScorer worst_fit;
   const bool spread = options.strategy == Strategy::kSpread;
   const DomainScorer& scorer = spread ? static_cast<const DomainScorer&>(worst_fit) : best_fit;
-  Plan best = internal::Pack(base, order, scorer);
+  ASSIGN_OR_RETURN(Plan best, internal::Pack(base, order, scorer, options.cancelled));
   // A plan that places everything at the lower bound cannot be improved: skip the re-pack passes.
   const bool at_bound = best.unplaced.empty() && best.gpus_used == best.lower_bound_gpus;
   if (!spread && !at_bound) {
@@ -212,7 +212,8 @@ absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const Placemen
     for (int64_t pass = 0;
          pass < options.improvement_passes && pass < static_cast<int64_t>(others.size()); ++pass) {
       if (Cancelled(options)) return CancelledError();
-      Plan p = internal::Pack(base, others[static_cast<size_t>(pass)], scorer);
+      ASSIGN_OR_RETURN(Plan p,
+                       internal::Pack(base, others[static_cast<size_t>(pass)], scorer, options.cancelled));
       if (internal::Better(p, best)) best = std::move(p);
     }
   }

@@ -67,14 +67,28 @@ TEST(TlsTest, ServerCertificateAndMutualTls) {
     EXPECT_TRUE(Check(grpc::SslCredentials(with_cert), (*server)->port()).ok());
     (*server)->Shutdown(std::chrono::milliseconds(100));
   }
-  // TLS makes a non-loopback listen address acceptable.
-  auto any = server::FleetplanServer::Start(
+  // TLS alone does not make a non-loopback listener acceptable: it needs an authentication mode
+  // (client certificates here, or bearer tokens), or the explicit insecure_allow_anonymous.
+  auto anonymous = server::FleetplanServer::Start(
       {.listen = "0.0.0.0:0",
        .metrics_listen = "",
        .tls = {.cert_file = kTls + "server.pem", .key_file = kTls + "server.key"},
        .store = {.path = dir + "/c.db"}});
-  EXPECT_TRUE(any.ok()) << any.status();
-  if (any.ok()) (*any)->Shutdown(std::chrono::milliseconds(100));
+  ASSERT_FALSE(anonymous.ok());
+  EXPECT_NE(anonymous.status().message().find("no authentication"), std::string::npos)
+      << anonymous.status();
+  for (const bool allow_anonymous : {false, true}) {
+    auto any = server::FleetplanServer::Start(
+        {.listen = "0.0.0.0:0",
+         .metrics_listen = "",
+         .insecure_allow_anonymous = allow_anonymous,
+         .tls = {.cert_file = kTls + "server.pem",
+                 .key_file = kTls + "server.key",
+                 .client_ca_file = allow_anonymous ? "" : kTls + "ca.pem"},
+         .store = {.path = dir + "/c.db"}});
+    EXPECT_TRUE(any.ok()) << any.status();
+    if (any.ok()) (*any)->Shutdown(std::chrono::milliseconds(100));
+  }
   std::filesystem::remove_all(dir);
 }
 
