@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
 #include "clients/rpc_util.h"
@@ -54,10 +55,37 @@ absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& flag, const
   return out;
 }
 
+// vLLM engine and server flags that do not change GPU memory (vllm/engine/arg_utils.py,
+// vllm/entrypoints/openai/cli_args.py): accepted and ignored. Any other flag is not one fleetplan
+// knows — a typo, or a newer memory-relevant option — and is reported (refused with --strict).
+bool KnownIrrelevantVllmFlag(absl::string_view flag) {
+  static const char* const kFlags[] = {
+      "--host", "--port", "--uvicorn-log-level", "--api-key", "--served-model-name",
+      "--tokenizer", "--tokenizer-mode", "--revision", "--code-revision", "--tokenizer-revision",
+      "--trust-remote-code", "--download-dir", "--load-format", "--config-format", "--seed",
+      "--chat-template", "--response-role", "--disable-log-requests", "--disable-log-stats",
+      "--enable-log-requests", "--max-log-len", "--enable-prefix-caching",
+      "--no-enable-prefix-caching", "--enable-auto-tool-choice", "--tool-call-parser",
+      "--reasoning-parser", "--generation-config", "--override-generation-config",
+      "--disable-fastapi-docs", "--root-path", "--middleware", "--ssl-keyfile", "--ssl-certfile",
+      "--allowed-origins", "--allow-credentials", "--allowed-methods", "--allowed-headers",
+      "--lora-modules", "--prompt-adapters", "--max-logprobs", "--disable-frontend-multiprocessing",
+      "--uds", "--api-server-count", "--hf-config-path", "--hf-token", "--logits-processor-pattern",
+      "--guided-decoding-backend", "--scheduling-policy", "--distributed-executor-backend",
+      "--worker-cls", "--device", "--swap-space", "--enable-chunked-prefill",
+      "--no-enable-chunked-prefill", "--max-seq-len-to-capture", "--disable-custom-all-reduce",
+      "--otlp-traces-endpoint", "--collect-detailed-traces", "--model-impl"};
+  for (const char* f : kFlags) {
+    if (flag == f) return true;
+  }
+  return false;
+}
+
 // Translates a `vllm serve MODEL [flags]` command line into our flags. Flags that do not affect
-// memory are ignored and listed in `ignored`.
+// memory are ignored and listed in `ignored`; flags fleetplan does not know go to `unknown`.
 absl::Status ApplyVllmCommand(const std::string& command, std::vector<std::string>& args,
-                              std::string& model_dir, std::vector<std::string>& ignored) {
+                              std::string& model_dir, std::vector<std::string>& ignored,
+                              std::vector<std::string>& unknown) {
   std::vector<std::string> words =
       absl::StrSplit(command, absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
   size_t i = 0;
@@ -106,7 +134,7 @@ absl::Status ApplyVllmCommand(const std::string& command, std::vector<std::strin
     auto it = kValueFlags.find(word);
     if (it == kValueFlags.end()) {
       if (absl::StartsWith(word, "-")) {
-        ignored.push_back(word);
+        (KnownIrrelevantVllmFlag(word) ? ignored : unknown).push_back(word);
         if (!has_value && i + 1 < words.size() && !absl::StartsWith(words[i + 1], "-")) ++i;
       }
       continue;
@@ -392,17 +420,24 @@ int RunEstimate(const Invocation& inv) {
   std::string model_path = flags.GetString("model");
   std::string model_label = ServedModel(model_path);
   if (!flags.GetString("model-name").empty()) model_label = flags.GetString("model-name");
-  std::vector<std::string> ignored;
+  std::vector<std::string> ignored, unknown;
   if (flags.IsSet("vllm")) {
     std::vector<std::string> args = {"--engine=vllm"};
     std::string model_dir;
-    if (absl::Status s = ApplyVllmCommand(flags.GetString("vllm"), args, model_dir, ignored);
+    if (absl::Status s =
+            ApplyVllmCommand(flags.GetString("vllm"), args, model_dir, ignored, unknown);
         !s.ok()) {
       inv.err << "fleetplan estimate: " << s.message() << "\n";
       return kExitUsage;
     }
     if (auto parsed = flags.Parse(args); !parsed.ok()) {
       inv.err << "fleetplan estimate: --vllm: " << parsed.status().message() << "\n";
+      return kExitUsage;
+    }
+    if (flags.GetBool("strict") && !unknown.empty()) {
+      inv.err << "fleetplan estimate: --vllm: " << absl::StrJoin(unknown, ", ")
+              << (unknown.size() == 1 ? " is not a flag" : " are not flags")
+              << " fleetplan knows (--strict)\n";
       return kExitUsage;
     }
     model_path = (std::filesystem::path(model_dir) / "config.json").string();
@@ -430,6 +465,11 @@ int RunEstimate(const Invocation& inv) {
   }
   absl::StatusOr<MemoryEstimate> est = estimator::Estimate(*spec, *req);
   if (!est.ok()) return ReportError(inv.err, "estimate", est.status());
+  for (const std::string& flag : unknown) {
+    est->notes.push_back(absl::StrCat("vllm flag ", flag,
+                                      " is not one fleetplan knows (a typo?); the estimate ignores "
+                                      "it (--strict refuses it)"));
+  }
   for (const std::string& flag : ignored) {
     est->notes.push_back(absl::StrCat("vllm flag ", flag, " does not change memory; ignored"));
   }
@@ -565,6 +605,7 @@ FlagSet EstimateFlags() {
   f.String("catalog-model", "", "with --server: a model from the server's catalog");
   f.String("model", "", "path of a Hugging Face config.json");
   f.String("vllm", "", "a `vllm serve MODEL_DIR ...` command line (MODEL_DIR holds config.json)");
+  f.Bool("strict", false, "--vllm: refuse flags fleetplan does not know instead of warning");
   f.String("engine", "vllm", estimator::EngineNames().Choices());
   f.String("gpu", "H100-80GB", "GPU type from the built-in table");
   f.Int("gpu-memory-bytes", 0, "GPU memory as the driver reports it (overrides --gpu)");

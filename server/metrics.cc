@@ -102,12 +102,24 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
       : metrics_(metrics), method_(std::move(method)), start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        methods->GetRecvMessage() == nullptr) {
+      unparsable_ = true;  // deserialization failed (gRPC answers UNIMPLEMENTED with no message)
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      grpc::Status status = methods->GetSendStatus();
+      if (unparsable_ && status.error_code() == grpc::StatusCode::UNIMPLEMENTED &&
+          status.error_message().empty()) {
+        status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              absl::StrCat("the request to ", method_,
+                                           " could not be parsed: a string field is not valid "
+                                           "UTF-8, or the bytes are not this method's request"));
+        methods->ModifySendStatus(status);
+      }
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      metrics_->RecordRpc(method_, static_cast<int>(methods->GetSendStatus().error_code()),
-                          seconds);
+      metrics_->RecordRpc(method_, static_cast<int>(status.error_code()), seconds);
     }
     methods->Proceed();
   }
@@ -116,6 +128,7 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
   Metrics* metrics_;
   std::string method_;
   std::chrono::steady_clock::time_point start_;
+  bool unparsable_ = false;
 };
 
 class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {

@@ -125,6 +125,80 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
   return absl::OkStatus();
 }
 
+// Every byte count the engine models compute fits in int64 as long as its largest terms do; this
+// bounds them from above (in long double, so the bound itself cannot overflow) and refuses a
+// request whose memory would exceed kMaxBytes per GPU — by far beyond any GPU, and a refusal that
+// names the fields instead of a wrapped-around number.
+constexpr long double kMaxBytes = static_cast<long double>(int64_t{1} << 60);  // 1 EiB
+
+absl::Status CheckMagnitude(const ModelSpec& spec, const EstimateRequest& r) {
+  using LD = long double;
+  LD kv_per_token = 0;  // all layers, fp32 worst case
+  LD heads = 1, widest = static_cast<LD>(spec.hidden_size);
+  for (int64_t l = 0; l < spec.num_layers; ++l) {
+    const AttentionSpec& a = spec.attention(static_cast<int>(l));
+    kv_per_token += static_cast<LD>(a.mla ? a.kv_lora_rank + a.qk_rope_head_dim
+                                          : a.num_kv_heads * (a.head_dim + a.v_head_dim)) *
+                    4;
+  }
+  for (const LayerKind& k : spec.layer_kinds) {
+    heads = std::max(heads, static_cast<LD>(k.attention.num_heads));
+    widest = std::max({widest, static_cast<LD>(k.mlp.intermediate_size),
+                       static_cast<LD>(k.mlp.expert_intermediate_size) *
+                           static_cast<LD>(std::max<int64_t>(k.mlp.experts_per_token, 1)),
+                       static_cast<LD>(k.attention.num_heads * k.attention.head_dim)});
+  }
+  const LD vocab = static_cast<LD>(spec.vocab_size);
+  LD sequences = 1, tokens_per_sequence = 1;
+  const char* fields = "";
+  switch (r.engine) {
+    case Engine::kVllm:
+      sequences = static_cast<LD>(std::max<int64_t>(r.concurrency, 1));
+      tokens_per_sequence = static_cast<LD>(
+          std::max({r.context_tokens, r.vllm.max_model_len, spec.max_position_embeddings,
+                    r.vllm.max_num_batched_tokens, int64_t{8192}}));
+      fields = "concurrency x context_tokens";
+      break;
+    case Engine::kHfTransformers: {
+      const LD image_tokens =
+          r.hf.images > 0 ? static_cast<LD>(r.hf.images) *
+                                static_cast<LD>(ImageTokens(spec, r.hf.image_height, r.hf.image_width))
+                          : 0;
+      sequences = static_cast<LD>(r.hf.batch);
+      tokens_per_sequence = static_cast<LD>(r.hf.prompt_tokens + r.hf.new_tokens) + image_tokens;
+      fields = "batch x (prompt_tokens + images + new_tokens)";
+      break;
+    }
+    case Engine::kTraining:
+      sequences = static_cast<LD>(r.training.batch);
+      tokens_per_sequence = static_cast<LD>(r.training.seq_tokens);
+      fields = "batch x seq_tokens";
+      break;
+  }
+  const LD tokens = sequences * tokens_per_sequence;
+  const LD layers = static_cast<LD>(spec.num_layers);
+  const LD terms[] = {
+      tokens * kv_per_token * 2,                                     // KV cache (and a copy)
+      sequences * heads * tokens_per_sequence * tokens_per_sequence * 16,  // eager scores, masks
+      tokens * vocab * 16,                                           // logits, fp32 copies
+      tokens * widest * layers * 64,                                 // saved activations
+  };
+  for (LD t : terms) {
+    if (t > kMaxBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          fields, " is out of range for this model: it would need more than 1 EiB per GPU (",
+          fields[0] == 'c' ? absl::StrCat("concurrency=", r.concurrency, ", context_tokens=",
+                                          r.context_tokens)
+          : fields[0] == 'b' && r.engine == Engine::kTraining
+              ? absl::StrCat("batch=", r.training.batch, ", seq_tokens=", r.training.seq_tokens)
+              : absl::StrCat("batch=", r.hf.batch, ", prompt_tokens=", r.hf.prompt_tokens,
+                             ", new_tokens=", r.hf.new_tokens),
+          ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // Engine models (vllm_model.cc, hf_model.cc, training_model.cc).
@@ -248,6 +322,7 @@ ModelSummary SummarizeModel(const ModelSpec& spec) {
 
 absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request) {
   RETURN_IF_ERROR(ValidateRequest(spec, request));
+  RETURN_IF_ERROR(CheckMagnitude(spec, request));
   const internal::RankContext c(spec, request, internal::ResolveDType(spec, request));
   MemoryEstimate out;
   out.engine = request.engine;

@@ -434,3 +434,26 @@ TEST(OneRuleTest, SharedReplicasCountTheirGpusOnce) {
 
 }  // namespace
 }  // namespace fleetplan::placement
+
+namespace fleetplan::placement {
+namespace {
+
+// Planning polls its caller: once `cancelled` says so, it stops with CANCELLED instead of running
+// on (a client gone past its deadline, a server shutting down).
+TEST(PlannerCancellationTest, StopsWhenTheCallerIsGone) {
+  std::vector<Node> nodes;
+  for (int i = 0; i < 50; ++i) nodes.push_back(MakeNode("n" + std::to_string(i), 8, "H100", 8));
+  FleetSnapshot s = Fleet(nodes);
+  PlacementRequest request;
+  for (int i = 0; i < 20; ++i) request.deployments.push_back(Dep("d" + std::to_string(i), "qwen2.5-0.5b", 100, 1, 2048));
+  int polls = 0;
+  PlannerOptions options{.cancelled = [&polls] { return ++polls > 3; }};
+  auto plan = PlanPlacement(s, request, options);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kCancelled) << plan.status();
+  EXPECT_LE(polls, 5) << "stops at the first poll that says so";
+  options.cancelled = [] { return false; };
+  EXPECT_TRUE(PlanPlacement(s, request, options).ok());
+}
+
+}  // namespace
+}  // namespace fleetplan::placement

@@ -157,7 +157,7 @@ std::optional<std::string> WaitForFile(const std::string& path, std::chrono::mil
   return std::nullopt;
 }
 
-std::optional<std::string> HttpGet(int port, const std::string& path) {
+std::optional<std::string> HttpGet(int port, const std::string& path, const std::string& headers) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return std::nullopt;
   sockaddr_in addr{};
@@ -168,7 +168,7 @@ std::optional<std::string> HttpGet(int port, const std::string& path) {
     close(fd);
     return std::nullopt;
   }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n" + headers + "\r\n";
   if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
     close(fd);
     return std::nullopt;

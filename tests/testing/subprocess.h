@@ -49,7 +49,9 @@ class Process {
 std::optional<std::string> WaitForFile(const std::string& path, std::chrono::milliseconds timeout);
 
 // HTTP/1.0 GET of http://127.0.0.1:port/path on loopback; the body, or nullopt on failure.
-std::optional<std::string> HttpGet(int port, const std::string& path);
+// `headers`: extra header lines, each ending in "\r\n". nullopt unless the status is 200.
+std::optional<std::string> HttpGet(int port, const std::string& path,
+                                   const std::string& headers = "");
 
 // A fresh empty directory under the test temp dir, removed by the caller.
 std::string MakeTempDir(const std::string& prefix);
