@@ -218,3 +218,50 @@ TEST(ValidateCliTest, MissingCasesFlagIsUsageError) {
 
 }  // namespace
 }  // namespace fleetplan::cli
+
+#include "clients/deployments_file.h"
+#include "clients/vllm_command.h"
+
+namespace fleetplan::cli {
+namespace {
+
+TEST(DeploymentsFileTest, JsonAndYamlReadTheSame) {
+  const std::string json = R"([{"name": "chat", "model": "m", "replicas": 2, "gpu_types": ["H100"],
+      "vllm": {"max_model_len": 8192}}])";
+  const std::string yaml = "- name: chat\n  model: m\n  replicas: 2\n  gpu_types: [H100]\n"
+                           "  vllm:\n    max_model_len: 8192\n";
+  auto a = ParseDeployments(json, "a.json");
+  auto b = ParseDeployments(yaml, "b.yaml");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->SerializeAsString(), b->SerializeAsString());
+  EXPECT_EQ(b->deployments(0).replicas(), 2);
+  auto object = ParseDeployments("strategy: STRATEGY_EXACT\ndeployments:\n  - {name: x, model: m}\n", "c");
+  ASSERT_TRUE(object.ok()) << object.status();
+  EXPECT_EQ(object->strategy(), v1::STRATEGY_EXACT);
+  // Bad input names the file and the place.
+  auto bad = ParseDeployments("- name: [unclosed\n", "bad.yaml");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("bad.yaml: line"), std::string::npos) << bad.status();
+  auto unknown = ParseDeployments("- name: x\n  modle: m\n", "typo.yaml");
+  EXPECT_NE(unknown.status().message().find("modle"), std::string::npos) << unknown.status();
+  auto deep = ParseDeployments(std::string(100000, '[') + std::string(100000, ']'), "deep.json");
+  EXPECT_FALSE(deep.ok());
+  auto deep_yaml = ParseDeployments("x: " + std::string(5000, '[') + std::string(5000, ']'), "deep.yaml");
+  EXPECT_NE(deep_yaml.status().message().find("nests deeper"), std::string::npos) << deep_yaml.status();
+}
+
+TEST(VllmCommandTest, TranslatesAndSortsFlags) {
+  auto line = ParseVllmCommandLine(
+      "vllm serve /m --tensor-parallel-size 2 --max-model-len=4096 --port 8000 --max-modl-len 9 x");
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_EQ(line->model_dir, "/m");
+  EXPECT_EQ(line->flags, (std::vector<std::string>{"--tp=2", "--max-model-len=4096"}));
+  EXPECT_EQ(line->ignored, (std::vector<std::string>{"--port"}));
+  EXPECT_EQ(line->unknown, (std::vector<std::string>{"--max-modl-len", "x"}));
+  EXPECT_FALSE(ParseVllmCommandLine("vllm serve").ok());
+  EXPECT_FALSE(ParseVllmCommandLine("vllm serve /m --max-model-len").ok());
+}
+
+}  // namespace
+}  // namespace fleetplan::cli

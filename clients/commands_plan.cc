@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
+#include "clients/deployments_file.h"
 #include "clients/rpc_util.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -36,14 +37,7 @@ absl::StatusOr<v1::PlanPlacementRequest> BuildRequest(const FlagSet& f) {
   const std::string file = f.GetString("deployment");
   if (!file.empty()) {
     ASSIGN_OR_RETURN(std::string text, ReadFileText("--deployment", file));
-    const size_t first = text.find_first_not_of(" \t\r\n");
-    if (first != std::string::npos && text[first] == '[') text = "{\"deployments\": " + text + "}";
-    google::protobuf::util::JsonParseOptions options;
-    auto status = google::protobuf::util::JsonStringToMessage(text, &req, options);
-    if (!status.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--deployment=\"", file, "\": ", status.message().as_string()));
-    }
+    ASSIGN_OR_RETURN(req, ParseDeployments(text, absl::StrCat("--deployment=\"", file, "\"")));
   } else {
     if (f.GetString("model").empty())
       return absl::InvalidArgumentError("give --model=NAME or --deployment=FILE");
@@ -280,7 +274,7 @@ std::vector<Command> PlanCommands() {
                 AddServerFlags(f);
                 f.String(
                     "deployment", "",
-                    "JSON file: a list of DeploymentSpec objects (or {\"deployments\": [...]})");
+                    "JSON or YAML file: a list of DeploymentSpec objects (or {\"deployments\": [...]})");
                 f.String("model", "", "catalog model of a single deployment");
                 f.String("name", "", "deployment name (default: the model)");
                 f.Int("replicas", d.replicas, "replicas");
