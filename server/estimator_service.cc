@@ -131,6 +131,9 @@ ServerUnaryReactor* EstimatorServiceImpl::Budget(CallbackServerContext* c,
                                                  const v1::BudgetRequest* req,
                                                  v1::BudgetResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    absl::Status refused;
+    const auto slot = AdmitHeavy(deps_, c, "Budget", &refused);
+    RETURN_IF_ERROR(refused);
     ASSIGN_OR_RETURN(Resolved r, Resolve(req->base()));
     ASSIGN_OR_RETURN(auto cells,
                      estimator::Budget(*r.spec, r.request,
@@ -157,6 +160,9 @@ ServerUnaryReactor* EstimatorServiceImpl::MaxContext(CallbackServerContext* c,
                                                      const v1::MaxContextRequest* req,
                                                      v1::MaxContextResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    absl::Status refused;
+    const auto slot = AdmitHeavy(deps_, c, "MaxContext", &refused);
+    RETURN_IF_ERROR(refused);
     ASSIGN_OR_RETURN(Resolved r, Resolve(req->base()));
     ASSIGN_OR_RETURN(int64_t n, estimator::MaxContext(*r.spec, r.request, req->concurrency()));
     resp->set_max_context_tokens(n);

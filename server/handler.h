@@ -15,6 +15,7 @@
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 #include "planner/common/status_macros.h"
+#include "server/admission.h"
 #include "server/auth.h"
 #include "server/grpc_status.h"
 #include "server/request_cache.h"
@@ -23,6 +24,7 @@
 namespace fleetplan::server {
 
 // What every service needs; owned by FleetplanServer, outlives the services.
+class Admission;
 class EstimateCache;
 class Metrics;
 
@@ -34,6 +36,8 @@ struct ServiceDeps {
   EstimateCache* estimates = nullptr;
   // Planner and store counters (may be null in tests of single services).
   Metrics* metrics = nullptr;
+  // Bounds the long calls (planning, budgets) in flight (may be null: unbounded).
+  Admission* heavy = nullptr;
 };
 
 // Drops cached models and GPU sizes after a catalog or inventory write.
@@ -65,6 +69,11 @@ grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context, const S
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
+
+// A slot for a long call (see Admission), held while the returned value lives; nullopt-like empty
+// slot when deps has no admission control.
+std::optional<Admission::Slot> AdmitHeavy(const ServiceDeps& deps, grpc::CallbackServerContext* c,
+                                          const char* what, absl::Status* refused);
 
 // Runs `body` once per (method, request_id): a retry gets the first response.
 template <typename Request, typename Response, typename Body>

@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
 #include "planner/placement/headroom.h"
 #include "server/convert.h"
 
@@ -16,8 +18,10 @@ absl::StatusOr<v1::FleetHeadroom> HeadroomNow(storage::PlacementStore& store, bo
 
 class HeadroomServiceImpl::Watcher final : public grpc::ServerWriteReactor<v1::FleetHeadroom> {
  public:
-  Watcher(HeadroomServiceImpl* service, bool include_gpus)
-      : service_(service), include_gpus_(include_gpus) {}
+  Watcher(HeadroomServiceImpl* service, bool include_gpus, std::string client)
+      : service_(service), include_gpus_(include_gpus), client_(std::move(client)) {}
+
+  const std::string& client() const { return client_; }
 
   bool include_gpus() const { return include_gpus_; }
 
@@ -70,6 +74,7 @@ class HeadroomServiceImpl::Watcher final : public grpc::ServerWriteReactor<v1::F
 
   HeadroomServiceImpl* const service_;
   const bool include_gpus_;
+  const std::string client_;
   std::shared_ptr<Watcher> self_;
   absl::Mutex mu_;
   std::shared_ptr<const v1::FleetHeadroom> pending_ ABSL_GUARDED_BY(mu_);
@@ -79,8 +84,9 @@ class HeadroomServiceImpl::Watcher final : public grpc::ServerWriteReactor<v1::F
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-HeadroomServiceImpl::HeadroomServiceImpl(ServiceDeps deps, std::chrono::milliseconds poll_interval)
-    : deps_(deps), poll_interval_(poll_interval) {
+HeadroomServiceImpl::HeadroomServiceImpl(ServiceDeps deps, std::chrono::milliseconds poll_interval,
+                                         WatchLimits limits)
+    : deps_(deps), poll_interval_(poll_interval), limits_(limits) {
   poller_ = std::thread([this] { PollLoop(); });
 }
 
@@ -103,11 +109,36 @@ void HeadroomServiceImpl::Unregister(const Watcher* w) {
   absl::MutexLock lock(&mu_);
   for (auto it = watchers_.begin(); it != watchers_.end(); ++it) {
     if (it->get() == w) {
+      if (auto c = watches_by_client_.find(w->client()); c != watches_by_client_.end()) {
+        if (--c->second <= 0) watches_by_client_.erase(c);
+      }
       watchers_.erase(it);
       return;
     }
   }
 }
+
+int64_t HeadroomServiceImpl::open_watches() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(watchers_.size());
+}
+
+namespace {
+
+// Who a stream belongs to for its per-client bound: its bearer token (hashed, never kept), or the
+// peer's host without the port when there is no token.
+std::string ClientKey(const grpc::CallbackServerContext& c) {
+  const auto& md = c.client_metadata();
+  if (auto it = md.find("authorization"); it != md.end()) {
+    return absl::StrCat(
+        "token:", absl::Hash<std::string>()(std::string(it->second.data(), it->second.size())));
+  }
+  std::string peer = c.peer();
+  if (size_t colon = peer.rfind(':'); colon != std::string::npos && colon > 5) peer.resize(colon);
+  return peer;
+}
+
+}  // namespace
 
 void HeadroomServiceImpl::PollLoop() {
   int64_t last = -1;
@@ -151,7 +182,7 @@ grpc::ServerUnaryReactor* HeadroomServiceImpl::GetFleetHeadroom(
 
 grpc::ServerWriteReactor<v1::FleetHeadroom>* HeadroomServiceImpl::WatchHeadroom(
     grpc::CallbackServerContext* c, const v1::WatchHeadroomRequest* req) {
-  auto watcher = std::make_shared<Watcher>(this, req->include_gpus());
+  auto watcher = std::make_shared<Watcher>(this, req->include_gpus(), ClientKey(*c));
   watcher->SetSelf(watcher);
   absl::Status allowed = deps_.auth->Check(*c, Role::kReader);
   absl::StatusOr<v1::FleetHeadroom> first = allowed.ok()
@@ -161,13 +192,26 @@ grpc::ServerWriteReactor<v1::FleetHeadroom>* HeadroomServiceImpl::WatchHeadroom(
   {
     absl::MutexLock lock(&mu_);
     stopping = stop_;
+    int64_t& mine = watches_by_client_[watcher->client()];
+    if (allowed.ok() && mine >= limits_.per_client) {
+      allowed = absl::ResourceExhaustedError(
+          absl::StrCat("this client already has ", mine, " WatchHeadroom streams open (limit ",
+                       limits_.per_client, "); close one first"));
+    } else if (allowed.ok() && static_cast<int64_t>(watchers_.size()) >= limits_.total) {
+      allowed = absl::ResourceExhaustedError(
+          absl::StrCat(watchers_.size(), " WatchHeadroom streams are open on this server (limit ",
+                       limits_.total, "); retry later"));
+    }
+    ++mine;
     watchers_.insert(watcher);
   }
   if (stopping) {
     watcher->FinishWith(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
     return watcher.get();
   }
-  if (!first.ok()) {
+  if (!allowed.ok()) {
+    watcher->FinishWith(ToGrpcStatus(allowed));
+  } else if (!first.ok()) {
     watcher->FinishWith(ToGrpcStatus(first.status()));
   } else {
     watcher->Offer(std::make_shared<const v1::FleetHeadroom>(std::move(*first)));

@@ -9,8 +9,10 @@
 // Thread-safe. Shutdown() stops the poller; it runs before the service is destroyed.
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -20,12 +22,21 @@
 
 namespace fleetplan::server {
 
+// Bounds on open WatchHeadroom streams (see ServerOptions).
+struct WatchLimits {
+  int64_t per_client = 32;
+  int64_t total = 1024;
+};
+
 class HeadroomServiceImpl final : public v1::HeadroomService::CallbackService {
  public:
-  HeadroomServiceImpl(ServiceDeps deps, std::chrono::milliseconds poll_interval);
+  HeadroomServiceImpl(ServiceDeps deps, std::chrono::milliseconds poll_interval,
+                      WatchLimits limits = {});
   ~HeadroomServiceImpl() override;
 
   void Shutdown();
+  // Open streams, in all (tests, metrics).
+  int64_t open_watches();
 
   grpc::ServerUnaryReactor* GetFleetHeadroom(grpc::CallbackServerContext* c,
                                              const v1::GetFleetHeadroomRequest* req,
@@ -42,8 +53,10 @@ class HeadroomServiceImpl final : public v1::HeadroomService::CallbackService {
 
   ServiceDeps deps_;
   const std::chrono::milliseconds poll_interval_;
+  const WatchLimits limits_;
   absl::Mutex mu_;
   std::set<std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> watches_by_client_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread poller_;
 };

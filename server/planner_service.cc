@@ -84,6 +84,10 @@ absl::Status PlannerServiceImpl::Plan(const v1::PlanPlacementRequest& req, v1::P
                                                    " must be in [0, ", kMaxReserveTtlMs, "]"));
   }
   ASSIGN_OR_RETURN(placement::Strategy strategy, StrategyFromProto(req.strategy()));
+  absl::Status refused;
+  const auto slot = context != nullptr ? AdmitHeavy(deps_, context, "planning", &refused)
+                                       : std::optional<Admission::Slot>();
+  RETURN_IF_ERROR(refused);
   const auto started = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(Resolved resolved, ResolveDeployments(deps_, *cache_, req.deployments()));
   ASSIGN_OR_RETURN(placement::FleetSnapshot snap, deps_.store->LoadSnapshot());

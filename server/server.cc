@@ -1,16 +1,17 @@
 #include "server/server.h"
 
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include <openssl/bio.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -59,9 +60,9 @@ absl::Status CheckKeyPair(const TlsOptions& tls, const std::string& cert, const 
         absl::StrCat("tls_key=\"", tls.key_file, "\" holds no (unencrypted) PEM private key"));
   }
   if (X509_check_private_key(x509.get(), pkey.get()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("tls_key=\"", tls.key_file,
-                                                   "\" does not match the certificate in tls_cert=\"",
-                                                   tls.cert_file, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls_key=\"", tls.key_file, "\" does not match the certificate in tls_cert=\"",
+                     tls.cert_file, "\""));
   }
   return absl::OkStatus();
 }
@@ -132,8 +133,9 @@ absl::Status ValidateListenAddress(const std::string& field, const std::string& 
   const size_t colon = listen.rfind(':');
   const size_t bracket = listen.rfind(']');
   int port = -1;
-  const bool has_port = colon != std::string::npos && (bracket == std::string::npos || colon > bracket) &&
-                        colon > 0 && absl::SimpleAtoi(listen.substr(colon + 1), &port);
+  const bool has_port = colon != std::string::npos &&
+                        (bracket == std::string::npos || colon > bracket) && colon > 0 &&
+                        absl::SimpleAtoi(listen.substr(colon + 1), &port);
   if (!has_port || port < 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(field, "=\"", listen,
                                                    "\" must be host:port with a port in [0, 65535] "
@@ -188,18 +190,23 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
                                                     server->auth_.get()));
   server->requests_ = std::make_unique<RequestCache>();
   server->estimates_ = std::make_unique<EstimateCache>(std::chrono::seconds(10));
+  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  server->heavy_ = std::make_unique<Admission>(
+      options.max_heavy_calls > 0 ? options.max_heavy_calls : 2 * cores, options.heavy_call_wait);
   const ServiceDeps deps{.store = server->store_.get(),
                          .auth = server->auth_.get(),
                          .requests = server->requests_.get(),
                          .estimates = server->estimates_.get(),
-                         .metrics = server->metrics_.get()};
+                         .metrics = server->metrics_.get(),
+                         .heavy = server->heavy_.get()};
   server->system_service_ = std::make_unique<SystemServiceImpl>(deps);
   server->inventory_service_ = std::make_unique<InventoryServiceImpl>(deps);
   server->catalog_service_ = std::make_unique<CatalogServiceImpl>(deps);
   server->estimator_service_ =
       std::make_unique<EstimatorServiceImpl>(deps, server->estimates_.get());
-  server->headroom_service_ =
-      std::make_unique<HeadroomServiceImpl>(deps, options.headroom_poll_interval);
+  server->headroom_service_ = std::make_unique<HeadroomServiceImpl>(
+      deps, options.headroom_poll_interval,
+      WatchLimits{.per_client = options.max_watches_per_client, .total = options.max_watches});
   server->planner_service_ = std::make_unique<PlannerServiceImpl>(deps, server->estimates_.get());
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
+#include "server/admission.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
 #include "storage/sqlite_store.h"
@@ -53,6 +54,7 @@ class FleetplanServer {
   std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<RequestCache> requests_;
   std::unique_ptr<EstimateCache> estimates_;
+  std::unique_ptr<Admission> heavy_;
   std::unique_ptr<SystemServiceImpl> system_service_;
   std::unique_ptr<InventoryServiceImpl> inventory_service_;
   std::unique_ptr<CatalogServiceImpl> catalog_service_;

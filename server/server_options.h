@@ -39,6 +39,15 @@ struct ServerOptions {
   // Bearer tokens ("<token> <reader|writer>" per line). Empty: no authentication (loopback
   // default).
   std::string auth_tokens_file;
+  // Long calls (PlanPlacement, ExplainPlacement, Budget, MaxContext) running at once; more wait
+  // for a slot until their deadline (at most heavy_call_wait), then get RESOURCE_EXHAUSTED.
+  // 0: twice the machine's cores.
+  int64_t max_heavy_calls = 0;
+  std::chrono::milliseconds heavy_call_wait = std::chrono::seconds(2);
+  // WatchHeadroom streams open at once: per client (its token, or its host without a token) and
+  // in all. More are refused with RESOURCE_EXHAUSTED; a closed stream frees its slot.
+  int64_t max_watches_per_client = 32;
+  int64_t max_watches = 1024;
   // How often WatchHeadroom streams look for a new fleet generation.
   std::chrono::milliseconds headroom_poll_interval = std::chrono::milliseconds(250);
   storage::StoreOptions store;

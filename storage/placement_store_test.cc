@@ -512,6 +512,22 @@ TEST_P(StoreTest, RefusedCommitWritesNoDeployment) {
   EXPECT_EQ(store_->GetDeployment("chat")->replicas, 1);
 }
 
+// Reservations expire at a wall-clock instant; the store's clock never runs backwards, so a clock
+// stepped back neither extends a reservation nor revives an expired one.
+TEST_P(StoreTest, ClockStepsNeitherExtendNorReviveReservations) {
+  Fleet();
+  const int64_t t0 = now_.load();
+  auto res = Commit("res", {MakePlacement("n1", {0}, 10 * kGiB)}, /*ttl_ms=*/60'000);
+  ASSERT_TRUE(res.ok());
+  now_ = t0 - 3'600'000;  // stepped back an hour
+  EXPECT_EQ(store_->LoadSnapshot()->FindNode("n1")->gpus[0].reserved_bytes, 10 * kGiB);
+  now_ = t0 + 61'000;  // past the expiry
+  EXPECT_EQ(store_->LoadSnapshot()->FindNode("n1")->gpus[0].reserved_bytes, 0);
+  now_ = t0;  // stepped back again: stays expired
+  EXPECT_EQ(store_->LoadSnapshot()->FindNode("n1")->gpus[0].reserved_bytes, 0);
+  EXPECT_EQ(store_->CommitReservation("res", {}).status().code(), absl::StatusCode::kAborted);
+}
+
 TEST_P(StoreTest, SurvivesReopen) {
   if (GetParam()) GTEST_SKIP() << "an in-memory store does not survive closing";
   Fleet();

@@ -202,6 +202,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitPlacements(const CommitRequest& 
     }
   }
   RETURN_IF_ERROR(WriteDeployments(*db_, request.deployments, now));
+  RETURN_IF_ERROR(internal::RaiseClockFloor(*db_, now));
   ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
   CommitResult result{.generation = generation};
   const bool reserve = request.reserve_ttl_ms > 0;
@@ -305,6 +306,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitReservation(
     RETURN_IF_ERROR(CheckSchedulable(ref, g));
   }
   RETURN_IF_ERROR(WriteDeployments(*db_, deployments, now));
+  RETURN_IF_ERROR(internal::RaiseClockFloor(*db_, now));
   ASSIGN_OR_RETURN(result.generation, BumpGeneration(*db_));
   {
     ASSIGN_OR_RETURN(ScopedStatement commit, db_->Cached(kCommitPlacement));
@@ -325,6 +327,7 @@ absl::StatusOr<Placement> SqliteStore::ReleasePlacement(int64_t id) {
   ASSIGN_OR_RETURN(Placement p, internal::ReadPlacement(*db_, id));
   if (p.state == PlacementState::kReleased) return p;  // idempotent
   RETURN_IF_ERROR(internal::ReleaseIds(*db_, {id}, now));
+  RETURN_IF_ERROR(internal::RaiseClockFloor(*db_, now));
   ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
   std::vector<GpuRef> gpus;
   for (const PlacementRank& r : p.ranks) gpus.push_back(r.gpu);

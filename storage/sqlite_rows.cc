@@ -245,6 +245,15 @@ absl::StatusOr<int64_t> BumpGeneration(Database& db) {
   return generation;
 }
 
+absl::Status RaiseClockFloor(Database& db, int64_t now) {
+  static constexpr absl::string_view kSql =
+      "INSERT INTO fleet_meta (key, value) VALUES ('clock_floor_ms', ?1) "
+      "ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)";
+  ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kSql));
+  stmt->BindInt(1, now);
+  return stmt->Run();
+}
+
 absl::StatusOr<int64_t> CurrentGeneration(Database& db) {
   ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kSelectGeneration));
   return ReadOne(

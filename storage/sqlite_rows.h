@@ -86,6 +86,12 @@ inline constexpr absl::string_view kPlacementColumns =
     "p.id, p.deployment, p.model, p.replica, p.tp, p.pp, p.ep, p.state, p.request_id, "
     "p.created_unix_ms, p.expires_unix_ms";
 
+// fleet_meta's 'clock_floor_ms': the latest wall-clock time a write saw (SqliteStore::Now).
+inline constexpr absl::string_view kSelectClockFloor =
+    "SELECT value FROM fleet_meta WHERE key = 'clock_floor_ms'";
+// Raises the stored clock floor to ?1 (creating the row on first use).
+absl::Status RaiseClockFloor(Database& db, int64_t now);
+
 std::string IdList(const std::vector<int64_t>& ids);
 absl::StatusOr<int64_t> BumpGeneration(Database& db);
 absl::StatusOr<int64_t> CurrentGeneration(Database& db);

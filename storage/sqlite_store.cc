@@ -37,6 +37,10 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreOption
     ASSIGN_OR_RETURN(read_db, open());
     RETURN_IF_ERROR(ConfigureConnection(*read_db));
   }
+  if (options.max_database_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_database_bytes=", options.max_database_bytes, " must be >= 0"));
+  }
   std::function<int64_t()> clock = options.now_unix_ms;
   if (!clock) {
     clock = [] {
@@ -45,8 +49,37 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreOption
           .count();
     };
   }
-  return std::unique_ptr<SqliteStore>(
+  // The clock floor the database remembers (raised by every commit, release and reservation).
+  int64_t floor = 0;
+  {
+    ASSIGN_OR_RETURN(Statement stmt, db->Prepare(internal::kSelectClockFloor));
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (row) floor = stmt.ColumnInt(0);
+  }
+  auto store = std::unique_ptr<SqliteStore>(
       new SqliteStore(std::move(db), std::move(read_db), version, options.path, std::move(clock)));
+  store->clock_floor_ = floor;
+  RETURN_IF_ERROR(store->SetMaxDatabaseBytes(options.max_database_bytes));
+  return store;
+}
+
+int64_t SqliteStore::Now() {
+  const int64_t now = clock_();
+  int64_t floor = clock_floor_.load();
+  while (now > floor && !clock_floor_.compare_exchange_weak(floor, now)) {
+  }
+  return std::max(now, floor);
+}
+
+absl::Status SqliteStore::SetMaxDatabaseBytes(int64_t bytes) {
+  if (bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("max_database_bytes=", bytes, " must be >= 0"));
+  }
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(int64_t page_size, db_->PragmaInt("page_size"));
+  // 4294967294 pages: SQLite's own maximum, i.e. no cap.
+  const int64_t pages = bytes == 0 ? int64_t{4294967294} : std::max<int64_t>(1, bytes / page_size);
+  return db_->Exec(absl::StrCat("PRAGMA max_page_count=", pages));
 }
 
 absl::StatusOr<int64_t> SqliteStore::FleetGeneration() {

@@ -12,6 +12,7 @@
 // read a consistent snapshot while a commit is being written), so a metrics scrape or a listing
 // does not queue behind commits. An in-memory store has one connection for both.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -34,7 +35,15 @@ struct StoreOptions {
   // How long a writer waits for another connection's lock before failing with UNAVAILABLE.
   std::chrono::milliseconds busy_timeout = std::chrono::milliseconds(5000);
   // Wall clock in Unix milliseconds (reservation expiry, timestamps). Null: the system clock.
+  // Reservations expire at a wall-clock instant stored with them (so every process on the database
+  // agrees). The store never lets its clock run backwards: it uses the latest time any write saw
+  // (kept in the database), so a clock stepped back neither revives an expired reservation nor
+  // extends one; a clock stepped forward expires reservations early (they are short-lived hints
+  // that CommitPlan re-checks).
   std::function<int64_t()> now_unix_ms;
+  // Caps the database file (PRAGMA max_page_count); 0: no cap beyond the disk. Writes past it fail
+  // with RESOURCE_EXHAUSTED and write nothing, like a full disk.
+  int64_t max_database_bytes = 0;
 };
 
 class SqliteStore final : public PlacementStore {
@@ -84,6 +93,8 @@ class SqliteStore final : public PlacementStore {
   const std::string& path() const { return path_; }
   // PRAGMA integrity_check: OK or DATA_LOSS with SQLite's report.
   absl::Status CheckIntegrity();
+  // Changes the database size cap at run time (StoreOptions::max_database_bytes; 0 lifts it).
+  absl::Status SetMaxDatabaseBytes(int64_t bytes);
 
  private:
   SqliteStore(std::unique_ptr<Database> db, std::unique_ptr<Database> read_db,
@@ -94,7 +105,8 @@ class SqliteStore final : public PlacementStore {
         path_(std::move(path)),
         clock_(std::move(clock)) {}
 
-  int64_t Now() const { return clock_(); }
+  // The wall clock, never earlier than the latest time a write saw (see StoreOptions).
+  int64_t Now();
 
   // The read connection and its lock (the write connection's for an in-memory store).
   absl::Mutex& read_mu() { return read_db_ ? read_mu_ : mu_; }
@@ -107,6 +119,7 @@ class SqliteStore final : public PlacementStore {
   const int64_t schema_version_;
   const std::string path_;
   const std::function<int64_t()> clock_;
+  std::atomic<int64_t> clock_floor_{0};  // the latest time seen, in this process and the database
 };
 
 }  // namespace fleetplan::storage
