@@ -21,6 +21,7 @@
 #include "planner/estimator/estimator.h"
 #include "server/server.h"
 #include "storage/store_test_util.h"
+#include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
 namespace fleetplan {
@@ -28,13 +29,6 @@ namespace {
 
 constexpr char kWriter[] = "writer-token-0123456789abcdef";
 constexpr char kReader[] = "reader-token-0123456789abcdef";
-
-std::string ReadModel(const std::string& slug) {
-  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/" + slug + ".json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class ApiTest : public ::testing::Test {
  protected:
@@ -271,12 +265,12 @@ TEST_F(ApiTest, IdempotentRetriesAndValidateOnly) {
 
 TEST_F(ApiTest, CatalogImportSummarisesAndRejectsBadConfigs) {
   v1::Model m;
-  ASSERT_TRUE(Import("llama-8b", ReadModel("llama-3.1-8b-instruct"), &m).ok());
+  ASSERT_TRUE(Import("llama-8b", testing::CalibrationModel("llama-3.1-8b-instruct"), &m).ok());
   EXPECT_EQ(m.params(), 8030261248);
   EXPECT_EQ(m.model_type(), "llama");
   EXPECT_EQ(m.kv_bytes_per_token(), 131072);
   EXPECT_EQ(m.weights_bytes(), 8030261248 * 2);
-  EXPECT_EQ(Import("llama-8b", ReadModel("llama-3.1-8b-instruct")).error_code(),
+  EXPECT_EQ(Import("llama-8b", testing::CalibrationModel("llama-3.1-8b-instruct")).error_code(),
             grpc::StatusCode::ALREADY_EXISTS);
   grpc::Status bad =
       Import("bad", R"({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 2,
@@ -312,7 +306,7 @@ TEST_F(ApiTest, CatalogImportSummarisesAndRejectsBadConfigs) {
 TEST_F(ApiTest, ModelWithCommittedPlacementsCannotBeDeleted) {
   ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
   ASSERT_TRUE(CreateNode("n1", 2, "H100").ok());
-  ASSERT_TRUE(Import("m", ReadModel("qwen2.5-0.5b")).ok());
+  ASSERT_TRUE(Import("m", testing::CalibrationModel("qwen2.5-0.5b")).ok());
   auto& store = server_->store();
   ASSERT_TRUE(
       store
@@ -331,7 +325,7 @@ TEST_F(ApiTest, ModelWithCommittedPlacementsCannotBeDeleted) {
 
 TEST_F(ApiTest, EstimateMatchesTheOfflineEstimator) {
   ASSERT_TRUE(CreateType("H100-80GB-HBM3", 85017493504).ok());
-  const std::string config = ReadModel("qwen2.5-7b-instruct");
+  const std::string config = testing::CalibrationModel("qwen2.5-7b-instruct");
   ASSERT_TRUE(Import("qwen", config).ok());
   v1::EstimateRequest req;
   req.set_model_name("qwen");
@@ -396,7 +390,7 @@ TEST_F(ApiTest, EstimateMatchesTheOfflineEstimator) {
 }
 
 TEST_F(ApiTest, CachedModelsFollowCatalogChanges) {
-  ASSERT_TRUE(Import("m", ReadModel("qwen2.5-0.5b")).ok());
+  ASSERT_TRUE(Import("m", testing::CalibrationModel("qwen2.5-0.5b")).ok());
   v1::EstimateRequest req;
   req.set_model_name("m");
   req.set_gpu_type("H100-80GB");
@@ -420,7 +414,8 @@ TEST_F(ApiTest, CachedModelsFollowCatalogChanges) {
     Auth(ctx, kReader);
     EXPECT_EQ(estimator_->Estimate(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
   }
-  ASSERT_TRUE(Import("m", ReadModel("qwen2.5-7b")).ok());  // same name, another model
+  ASSERT_TRUE(
+      Import("m", testing::CalibrationModel("qwen2.5-7b")).ok());  // same name, another model
   grpc::ClientContext ctx;
   Auth(ctx, kReader);
   ASSERT_TRUE(estimator_->Estimate(&ctx, req, &resp).ok());
@@ -445,7 +440,7 @@ TEST_F(ApiTest, EstimateErrors) {
   v1::EstimateRequest unknown_model = no_model;
   unknown_model.set_model_name("nope");
   v1::EstimateRequest no_gpu;
-  no_gpu.set_config_json(ReadModel("llama-3.1-8b"));
+  no_gpu.set_config_json(testing::CalibrationModel("llama-3.1-8b"));
   v1::EstimateRequest bad_gpu = no_gpu;
   bad_gpu.set_gpu_type("Voodoo2");
   v1::EstimateRequest bad_tp = no_gpu;
@@ -479,11 +474,11 @@ TEST_F(ApiTest, EstimateErrors) {
 TEST_F(ApiTest, OversizeMessageIsRefusedAndTwoMiBIsFine) {
   ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
   // A 2 MiB config.json (padding in an ignored key) imports.
-  std::string big = ReadModel("qwen2.5-0.5b");
+  std::string big = testing::CalibrationModel("qwen2.5-0.5b");
   big.insert(1, "\"_padding\": \"" + std::string(2 << 20, 'x') + "\",");
   EXPECT_TRUE(Import("big", big).ok());
   // 20 MiB is over the server's 16 MiB limit.
-  std::string huge = ReadModel("qwen2.5-0.5b");
+  std::string huge = testing::CalibrationModel("qwen2.5-0.5b");
   huge.insert(1, "\"_padding\": \"" + std::string(20 << 20, 'x') + "\",");
   grpc::Status s = Import("huge", huge);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
@@ -501,7 +496,7 @@ TEST_F(ApiTest, ExpiredDeadlineIsHonoured) {
 TEST_F(ApiTest, HeadroomAndWatchSeeAChange) {
   ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
   ASSERT_TRUE(CreateNode("n1", 8, "H100").ok());
-  ASSERT_TRUE(Import("m", ReadModel("qwen2.5-0.5b")).ok());
+  ASSERT_TRUE(Import("m", testing::CalibrationModel("qwen2.5-0.5b")).ok());
   grpc::ClientContext ctx;
   Auth(ctx, kReader);
   v1::GetFleetHeadroomRequest hreq;

@@ -23,6 +23,7 @@
 #include "server/request_cache.h"
 #include "server/server.h"
 #include "storage/sqlite_store.h"
+#include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
 namespace fleetplan {
@@ -34,13 +35,6 @@ using testing::RunProcess;
 constexpr int64_t kH100 = 85017493504;
 constexpr char kWriter[] = "writer-token-0123456789abcdef";
 constexpr char kReader[] = "reader-token-0123456789abcdef";
-
-std::string ReadModel(const std::string& slug) {
-  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/" + slug + ".json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // `"hidden_size": [[[...]]]` nested `depth` levels.
 std::string DeepConfig(size_t depth) {
@@ -105,8 +99,9 @@ class AttackTest : public ::testing::Test {
     return inventory_->CreateNode(&ctx, req, &resp);
   }
 
-  grpc::Status Import(const std::string& name, const std::string& config, bool validate_only = false,
-                      const std::string& request_id = "", v1::Model* out = nullptr) {
+  grpc::Status Import(const std::string& name, const std::string& config,
+                      bool validate_only = false, const std::string& request_id = "",
+                      v1::Model* out = nullptr) {
     grpc::ClientContext ctx;
     Auth(ctx);
     v1::ImportModelRequest req;
@@ -142,8 +137,10 @@ TEST_F(AttackTest, DeeplyNestedConfigIsRefusedWithABoundedMessage) {
     const std::string config = DeepConfig(depth);
     for (bool validate_only : {true, false}) {
       grpc::Status s = Import("deep", config, validate_only);
-      EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << depth << ": " << s.error_message();
-      EXPECT_NE(s.error_message().find("nests deeper than 64 levels"), std::string::npos) << s.error_message();
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+          << depth << ": " << s.error_message();
+      EXPECT_NE(s.error_message().find("nests deeper than 64 levels"), std::string::npos)
+          << s.error_message();
       EXPECT_LT(s.error_message().size(), 2200u);
     }
     grpc::ClientContext ctx;
@@ -161,7 +158,8 @@ TEST_F(AttackTest, DeeplyNestedConfigIsRefusedWithABoundedMessage) {
   EXPECT_LT(s.error_message().size(), 400u);
   // The offline CLI too.
   std::ofstream(dir_ + "/deep.json") << DeepConfig(100000);
-  ProcessResult cli = RunProcess({FLEETPLAN_CLI_PATH, "estimate", "--model=" + dir_ + "/deep.json"});
+  ProcessResult cli =
+      RunProcess({FLEETPLAN_CLI_PATH, "estimate", "--model=" + dir_ + "/deep.json"});
   EXPECT_EQ(cli.exit_code, 1) << cli.err;
   EXPECT_NE(cli.err.find("nests deeper"), std::string::npos) << cli.err;
 }
@@ -180,7 +178,7 @@ TEST_F(AttackTest, NonFiniteOrAbsurdCostsAreRefusedAndExactPlansSurviveLargeOnes
   EXPECT_NE(cli.err.find("finite"), std::string::npos) << cli.err;
   ASSERT_TRUE(Type("H100", kH100, 1e6).ok());  // the largest accepted cost
   ASSERT_TRUE(Node("n1", 8).ok());
-  ASSERT_TRUE(Import("small", ReadModel("qwen2.5-0.5b")).ok());
+  ASSERT_TRUE(Import("small", testing::CalibrationModel("qwen2.5-0.5b")).ok());
   v1::PlanPlacementRequest req;
   req.set_strategy(v1::STRATEGY_EXACT);
   v1::DeploymentSpec* d = req.add_deployments();
@@ -196,7 +194,7 @@ TEST_F(AttackTest, NonFiniteOrAbsurdCostsAreRefusedAndExactPlansSurviveLargeOnes
 
 // 3. The request-id cache kept whole 15 MiB requests and answers: 20 imports took 800 MB.
 TEST_F(AttackTest, RequestIdCacheIsBoundedInBytes) {
-  std::string big = ReadModel("qwen2.5-0.5b");
+  std::string big = testing::CalibrationModel("qwen2.5-0.5b");
   big.insert(big.rfind('}'), absl::StrCat(", \"_padding\": \"", std::string(4 << 20, 'x'), "\""));
   for (int i = 0; i < 5; ++i) {
     v1::Model m;
@@ -204,7 +202,8 @@ TEST_F(AttackTest, RequestIdCacheIsBoundedInBytes) {
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_TRUE(m.config_json().empty()) << "the answer does not echo the config";
   }
-  server::RequestCache cache({.max_entries = 1000, .max_bytes = 1 << 20, .max_entry_bytes = 64 << 10});
+  server::RequestCache cache(
+      {.max_entries = 1000, .max_bytes = 1 << 20, .max_entry_bytes = 64 << 10});
   v1::Model response;
   response.add_notes(std::string(32 << 10, 'n'));
   v1::ImportModelRequest request;
@@ -229,7 +228,7 @@ TEST_F(AttackTest, RequestIdCacheIsBoundedInBytes) {
 TEST_F(AttackTest, HugeRequestsAreRefusedAndKeptPlansAreBounded) {
   ASSERT_TRUE(Type("H100", kH100).ok());
   ASSERT_TRUE(Node("n1", 8).ok());
-  ASSERT_TRUE(Import("small", ReadModel("qwen2.5-0.5b")).ok());
+  ASSERT_TRUE(Import("small", testing::CalibrationModel("qwen2.5-0.5b")).ok());
   v1::PlanPlacementRequest req;
   for (int i = 0; i < 200; ++i) {
     v1::DeploymentSpec* d = req.add_deployments();
@@ -291,8 +290,10 @@ TEST_F(AttackTest, LabelsAreBoundedAndPagesFitAnAnswer) {
 // 8 and 10. Network listeners need an authentication mode; /metrics follows the same rules and
 // GetServerInfo needs a token when tokens are on.
 TEST_F(AttackTest, ListenersNeedAuthenticationAndServerInfoNeedsAToken) {
-  auto open = server::FleetplanServer::Start(
-      {.listen = "0.0.0.0:0", .metrics_listen = "", .insecure_listen_any = true, .store = {.path = ":memory:"}});
+  auto open = server::FleetplanServer::Start({.listen = "0.0.0.0:0",
+                                              .metrics_listen = "",
+                                              .insecure_listen_any = true,
+                                              .store = {.path = ":memory:"}});
   EXPECT_FALSE(open.ok());
   EXPECT_NE(open.status().message().find("no authentication"), std::string::npos) << open.status();
   auto metrics = server::FleetplanServer::Start(
@@ -320,7 +321,8 @@ TEST_F(AttackTest, ListenersNeedAuthenticationAndServerInfoNeedsAToken) {
   ASSERT_TRUE(with_metrics.ok()) << with_metrics.status();
   const int port = (*with_metrics)->metrics_port();
   EXPECT_FALSE(testing::HttpGet(port, "/metrics").has_value());
-  auto body = testing::HttpGet(port, "/metrics", absl::StrCat("Authorization: Bearer ", kReader, "\r\n"));
+  auto body =
+      testing::HttpGet(port, "/metrics", absl::StrCat("Authorization: Bearer ", kReader, "\r\n"));
   ASSERT_TRUE(body.has_value());
   EXPECT_NE(body->find("fleetplan_build_info"), std::string::npos);
   (*with_metrics)->Shutdown(std::chrono::milliseconds(100));
@@ -329,7 +331,7 @@ TEST_F(AttackTest, ListenersNeedAuthenticationAndServerInfoNeedsAToken) {
 // 9. A model named `q7;touch${IFS}pwned;#` made the printed launch line run a command; a node name
 // with ':' garbled CUDA_VISIBLE_DEVICES.
 TEST_F(AttackTest, NamesAreShellSafeAndLaunchLinesQuoted) {
-  grpc::Status s = Import("q7;touch${IFS}pwned;#", ReadModel("qwen2.5-0.5b"));
+  grpc::Status s = Import("q7;touch${IFS}pwned;#", testing::CalibrationModel("qwen2.5-0.5b"));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("shell syntax"), std::string::npos) << s.error_message();
   ASSERT_TRUE(Type("H100", kH100).ok());
@@ -346,7 +348,7 @@ TEST_F(AttackTest, OverflowingWorkloadsAreRefusedNamingTheFields) {
   ASSERT_TRUE(Type("H100", kH100).ok());
   EXPECT_EQ(Type("huge", INT64_MAX).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   ASSERT_TRUE(Node("n1", 8).ok());
-  ASSERT_TRUE(Import("llama", ReadModel("llama-3.1-8b-instruct")).ok());
+  ASSERT_TRUE(Import("llama", testing::CalibrationModel("llama-3.1-8b-instruct")).ok());
   v1::PlanPlacementRequest req;
   v1::DeploymentSpec* d = req.add_deployments();
   d->set_name("d");
@@ -358,7 +360,8 @@ TEST_F(AttackTest, OverflowingWorkloadsAreRefusedNamingTheFields) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_NE(s.error_message().find("concurrency=1048576"), std::string::npos) << s.error_message();
   EXPECT_NE(s.error_message().find("context_tokens=67108864"), std::string::npos);
-  ProcessResult gib = RunProcess({FLEETPLAN_CLI_PATH, "gpu-types", "add", "--name=X", "--memory-gib=1e30"});
+  ProcessResult gib =
+      RunProcess({FLEETPLAN_CLI_PATH, "gpu-types", "add", "--name=X", "--memory-gib=1e30"});
   EXPECT_EQ(gib.exit_code, 2) << gib.err;
 }
 
@@ -367,7 +370,7 @@ TEST_F(AttackTest, OverflowingWorkloadsAreRefusedNamingTheFields) {
 TEST_F(AttackTest, RefusedCommitsLeaveNoDeploymentsAndDeploymentsCanBeDeleted) {
   ASSERT_TRUE(Type("H100", kH100).ok());
   ASSERT_TRUE(Node("n1", 1).ok());
-  ASSERT_TRUE(Import("small", ReadModel("qwen2.5-0.5b")).ok());
+  ASSERT_TRUE(Import("small", testing::CalibrationModel("qwen2.5-0.5b")).ok());
   v1::PlanPlacementRequest req;
   v1::DeploymentSpec* d = req.add_deployments();
   d->set_name("chat");
@@ -424,7 +427,7 @@ TEST_F(AttackTest, RefusedCommitsLeaveNoDeploymentsAndDeploymentsCanBeDeleted) {
 TEST_F(AttackTest, SmallDefects) {
   ASSERT_TRUE(Type("H100", kH100).ok());
   ASSERT_TRUE(Node("n1", 8).ok());
-  ASSERT_TRUE(Import("small", ReadModel("qwen2.5-0.5b")).ok());
+  ASSERT_TRUE(Import("small", testing::CalibrationModel("qwen2.5-0.5b")).ok());
   v1::PlanPlacementRequest req;
   v1::DeploymentSpec* d = req.add_deployments();
   d->set_name("d");
@@ -483,11 +486,12 @@ TEST_F(AttackTest, SmallDefects) {
   // A misspelled vLLM flag is reported, and refused with --strict.
   const std::string model_dir = dir_ + "/qwen";
   std::filesystem::create_directories(model_dir);
-  std::ofstream(model_dir + "/config.json") << ReadModel("qwen2.5-0.5b");
+  std::ofstream(model_dir + "/config.json") << testing::CalibrationModel("qwen2.5-0.5b");
   const std::string line = "vllm serve " + model_dir + " --max-modl-len 4096 --port 8000";
   ProcessResult warned = RunProcess({FLEETPLAN_CLI_PATH, "estimate", "--vllm=" + line});
   EXPECT_EQ(warned.exit_code, 0) << warned.err;
-  EXPECT_NE(warned.out.find("--max-modl-len is not one fleetplan knows"), std::string::npos) << warned.out;
+  EXPECT_NE(warned.out.find("--max-modl-len is not one fleetplan knows"), std::string::npos)
+      << warned.out;
   EXPECT_NE(warned.out.find("--port does not change memory"), std::string::npos) << warned.out;
   ProcessResult strict = RunProcess({FLEETPLAN_CLI_PATH, "estimate", "--strict", "--vllm=" + line});
   EXPECT_EQ(strict.exit_code, 2);
@@ -497,7 +501,8 @@ TEST_F(AttackTest, SmallDefects) {
 // 16. A bad TLS key was reported as "address in use".
 TEST(AttackStartTest, BadTlsKeyIsNamed) {
   const std::string dir = testing::MakeTempDir("badkey_");
-  std::ofstream(dir + "/key.pem") << "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
+  std::ofstream(dir + "/key.pem")
+      << "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
   auto server = server::FleetplanServer::Start(
       {.listen = "127.0.0.1:0",
        .metrics_listen = "",
@@ -514,7 +519,8 @@ TEST(AttackStartTest, BadTlsKeyIsNamed) {
                .key_file = std::string(FLEETPLAN_TESTDATA_DIR) + "/tls/client.key"},
        .store = {.path = ":memory:"}});
   ASSERT_FALSE(mismatch.ok());
-  EXPECT_NE(mismatch.status().message().find("does not match"), std::string::npos) << mismatch.status();
+  EXPECT_NE(mismatch.status().message().find("does not match"), std::string::npos)
+      << mismatch.status();
   std::filesystem::remove_all(dir);
 }
 
@@ -553,7 +559,8 @@ TEST_F(AttackTest, NonUtf8InputGetsAClearError) {
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return done; });
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
-  EXPECT_NE(status.error_message().find("not valid UTF-8"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("not valid UTF-8"), std::string::npos)
+      << status.error_message();
 }
 
 }  // namespace

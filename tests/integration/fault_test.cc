@@ -27,42 +27,15 @@
 #include "planner/estimator/estimator.h"
 #include "server/server.h"
 #include "storage/sqlite_store.h"
+#include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
 namespace fleetplan {
 namespace {
 
-constexpr int64_t kH100 = 85017493504;
-
-std::string ReadModel(const std::string& slug) {
-  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/" + slug + ".json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // A fleet of `nodes` x 8 H100 and the model "small" in a database file, written directly.
 void MakeFleet(const std::string& path, int nodes) {
-  auto store = storage::SqliteStore::Open({.path = path});
-  ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE((*store)->CreateGpuType({.name = "H100", .memory_bytes = kH100}).ok());
-  for (int n = 0; n < nodes; ++n) {
-    placement::Node node{.name = absl::StrCat("n", n), .pool = "p"};
-    for (int g = 0; g < 8; ++g) node.gpus.push_back({.index = g, .gpu_type = "H100"});
-    ASSERT_TRUE((*store)->CreateNode(node).ok());
-  }
-  const std::string config = ReadModel("qwen2.5-0.5b");
-  auto spec = estimator::ParseModelConfig(config);
-  ASSERT_TRUE(spec.ok());
-  const estimator::ModelSummary summary = estimator::SummarizeModel(*spec);
-  ASSERT_TRUE((*store)
-                  ->CreateModel({.name = "small",
-                                 .config_json = config,
-                                 .model_type = spec->model_type,
-                                 .params = summary.params,
-                                 .weights_bytes = summary.weights_bytes,
-                                 .kv_bytes_per_token = summary.kv_bytes_per_token})
-                  .ok());
+  ASSERT_EQ(testing::MakeSmallFleet(path, nodes), "");
 }
 
 grpc::ClientContext* Deadline(grpc::ClientContext& ctx, int seconds = 20) {

@@ -19,6 +19,7 @@
 #include "planner/placement/plan.h"
 #include "server/convert.h"
 #include "server/server.h"
+#include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
 namespace fleetplan {
@@ -28,13 +29,6 @@ using testing::ProcessResult;
 using testing::RunProcess;
 
 constexpr int64_t kH100 = 85017493504;  // the built-in table's H100-80GB
-
-std::string ReadModel(const std::string& slug) {
-  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/" + slug + ".json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class OneRuleTest : public ::testing::Test {
  protected:
@@ -91,7 +85,7 @@ class OneRuleTest : public ::testing::Test {
     Deadline(ctx);
     v1::ImportModelRequest req;
     req.set_name(slug);
-    req.set_config_json(ReadModel(slug));
+    req.set_config_json(testing::CalibrationModel(slug));
     v1::Model resp;
     grpc::Status s = catalog_->ImportModel(&ctx, req, &resp);
     ASSERT_TRUE(s.ok()) << s.error_message();
@@ -118,7 +112,7 @@ class OneRuleTest : public ::testing::Test {
   ProcessResult EstimateCli(const std::string& slug, std::vector<std::string> flags) {
     const std::string model_dir = dir_ + "/" + slug;
     std::filesystem::create_directories(model_dir);
-    std::ofstream(model_dir + "/config.json") << ReadModel(slug);
+    std::ofstream(model_dir + "/config.json") << testing::CalibrationModel(slug);
     std::vector<std::string> argv = {FLEETPLAN_CLI_PATH, "estimate",
                                      "--model=" + model_dir + "/config.json"};
     argv.insert(argv.end(), flags.begin(), flags.end());
@@ -217,7 +211,7 @@ TEST_F(OneRuleTest, UnsetFieldsTakeTheDomainDefaults) {
 
 // Disagreement 5: the server and the CLI accept the same words and refuse the same ones.
 TEST_F(OneRuleTest, ServerAndCliAcceptTheSameWords) {
-  const std::string config = ReadModel("qwen2.5-7b-instruct");
+  const std::string config = testing::CalibrationModel("qwen2.5-7b-instruct");
   for (const auto& [dtype, kv] : std::vector<std::pair<std::string, std::string>>{
            {"half", "fp8_e5m2"}, {"float", "fp8_e4m3"}, {"bf16", "auto"}}) {
     grpc::ClientContext ctx;
@@ -322,9 +316,10 @@ TEST_F(OneRuleTest, ValidateOnlyRunsTheSameValidation) {
        [&](bool v) { return node(gpu_node("n4", "p", "H100-80GB", 2, "GPU-1"), v); }},
       {"huge label", [&](bool v) { return node(labels, v); }},
       {"duplicate model",
-       [&](bool v) { return model("qwen2.5-0.5b", ReadModel("qwen2.5-0.5b"), v); }},
+       [&](bool v) { return model("qwen2.5-0.5b", testing::CalibrationModel("qwen2.5-0.5b"), v); }},
       {"bad config", [&](bool v) { return model("m2", "{\"model_type\": 3}", v); }},
-      {"dot name", [&](bool v) { return model(".", ReadModel("qwen2.5-0.5b"), v); }},
+      {"dot name",
+       [&](bool v) { return model(".", testing::CalibrationModel("qwen2.5-0.5b"), v); }},
   };
   for (const auto& [what, call] : cases) {
     const grpc::Status real = call(false);

@@ -13,17 +13,11 @@
 #include "gtest/gtest.h"
 #include "planner/common/units.h"
 #include "server/server.h"
+#include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
 namespace fleetplan {
 namespace {
-
-std::string ReadModel(const std::string& slug) {
-  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/" + slug + ".json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class PlannerApiTest : public ::testing::Test {
  protected:
@@ -65,7 +59,7 @@ class PlannerApiTest : public ::testing::Test {
       grpc::ClientContext ctx;
       v1::ImportModelRequest req;
       req.set_name(slug);
-      req.set_config_json(ReadModel(slug));
+      req.set_config_json(testing::CalibrationModel(slug));
       v1::Model resp;
       ASSERT_TRUE(catalog->ImportModel(&ctx, req, &resp).ok());
     }

@@ -23,6 +23,7 @@
 #include "planner/common/units.h"
 #include "server/server.h"
 #include "storage/store_test_util.h"
+#include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
 namespace fleetplan {
@@ -30,13 +31,6 @@ namespace {
 
 using json = nlohmann::json;
 const std::string kDeploy = std::string(FLEETPLAN_SOURCE_DIR) + "/deploy/";
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -79,7 +73,7 @@ std::vector<std::string> DashboardExprs(const json& dash) {
 }
 
 TEST(DashboardTest, ValidGrafanaStructure) {
-  const json dash = json::parse(ReadText(kDeploy + "grafana/fleetplan-dashboard.json"));
+  const json dash = json::parse(testing::ReadText(kDeploy + "grafana/fleetplan-dashboard.json"));
   ASSERT_TRUE(dash.contains("panels") && dash["panels"].is_array());
   EXPECT_FALSE(dash["uid"].get<std::string>().empty());
   EXPECT_GE(dash["schemaVersion"].get<int>(), 30);
@@ -147,7 +141,7 @@ class LivePrometheusTest : public ::testing::Test {
     v1::ImportModelRequest imp;
     imp.set_name("q");
     imp.set_config_json(
-        ReadText(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/qwen2.5-0.5b.json"));
+        testing::ReadText(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/qwen2.5-0.5b.json"));
     v1::Model model;
     ASSERT_TRUE(catalog->ImportModel(&c1, imp, &model).ok());
     auto planner = v1::PlannerService::NewStub(channel);
@@ -226,7 +220,7 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
   EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
 
   ASSERT_TRUE(Eventually("up{job=\"fleetplan\"} == 1").has_value())
-      << ReadText(dir_ + "/prometheus.log");
+      << testing::ReadText(dir_ + "/prometheus.log");
   // Two scrapes at least, so rate() has its points.
   std::this_thread::sleep_for(std::chrono::seconds(3));
 
@@ -245,14 +239,14 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
   EXPECT_EQ(prom_bytes, static_cast<double>(h.fleet().committed_bytes()));
   EXPECT_EQ(prom_bytes, static_cast<double>(156 * kGiB + planned_bytes_));
 
-  const json dash = json::parse(ReadText(kDeploy + "grafana/fleetplan-dashboard.json"));
+  const json dash = json::parse(testing::ReadText(kDeploy + "grafana/fleetplan-dashboard.json"));
   for (const std::string& expr : DashboardExprs(dash)) {
     if (expr.find("DCGM_") != std::string::npos) continue;  // needs a DCGM exporter
     EXPECT_TRUE(Eventually(expr, std::chrono::seconds(20)).has_value()) << "dashboard: " << expr;
   }
   // Rules: recording rules produce data; alert expressions evaluate (and the three this fleet
   // should trigger do return data).
-  const std::string rules = ReadText(kDeploy + "prometheus/rules.yml");
+  const std::string rules = testing::ReadText(kDeploy + "prometheus/rules.yml");
   std::regex expr_re("expr: (.*)");
   int checked = 0;
   for (auto it = std::sregex_iterator(rules.begin(), rules.end(), expr_re);
