@@ -12,9 +12,9 @@ absl::Status Admission::Acquire(const char* what, std::chrono::system_clock::tim
   const auto wait = std::max(
       std::chrono::milliseconds(0),
       std::min(max_wait_, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)));
-  absl::MutexLock lock(&mu_);
-  auto free = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return in_flight_ < limit_; };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&free), absl::Milliseconds(wait.count()))) {
+  MutexLock lock(&mu_);
+  auto free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ < limit_; };
+  if (!mu_.WaitUntil(freed_, free, absl::Now() + absl::Milliseconds(wait.count()))) {
     return absl::ResourceExhaustedError(absl::StrCat(
         limit_, " ", what, " calls are already running on this server; retry with backoff"));
   }
@@ -23,12 +23,13 @@ absl::Status Admission::Acquire(const char* what, std::chrono::system_clock::tim
 }
 
 void Admission::Release() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   --in_flight_;
+  freed_.Signal();
 }
 
 int64_t Admission::in_flight() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return in_flight_;
 }
 

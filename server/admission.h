@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "planner/common/mutex.h"
 
 namespace fleetplan::server {
 
@@ -43,7 +43,8 @@ class Admission {
   void Release();
   const int64_t limit_;
   const std::chrono::milliseconds max_wait_;
-  absl::Mutex mu_;
+  Mutex mu_;
+  absl::CondVar freed_;  // signalled when a slot is released
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -13,7 +13,7 @@ using grpc::ServerUnaryReactor;
 
 std::shared_ptr<const estimator::ModelSpec> EstimateCache::GetModel(
     const std::string& name, const std::string& quantization) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = models_.find(name + '\n' + quantization);
   if (it == models_.end() || it->second.expires < std::chrono::steady_clock::now()) return nullptr;
   return it->second.value;
@@ -21,12 +21,12 @@ std::shared_ptr<const estimator::ModelSpec> EstimateCache::GetModel(
 
 void EstimateCache::PutModel(const std::string& name, const std::string& quantization,
                              std::shared_ptr<const estimator::ModelSpec> spec) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   models_[name + '\n' + quantization] = {std::move(spec), std::chrono::steady_clock::now() + ttl_};
 }
 
 std::optional<int64_t> EstimateCache::GetGpuBytes(const std::string& type) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = gpus_.find(type);
   if (it == gpus_.end() || it->second.expires < std::chrono::steady_clock::now())
     return std::nullopt;
@@ -34,7 +34,7 @@ std::optional<int64_t> EstimateCache::GetGpuBytes(const std::string& type) {
 }
 
 void EstimateCache::PutGpuBytes(const std::string& type, int64_t bytes) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   gpus_[type] = {bytes, std::chrono::steady_clock::now() + ttl_};
 }
 
@@ -43,7 +43,7 @@ void InvalidateEstimates(const ServiceDeps& deps) {
 }
 
 void EstimateCache::Invalidate() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   models_.clear();
   gpus_.clear();
 }

@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
 #include "fleetplan/v1/estimator.grpc.pb.h"
+#include "planner/common/mutex.h"
 #include "planner/estimator/estimator.h"
 #include "server/handler.h"
 
@@ -39,7 +39,7 @@ class EstimateCache {
     std::chrono::steady_clock::time_point expires;
   };
   const std::chrono::milliseconds ttl_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, Entry<std::shared_ptr<const estimator::ModelSpec>>> models_
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, Entry<int64_t>> gpus_ ABSL_GUARDED_BY(mu_);

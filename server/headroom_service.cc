@@ -27,21 +27,21 @@ class HeadroomServiceImpl::Watcher final : public grpc::ServerWriteReactor<v1::F
 
   // Queues `h` unless an equal or newer generation was already sent.
   void Offer(std::shared_ptr<const v1::FleetHeadroom> h) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (finished_ || h->generation() <= sent_generation_) return;
     pending_ = std::move(h);
     if (!writing_) WriteNextLocked();
   }
 
   void FinishWith(const grpc::Status& status) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (finished_) return;
     finished_ = true;
     Finish(status);
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     writing_ = false;
     current_.reset();
     if (!ok) {
@@ -76,7 +76,7 @@ class HeadroomServiceImpl::Watcher final : public grpc::ServerWriteReactor<v1::F
   const bool include_gpus_;
   const std::string client_;
   std::shared_ptr<Watcher> self_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::shared_ptr<const v1::FleetHeadroom> pending_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const v1::FleetHeadroom> current_ ABSL_GUARDED_BY(mu_);
   int64_t sent_generation_ ABSL_GUARDED_BY(mu_) = -1;
@@ -95,9 +95,10 @@ HeadroomServiceImpl::~HeadroomServiceImpl() { Shutdown(); }
 void HeadroomServiceImpl::Shutdown() {
   std::set<std::shared_ptr<Watcher>> watchers;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stop_) return;
     stop_ = true;
+    stop_changed_.SignalAll();
     watchers = watchers_;
   }
   for (const auto& w : watchers)
@@ -106,7 +107,7 @@ void HeadroomServiceImpl::Shutdown() {
 }
 
 void HeadroomServiceImpl::Unregister(const Watcher* w) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (auto it = watchers_.begin(); it != watchers_.end(); ++it) {
     if (it->get() == w) {
       if (auto c = watches_by_client_.find(w->client()); c != watches_by_client_.end()) {
@@ -119,7 +120,7 @@ void HeadroomServiceImpl::Unregister(const Watcher* w) {
 }
 
 int64_t HeadroomServiceImpl::open_watches() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(watchers_.size());
 }
 
@@ -144,9 +145,10 @@ void HeadroomServiceImpl::PollLoop() {
   int64_t last = -1;
   while (true) {
     {
-      absl::MutexLock lock(&mu_);
-      auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; };
-      mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Milliseconds(poll_interval_.count()));
+      MutexLock lock(&mu_);
+      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+      mu_.WaitUntil(stop_changed_, stopping,
+                    absl::Now() + absl::Milliseconds(poll_interval_.count()));
       if (stop_) return;
       if (watchers_.empty()) continue;
     }
@@ -155,7 +157,7 @@ void HeadroomServiceImpl::PollLoop() {
     last = *generation;
     std::set<std::shared_ptr<Watcher>> watchers;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       watchers = watchers_;
     }
     std::shared_ptr<const v1::FleetHeadroom> with_gpus, without;
@@ -190,7 +192,7 @@ grpc::ServerWriteReactor<v1::FleetHeadroom>* HeadroomServiceImpl::WatchHeadroom(
                                                 : absl::StatusOr<v1::FleetHeadroom>(allowed);
   bool stopping = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping = stop_;
     int64_t& mine = watches_by_client_[watcher->client()];
     if (allowed.ok() && mine >= limits_.per_client) {

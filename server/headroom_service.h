@@ -16,8 +16,8 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "fleetplan/v1/headroom.grpc.pb.h"
+#include "planner/common/mutex.h"
 #include "server/handler.h"
 
 namespace fleetplan::server {
@@ -54,10 +54,11 @@ class HeadroomServiceImpl final : public v1::HeadroomService::CallbackService {
   ServiceDeps deps_;
   const std::chrono::milliseconds poll_interval_;
   const WatchLimits limits_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::set<std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> watches_by_client_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar stop_changed_;  // signalled when stop_ is set
   std::thread poller_;
 };
 

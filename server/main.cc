@@ -26,6 +26,8 @@ ABSL_FLAG(std::string, db, "fleetplan.db", "SQLite database file (created when m
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics listen address host:port; empty disables the exporter");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once listening");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "write the bound /metrics port to this file once listening");
 ABSL_FLAG(bool, insecure_listen_any, false,
           "allow plaintext gRPC on a non-loopback address (trusted networks only)");
 ABSL_FLAG(bool, insecure_allow_anonymous, false,
@@ -67,6 +69,7 @@ int main(int argc, char** argv) {
       .listen = absl::GetFlag(FLAGS_listen),
       .metrics_listen = absl::GetFlag(FLAGS_metrics_listen),
       .port_file = absl::GetFlag(FLAGS_port_file),
+      .metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file),
       .insecure_listen_any = absl::GetFlag(FLAGS_insecure_listen_any),
       .insecure_allow_anonymous = absl::GetFlag(FLAGS_insecure_allow_anonymous),
       .insecure_metrics_listen_any = absl::GetFlag(FLAGS_insecure_metrics_listen_any),

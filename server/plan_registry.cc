@@ -19,7 +19,7 @@ int64_t ApproximateBytes(const StoredPlan& plan) {
 }
 
 std::string PlanRegistry::NewId(int64_t generation) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return absl::StrCat("plan-", generation, "-", next_id_++);
 }
 
@@ -32,7 +32,7 @@ std::string PlanRegistry::Keep(StoredPlan plan) {
 void PlanRegistry::KeepAs(const std::string& id, StoredPlan plan) {
   const int64_t size = ApproximateBytes(plan);
   const auto expires = std::chrono::steady_clock::now() + options_.lifetime;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto [it, inserted] = plans_.try_emplace(id);
   if (!inserted) bytes_ -= it->second.bytes;
   it->second = Entry{std::move(plan), size, expires};
@@ -57,7 +57,7 @@ void PlanRegistry::EvictLocked() {
 }
 
 std::optional<StoredPlan> PlanRegistry::Find(const std::string& id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = plans_.find(id);
   if (it == plans_.end() || it->second.expires < std::chrono::steady_clock::now())
     return std::nullopt;
@@ -65,12 +65,12 @@ std::optional<StoredPlan> PlanRegistry::Find(const std::string& id) {
 }
 
 size_t PlanRegistry::size() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return plans_.size();
 }
 
 int64_t PlanRegistry::bytes() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return bytes_;
 }
 

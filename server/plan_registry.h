@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "planner/common/mutex.h"
 #include "planner/placement/fleet.h"
 #include "storage/placement_store.h"
 
@@ -55,7 +55,7 @@ class PlanRegistry {
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const PlanRegistryOptions options_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, Entry> plans_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);
   int64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;

@@ -40,12 +40,11 @@ absl::StatusOr<std::optional<std::string>> RequestCache::Lookup(
     const google::protobuf::Message& request) {
   if (request_id.empty()) return std::optional<std::string>();
   if (request_id.size() > kMaxRequestIdLength) {
-    return absl::InvalidArgumentError(absl::StrCat("request_id is ", request_id.size(),
-                                                   " characters long, more than ",
-                                                   kMaxRequestIdLength));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id is ", request_id.size(), " characters long, more than ", kMaxRequestIdLength));
   }
   const std::string fingerprint = Fingerprint(request);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   EvictLocked();
   auto it = entries_.find(Key(method, request_id));
   if (it == entries_.end()) return std::optional<std::string>();
@@ -67,7 +66,7 @@ void RequestCache::Store(const std::string& method, const std::string& request_i
   if (size > options_.max_entry_bytes) return;
   Entry entry{Fingerprint(request), std::move(serialized),
               std::chrono::steady_clock::now() + options_.ttl};
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto [it, inserted] = entries_.try_emplace(key);
   if (!inserted) bytes_ -= EntryBytes(key, it->second.response);
   it->second = std::move(entry);
@@ -92,12 +91,12 @@ void RequestCache::EvictLocked() {
 }
 
 int64_t RequestCache::bytes() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return bytes_;
 }
 
 size_t RequestCache::size() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return entries_.size();
 }
 

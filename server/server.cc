@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -121,6 +122,17 @@ absl::Status CheckAuthentication(const ServerOptions& options) {
       "\" is not a loopback address and no authentication is configured: give "
       "--auth_tokens_file or --tls_client_ca, or --insecure_allow_anonymous to let anyone who "
       "reaches the port write"));
+}
+
+// Writes "<port>\n" to `path` atomically (a reader never sees a half-written file).
+absl::Status WritePortFile(const char* field, const std::string& path, int port) {
+  std::ofstream out(path + ".tmp");
+  out << port << "\n";
+  out.close();
+  if (!out || std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat(field, "=\"", path, "\": cannot write"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -239,14 +251,13 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
     health->SetServingStatus(service, true);
   }
 
-  if (!options.port_file.empty()) {
-    std::ofstream out(options.port_file + ".tmp");
-    out << server->port_ << "\n";
-    out.close();
-    if (!out || std::rename((options.port_file + ".tmp").c_str(), options.port_file.c_str()) != 0) {
+  for (const auto& [field, path, port] :
+       {std::tuple{"port_file", options.port_file, server->port_},
+        std::tuple{"metrics_port_file", options.metrics_port_file, server->metrics_port()}}) {
+    if (path.empty()) continue;
+    if (absl::Status written = WritePortFile(field, path, port); !written.ok()) {
       server->Shutdown(std::chrono::milliseconds(0));
-      return absl::UnavailableError(
-          absl::StrCat("port_file=\"", options.port_file, "\": cannot write"));
+      return written;
     }
   }
   return server;

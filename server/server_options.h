@@ -27,6 +27,8 @@ struct ServerOptions {
   std::string metrics_listen = "127.0.0.1:9464";
   // Where to write the chosen gRPC port once listening (tests, supervisors). Empty: don't.
   std::string port_file;
+  // The same for the /metrics port (with metrics_listen port 0).
+  std::string metrics_port_file;
   // A non-loopback listen address needs TLS unless this is set.
   bool insecure_listen_any = false;
   // A non-loopback listen address also needs an authentication mode (bearer tokens or client

@@ -57,7 +57,7 @@ const std::string& ActivePlacementsOfDeploymentSql() {
 
 absl::Status SqliteStore::CreateModel(const ModelRecord& model, const WriteOptions& options) {
   RETURN_IF_ERROR(ValidateModel(model));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertModel));
@@ -81,7 +81,7 @@ absl::Status SqliteStore::CreateModel(const ModelRecord& model, const WriteOptio
 }
 
 absl::StatusOr<ModelRecord> SqliteStore::GetModel(const std::string& name) {
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectModel));
   stmt->BindText(1, name);
   return internal::ReadOne(*stmt, internal::ReadModel,
@@ -89,13 +89,13 @@ absl::StatusOr<ModelRecord> SqliteStore::GetModel(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<ModelRecord>> SqliteStore::ListModels() {
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectModels));
   return internal::ReadRows(*stmt, internal::ReadModel);
 }
 
 absl::Status SqliteStore::DeleteModel(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(std::vector<int64_t> ids,
                    ActiveIds(*db_, ActivePlacementsOfModelSql(), Now(), name));
@@ -127,7 +127,7 @@ absl::Status SqliteStore::DeleteModel(const std::string& name) {
 
 absl::Status SqliteStore::CreateDeployment(const DeploymentRecord& d) {
   RETURN_IF_ERROR(ValidateDeployment(d));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertDeployment));
@@ -151,7 +151,7 @@ absl::Status SqliteStore::CreateDeployment(const DeploymentRecord& d) {
 }
 
 absl::StatusOr<DeploymentRecord> SqliteStore::GetDeployment(const std::string& name) {
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectDeployment));
   stmt->BindText(1, name);
   return internal::ReadOne(
@@ -160,13 +160,13 @@ absl::StatusOr<DeploymentRecord> SqliteStore::GetDeployment(const std::string& n
 }
 
 absl::StatusOr<std::vector<DeploymentRecord>> SqliteStore::ListDeployments() {
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectDeployments));
   return internal::ReadRows(*stmt, internal::ReadDeployment);
 }
 
 absl::Status SqliteStore::DeleteDeployment(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(std::vector<int64_t> ids,
                    ActiveIds(*db_, ActivePlacementsOfDeploymentSql(), Now(), name));

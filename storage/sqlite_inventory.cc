@@ -58,9 +58,8 @@ const std::string& ActivePlacementsOnNodeSql() {
 constexpr int64_t kMaxPageBytes = 4 << 20;
 
 int64_t ApproximateBytes(const Node& n) {
-  int64_t bytes = static_cast<int64_t>(n.name.size() + n.pool.size() + n.zone.size() +
-                                       n.rack.size()) +
-                  64;
+  int64_t bytes =
+      static_cast<int64_t>(n.name.size() + n.pool.size() + n.zone.size() + n.rack.size()) + 64;
   for (const auto& [k, v] : n.labels) bytes += static_cast<int64_t>(k.size() + v.size()) + 8;
   for (const Gpu& g : n.gpus) bytes += static_cast<int64_t>(g.gpu_type.size() + g.uuid.size()) + 48;
   return bytes;
@@ -77,10 +76,9 @@ absl::Status CheckUuidsUnused(Database& db, const Node& n) {
     stmt->BindText(1, g.uuid).BindText(2, n.name);
     ASSIGN_OR_RETURN(bool row, stmt->Step());
     if (row) {
-      return absl::InvalidArgumentError(absl::StrCat("node \"", n.name, "\": gpu ", g.index,
-                                                     " uuid \"", g.uuid, "\" is already gpu ",
-                                                     stmt->ColumnInt(1), " of node \"",
-                                                     stmt->ColumnText(0), "\""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "node \"", n.name, "\": gpu ", g.index, " uuid \"", g.uuid, "\" is already gpu ",
+          stmt->ColumnInt(1), " of node \"", stmt->ColumnText(0), "\""));
     }
     RETURN_IF_ERROR(stmt->Reset());
   }
@@ -143,7 +141,7 @@ absl::Status CheckNodeMayLeave(Database& db, const std::string& name, NodeState 
 
 absl::Status SqliteStore::CreateGpuType(const GpuType& type, const WriteOptions& options) {
   RETURN_IF_ERROR(ValidateGpuType(type));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertGpuType));
@@ -167,7 +165,7 @@ absl::Status SqliteStore::CreateGpuType(const GpuType& type, const WriteOptions&
 }
 
 absl::StatusOr<GpuType> SqliteStore::GetGpuType(const std::string& name) {
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectGpuType));
   stmt->BindText(1, name);
   return internal::ReadOne(*stmt, internal::ReadGpuType,
@@ -175,13 +173,13 @@ absl::StatusOr<GpuType> SqliteStore::GetGpuType(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<GpuType>> SqliteStore::ListGpuTypes() {
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(internal::kSelectGpuTypes));
   return internal::ReadRows(*stmt, internal::ReadGpuType);
 }
 
 absl::Status SqliteStore::DeleteGpuType(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
     ASSIGN_OR_RETURN(ScopedStatement count, db_->Cached(kCountGpusOfType));
@@ -210,7 +208,7 @@ absl::StatusOr<Node> SqliteStore::CreateNode(const Node& node, const WriteOption
   Node stored = node;
   std::sort(stored.gpus.begin(), stored.gpus.end(),
             [](const Gpu& a, const Gpu& b) { return a.index < b.index; });
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
   {
@@ -242,7 +240,7 @@ absl::StatusOr<Node> SqliteStore::CreateNode(const Node& node, const WriteOption
 }
 
 absl::StatusOr<Node> SqliteStore::GetNode(const std::string& name) {
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(read_db(), Transaction::Mode::kRead));
   return ReadNodeWithGpus(read_db(), name, Now());
 }
@@ -274,7 +272,7 @@ absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_
     param += 2;
   }
   absl::StrAppend(&sql, " ORDER BY name LIMIT ?5");
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   Database& db = read_db();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
   NodePage page;
@@ -314,7 +312,7 @@ absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_
 
 absl::StatusOr<Node> SqliteStore::UpdateNode(const Node& node, int64_t expected_version) {
   RETURN_IF_ERROR(ValidateNode(node));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(Node current, ReadNodeWithGpus(*db_, node.name, now));
@@ -365,7 +363,7 @@ absl::StatusOr<Node> SqliteStore::UpdateNode(const Node& node, int64_t expected_
 
 absl::StatusOr<Node> SqliteStore::SetNodeState(const std::string& name, NodeState state,
                                                bool force) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(Node current, ReadNodeWithGpus(*db_, name, now));
@@ -387,7 +385,7 @@ absl::StatusOr<Node> SqliteStore::SetNodeState(const std::string& name, NodeStat
 }
 
 absl::Status SqliteStore::DeleteNode(const std::string& name, bool force) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(Node current, ReadNodeWithGpus(*db_, name, now));

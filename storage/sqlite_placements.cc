@@ -161,7 +161,7 @@ absl::Status WriteDeployments(Database& db, const std::vector<DeploymentRecord>&
 absl::StatusOr<CommitResult> SqliteStore::CommitPlacements(const CommitRequest& request) {
   RETURN_IF_ERROR(ValidateCommit(request));
   const std::string fingerprint = Fingerprint(request);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
@@ -255,7 +255,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitReservation(
     const std::string& reservation_request_id, const std::vector<DeploymentRecord>& deployments) {
   RETURN_IF_ERROR(ValidateName("reservation_request_id", reservation_request_id));
   for (const DeploymentRecord& d : deployments) RETURN_IF_ERROR(ValidateDeployment(d));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   CommitResult result;
@@ -321,7 +321,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitReservation(
 }
 
 absl::StatusOr<Placement> SqliteStore::ReleasePlacement(int64_t id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(Placement p, internal::ReadPlacement(*db_, id));
@@ -338,7 +338,7 @@ absl::StatusOr<Placement> SqliteStore::ReleasePlacement(int64_t id) {
 }
 
 absl::StatusOr<Placement> SqliteStore::GetPlacement(int64_t id) {
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(read_db(), Transaction::Mode::kRead));
   return internal::ReadPlacement(read_db(), id);
 }
@@ -355,7 +355,7 @@ absl::StatusOr<std::vector<Placement>> SqliteStore::ListPlacements(const Placeme
       "SELECT pg.placement_id, pg.rank, pg.node, pg.idx, pg.bytes FROM placement_gpus pg "
       "JOIN placements p ON p.id = pg.placement_id",
       *kWhere, " ORDER BY pg.placement_id, pg.rank"));
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   Database& db = read_db();
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));

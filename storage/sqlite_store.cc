@@ -75,7 +75,7 @@ absl::Status SqliteStore::SetMaxDatabaseBytes(int64_t bytes) {
   if (bytes < 0) {
     return absl::InvalidArgumentError(absl::StrCat("max_database_bytes=", bytes, " must be >= 0"));
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(int64_t page_size, db_->PragmaInt("page_size"));
   // 4294967294 pages: SQLite's own maximum, i.e. no cap.
   const int64_t pages = bytes == 0 ? int64_t{4294967294} : std::max<int64_t>(1, bytes / page_size);
@@ -83,12 +83,12 @@ absl::Status SqliteStore::SetMaxDatabaseBytes(int64_t bytes) {
 }
 
 absl::StatusOr<int64_t> SqliteStore::FleetGeneration() {
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   return CurrentGeneration(read_db());
 }
 
 absl::Status SqliteStore::CheckIntegrity() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("PRAGMA integrity_check"));
   ASSIGN_OR_RETURN(std::vector<std::string> rows,
                    ReadRows(stmt, [](const Statement& s) { return s.ColumnText(0); }));
@@ -112,7 +112,7 @@ absl::StatusOr<FleetSnapshot> SqliteStore::LoadSnapshot() {
                    "JOIN placements p ON p.id = pg.placement_id WHERE ",
                    internal::ActivePredicate("p"),
                    " GROUP BY pg.node, pg.idx, p.state ORDER BY pg.node, pg.idx"));
-  absl::MutexLock lock(&read_mu());
+  MutexLock lock(&read_mu());
   Database& db = read_db();
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));

@@ -22,7 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "planner/common/mutex.h"
 #include "storage/placement_store.h"
 #include "storage/schema.h"
 #include "storage/sqlite.h"
@@ -109,12 +109,12 @@ class SqliteStore final : public PlacementStore {
   int64_t Now();
 
   // The read connection and its lock (the write connection's for an in-memory store).
-  absl::Mutex& read_mu() { return read_db_ ? read_mu_ : mu_; }
+  Mutex& read_mu() { return read_db_ ? read_mu_ : mu_; }
   Database& read_db() { return read_db_ ? *read_db_ : *db_; }
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex read_mu_;
+  Mutex read_mu_;
   std::unique_ptr<Database> read_db_;  // null for ":memory:"; used under read_mu_
   const int64_t schema_version_;
   const std::string path_;
