@@ -41,7 +41,7 @@ struct Budget {
   bool spent() const { return Clock::now() >= until; }
 };
 
-TEST(ConcurrencyTest, PlansCommitsWritesWatchesAndScrapesTogether) {
+TEST(RpcConcurrencyTest, PlansCommitsWritesWatchesAndScrapesTogether) {
   const std::string dir = testing::MakeTempDir("concurrency_");
   ASSERT_EQ(testing::MakeSmallFleet(dir + "/fleet.db", 6), "");
   auto started =
