@@ -44,6 +44,18 @@ struct NodePage {
   std::string next_page_token;  // empty: last page
 };
 
+// What changed in the fleet since a generation a reader holds (LoadChanges): the nodes to re-read,
+// whole, or the whole fleet when that is cheaper or the GPU types changed.
+struct FleetChanges {
+  int64_t generation = 0;           // the fleet generation these rows are at
+  int64_t as_of_unix_ms = 0;        // usage counts the reservations unexpired at this time
+  int64_t next_expiry_unix_ms = 0;  // the earliest later reservation expiry (0: none)
+  bool full = false;                // snapshot.nodes is the whole fleet
+  // gpu_types: all, always. nodes: every node (full), or the changed ones that exist, by name.
+  FleetSnapshot snapshot;
+  std::vector<std::string> removed;  // changed nodes that no longer exist (not full), by name
+};
+
 struct CommitRequest {
   std::string request_id;           // idempotency key: a retry returns the first result
   int64_t snapshot_generation = 0;  // the generation the plan was made from
@@ -80,6 +92,8 @@ class PlacementStore {
   virtual int64_t SchemaVersion() const = 0;
   // Bumped by every change that affects capacity.
   virtual absl::StatusOr<int64_t> FleetGeneration() = 0;
+  // The store's clock (Unix ms): what reservation expiry is measured against.
+  virtual int64_t NowUnixMs() = 0;
 
   // ---- GPU types
   virtual absl::Status CreateGpuType(const GpuType& type, const WriteOptions& options) = 0;
@@ -144,6 +158,12 @@ class PlacementStore {
   // All GPU types, nodes and GPUs with their committed and reserved bytes, in one read
   // transaction.
   virtual absl::StatusOr<FleetSnapshot> LoadSnapshot() = 0;
+  // In one read transaction: the nodes written since `since_generation` (or at it: see the v5
+  // migration) and those whose reservations expired after `since_unix_ms`, or the whole fleet
+  // (full) when since_generation <= 0, the GPU types changed or more nodes changed than
+  // re-reading one by one is worth.
+  virtual absl::StatusOr<FleetChanges> LoadChanges(int64_t since_generation,
+                                                   int64_t since_unix_ms) = 0;
 };
 
 }  // namespace fleetplan::storage

@@ -111,6 +111,82 @@ const std::vector<absl::string_view>& Migrations() {
       R"sql(
         CREATE INDEX gpus_by_uuid ON gpus (uuid) WHERE uuid != '';
       )sql",
+      // v5: which nodes changed at which fleet generation, so a reader (the server's live fleet
+      // state, storage/live_fleet.h) re-reads only those. Triggers note every write to a node, its
+      // GPUs or the placements on them, whoever makes it, so no write path can forget to. The
+      // generation noted is the one current when the row changed, which is the write's own
+      // generation or the one before it (writes bump it first or last): readers ask for changes
+      // at or after the generation they hold. The key '' (never a node name) means "GPU types
+      // changed". Reservations that expire change usage without a write: readers find them by
+      // expiry time (the partial index).
+      R"sql(
+        CREATE TABLE node_changes (
+          node TEXT PRIMARY KEY NOT NULL,
+          generation INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX node_changes_by_generation ON node_changes (generation);
+        INSERT INTO node_changes (node, generation)
+          SELECT name, (SELECT value FROM fleet_meta WHERE key = 'generation') FROM nodes;
+        CREATE INDEX placements_reserved_by_expiry ON placements (expires_unix_ms)
+          WHERE state = 'reserved';
+        CREATE TRIGGER note_node_insert AFTER INSERT ON nodes BEGIN
+          INSERT INTO node_changes VALUES
+            (NEW.name, (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_node_update AFTER UPDATE ON nodes BEGIN
+          INSERT INTO node_changes VALUES
+            (NEW.name, (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_node_delete AFTER DELETE ON nodes BEGIN
+          INSERT INTO node_changes VALUES
+            (OLD.name, (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_gpu_insert AFTER INSERT ON gpus BEGIN
+          INSERT INTO node_changes VALUES
+            (NEW.node, (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_gpu_update AFTER UPDATE ON gpus BEGIN
+          INSERT INTO node_changes VALUES
+            (NEW.node, (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_gpu_delete AFTER DELETE ON gpus BEGIN
+          INSERT INTO node_changes VALUES
+            (OLD.node, (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_rank_insert AFTER INSERT ON placement_gpus BEGIN
+          INSERT INTO node_changes VALUES
+            (NEW.node, (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_placement_state AFTER UPDATE OF state, expires_unix_ms ON placements
+        BEGIN
+          INSERT INTO node_changes
+            SELECT DISTINCT node, (SELECT value FROM fleet_meta WHERE key = 'generation')
+            FROM placement_gpus WHERE placement_id = NEW.id AND true
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_gpu_types_insert AFTER INSERT ON gpu_types BEGIN
+          INSERT INTO node_changes VALUES
+            ('', (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_gpu_types_update AFTER UPDATE ON gpu_types BEGIN
+          INSERT INTO node_changes VALUES
+            ('', (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+        CREATE TRIGGER note_gpu_types_delete AFTER DELETE ON gpu_types BEGIN
+          INSERT INTO node_changes VALUES
+            ('', (SELECT value FROM fleet_meta WHERE key = 'generation'))
+            ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
+        END;
+      )sql",
   };
   return *kMigrations;
 }

@@ -5,6 +5,7 @@
 #include "storage/sqlite_store.h"
 
 #include <chrono>
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,7 @@
 namespace fleetplan::storage {
 
 using internal::CurrentGeneration;
+using internal::ReadOne;
 using internal::ReadRows;
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreOptions& options) {
@@ -102,7 +104,7 @@ absl::Status SqliteStore::CheckIntegrity() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<FleetSnapshot> SqliteStore::LoadSnapshot() {
+absl::StatusOr<FleetSnapshot> SqliteStore::ReadSnapshot(Database& db, int64_t now) {
   static const std::string* const kNodes =
       new std::string(absl::StrCat("SELECT ", internal::kNodeColumns, " FROM nodes ORDER BY name"));
   static const std::string* const kGpus = new std::string(
@@ -112,19 +114,16 @@ absl::StatusOr<FleetSnapshot> SqliteStore::LoadSnapshot() {
                    "JOIN placements p ON p.id = pg.placement_id WHERE ",
                    internal::ActivePredicate("p"),
                    " GROUP BY pg.node, pg.idx, p.state ORDER BY pg.node, pg.idx"));
-  MutexLock lock(&read_mu());
-  Database& db = read_db();
-  const int64_t now = Now();
-  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
   FleetSnapshot snap;
   ASSIGN_OR_RETURN(snap.generation, CurrentGeneration(db));
   {
     ASSIGN_OR_RETURN(ScopedStatement types, db.Cached(internal::kSelectGpuTypes));
     ASSIGN_OR_RETURN(snap.gpu_types, ReadRows(*types, internal::ReadGpuType));
   }
+  std::vector<Node> nodes;
   {
-    ASSIGN_OR_RETURN(ScopedStatement nodes, db.Cached(*kNodes));
-    ASSIGN_OR_RETURN(snap.nodes, ReadRows(*nodes, internal::ReadNode));
+    ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(*kNodes));
+    ASSIGN_OR_RETURN(nodes, ReadRows(*stmt, internal::ReadNode));
   }
   {
     ASSIGN_OR_RETURN(ScopedStatement gpus, db.Cached(*kGpus));
@@ -133,20 +132,94 @@ absl::StatusOr<FleetSnapshot> SqliteStore::LoadSnapshot() {
       ASSIGN_OR_RETURN(bool row, gpus->Step());
       if (!row) break;
       const std::string node = gpus->ColumnText(0);
-      while (ni < snap.nodes.size() && snap.nodes[ni].name < node) ++ni;
-      if (ni == snap.nodes.size() || snap.nodes[ni].name != node) {
+      while (ni < nodes.size() && nodes[ni].name < node) ++ni;
+      if (ni == nodes.size() || nodes[ni].name != node) {
         return absl::DataLossError(absl::StrCat("gpu of unknown node \"", node, "\""));
       }
-      snap.nodes[ni].gpus.push_back(internal::ReadGpu(*gpus));
+      nodes[ni].gpus.push_back(internal::ReadGpu(*gpus));
     }
   }
   {
     ASSIGN_OR_RETURN(ScopedStatement usage, db.Cached(*kUsage));
     usage->BindInt(1, now);
-    RETURN_IF_ERROR(internal::FillUsage(*usage, snap.nodes));
+    RETURN_IF_ERROR(internal::FillUsage(*usage, nodes));
   }
+  snap.nodes = placement::NodeList(std::move(nodes));
+  return snap;
+}
+
+absl::StatusOr<FleetSnapshot> SqliteStore::LoadSnapshot() {
+  MutexLock lock(&read_mu());
+  Database& db = read_db();
+  const int64_t now = Now();
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
+  ASSIGN_OR_RETURN(FleetSnapshot snap, ReadSnapshot(db, now));
   RETURN_IF_ERROR(txn.Commit());
   return snap;
+}
+
+absl::StatusOr<FleetChanges> SqliteStore::LoadChanges(int64_t since_generation,
+                                                      int64_t since_unix_ms) {
+  // Beyond this many changed nodes one full read is cheaper than three queries per node.
+  constexpr size_t kMaxNodesReadOneByOne = 256;
+  static constexpr absl::string_view kChanged =
+      "SELECT node FROM node_changes WHERE generation >= ?1";
+  static constexpr absl::string_view kExpired =
+      "SELECT DISTINCT pg.node FROM placements p JOIN placement_gpus pg ON pg.placement_id = p.id "
+      "WHERE p.state = 'reserved' AND p.expires_unix_ms > ?1 AND p.expires_unix_ms <= ?2";
+  static constexpr absl::string_view kNextExpiry =
+      "SELECT MIN(expires_unix_ms) FROM placements WHERE state = 'reserved' AND "
+      "expires_unix_ms > ?1";
+  MutexLock lock(&read_mu());
+  Database& db = read_db();
+  const int64_t now = Now();
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
+  FleetChanges out{.as_of_unix_ms = now};
+  ASSIGN_OR_RETURN(out.generation, CurrentGeneration(db));
+  {
+    ASSIGN_OR_RETURN(ScopedStatement next, db.Cached(kNextExpiry));
+    next->BindInt(1, now);
+    ASSIGN_OR_RETURN(out.next_expiry_unix_ms,
+                     ReadOne(
+                         *next, [](const Statement& st) { return st.ColumnInt(0); },
+                         absl::InternalError("MIN() returned no row")));
+  }
+  std::set<std::string> names;
+  bool full = since_generation <= 0;
+  if (!full) {
+    ASSIGN_OR_RETURN(ScopedStatement changed, db.Cached(kChanged));
+    changed->BindInt(1, since_generation);
+    ASSIGN_OR_RETURN(std::vector<std::string> rows,
+                     ReadRows(*changed, [](const Statement& st) { return st.ColumnText(0); }));
+    names.insert(rows.begin(), rows.end());
+    if (since_unix_ms > 0 && since_unix_ms < now) {
+      ASSIGN_OR_RETURN(ScopedStatement expired, db.Cached(kExpired));
+      expired->BindInt(1, since_unix_ms).BindInt(2, now);
+      ASSIGN_OR_RETURN(rows,
+                       ReadRows(*expired, [](const Statement& st) { return st.ColumnText(0); }));
+      names.insert(rows.begin(), rows.end());
+    }
+    full = names.count("") > 0 || names.size() > kMaxNodesReadOneByOne;
+  }
+  if (full) {
+    ASSIGN_OR_RETURN(out.snapshot, ReadSnapshot(db, now));
+    out.full = true;
+  } else {
+    out.snapshot.generation = out.generation;
+    ASSIGN_OR_RETURN(ScopedStatement types, db.Cached(internal::kSelectGpuTypes));
+    ASSIGN_OR_RETURN(out.snapshot.gpu_types, ReadRows(*types, internal::ReadGpuType));
+    for (const std::string& name : names) {  // ordered
+      absl::StatusOr<Node> node = internal::ReadNodeWithGpus(db, name, now);
+      if (absl::IsNotFound(node.status())) {
+        out.removed.push_back(name);
+        continue;
+      }
+      if (!node.ok()) return node.status();
+      out.snapshot.nodes.push_back(std::move(*node));
+    }
+  }
+  RETURN_IF_ERROR(txn.Commit());
+  return out;
 }
 
 }  // namespace fleetplan::storage

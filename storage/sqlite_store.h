@@ -52,6 +52,7 @@ class SqliteStore final : public PlacementStore {
 
   int64_t SchemaVersion() const override { return schema_version_; }
   absl::StatusOr<int64_t> FleetGeneration() override;
+  int64_t NowUnixMs() override { return Now(); }
 
   using PlacementStore::CreateGpuType;
   using PlacementStore::CreateModel;
@@ -89,6 +90,8 @@ class SqliteStore final : public PlacementStore {
   absl::StatusOr<std::vector<Placement>> ListPlacements(const PlacementFilter& filter) override;
 
   absl::StatusOr<FleetSnapshot> LoadSnapshot() override;
+  absl::StatusOr<FleetChanges> LoadChanges(int64_t since_generation,
+                                           int64_t since_unix_ms) override;
 
   const std::string& path() const { return path_; }
   // PRAGMA integrity_check: OK or DATA_LOSS with SQLite's report.
@@ -107,6 +110,8 @@ class SqliteStore final : public PlacementStore {
 
   // The wall clock, never earlier than the latest time a write saw (see StoreOptions).
   int64_t Now();
+  // The whole fleet at `now`, inside a read transaction the caller holds on `db`.
+  static absl::StatusOr<FleetSnapshot> ReadSnapshot(Database& db, int64_t now);
 
   // The read connection and its lock (the write connection's for an in-memory store).
   Mutex& read_mu() { return read_db_ ? read_mu_ : mu_; }

@@ -113,7 +113,7 @@ absl::StatusOr<Plan> Exact(const PackingState& base, const std::vector<Work>& wo
       coefs.push_back(tp);
     }
     // Exclusive: whole free GPUs of the domain (all candidates of a domain share its type).
-    const double free = static_cast<double>(st.domains()[di].free_exclusive);
+    const double free = static_cast<double>(st.free_exclusive(di));
     Cbc_addRow(model.get(), "", static_cast<int>(cols.size()), cols.data(), coefs.data(), 'L',
                free);
   }

@@ -40,6 +40,22 @@ const char* PlacementStateName(PlacementState s) {
   return "?";
 }
 
+NodeList::NodeList(std::initializer_list<Node> nodes) {
+  nodes_.reserve(nodes.size());
+  for (const Node& n : nodes) nodes_.push_back(std::make_shared<Node>(n));
+}
+
+NodeList::NodeList(std::vector<Node> nodes) {
+  nodes_.reserve(nodes.size());
+  for (Node& n : nodes) nodes_.push_back(std::make_shared<Node>(std::move(n)));
+}
+
+Node& NodeList::Mutable(size_t i) {
+  // use_count() == 1: no other list holds it, and none can start to (they would copy this list).
+  if (nodes_[i].use_count() != 1) nodes_[i] = std::make_shared<Node>(*nodes_[i]);
+  return *nodes_[i];
+}
+
 const GpuType* FleetSnapshot::FindGpuType(const std::string& name) const {
   auto it = std::lower_bound(gpu_types.begin(), gpu_types.end(), name,
                              [](const GpuType& t, const std::string& n) { return t.name < n; });

@@ -5,8 +5,12 @@
 // and the FleetSnapshot the planner works on. Plain values, shared by storage/ (which persists
 // them) and planner/placement (which plans on them). No behaviour beyond small lookups.
 
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -107,11 +111,82 @@ struct Placement {
   int64_t expires_unix_ms = 0;  // reservations only; 0 = never
 };
 
+// The nodes of a snapshot, each held by a shared pointer: copying a NodeList copies pointers, not
+// nodes, so a fleet generation that changed three nodes shares every other node with the one
+// before it (the server's live fleet state, storage/live_fleet.h). Reads look like a
+// std::vector<Node>; a write (Mutable) first copies a node that another list still shares, so a
+// list handed to a reader never changes under it. Not thread-safe to write; safe to read from
+// many threads once no one writes it.
+class NodeList {
+ public:
+  class const_iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = Node;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Node*;
+    using reference = const Node&;
+    const_iterator() = default;
+    explicit const_iterator(std::vector<std::shared_ptr<Node>>::const_iterator it) : it_(it) {}
+    reference operator*() const { return **it_; }
+    pointer operator->() const { return it_->get(); }
+    reference operator[](difference_type n) const { return *it_[n]; }
+    const_iterator& operator++() { return ++it_, *this; }
+    const_iterator operator++(int) { return const_iterator(it_++); }
+    const_iterator& operator--() { return --it_, *this; }
+    const_iterator operator--(int) { return const_iterator(it_--); }
+    const_iterator& operator+=(difference_type n) { return it_ += n, *this; }
+    const_iterator& operator-=(difference_type n) { return it_ -= n, *this; }
+    friend const_iterator operator+(const_iterator a, difference_type n) { return a += n; }
+    friend const_iterator operator+(difference_type n, const_iterator a) { return a += n; }
+    friend const_iterator operator-(const_iterator a, difference_type n) { return a -= n; }
+    friend difference_type operator-(const const_iterator& a, const const_iterator& b) {
+      return a.it_ - b.it_;
+    }
+    friend auto operator<=>(const const_iterator& a, const const_iterator& b) = default;
+    friend bool operator==(const const_iterator& a, const const_iterator& b) = default;
+
+   private:
+    std::vector<std::shared_ptr<Node>>::const_iterator it_;
+  };
+
+  NodeList() = default;
+  NodeList(std::initializer_list<Node> nodes);
+  NodeList(std::vector<Node> nodes);  // NOLINT: a vector of nodes reads as a node list
+
+  size_t size() const { return nodes_.size(); }
+  bool empty() const { return nodes_.empty(); }
+  const Node& operator[](size_t i) const { return *nodes_[i]; }
+  const Node& front() const { return *nodes_.front(); }
+  const Node& back() const { return *nodes_.back(); }
+  const_iterator begin() const { return const_iterator(nodes_.begin()); }
+  const_iterator end() const { return const_iterator(nodes_.end()); }
+
+  void reserve(size_t n) { nodes_.reserve(n); }
+  void push_back(Node node) { nodes_.push_back(std::make_shared<Node>(std::move(node))); }
+  // The node at `i`, writable: copied first when another list shares it.
+  Node& Mutable(size_t i);
+  // Puts `node` at `i` (replacing), inserts it before `i`, or removes the node at `i`.
+  void Replace(size_t i, Node node) { nodes_[i] = std::make_shared<Node>(std::move(node)); }
+  void Insert(size_t i, Node node) {
+    nodes_.insert(nodes_.begin() + static_cast<std::ptrdiff_t>(i),
+                  std::make_shared<Node>(std::move(node)));
+  }
+  void Erase(size_t i) { nodes_.erase(nodes_.begin() + static_cast<std::ptrdiff_t>(i)); }
+  // True when both lists hold the very same node object at these positions (not merely equal).
+  bool SameNode(size_t i, const NodeList& other, size_t j) const {
+    return nodes_[i] == other.nodes_[j];
+  }
+
+ private:
+  std::vector<std::shared_ptr<Node>> nodes_;
+};
+
 // A consistent picture of the fleet at one generation, read in one transaction.
 struct FleetSnapshot {
   int64_t generation = 0;
   std::vector<GpuType> gpu_types;  // ordered by name
-  std::vector<Node> nodes;         // ordered by name
+  NodeList nodes;                  // ordered by name
 
   const GpuType* FindGpuType(const std::string& name) const;
   const Node* FindNode(const std::string& name) const;

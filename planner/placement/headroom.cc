@@ -110,7 +110,7 @@ FleetHeadroom HeadroomAfter(FleetSnapshot snapshot, const std::vector<PlacementR
         std::lower_bound(snapshot.nodes.begin(), snapshot.nodes.end(), rank.gpu.node,
                          [](const Node& n, const std::string& name) { return n.name < name; });
     if (node == snapshot.nodes.end() || node->name != rank.gpu.node) continue;
-    for (Gpu& g : node->gpus) {
+    for (Gpu& g : snapshot.nodes.Mutable(static_cast<size_t>(node - snapshot.nodes.begin())).gpus) {
       if (g.index == rank.gpu.index) g.reserved_bytes = SaturatingAdd(g.reserved_bytes, rank.bytes);
     }
   }

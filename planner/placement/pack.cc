@@ -30,11 +30,11 @@ bool FindPlace(const PackingState& st, const DeploymentSpec& d, const Candidate&
   std::map<std::string, std::vector<Option>> by_pool;
   for (size_t id : ids) {
     const DomainState& dom = st.domains()[id];
-    if (!d.shared && dom.free_exclusive < c.tp) continue;  // O(1) reject
+    if (!d.shared && st.free_exclusive(id) < c.tp) continue;  // O(1) reject
     const Node& n = st.node(dom);
     if (!NodeAllowed(d, n) || !SpreadAllows(st, d, n)) continue;
     // With a scorer monotone in free GPUs, a domain with more free GPUs cannot beat the best.
-    if (prune && have_best && scorer.Score(dom.free_exclusive, c.tp, 0) > best.score) continue;
+    if (prune && have_best && scorer.Score(st.free_exclusive(id), c.tp, 0) > best.score) continue;
     std::vector<int64_t> el = EligibleGpus(st, dom, d, c.max_rank_bytes);
     if (static_cast<int64_t>(el.size()) < c.tp) continue;
     int64_t free_sum = 0;
@@ -182,7 +182,8 @@ absl::StatusOr<Plan> Pack(const PackingState& base, const std::vector<Work>& ord
   size_t done = 0;
   for (const Work& w : order) {
     if (cancelled && ++done % kCancelCheckEvery == 0 && cancelled()) {
-      return absl::CancelledError("planning was cancelled (the caller went away or the server is stopping)");
+      return absl::CancelledError(
+          "planning was cancelled (the caller went away or the server is stopping)");
     }
     bool placed = false;
     for (const Candidate& c : *w.candidates) {

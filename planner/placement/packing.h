@@ -45,7 +45,8 @@ Shortfall CapacityShortfall(const PackingState& st, const DeploymentSpec& d,
 
 Unplaced NotPlaced(const PackingState& st, const Work& w);
 
-// Greedy packing of `order` onto a copy of `base`; CANCELLED when `cancelled` (may be empty) says so.
+// Greedy packing of `order` onto a copy of `base`; CANCELLED when `cancelled` (may be empty) says
+// so.
 absl::StatusOr<Plan> Pack(const PackingState& base, const std::vector<Work>& order,
                           const DomainScorer& scorer, const std::function<bool()>& cancelled);
 

@@ -3,11 +3,17 @@
 
 // The fleet as the packing loops see it while they place replicas: NVLink domains per GPU type
 // (the index every strategy searches), and per GPU the free bytes and whether nothing is placed on
-// it yet. Built once per plan from the immutable snapshot (which it points into) and copied per
-// packing pass; flat arrays indexed through Slot() so the loops do no map lookups.
+// it yet; per domain its wholly free GPUs.
+//
+// Two parts: the layout (which domains exist, their GPUs, the per-type index; immutable and shared
+// by every copy) and the usage (flat arrays, copied per packing pass by a memcpy). So a plan copies
+// kilobytes, not the fleet, and the server's live fleet state keeps one PackingState current by
+// re-reading only the nodes a write changed (the incremental constructor) instead of rebuilding it
+// per plan. Points into the snapshot it was built on, which must outlive it.
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,27 +25,33 @@ namespace fleetplan::placement {
 struct DomainState {
   size_t node = 0;  // index into snapshot.nodes
   int64_t domain = 0;
-  const GpuType* type = nullptr;
-  std::vector<int64_t> gpus;   // positions in node.gpus: schedulable GPUs of this domain and type
-  int64_t size = 0;            // all GPUs of this domain and type, schedulable or not
-  int64_t free_exclusive = 0;  // schedulable GPUs nothing is placed on (kept while packing)
+  const GpuType* type = nullptr;  // the layout's own copy of the GPU type
+  std::vector<int64_t> gpus;  // positions in node.gpus: schedulable GPUs of this domain and type
+  int64_t size = 0;           // all GPUs of this domain and type, schedulable or not
 };
 
 class PackingState {
  public:
   explicit PackingState(const FleetSnapshot& snapshot);
+  // `snapshot` is `previous`'s snapshot with only the nodes at `changed` (positions, same in both)
+  // replaced: reuses the layout when none of them changed shape (GPUs, types, domains, state,
+  // pool, zone) and re-reads just their usage; otherwise builds anew. The same result as
+  // PackingState(snapshot) either way.
+  PackingState(const FleetSnapshot& snapshot, const PackingState& previous,
+               const std::vector<size_t>& changed);
 
   const FleetSnapshot& snapshot() const { return *snap_; }
   const Node& node(const DomainState& d) const { return snap_->nodes[d.node]; }
-  const std::vector<DomainState>& domains() const { return domains_; }
-  DomainState& domain(size_t id) { return domains_[id]; }
+  const std::vector<DomainState>& domains() const { return layout_->domains; }
   // Domains of one GPU type (empty for a type with none).
   const std::vector<size_t>& DomainsOfType(const std::string& type) const;
-  const std::map<std::string, std::vector<size_t>>& by_type() const { return by_type_; }
+  const std::map<std::string, std::vector<size_t>>& by_type() const { return layout_->by_type; }
 
   // Per-GPU state, by node index and position in node.gpus.
   int64_t free_bytes(size_t node, int64_t gpu) const { return free_bytes_[Slot(node, gpu)]; }
   bool untouched(size_t node, int64_t gpu) const { return untouched_[Slot(node, gpu)] != 0; }
+  // Schedulable GPUs of domain `id` that nothing is placed on (kept while packing).
+  int64_t free_exclusive(size_t id) const { return free_exclusive_[id]; }
 
   // Records `bytes` placed on a GPU of domain `domain_id` for deployment `deployment`.
   void Place(size_t domain_id, int64_t gpu, int64_t bytes, const std::string& deployment);
@@ -48,15 +60,29 @@ class PackingState {
   bool UsesNode(const std::string& deployment, const std::string& node) const;
   bool UsesZone(const std::string& deployment, const std::string& zone) const;
 
+  // Whether the layout object is shared with `other` (tests of the incremental path).
+  bool SharesLayoutWith(const PackingState& other) const { return layout_ == other.layout_; }
+
  private:
-  size_t Slot(size_t node, int64_t gpu) const { return offset_[node] + static_cast<size_t>(gpu); }
+  struct Layout {
+    std::vector<GpuType> types;        // what DomainState::type points into
+    std::vector<DomainState> domains;  // ordered by node, domain, type
+    std::map<std::string, std::vector<size_t>> by_type;
+    std::vector<size_t> offset;        // node -> first slot of its GPUs
+    std::vector<size_t> first_domain;  // node -> its first domain (domains of a node are adjacent)
+  };
+  size_t Slot(size_t node, int64_t gpu) const {
+    return layout_->offset[node] + static_cast<size_t>(gpu);
+  }
+  void Build();
+  // Free bytes and untouched for the GPUs of node `ni`, and its domains' free_exclusive.
+  void FillNode(size_t ni);
 
   const FleetSnapshot* snap_;
-  std::vector<DomainState> domains_;  // ordered by node, domain, type
-  std::map<std::string, std::vector<size_t>> by_type_;
-  std::vector<size_t> offset_;       // node -> first slot of its GPUs
-  std::vector<int64_t> free_bytes_;  // per slot
-  std::vector<char> untouched_;      // per slot: schedulable and nothing placed
+  std::shared_ptr<const Layout> layout_;
+  std::vector<int64_t> free_bytes_;      // per slot
+  std::vector<char> untouched_;          // per slot: schedulable and nothing placed
+  std::vector<int64_t> free_exclusive_;  // per domain
   std::map<std::string, std::set<std::string>> used_nodes_, used_zones_;  // per deployment
 };
 

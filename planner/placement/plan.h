@@ -65,6 +65,13 @@ struct PlannerOptions {
   // time limit (CBC's own clock).
   int64_t exact_max_variables = 20000;
   double exact_time_limit_seconds = 10;
+  // kPack: when the greedy passes leave replicas unplaced and the exclusive single-stage integer
+  // program is at most this large, it is solved (CBC, within repair_time_limit_seconds) and its
+  // plan taken when it places more (strategy_used "pack (exact repair)"). Greedy orders miss the
+  // assignment that fits everything in about one capacity-bound instance in five; on small tight
+  // fleets the optimum is cheap. 0 turns the repair off.
+  int64_t repair_max_variables = 4000;
+  double repair_time_limit_seconds = 0.5;
   // Polled between deployments and packing passes; returning true stops planning with CANCELLED
   // (a client that went away, a server shutting down). The planner reads no clock itself.
   std::function<bool()> cancelled;

@@ -147,8 +147,12 @@ absl::Status ValidatePlacementRequest(const FleetSnapshot& s, const PlacementReq
 
 absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const PlacementRequest& request,
                                    const PlannerOptions& options) {
-  RETURN_IF_ERROR(ValidatePlacementRequest(snapshot, request));
-  const PackingState base(snapshot);
+  return PlanPlacement(PackingState(snapshot), request, options);
+}
+
+absl::StatusOr<Plan> PlanPlacement(const PackingState& base, const PlacementRequest& request,
+                                   const PlannerOptions& options) {
+  RETURN_IF_ERROR(ValidatePlacementRequest(base.snapshot(), request));
   // Candidates once per deployment.
   std::vector<std::vector<Candidate>> cands(request.deployments.size());
   std::vector<std::vector<Shortfall>> why(request.deployments.size());
@@ -212,14 +216,27 @@ absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const Placemen
     for (int64_t pass = 0;
          pass < options.improvement_passes && pass < static_cast<int64_t>(others.size()); ++pass) {
       if (Cancelled(options)) return CancelledError();
-      ASSIGN_OR_RETURN(Plan p,
-                       internal::Pack(base, others[static_cast<size_t>(pass)], scorer, options.cancelled));
+      ASSIGN_OR_RETURN(Plan p, internal::Pack(base, others[static_cast<size_t>(pass)], scorer,
+                                              options.cancelled));
       if (internal::Better(p, best)) best = std::move(p);
     }
   }
   best.strategy_used = spread                                 ? "spread"
                        : options.strategy == Strategy::kExact ? "pack (exact fallback)"
                                                               : "pack";
+  if (options.strategy == Strategy::kPack && !best.unplaced.empty() &&
+      options.repair_max_variables > 0) {
+    if (Cancelled(options)) return CancelledError();
+    PlannerOptions repair = options;
+    repair.exact_max_variables = options.repair_max_variables;
+    repair.exact_time_limit_seconds = options.repair_time_limit_seconds;
+    bool fallback = false;
+    ASSIGN_OR_RETURN(Plan p, internal::Exact(base, work, repair, &fallback));
+    if (!fallback && internal::Better(p, best)) {
+      best = std::move(p);
+      best.strategy_used = "pack (exact repair)";
+    }
+  }
   return best;
 }
 

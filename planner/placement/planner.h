@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "planner/placement/fleet.h"
+#include "planner/placement/packing_state.h"
 #include "planner/placement/plan.h"
 
 namespace fleetplan::placement {
@@ -28,6 +29,10 @@ namespace fleetplan::placement {
 // INVALID_ARGUMENT for a malformed request (names the deployment and field); CANCELLED when
 // options.cancelled() says so.
 absl::StatusOr<Plan> PlanPlacement(const FleetSnapshot& snapshot, const PlacementRequest& request,
+                                   const PlannerOptions& options = {});
+// The same on a PackingState already built for the snapshot (the server's live fleet state keeps
+// one current, so a plan does not rebuild the fleet's index).
+absl::StatusOr<Plan> PlanPlacement(const PackingState& base, const PlacementRequest& request,
                                    const PlannerOptions& options = {});
 
 // The checks PlanPlacement runs on a request before planning (exposed so that callers which only

@@ -110,7 +110,7 @@ TEST(PlannerTest, ImpossibleAndExhaustedAreDistinguished) {
   // A fleet with the right shape but busy GPUs: RESOURCE_EXHAUSTED.
   FleetSnapshot busy = Fleet({MakeNode("n1", 8, "H100", 8)});
   for (int i = 0; i < 7; ++i)
-    busy.nodes[0].gpus[static_cast<size_t>(i)].committed_bytes = 50 * kGiB;
+    busy.nodes.Mutable(0).gpus[static_cast<size_t>(i)].committed_bytes = 50 * kGiB;
   auto later = PlanPlacement(busy, {{Dep("big", "llama-3.3-70b-instruct-fp8-dynamic")}});
   ASSERT_TRUE(later.ok());
   ASSERT_EQ(later->unplaced.size(), 1u);
@@ -181,11 +181,14 @@ Instance RandomInstance(uint64_t seed, int64_t max_gpus, int64_t max_replicas = 
   std::vector<Node> nodes;
   int64_t gpus = 0;
   for (int i = 0; gpus < max_gpus; ++i) {
+    // One draw per statement: the order of draws inside one call's arguments is unspecified
+    // (gcc and clang differ), and the instances must be the same with every compiler.
     const int64_t n = rng() % 2 ? 8 : 4;
     if (gpus + n > max_gpus) break;
     const std::string type = types[rng() % types.size()];
-    Node node = MakeNode("n" + std::to_string(i), n, type, rng() % 2 ? n : n / 2,
-                         "p" + std::to_string(i % 2), "z" + std::to_string(i % 3));
+    const int64_t domain = rng() % 2 ? n : n / 2;
+    Node node = MakeNode("n" + std::to_string(i), n, type, domain, "p" + std::to_string(i % 2),
+                         "z" + std::to_string(i % 3));
     if (rng() % 5 == 0) node.gpus[0].committed_bytes = 20 * kGiB;  // existing placements
     nodes.push_back(node);
     gpus += n;
@@ -201,10 +204,11 @@ Instance RandomInstance(uint64_t seed, int64_t max_gpus, int64_t max_replicas = 
                                            "deepseek-v2-lite"};
   const int64_t deployments = 5 + static_cast<int64_t>(rng() % 16);
   for (int64_t d = 0; d < deployments; ++d) {
-    DeploymentSpec dep =
-        Dep("d" + std::to_string(d), models[rng() % models.size()],
-            1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_replicas)),
-            1 + static_cast<int64_t>(rng() % 32), 2048 * (1 + static_cast<int64_t>(rng() % 4)));
+    const std::string& model = models[rng() % models.size()];
+    const int64_t replicas = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_replicas));
+    const int64_t concurrency = 1 + static_cast<int64_t>(rng() % 32);
+    const int64_t context = 2048 * (1 + static_cast<int64_t>(rng() % 4));
+    DeploymentSpec dep = Dep("d" + std::to_string(d), model, replicas, concurrency, context);
     if (rng() % 6 == 0) dep.spread = Spread::kNodes;
     inst.request.deployments.push_back(dep);
   }
@@ -297,43 +301,65 @@ TEST(PlannerInvariantTest, EveryStrategyOnRandomFleets) {
 // ---- Quality against the CBC optimum ---------------------------------------------------------
 
 TEST(PlannerQualityTest, PackIsCloseToTheOptimum) {
-  // Small fleets (<= 32-64 GPUs) with enough demand that capacity binds in many instances.
-  std::vector<double> excess;
-  int compared = 0, tight = 0, fewer_placed = 0;
+  // Small fleets (<= 32-64 GPUs) with enough demand that capacity binds in many instances. Two
+  // measures: the greedy passes alone (repair off), and pack as users get it (with the exact
+  // repair when replicas are left unplaced).
+  struct Tally {
+    std::vector<double> excess;
+    int compared = 0, fewer_placed = 0;
+  };
+  Tally greedy, pack;
+  int tight = 0;
+  auto tally = [](Tally& t, const Plan& p, const Plan& exact) {
+    if (p.unplaced.size() > exact.unplaced.size()) {
+      ++t.fewer_placed;
+      return;
+    }
+    if (exact.gpus_used == 0) return;
+    ++t.compared;
+    t.excess.push_back(static_cast<double>(p.gpus_used - exact.gpus_used) /
+                       static_cast<double>(exact.gpus_used));
+  };
   for (uint64_t seed = 1000; seed < 1120; ++seed) {
     Instance inst = RandomInstance(seed, seed % 2 ? 32 : 64, 4);
-    auto pack = PlanPlacement(inst.snapshot, inst.request, {.strategy = Strategy::kPack});
+    auto g = PlanPlacement(inst.snapshot, inst.request,
+                           {.strategy = Strategy::kPack, .repair_max_variables = 0});
+    auto p = PlanPlacement(inst.snapshot, inst.request, {.strategy = Strategy::kPack});
     auto exact = PlanPlacement(inst.snapshot, inst.request, {.strategy = Strategy::kExact});
-    ASSERT_TRUE(pack.ok() && exact.ok());
+    ASSERT_TRUE(g.ok() && p.ok() && exact.ok());
     ASSERT_EQ(exact->strategy_used, "exact") << seed;
     if (!exact->unplaced.empty()) ++tight;
-    // The ILP maximises placed replicas first; pack should place as many.
-    EXPECT_LE(exact->unplaced.size(), pack->unplaced.size()) << seed;
-    if (pack->unplaced.size() > exact->unplaced.size()) {
-      ++fewer_placed;
-      continue;
+    // The ILP maximises placed replicas first.
+    EXPECT_LE(exact->unplaced.size(), g->unplaced.size()) << seed;
+    EXPECT_EQ(p->unplaced.size(), exact->unplaced.size()) << seed << ": repaired pack places all";
+    tally(greedy, *g, *exact);
+    tally(pack, *p, *exact);
+  }
+  auto report = [](const char* what, const Tally& t) {
+    double sum = 0, worst = 0;
+    for (double e : t.excess) {
+      sum += e;
+      worst = std::max(worst, e);
     }
-    if (exact->gpus_used == 0) continue;
-    ++compared;
-    excess.push_back(static_cast<double>(pack->gpus_used - exact->gpus_used) /
-                     static_cast<double>(exact->gpus_used));
-  }
-  double sum = 0, worst = 0;
-  int equal = 0;
-  for (double e : excess) {
-    sum += e;
-    worst = std::max(worst, e);
-    equal += e == 0 ? 1 : 0;
-  }
-  const double mean = excess.empty() ? 0 : sum / static_cast<double>(excess.size());
-  std::printf(
-      "pack vs CBC optimum: %d instances compared (%d capacity-tight overall, %d where pack placed "
-      "fewer replicas): mean GPU excess %.3f%%, max %.2f%%, equal in %d\n",
-      compared, tight, fewer_placed, 100 * mean, 100 * worst, equal);
+    const double mean = t.excess.empty() ? 0 : sum / static_cast<double>(t.excess.size());
+    std::printf(
+        "%s vs CBC optimum: %d compared, %d placed fewer replicas: mean GPU excess %.3f%%, "
+        "max %.2f%%\n",
+        what, t.compared, t.fewer_placed, 100 * mean, 100 * worst);
+    return std::pair(mean, worst);
+  };
+  std::printf("%d of 120 instances capacity-tight\n", tight);
+  const auto [greedy_mean, greedy_worst] = report("greedy passes", greedy);
+  const auto [pack_mean, pack_worst] = report("pack (with repair)", pack);
   EXPECT_GE(tight, 20) << "the instances should exercise capacity";
-  EXPECT_LE(fewer_placed, 6);  // <= 5 % of instances
-  EXPECT_LE(mean, 0.02);
-  EXPECT_LE(worst, 0.10);
+  // The greedy passes alone placed fewer than the optimum in 10 of 120 instances (2026-12): a
+  // regression bound, not a goal (the repair closes them).
+  EXPECT_LE(greedy.fewer_placed, 12);
+  EXPECT_LE(greedy_mean, 0.02);
+  EXPECT_LE(greedy_worst, 0.10);
+  EXPECT_EQ(pack.fewer_placed, 0);
+  EXPECT_LE(pack_mean, 0.02);
+  EXPECT_LE(pack_worst, 0.10);
 }
 
 }  // namespace
@@ -445,7 +471,8 @@ TEST(PlannerCancellationTest, StopsWhenTheCallerIsGone) {
   for (int i = 0; i < 50; ++i) nodes.push_back(MakeNode("n" + std::to_string(i), 8, "H100", 8));
   FleetSnapshot s = Fleet(nodes);
   PlacementRequest request;
-  for (int i = 0; i < 20; ++i) request.deployments.push_back(Dep("d" + std::to_string(i), "qwen2.5-0.5b", 100, 1, 2048));
+  for (int i = 0; i < 20; ++i)
+    request.deployments.push_back(Dep("d" + std::to_string(i), "qwen2.5-0.5b", 100, 1, 2048));
   int polls = 0;
   PlannerOptions options{.cancelled = [&polls] { return ++polls > 3; }};
   auto plan = PlanPlacement(s, request, options);
@@ -453,6 +480,70 @@ TEST(PlannerCancellationTest, StopsWhenTheCallerIsGone) {
   EXPECT_LE(polls, 5) << "stops at the first poll that says so";
   options.cancelled = [] { return false; };
   EXPECT_TRUE(PlanPlacement(s, request, options).ok());
+}
+
+}  // namespace
+}  // namespace fleetplan::placement
+
+namespace fleetplan::placement {
+namespace {
+
+// Every observable of two packing states over the same snapshot shape.
+void ExpectSamePackingState(const PackingState& a, const PackingState& b) {
+  ASSERT_EQ(a.domains().size(), b.domains().size());
+  for (size_t id = 0; id < a.domains().size(); ++id) {
+    const DomainState& x = a.domains()[id];
+    const DomainState& y = b.domains()[id];
+    EXPECT_EQ(x.node, y.node);
+    EXPECT_EQ(x.domain, y.domain);
+    EXPECT_EQ(x.type->name, y.type->name);
+    EXPECT_EQ(x.gpus, y.gpus);
+    EXPECT_EQ(x.size, y.size);
+    EXPECT_EQ(a.free_exclusive(id), b.free_exclusive(id)) << "domain " << id;
+  }
+  EXPECT_EQ(a.by_type(), b.by_type());
+  for (size_t ni = 0; ni < a.snapshot().nodes.size(); ++ni) {
+    for (size_t gi = 0; gi < a.snapshot().nodes[ni].gpus.size(); ++gi) {
+      const auto g = static_cast<int64_t>(gi);
+      EXPECT_EQ(a.free_bytes(ni, g), b.free_bytes(ni, g)) << ni << "/" << gi;
+      EXPECT_EQ(a.untouched(ni, g), b.untouched(ni, g)) << ni << "/" << gi;
+    }
+  }
+}
+
+// The incremental constructor (what the live fleet state uses after a write) gives exactly what a
+// fresh build gives, reusing the layout when only usage changed and rebuilding when a node's shape
+// changed.
+TEST(PackingStateTest, IncrementalEqualsFreshBuild) {
+  std::vector<Node> nodes;
+  for (int i = 0; i < 30; ++i) {
+    nodes.push_back(i % 3 == 0 ? MakeNode(absl::StrCat("a", i), 8, "A100-40GB", 4)
+                               : MakeNode(absl::StrCat("h", i), 8, "H100", 8));
+  }
+  const FleetSnapshot before = Fleet(nodes);
+  const PackingState base(before);
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20; ++round) {
+    FleetSnapshot after = before;  // shares every node
+    std::vector<size_t> changed;
+    const bool reshape = round % 5 == 4;
+    for (int k = 0; k < 3; ++k) {
+      const size_t ni = rng() % after.nodes.size();
+      changed.push_back(ni);
+      Node& n = after.nodes.Mutable(ni);
+      Gpu& g = n.gpus[rng() % n.gpus.size()];
+      g.committed_bytes += int64_t{1 + static_cast<int64_t>(rng() % 20)} * kGiB;
+      if (rng() % 4 == 0) g.reserved_bytes = 5 * kGiB;
+      if (reshape && k == 0) n.state = NodeState::kCordoned;
+    }
+    EXPECT_TRUE(after.nodes.SameNode(0, before.nodes, 0) ||
+                std::count(changed.begin(), changed.end(), 0u) > 0)
+        << "an unchanged node is shared, not copied";
+    const PackingState incremental(after, base, changed);
+    const PackingState fresh(after);
+    EXPECT_EQ(incremental.SharesLayoutWith(base), !reshape);
+    ExpectSamePackingState(incremental, fresh);
+  }
 }
 
 }  // namespace
