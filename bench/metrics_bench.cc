@@ -36,7 +36,8 @@ storage::SqliteStore& BigFleet() {
 }
 
 void BM_Scrape_10kNodes_80kGpus(benchmark::State& state) {
-  auto metrics = Metrics::Start("", &BigFleet());
+  storage::LiveFleet fleet(&BigFleet());
+  auto metrics = Metrics::Start("", &fleet);
   size_t bytes = 0;
   for (auto _ : state) {
     std::string text = (*metrics)->Scrape();

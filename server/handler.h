@@ -19,6 +19,7 @@
 #include "server/auth.h"
 #include "server/grpc_status.h"
 #include "server/request_cache.h"
+#include "storage/live_fleet.h"
 #include "storage/placement_store.h"
 
 namespace fleetplan::server {
@@ -38,6 +39,8 @@ struct ServiceDeps {
   Metrics* metrics = nullptr;
   // Bounds the long calls (planning, budgets) in flight (may be null: unbounded).
   Admission* heavy = nullptr;
+  // The live fleet state over `store` (required: planning, headroom, pools and metrics read it).
+  storage::LiveFleet* fleet = nullptr;
 };
 
 // Drops cached models and GPU sizes after a catalog or inventory write.

@@ -9,10 +9,10 @@
 
 namespace fleetplan::server {
 
-absl::StatusOr<v1::FleetHeadroom> HeadroomNow(storage::PlacementStore& store, bool include_gpus) {
-  ASSIGN_OR_RETURN(placement::FleetSnapshot snap, store.LoadSnapshot());
+absl::StatusOr<v1::FleetHeadroom> HeadroomNow(storage::LiveFleet& fleet, bool include_gpus) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const storage::FleetView> view, fleet.Current());
   v1::FleetHeadroom out;
-  ToProto(placement::ComputeHeadroom(snap, include_gpus), &out);
+  ToProto(placement::ComputeHeadroom(view->snapshot(), include_gpus), &out);
   return out;
 }
 
@@ -164,7 +164,7 @@ void HeadroomServiceImpl::PollLoop() {
     for (const auto& w : watchers) {
       auto& slot = w->include_gpus() ? with_gpus : without;
       if (slot == nullptr) {
-        absl::StatusOr<v1::FleetHeadroom> h = HeadroomNow(*deps_.store, w->include_gpus());
+        absl::StatusOr<v1::FleetHeadroom> h = HeadroomNow(*deps_.fleet, w->include_gpus());
         if (!h.ok()) continue;
         slot = std::make_shared<const v1::FleetHeadroom>(std::move(*h));
       }
@@ -177,7 +177,7 @@ grpc::ServerUnaryReactor* HeadroomServiceImpl::GetFleetHeadroom(
     grpc::CallbackServerContext* c, const v1::GetFleetHeadroomRequest* req,
     v1::FleetHeadroom* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(*resp, HeadroomNow(*deps_.store, req->include_gpus()));
+    ASSIGN_OR_RETURN(*resp, HeadroomNow(*deps_.fleet, req->include_gpus()));
     return absl::OkStatus();
   });
 }
@@ -188,7 +188,7 @@ grpc::ServerWriteReactor<v1::FleetHeadroom>* HeadroomServiceImpl::WatchHeadroom(
   watcher->SetSelf(watcher);
   absl::Status allowed = deps_.auth->Check(*c, Role::kReader);
   absl::StatusOr<v1::FleetHeadroom> first = allowed.ok()
-                                                ? HeadroomNow(*deps_.store, req->include_gpus())
+                                                ? HeadroomNow(*deps_.fleet, req->include_gpus())
                                                 : absl::StatusOr<v1::FleetHeadroom>(allowed);
   bool stopping = false;
   {

@@ -63,7 +63,7 @@ class HeadroomServiceImpl final : public v1::HeadroomService::CallbackService {
 };
 
 // Current headroom as a proto (shared by the unary call, the watchers and tests).
-absl::StatusOr<v1::FleetHeadroom> HeadroomNow(storage::PlacementStore& store, bool include_gpus);
+absl::StatusOr<v1::FleetHeadroom> HeadroomNow(storage::LiveFleet& fleet, bool include_gpus);
 
 }  // namespace fleetplan::server
 

@@ -166,7 +166,8 @@ ServerUnaryReactor* InventoryServiceImpl::ListPools(CallbackServerContext* c,
                                                     const v1::ListPoolsRequest* /*req*/,
                                                     v1::ListPoolsResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(placement::FleetSnapshot snap, deps_.store->LoadSnapshot());
+    ASSIGN_OR_RETURN(std::shared_ptr<const storage::FleetView> view, deps_.fleet->Current());
+    const placement::FleetSnapshot& snap = view->snapshot();
     std::map<std::string, v1::Pool> pools;
     for (const placement::Node& n : snap.nodes) {
       v1::Pool& p = pools[n.pool];

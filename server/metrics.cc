@@ -249,7 +249,7 @@ class Metrics::Handler final : public CivetHandler {
 };
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen,
-                                                        storage::PlacementStore* store,
+                                                        storage::LiveFleet* fleet,
                                                         const Authorizer* auth) {
   auto metrics = std::unique_ptr<Metrics>(new Metrics());
   metrics->auth_ = auth;
@@ -294,7 +294,7 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& liste
            .Help("Store reads or writes that failed for a reason other than the request.")
            .Register(r)
            .Add({});
-  metrics->store_ = store;
+  metrics->fleet_ = fleet;
   if (listen.empty()) return metrics;
   metrics->handler_ = std::make_unique<Handler>(metrics.get());
   try {
@@ -338,13 +338,13 @@ Metrics::InterceptorFactory() {
 
 std::string Metrics::Scrape() const {
   std::string out = prometheus::TextSerializer().Serialize(registry_->Collect());
-  if (store_ == nullptr) return out;
-  absl::StatusOr<placement::FleetSnapshot> snap = store_->LoadSnapshot();
-  if (!snap.ok()) {
+  if (fleet_ == nullptr) return out;
+  absl::StatusOr<std::shared_ptr<const storage::FleetView>> view = fleet_->Current();
+  if (!view.ok()) {
     store_errors_->Increment();
     return out;
   }
-  out += FleetExposition(placement::ComputeHeadroom(*snap, /*include_gpus=*/true));
+  out += FleetExposition(placement::ComputeHeadroom((*view)->snapshot(), /*include_gpus=*/true));
   return out;
 }
 

@@ -32,6 +32,7 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "server/auth.h"
+#include "storage/live_fleet.h"
 #include "storage/placement_store.h"
 
 class CivetServer;
@@ -44,11 +45,12 @@ std::string FleetExposition(const placement::FleetHeadroom& h);
 
 class Metrics {
  public:
-  // Service metrics; with a store, fleet metrics too. Starts an HTTP exporter on `listen`
+  // Service metrics; with a live fleet state, fleet metrics too (rendered from its current view:
+  // no store read per scrape beyond the generation check). Starts an HTTP exporter on `listen`
   // ("host:port", port 0 picks one) serving /metrics, unless `listen` is empty. With an `auth`
   // that has tokens, /metrics needs "Authorization: Bearer <reader or writer token>".
   static absl::StatusOr<std::unique_ptr<Metrics>> Start(const std::string& listen,
-                                                        storage::PlacementStore* store,
+                                                        storage::LiveFleet* fleet,
                                                         const Authorizer* auth = nullptr);
   ~Metrics();
 
@@ -70,7 +72,7 @@ class Metrics {
   class Handler;
   Metrics() = default;
   std::shared_ptr<prometheus::Registry> registry_;
-  storage::PlacementStore* store_ = nullptr;
+  storage::LiveFleet* fleet_ = nullptr;
   const Authorizer* auth_ = nullptr;
   std::unique_ptr<Handler> handler_;
   std::unique_ptr<CivetServer> http_;

@@ -1,6 +1,9 @@
 #include "server/plan_registry.h"
 
+#include <random>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace fleetplan::server {
 
@@ -18,9 +21,22 @@ int64_t ApproximateBytes(const StoredPlan& plan) {
   return bytes;
 }
 
+namespace {
+
+std::string RandomInstance() {
+  std::random_device device;
+  const uint64_t bits = (uint64_t{device()} << 32) ^ device();
+  return absl::StrFormat("%016x", bits);
+}
+
+}  // namespace
+
+PlanRegistry::PlanRegistry(PlanRegistryOptions options)
+    : options_(options), instance_(RandomInstance()) {}
+
 std::string PlanRegistry::NewId(int64_t generation) {
   MutexLock lock(&mu_);
-  return absl::StrCat("plan-", generation, "-", next_id_++);
+  return absl::StrCat("plan-", generation, "-", instance_, "-", next_id_++);
 }
 
 std::string PlanRegistry::Keep(StoredPlan plan) {

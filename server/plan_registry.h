@@ -33,9 +33,11 @@ struct PlanRegistryOptions {
 
 class PlanRegistry {
  public:
-  explicit PlanRegistry(PlanRegistryOptions options = {}) : options_(options) {}
+  explicit PlanRegistry(PlanRegistryOptions options = {});
 
-  // Keeps `plan` under a new id ("plan-<generation>-<n>") and returns the id.
+  // Keeps `plan` under a new id ("plan-<generation>-<instance>-<n>") and returns the id. The
+  // instance is random per registry: plan ids double as commit and reservation request ids in the
+  // store, so two servers on one database must never make the same one.
   std::string Keep(StoredPlan plan);
   // Re-keys: stores `plan` under an id made before (a reservation's).
   void KeepAs(const std::string& id, StoredPlan plan);
@@ -55,6 +57,7 @@ class PlanRegistry {
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const PlanRegistryOptions options_;
+  const std::string instance_;  // 16 random hex digits
   Mutex mu_;
   std::map<std::string, Entry> plans_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);

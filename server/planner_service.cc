@@ -7,6 +7,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "planner/common/units.h"
 #include "planner/placement/headroom.h"
+#include "planner/placement/headroom_index.h"
 #include "planner/placement/planner.h"
 #include "server/convert.h"
 #include "server/metrics.h"
@@ -90,18 +91,34 @@ absl::Status PlannerServiceImpl::Plan(const v1::PlanPlacementRequest& req, v1::P
   RETURN_IF_ERROR(refused);
   const auto started = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(Resolved resolved, ResolveDeployments(deps_, *cache_, req.deployments()));
-  ASSIGN_OR_RETURN(placement::FleetSnapshot snap, deps_.store->LoadSnapshot());
+  ASSIGN_OR_RETURN(std::shared_ptr<const storage::FleetView> view, deps_.fleet->Current());
   placement::PlannerOptions options{.strategy = strategy};
   if (context != nullptr) options.cancelled = [context] { return CallGone(context); };
-  ASSIGN_OR_RETURN(placement::Plan plan, placement::PlanPlacement(snap, resolved.request, options));
+  ASSIGN_OR_RETURN(placement::Plan plan,
+                   placement::PlanPlacement(view->packing(), resolved.request, options));
   ToProto(plan, resp);
   if (deps_.metrics != nullptr) {
     deps_.metrics->RecordPlan(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
         plan.gap);
   }
-  ToProto(placement::HeadroomAfter(std::move(snap), AllRanks(plan), false),
-          resp->mutable_headroom_after());
+  switch (req.headroom_view()) {
+    case v1::HEADROOM_VIEW_NONE:
+      break;
+    case v1::HEADROOM_VIEW_FULL:
+      ToProto(placement::HeadroomAfter(view->snapshot(), AllRanks(plan), false),
+              resp->mutable_headroom_after());
+      break;
+    case v1::HEADROOM_VIEW_UNSPECIFIED:
+    case v1::HEADROOM_VIEW_TOUCHED:
+      ToProto(placement::TouchedHeadroomAfter(view->snapshot(), view->headroom(), AllRanks(plan)),
+              resp->mutable_headroom_after());
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("headroom_view=", static_cast<int>(req.headroom_view()),
+                       " is not NONE, TOUCHED or FULL"));
+  }
   if (!keep) return absl::OkStatus();
 
   StoredPlan stored = ToStored(plan, req, resolved.request);

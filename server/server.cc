@@ -192,13 +192,16 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
 
   auto server = std::unique_ptr<FleetplanServer>(new FleetplanServer());
   ASSIGN_OR_RETURN(server->store_, storage::SqliteStore::Open(options.store));
+  server->fleet_ = std::make_unique<storage::LiveFleet>(server->store_.get());
+  // Read the fleet now, so the first plan does not pay for it (and a broken store fails start).
+  RETURN_IF_ERROR(server->fleet_->Current().status());
   if (options.auth_tokens_file.empty()) {
     server->auth_ = Authorizer::AllowAll();
   } else {
     ASSIGN_OR_RETURN(std::string tokens, ReadFile("auth_tokens_file", options.auth_tokens_file));
     ASSIGN_OR_RETURN(server->auth_, Authorizer::FromText(tokens, options.auth_tokens_file));
   }
-  ASSIGN_OR_RETURN(server->metrics_, Metrics::Start(options.metrics_listen, server->store_.get(),
+  ASSIGN_OR_RETURN(server->metrics_, Metrics::Start(options.metrics_listen, server->fleet_.get(),
                                                     server->auth_.get()));
   server->requests_ = std::make_unique<RequestCache>();
   server->estimates_ = std::make_unique<EstimateCache>(std::chrono::seconds(10));
@@ -210,7 +213,8 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
                          .requests = server->requests_.get(),
                          .estimates = server->estimates_.get(),
                          .metrics = server->metrics_.get(),
-                         .heavy = server->heavy_.get()};
+                         .heavy = server->heavy_.get(),
+                         .fleet = server->fleet_.get()};
   server->system_service_ = std::make_unique<SystemServiceImpl>(deps);
   server->inventory_service_ = std::make_unique<InventoryServiceImpl>(deps);
   server->catalog_service_ = std::make_unique<CatalogServiceImpl>(deps);

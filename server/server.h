@@ -17,6 +17,7 @@
 #include "server/admission.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
+#include "storage/live_fleet.h"
 #include "storage/sqlite_store.h"
 
 namespace fleetplan::server {
@@ -37,6 +38,7 @@ class FleetplanServer {
   ~FleetplanServer();
 
   storage::SqliteStore& store() { return *store_; }
+  storage::LiveFleet& fleet() { return *fleet_; }
   // The gRPC port actually bound (useful with port 0).
   int port() const { return port_; }
   // The metrics port actually bound, or 0 when the exporter is off.
@@ -50,6 +52,7 @@ class FleetplanServer {
   FleetplanServer() = default;
 
   std::unique_ptr<storage::SqliteStore> store_;
+  std::unique_ptr<storage::LiveFleet> fleet_;  // over store_
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<RequestCache> requests_;

@@ -11,14 +11,17 @@ FleetView::FleetView(placement::FleetSnapshot snapshot, int64_t as_of_unix_ms,
                      int64_t next_expiry_unix_ms)
     : snapshot_(std::move(snapshot)),
       packing_(snapshot_),
+      headroom_(snapshot_),
       as_of_unix_ms_(as_of_unix_ms),
       next_expiry_unix_ms_(next_expiry_unix_ms) {}
 
 FleetView::FleetView(placement::FleetSnapshot snapshot, const FleetView& previous,
-                     const std::vector<size_t>& changed, int64_t as_of_unix_ms,
-                     int64_t next_expiry_unix_ms)
+                     const std::vector<size_t>* changed, placement::HeadroomIndex headroom,
+                     int64_t as_of_unix_ms, int64_t next_expiry_unix_ms)
     : snapshot_(std::move(snapshot)),
-      packing_(snapshot_, previous.packing_, changed),
+      packing_(changed != nullptr ? placement::PackingState(snapshot_, previous.packing_, *changed)
+                                  : placement::PackingState(snapshot_)),
+      headroom_(std::move(headroom)),
       as_of_unix_ms_(as_of_unix_ms),
       next_expiry_unix_ms_(next_expiry_unix_ms) {}
 
@@ -58,8 +61,18 @@ absl::StatusOr<std::shared_ptr<const FleetView>> LiveFleet::Refresh(
   } else {
     placement::FleetSnapshot snap = old->snapshot();  // shares every node
     snap.generation = changes.generation;
+    const bool same_types = [&] {
+      const auto& a = snap.gpu_types;
+      const auto& b = changes.snapshot.gpu_types;
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (a[i].name != b[i].name || a[i].memory_bytes != b[i].memory_bytes) return false;
+      }
+      return true;
+    }();
     snap.gpu_types = std::move(changes.snapshot.gpu_types);
-    bool moved = false;  // a node came or went: positions shift, the index is rebuilt
+    placement::HeadroomIndex headroom = old->headroom();
+    bool moved = false;  // a node came or went: positions shift, the planner's index is rebuilt
     std::vector<size_t> changed;
     auto position = [&](const std::string& name) {
       return static_cast<size_t>(std::lower_bound(snap.nodes.begin(), snap.nodes.end(), name,
@@ -70,6 +83,7 @@ absl::StatusOr<std::shared_ptr<const FleetView>> LiveFleet::Refresh(
     for (const std::string& name : changes.removed) {
       const size_t i = position(name);
       if (i < snap.nodes.size() && snap.nodes[i].name == name) {
+        headroom.Replace(&snap.nodes[i], nullptr, snap.gpu_types);
         snap.nodes.Erase(i);
         moved = true;
       }
@@ -78,20 +92,23 @@ absl::StatusOr<std::shared_ptr<const FleetView>> LiveFleet::Refresh(
     for (size_t k = 0; k < fresh.size(); ++k) {
       const size_t i = position(fresh[k].name);
       if (i < snap.nodes.size() && snap.nodes[i].name == fresh[k].name) {
+        headroom.Replace(&snap.nodes[i], &fresh[k], snap.gpu_types);
         snap.nodes.Replace(i, fresh[k]);
         changed.push_back(i);
       } else {
+        headroom.Replace(nullptr, &fresh[k], snap.gpu_types);
         snap.nodes.Insert(i, fresh[k]);
         moved = true;
       }
     }
     reread = static_cast<int64_t>(fresh.size() + changes.removed.size());
-    if (moved) {
+    if (!same_types) {  // the store sends a full read then; this is the safe path regardless
       next = std::make_shared<const FleetView>(std::move(snap), changes.as_of_unix_ms,
                                                changes.next_expiry_unix_ms);
     } else {
-      next = std::make_shared<const FleetView>(std::move(snap), *old, changed,
-                                               changes.as_of_unix_ms, changes.next_expiry_unix_ms);
+      next = std::make_shared<const FleetView>(std::move(snap), *old, moved ? nullptr : &changed,
+                                               std::move(headroom), changes.as_of_unix_ms,
+                                               changes.next_expiry_unix_ms);
     }
   }
   MutexLock lock(&mu_);

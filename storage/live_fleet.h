@@ -27,24 +27,29 @@
 #include "absl/status/statusor.h"
 #include "planner/common/mutex.h"
 #include "planner/placement/fleet.h"
+#include "planner/placement/headroom_index.h"
 #include "planner/placement/packing_state.h"
 #include "storage/placement_store.h"
 
 namespace fleetplan::storage {
 
-// One immutable picture of the fleet and the planner's index of it.
+// One immutable picture of the fleet, the planner's index of it and its headroom sums.
 class FleetView {
  public:
   // A view of `snapshot` (a full read).
   FleetView(placement::FleetSnapshot snapshot, int64_t as_of_unix_ms, int64_t next_expiry_unix_ms);
-  // `snapshot` is `previous`'s with the nodes at `changed` replaced (positions unchanged).
+  // `snapshot` is `previous`'s with some nodes replaced, added or removed; `headroom` already
+  // accounts for them. `changed`: the replaced positions when no node was added or removed (the
+  // planner's index is then updated, not rebuilt); null otherwise.
   FleetView(placement::FleetSnapshot snapshot, const FleetView& previous,
-            const std::vector<size_t>& changed, int64_t as_of_unix_ms, int64_t next_expiry_unix_ms);
+            const std::vector<size_t>* changed, placement::HeadroomIndex headroom,
+            int64_t as_of_unix_ms, int64_t next_expiry_unix_ms);
   FleetView(const FleetView&) = delete;
   FleetView& operator=(const FleetView&) = delete;
 
   const placement::FleetSnapshot& snapshot() const { return snapshot_; }
   const placement::PackingState& packing() const { return packing_; }
+  const placement::HeadroomIndex& headroom() const { return headroom_; }
   int64_t generation() const { return snapshot_.generation; }
   int64_t as_of_unix_ms() const { return as_of_unix_ms_; }
   int64_t next_expiry_unix_ms() const { return next_expiry_unix_ms_; }
@@ -52,6 +57,7 @@ class FleetView {
  private:
   const placement::FleetSnapshot snapshot_;
   const placement::PackingState packing_;  // points into snapshot_
+  const placement::HeadroomIndex headroom_;
   const int64_t as_of_unix_ms_;
   const int64_t next_expiry_unix_ms_;
 };

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "planner/common/units.h"
+#include "planner/placement/headroom.h"
 #include "planner/placement/planner.h"
 #include "storage/sqlite_store.h"
 #include "storage/store_test_util.h"
@@ -99,6 +100,19 @@ class LiveFleetTest : public ::testing::Test {
     ASSERT_EQ((*view)->packing().domains().size(), rebuilt.domains().size());
     for (size_t id = 0; id < rebuilt.domains().size(); ++id)
       EXPECT_EQ((*view)->packing().free_exclusive(id), rebuilt.free_exclusive(id));
+    // Its headroom sums match a full computation.
+    const placement::FleetHeadroom full = placement::ComputeHeadroom(*fresh, false);
+    const placement::Headroom fleet = (*view)->headroom().Fleet();
+    EXPECT_EQ(fleet.free_bytes, full.fleet.free_bytes);
+    EXPECT_EQ(fleet.reserved_bytes, full.fleet.reserved_bytes);
+    EXPECT_EQ(fleet.committed_bytes, full.fleet.committed_bytes);
+    EXPECT_EQ(fleet.free_gpus, full.fleet.free_gpus);
+    EXPECT_EQ(fleet.risk, full.fleet.risk);
+    EXPECT_EQ(fleet.largest_free_nvlink_domain, full.fleet.largest_free_nvlink_domain);
+    for (const placement::Headroom& p : full.pools) {
+      EXPECT_EQ((*view)->headroom().Pool(p.key).free_bytes, p.free_bytes) << p.key;
+      EXPECT_EQ((*view)->headroom().Pool(p.key).free_gpus, p.free_gpus) << p.key;
+    }
   }
 
   std::filesystem::path dir_;

@@ -25,13 +25,30 @@ void Add(Headroom& into, const Headroom& gpu) {
   into.risk = std::max(into.risk, gpu.risk);
 }
 
-void Finish(Headroom& h) {
+}  // namespace
+
+void FinishHeadroom(Headroom& h) {
   h.headroom_ratio = h.total_bytes > 0
                          ? static_cast<double>(h.free_bytes) / static_cast<double>(h.total_bytes)
                          : 0.0;
 }
 
-}  // namespace
+Headroom GpuHeadroomOf(const Node& node, const Gpu& gpu, const GpuType* type) {
+  const int64_t total = type != nullptr ? type->memory_bytes : 0;
+  const int64_t used = SaturatingAdd(gpu.committed_bytes, gpu.reserved_bytes);
+  const bool schedulable = Schedulable(node, gpu);
+  Headroom g{.key = node.name + "/" + std::to_string(gpu.index),
+             .total_bytes = total,
+             .reserved_bytes = gpu.reserved_bytes,
+             .committed_bytes = gpu.committed_bytes,
+             .free_bytes = schedulable ? FreeBytes(total, used) : 0,
+             .risk = RiskOfUse(used, total),
+             .gpus = 1,
+             .free_gpus = schedulable && used == 0 ? 1 : 0};
+  g.largest_free_nvlink_domain = g.free_gpus;
+  FinishHeadroom(g);
+  return g;
+}
 
 FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) {
   FleetHeadroom out;
@@ -40,22 +57,13 @@ FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) 
   for (const Node& node : snapshot.nodes) {
     Headroom node_h{.key = node.name};
     std::map<int64_t, int64_t> free_in_domain;
+    std::map<std::pair<std::string, int64_t>, int64_t> typed;  // per GPU type and domain
     for (const Gpu& gpu : node.gpus) {
-      const GpuType* type = snapshot.FindGpuType(gpu.gpu_type);
-      const int64_t total = type != nullptr ? type->memory_bytes : 0;
-      const int64_t used = SaturatingAdd(gpu.committed_bytes, gpu.reserved_bytes);
-      const bool schedulable = Schedulable(node, gpu);
-      Headroom g{.key = node.name + "/" + std::to_string(gpu.index),
-                 .total_bytes = total,
-                 .reserved_bytes = gpu.reserved_bytes,
-                 .committed_bytes = gpu.committed_bytes,
-                 .free_bytes = schedulable ? FreeBytes(total, used) : 0,
-                 .risk = RiskOfUse(used, total),
-                 .gpus = 1,
-                 .free_gpus = schedulable && used == 0 ? 1 : 0};
-      Finish(g);
-      if (g.free_gpus == 1) ++free_in_domain[gpu.nvlink_domain];
-      g.largest_free_nvlink_domain = g.free_gpus;
+      const Headroom g = GpuHeadroomOf(node, gpu, snapshot.FindGpuType(gpu.gpu_type));
+      if (g.free_gpus == 1) {
+        ++free_in_domain[gpu.nvlink_domain];
+        ++typed[{gpu.gpu_type, gpu.nvlink_domain}];
+      }
       Add(node_h, g);
       Add(pools[node.pool], g);
       Add(types[gpu.gpu_type], g);
@@ -76,30 +84,24 @@ FleetHeadroom ComputeHeadroom(const FleetSnapshot& snapshot, bool include_gpus) 
       out.fleet.largest_free_nvlink_domain = std::max(out.fleet.largest_free_nvlink_domain, free);
     }
     // Per GPU type: the largest free domain made of that type.
-    std::map<std::pair<std::string, int64_t>, int64_t> typed;
-    for (const Gpu& gpu : node.gpus) {
-      if (Schedulable(node, gpu) && gpu.committed_bytes == 0 && gpu.reserved_bytes == 0) {
-        ++typed[{gpu.gpu_type, gpu.nvlink_domain}];
-      }
-    }
     for (const auto& [key, free] : typed) {
       Headroom& t = types[key.first];
       t.largest_free_nvlink_domain = std::max(t.largest_free_nvlink_domain, free);
     }
-    Finish(node_h);
+    FinishHeadroom(node_h);
     out.nodes.push_back(node_h);
   }
   for (auto& [name, h] : pools) {
     h.key = name;
-    Finish(h);
+    FinishHeadroom(h);
     out.pools.push_back(h);
   }
   for (auto& [name, h] : types) {
     h.key = name;
-    Finish(h);
+    FinishHeadroom(h);
     out.gpu_types.push_back(h);
   }
-  Finish(out.fleet);
+  FinishHeadroom(out.fleet);
   return out;
 }
 

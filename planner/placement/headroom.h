@@ -49,6 +49,13 @@ struct FleetHeadroom {
   std::vector<GpuHeadroom> gpus;    // by node, index (when requested)
 };
 
+// One GPU's headroom, the unit every aggregate sums (key "node/index"; `type` null for a type the
+// fleet does not define: no memory). largest_free_nvlink_domain is 1 for a wholly free GPU.
+Headroom GpuHeadroomOf(const Node& node, const Gpu& gpu, const GpuType* type);
+
+// headroom_ratio from the bytes.
+void FinishHeadroom(Headroom& h);
+
 // Nodes that are cordoned, draining or down offer no free capacity (their free bytes count as 0,
 // their GPUs are not free); unhealthy GPUs likewise (placement::Schedulable, FreeBytes). Sums
 // saturate at INT64_MAX rather than overflow.

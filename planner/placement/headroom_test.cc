@@ -1,7 +1,11 @@
 #include "planner/placement/headroom.h"
 
+#include <random>
+
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "planner/common/units.h"
+#include "planner/placement/headroom_index.h"
 
 namespace fleetplan::placement {
 namespace {
@@ -91,6 +95,112 @@ TEST(OneRiskRuleTest, EstimateAndHeadroomAgreeOnTheBoundaries) {
   }
   req.gpu_memory_bytes = total * 100 / 90;
   EXPECT_EQ(estimator::Estimate(*spec, req)->risk, Risk::kMedium) << "exactly 90 % full";
+}
+
+void ExpectSameHeadroom(const Headroom& a, const Headroom& b, const std::string& what) {
+  EXPECT_EQ(a.key, b.key) << what;
+  EXPECT_EQ(a.total_bytes, b.total_bytes) << what;
+  EXPECT_EQ(a.reserved_bytes, b.reserved_bytes) << what;
+  EXPECT_EQ(a.committed_bytes, b.committed_bytes) << what;
+  EXPECT_EQ(a.free_bytes, b.free_bytes) << what;
+  EXPECT_EQ(a.headroom_ratio, b.headroom_ratio) << what;
+  EXPECT_EQ(a.risk, b.risk) << what;
+  EXPECT_EQ(a.gpus, b.gpus) << what;
+  EXPECT_EQ(a.free_gpus, b.free_gpus) << what;
+  EXPECT_EQ(a.largest_free_nvlink_domain, b.largest_free_nvlink_domain) << what;
+}
+
+// A random fleet of two GPU types over three pools, some GPUs used, some nodes not schedulable.
+FleetSnapshot RandomFleet(std::mt19937& rng, int nodes) {
+  FleetSnapshot s{.generation = 3,
+                  .gpu_types = {GpuType{.name = "A100", .memory_bytes = 40 * kGiB},
+                                GpuType{.name = "H100", .memory_bytes = 80 * kGiB}}};
+  std::vector<Node> list;
+  for (int i = 0; i < nodes; ++i) {
+    const int64_t domain = rng() % 2 ? 4 : 8;
+    Node n = MakeNode(absl::StrCat("n", i), absl::StrCat("p", rng() % 3), 8, domain);
+    const bool a100 = rng() % 3 == 0;
+    for (Gpu& g : n.gpus) {
+      if (a100 || (rng() % 5 == 0)) g.gpu_type = "A100";  // some nodes mix types
+      const unsigned use = static_cast<unsigned>(rng() % 6);
+      if (use == 0) g.committed_bytes = int64_t{1 + static_cast<int64_t>(rng() % 39)} * kGiB;
+      if (use == 1) g.reserved_bytes = 10 * kGiB;
+      if (use == 2) g.committed_bytes = 39 * kGiB;  // high risk on an A100
+    }
+    if (rng() % 7 == 0) n.state = NodeState::kDraining;
+    if (rng() % 9 == 0) n.gpus[3].healthy = false;
+    list.push_back(std::move(n));
+  }
+  std::sort(list.begin(), list.end(), [](const Node& a, const Node& b) { return a.name < b.name; });
+  s.nodes = list;
+  return s;
+}
+
+void ExpectIndexMatches(const HeadroomIndex& index, const FleetSnapshot& s,
+                        const std::string& what) {
+  const FleetHeadroom full = ComputeHeadroom(s, false);
+  ExpectSameHeadroom(index.Fleet(), full.fleet, what + " fleet");
+  for (const Headroom& p : full.pools) ExpectSameHeadroom(index.Pool(p.key), p, what + " pool");
+  for (const Headroom& t : full.gpu_types) ExpectSameHeadroom(index.Type(t.key), t, what + " type");
+}
+
+// The index equals ComputeHeadroom on random fleets, after random node replacements, additions
+// and removals; the touched view of a plan equals the same entries of HeadroomAfter.
+TEST(HeadroomIndexTest, MatchesComputeHeadroom) {
+  std::mt19937 rng(5);
+  for (int round = 0; round < 20; ++round) {
+    FleetSnapshot s = RandomFleet(rng, 12 + round);
+    HeadroomIndex index(s);
+    ExpectIndexMatches(index, s, absl::StrCat("round ", round));
+    // Replace three nodes with changed usage; remove one; add one.
+    for (int k = 0; k < 3; ++k) {
+      const size_t i = rng() % s.nodes.size();
+      const Node before = s.nodes[i];
+      Node& n = s.nodes.Mutable(i);
+      n.gpus[rng() % 8].committed_bytes += 5 * kGiB;
+      if (k == 1)
+        n.state = n.state == NodeState::kActive ? NodeState::kCordoned : NodeState::kActive;
+      index.Replace(&before, &s.nodes[i], s.gpu_types);
+    }
+    const Node removed = s.nodes[0];
+    s.nodes.Erase(0);
+    index.Replace(&removed, nullptr, s.gpu_types);
+    Node added = MakeNode("zz", "p9", 8, 8);
+    s.nodes.push_back(added);
+    index.Replace(nullptr, &added, s.gpu_types);
+    ExpectIndexMatches(index, s, absl::StrCat("round ", round, " after changes"));
+
+    // A plan's ranks on a few GPUs: the touched view equals HeadroomAfter's entries.
+    std::vector<PlacementRank> ranks;
+    for (int r = 0; r < 4; ++r) {
+      const Node& n = s.nodes[rng() % s.nodes.size()];
+      ranks.push_back(
+          {.rank = r, .gpu = {n.name, static_cast<int64_t>(rng() % 8)}, .bytes = 7 * kGiB});
+    }
+    const FleetHeadroom touched = TouchedHeadroomAfter(s, index, ranks);
+    const FleetHeadroom full = HeadroomAfter(s, ranks, false);
+    ExpectSameHeadroom(touched.fleet, full.fleet, "after: fleet");
+    for (const Headroom& p : touched.pools) {
+      auto it = std::find_if(full.pools.begin(), full.pools.end(),
+                             [&](const Headroom& h) { return h.key == p.key; });
+      ASSERT_NE(it, full.pools.end());
+      ExpectSameHeadroom(p, *it, "after: pool");
+    }
+    for (const Headroom& t : touched.gpu_types) {
+      auto it = std::find_if(full.gpu_types.begin(), full.gpu_types.end(),
+                             [&](const Headroom& h) { return h.key == t.key; });
+      ASSERT_NE(it, full.gpu_types.end());
+      ExpectSameHeadroom(t, *it, "after: type");
+    }
+    for (const Headroom& n : touched.nodes) {
+      auto it = std::find_if(full.nodes.begin(), full.nodes.end(),
+                             [&](const Headroom& h) { return h.key == n.key; });
+      ASSERT_NE(it, full.nodes.end());
+      ExpectSameHeadroom(n, *it, "after: node");
+    }
+    EXPECT_LE(touched.nodes.size(), ranks.size());
+    EXPECT_GE(touched.nodes.size(), 1u);
+  }
 }
 
 }  // namespace

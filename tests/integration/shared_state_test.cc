@@ -227,7 +227,8 @@ TEST_F(SharedStateTest, MetricsScrapedDuringUpdatesAndCommits) {
   ASSERT_EQ(testing::MakeSmallFleet(path, 2), "");
   auto store = storage::SqliteStore::Open({.path = path});
   ASSERT_TRUE(store.ok());
-  auto metrics = server::Metrics::Start("127.0.0.1:0", store->get());
+  storage::LiveFleet fleet(store->get());
+  auto metrics = server::Metrics::Start("127.0.0.1:0", &fleet);
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) {
