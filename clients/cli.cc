@@ -219,7 +219,10 @@ bool CountField(const std::string& key) {
                                                                "batch",
                                                                "prompt_tokens",
                                                                "new_tokens",
-                                                               "images"};
+                                                               "images",
+                                                               "created",
+                                                               "updated",
+                                                               "unchanged"};
   return kCounts->count(key) > 0;
 }
 

@@ -228,15 +228,17 @@ namespace {
 TEST(DeploymentsFileTest, JsonAndYamlReadTheSame) {
   const std::string json = R"([{"name": "chat", "model": "m", "replicas": 2, "gpu_types": ["H100"],
       "vllm": {"max_model_len": 8192}}])";
-  const std::string yaml = "- name: chat\n  model: m\n  replicas: 2\n  gpu_types: [H100]\n"
-                           "  vllm:\n    max_model_len: 8192\n";
+  const std::string yaml =
+      "- name: chat\n  model: m\n  replicas: 2\n  gpu_types: [H100]\n"
+      "  vllm:\n    max_model_len: 8192\n";
   auto a = ParseDeployments(json, "a.json");
   auto b = ParseDeployments(yaml, "b.yaml");
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(a->SerializeAsString(), b->SerializeAsString());
   EXPECT_EQ(b->deployments(0).replicas(), 2);
-  auto object = ParseDeployments("strategy: STRATEGY_EXACT\ndeployments:\n  - {name: x, model: m}\n", "c");
+  auto object =
+      ParseDeployments("strategy: STRATEGY_EXACT\ndeployments:\n  - {name: x, model: m}\n", "c");
   ASSERT_TRUE(object.ok()) << object.status();
   EXPECT_EQ(object->strategy(), v1::STRATEGY_EXACT);
   // Bad input names the file and the place.
@@ -247,8 +249,10 @@ TEST(DeploymentsFileTest, JsonAndYamlReadTheSame) {
   EXPECT_NE(unknown.status().message().find("modle"), std::string::npos) << unknown.status();
   auto deep = ParseDeployments(std::string(100000, '[') + std::string(100000, ']'), "deep.json");
   EXPECT_FALSE(deep.ok());
-  auto deep_yaml = ParseDeployments("x: " + std::string(5000, '[') + std::string(5000, ']'), "deep.yaml");
-  EXPECT_NE(deep_yaml.status().message().find("nests deeper"), std::string::npos) << deep_yaml.status();
+  auto deep_yaml =
+      ParseDeployments("x: " + std::string(5000, '[') + std::string(5000, ']'), "deep.yaml");
+  EXPECT_NE(deep_yaml.status().message().find("nests deeper"), std::string::npos)
+      << deep_yaml.status();
 }
 
 TEST(VllmCommandTest, TranslatesAndSortsFlags) {

@@ -231,8 +231,10 @@ int DeploymentsRemove(const Invocation& inv) {
   int rc = CallRpc<v1::PlannerService>(inv, "deployments remove", [&](auto& stub, auto& ctx) {
     return stub.DeleteDeployment(&ctx, req, &empty);
   });
-  if (rc == kExitOk && inv.output == OutputFormat::kTable) inv.out << "removed deployment " << req.name() << "\n";
-  if (rc == kExitOk && inv.output == OutputFormat::kJson) inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kTable)
+    inv.out << "removed deployment " << req.name() << "\n";
+  if (rc == kExitOk && inv.output == OutputFormat::kJson)
+    inv.out << "{\"removed\": \"" << req.name() << "\"}\n";
   return rc;
 }
 
@@ -272,9 +274,9 @@ std::vector<Command> PlanCommands() {
                           "(--model=NAME [--replicas=N ...] | --deployment=FILE.json) [--commit]");
                 AddOutputFlag(f);
                 AddServerFlags(f);
-                f.String(
-                    "deployment", "",
-                    "JSON or YAML file: a list of DeploymentSpec objects (or {\"deployments\": [...]})");
+                f.String("deployment", "",
+                         "JSON or YAML file: a list of DeploymentSpec objects (or "
+                         "{\"deployments\": [...]})");
                 f.String("model", "", "catalog model of a single deployment");
                 f.String("name", "", "deployment name (default: the model)");
                 f.Int("replicas", d.replicas, "replicas");
@@ -328,7 +330,8 @@ std::vector<Command> PlanCommands() {
                     return f;
                   },
               .verbs = {{"list", "list deployments", DeploymentsList},
-                        {"remove", "delete a deployment without placements", DeploymentsRemove, 1, "NAME"}}},
+                        {"remove", "delete a deployment without placements", DeploymentsRemove, 1,
+                         "NAME"}}},
       Command{.name = "commit",
               .summary = "commit a plan made earlier (a reservation, or a plan kept by the server)",
               .make_flags =

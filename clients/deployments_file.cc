@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
+#include "planner/common/status_macros.h"
 #include "yaml-cpp/yaml.h"
 
 namespace fleetplan::cli {
@@ -42,7 +43,8 @@ int MaxNesting(const std::string& text) {
 
 absl::Status CheckNesting(const std::string& text, const std::string& source) {
   if (MaxNesting(text) <= kMaxDepth) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(source, ": nests deeper than ", kMaxDepth, " levels"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(source, ": nests deeper than ", kMaxDepth, " levels"));
 }
 
 absl::StatusOr<json> ToJson(const YAML::Node& node, int depth, const std::string& source) {
@@ -67,8 +69,8 @@ absl::StatusOr<json> ToJson(const YAML::Node& node, int depth, const std::string
       json out = json::object();
       for (const auto& kv : node) {
         if (!kv.first.IsScalar()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(source, ": line ", kv.first.Mark().line + 1, ": keys must be plain words"));
+          return absl::InvalidArgumentError(absl::StrCat(
+              source, ": line ", kv.first.Mark().line + 1, ": keys must be plain words"));
         }
         absl::StatusOr<json> v = ToJson(kv.second, depth + 1, source);
         if (!v.ok()) return v.status();
@@ -111,8 +113,8 @@ absl::StatusOr<std::string> YamlToJson(const std::string& text, const std::strin
   }
 }
 
-absl::StatusOr<v1::PlanPlacementRequest> ParseDeployments(const std::string& text,
-                                                         const std::string& source) {
+absl::Status ParseJsonOrYaml(const std::string& text, const std::string& source,
+                             const std::string& list_key, google::protobuf::Message* out) {
   if (absl::Status s = CheckNesting(text, source); !s.ok()) return s;
   std::string doc = text;
   const size_t first = text.find_first_not_of(" \t\r\n");
@@ -123,14 +125,27 @@ absl::StatusOr<v1::PlanPlacementRequest> ParseDeployments(const std::string& tex
     doc = *std::move(converted);
   }
   const size_t start = doc.find_first_not_of(" \t\r\n");
-  if (start != std::string::npos && doc[start] == '[') doc = "{\"deployments\": " + doc + "}";
-  v1::PlanPlacementRequest req;
+  if (start != std::string::npos && doc[start] == '[') doc = "{\"" + list_key + "\": " + doc + "}";
   google::protobuf::util::JsonParseOptions options;
-  auto status = google::protobuf::util::JsonStringToMessage(doc, &req, options);
+  auto status = google::protobuf::util::JsonStringToMessage(doc, out, options);
   if (!status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", status.message().as_string()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::PlanPlacementRequest> ParseDeployments(const std::string& text,
+                                                          const std::string& source) {
+  v1::PlanPlacementRequest req;
+  RETURN_IF_ERROR(ParseJsonOrYaml(text, source, "deployments", &req));
   return req;
+}
+
+absl::StatusOr<v1::ListNodesResponse> ParseNodes(const std::string& text,
+                                                 const std::string& source) {
+  v1::ListNodesResponse nodes;
+  RETURN_IF_ERROR(ParseJsonOrYaml(text, source, "nodes", &nodes));
+  return nodes;
 }
 
 }  // namespace fleetplan::cli

@@ -13,22 +13,65 @@ namespace {
 // vllm/entrypoints/openai/cli_args.py): accepted and ignored. Any other flag is not one fleetplan
 // knows — a typo, or a newer memory-relevant option — and is reported (refused with --strict).
 bool KnownIrrelevantVllmFlag(absl::string_view flag) {
-  static const char* const kFlags[] = {
-      "--host", "--port", "--uvicorn-log-level", "--api-key", "--served-model-name",
-      "--tokenizer", "--tokenizer-mode", "--revision", "--code-revision", "--tokenizer-revision",
-      "--trust-remote-code", "--download-dir", "--load-format", "--config-format", "--seed",
-      "--chat-template", "--response-role", "--disable-log-requests", "--disable-log-stats",
-      "--enable-log-requests", "--max-log-len", "--enable-prefix-caching",
-      "--no-enable-prefix-caching", "--enable-auto-tool-choice", "--tool-call-parser",
-      "--reasoning-parser", "--generation-config", "--override-generation-config",
-      "--disable-fastapi-docs", "--root-path", "--middleware", "--ssl-keyfile", "--ssl-certfile",
-      "--allowed-origins", "--allow-credentials", "--allowed-methods", "--allowed-headers",
-      "--lora-modules", "--prompt-adapters", "--max-logprobs", "--disable-frontend-multiprocessing",
-      "--uds", "--api-server-count", "--hf-config-path", "--hf-token", "--logits-processor-pattern",
-      "--guided-decoding-backend", "--scheduling-policy", "--distributed-executor-backend",
-      "--worker-cls", "--device", "--swap-space", "--enable-chunked-prefill",
-      "--no-enable-chunked-prefill", "--max-seq-len-to-capture", "--disable-custom-all-reduce",
-      "--otlp-traces-endpoint", "--collect-detailed-traces", "--model-impl"};
+  static const char* const kFlags[] = {"--host",
+                                       "--port",
+                                       "--uvicorn-log-level",
+                                       "--api-key",
+                                       "--served-model-name",
+                                       "--tokenizer",
+                                       "--tokenizer-mode",
+                                       "--revision",
+                                       "--code-revision",
+                                       "--tokenizer-revision",
+                                       "--trust-remote-code",
+                                       "--download-dir",
+                                       "--load-format",
+                                       "--config-format",
+                                       "--seed",
+                                       "--chat-template",
+                                       "--response-role",
+                                       "--disable-log-requests",
+                                       "--disable-log-stats",
+                                       "--enable-log-requests",
+                                       "--max-log-len",
+                                       "--enable-prefix-caching",
+                                       "--no-enable-prefix-caching",
+                                       "--enable-auto-tool-choice",
+                                       "--tool-call-parser",
+                                       "--reasoning-parser",
+                                       "--generation-config",
+                                       "--override-generation-config",
+                                       "--disable-fastapi-docs",
+                                       "--root-path",
+                                       "--middleware",
+                                       "--ssl-keyfile",
+                                       "--ssl-certfile",
+                                       "--allowed-origins",
+                                       "--allow-credentials",
+                                       "--allowed-methods",
+                                       "--allowed-headers",
+                                       "--lora-modules",
+                                       "--prompt-adapters",
+                                       "--max-logprobs",
+                                       "--disable-frontend-multiprocessing",
+                                       "--uds",
+                                       "--api-server-count",
+                                       "--hf-config-path",
+                                       "--hf-token",
+                                       "--logits-processor-pattern",
+                                       "--guided-decoding-backend",
+                                       "--scheduling-policy",
+                                       "--distributed-executor-backend",
+                                       "--worker-cls",
+                                       "--device",
+                                       "--swap-space",
+                                       "--enable-chunked-prefill",
+                                       "--no-enable-chunked-prefill",
+                                       "--max-seq-len-to-capture",
+                                       "--disable-custom-all-reduce",
+                                       "--otlp-traces-endpoint",
+                                       "--collect-detailed-traces",
+                                       "--model-impl"};
   for (const char* f : kFlags) {
     if (flag == f) return true;
   }
@@ -46,9 +89,8 @@ absl::StatusOr<VllmCommandLine> ParseVllmCommandLine(const std::string& command)
   if (i < words.size() && (words[i] == "vllm" || absl::EndsWith(words[i], "/vllm"))) ++i;
   if (i < words.size() && words[i] == "serve") ++i;
   if (i >= words.size() || absl::StartsWith(words[i], "-")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--vllm=\"", command.substr(0, 200),
-                     "\": expected `vllm serve MODEL_DIR [flags]`"));
+    return absl::InvalidArgumentError(absl::StrCat("--vllm=\"", command.substr(0, 200),
+                                                   "\": expected `vllm serve MODEL_DIR [flags]`"));
   }
   out.model_dir = words[i++];
   static const std::map<std::string, std::string> kValueFlags = {

@@ -208,7 +208,7 @@ absl::StatusOr<placement::Node> FromProto(const v1::Node& p) {
     n.gpus.push_back(placement::Gpu{.index = g.index(),
                                     .gpu_type = g.gpu_type(),
                                     .nvlink_domain = g.nvlink_domain(),
-                                    .healthy = g.healthy(),
+                                    .healthy = !g.has_healthy() || g.healthy(),
                                     .uuid = g.uuid()});
   }
   return n;

@@ -72,6 +72,46 @@ ServerUnaryReactor* InventoryServiceImpl::CreateNode(CallbackServerContext* c,
   });
 }
 
+ServerUnaryReactor* InventoryServiceImpl::ImportNodes(CallbackServerContext* c,
+                                                      const v1::ImportNodesRequest* req,
+                                                      v1::ImportNodesResponse* resp) {
+  return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
+    return Idempotent(deps_, "ImportNodes", req->request_id(), *req, resp, [&]() -> absl::Status {
+      std::vector<placement::Node> nodes;
+      nodes.reserve(static_cast<size_t>(req->nodes_size()));
+      for (int i = 0; i < req->nodes_size(); ++i) {
+        absl::StatusOr<placement::Node> n = FromProto(req->nodes(i));
+        if (!n.ok()) {
+          return absl::Status(n.status().code(),
+                              absl::StrCat("nodes[", i, "]: ", n.status().message()));
+        }
+        nodes.push_back(*std::move(n));
+      }
+      ASSIGN_OR_RETURN(std::vector<storage::NodeImportResult> results,
+                       deps_.store->ImportNodes(nodes, {.validate_only = req->validate_only()}));
+      for (const storage::NodeImportResult& r : results) {
+        v1::NodeImportResult* out = resp->add_results();
+        out->set_name(r.name);
+        switch (r.outcome) {
+          case storage::NodeImportResult::Outcome::kCreated:
+            out->set_outcome(v1::NodeImportResult::CREATED);
+            resp->set_created(resp->created() + 1);
+            break;
+          case storage::NodeImportResult::Outcome::kUpdated:
+            out->set_outcome(v1::NodeImportResult::UPDATED);
+            resp->set_updated(resp->updated() + 1);
+            break;
+          case storage::NodeImportResult::Outcome::kUnchanged:
+            out->set_outcome(v1::NodeImportResult::UNCHANGED);
+            resp->set_unchanged(resp->unchanged() + 1);
+            break;
+        }
+      }
+      return absl::OkStatus();
+    });
+  });
+}
+
 ServerUnaryReactor* InventoryServiceImpl::GetNode(CallbackServerContext* c,
                                                   const v1::GetNodeRequest* req, v1::Node* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {

@@ -26,6 +26,9 @@ class InventoryServiceImpl final : public v1::InventoryService::CallbackService 
                                           google::protobuf::Empty* resp) override;
   grpc::ServerUnaryReactor* CreateNode(grpc::CallbackServerContext* c,
                                        const v1::CreateNodeRequest* req, v1::Node* resp) override;
+  grpc::ServerUnaryReactor* ImportNodes(grpc::CallbackServerContext* c,
+                                        const v1::ImportNodesRequest* req,
+                                        v1::ImportNodesResponse* resp) override;
   grpc::ServerUnaryReactor* GetNode(grpc::CallbackServerContext* c, const v1::GetNodeRequest* req,
                                     v1::Node* resp) override;
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* c,

@@ -44,6 +44,13 @@ struct NodePage {
   std::string next_page_token;  // empty: last page
 };
 
+// What ImportNodes did with one node of the batch.
+struct NodeImportResult {
+  enum class Outcome : uint8_t { kCreated, kUpdated, kUnchanged };
+  std::string name;
+  Outcome outcome = Outcome::kCreated;
+};
+
 // What changed in the fleet since a generation a reader holds (LoadChanges): the nodes to re-read,
 // whole, or the whole fleet when that is cheaper or the GPU types changed.
 struct FleetChanges {
@@ -110,6 +117,14 @@ class PlacementStore {
   // Ordered by name; page_token is the last name of the previous page.
   virtual absl::StatusOr<NodePage> ListNodes(const NodeFilter& filter, int64_t page_size,
                                              const std::string& page_token) = 0;
+  // Creates or replaces (by name) every node of `nodes` in one transaction: all of them or none.
+  // A node whose inventory is already what it says is left as is (unchanged). The rules are
+  // CreateNode's and UpdateNode's (without the version check): an invalid node, an unknown GPU
+  // type, a GPU UUID held twice, or a change to a GPU holding placements refuses the whole batch
+  // with every problem named (INVALID_ARGUMENT, or FAILED_PRECONDITION for placements).
+  // validate_only runs it all and writes nothing. Results are in request order.
+  virtual absl::StatusOr<std::vector<NodeImportResult>> ImportNodes(
+      const std::vector<Node>& nodes, const WriteOptions& options) = 0;
   // Replaces the node's attributes and GPUs when `expected_version` matches (ABORTED otherwise).
   // GPUs that hold placements cannot be removed or change type (FAILED_PRECONDITION).
   virtual absl::StatusOr<Node> UpdateNode(const Node& node, int64_t expected_version) = 0;

@@ -528,6 +528,78 @@ TEST_P(StoreTest, ClockStepsNeitherExtendNorReviveReservations) {
   EXPECT_EQ(store_->CommitReservation("res", {}).status().code(), absl::StatusCode::kAborted);
 }
 
+TEST_P(StoreTest, ImportNodesCreatesUpdatesAndLeavesUnchanged) {
+  ASSERT_TRUE(store_->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
+  ASSERT_TRUE(store_->CreateGpuType(MakeGpuType("L4", 24 * kGiB)).ok());
+  ASSERT_TRUE(store_->CreateNode(MakeNode("a", 8, "H100")).ok());
+  ASSERT_TRUE(store_->CreateNode(MakeNode("b", 8, "H100")).ok());
+  Node b2 = MakeNode("b", 4, "L4", "pool-b");
+  Node c = MakeNode("c", 8, "H100");
+  c.gpus[0].uuid = "GPU-c0";
+  auto r = store_->ImportNodes({MakeNode("a", 8, "H100"), b2, c}, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_EQ((*r)[0].outcome, NodeImportResult::Outcome::kUnchanged);
+  EXPECT_EQ((*r)[1].outcome, NodeImportResult::Outcome::kUpdated);
+  EXPECT_EQ((*r)[2].outcome, NodeImportResult::Outcome::kCreated);
+  auto b = store_->GetNode("b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->pool, "pool-b");
+  EXPECT_EQ(b->gpus.size(), 4u);
+  EXPECT_EQ(b->version, 2);
+  EXPECT_EQ(store_->GetNode("a")->version, 1) << "unchanged is not rewritten";
+  // Importing the same again changes nothing.
+  auto again = store_->ImportNodes({MakeNode("a", 8, "H100"), b2, c}, {});
+  ASSERT_TRUE(again.ok());
+  for (const auto& res : *again) EXPECT_EQ(res.outcome, NodeImportResult::Outcome::kUnchanged);
+}
+
+TEST_P(StoreTest, ImportNodesRefusesTheWholeBatchNamingEachProblem) {
+  ASSERT_TRUE(store_->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
+  Node holder = MakeNode("holder", 8, "H100");
+  holder.gpus[0].uuid = "GPU-x";
+  ASSERT_TRUE(store_->CreateNode(holder).ok());
+  const int64_t generation = *store_->FleetGeneration();
+  Node bad_name = MakeNode("Bad Name", 8, "H100");
+  Node unknown_type = MakeNode("u", 8, "H200");
+  Node taken_uuid = MakeNode("t", 8, "H100");
+  taken_uuid.gpus[3].uuid = "GPU-x";
+  auto r =
+      store_->ImportNodes({MakeNode("fine", 8, "H100"), bad_name, MakeNode("fine", 8, "H100")}, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("nodes[1]"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("repeats nodes[0]"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("nothing was written"), std::string::npos);
+  r = store_->ImportNodes({MakeNode("fine", 8, "H100"), unknown_type, taken_uuid}, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("H200"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("GPU-x"), std::string::npos) << r.status();
+  EXPECT_TRUE(absl::IsNotFound(store_->GetNode("fine").status())) << "nothing of the batch";
+  EXPECT_EQ(*store_->FleetGeneration(), generation);
+  // A UUID may move between nodes within one batch.
+  Node moved = MakeNode("holder", 8, "H100");
+  Node gets = MakeNode("gets", 8, "H100");
+  gets.gpus[0].uuid = "GPU-x";
+  EXPECT_TRUE(store_->ImportNodes({moved, gets}, {}).ok());
+  // A GPU holding placements cannot be removed by an import.
+  ASSERT_TRUE(store_->CreateModel(MakeModel("m")).ok());
+  ASSERT_TRUE(Commit("p", {MakePlacement("gets", {7}, 10 * kGiB)}).ok());
+  r = store_->ImportNodes({MakeNode("gets", 4, "H100")}, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("gpu 7"), std::string::npos) << r.status();
+}
+
+TEST_P(StoreTest, ImportNodesValidateOnlyWritesNothing) {
+  ASSERT_TRUE(store_->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
+  auto r = store_->ImportNodes({MakeNode("x", 8, "H100")}, {.validate_only = true});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)[0].outcome, NodeImportResult::Outcome::kCreated);
+  EXPECT_TRUE(absl::IsNotFound(store_->GetNode("x").status()));
+  EXPECT_FALSE(store_->ImportNodes({}, {}).ok());
+}
+
 TEST_P(StoreTest, SurvivesReopen) {
   if (GetParam()) GTEST_SKIP() << "an in-memory store does not survive closing";
   Fleet();

@@ -1,9 +1,11 @@
 // SqliteStore: GPU types, nodes and their GPUs.
 
 #include <algorithm>
+#include <map>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "planner/common/limits.h"
 #include "planner/common/status_macros.h"
 #include "storage/sqlite_rows.h"
@@ -135,6 +137,108 @@ absl::Status CheckNodeMayLeave(Database& db, const std::string& name, NodeState 
       "node \"", name, "\" holds committed placements ", IdList(ids), "; release them or force"));
 }
 
+// Writes a new node row and its GPUs (the caller validated it and bumped the generation).
+absl::Status InsertNodeRow(Database& db, const Node& n, int64_t generation) {
+  {
+    ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kInsertNode));
+    stmt->BindText(1, n.name)
+        .BindText(2, n.pool)
+        .BindText(3, n.zone)
+        .BindText(4, n.rack)
+        .BindText(5, internal::LabelsJson(n.labels))
+        .BindText(6, placement::NodeStateName(n.state))
+        .BindInt(7, n.inter_node_bandwidth_bytes_per_second)
+        .BindInt(8, 1);
+    if (absl::Status s = stmt->Run(); !s.ok()) {
+      if (s.code() == absl::StatusCode::kAlreadyExists) {
+        return absl::AlreadyExistsError(absl::StrCat("node \"", n.name, "\" already exists"));
+      }
+      return s;
+    }
+  }
+  return InsertGpus(db, n, generation);
+}
+
+// Replaces `current` (read in this transaction) with `node`: the drain rule for a state change,
+// GPUs holding placements kept with their type, then the row and its GPUs rewritten.
+absl::Status ReplaceNodeRow(Database& db, const Node& node, const Node& current, int64_t generation,
+                            int64_t now) {
+  // A state change through an update follows the same rule as SetNodeState without force.
+  if (node.state != current.state) {
+    RETURN_IF_ERROR(CheckNodeMayLeave(db, node.name, node.state, /*force=*/false, now));
+  }
+  // GPUs that hold placements must stay, with the same type.
+  for (const Gpu& old : current.gpus) {
+    if (old.committed_bytes == 0 && old.reserved_bytes == 0) continue;
+    auto it = std::find_if(node.gpus.begin(), node.gpus.end(),
+                           [&](const Gpu& g) { return g.index == old.index; });
+    if (it == node.gpus.end() || it->gpu_type != old.gpu_type) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "node \"", node.name, "\": gpu ", old.index,
+          " holds placements; it cannot be removed or change type (release them first)"));
+    }
+  }
+  {
+    ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kUpdateNode));
+    stmt->BindText(1, node.name)
+        .BindText(2, node.pool)
+        .BindText(3, node.zone)
+        .BindText(4, node.rack)
+        .BindText(5, internal::LabelsJson(node.labels))
+        .BindText(6, placement::NodeStateName(node.state))
+        .BindInt(7, node.inter_node_bandwidth_bytes_per_second)
+        .BindInt(8, current.version + 1);
+    RETURN_IF_ERROR(stmt->Run());
+  }
+  {
+    ASSIGN_OR_RETURN(ScopedStatement del, db.Cached(kDeleteGpusOfNode));
+    del->BindText(1, node.name);
+    RETURN_IF_ERROR(del->Run());
+  }
+  return InsertGpus(db, node, generation);
+}
+
+// The node's inventory (what an import sets) equals `b`'s: usage, versions and generations aside.
+bool SameInventory(const Node& a, const Node& b) {
+  if (a.pool != b.pool || a.zone != b.zone || a.rack != b.rack || a.labels != b.labels ||
+      a.state != b.state ||
+      a.inter_node_bandwidth_bytes_per_second != b.inter_node_bandwidth_bytes_per_second ||
+      a.gpus.size() != b.gpus.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.gpus.size(); ++i) {
+    const Gpu& x = a.gpus[i];
+    const Gpu& y = b.gpus[i];
+    if (x.index != y.index || x.gpu_type != y.gpu_type || x.nvlink_domain != y.nvlink_domain ||
+        x.healthy != y.healthy || x.uuid != y.uuid) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Node SortedGpus(Node n) {
+  std::sort(n.gpus.begin(), n.gpus.end(),
+            [](const Gpu& a, const Gpu& b) { return a.index < b.index; });
+  return n;
+}
+
+// At most this many problems are named in one error (the count of the rest follows).
+constexpr size_t kMaxProblemsShown = 20;
+
+absl::Status ImportError(absl::StatusCode code, const std::vector<std::string>& problems,
+                         size_t nodes) {
+  std::vector<std::string> shown(
+      problems.begin(),
+      problems.begin() + static_cast<std::ptrdiff_t>(std::min(problems.size(), kMaxProblemsShown)));
+  std::string more = problems.size() > kMaxProblemsShown
+                         ? absl::StrCat("; and ", problems.size() - kMaxProblemsShown, " more")
+                         : "";
+  return absl::Status(
+      code, absl::StrCat(problems.size(), " of ", nodes, " nodes refused, nothing was written: ",
+                         absl::StrJoin(shown, "; "), more));
+}
+
 }  // namespace
 
 // ---- GPU types -------------------------------------------------------------------------------
@@ -205,31 +309,12 @@ absl::Status SqliteStore::DeleteGpuType(const std::string& name) {
 
 absl::StatusOr<Node> SqliteStore::CreateNode(const Node& node, const WriteOptions& options) {
   RETURN_IF_ERROR(ValidateNode(node));
-  Node stored = node;
-  std::sort(stored.gpus.begin(), stored.gpus.end(),
-            [](const Gpu& a, const Gpu& b) { return a.index < b.index; });
+  Node stored = SortedGpus(node);
   MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
-  {
-    ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kInsertNode));
-    stmt->BindText(1, stored.name)
-        .BindText(2, stored.pool)
-        .BindText(3, stored.zone)
-        .BindText(4, stored.rack)
-        .BindText(5, internal::LabelsJson(stored.labels))
-        .BindText(6, placement::NodeStateName(stored.state))
-        .BindInt(7, stored.inter_node_bandwidth_bytes_per_second)
-        .BindInt(8, 1);
-    if (absl::Status s = stmt->Run(); !s.ok()) {
-      if (s.code() == absl::StatusCode::kAlreadyExists) {
-        return absl::AlreadyExistsError(absl::StrCat("node \"", stored.name, "\" already exists"));
-      }
-      return s;
-    }
-  }
   RETURN_IF_ERROR(CheckUuidsUnused(*db_, stored));
-  RETURN_IF_ERROR(InsertGpus(*db_, stored, generation));
+  RETURN_IF_ERROR(InsertNodeRow(*db_, stored, generation));
   if (!options.validate_only) RETURN_IF_ERROR(txn.Commit());
   stored.version = 1;
   for (Gpu& g : stored.gpus) {
@@ -237,6 +322,89 @@ absl::StatusOr<Node> SqliteStore::CreateNode(const Node& node, const WriteOption
     g.committed_bytes = g.reserved_bytes = 0;
   }
   return stored;
+}
+
+absl::StatusOr<std::vector<NodeImportResult>> SqliteStore::ImportNodes(
+    const std::vector<Node>& nodes, const WriteOptions& options) {
+  if (nodes.empty()) return absl::InvalidArgumentError("nodes must not be empty");
+  if (static_cast<int64_t>(nodes.size()) > limits::kMaxNodesPerImport) {
+    return absl::InvalidArgumentError(absl::StrCat(nodes.size(), " nodes in one import, more than ",
+                                                   limits::kMaxNodesPerImport, "; split the file"));
+  }
+  // Every node on its own, then the batch (names and GPU UUIDs unique within it).
+  std::vector<std::string> problems;
+  std::map<std::string, size_t> names;
+  std::map<std::string, std::string> uuids;  // uuid -> "node/index"
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& n = nodes[i];
+    if (absl::Status v = ValidateNode(n); !v.ok()) {
+      problems.push_back(absl::StrCat("nodes[", i, "]: ", v.message()));
+      continue;
+    }
+    if (auto [it, fresh] = names.emplace(n.name, i); !fresh) {
+      problems.push_back(
+          absl::StrCat("nodes[", i, "] \"", n.name, "\" repeats nodes[", it->second, "]"));
+    }
+    for (const Gpu& g : n.gpus) {
+      if (g.uuid.empty()) continue;
+      const std::string where = absl::StrCat(n.name, "/", g.index);
+      if (auto [it, fresh] = uuids.emplace(g.uuid, where); !fresh) {
+        problems.push_back(absl::StrCat("node \"", n.name, "\": gpu ", g.index, " uuid \"", g.uuid,
+                                        "\" is also gpu ", it->second, " in this import"));
+      }
+    }
+  }
+  if (!problems.empty()) {
+    return ImportError(absl::StatusCode::kInvalidArgument, problems, nodes.size());
+  }
+  MutexLock lock(&mu_);
+  const int64_t now = Now();
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
+  ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
+  std::vector<NodeImportResult> results;
+  results.reserve(nodes.size());
+  absl::StatusCode code = absl::StatusCode::kInvalidArgument;
+  for (const Node& given : nodes) {
+    const Node n = SortedGpus(given);
+    NodeImportResult r{.name = n.name};
+    absl::StatusOr<Node> current = ReadNodeWithGpus(*db_, n.name, now);
+    absl::Status written;
+    if (absl::IsNotFound(current.status())) {
+      written = InsertNodeRow(*db_, n, generation);
+      r.outcome = NodeImportResult::Outcome::kCreated;
+    } else if (!current.ok()) {
+      return current.status();
+    } else if (SameInventory(*current, n)) {
+      r.outcome = NodeImportResult::Outcome::kUnchanged;
+    } else {
+      written = ReplaceNodeRow(*db_, n, *current, generation, now);
+      r.outcome = NodeImportResult::Outcome::kUpdated;
+    }
+    if (!written.ok()) {
+      // Unknown GPU types (NOT_FOUND) and placement rules (FAILED_PRECONDITION) are the node's;
+      // anything else is the store's.
+      if (!absl::IsNotFound(written) && !absl::IsFailedPrecondition(written)) return written;
+      if (absl::IsFailedPrecondition(written)) code = absl::StatusCode::kFailedPrecondition;
+      problems.push_back(std::string(written.message()));
+    }
+    results.push_back(std::move(r));
+  }
+  // UUIDs unique across the fleet once the batch is in (a UUID may move between nodes within it).
+  {
+    static constexpr absl::string_view kDuplicateUuids =
+        "SELECT uuid, GROUP_CONCAT(node || '/' || idx, ', ') FROM gpus WHERE uuid != '' "
+        "GROUP BY uuid HAVING COUNT(*) > 1 LIMIT 20";
+    ASSIGN_OR_RETURN(ScopedStatement dup, db_->Cached(kDuplicateUuids));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, dup->Step());
+      if (!row) break;
+      problems.push_back(absl::StrCat("gpu uuid \"", dup->ColumnText(0), "\" would be held by ",
+                                      dup->ColumnText(1)));
+    }
+  }
+  if (!problems.empty()) return ImportError(code, problems, nodes.size());
+  if (!options.validate_only) RETURN_IF_ERROR(txn.Commit());
+  return results;
 }
 
 absl::StatusOr<Node> SqliteStore::GetNode(const std::string& name) {
@@ -321,41 +489,9 @@ absl::StatusOr<Node> SqliteStore::UpdateNode(const Node& node, int64_t expected_
                                            current.version, ", not ", expected_version,
                                            " (etag stale): re-read and retry"));
   }
-  // A state change through an update follows the same rule as SetNodeState without force.
-  if (node.state != current.state) {
-    RETURN_IF_ERROR(CheckNodeMayLeave(*db_, node.name, node.state, /*force=*/false, now));
-  }
-  // GPUs that hold placements must stay, with the same type.
-  for (const Gpu& old : current.gpus) {
-    if (old.committed_bytes == 0 && old.reserved_bytes == 0) continue;
-    auto it = std::find_if(node.gpus.begin(), node.gpus.end(),
-                           [&](const Gpu& g) { return g.index == old.index; });
-    if (it == node.gpus.end() || it->gpu_type != old.gpu_type) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "node \"", node.name, "\": gpu ", old.index,
-          " holds placements; it cannot be removed or ", "change type (release them first)"));
-    }
-  }
   ASSIGN_OR_RETURN(int64_t generation, BumpGeneration(*db_));
-  {
-    ASSIGN_OR_RETURN(ScopedStatement stmt, db_->Cached(kUpdateNode));
-    stmt->BindText(1, node.name)
-        .BindText(2, node.pool)
-        .BindText(3, node.zone)
-        .BindText(4, node.rack)
-        .BindText(5, internal::LabelsJson(node.labels))
-        .BindText(6, placement::NodeStateName(node.state))
-        .BindInt(7, node.inter_node_bandwidth_bytes_per_second)
-        .BindInt(8, current.version + 1);
-    RETURN_IF_ERROR(stmt->Run());
-  }
-  {
-    ASSIGN_OR_RETURN(ScopedStatement del, db_->Cached(kDeleteGpusOfNode));
-    del->BindText(1, node.name);
-    RETURN_IF_ERROR(del->Run());
-  }
   RETURN_IF_ERROR(CheckUuidsUnused(*db_, node));
-  RETURN_IF_ERROR(InsertGpus(*db_, node, generation));
+  RETURN_IF_ERROR(ReplaceNodeRow(*db_, SortedGpus(node), current, generation, now));
   ASSIGN_OR_RETURN(Node updated, ReadNodeWithGpus(*db_, node.name, now));
   RETURN_IF_ERROR(txn.Commit());
   return updated;

@@ -67,6 +67,8 @@ class SqliteStore final : public PlacementStore {
   absl::StatusOr<Node> GetNode(const std::string& name) override;
   absl::StatusOr<NodePage> ListNodes(const NodeFilter& filter, int64_t page_size,
                                      const std::string& page_token) override;
+  absl::StatusOr<std::vector<NodeImportResult>> ImportNodes(const std::vector<Node>& nodes,
+                                                            const WriteOptions& options) override;
   absl::StatusOr<Node> UpdateNode(const Node& node, int64_t expected_version) override;
   absl::StatusOr<Node> SetNodeState(const std::string& name, NodeState state, bool force) override;
   absl::Status DeleteNode(const std::string& name, bool force) override;

@@ -29,17 +29,8 @@ run gpu-types add --name=H100-80GB --memory-bytes=85017493504 --bf16-tflops=989 
 run gpu-types add --name=A100-40GB --memory-gib=39.59 --bf16-tflops=312 --nvlink-generation=3 --cost-per-hour=1.2
 run gpu-types add --name=L4 --memory-gib=22.03 --bf16-tflops=121 --cost-per-hour=0.7
 
-for i in 0 1 2 3; do
-  run nodes add --name=h100-node-$i --pool=h100 --zone=zone-a --rack=r$((i / 2)) --gpus=8 \
-      --gpu-type=H100-80GB --nvlink-domain-size=8 --label=tier=premium
-done
-for i in 0 1 2 3 4 5; do
-  run nodes add --name=a100-node-$i --pool=a100 --zone=zone-b --rack=r$((i / 3)) --gpus=4 \
-      --gpu-type=A100-40GB --nvlink-domain-size=4 --label=tier=standard
-done
-for i in 0 1 2 3; do
-  run nodes add --name=l4-node-$i --pool=l4 --zone=zone-b --gpus=1 --gpu-type=L4 --label=tier=edge
-done
+# The nodes, all at once (an upsert: re-importing the same file changes nothing).
+run nodes import "$here/fleet.yaml"
 
 for f in "$here"/models/*.json; do
   run models import "$f" --name="$(basename "$f" .json)"

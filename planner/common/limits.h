@@ -26,6 +26,8 @@ inline constexpr int64_t kMaxPlannedPp = 64;
 
 // Inventory and catalog.
 inline constexpr int64_t kMaxGpusPerNode = 1024;
+// Nodes in one ImportNodes batch (one transaction; the CLI splits bigger files).
+inline constexpr int64_t kMaxNodesPerImport = 20000;
 inline constexpr int64_t kMaxNameLength = 253;  // a DNS subdomain, like Kubernetes names
 inline constexpr int64_t kMaxLabelsPerNode = 64;
 inline constexpr int64_t kMaxLabelKeyLength = 253;

@@ -102,6 +102,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (method == "CreateNode") {
     fuzz::Run<v1::CreateNodeRequest, v1::Node>(
         text, [&](auto& c, auto& r, auto* o) { return s.inventory->CreateNode(&c, r, o); });
+  } else if (method == "ImportNodes") {
+    fuzz::Run<v1::ImportNodesRequest, v1::ImportNodesResponse>(
+        text, [&](auto& c, auto& r, auto* o) { return s.inventory->ImportNodes(&c, r, o); });
   } else if (method == "UpdateNode") {
     fuzz::Run<v1::UpdateNodeRequest, v1::Node>(
         text, [&](auto& c, auto& r, auto* o) { return s.inventory->UpdateNode(&c, r, o); });

@@ -228,3 +228,67 @@ TEST_F(CliFlowTest, ScriptsWell) {
 
 }  // namespace
 }  // namespace fleetplan
+
+namespace fleetplan {
+namespace {
+
+// `nodes export` prints what `nodes import` reads back: exported from one server and imported into
+// another, the fleet is exactly the same; a bad entry refuses the file naming node and field and
+// writes nothing; YAML works like JSON.
+TEST_F(CliFlowTest, NodesImportExportRoundTrip) {
+  ASSERT_EQ(Cli({"gpu-types", "add", "--name=H100-80GB", "--memory-bytes=85017493504"}).exit_code,
+            0);
+  ASSERT_EQ(Cli({"gpu-types", "add", "--name=L4", "--memory-gib=22.03"}).exit_code, 0);
+  ProcessResult first =
+      Cli({"nodes", "import", FLEETPLAN_SOURCE_DIR "/deploy/examples/fleet.yaml", "--output=json"});
+  ASSERT_NE(first.exit_code, 0) << "the example fleet uses A100-40GB, not registered yet";
+  EXPECT_NE(first.err.find("A100-40GB"), std::string::npos) << first.err;
+  EXPECT_NE(first.err.find("nothing was written"), std::string::npos) << first.err;
+  EXPECT_EQ(nlohmann::json::parse(Cli({"pools", "--output=json"}, "reader").out)
+                .value("pools", nlohmann::json::array())
+                .size(),
+            0u);
+  ASSERT_EQ(Cli({"gpu-types", "add", "--name=A100-40GB", "--memory-gib=39.59"}).exit_code, 0);
+  ProcessResult imported =
+      Cli({"nodes", "import", FLEETPLAN_SOURCE_DIR "/deploy/examples/fleet.yaml", "--output=json"});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_EQ(nlohmann::json::parse(imported.out)["created"], 14) << imported.out;
+  ProcessResult again =
+      Cli({"nodes", "import", FLEETPLAN_SOURCE_DIR "/deploy/examples/fleet.yaml"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("14 unchanged"), std::string::npos) << again.out;
+
+  ProcessResult exported = Cli({"nodes", "export"}, "reader");
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  const std::string file = dir_ + "/fleet.json";
+  std::ofstream(file) << exported.out;
+  // Change one node in the file: the re-import updates exactly that node.
+  nlohmann::json j = nlohmann::json::parse(exported.out);
+  ASSERT_EQ(j["nodes"].size(), 14u);
+  j["nodes"][0]["labels"]["tier"] = "gold";
+  std::ofstream(dir_ + "/changed.json") << j.dump();
+  ProcessResult changed = Cli({"nodes", "import", dir_ + "/changed.json"});
+  ASSERT_EQ(changed.exit_code, 0) << changed.err;
+  EXPECT_NE(changed.out.find("1 updated, 13 unchanged"), std::string::npos) << changed.out;
+  ASSERT_EQ(Cli({"nodes", "import", file}).exit_code, 0);
+  EXPECT_EQ(Cli({"nodes", "export"}, "reader").out, exported.out) << "round trip is exact";
+
+  // A bad field: refused naming node and field; nothing written.
+  j = nlohmann::json::parse(exported.out);
+  j["nodes"][3]["gpus"][1]["gpu_type"] = "H999";
+  j["nodes"][5]["name"] = "Not A Name";
+  std::ofstream(dir_ + "/bad.json") << j.dump();
+  ProcessResult bad = Cli({"nodes", "import", dir_ + "/bad.json"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("nodes[5]"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("Not A Name"), std::string::npos) << bad.err;
+  EXPECT_EQ(Cli({"nodes", "export"}, "reader").out, exported.out) << "nothing was written";
+  // An unknown field is refused by name.
+  std::ofstream(dir_ + "/unknown.yaml") << "nodes:\n  - name: x\n    colour: red\n";
+  ProcessResult unknown = Cli({"nodes", "import", dir_ + "/unknown.yaml"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("colour"), std::string::npos) << unknown.err;
+}
+
+}  // namespace
+}  // namespace fleetplan
