@@ -26,6 +26,9 @@ ABSL_FLAG(std::string, db, "fleetplan.db", "SQLite database file (created when m
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics listen address host:port; empty disables the exporter");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once listening");
+ABSL_FLAG(std::string, metrics_detail, "gpu",
+          "fleet series per gpu | node | pool (per GPU: 7 series per GPU; per node: 9 per node; "
+          "per pool: 9 per pool and GPU type)");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "write the bound /metrics port to this file once listening");
 ABSL_FLAG(bool, insecure_listen_any, false,
@@ -65,9 +68,16 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  auto detail = fleetplan::server::MetricsDetailNames().Parse("metrics_detail",
+                                                              absl::GetFlag(FLAGS_metrics_detail));
+  if (!detail.ok()) {
+    std::fprintf(stderr, "fleetpland: %s\n", std::string(detail.status().message()).c_str());
+    return 2;
+  }
   fleetplan::server::ServerOptions options{
       .listen = absl::GetFlag(FLAGS_listen),
       .metrics_listen = absl::GetFlag(FLAGS_metrics_listen),
+      .metrics_detail = *detail,
       .port_file = absl::GetFlag(FLAGS_port_file),
       .metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file),
       .insecure_listen_any = absl::GetFlag(FLAGS_insecure_listen_any),

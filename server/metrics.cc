@@ -1,10 +1,15 @@
 #include "server/metrics.h"
 
+#include <zlib.h>
+
 #include <chrono>
 #include <exception>
 
 #include "CivetServer.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "planner/common/version.h"
 #include "planner/placement/headroom.h"
@@ -170,12 +175,50 @@ const char* CodeName(int code) {
 
 }  // namespace
 
-std::string FleetExposition(const placement::FleetHeadroom& h) {
+std::string Gzip(const std::string& text) {
+  z_stream z{};
+  // windowBits 15 + 16: a gzip header and trailer. Level 1: a scrape is rewritten every time, and
+  // this text (long runs of repeated label sets) compresses well even at the fastest level.
+  if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return "";
+  std::string out(deflateBound(&z, static_cast<uLong>(text.size())), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  z.avail_in = static_cast<uInt>(text.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return rc == Z_STREAM_END ? out : "";
+}
+
+bool AcceptsGzip(const std::string& accept_encoding) {
+  for (absl::string_view coding : absl::StrSplit(accept_encoding, ',')) {
+    std::vector<absl::string_view> parts = absl::StrSplit(coding, ';');
+    const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(parts[0]));
+    if (name != "gzip" && name != "*") continue;
+    double q = 1;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      absl::string_view p = absl::StripAsciiWhitespace(parts[i]);
+      if (absl::ConsumePrefix(&p, "q=") && !absl::SimpleAtod(p, &q)) q = 0;
+    }
+    if (q > 0) return true;
+  }
+  return false;
+}
+
+std::string FleetExposition(const placement::FleetHeadroom& h, MetricsDetail detail) {
   std::string out;
-  out.reserve(h.gpus.size() * 7 * 120 + 4096);
+  out.reserve((detail == MetricsDetail::kGpu ? h.gpus.size() * 7 * 120 : 0) +
+              (detail == MetricsDetail::kNode ? h.nodes.size() * 9 * 60 : 0) + 4096);
   Header(out, "fleetplan_fleet_generation",
          "Fleet generation: bumped by every change that affects capacity.");
   absl::StrAppend(&out, "fleetplan_fleet_generation ", h.generation, "\n");
+  if (detail == MetricsDetail::kNode) Aggregates(out, "fleetplan_node", "node", h.nodes);
+  if (detail != MetricsDetail::kGpu) {
+    Aggregates(out, "fleetplan_pool", "pool", h.pools);
+    Aggregates(out, "fleetplan_gpu_type", "gpu_type", h.gpu_types);
+    return out;
+  }
   std::vector<std::string> labels;
   labels.reserve(h.gpus.size());
   for (const placement::GpuHeadroom& g : h.gpus) {
@@ -235,11 +278,19 @@ class Metrics::Handler final : public CivetHandler {
         return true;
       }
     }
-    const std::string body = metrics_->Scrape();
+    std::string body = metrics_->Scrape();
+    const char* accept = mg_get_header(conn, "Accept-Encoding");
+    const bool gzip = accept != nullptr && AcceptsGzip(accept);
+    if (gzip) {
+      std::string compressed = Gzip(body);
+      if (compressed.empty()) return false;  // zlib failed: a 500 from civetweb
+      body = std::move(compressed);
+    }
+    metrics_->scrapes_->Add({{"encoding", gzip ? "gzip" : "identity"}}).Increment();
     mg_printf(conn,
               "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-              body.size());
+              "%sVary: Accept-Encoding\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+              gzip ? "Content-Encoding: gzip\r\n" : "", body.size());
     mg_write(conn, body.data(), body.size());
     return true;
   }
@@ -250,9 +301,11 @@ class Metrics::Handler final : public CivetHandler {
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen,
                                                         storage::LiveFleet* fleet,
-                                                        const Authorizer* auth) {
+                                                        const Authorizer* auth,
+                                                        MetricsDetail detail) {
   auto metrics = std::unique_ptr<Metrics>(new Metrics());
   metrics->auth_ = auth;
+  metrics->detail_ = detail;
   metrics->registry_ = std::make_shared<prometheus::Registry>();
   prometheus::Registry& r = *metrics->registry_;
   prometheus::BuildGauge()
@@ -294,6 +347,10 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& liste
            .Help("Store reads or writes that failed for a reason other than the request.")
            .Register(r)
            .Add({});
+  metrics->scrapes_ = &prometheus::BuildCounter()
+                           .Name("fleetplan_metrics_scrapes_total")
+                           .Help("GET /metrics answered, by content encoding (gzip or identity).")
+                           .Register(r);
   metrics->fleet_ = fleet;
   if (listen.empty()) return metrics;
   metrics->handler_ = std::make_unique<Handler>(metrics.get());
@@ -344,7 +401,24 @@ std::string Metrics::Scrape() const {
     store_errors_->Increment();
     return out;
   }
-  out += FleetExposition(placement::ComputeHeadroom((*view)->snapshot(), /*include_gpus=*/true));
+  switch (detail_) {
+    case MetricsDetail::kGpu:
+      out += FleetExposition(placement::ComputeHeadroom((*view)->snapshot(), /*include_gpus=*/true),
+                             detail_);
+      break;
+    case MetricsDetail::kNode:
+      out += FleetExposition(placement::ComputeHeadroom((*view)->snapshot(), false), detail_);
+      break;
+    case MetricsDetail::kPool: {
+      // From the view's headroom sums: no walk over the fleet at all.
+      placement::FleetHeadroom h{.generation = (*view)->generation(),
+                                 .fleet = (*view)->headroom().Fleet(),
+                                 .pools = (*view)->headroom().Pools(),
+                                 .gpu_types = (*view)->headroom().Types()};
+      out += FleetExposition(h, detail_);
+      break;
+    }
+  }
   return out;
 }
 

@@ -32,6 +32,7 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "server/auth.h"
+#include "server/metrics_detail.h"
 #include "storage/live_fleet.h"
 #include "storage/placement_store.h"
 
@@ -39,9 +40,15 @@ class CivetServer;
 
 namespace fleetplan::server {
 
-// The Prometheus text exposition of the fleet families for `h` (generation, per GPU, per pool,
-// per GPU type). Label values are escaped per the exposition format.
-std::string FleetExposition(const placement::FleetHeadroom& h);
+// The Prometheus text exposition of the fleet families for `h` at `detail` (kGpu needs h.gpus,
+// kNode h.nodes). Label values are escaped per the exposition format.
+std::string FleetExposition(const placement::FleetHeadroom& h,
+                            MetricsDetail detail = MetricsDetail::kGpu);
+
+// gzip (RFC 1952) of `text`, for Accept-Encoding: gzip.
+std::string Gzip(const std::string& text);
+// Whether an Accept-Encoding header value accepts gzip (a "gzip" or "*" coding with q > 0).
+bool AcceptsGzip(const std::string& accept_encoding);
 
 class Metrics {
  public:
@@ -51,7 +58,8 @@ class Metrics {
   // that has tokens, /metrics needs "Authorization: Bearer <reader or writer token>".
   static absl::StatusOr<std::unique_ptr<Metrics>> Start(const std::string& listen,
                                                         storage::LiveFleet* fleet,
-                                                        const Authorizer* auth = nullptr);
+                                                        const Authorizer* auth = nullptr,
+                                                        MetricsDetail detail = MetricsDetail::kGpu);
   ~Metrics();
 
   int port() const { return port_; }
@@ -65,7 +73,7 @@ class Metrics {
   // Records every RPC's method, status code and latency.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
 
-  // The exposition text of all families: what GET /metrics returns.
+  // The exposition text of all families: what GET /metrics returns (before any compression).
   std::string Scrape() const;
 
  private:
@@ -73,6 +81,8 @@ class Metrics {
   Metrics() = default;
   std::shared_ptr<prometheus::Registry> registry_;
   storage::LiveFleet* fleet_ = nullptr;
+  MetricsDetail detail_ = MetricsDetail::kGpu;
+  prometheus::Family<prometheus::Counter>* scrapes_ = nullptr;
   const Authorizer* auth_ = nullptr;
   std::unique_ptr<Handler> handler_;
   std::unique_ptr<CivetServer> http_;

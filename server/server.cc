@@ -202,7 +202,7 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
     ASSIGN_OR_RETURN(server->auth_, Authorizer::FromText(tokens, options.auth_tokens_file));
   }
   ASSIGN_OR_RETURN(server->metrics_, Metrics::Start(options.metrics_listen, server->fleet_.get(),
-                                                    server->auth_.get()));
+                                                    server->auth_.get(), options.metrics_detail));
   server->requests_ = std::make_unique<RequestCache>();
   server->estimates_ = std::make_unique<EstimateCache>(std::chrono::seconds(10));
   const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "server/metrics_detail.h"
 #include "storage/sqlite_store.h"
 
 namespace fleetplan::server {
@@ -25,6 +26,9 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   // Prometheus /metrics listen address; empty disables the exporter.
   std::string metrics_listen = "127.0.0.1:9464";
+  // Fleet series per GPU (default), per node or per pool only (server/metrics.h has the series
+  // count of each; per node or per pool for very large fleets).
+  MetricsDetail metrics_detail = MetricsDetail::kGpu;
   // Where to write the chosen gRPC port once listening (tests, supervisors). Empty: don't.
   std::string port_file;
   // The same for the /metrics port (with metrics_listen port 0).

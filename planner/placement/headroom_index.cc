@@ -106,6 +106,18 @@ void HeadroomIndex::Replace(const Node* before, const Node* after,
 
 Headroom HeadroomIndex::Fleet() const { return fleet_.ToHeadroom(""); }
 
+std::vector<Headroom> HeadroomIndex::Pools() const {
+  std::vector<Headroom> out;
+  for (const auto& [name, sums] : pools_) out.push_back(sums.ToHeadroom(name));
+  return out;
+}
+
+std::vector<Headroom> HeadroomIndex::Types() const {
+  std::vector<Headroom> out;
+  for (const auto& [name, sums] : types_) out.push_back(sums.ToHeadroom(name));
+  return out;
+}
+
 Headroom HeadroomIndex::Pool(const std::string& name) const {
   auto it = pools_.find(name);
   return it == pools_.end() ? Headroom{.key = name} : it->second.ToHeadroom(name);

@@ -34,6 +34,9 @@ class HeadroomIndex {
   void Replace(const Node* before, const Node* after, const std::vector<GpuType>& types);
 
   Headroom Fleet() const;
+  // Every pool and GPU type with GPUs, by name.
+  std::vector<Headroom> Pools() const;
+  std::vector<Headroom> Types() const;
   // Zeroes (with the key) for a pool or type with no GPUs.
   Headroom Pool(const std::string& name) const;
   Headroom Type(const std::string& name) const;

@@ -1,6 +1,8 @@
 // The Prometheus exporter of a real fleetpland: fleet series computed at scrape time (a commit is
 // visible in the next scrape), RPC counters by method and code, commit conflicts, naming rules.
 
+#include <zlib.h>
+
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -185,6 +187,117 @@ TEST_F(MetricsTest, NamesFollowPrometheusConventions) {
     EXPECT_TRUE(unit) << name << " names no unit";
   }
   EXPECT_GE(families, 30);
+}
+
+// gunzip of a gzip body ("" when it is not one).
+std::string Gunzip(const std::string& in) {
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 16) != Z_OK) return "";
+  std::string out;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  char buf[1 << 16];
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof(buf);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - z.avail_out);
+  }
+  inflateEnd(&z);
+  return rc == Z_STREAM_END ? out : "";
+}
+
+// Without the series counters (they move between two scrapes).
+std::string FleetLines(const std::string& text) {
+  std::istringstream in(text);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    if (line.rfind("fleetplan_gpu", 0) == 0 || line.rfind("fleetplan_pool", 0) == 0)
+      out += line + "\n";
+  }
+  return out;
+}
+
+TEST_F(MetricsTest, GzipWhenAskedAndTheSameText) {
+  auto plain = testing::HttpRequest(server_->metrics_port(), "/metrics");
+  auto gz = testing::HttpRequest(server_->metrics_port(), "/metrics",
+                                 "Accept-Encoding: deflate, gzip;q=0.8\r\n");
+  ASSERT_TRUE(plain.has_value() && gz.has_value());
+  EXPECT_EQ(plain->headers.count("content-encoding"), 0u);
+  ASSERT_EQ(gz->headers["content-encoding"], "gzip");
+  EXPECT_EQ(gz->headers["vary"], "Accept-Encoding");
+  const std::string text = Gunzip(gz->body);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(FleetLines(text), FleetLines(plain->body));
+  EXPECT_LT(gz->body.size() * 3, text.size()) << "the exposition compresses well";
+  EXPECT_TRUE(Sample(Scrape(), "fleetplan_metrics_scrapes_total", {"encoding=\"gzip\""}) >= 1);
+  // q=0 refuses gzip.
+  auto refused = testing::HttpRequest(server_->metrics_port(), "/metrics",
+                                      "Accept-Encoding: gzip;q=0, identity\r\n");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->headers.count("content-encoding"), 0u);
+}
+
+TEST(AcceptsGzipTest, ParsesCodingsAndWeights) {
+  EXPECT_TRUE(server::AcceptsGzip("gzip"));
+  EXPECT_TRUE(server::AcceptsGzip("identity, GZIP"));
+  EXPECT_TRUE(server::AcceptsGzip("*"));
+  EXPECT_TRUE(server::AcceptsGzip("br;q=1.0, gzip;q=0.5"));
+  EXPECT_FALSE(server::AcceptsGzip("gzip;q=0"));
+  EXPECT_FALSE(server::AcceptsGzip("gzip;q=nonsense"));
+  EXPECT_FALSE(server::AcceptsGzip("deflate, br"));
+  EXPECT_FALSE(server::AcceptsGzip(""));
+  EXPECT_FALSE(server::AcceptsGzip("gzipx"));
+}
+
+// Per node or per pool only: the series counts the header promises, and no per-GPU series.
+TEST(MetricsDetailTest, NodeAndPoolDetailExportFewerSeries) {
+  const std::string dir = testing::MakeTempDir("metrics_detail_");
+  {
+    auto store = storage::SqliteStore::Open({.path = dir + "/fleet.db"});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->CreateGpuType(storage::testing::MakeGpuType("H100", 80 * kGiB)).ok());
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_TRUE((*store)
+                      ->CreateNode(storage::testing::MakeNode("n" + std::to_string(i), 8, "H100",
+                                                              i < 3 ? "pool-a" : "pool-b"))
+                      .ok());
+    }
+  }
+  auto count = [](const std::string& text, const std::string& prefix) {
+    std::istringstream in(text);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) n += line.rfind(prefix, 0) == 0 ? 1 : 0;
+    return n;
+  };
+  for (server::MetricsDetail detail :
+       {server::MetricsDetail::kGpu, server::MetricsDetail::kNode, server::MetricsDetail::kPool}) {
+    auto s = server::FleetplanServer::Start({.listen = "127.0.0.1:0",
+                                             .metrics_listen = "127.0.0.1:0",
+                                             .metrics_detail = detail,
+                                             .store = {.path = dir + "/fleet.db"}});
+    ASSERT_TRUE(s.ok()) << s.status();
+    auto text = testing::HttpGet((*s)->metrics_port(), "/metrics");
+    ASSERT_TRUE(text.has_value());
+    const int gpu = count(*text, "fleetplan_gpu_memory_") + count(*text, "fleetplan_gpu_headroom") +
+                    count(*text, "fleetplan_gpu_estimated");
+    const int node = count(*text, "fleetplan_node_");
+    const int pool = count(*text, "fleetplan_pool_");
+    const int type = count(*text, "fleetplan_gpu_type_");
+    EXPECT_EQ(pool, 9 * 2) << server::MetricsDetailNames().Name(detail);
+    EXPECT_EQ(type, 9 * 1);
+    EXPECT_EQ(gpu, detail == server::MetricsDetail::kGpu ? 7 * 40 : 0);
+    EXPECT_EQ(node, detail == server::MetricsDetail::kNode ? 9 * 5 : 0);
+    EXPECT_EQ(count(*text, "fleetplan_fleet_generation "), 1);
+    // The pool lines agree whatever the detail.
+    EXPECT_NE(text->find("fleetplan_pool_memory_free_bytes{pool=\"pool-a\"} 2061584302080"),
+              std::string::npos)
+        << *text;
+    (*s)->Shutdown(std::chrono::milliseconds(0));
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -221,6 +221,10 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
 
   ASSERT_TRUE(Eventually("up{job=\"fleetplan\"} == 1").has_value())
       << testing::ReadText(dir_ + "/prometheus.log");
+  // Prometheus asks for gzip (Accept-Encoding: gzip) and reads what we send: its scrapes are
+  // counted under encoding="gzip", and every other query below runs on them.
+  EXPECT_TRUE(Eventually("fleetplan_metrics_scrapes_total{encoding=\"gzip\"} > 0").has_value())
+      << testing::ReadText(dir_ + "/prometheus.log");
   // Two scrapes at least, so rate() has its points.
   std::this_thread::sleep_for(std::chrono::seconds(3));
 

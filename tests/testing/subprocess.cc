@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -157,7 +158,8 @@ std::optional<std::string> WaitForFile(const std::string& path, std::chrono::mil
   return std::nullopt;
 }
 
-std::optional<std::string> HttpGet(int port, const std::string& path, const std::string& headers) {
+std::optional<HttpResponse> HttpRequest(int port, const std::string& path,
+                                        const std::string& headers) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return std::nullopt;
   sockaddr_in addr{};
@@ -182,11 +184,31 @@ std::optional<std::string> HttpGet(int port, const std::string& path, const std:
   }
   close(fd);
   const size_t body = response.find("\r\n\r\n");
-  if (body == std::string::npos || response.rfind("HTTP/1.", 0) != 0 ||
-      response.find(" 200 ") == std::string::npos) {
-    return std::nullopt;
+  if (body == std::string::npos || response.rfind("HTTP/1.", 0) != 0) return std::nullopt;
+  HttpResponse out;
+  const size_t space = response.find(' ');
+  out.status = std::atoi(response.c_str() + space + 1);
+  size_t line = response.find("\r\n") + 2;
+  while (line < body) {
+    const size_t end = response.find("\r\n", line);
+    const std::string header = response.substr(line, end - line);
+    if (const size_t colon = header.find(':'); colon != std::string::npos) {
+      std::string name = header.substr(0, colon);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      size_t v = colon + 1;
+      while (v < header.size() && header[v] == ' ') ++v;
+      out.headers[name] = header.substr(v);
+    }
+    line = end + 2;
   }
-  return response.substr(body + 4);
+  out.body = response.substr(body + 4);
+  return out;
+}
+
+std::optional<std::string> HttpGet(int port, const std::string& path, const std::string& headers) {
+  std::optional<HttpResponse> r = HttpRequest(port, path, headers);
+  if (!r.has_value() || r->status != 200) return std::nullopt;
+  return std::move(r->body);
 }
 
 std::string MakeTempDir(const std::string& prefix) {

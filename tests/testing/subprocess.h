@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,17 @@ class Process {
 
 // Polls for `path` to exist and be non-empty; returns its content or nullopt after `timeout`.
 std::optional<std::string> WaitForFile(const std::string& path, std::chrono::milliseconds timeout);
+
+// An HTTP response: the status code, headers (names lower-cased) and the raw body.
+struct HttpResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+// HTTP/1.0 GET of http://127.0.0.1:port/path on loopback; nullopt when nothing parsable came back.
+std::optional<HttpResponse> HttpRequest(int port, const std::string& path,
+                                        const std::string& headers = "");
 
 // HTTP/1.0 GET of http://127.0.0.1:port/path on loopback; the body, or nullopt on failure.
 // `headers`: extra header lines, each ending in "\r\n". nullopt unless the status is 200.
