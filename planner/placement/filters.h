@@ -26,6 +26,15 @@ bool SpreadAllows(const PackingState& st, const DeploymentSpec& d, const Node& n
 // Bytes of a GPU of `type` that `d` leaves free (its min_free_ratio).
 int64_t KeepBytes(const DeploymentSpec& d, const GpuType& type);
 
+// How many GPUs of `dom` can take a rank of `bytes` for `d`, and their free bytes in all
+// (EligibleGpus without building the list).
+struct Eligibility {
+  int64_t count = 0;
+  int64_t free_bytes = 0;
+};
+Eligibility CountEligible(const PackingState& st, const DomainState& dom, const DeploymentSpec& d,
+                          int64_t bytes);
+
 // Positions (in node.gpus) of the GPUs of `dom` that can take a rank of `bytes` for `d`.
 std::vector<int64_t> EligibleGpus(const PackingState& st, const DomainState& dom,
                                   const DeploymentSpec& d, int64_t bytes);

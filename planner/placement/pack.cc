@@ -35,10 +35,12 @@ bool FindPlace(const PackingState& st, const DeploymentSpec& d, const Candidate&
     if (!NodeAllowed(d, n) || !SpreadAllows(st, d, n)) continue;
     // With a scorer monotone in free GPUs, a domain with more free GPUs cannot beat the best.
     if (prune && have_best && scorer.Score(st.free_exclusive(id), c.tp, 0) > best.score) continue;
+    // Count first, build the GPU list only for a domain that would be kept.
+    const Eligibility e = CountEligible(st, dom, d, c.max_rank_bytes);
+    if (e.count < c.tp) continue;
+    const int64_t free_sum = e.free_bytes;
+    if (single && have_best && scorer.Score(e.count, c.tp, free_sum) >= best.score) continue;
     std::vector<int64_t> el = EligibleGpus(st, dom, d, c.max_rank_bytes);
-    if (static_cast<int64_t>(el.size()) < c.tp) continue;
-    int64_t free_sum = 0;
-    for (int64_t gi : el) free_sum += st.free_bytes(dom.node, gi);
     // Take the tp GPUs with the least free memory (shared) or the lowest indices (exclusive).
     if (d.shared) {
       std::stable_sort(el.begin(), el.end(), [&](int64_t a, int64_t b) {

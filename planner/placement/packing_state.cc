@@ -101,6 +101,9 @@ void PackingState::Build() {
     layout->first_domain.push_back(layout->domains.size());
     for (DomainState& dom : local) {
       layout->by_type[dom.type->name].push_back(layout->domains.size());
+      int64_t& largest = layout->largest_by_type[dom.type->name];
+      largest = std::max(largest, dom.size);
+      ++layout->sizes_by_type_and_pool[dom.type->name][n.pool][dom.size];
       layout->domains.push_back(std::move(dom));
     }
   }

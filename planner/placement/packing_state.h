@@ -46,6 +46,15 @@ class PackingState {
   // Domains of one GPU type (empty for a type with none).
   const std::vector<size_t>& DomainsOfType(const std::string& type) const;
   const std::map<std::string, std::vector<size_t>>& by_type() const { return layout_->by_type; }
+  // Over the whole fleet: the largest domain of each GPU type, and per type, pool and domain size
+  // the number of domains (so requests without pool or zone filters need no scan).
+  const std::map<std::string, int64_t>& largest_domain_by_type() const {
+    return layout_->largest_by_type;
+  }
+  const std::map<std::string, std::map<std::string, std::map<int64_t, int64_t>>>&
+  domain_sizes_by_type_and_pool() const {
+    return layout_->sizes_by_type_and_pool;
+  }
 
   // Per-GPU state, by node index and position in node.gpus.
   int64_t free_bytes(size_t node, int64_t gpu) const { return free_bytes_[Slot(node, gpu)]; }
@@ -70,6 +79,8 @@ class PackingState {
     std::map<std::string, std::vector<size_t>> by_type;
     std::vector<size_t> offset;        // node -> first slot of its GPUs
     std::vector<size_t> first_domain;  // node -> its first domain (domains of a node are adjacent)
+    std::map<std::string, int64_t> largest_by_type;
+    std::map<std::string, std::map<std::string, std::map<int64_t, int64_t>>> sizes_by_type_and_pool;
   };
   size_t Slot(size_t node, int64_t gpu) const {
     return layout_->offset[node] + static_cast<size_t>(gpu);
