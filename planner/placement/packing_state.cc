@@ -109,9 +109,9 @@ void PackingState::Build() {
   }
   layout->first_domain.push_back(layout->domains.size());
   layout_ = std::move(layout);
-  free_bytes_.assign(total, 0);
-  untouched_.assign(total, 0);
-  free_exclusive_.assign(layout_->domains.size(), 0);
+  free_bytes_ = CowArray<int64_t>(total, 0);
+  untouched_ = CowArray<char>(total, 0);
+  free_exclusive_ = CowArray<int64_t>(layout_->domains.size(), 0);
   for (size_t ni = 0; ni < s.nodes.size(); ++ni) FillNode(ni);
 }
 
@@ -124,13 +124,13 @@ void PackingState::FillNode(size_t ni) {
     const bool ok = type != nullptr && Schedulable(n, g);
     const int64_t used = g.committed_bytes + g.reserved_bytes;
     const size_t slot = layout.offset[ni] + gi;
-    free_bytes_[slot] = ok ? FreeBytes(type->memory_bytes, used) : 0;
-    untouched_[slot] = ok && used == 0 ? 1 : 0;
+    free_bytes_.Mutable(slot) = ok ? FreeBytes(type->memory_bytes, used) : 0;
+    untouched_.Mutable(slot) = ok && used == 0 ? 1 : 0;
   }
   for (size_t id = layout.first_domain[ni]; id < layout.first_domain[ni + 1]; ++id) {
     int64_t free = 0;
     for (int64_t gi : layout.domains[id].gpus) free += untouched_[Slot(ni, gi)];
-    free_exclusive_[id] = free;
+    free_exclusive_.Mutable(id) = free;
   }
 }
 
@@ -144,10 +144,10 @@ void PackingState::Place(size_t domain_id, int64_t gpu, int64_t bytes,
                          const std::string& deployment) {
   const DomainState& dom = layout_->domains[domain_id];
   const size_t slot = Slot(dom.node, gpu);
-  free_bytes_[slot] -= bytes;
+  free_bytes_.Mutable(slot) -= bytes;
   if (untouched_[slot]) {
-    untouched_[slot] = 0;
-    --free_exclusive_[domain_id];
+    untouched_.Mutable(slot) = 0;
+    --free_exclusive_.Mutable(domain_id);
   }
   const Node& n = snap_->nodes[dom.node];
   used_nodes_[deployment].insert(n.name);

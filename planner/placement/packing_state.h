@@ -6,11 +6,12 @@
 // it yet; per domain its wholly free GPUs.
 //
 // Two parts: the layout (which domains exist, their GPUs, the per-type index; immutable and shared
-// by every copy) and the usage (flat arrays, copied per packing pass by a memcpy). So a plan copies
-// kilobytes, not the fleet, and the server's live fleet state keeps one PackingState current by
+// by every copy) and the usage (arrays shared page by page, CowArray). So a plan copies what it
+// touches, not the fleet, and the server's live fleet state keeps one PackingState current by
 // re-reading only the nodes a write changed (the incremental constructor) instead of rebuilding it
 // per plan. Points into the snapshot it was built on, which must outlive it.
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -21,6 +22,36 @@
 #include "planner/placement/fleet.h"
 
 namespace fleetplan::placement {
+
+// A fixed-size array of T shared between copies page by page: copying it copies one pointer per
+// 4,096 elements, and a write copies only the page it lands in if another copy still shares it.
+// So a plan's private copy of the fleet's usage costs what the plan touches, not the fleet.
+template <typename T>
+class CowArray {
+ public:
+  static constexpr size_t kPageBits = 12;
+  static constexpr size_t kPage = size_t{1} << kPageBits;
+
+  CowArray() = default;
+  CowArray(size_t n, T value) : size_(n) {
+    for (size_t i = 0; i < n; i += kPage) {
+      pages_.push_back(std::make_shared<std::vector<T>>(std::min(kPage, n - i), value));
+    }
+  }
+  size_t size() const { return size_; }
+  T operator[](size_t i) const { return (*pages_[i >> kPageBits])[i & (kPage - 1)]; }
+  // The element, writable: its page is copied first when another array shares it (use_count 1:
+  // only this array holds the page, and none can start to without copying this array).
+  T& Mutable(size_t i) {
+    std::shared_ptr<std::vector<T>>& page = pages_[i >> kPageBits];
+    if (page.use_count() != 1) page = std::make_shared<std::vector<T>>(*page);
+    return (*page)[i & (kPage - 1)];
+  }
+
+ private:
+  size_t size_ = 0;
+  std::vector<std::shared_ptr<std::vector<T>>> pages_;
+};
 
 struct DomainState {
   size_t node = 0;  // index into snapshot.nodes
@@ -91,9 +122,9 @@ class PackingState {
 
   const FleetSnapshot* snap_;
   std::shared_ptr<const Layout> layout_;
-  std::vector<int64_t> free_bytes_;      // per slot
-  std::vector<char> untouched_;          // per slot: schedulable and nothing placed
-  std::vector<int64_t> free_exclusive_;  // per domain
+  CowArray<int64_t> free_bytes_;      // per slot
+  CowArray<char> untouched_;          // per slot: schedulable and nothing placed
+  CowArray<int64_t> free_exclusive_;  // per domain
   std::map<std::string, std::set<std::string>> used_nodes_, used_zones_;  // per deployment
 };
 
