@@ -185,18 +185,28 @@ std::string Statement::ColumnText(int column) const {
 }
 
 absl::StatusOr<Transaction> Transaction::Begin(Database& db, Mode mode) {
+  if (db.in_outer_transaction()) {
+    absl::Status status = db.Exec("SAVEPOINT inner");
+    if (!status.ok()) return status;
+    return Transaction(&db, /*savepoint=*/true);
+  }
   absl::Status status = db.Exec(mode == Mode::kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
   if (!status.ok()) return status;
-  return Transaction(&db);
+  return Transaction(&db, /*savepoint=*/false);
 }
 
 Transaction::~Transaction() {
-  if (db_ != nullptr) db_->Exec("ROLLBACK").IgnoreError();
+  if (db_ == nullptr) return;
+  if (savepoint_) {
+    db_->Exec("ROLLBACK TO inner; RELEASE inner").IgnoreError();
+  } else {
+    db_->Exec("ROLLBACK").IgnoreError();
+  }
 }
 
 absl::Status Transaction::Commit() {
   if (db_ == nullptr) return absl::FailedPreconditionError("transaction already finished");
-  absl::Status status = db_->Exec("COMMIT");
+  absl::Status status = db_->Exec(savepoint_ ? "RELEASE inner" : "COMMIT");
   if (status.ok()) db_ = nullptr;
   return status;
 }

@@ -60,6 +60,11 @@ class Database {
 
   int64_t LastInsertRowId() const;
   int Changes() const;
+  // Inside an outer transaction someone else began and will commit (SqliteStore's group commit):
+  // Transaction::Begin then opens a savepoint, so a write rolls back alone and commits with the
+  // group.
+  void set_in_outer_transaction(bool in) { in_outer_transaction_ = in; }
+  bool in_outer_transaction() const { return in_outer_transaction_; }
   sqlite3* raw() const { return db_; }
   const std::string& path() const { return path_; }
 
@@ -67,6 +72,7 @@ class Database {
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;
   std::string path_;
+  bool in_outer_transaction_ = false;
   std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;  // destroyed before db_
 };
 
@@ -124,7 +130,9 @@ class Transaction {
   enum class Mode { kRead, kWrite };
   static absl::StatusOr<Transaction> Begin(Database& db, Mode mode);
 
-  Transaction(Transaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  Transaction(Transaction&& other) noexcept : db_(other.db_), savepoint_(other.savepoint_) {
+    other.db_ = nullptr;
+  }
   Transaction& operator=(Transaction&&) = delete;
   Transaction(const Transaction&) = delete;
   ~Transaction();
@@ -132,8 +140,9 @@ class Transaction {
   absl::Status Commit();
 
  private:
-  explicit Transaction(Database* db) : db_(db) {}
+  Transaction(Database* db, bool savepoint) : db_(db), savepoint_(savepoint) {}
   Database* db_;
+  bool savepoint_;  // a savepoint inside an outer transaction (Database::in_outer_transaction)
 };
 
 }  // namespace fleetplan::storage

@@ -160,8 +160,16 @@ absl::Status WriteDeployments(Database& db, const std::vector<DeploymentRecord>&
 
 absl::StatusOr<CommitResult> SqliteStore::CommitPlacements(const CommitRequest& request) {
   RETURN_IF_ERROR(ValidateCommit(request));
+  absl::StatusOr<CommitResult> result;
+  RETURN_IF_ERROR(InWriteGroup([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    result = CommitPlacementsLocked(request);
+    return result.status();
+  }));
+  return result;
+}
+
+absl::StatusOr<CommitResult> SqliteStore::CommitPlacementsLocked(const CommitRequest& request) {
   const std::string fingerprint = Fingerprint(request);
-  MutexLock lock(&mu_);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
@@ -255,7 +263,16 @@ absl::StatusOr<CommitResult> SqliteStore::CommitReservation(
     const std::string& reservation_request_id, const std::vector<DeploymentRecord>& deployments) {
   RETURN_IF_ERROR(ValidateName("reservation_request_id", reservation_request_id));
   for (const DeploymentRecord& d : deployments) RETURN_IF_ERROR(ValidateDeployment(d));
-  MutexLock lock(&mu_);
+  absl::StatusOr<CommitResult> result;
+  RETURN_IF_ERROR(InWriteGroup([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    result = CommitReservationLocked(reservation_request_id, deployments);
+    return result.status();
+  }));
+  return result;
+}
+
+absl::StatusOr<CommitResult> SqliteStore::CommitReservationLocked(
+    const std::string& reservation_request_id, const std::vector<DeploymentRecord>& deployments) {
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   CommitResult result;
@@ -321,7 +338,15 @@ absl::StatusOr<CommitResult> SqliteStore::CommitReservation(
 }
 
 absl::StatusOr<Placement> SqliteStore::ReleasePlacement(int64_t id) {
-  MutexLock lock(&mu_);
+  absl::StatusOr<Placement> result;
+  RETURN_IF_ERROR(InWriteGroup([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    result = ReleasePlacementLocked(id);
+    return result.status();
+  }));
+  return result;
+}
+
+absl::StatusOr<Placement> SqliteStore::ReleasePlacementLocked(int64_t id) {
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(Placement p, internal::ReadPlacement(*db_, id));

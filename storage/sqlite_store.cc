@@ -65,6 +65,51 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreOption
   return store;
 }
 
+absl::Status SqliteStore::InWriteGroup(std::function<absl::Status()> write) {
+  GroupWrite mine{.write = std::move(write)};
+  {
+    MutexLock lock(&group_mu_);
+    group_queue_.push_back(&mine);
+    // Wait for a leader to run this write, or to become the leader.
+    group_mu_.WaitUntil(
+        group_changed_,
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(group_mu_) { return mine.done || !group_leading_; },
+        absl::InfiniteFuture());
+    if (mine.done) return mine.status;
+    group_leading_ = true;
+  }
+  // The leader: every write queued now is one transaction (this one's among them).
+  std::vector<GroupWrite*> batch;
+  {
+    MutexLock lock(&group_mu_);
+    batch.swap(group_queue_);
+  }
+  {
+    MutexLock lock(&mu_);
+    absl::StatusOr<Transaction> txn = Transaction::Begin(*db_, Transaction::Mode::kWrite);
+    if (!txn.ok()) {
+      for (GroupWrite* w : batch) w->status = txn.status();
+    } else {
+      db_->set_in_outer_transaction(true);
+      for (GroupWrite* w : batch) w->status = w->write();
+      db_->set_in_outer_transaction(false);
+      absl::Status committed = txn->Commit();
+      if (!committed.ok()) {
+        for (GroupWrite* w : batch) {
+          if (w->status.ok()) w->status = committed;
+        }
+      }
+    }
+  }
+  group_batches_.fetch_add(1);
+  group_writes_.fetch_add(static_cast<int64_t>(batch.size()));
+  MutexLock lock(&group_mu_);
+  for (GroupWrite* w : batch) w->done = true;
+  group_leading_ = false;  // the next waiter with a queued write leads the next batch
+  group_changed_.SignalAll();
+  return mine.status;
+}
+
 int64_t SqliteStore::Now() {
   const int64_t now = clock_();
   int64_t floor = clock_floor_.load();

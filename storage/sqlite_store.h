@@ -100,6 +100,9 @@ class SqliteStore final : public PlacementStore {
   absl::Status CheckIntegrity();
   // Changes the database size cap at run time (StoreOptions::max_database_bytes; 0 lifts it).
   absl::Status SetMaxDatabaseBytes(int64_t bytes);
+  // Group commit counters: transactions committed by InWriteGroup, and the writes they held.
+  int64_t group_batches() const { return group_batches_.load(); }
+  int64_t group_writes() const { return group_writes_.load(); }
 
  private:
   SqliteStore(std::unique_ptr<Database> db, std::unique_ptr<Database> read_db,
@@ -112,6 +115,20 @@ class SqliteStore final : public PlacementStore {
 
   // The wall clock, never earlier than the latest time a write saw (see StoreOptions).
   int64_t Now();
+
+  // Group commit: runs `write` (which uses db_ and begins its own Transaction) inside one write
+  // transaction shared with the writes other threads submit meanwhile, and returns once that
+  // transaction is durable: `write`'s own status, or the shared COMMIT's failure. Each write is a
+  // savepoint, so a refused one rolls back alone; the batch costs one fsync instead of one per
+  // write, and no answer is given before its write is on disk. Batches form naturally: writes
+  // that arrive while a batch commits make the next one (no waiting window).
+  absl::Status InWriteGroup(std::function<absl::Status()> write);
+  absl::StatusOr<CommitResult> CommitPlacementsLocked(const CommitRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<CommitResult> CommitReservationLocked(
+      const std::string& reservation_request_id, const std::vector<DeploymentRecord>& deployments)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Placement> ReleasePlacementLocked(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The whole fleet at `now`, inside a read transaction the caller holds on `db`.
   static absl::StatusOr<FleetSnapshot> ReadSnapshot(Database& db, int64_t now);
 
@@ -121,6 +138,17 @@ class SqliteStore final : public PlacementStore {
 
   Mutex mu_;
   std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
+  // The group commit's queue (InWriteGroup).
+  struct GroupWrite {
+    std::function<absl::Status()> write;
+    absl::Status status;
+    bool done = false;
+  };
+  Mutex group_mu_;
+  absl::CondVar group_changed_;  // a batch finished, or leadership was given up
+  std::vector<GroupWrite*> group_queue_ ABSL_GUARDED_BY(group_mu_);
+  bool group_leading_ ABSL_GUARDED_BY(group_mu_) = false;
+  std::atomic<int64_t> group_batches_{0}, group_writes_{0};
   Mutex read_mu_;
   std::unique_ptr<Database> read_db_;  // null for ":memory:"; used under read_mu_
   const int64_t schema_version_;
