@@ -14,6 +14,7 @@
 #include "clients/cli.h"
 #include "clients/deployments_file.h"
 #include "clients/rpc_util.h"
+#include "planner/common/limits.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "planner/common/status_macros.h"
@@ -182,14 +183,22 @@ int RunCommit(const Invocation& inv) {
 }
 
 int PlacementsList(const Invocation& inv) {
-  v1::ListPlacementsRequest req;
-  req.set_deployment(inv.flags.GetString("deployment"));
-  req.set_include_released(inv.flags.GetBool("all"));
   v1::ListPlacementsResponse resp;
-  int rc = CallRpc<v1::PlannerService>(inv, "placements list", [&](auto& stub, auto& ctx) {
-    return stub.ListPlacements(&ctx, req, &resp);
-  });
-  if (rc != kExitOk) return rc;
+  std::string token;
+  do {
+    v1::ListPlacementsRequest req;
+    req.set_deployment(inv.flags.GetString("deployment"));
+    req.set_include_released(inv.flags.GetBool("all"));
+    req.set_page_size(limits::kMaxPageSize);
+    req.set_page_token(token);
+    v1::ListPlacementsResponse page;
+    int rc = CallRpc<v1::PlannerService>(inv, "placements list", [&](auto& stub, auto& ctx) {
+      return stub.ListPlacements(&ctx, req, &page);
+    });
+    if (rc != kExitOk) return rc;
+    for (auto& p : *page.mutable_placements()) *resp.add_placements() = std::move(p);
+    token = page.next_page_token();
+  } while (!token.empty());
   if (inv.output == OutputFormat::kJson) {
     inv.out << ProtoJson(resp) << "\n";
     return kExitOk;

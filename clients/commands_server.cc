@@ -389,10 +389,19 @@ int RunPools(const Invocation& inv) {
 
 int ModelsList(const Invocation& inv) {
   v1::ListModelsResponse resp;
-  int rc = CallRpc<v1::CatalogService>(inv, "models list", [&](auto& stub, auto& ctx) {
-    return stub.ListModels(&ctx, v1::ListModelsRequest(), &resp);
-  });
-  if (rc != kExitOk) return rc;
+  std::string token;
+  do {
+    v1::ListModelsRequest req;
+    req.set_page_size(limits::kMaxPageSize);
+    req.set_page_token(token);
+    v1::ListModelsResponse page;
+    int rc = CallRpc<v1::CatalogService>(inv, "models list", [&](auto& stub, auto& ctx) {
+      return stub.ListModels(&ctx, req, &page);
+    });
+    if (rc != kExitOk) return rc;
+    for (auto& m : *page.mutable_models()) *resp.add_models() = std::move(m);
+    token = page.next_page_token();
+  } while (!token.empty());
   return Print(inv, resp, [&](const v1::ListModelsResponse& r) {
     inv.out << absl::StrFormat("%-36s %-14s %10s %12s %12s %-12s\n", "NAME", "TYPE", "PARAMS_B",
                                "WEIGHTS_GIB", "KV_KIB/TOK", "QUANT");

@@ -57,11 +57,32 @@ ServerUnaryReactor* CatalogServiceImpl::GetModel(CallbackServerContext* c,
 }
 
 ServerUnaryReactor* CatalogServiceImpl::ListModels(CallbackServerContext* c,
-                                                   const v1::ListModelsRequest* /*req*/,
+                                                   const v1::ListModelsRequest* req,
                                                    v1::ListModelsResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(auto models, deps_.store->ListModels());
-    for (const auto& m : models) ToProto(m, resp->add_models());
+    ASSIGN_OR_RETURN(const int64_t page_size, PageSizeFromProto(req->page_size()));
+    if (req->view() != v1::MODEL_VIEW_UNSPECIFIED && req->view() != v1::MODEL_VIEW_BASIC &&
+        req->view() != v1::MODEL_VIEW_FULL) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("view=", static_cast<int>(req->view()), " is not BASIC or FULL"));
+    }
+    const bool full = req->view() == v1::MODEL_VIEW_FULL;
+    // A page is bounded in bytes too (FULL carries configs of up to 16 MiB each).
+    constexpr size_t kMaxPageBytes = 8 << 20;
+    ASSIGN_OR_RETURN(auto models, deps_.store->ListModels());  // by name; a catalog is small
+    size_t bytes = 0;
+    for (const auto& m : models) {
+      if (!req->page_token().empty() && m.name <= req->page_token()) continue;
+      if (resp->models_size() >= page_size ||
+          (resp->models_size() > 0 && full && bytes + m.config_json.size() > kMaxPageBytes)) {
+        resp->set_next_page_token(resp->models(resp->models_size() - 1).name());
+        break;
+      }
+      v1::Model* out = resp->add_models();
+      ToProto(m, out);
+      if (!full) out->clear_config_json();
+      bytes += out->ByteSizeLong();
+    }
     return absl::OkStatus();
   });
 }

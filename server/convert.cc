@@ -6,6 +6,7 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/support/status.h"
+#include "planner/common/limits.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 
@@ -176,6 +177,14 @@ void ToProto(const placement::GpuType& d, v1::GpuType* p) {
   p->set_bf16_tflops(d.bf16_tflops);
   p->set_cost_per_hour(d.cost_per_hour);
   p->set_nvlink_generation(d.nvlink_generation);
+}
+
+absl::StatusOr<int64_t> PageSizeFromProto(int64_t page_size) {
+  if (page_size < 0 || page_size > limits::kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size=", page_size, " must be in [0, ",
+                                                   limits::kMaxPageSize, "] (0: default)"));
+  }
+  return page_size == 0 ? limits::kDefaultPageSize : page_size;
 }
 
 absl::StatusOr<placement::Node> FromProto(const v1::Node& p) {

@@ -23,6 +23,10 @@ placement::GpuType FromProto(const v1::GpuType& p);
 void ToProto(const placement::GpuType& d, v1::GpuType* p);
 
 absl::StatusOr<placement::Node> FromProto(const v1::Node& p);
+
+// A list request's page_size: 0 is the default (limits::kDefaultPageSize); INVALID_ARGUMENT naming
+// the field outside [0, limits::kMaxPageSize].
+absl::StatusOr<int64_t> PageSizeFromProto(int64_t page_size);
 void ToProto(const placement::Node& d, v1::Node* p);
 
 void ToProto(const placement::ModelRecord& d, v1::Model* p);

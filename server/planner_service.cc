@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -11,6 +12,7 @@
 #include "planner/placement/planner.h"
 #include "server/convert.h"
 #include "server/metrics.h"
+#include "storage/validation.h"
 
 namespace fleetplan::server {
 
@@ -193,10 +195,23 @@ ServerUnaryReactor* PlannerServiceImpl::ListPlacements(CallbackServerContext* c,
                                                        const v1::ListPlacementsRequest* req,
                                                        v1::ListPlacementsResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(const int64_t page_size, PageSizeFromProto(req->page_size()));
+    int64_t after = 0;
+    if (!req->page_token().empty() && (!absl::SimpleAtoi(req->page_token(), &after) || after < 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "page_token=\"", storage::Shown(req->page_token()), "\" is not a placements page token"));
+    }
+    // One more than the page: whether there is a next one.
     ASSIGN_OR_RETURN(auto list,
                      deps_.store->ListPlacements({.deployment = req->deployment(),
                                                   .model = req->model(),
-                                                  .include_released = req->include_released()}));
+                                                  .include_released = req->include_released(),
+                                                  .after_id = after,
+                                                  .limit = page_size + 1}));
+    if (static_cast<int64_t>(list.size()) > page_size) {
+      list.resize(static_cast<size_t>(page_size));
+      resp->set_next_page_token(absl::StrCat(list.back().id));
+    }
     for (const auto& p : list) ToProto(p, resp->add_placements());
     return absl::OkStatus();
   });

@@ -90,6 +90,8 @@ struct PlacementFilter {
   std::string deployment;  // empty: any
   std::string model;       // empty: any
   bool include_released = false;
+  int64_t after_id = 0;  // only placements with a larger id (the previous page's last)
+  int64_t limit = 0;     // at most this many (0: all)
 };
 
 class PlacementStore {

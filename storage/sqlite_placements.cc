@@ -2,6 +2,7 @@
 // touched GPU as domain values and asks the planner's own rules (placement::Schedulable,
 // placement::FitsOnGpu), so the store refuses exactly what the planner would not have planned.
 
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -369,27 +370,47 @@ absl::StatusOr<Placement> SqliteStore::GetPlacement(int64_t id) {
 }
 
 absl::StatusOr<std::vector<Placement>> SqliteStore::ListPlacements(const PlacementFilter& filter) {
-  // ?1 = now, ?2 deployment, ?3 model, ?4 include released. Without released ones, an expired
-  // reservation no longer holds anything and is left out too.
+  if (filter.after_id < 0 || filter.limit < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("after_id=", filter.after_id, " and limit=", filter.limit, " must be >= 0"));
+  }
+  // ?1 = now, ?2 deployment, ?3 model, ?4 include released, ids in (?5, ?6]. Without released
+  // ones, an expired reservation no longer holds anything and is left out too.
   static const std::string* const kWhere = new std::string(absl::StrCat(
       " WHERE (?2 = '' OR p.deployment = ?2) AND (?3 = '' OR p.model = ?3) AND (?4 = 1 OR ",
-      ActivePredicate("p"), ")"));
+      ActivePredicate("p"), ") AND p.id > ?5 AND p.id <= ?6"));
   static const std::string* const kList = new std::string(absl::StrCat(
       "SELECT ", internal::kPlacementColumns, " FROM placements p", *kWhere, " ORDER BY p.id"));
   static const std::string* const kRanks = new std::string(absl::StrCat(
       "SELECT pg.placement_id, pg.rank, pg.node, pg.idx, pg.bytes FROM placement_gpus pg "
       "JOIN placements p ON p.id = pg.placement_id",
       *kWhere, " ORDER BY pg.placement_id, pg.rank"));
+  // The page's last id, so both queries read exactly the page.
+  static const std::string* const kPageEnd =
+      new std::string(absl::StrCat("SELECT MAX(id) FROM (SELECT p.id AS id FROM placements p",
+                                   *kWhere, " ORDER BY p.id LIMIT ?7)"));
   MutexLock lock(&read_mu());
   Database& db = read_db();
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
-  return internal::ReadPlacements(db, *kList, *kRanks, [&](Statement& s) {
+  auto bind = [&](Statement& s, int64_t upper) {
     s.BindInt(1, now)
         .BindText(2, filter.deployment)
         .BindText(3, filter.model)
-        .BindInt(4, filter.include_released ? 1 : 0);
-  });
+        .BindInt(4, filter.include_released ? 1 : 0)
+        .BindInt(5, filter.after_id)
+        .BindInt(6, upper);
+  };
+  int64_t upper = std::numeric_limits<int64_t>::max();
+  if (filter.limit > 0) {
+    ASSIGN_OR_RETURN(ScopedStatement end, db.Cached(*kPageEnd));
+    bind(*end, upper);
+    end->BindInt(7, filter.limit);
+    ASSIGN_OR_RETURN(bool row, end->Step());
+    if (!row || end->ColumnIsNull(0)) return std::vector<Placement>{};
+    upper = end->ColumnInt(0);
+  }
+  return internal::ReadPlacements(db, *kList, *kRanks, [&](Statement& s) { bind(s, upper); });
 }
 
 }  // namespace fleetplan::storage
