@@ -69,18 +69,25 @@ ServerUnaryReactor* CatalogServiceImpl::ListModels(CallbackServerContext* c,
     const bool full = req->view() == v1::MODEL_VIEW_FULL;
     // A page is bounded in bytes too (FULL carries configs of up to 16 MiB each).
     constexpr size_t kMaxPageBytes = 8 << 20;
-    ASSIGN_OR_RETURN(auto models, deps_.store->ListModels());  // by name; a catalog is small
+    // Summaries by name (a catalog is small); configs read per model only for FULL.
+    ASSIGN_OR_RETURN(auto models, deps_.store->ListModels());
     size_t bytes = 0;
-    for (const auto& m : models) {
-      if (!req->page_token().empty() && m.name <= req->page_token()) continue;
-      if (resp->models_size() >= page_size ||
-          (resp->models_size() > 0 && full && bytes + m.config_json.size() > kMaxPageBytes)) {
+    for (const auto& summary : models) {
+      if (!req->page_token().empty() && summary.name <= req->page_token()) continue;
+      if (resp->models_size() >= page_size) {
         resp->set_next_page_token(resp->models(resp->models_size() - 1).name());
         break;
       }
+      placement::ModelRecord m = summary;
+      if (full) {
+        ASSIGN_OR_RETURN(m, deps_.store->GetModel(summary.name));
+        if (resp->models_size() > 0 && bytes + m.config_json.size() > kMaxPageBytes) {
+          resp->set_next_page_token(resp->models(resp->models_size() - 1).name());
+          break;
+        }
+      }
       v1::Model* out = resp->add_models();
       ToProto(m, out);
-      if (!full) out->clear_config_json();
       bytes += out->ByteSizeLong();
     }
     return absl::OkStatus();

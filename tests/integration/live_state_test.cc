@@ -4,11 +4,13 @@
 // committers never over-commit a GPU (checked in the store, not the cache); a restart rebuilds the
 // same state; and a plan's answer is sized by what it touches unless FULL is asked for.
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "fleetplan/v1/catalog.grpc.pb.h"
 #include "fleetplan/v1/headroom.grpc.pb.h"
 #include "fleetplan/v1/inventory.grpc.pb.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
@@ -230,6 +232,104 @@ TEST_F(LiveStateTest, PlanAnswersAreSizedByWhatTheyTouch) {
   grpc::Status st = s.planner->PlanPlacement(Deadline(ctx), bad, &plan);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("headroom_view"), std::string::npos);
+  s.server->Shutdown(std::chrono::milliseconds(0));
+}
+
+}  // namespace
+}  // namespace fleetplan
+
+namespace fleetplan {
+namespace {
+
+// Lists that can reach thousands of rows come in pages: every row once, in order, and bad page
+// arguments named.
+TEST_F(LiveStateTest, PlacementAndModelListsArePaged) {
+  ASSERT_EQ(testing::MakeSmallFleet(db_, 4), "");
+  Server s = StartOn(db_);
+  for (int i = 0; i < 5; ++i) {
+    grpc::ClientContext pc;
+    v1::Plan plan;
+    ASSERT_TRUE(
+        s.planner->PlanPlacement(Deadline(pc), Request(absl::StrCat("d", i), 50, true), &plan)
+            .ok());
+    grpc::ClientContext cc;
+    v1::CommitPlanRequest commit;
+    commit.set_plan_id(plan.plan_id());
+    v1::CommitPlanResponse resp;
+    ASSERT_TRUE(s.planner->CommitPlan(Deadline(cc), commit, &resp).ok());
+  }
+  std::vector<int64_t> ids;
+  std::string token;
+  int pages = 0;
+  do {
+    v1::ListPlacementsRequest req;
+    req.set_page_size(100);
+    req.set_page_token(token);
+    grpc::ClientContext ctx;
+    v1::ListPlacementsResponse page;
+    ASSERT_TRUE(s.planner->ListPlacements(Deadline(ctx), req, &page).ok());
+    EXPECT_LE(page.placements_size(), 100);
+    for (const auto& p : page.placements()) ids.push_back(p.id());
+    token = page.next_page_token();
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(ids.size(), 250u);
+  EXPECT_EQ(pages, 3);
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end()) << "no placement twice";
+  for (const std::string& bad : {std::string("nope"), std::string("-5")}) {
+    v1::ListPlacementsRequest req;
+    req.set_page_token(bad);
+    grpc::ClientContext ctx;
+    v1::ListPlacementsResponse page;
+    grpc::Status st = s.planner->ListPlacements(Deadline(ctx), req, &page);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("page_token"), std::string::npos) << st.error_message();
+  }
+  {
+    v1::ListPlacementsRequest req;
+    req.set_page_size(5000);
+    grpc::ClientContext ctx;
+    v1::ListPlacementsResponse page;
+    grpc::Status st = s.planner->ListPlacements(Deadline(ctx), req, &page);
+    EXPECT_NE(st.error_message().find("page_size=5000"), std::string::npos) << st.error_message();
+  }
+
+  // Models: summaries by default, configs with FULL, in pages.
+  auto catalog = v1::CatalogService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(s.server->port()), grpc::InsecureChannelCredentials()));
+  for (const char* name : {"a-model", "b-model"}) {
+    grpc::ClientContext ctx;
+    v1::ImportModelRequest req;
+    req.set_name(name);
+    req.set_config_json(testing::CalibrationModel("qwen2.5-0.5b"));
+    v1::Model m;
+    ASSERT_TRUE(catalog->ImportModel(Deadline(ctx), req, &m).ok());
+  }
+  std::vector<std::string> names;
+  token.clear();
+  do {
+    v1::ListModelsRequest req;
+    req.set_page_size(2);
+    req.set_page_token(token);
+    grpc::ClientContext ctx;
+    v1::ListModelsResponse page;
+    ASSERT_TRUE(catalog->ListModels(Deadline(ctx), req, &page).ok());
+    for (const auto& m : page.models()) {
+      names.push_back(m.name());
+      EXPECT_TRUE(m.config_json().empty()) << "BASIC leaves the config out";
+      EXPECT_GT(m.params(), 0);
+    }
+    token = page.next_page_token();
+  } while (!token.empty() && names.size() < 10);
+  EXPECT_EQ(names, (std::vector<std::string>{"a-model", "b-model", "small"}));
+  v1::ListModelsRequest full;
+  full.set_view(v1::MODEL_VIEW_FULL);
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse all;
+  ASSERT_TRUE(catalog->ListModels(Deadline(ctx), full, &all).ok());
+  ASSERT_EQ(all.models_size(), 3);
+  EXPECT_FALSE(all.models(0).config_json().empty());
   s.server->Shutdown(std::chrono::milliseconds(0));
 }
 
