@@ -35,18 +35,41 @@ storage::SqliteStore& BigFleet() {
   return *store;
 }
 
-void BM_Scrape_10kNodes_80kGpus(benchmark::State& state) {
+// One scrape at `detail`, optionally gzipped as the /metrics handler does for Prometheus.
+void Scrape(benchmark::State& state, MetricsDetail detail, bool gzip) {
   storage::LiveFleet fleet(&BigFleet());
-  auto metrics = Metrics::Start("", &fleet);
-  size_t bytes = 0;
+  auto metrics = Metrics::Start("", &fleet, nullptr, detail);
+  size_t bytes = 0, sent = 0;
   for (auto _ : state) {
     std::string text = (*metrics)->Scrape();
     bytes = text.size();
+    sent = bytes;
+    if (gzip) sent = Gzip(text).size();
     benchmark::DoNotOptimize(text);
   }
   state.counters["bytes"] = static_cast<double>(bytes);
+  state.counters["sent_bytes"] = static_cast<double>(sent);
+}
+
+void BM_Scrape_10kNodes_80kGpus(benchmark::State& state) {
+  Scrape(state, MetricsDetail::kGpu, false);
 }
 BENCHMARK(BM_Scrape_10kNodes_80kGpus)->Unit(benchmark::kMillisecond);
+
+void BM_ScrapeGzip_10kNodes_80kGpus(benchmark::State& state) {
+  Scrape(state, MetricsDetail::kGpu, true);
+}
+BENCHMARK(BM_ScrapeGzip_10kNodes_80kGpus)->Unit(benchmark::kMillisecond);
+
+void BM_ScrapePerNode_10kNodes(benchmark::State& state) {
+  Scrape(state, MetricsDetail::kNode, true);
+}
+BENCHMARK(BM_ScrapePerNode_10kNodes)->Unit(benchmark::kMillisecond);
+
+void BM_ScrapePerPool_10kNodes(benchmark::State& state) {
+  Scrape(state, MetricsDetail::kPool, true);
+}
+BENCHMARK(BM_ScrapePerPool_10kNodes)->Unit(benchmark::kMillisecond);
 
 // The parts: the snapshot alone, and building the metric families without serialising them.
 void BM_Snapshot_10kNodes(benchmark::State& state) {
