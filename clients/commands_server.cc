@@ -527,14 +527,27 @@ int RunHeadroom(const Invocation& inv) {
         absl::StrCat("--by=\"", by, "\" must be one of ", absl::StrJoin(kHeadroomViews, ", ")));
   }
   if (!inv.flags.GetBool("watch")) {
-    v1::GetFleetHeadroomRequest req;
-    req.set_include_gpus(by == "gpu");
     v1::FleetHeadroom h;
-    int rc = CallRpc<v1::HeadroomService>(inv, "headroom", [&](auto& stub, auto& ctx) {
-      return stub.GetFleetHeadroom(&ctx, req, &h);
-    });
-    if (rc == kExitOk) PrintHeadroom(inv, h, by);
-    return rc;
+    std::string token;
+    do {  // per-GPU rows come in pages; the other lines with every page
+      v1::GetFleetHeadroomRequest req;
+      req.set_include_gpus(by == "gpu");
+      req.set_page_token(token);
+      v1::FleetHeadroom page;
+      int rc = CallRpc<v1::HeadroomService>(inv, "headroom", [&](auto& stub, auto& ctx) {
+        return stub.GetFleetHeadroom(&ctx, req, &page);
+      });
+      if (rc != kExitOk) return rc;
+      if (token.empty()) {
+        h = page;
+      } else {
+        for (auto& g : *page.mutable_gpus()) *h.add_gpus() = std::move(g);
+      }
+      token = page.next_page_token();
+    } while (!token.empty());
+    h.clear_next_page_token();
+    PrintHeadroom(inv, h, by);
+    return kExitOk;
   }
   // --watch: print every update until the stream ends (or --timeout passes).
   auto channel = MakeChannel(inv.flags);

@@ -3,9 +3,12 @@
 #include <memory>
 
 #include "absl/hash/hash.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "planner/common/limits.h"
 #include "planner/placement/headroom.h"
 #include "server/convert.h"
+#include "storage/validation.h"
 
 namespace fleetplan::server {
 
@@ -177,7 +180,39 @@ grpc::ServerUnaryReactor* HeadroomServiceImpl::GetFleetHeadroom(
     grpc::CallbackServerContext* c, const v1::GetFleetHeadroomRequest* req,
     v1::FleetHeadroom* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    if (req->page_size() < 0 || req->page_size() > limits::kMaxPageSize) {
+      return absl::InvalidArgumentError(absl::StrCat("page_size=", req->page_size(),
+                                                     " must be in [0, ", limits::kMaxPageSize,
+                                                     "] (0: ", limits::kMaxPageSize, ")"));
+    }
+    const int64_t page_size = req->page_size() == 0 ? limits::kMaxPageSize : req->page_size();
     ASSIGN_OR_RETURN(*resp, HeadroomNow(*deps_.fleet, req->include_gpus()));
+    if (!req->include_gpus()) return absl::OkStatus();
+    // The token is the last row's "node/index" (rows are ordered by node, then index).
+    auto* gpus = resp->mutable_gpus();
+    int first = 0;
+    if (!req->page_token().empty()) {
+      const size_t slash = req->page_token().rfind('/');
+      int64_t index = 0;
+      if (slash == std::string::npos ||
+          !absl::SimpleAtoi(req->page_token().substr(slash + 1), &index)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "page_token=\"", storage::Shown(req->page_token()), "\" is not a headroom page token"));
+      }
+      const std::string node = req->page_token().substr(0, slash);
+      while (first < gpus->size() &&
+             std::make_pair(gpus->Get(first).node(), gpus->Get(first).index()) <=
+                 std::make_pair(node, index)) {
+        ++first;
+      }
+    }
+    const int end = static_cast<int>(std::min<int64_t>(gpus->size(), first + page_size));
+    if (end < gpus->size()) {
+      resp->set_next_page_token(
+          absl::StrCat(gpus->Get(end - 1).node(), "/", gpus->Get(end - 1).index()));
+    }
+    gpus->DeleteSubrange(end, gpus->size() - end);
+    gpus->DeleteSubrange(0, first);
     return absl::OkStatus();
   });
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -330,6 +331,45 @@ TEST_F(LiveStateTest, PlacementAndModelListsArePaged) {
   ASSERT_TRUE(catalog->ListModels(Deadline(ctx), full, &all).ok());
   ASSERT_EQ(all.models_size(), 3);
   EXPECT_FALSE(all.models(0).config_json().empty());
+  s.server->Shutdown(std::chrono::milliseconds(0));
+}
+
+}  // namespace
+}  // namespace fleetplan
+
+namespace fleetplan {
+namespace {
+
+TEST_F(LiveStateTest, HeadroomGpuRowsArePaged) {
+  ASSERT_EQ(testing::MakeSmallFleet(db_, 40), "");
+  Server s = StartOn(db_);
+  std::set<std::string> rows;
+  std::string token;
+  int pages = 0;
+  do {
+    v1::GetFleetHeadroomRequest req;
+    req.set_include_gpus(true);
+    req.set_page_size(100);
+    req.set_page_token(token);
+    grpc::ClientContext ctx;
+    v1::FleetHeadroom page;
+    ASSERT_TRUE(s.headroom->GetFleetHeadroom(Deadline(ctx), req, &page).ok());
+    EXPECT_EQ(page.fleet().gpus(), 320) << "the fleet line comes with every page";
+    EXPECT_LE(page.gpus_size(), 100);
+    for (const auto& g : page.gpus()) rows.insert(absl::StrCat(g.node(), "/", g.index()));
+    token = page.next_page_token();
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(rows.size(), 320u);
+  EXPECT_EQ(pages, 4);
+  v1::GetFleetHeadroomRequest bad;
+  bad.set_include_gpus(true);
+  bad.set_page_token("no-slash");
+  grpc::ClientContext ctx;
+  v1::FleetHeadroom h;
+  grpc::Status st = s.headroom->GetFleetHeadroom(Deadline(ctx), bad, &h);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("page_token"), std::string::npos);
   s.server->Shutdown(std::chrono::milliseconds(0));
 }
 
