@@ -320,6 +320,126 @@ std::string ServedModel(const std::string& model_path) {
   return model_path;
 }
 
+// --vllm="vllm serve MODEL_DIR ...": the line's flags into `flags`, its model into `model_path`
+// and `model_label`, and what it ignored or did not know. A usage error says why.
+absl::Status ApplyVllmCommand(FlagSet& flags, std::string& model_path, std::string& model_label,
+                              std::vector<std::string>& ignored,
+                              std::vector<std::string>& unknown) {
+  absl::StatusOr<VllmCommandLine> line = ParseVllmCommandLine(flags.GetString("vllm"));
+  if (!line.ok()) return line.status();
+  std::vector<std::string> args = {"--engine=vllm"};
+  args.insert(args.end(), line->flags.begin(), line->flags.end());
+  ignored = line->ignored;
+  unknown = line->unknown;
+  if (auto parsed = flags.Parse(args); !parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--vllm: ", parsed.status().message()));
+  }
+  if (flags.GetBool("strict") && !unknown.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--vllm: ", absl::StrJoin(unknown, ", "),
+        unknown.size() == 1 ? " is not a flag" : " are not flags", " fleetplan knows (--strict)"));
+  }
+  model_path = (std::filesystem::path(line->model_dir) / "config.json").string();
+  model_label =
+      flags.GetString("model-name").empty() ? line->model_dir : flags.GetString("model-name");
+  return absl::OkStatus();
+}
+
+json EstimateJson(const std::string& label, const estimator::ModelSpec& spec,
+                  const EstimateRequest& req, const MemoryEstimate& est) {
+  json out = {{"model", label},
+              {"model_type", spec.model_type},
+              {"engine", estimator::EngineName(req.engine)},
+              {"params", spec.num_params()},
+              {"parallelism",
+               {{"tp", req.parallelism.tp},
+                {"pp", req.parallelism.pp},
+                {"ep", req.parallelism.ep},
+                {"dp", req.parallelism.dp}}},
+              {"gpu_memory_bytes", est.gpu_memory_bytes},
+              {"max_total_bytes", est.max_total_bytes},
+              {"bytes_per_rank", est.BytesPerRank()},
+              {"fits", est.fits},
+              {"headroom_bytes", est.headroom_bytes},
+              {"headroom_ratio", est.headroom_ratio},
+              {"risk", RiskName(est.risk)},
+              {"unverified", est.unverified},
+              {"notes", est.notes}};
+  if (!est.reason.empty()) out["reason"] = est.reason;
+  if (req.engine == estimator::Engine::kVllm) {
+    out["kv_cache_tokens"] = est.kv_cache_tokens;
+    out["max_concurrency"] = est.max_concurrency;
+    out["max_model_len"] = est.max_model_len;
+  }
+  out["stages"] = json::array();
+  for (const auto& s : est.stages) out["stages"].push_back(StageJson(s));
+  return out;
+}
+
+// What --budget and --emit=vllm add to an estimate.
+struct EstimateExtras {
+  std::vector<estimator::BudgetCell> budget;
+  int64_t budget_columns = 0;
+  std::string emitted, emit_note;
+};
+
+void PrintEstimateTable(std::ostream& o, const std::string& label, const estimator::ModelSpec& spec,
+                        const EstimateRequest& req, const MemoryEstimate& est,
+                        const EstimateExtras& x) {
+  o << absl::StrFormat(
+      "%s (%s, %.2fB params) on %.2f GiB GPUs, engine %s, tp=%d pp=%d ep=%d dp=%d\n", label,
+      spec.model_type, static_cast<double>(spec.num_params()) / 1e9, GiB(est.gpu_memory_bytes),
+      estimator::EngineName(req.engine), req.parallelism.tp, req.parallelism.pp, req.parallelism.ep,
+      req.parallelism.dp);
+  o << absl::StrFormat("%-6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "stage", "layers",
+                       "weights", "kv_cache", "activat.", "context", "overhead", "graphs", "grads",
+                       "optim", "frag", "TOTAL");
+  for (const auto& s : est.stages) {
+    o << absl::StrFormat("%-6d %7d %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n",
+                         s.pp_stage, s.num_layers, GiB(s.weights_bytes), GiB(s.kv_cache_bytes),
+                         GiB(s.activation_peak_bytes), GiB(s.cuda_context_bytes),
+                         GiB(s.engine_overhead_bytes), GiB(s.cuda_graph_bytes),
+                         GiB(s.gradient_bytes), GiB(s.optimizer_bytes), GiB(s.fragmentation_bytes),
+                         GiB(s.total_bytes));
+  }
+  o << "(GiB per GPU; each stage's " << req.parallelism.tp
+    << " tensor-parallel rank(s) are identical)\n";
+  if (req.engine == estimator::Engine::kVllm) {
+    o << absl::StrFormat(
+        "KV cache: %d tokens per replica, %d sequences of %d tokens, max_model_len %d\n",
+        est.kv_cache_tokens, est.max_concurrency,
+        req.context_tokens > 0 ? req.context_tokens : est.max_model_len, est.max_model_len);
+  }
+  o << absl::StrFormat("%s: fullest GPU %.2f of %.2f GiB, headroom %.2f GiB (%.1f%%), risk %s\n",
+                       est.fits ? "FITS" : "DOES NOT FIT", GiB(est.max_total_bytes),
+                       GiB(est.gpu_memory_bytes), GiB(est.headroom_bytes), 100 * est.headroom_ratio,
+                       RiskName(est.risk));
+  if (!est.reason.empty()) o << "reason: " << est.reason << "\n";
+  if (est.unverified) {
+    o << "UNVERIFIED: the estimator did not fully understand this config (see the notes); these "
+         "numbers may be wrong in either direction, and plan refuses the model unless "
+         "--allow-unverified\n";
+  }
+  for (const auto& n : est.notes) o << "note: " << n << "\n";
+  if (!x.budget.empty()) {
+    o << "\nbudget (GiB per GPU, * = does not fit):\n" << absl::StrFormat("%10s", "context");
+    for (int64_t c = 0; c < x.budget_columns; ++c) {
+      o << absl::StrFormat(" %9s",
+                           absl::StrCat("n=", x.budget[static_cast<size_t>(c)].concurrency));
+    }
+    for (size_t i = 0; i < x.budget.size(); ++i) {
+      if (i % static_cast<size_t>(x.budget_columns) == 0) {
+        o << "\n" << absl::StrFormat("%10d", x.budget[i].context_tokens);
+      }
+      o << absl::StrFormat(" %8.2f%s", GiB(x.budget[i].bytes_per_gpu),
+                           x.budget[i].fits ? " " : "*");
+    }
+    o << "\n";
+  }
+  if (!x.emit_note.empty()) o << "note: " << x.emit_note << "\n";
+  if (!x.emitted.empty()) o << "\n" << x.emitted << "\n";
+}
+
 int RunEstimate(const Invocation& inv) {
   FlagSet flags = inv.flags;  // may be extended by --vllm
   std::string model_path = flags.GetString("model");
@@ -327,28 +447,11 @@ int RunEstimate(const Invocation& inv) {
   if (!flags.GetString("model-name").empty()) model_label = flags.GetString("model-name");
   std::vector<std::string> ignored, unknown;
   if (flags.IsSet("vllm")) {
-    absl::StatusOr<VllmCommandLine> line = ParseVllmCommandLine(flags.GetString("vllm"));
-    if (!line.ok()) {
-      inv.err << "fleetplan estimate: " << line.status().message() << "\n";
+    if (absl::Status s = ApplyVllmCommand(flags, model_path, model_label, ignored, unknown);
+        !s.ok()) {
+      inv.err << "fleetplan estimate: " << s.message() << "\n";
       return kExitUsage;
     }
-    std::vector<std::string> args = {"--engine=vllm"};
-    args.insert(args.end(), line->flags.begin(), line->flags.end());
-    const std::string model_dir = line->model_dir;
-    ignored = line->ignored;
-    unknown = line->unknown;
-    if (auto parsed = flags.Parse(args); !parsed.ok()) {
-      inv.err << "fleetplan estimate: --vllm: " << parsed.status().message() << "\n";
-      return kExitUsage;
-    }
-    if (flags.GetBool("strict") && !unknown.empty()) {
-      inv.err << "fleetplan estimate: --vllm: " << absl::StrJoin(unknown, ", ")
-              << (unknown.size() == 1 ? " is not a flag" : " are not flags")
-              << " fleetplan knows (--strict)\n";
-      return kExitUsage;
-    }
-    model_path = (std::filesystem::path(model_dir) / "config.json").string();
-    model_label = flags.GetString("model-name").empty() ? model_dir : flags.GetString("model-name");
   }
   if (flags.IsSet("server") && !flags.GetString("catalog-model").empty()) {
     return RunRemoteEstimate(inv, flags, "");
@@ -380,36 +483,9 @@ int RunEstimate(const Invocation& inv) {
   for (const std::string& flag : ignored) {
     est->notes.push_back(absl::StrCat("vllm flag ", flag, " does not change memory; ignored"));
   }
+  json out = EstimateJson(model_label, *spec, *req, *est);
 
-  json out = {{"model", model_label},
-              {"model_type", spec->model_type},
-              {"engine", estimator::EngineName(req->engine)},
-              {"params", spec->num_params()},
-              {"parallelism",
-               {{"tp", req->parallelism.tp},
-                {"pp", req->parallelism.pp},
-                {"ep", req->parallelism.ep},
-                {"dp", req->parallelism.dp}}},
-              {"gpu_memory_bytes", est->gpu_memory_bytes},
-              {"max_total_bytes", est->max_total_bytes},
-              {"bytes_per_rank", est->BytesPerRank()},
-              {"fits", est->fits},
-              {"headroom_bytes", est->headroom_bytes},
-              {"headroom_ratio", est->headroom_ratio},
-              {"risk", RiskName(est->risk)},
-              {"notes", est->notes}};
-  if (!est->reason.empty()) out["reason"] = est->reason;
-  if (req->engine == estimator::Engine::kVllm) {
-    out["kv_cache_tokens"] = est->kv_cache_tokens;
-    out["max_concurrency"] = est->max_concurrency;
-    out["max_model_len"] = est->max_model_len;
-  }
-  out["stages"] = json::array();
-  for (const auto& s : est->stages) out["stages"].push_back(StageJson(s));
-
-  std::string emitted, emit_note;
-  std::vector<estimator::BudgetCell> budget;
-  int64_t budget_columns = 0;
+  EstimateExtras x;
   if (flags.GetBool("budget")) {
     auto contexts = ParseIntList("budget-contexts", flags.GetString("budget-contexts"));
     auto concurrencies =
@@ -421,10 +497,10 @@ int RunEstimate(const Invocation& inv) {
     }
     auto cells = estimator::Budget(*spec, *req, *contexts, *concurrencies);
     if (!cells.ok()) return ReportError(inv.err, "estimate", cells.status());
-    budget = *std::move(cells);
-    budget_columns = static_cast<int64_t>(concurrencies->size());
+    x.budget = *std::move(cells);
+    x.budget_columns = static_cast<int64_t>(concurrencies->size());
     out["budget"] = json::array();
-    for (const auto& c : budget) {
+    for (const auto& c : x.budget) {
       out["budget"].push_back({{"context_tokens", c.context_tokens},
                                {"concurrency", c.concurrency},
                                {"bytes_per_gpu", c.bytes_per_gpu},
@@ -442,63 +518,17 @@ int RunEstimate(const Invocation& inv) {
     out["vllm_parallelism"] = {{"tp", launch->tp}, {"pp", launch->pp}, {"ep", launch->ep}};
     out["vllm_gpu_memory_utilization"] = launch->gpu_memory_utilization;
     if (!launch->note.empty()) out["notes"].push_back(launch->note);
-    emitted = std::move(launch->command);
-    emit_note = std::move(launch->note);
+    x.emitted = std::move(launch->command);
+    x.emit_note = std::move(launch->note);
   } else if (!flags.GetString("emit").empty()) {
     inv.err << "fleetplan estimate: --emit=\"" << flags.GetString("emit") << "\" must be vllm\n";
     return kExitUsage;
   }
-
   if (inv.output == OutputFormat::kJson) {
     inv.out << out.dump(2) << "\n";
-    return est->fits ? kExitOk : kExitError;
+  } else {
+    PrintEstimateTable(inv.out, model_label, *spec, *req, *est, x);
   }
-  std::ostream& o = inv.out;
-  o << absl::StrFormat(
-      "%s (%s, %.2fB params) on %.2f GiB GPUs, engine %s, tp=%d pp=%d ep=%d dp=%d\n", model_label,
-      spec->model_type, static_cast<double>(spec->num_params()) / 1e9, GiB(est->gpu_memory_bytes),
-      estimator::EngineName(req->engine), req->parallelism.tp, req->parallelism.pp,
-      req->parallelism.ep, req->parallelism.dp);
-  o << absl::StrFormat("%-6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "stage", "layers",
-                       "weights", "kv_cache", "activat.", "context", "overhead", "graphs", "grads",
-                       "optim", "frag", "TOTAL");
-  for (const auto& s : est->stages) {
-    o << absl::StrFormat("%-6d %7d %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n",
-                         s.pp_stage, s.num_layers, GiB(s.weights_bytes), GiB(s.kv_cache_bytes),
-                         GiB(s.activation_peak_bytes), GiB(s.cuda_context_bytes),
-                         GiB(s.engine_overhead_bytes), GiB(s.cuda_graph_bytes),
-                         GiB(s.gradient_bytes), GiB(s.optimizer_bytes), GiB(s.fragmentation_bytes),
-                         GiB(s.total_bytes));
-  }
-  o << "(GiB per GPU; each stage's " << req->parallelism.tp
-    << " tensor-parallel rank(s) are identical)\n";
-  if (req->engine == estimator::Engine::kVllm) {
-    o << absl::StrFormat(
-        "KV cache: %d tokens per replica, %d sequences of %d tokens, max_model_len %d\n",
-        est->kv_cache_tokens, est->max_concurrency,
-        req->context_tokens > 0 ? req->context_tokens : est->max_model_len, est->max_model_len);
-  }
-  o << absl::StrFormat("%s: fullest GPU %.2f of %.2f GiB, headroom %.2f GiB (%.1f%%), risk %s\n",
-                       est->fits ? "FITS" : "DOES NOT FIT", GiB(est->max_total_bytes),
-                       GiB(est->gpu_memory_bytes), GiB(est->headroom_bytes),
-                       100 * est->headroom_ratio, RiskName(est->risk));
-  if (!est->reason.empty()) o << "reason: " << est->reason << "\n";
-  for (const auto& n : est->notes) o << "note: " << n << "\n";
-  if (!budget.empty()) {
-    o << "\nbudget (GiB per GPU, * = does not fit):\n" << absl::StrFormat("%10s", "context");
-    for (int64_t c = 0; c < budget_columns; ++c) {
-      o << absl::StrFormat(" %9s", absl::StrCat("n=", budget[static_cast<size_t>(c)].concurrency));
-    }
-    for (size_t i = 0; i < budget.size(); ++i) {
-      if (i % static_cast<size_t>(budget_columns) == 0) {
-        o << "\n" << absl::StrFormat("%10d", budget[i].context_tokens);
-      }
-      o << absl::StrFormat(" %8.2f%s", GiB(budget[i].bytes_per_gpu), budget[i].fits ? " " : "*");
-    }
-    o << "\n";
-  }
-  if (!emit_note.empty()) o << "note: " << emit_note << "\n";
-  if (!emitted.empty()) o << "\n" << emitted << "\n";
   return est->fits ? kExitOk : kExitError;
 }
 

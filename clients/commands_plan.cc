@@ -14,9 +14,9 @@
 #include "clients/cli.h"
 #include "clients/deployments_file.h"
 #include "clients/rpc_util.h"
-#include "planner/common/limits.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "planner/common/limits.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/placement/plan.h"
@@ -59,6 +59,7 @@ absl::StatusOr<v1::PlanPlacementRequest> BuildRequest(const FlagSet& f) {
     d->set_min_free_ratio(f.GetDouble("min-free"));
     d->set_max_tp(f.GetInt("max-tp"));
     d->set_max_pp(f.GetInt("max-pp"));
+    d->set_allow_unverified(f.GetBool("allow-unverified"));
     if (f.IsSet("gpu-memory-utilization")) {
       d->mutable_vllm()->set_gpu_memory_utilization(f.GetDouble("gpu-memory-utilization"));
     }
@@ -299,6 +300,9 @@ std::vector<Command> PlanCommands() {
                 f.String("zone", "", "allowed zones, comma-separated");
                 f.Bool("shared", false, "share GPUs with other instances by memory");
                 f.String("spread", "", "nodes | zones: one replica per node / zone");
+                f.Bool("allow-unverified", false,
+                       "place a model the estimator did not fully understand (its numbers may "
+                       "be wrong)");
                 f.Double("min-free", d.min_free_ratio, "keep at least this share of each GPU free");
                 f.Int("max-tp", d.max_tp, "largest tensor parallel size to consider");
                 f.Int("max-pp", d.max_pp, "largest pipeline parallel size to consider");

@@ -4,11 +4,31 @@
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
 #include "server/convert.h"
+#include "server/estimator_service.h"
 
 namespace fleetplan::server {
 
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
+
+namespace {
+
+// The estimator's verdict on a parsed config: unverified, and the fields it did not read.
+void AddVerdict(const estimator::ModelSpec& spec, v1::Model* out) {
+  out->set_unverified(spec.unverified());
+  for (const std::string& f : spec.unconsumed_fields) out->add_unconsumed_fields(f);
+}
+
+// The verdict for a stored model (parsed through the estimate cache).
+absl::Status AddStoredVerdict(const ServiceDeps& deps, const placement::ModelRecord& m,
+                              v1::Model* out) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const estimator::ModelSpec> spec,
+                   CatalogModel(deps, *deps.estimates, m.name, m.quantization));
+  AddVerdict(*spec, out);
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 ServerUnaryReactor* CatalogServiceImpl::ImportModel(CallbackServerContext* c,
                                                     const v1::ImportModelRequest* req,
@@ -42,6 +62,7 @@ ServerUnaryReactor* CatalogServiceImpl::ImportModel(CallbackServerContext* c,
       ToProto(record, resp);
       resp->clear_config_json();  // the caller has it; the answer stays small (and cacheable)
       for (const std::string& n : spec->notes) resp->add_notes(n);
+      AddVerdict(*spec, resp);
       return absl::OkStatus();
     });
   });
@@ -52,7 +73,7 @@ ServerUnaryReactor* CatalogServiceImpl::GetModel(CallbackServerContext* c,
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(placement::ModelRecord m, deps_.store->GetModel(req->name()));
     ToProto(m, resp);
-    return absl::OkStatus();
+    return AddStoredVerdict(deps_, m, resp);
   });
 }
 
@@ -88,6 +109,7 @@ ServerUnaryReactor* CatalogServiceImpl::ListModels(CallbackServerContext* c,
       }
       v1::Model* out = resp->add_models();
       ToProto(m, out);
+      RETURN_IF_ERROR(AddStoredVerdict(deps_, summary, out));
       bytes += out->ByteSizeLong();
     }
     return absl::OkStatus();

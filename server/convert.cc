@@ -322,6 +322,7 @@ absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p,
   d.pools = {p.pools().begin(), p.pools().end()};
   d.zones = {p.zones().begin(), p.zones().end()};
   d.shared = p.shared();
+  d.allow_unverified = p.allow_unverified();
   absl::StatusOr<placement::Spread> spread = placement::SpreadNames().Parse("spread", p.spread());
   if (!spread.ok()) return named(spread.status());
   d.spread = *spread;
@@ -363,6 +364,7 @@ void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateRes
   p->set_max_model_len(d.max_model_len);
   p->set_params(params);
   for (const std::string& n : d.notes) p->add_notes(n);
+  p->set_unverified(d.unverified);
 }
 
 void ToProto(const estimator::BudgetCell& d, v1::BudgetCell* p) {

@@ -137,18 +137,23 @@ absl::Status CheckNodeMayLeave(Database& db, const std::string& name, NodeState 
       "node \"", name, "\" holds committed placements ", IdList(ids), "; release them or force"));
 }
 
+// The node row's columns, in kInsertNode's and kUpdateNode's order (?1 .. ?8).
+void BindNodeColumns(Statement& stmt, const Node& n, int64_t version) {
+  stmt.BindText(1, n.name)
+      .BindText(2, n.pool)
+      .BindText(3, n.zone)
+      .BindText(4, n.rack)
+      .BindText(5, internal::LabelsJson(n.labels))
+      .BindText(6, placement::NodeStateName(n.state))
+      .BindInt(7, n.inter_node_bandwidth_bytes_per_second)
+      .BindInt(8, version);
+}
+
 // Writes a new node row and its GPUs (the caller validated it and bumped the generation).
 absl::Status InsertNodeRow(Database& db, const Node& n, int64_t generation) {
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kInsertNode));
-    stmt->BindText(1, n.name)
-        .BindText(2, n.pool)
-        .BindText(3, n.zone)
-        .BindText(4, n.rack)
-        .BindText(5, internal::LabelsJson(n.labels))
-        .BindText(6, placement::NodeStateName(n.state))
-        .BindInt(7, n.inter_node_bandwidth_bytes_per_second)
-        .BindInt(8, 1);
+    BindNodeColumns(*stmt, n, 1);
     if (absl::Status s = stmt->Run(); !s.ok()) {
       if (s.code() == absl::StatusCode::kAlreadyExists) {
         return absl::AlreadyExistsError(absl::StrCat("node \"", n.name, "\" already exists"));
@@ -180,14 +185,7 @@ absl::Status ReplaceNodeRow(Database& db, const Node& node, const Node& current,
   }
   {
     ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kUpdateNode));
-    stmt->BindText(1, node.name)
-        .BindText(2, node.pool)
-        .BindText(3, node.zone)
-        .BindText(4, node.rack)
-        .BindText(5, internal::LabelsJson(node.labels))
-        .BindText(6, placement::NodeStateName(node.state))
-        .BindInt(7, node.inter_node_bandwidth_bytes_per_second)
-        .BindInt(8, current.version + 1);
+    BindNodeColumns(*stmt, node, current.version + 1);
     RETURN_IF_ERROR(stmt->Run());
   }
   {

@@ -141,6 +141,25 @@ const std::string& UsageOfNodeRangeSql() {
   return *kSql;
 }
 
+absl::Status AttachGpus(Statement& gpus, std::vector<Node>& nodes, bool every_node_listed) {
+  size_t ni = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, gpus.Step());
+    if (!row) break;
+    const std::string node = gpus.ColumnText(0);
+    while (ni < nodes.size() && nodes[ni].name < node) ++ni;
+    if (ni == nodes.size() || nodes[ni].name != node) {
+      if (every_node_listed) {
+        return absl::DataLossError(absl::StrCat("gpu of unknown node \"", node, "\""));
+      }
+      if (ni == nodes.size()) break;
+      continue;  // a node between the first and last not in the set
+    }
+    nodes[ni].gpus.push_back(ReadGpu(gpus));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FillGpusAndUsage(Database& db, int64_t now, std::vector<Node>& nodes) {
   if (nodes.empty()) return absl::OkStatus();
   static const std::string* const kGpus = new std::string(absl::StrCat(
@@ -148,16 +167,7 @@ absl::Status FillGpusAndUsage(Database& db, int64_t now, std::vector<Node>& node
   {
     ASSIGN_OR_RETURN(ScopedStatement gpus, db.Cached(*kGpus));
     gpus->BindText(1, nodes.front().name).BindText(2, nodes.back().name);
-    size_t ni = 0;
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, gpus->Step());
-      if (!row) break;
-      const std::string node = gpus->ColumnText(0);
-      while (ni < nodes.size() && nodes[ni].name < node) ++ni;
-      if (ni == nodes.size()) break;
-      if (nodes[ni].name != node) continue;  // a node between the first and last not in the set
-      nodes[ni].gpus.push_back(ReadGpu(*gpus));
-    }
+    RETURN_IF_ERROR(AttachGpus(*gpus, nodes, /*every_node_listed=*/false));
   }
   ASSIGN_OR_RETURN(ScopedStatement usage, db.Cached(UsageOfNodeRangeSql()));
   usage->BindInt(1, now).BindText(2, nodes.front().name).BindText(3, nodes.back().name);

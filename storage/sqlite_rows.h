@@ -56,6 +56,12 @@ inline constexpr absl::string_view kNodeColumns =
 inline constexpr absl::string_view kGpuColumns =
     "node, idx, gpu_type, nvlink_domain, healthy, uuid, changed_generation";
 
+// Appends each row of a GPU query (kGpuColumns, ordered by node then index) to its node in
+// `nodes` (ordered by name). With every_node_listed, a GPU of a node not in `nodes` is DATA_LOSS;
+// otherwise it is skipped (a range query over a subset).
+absl::Status AttachGpus(Statement& gpus, std::vector<placement::Node>& nodes,
+                        bool every_node_listed);
+
 // Fills committed/reserved bytes of `nodes`' GPUs from a usage query's rows (node, idx, state,
 // sum), both ordered by node then index.
 absl::Status FillUsage(Statement& usage, std::vector<placement::Node>& nodes);

@@ -172,17 +172,7 @@ absl::StatusOr<FleetSnapshot> SqliteStore::ReadSnapshot(Database& db, int64_t no
   }
   {
     ASSIGN_OR_RETURN(ScopedStatement gpus, db.Cached(*kGpus));
-    size_t ni = 0;
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, gpus->Step());
-      if (!row) break;
-      const std::string node = gpus->ColumnText(0);
-      while (ni < nodes.size() && nodes[ni].name < node) ++ni;
-      if (ni == nodes.size() || nodes[ni].name != node) {
-        return absl::DataLossError(absl::StrCat("gpu of unknown node \"", node, "\""));
-      }
-      nodes[ni].gpus.push_back(internal::ReadGpu(*gpus));
-    }
+    RETURN_IF_ERROR(internal::AttachGpus(*gpus, nodes, /*every_node_listed=*/true));
   }
   {
     ASSIGN_OR_RETURN(ScopedStatement usage, db.Cached(*kUsage));

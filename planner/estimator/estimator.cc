@@ -161,9 +161,10 @@ absl::Status CheckMagnitude(const ModelSpec& spec, const EstimateRequest& r) {
       break;
     case Engine::kHfTransformers: {
       const LD image_tokens =
-          r.hf.images > 0 ? static_cast<LD>(r.hf.images) *
-                                static_cast<LD>(ImageTokens(spec, r.hf.image_height, r.hf.image_width))
-                          : 0;
+          r.hf.images > 0
+              ? static_cast<LD>(r.hf.images) *
+                    static_cast<LD>(ImageTokens(spec, r.hf.image_height, r.hf.image_width))
+              : 0;
       sequences = static_cast<LD>(r.hf.batch);
       tokens_per_sequence = static_cast<LD>(r.hf.prompt_tokens + r.hf.new_tokens) + image_tokens;
       fields = "batch x (prompt_tokens + images + new_tokens)";
@@ -178,17 +179,17 @@ absl::Status CheckMagnitude(const ModelSpec& spec, const EstimateRequest& r) {
   const LD tokens = sequences * tokens_per_sequence;
   const LD layers = static_cast<LD>(spec.num_layers);
   const LD terms[] = {
-      tokens * kv_per_token * 2,                                     // KV cache (and a copy)
+      tokens * kv_per_token * 2,                                           // KV cache (and a copy)
       sequences * heads * tokens_per_sequence * tokens_per_sequence * 16,  // eager scores, masks
-      tokens * vocab * 16,                                           // logits, fp32 copies
-      tokens * widest * layers * 64,                                 // saved activations
+      tokens * vocab * 16,                                                 // logits, fp32 copies
+      tokens * widest * layers * 64,                                       // saved activations
   };
   for (LD t : terms) {
     if (t > kMaxBytes) {
       return absl::InvalidArgumentError(absl::StrCat(
           fields, " is out of range for this model: it would need more than 1 EiB per GPU (",
-          fields[0] == 'c' ? absl::StrCat("concurrency=", r.concurrency, ", context_tokens=",
-                                          r.context_tokens)
+          fields[0] == 'c'
+              ? absl::StrCat("concurrency=", r.concurrency, ", context_tokens=", r.context_tokens)
           : fields[0] == 'b' && r.engine == Engine::kTraining
               ? absl::StrCat("batch=", r.training.batch, ", seq_tokens=", r.training.seq_tokens)
               : absl::StrCat("batch=", r.hf.batch, ", prompt_tokens=", r.hf.prompt_tokens,
@@ -329,6 +330,7 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
   out.parallelism = request.parallelism;
   out.gpu_memory_bytes = request.gpu_memory_bytes;
   out.notes = spec.notes;
+  out.unverified = spec.unverified();
   switch (request.engine) {
     case Engine::kVllm:
       RETURN_IF_ERROR(EstimateVllm(c, out));

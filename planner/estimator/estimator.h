@@ -166,6 +166,9 @@ struct MemoryEstimate {
   int64_t max_model_len = 0;
   std::string reason;  // why it does not fit, when it does not
   std::vector<std::string> notes;
+  // The config had memory-relevant fields no family builder read, or an unknown model_type
+  // (ModelSpec::unverified): these numbers are not to be trusted.
+  bool unverified = false;
 
   // Per-rank totals in rank order (rank = stage * tp + tp_rank): what the planner reserves.
   std::vector<int64_t> BytesPerRank() const;

@@ -112,6 +112,9 @@ Tensor VisionTensor(const char* name, int64_t out, int64_t in = 1);
 // `qwen_names`: Qwen's tensor names (merger.ln_q, merger.mlp.*), else MoonViT's.
 void AddPatchMerger(VisionSpec& vs, bool qwen_names, int64_t norm_elements, int64_t merged,
                     int64_t out);
+// A ViT's hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, patch_size and
+// image_size (at least patch_size).
+absl::Status ReadVisionCore(const Fields& v, VisionSpec& vs);
 // SigLIP or CLIP towers as LLaVA and Gemma-3 use them (patch embedding, positions, layers, post
 // norm, SigLIP's attention-pooling head when used). Fills image_size and the fixed token count.
 absl::Status BuildSiglipOrClipTower(const Fields& v, bool use_head_default, VisionSpec& vs);

@@ -342,8 +342,7 @@ Tensor VisionTensor(const char* name, int64_t out, int64_t in) {
   return Tensor{.name = name, .out = out, .in = in, .role = TensorRole::kVision};
 }
 
-void AddPatchMerger(VisionSpec& vs, bool qwen, int64_t norm_elements, int64_t merged,
-                    int64_t out) {
+void AddPatchMerger(VisionSpec& vs, bool qwen, int64_t norm_elements, int64_t merged, int64_t out) {
   vs.projector.push_back(VisionTensor(qwen ? "merger.ln_q" : "pre_norm", norm_elements));
   vs.projector.push_back(VisionTensor(qwen ? "merger.mlp.0" : "linear_1", merged, merged));
   vs.projector.push_back(VisionTensor(qwen ? "merger.mlp.0.bias" : "linear_1.bias", merged));
@@ -351,7 +350,7 @@ void AddPatchMerger(VisionSpec& vs, bool qwen, int64_t norm_elements, int64_t me
   vs.projector.push_back(VisionTensor(qwen ? "merger.mlp.2.bias" : "linear_2.bias", out));
 }
 
-absl::Status BuildSiglipOrClipTower(const Fields& v, bool use_head_default, VisionSpec& vs) {
+absl::Status ReadVisionCore(const Fields& v, VisionSpec& vs) {
   ASSIGN_OR_RETURN(vs.hidden_size, v.Int("hidden_size"));
   ASSIGN_OR_RETURN(vs.intermediate_size, v.Int("intermediate_size"));
   ASSIGN_OR_RETURN(vs.num_layers, v.Int("num_hidden_layers", 1, kMaxLayers));
@@ -362,6 +361,11 @@ absl::Status BuildSiglipOrClipTower(const Fields& v, bool use_head_default, Visi
     return absl::InvalidArgumentError(absl::StrCat(v.Path("image_size"), "=", vs.image_size,
                                                    " is smaller than patch_size=", vs.patch_size));
   }
+  return absl::OkStatus();
+}
+
+absl::Status BuildSiglipOrClipTower(const Fields& v, bool use_head_default, VisionSpec& vs) {
+  RETURN_IF_ERROR(ReadVisionCore(v, vs));
   const int64_t d = vs.hidden_size;
   // The patch convolution drops a remainder (SigLIP-384 with 14-px patches: 27 x 27).
   const int64_t patches = (vs.image_size / vs.patch_size) * (vs.image_size / vs.patch_size);

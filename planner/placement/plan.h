@@ -45,6 +45,8 @@ struct DeploymentSpec {
   double min_free_ratio = 0.05;        // keep at least this share of each GPU free
   int64_t max_tp = 8;
   int64_t max_pp = 4;
+  // Place even when spec->unverified() (the estimator did not fully understand the config).
+  bool allow_unverified = false;
 };
 
 struct PlacementRequest {

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "planner/common/limits.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
@@ -37,6 +38,18 @@ absl::Status ValidateDeployment(const FleetSnapshot& s, const DeploymentSpec& d,
   };
   if (d.spec == nullptr)
     return absl::InvalidArgumentError(absl::StrCat(where, ": model is not resolved"));
+  // A model the estimator did not fully understand gets no placement on its numbers unless the
+  // deployment accepts the risk: an under-estimate is an OOM on a real GPU.
+  if (d.spec->unverified() && !d.allow_unverified) {
+    std::string why = d.spec->generic_fallback
+                          ? absl::StrCat("model_type \"", d.spec->model_type,
+                                         "\" is not a known family")
+                          : absl::StrCat("its config has fields the estimator does not read (",
+                                         absl::StrJoin(d.spec->unconsumed_fields, ", "), ")");
+    return absl::FailedPreconditionError(
+        absl::StrCat(where, ": model \"", d.model, "\" is unverified: ", why,
+                     "; its memory estimate may be wrong; set allow_unverified to place it anyway"));
+  }
   RETURN_IF_ERROR(range("replicas", d.replicas, 0, limits::kMaxReplicasPerDeployment));
   RETURN_IF_ERROR(range("concurrency", d.concurrency, 1, limits::kMaxSequences));
   RETURN_IF_ERROR(range("context_tokens", d.context_tokens, 0, limits::kMaxContextTokens));

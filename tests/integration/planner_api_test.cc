@@ -208,3 +208,68 @@ TEST_F(PlannerApiTest, UnplaceableAndBadRequests) {
 
 }  // namespace
 }  // namespace fleetplan
+
+namespace fleetplan {
+namespace {
+
+// A model the estimator does not fully understand is marked unverified on import and in
+// estimates, and PlanPlacement refuses it (FAILED_PRECONDITION naming it) unless the deployment
+// says allow_unverified.
+TEST_F(PlannerApiTest, UnverifiedModelsAreShownAndNotPlacedUnlessAllowed) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto catalog = v1::CatalogService::NewStub(channel);
+  // An unknown family, and a known one with a memory-relevant field its builder does not read.
+  const std::string unknown =
+      R"({"model_type": "brand_new_family", "hidden_size": 2048, "intermediate_size": 8192,
+          "num_hidden_layers": 16, "num_attention_heads": 16, "num_key_value_heads": 8,
+          "vocab_size": 32000})";
+  std::string extra = testing::CalibrationModel("llama-3.1-8b-instruct");
+  extra.insert(extra.find('{') + 1, R"("num_local_experts": 8, "cross_attention_layers": [3, 8],)");
+  for (const auto& [name, config] :
+       {std::pair<std::string, std::string>{"unknown", unknown}, {"extra", extra}}) {
+    grpc::ClientContext ctx;
+    v1::ImportModelRequest req;
+    req.set_name(name);
+    req.set_config_json(config);
+    v1::Model m;
+    ASSERT_TRUE(catalog->ImportModel(&ctx, req, &m).ok()) << name;
+    EXPECT_TRUE(m.unverified()) << name;
+    grpc::ClientContext gc;
+    v1::GetModelRequest get;
+    get.set_name(name);
+    v1::Model stored;
+    ASSERT_TRUE(catalog->GetModel(&gc, get, &stored).ok());
+    EXPECT_TRUE(stored.unverified()) << name;
+    v1::Plan plan;
+    grpc::Status st = PlanCall(Request("d-" + name, name, 1), &plan);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << name;
+    EXPECT_NE(st.error_message().find("unverified"), std::string::npos) << st.error_message();
+    EXPECT_NE(st.error_message().find("allow_unverified"), std::string::npos);
+    v1::PlanPlacementRequest allowed = Request("d-" + name, name, 1);
+    allowed.mutable_deployments(0)->set_allow_unverified(true);
+    ASSERT_TRUE(PlanCall(allowed, &plan).ok()) << name;
+    EXPECT_EQ(plan.replicas_size(), 1);
+  }
+  {
+    grpc::ClientContext gc;
+    v1::GetModelRequest get;
+    get.set_name("extra");
+    v1::Model stored;
+    ASSERT_TRUE(catalog->GetModel(&gc, get, &stored).ok());
+    std::string fields;
+    for (const auto& f : stored.unconsumed_fields()) fields += f + " ";
+    EXPECT_NE(fields.find("num_local_experts"), std::string::npos) << fields;
+    EXPECT_NE(fields.find("cross_attention_layers"), std::string::npos) << fields;
+  }
+  // Known, fully read models are verified, in the list too.
+  grpc::ClientContext lc;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(catalog->ListModels(&lc, {}, &list).ok());
+  for (const auto& m : list.models()) {
+    EXPECT_EQ(m.unverified(), m.name() == "unknown" || m.name() == "extra") << m.name();
+  }
+}
+
+}  // namespace
+}  // namespace fleetplan
