@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
+#include "clients/commands_import.h"
 #include "clients/deployments_file.h"
 #include "clients/rpc_util.h"
 #include "fleetplan/v1/catalog.grpc.pb.h"
@@ -26,37 +27,9 @@ namespace {
 
 double GiB(int64_t b) { return BytesToGiB(b); }
 
-int Usage(const Invocation& inv, const std::string& command, const std::string& what) {
-  inv.err << "fleetplan " << command << ": " << what << " (see --help)\n";
-  return kExitUsage;
-}
-
 const char* StateName(v1::NodeState s) { return placement::NodeStateName(server::FromProto(s)); }
 const char* RiskName(v1::RiskLevel r) { return fleetplan::RiskName(server::FromProto(r)); }
 
-absl::StatusOr<std::map<std::string, std::string>> ParseLabels(const std::string& text) {
-  std::map<std::string, std::string> out;
-  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
-    if (kv.first.empty() || part.find('=') == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--label=\"", text, "\": \"", part, "\" is not key=value"));
-    }
-    out[kv.first] = kv.second;
-  }
-  return out;
-}
-
-// Prints `message` as JSON, or `table(message)` for people.
-template <typename Message, typename Table>
-int Print(const Invocation& inv, const Message& message, Table&& table) {
-  if (inv.output == OutputFormat::kJson) {
-    inv.out << ProtoJson(message) << "\n";
-  } else {
-    table(message);
-  }
-  return kExitOk;
-}
 
 // ---- gpu-types --------------------------------------------------------------------------------
 
@@ -163,7 +136,7 @@ int NodesAdd(const Invocation& inv) {
   n->set_pool(f.GetString("pool"));
   n->set_zone(f.GetString("zone"));
   n->set_rack(f.GetString("rack"));
-  auto labels = ParseLabels(f.GetString("label"));
+  auto labels = ParseKeyValues("label", f.GetString("label"));
   if (!labels.ok()) return Usage(inv, "nodes add", std::string(labels.status().message()));
   for (const auto& [k, v] : *labels) (*n->mutable_labels())[k] = v;
   const int64_t gpus = f.GetInt("gpus");
@@ -196,139 +169,16 @@ int NodesAdd(const Invocation& inv) {
 
 int NodesList(const Invocation& inv) {
   const FlagSet& f = inv.flags;
-  auto labels = ParseLabels(f.GetString("label"));
+  auto labels = ParseKeyValues("label", f.GetString("label"));
   if (!labels.ok()) return Usage(inv, "nodes list", std::string(labels.status().message()));
+  v1::ListNodesRequest req;
+  req.set_pool(f.GetString("pool"));
+  req.set_zone(f.GetString("zone"));
+  req.set_gpu_type(f.GetString("gpu-type"));
+  for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
   v1::ListNodesResponse all;
-  std::string token;
-  do {
-    v1::ListNodesRequest req;
-    req.set_page_size(500);
-    req.set_page_token(token);
-    req.set_pool(f.GetString("pool"));
-    req.set_zone(f.GetString("zone"));
-    req.set_gpu_type(f.GetString("gpu-type"));
-    for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
-    v1::ListNodesResponse page;
-    int rc = CallRpc<v1::InventoryService>(
-        inv, "nodes list", [&](auto& stub, auto& ctx) { return stub.ListNodes(&ctx, req, &page); });
-    if (rc != kExitOk) return rc;
-    for (auto& n : *page.mutable_nodes()) *all.add_nodes() = std::move(n);
-    token = page.next_page_token();
-  } while (!token.empty());
+  if (int rc = ListAllNodes(inv, "nodes list", req, all); rc != kExitOk) return rc;
   return Print(inv, all, [&](const v1::ListNodesResponse& r) { PrintNodes(inv, r.nodes()); });
-}
-
-// An inventory as a file: what import reads (no usage, no etag).
-v1::ListNodesResponse InventoryOf(v1::ListNodesResponse nodes) {
-  nodes.clear_next_page_token();
-  for (v1::Node& n : *nodes.mutable_nodes()) {
-    n.clear_etag();
-    for (v1::Gpu& g : *n.mutable_gpus()) {
-      g.clear_committed_bytes();
-      g.clear_reserved_bytes();
-    }
-  }
-  return nodes;
-}
-
-int NodesExport(const Invocation& inv) {
-  v1::ListNodesResponse all;
-  std::string token;
-  do {
-    v1::ListNodesRequest req;
-    req.set_page_size(limits::kMaxPageSize);
-    req.set_page_token(token);
-    v1::ListNodesResponse page;
-    int rc = CallRpc<v1::InventoryService>(inv, "nodes export", [&](auto& stub, auto& ctx) {
-      return stub.ListNodes(&ctx, req, &page);
-    });
-    if (rc != kExitOk) return rc;
-    for (auto& n : *page.mutable_nodes()) *all.add_nodes() = std::move(n);
-    token = page.next_page_token();
-  } while (!token.empty());
-  inv.out << ProtoJson(InventoryOf(std::move(all))) << "\n";
-  return kExitOk;
-}
-
-// Splits `nodes` into requests of at most kImportBatchNodes nodes and kImportBatchBytes bytes
-// (each one transaction on the server).
-std::vector<v1::ImportNodesRequest> ImportBatches(const v1::ListNodesResponse& nodes) {
-  constexpr int kImportBatchNodes = 5000;
-  constexpr size_t kImportBatchBytes = 8 << 20;
-  std::vector<v1::ImportNodesRequest> batches(1);
-  size_t bytes = 0;
-  for (const v1::Node& n : nodes.nodes()) {
-    const size_t size = n.ByteSizeLong();
-    if (batches.back().nodes_size() > 0 &&
-        (batches.back().nodes_size() >= kImportBatchNodes || bytes + size > kImportBatchBytes)) {
-      batches.emplace_back();
-      bytes = 0;
-    }
-    *batches.back().add_nodes() = n;
-    bytes += size;
-  }
-  return batches;
-}
-
-int NodesImport(const Invocation& inv) {
-  const std::string& path = inv.positional[0];
-  auto text = ReadFileText("inventory file", path);
-  if (!text.ok()) return ReportError(inv.err, "nodes import", text.status());
-  auto nodes = ParseNodes(*text, path);
-  if (!nodes.ok()) return Usage(inv, "nodes import", std::string(nodes.status().message()));
-  if (nodes->nodes_size() == 0) {
-    return Usage(inv, "nodes import",
-                 absl::StrCat(path,
-                              ": no nodes (expected {\"nodes\": [...]} "
-                              "or a list of nodes)"));
-  }
-  // Names unique across the whole file (the server checks within each batch).
-  std::map<std::string, int> seen;
-  for (int i = 0; i < nodes->nodes_size(); ++i) {
-    auto [it, fresh] = seen.emplace(nodes->nodes(i).name(), i);
-    if (!fresh) {
-      return Usage(inv, "nodes import",
-                   absl::StrCat(path, ": nodes[", i, "] \"", it->first, "\" repeats nodes[",
-                                it->second, "]"));
-    }
-  }
-  std::vector<v1::ImportNodesRequest> batches = ImportBatches(*nodes);
-  const bool validate_only = inv.flags.GetBool("validate-only");
-  // A file in several batches is checked whole before any batch is written.
-  const bool check_first = batches.size() > 1 || validate_only;
-  v1::ImportNodesResponse total;
-  for (int pass = check_first ? 0 : 1; pass < (validate_only ? 1 : 2); ++pass) {
-    total.Clear();
-    for (size_t b = 0; b < batches.size(); ++b) {
-      v1::ImportNodesRequest& req = batches[b];
-      req.set_validate_only(pass == 0);
-      if (!inv.flags.GetString("request-id").empty() && pass == 1) {
-        req.set_request_id(absl::StrCat(inv.flags.GetString("request-id"), "-", b));
-      }
-      v1::ImportNodesResponse resp;
-      const std::string what = batches.size() > 1 ? absl::StrCat("nodes import (batch ", b + 1,
-                                                                 " of ", batches.size(), ")")
-                                                  : "nodes import";
-      int rc = CallRpc<v1::InventoryService>(
-          inv, what, [&](auto& stub, auto& ctx) { return stub.ImportNodes(&ctx, req, &resp); });
-      if (rc != kExitOk) {
-        if (pass == 1 && b > 0) {
-          inv.err << "fleetplan nodes import: batches 1-" << b << " of " << batches.size()
-                  << " were written before this failure; re-run the import to finish\n";
-        }
-        return rc;
-      }
-      total.set_created(total.created() + resp.created());
-      total.set_updated(total.updated() + resp.updated());
-      total.set_unchanged(total.unchanged() + resp.unchanged());
-      for (auto& r : *resp.mutable_results()) *total.add_results() = std::move(r);
-    }
-  }
-  return Print(inv, total, [&](const v1::ImportNodesResponse& r) {
-    inv.out << (validate_only ? "valid: " : "imported: ") << r.results_size() << " nodes ("
-            << r.created() << " created, " << r.updated() << " updated, " << r.unchanged()
-            << " unchanged)\n";
-  });
 }
 
 int NodesShow(const Invocation& inv) {
@@ -622,13 +472,16 @@ std::vector<Command> ServerCommands() {
               [] {
                 FlagSet f = ServerFlags(
                     "nodes",
-                    "add --name=N --pool=P --gpus=8 --gpu-type=T | list | import FILE | export | "
-                    "show NAME | cordon NAME | uncordon NAME | drain NAME | remove NAME");
-                f.String("name", "", "add: node name");
-                f.String("pool", "", "add: pool; list: filter");
-                f.String("zone", "", "add: zone; list: filter");
-                f.String("rack", "", "add: rack");
-                f.String("label", "", "add: labels k=v,k2=v2; list: filter (all must match)");
+                    "add --name=N --pool=P --gpus=8 --gpu-type=T | list | import FILE | "
+                    "import --from-kubernetes=NODES.json [--pool=P] | import --from-nvidia-smi=GPUS.csv "
+                    "[--topology=TOPO.txt] --name=N --pool=P | export | show NAME | cordon NAME | "
+                    "uncordon NAME | drain NAME | remove NAME");
+                f.String("name", "", "add, import --from-nvidia-smi: node name");
+                f.String("pool", "", "add, import: pool (Kubernetes: unless --pool-label); list: filter");
+                f.String("zone", "", "add, import --from-nvidia-smi: zone; list: filter");
+                f.String("rack", "", "add, import --from-nvidia-smi: rack");
+                f.String("label", "", "add, import --from-nvidia-smi: labels k=v,k2=v2; list: filter "
+                         "(all must match)");
                 f.Int("gpus", 8, "add: number of GPUs");
                 f.String("gpu-type", "", "add: GPU type of every GPU; list: filter");
                 f.Int("nvlink-domain-size", 8, "add: GPUs per NVLink domain");
@@ -636,12 +489,15 @@ std::vector<Command> ServerCommands() {
                 f.Bool("force", false, "drain/remove: even with placements (remove releases them)");
                 f.String("request-id", "", "idempotency key for retries");
                 f.Bool("validate-only", false, "add, import: check without writing");
+                AddImportFlags(f);
                 return f;
               },
           .verbs = {{"add", "register a node and its GPUs", NodesAdd},
                     {"list", "list nodes (with filters)", NodesList},
-                    {"import", "create or update nodes from a JSON/YAML inventory (all or none)",
-                     NodesImport, 1, "FILE"},
+                    {"import",
+                     "create or update nodes (all or none) from an inventory FILE (JSON/YAML), "
+                     "--from-kubernetes or --from-nvidia-smi",
+                     NodesImport, 0, "[FILE]"},
                     {"export", "print the inventory as JSON that import reads back", NodesExport},
                     {"show", "one node and its GPUs", NodesShow, 1, "NODE"},
                     {"cordon", "stop new placements on a node",

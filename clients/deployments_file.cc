@@ -41,12 +41,6 @@ int MaxNesting(const std::string& text) {
   return most;
 }
 
-absl::Status CheckNesting(const std::string& text, const std::string& source) {
-  if (MaxNesting(text) <= kMaxDepth) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat(source, ": nests deeper than ", kMaxDepth, " levels"));
-}
-
 absl::StatusOr<json> ToJson(const YAML::Node& node, int depth, const std::string& source) {
   if (depth > kMaxDepth) {
     return absl::InvalidArgumentError(
@@ -96,10 +90,16 @@ absl::StatusOr<json> ToJson(const YAML::Node& node, int depth, const std::string
 
 }  // namespace
 
+absl::Status CheckJsonNesting(const std::string& text, const std::string& source) {
+  if (MaxNesting(text) <= kMaxDepth) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(source, ": nests deeper than ", kMaxDepth, " levels"));
+}
+
 absl::StatusOr<std::string> YamlToJson(const std::string& text, const std::string& source) {
   // yaml-cpp recurses per nesting level while parsing: bound the flow nesting first so a hostile
   // file cannot run the parser out of stack (block nesting is bounded by ToJson below).
-  if (absl::Status s = CheckNesting(text, source); !s.ok()) return s;
+  if (absl::Status s = CheckJsonNesting(text, source); !s.ok()) return s;
   try {
     const YAML::Node root = YAML::Load(text);
     absl::StatusOr<json> j = ToJson(root, 0, source);
@@ -115,7 +115,7 @@ absl::StatusOr<std::string> YamlToJson(const std::string& text, const std::strin
 
 absl::Status ParseJsonOrYaml(const std::string& text, const std::string& source,
                              const std::string& list_key, google::protobuf::Message* out) {
-  if (absl::Status s = CheckNesting(text, source); !s.ok()) return s;
+  if (absl::Status s = CheckJsonNesting(text, source); !s.ok()) return s;
   std::string doc = text;
   const size_t first = text.find_first_not_of(" \t\r\n");
   const bool json_text = first != std::string::npos && (text[first] == '{' || text[first] == '[');

@@ -28,6 +28,10 @@ absl::StatusOr<v1::ListNodesResponse> ParseNodes(const std::string& text,
 absl::Status ParseJsonOrYaml(const std::string& text, const std::string& source,
                              const std::string& list_key, google::protobuf::Message* out);
 
+// INVALID_ARGUMENT when [ and { (outside strings) nest deeper than the readers allow (32), so no
+// recursive parser runs out of stack on a hostile file.
+absl::Status CheckJsonNesting(const std::string& text, const std::string& source);
+
 // YAML text -> JSON text (mappings, sequences, scalars; scalars that read as numbers or booleans
 // become them). INVALID_ARGUMENT with the YAML error's line and column.
 absl::StatusOr<std::string> YamlToJson(const std::string& text, const std::string& source);

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace fleetplan::cli {
 
@@ -163,6 +164,20 @@ std::vector<std::string> FlagSet::Names() const {
   names.reserve(flags_.size());
   for (const auto& [name, flag] : flags_) names.push_back(name);
   return names;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ParseKeyValues(const std::string& flag,
+                                                                  const std::string& text) {
+  std::map<std::string, std::string> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    if (kv.first.empty() || part.find('=') == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, "=\"", text, "\": \"", part, "\" is not key=value"));
+    }
+    out[kv.first] = kv.second;
+  }
+  return out;
 }
 
 }  // namespace fleetplan::cli

@@ -64,6 +64,10 @@ class FlagSet {
   bool help_requested_ = false;
 };
 
+// A list flag of key=value pairs ("k=v,k2=v2"); INVALID_ARGUMENT names --flag and the bad part.
+absl::StatusOr<std::map<std::string, std::string>> ParseKeyValues(const std::string& flag,
+                                                                  const std::string& text);
+
 }  // namespace fleetplan::cli
 
 #endif  // FLEETPLAN_CLIENTS_FLAG_SET_H_

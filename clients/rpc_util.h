@@ -4,6 +4,7 @@
 // Helpers every server-talking subcommand shares: one RPC with the --server/TLS/--token-file/
 // --timeout plumbing and error reporting, gRPC -> absl status, and proto JSON output.
 
+#include <ostream>
 #include <string>
 
 #include "clients/cli.h"
@@ -19,6 +20,23 @@ absl::Status StatusFromGrpc(const grpc::Status& status);
 // byte counts as proto3's exact int64 strings.
 nlohmann::json ProtoToJson(const google::protobuf::Message& message);
 std::string ProtoJson(const google::protobuf::Message& message);
+
+// Prints "fleetplan <command>: <what> (see --help)" and returns kExitUsage.
+inline int Usage(const Invocation& inv, const std::string& command, const std::string& what) {
+  inv.err << "fleetplan " << command << ": " << what << " (see --help)\n";
+  return kExitUsage;
+}
+
+// Prints `message` as JSON (one document), or `table(message)` for people.
+template <typename Message, typename Table>
+int Print(const Invocation& inv, const Message& message, Table&& table) {
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << ProtoJson(message) << "\n";
+  } else {
+    table(message);
+  }
+  return kExitOk;
+}
 
 // Opens a channel, prepares a context and runs `call(stub, context)`, reporting failures as
 // "fleetplan <command>: CODE: message". Returns an exit code.

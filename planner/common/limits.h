@@ -29,7 +29,8 @@ inline constexpr int64_t kMaxGpusPerNode = 1024;
 // Nodes in one ImportNodes batch (one transaction; the CLI splits bigger files).
 inline constexpr int64_t kMaxNodesPerImport = 20000;
 inline constexpr int64_t kMaxNameLength = 253;  // a DNS subdomain, like Kubernetes names
-inline constexpr int64_t kMaxLabelsPerNode = 64;
+// A Kubernetes node with GPU and Node Feature Discovery carries about a hundred labels.
+inline constexpr int64_t kMaxLabelsPerNode = 256;
 inline constexpr int64_t kMaxLabelKeyLength = 253;
 inline constexpr int64_t kMaxLabelValueLength = 1024;
 inline constexpr int64_t kMaxConfigBytes = 16 * kMiB;  // a config.json or a deployment spec

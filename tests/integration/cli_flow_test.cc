@@ -290,5 +290,95 @@ TEST_F(CliFlowTest, NodesImportExportRoundTrip) {
   EXPECT_NE(unknown.err.find("colour"), std::string::npos) << unknown.err;
 }
 
+// The inventories other tools hold, imported through the server (tests/data/inventory: kubectl
+// output with GPU Feature Discovery labels, nvidia-smi's GPU list and topology).
+TEST_F(CliFlowTest, NodesImportFromKubernetesAndNvidiaSmi) {
+  const std::string data = FLEETPLAN_SOURCE_DIR "/tests/data/inventory/";
+  ASSERT_EQ(Cli({"gpu-types", "add", "--name=H100-80GB", "--memory-bytes=85017493504"}).exit_code,
+            0);
+  ASSERT_EQ(Cli({"gpu-types", "add", "--name=A100-40GB", "--memory-gib=39.59"}).exit_code, 0);
+  const std::vector<std::string> kube = {"nodes", "import", "--from-kubernetes",
+                                         data + "kubectl_nodes.json", "--pool=gpu",
+                                         "--pool-label=fleet.example.com/pool", "--cluster=east"};
+  auto with = [](std::vector<std::string> a, std::vector<std::string> more) {
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  ProcessResult unknown = Cli(kube);
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.err;
+  EXPECT_NE(unknown.err.find("FAILED_PRECONDITION: unknown GPU products: \"NVIDIA-A10G\""),
+            std::string::npos)
+      << unknown.err;
+  EXPECT_NE(unknown.err.find("NVIDIA-L40S"), std::string::npos) << unknown.err;
+  EXPECT_EQ(nlohmann::json::parse(Cli({"pools", "--output=json"}, "reader").out)
+                .value("pools", nlohmann::json::array())
+                .size(),
+            0u)
+      << "nothing written";
+
+  ProcessResult imported = Cli(with(kube, {"--create-gpu-types", "--output=json"}));
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_EQ(nlohmann::json::parse(imported.out)["created"], 5) << imported.out;
+  EXPECT_NE(imported.err.find("skipped cpu-system-0: no NVIDIA GPUs"), std::string::npos)
+      << imported.err;
+  EXPECT_NE(imported.err.find("new GPU type L40S"), std::string::npos) << imported.err;
+  ProcessResult types = Cli({"gpu-types", "list", "--output=json"}, "reader");
+  EXPECT_NE(types.out.find("\"A10G\""), std::string::npos) << types.out;
+  ProcessResult again = Cli(with(kube, {"--create-gpu-types"}));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("5 unchanged"), std::string::npos) << "a re-import changes nothing";
+
+  ProcessResult shown = Cli({"nodes", "show", "h100-a-1", "--output=json"}, "reader");
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  nlohmann::json node = nlohmann::json::parse(shown.out);
+  EXPECT_EQ(node["state"], "NODE_STATE_CORDONED");
+  EXPECT_EQ(node["pool"], "h100");
+  EXPECT_EQ(node["labels"]["nvidia.com/gpu.product"], "NVIDIA-H100-80GB-HBM3");
+  EXPECT_EQ(node["gpus"].size(), 8u);
+
+  // Later: h100-a-1 left the cluster, a100-b-0 is ready again. Nothing is deleted.
+  const std::vector<std::string> later = {"nodes", "import", "--from-kubernetes",
+                                          data + "kubectl_nodes_later.json", "--pool=gpu",
+                                          "--pool-label=fleet.example.com/pool", "--cluster=east"};
+  ProcessResult reconciled = Cli(later);
+  ASSERT_EQ(reconciled.exit_code, 0) << reconciled.err;
+  EXPECT_NE(reconciled.out.find("2 updated, 3 unchanged"), std::string::npos) << reconciled.out;
+  EXPECT_NE(reconciled.err.find("h100-a-1 is no longer in the cluster: down"), std::string::npos)
+      << reconciled.err;
+  EXPECT_EQ(nlohmann::json::parse(Cli({"nodes", "show", "h100-a-1", "--output=json"}, "reader").out)
+                ["state"],
+            "NODE_STATE_DOWN");
+  EXPECT_EQ(nlohmann::json::parse(Cli({"nodes", "show", "a100-b-0", "--output=json"}, "reader").out)
+                ["state"],
+            "NODE_STATE_ACTIVE");
+  EXPECT_NE(Cli(later).out.find("5 unchanged"), std::string::npos);
+
+  // Bare metal: one node from nvidia-smi with its NVLink topology.
+  const std::vector<std::string> smi = {"nodes",       "import",
+                                        "--from-nvidia-smi", data + "nvidia_smi_h100.csv",
+                                        "--topology",  data + "topo_h100.txt",
+                                        "--name=dgx-01", "--pool=bare", "--zone=dc1"};
+  ProcessResult metal = Cli(smi);
+  ASSERT_EQ(metal.exit_code, 0) << metal.err;
+  EXPECT_NE(metal.out.find("1 created"), std::string::npos) << metal.out;
+  node = nlohmann::json::parse(Cli({"nodes", "show", "dgx-01", "--output=json"}, "reader").out);
+  ASSERT_EQ(node["gpus"].size(), 8u);
+  EXPECT_EQ(node["gpus"][5]["uuid"], "GPU-8f3a1c2e-5b6d-4e7f-9a0b-1c2d3e4f5a65");
+  EXPECT_EQ(node["gpus"][5]["gpu_type"], "H100-80GB");
+  // A cordon made in fleetplan survives re-importing the node.
+  ASSERT_EQ(Cli({"nodes", "cordon", "dgx-01"}).exit_code, 0);
+  EXPECT_NE(Cli(smi).out.find("1 unchanged"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(Cli({"nodes", "show", "dgx-01", "--output=json"}, "reader").out)
+                ["state"],
+            "NODE_STATE_CORDONED");
+  ProcessResult mig = Cli({"nodes", "import", "--from-nvidia-smi", data + "nvidia_smi_mig.csv",
+                           "--name=m", "--pool=bare"});
+  EXPECT_EQ(mig.exit_code, 2);
+  EXPECT_NE(mig.err.find("is a MIG device"), std::string::npos) << mig.err;
+  ProcessResult two = Cli({"nodes", "import", data + "x.yaml", "--from-nvidia-smi", "y.csv"});
+  EXPECT_EQ(two.exit_code, 2);
+  EXPECT_NE(two.err.find("give one source"), std::string::npos) << two.err;
+}
+
 }  // namespace
 }  // namespace fleetplan
