@@ -222,7 +222,8 @@ bool CountField(const std::string& key) {
                                                                "images",
                                                                "created",
                                                                "updated",
-                                                               "unchanged"};
+                                                               "unchanged",
+                                                               "absorbed"};
   return kCounts->count(key) > 0;
 }
 

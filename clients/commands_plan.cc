@@ -71,13 +71,16 @@ absl::StatusOr<v1::PlanPlacementRequest> BuildRequest(const FlagSet& f) {
   return req;
 }
 
-void PrintPlan(std::ostream& o, const v1::Plan& plan) {
-  o << absl::StrFormat(
-      "plan %s (generation %d, strategy %s): %d replicas on %d GPUs, lower bound %d (gap "
-      "%.1f%%)%s\n",
-      plan.plan_id(), plan.snapshot_generation(), plan.strategy(), plan.replicas_size(),
-      plan.gpus_used(), plan.lower_bound_gpus(), 100 * plan.gap(),
-      plan.reserved() ? ", reserved" : "");
+// `what_if`: a failure simulation's replan (no plan id, no headroom line).
+void PrintPlan(std::ostream& o, const v1::Plan& plan, bool what_if = false) {
+  if (!what_if) {
+    o << absl::StrFormat(
+        "plan %s (generation %d, strategy %s): %d replicas on %d GPUs, lower bound %d (gap "
+        "%.1f%%)%s\n",
+        plan.plan_id(), plan.snapshot_generation(), plan.strategy(), plan.replicas_size(),
+        plan.gpus_used(), plan.lower_bound_gpus(), 100 * plan.gap(),
+        plan.reserved() ? ", reserved" : "");
+  }
   o << absl::StrFormat("%-24s %4s %-12s %3s %3s %3s %10s %7s %-6s %s\n", "DEPLOYMENT", "REP",
                        "GPU_TYPE", "TP", "PP", "EP", "MAX_GIB", "UTIL", "RISK", "GPUS");
   for (const auto& r : plan.replicas()) {
@@ -103,6 +106,7 @@ void PrintPlan(std::ostream& o, const v1::Plan& plan) {
                              : "FAILED_PRECONDITION",
                          u.reason());
   }
+  if (what_if) return;
   o << absl::StrFormat(
       "fleet after this plan: %.1f of %.1f GiB free (%.1f%%), %d wholly free GPUs\n",
       GiB(plan.headroom_after().fleet().free_bytes()),
@@ -122,7 +126,68 @@ int CommitPlanId(const Invocation& inv, const std::string& plan_id, const std::s
   });
 }
 
+// --simulate-failure=zone=Z,node=N,...
+absl::StatusOr<v1::SimulateFailureRequest> FailureScenario(const FlagSet& f) {
+  v1::SimulateFailureRequest req;
+  const std::string text = f.GetString("simulate-failure");
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    if (kv.first == "zone" && !kv.second.empty()) {
+      req.add_zones(kv.second);
+    } else if (kv.first == "node" && !kv.second.empty()) {
+      req.add_nodes(kv.second);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--simulate-failure=\"", text, "\": \"", part, "\" is not zone=NAME or node=NAME"));
+    }
+  }
+  if (req.zones_size() + req.nodes_size() == 0) {
+    return absl::InvalidArgumentError("--simulate-failure needs zone=NAME or node=NAME");
+  }
+  ASSIGN_OR_RETURN(placement::Strategy strategy,
+                   placement::StrategyNames().Parse("--strategy", f.GetString("strategy")));
+  req.set_strategy(server::ToProto(strategy));
+  return req;
+}
+
+}  // namespace
+
+int SimulateAndPrint(const Invocation& inv, const std::string& command,
+                     const v1::SimulateFailureRequest& req, const std::string& what) {
+  v1::SimulateFailureResponse resp;
+  int rc = CallRpc<v1::PlannerService>(
+      inv, command, [&](auto& stub, auto& ctx) { return stub.SimulateFailure(&ctx, req, &resp); });
+  if (rc != kExitOk) return rc;
+  const int64_t displaced = resp.displaced_size();
+  const bool all = resp.absorbed() == displaced;
+  Print(inv, resp, [&](const v1::SimulateFailureResponse& r) {
+    inv.out << absl::StrFormat(
+        "%s (nodes %s): %d placements displaced, %d re-placed on the rest of the fleet (%.0f%%)%s\n",
+        what, absl::StrJoin(r.failed_nodes(), ", "), displaced, r.absorbed(),
+        100 * r.absorbed_ratio(), all ? "" : absl::StrCat(", ", displaced - r.absorbed(), " cannot be"));
+    for (const v1::PlacementRecord& p : r.displaced()) {
+      inv.out << absl::StrFormat("  displaced: placement %d %s#%d (tp=%d pp=%d)\n", p.id(),
+                                 p.deployment(), p.replica(), p.tp(), p.pp());
+    }
+    if (displaced > 0) PrintPlan(inv.out, r.replan(), /*what_if=*/true);
+    for (const std::string& d : r.without_spec()) {
+      inv.out << "NOT RE-PLANNED " << d << ": its deployment has no stored spec\n";
+    }
+  });
+  return all ? kExitOk : kExitError;
+}
+
+namespace {
+
 int RunPlan(const Invocation& inv) {
+  if (inv.flags.IsSet("simulate-failure")) {
+    absl::StatusOr<v1::SimulateFailureRequest> req = FailureScenario(inv.flags);
+    if (!req.ok()) return Usage(inv, "plan", std::string(req.status().message()));
+    std::vector<std::string> parts;
+    for (const std::string& z : req->zones()) parts.push_back("zone " + z);
+    for (const std::string& n : req->nodes()) parts.push_back("node " + n);
+    return SimulateAndPrint(inv, "plan", *req, "failure of " + absl::StrJoin(parts, " and "));
+  }
   absl::StatusOr<v1::PlanPlacementRequest> req = BuildRequest(inv.flags);
   if (!req.ok()) {
     inv.err << "fleetplan plan: " << req.status().message() << "\n";
@@ -317,6 +382,10 @@ std::vector<Command> PlanCommands() {
                 f.Bool("allow-partial", false,
                        "--commit: commit the placed replicas of a partial plan (exit 3)");
                 f.String("request-id", "", "commit idempotency key (default: the plan id)");
+                f.String("simulate-failure", "",
+                         "zone=NAME,node=NAME,...: re-plan what those nodes run onto the rest of "
+                         "the fleet and report what cannot be re-placed (nothing is written; exit "
+                         "1 when something cannot)");
                 return f;
               },
           .run = RunPlan},

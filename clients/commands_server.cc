@@ -487,6 +487,9 @@ std::vector<Command> ServerCommands() {
                 f.Int("nvlink-domain-size", 8, "add: GPUs per NVLink domain");
                 f.Int("inter-node-bandwidth-bytes-per-second", 0, "add: network bandwidth");
                 f.Bool("force", false, "drain/remove: even with placements (remove releases them)");
+                f.Bool("plan", false,
+                       "drain: only show where the node's placements would be re-placed (nothing "
+                       "changes; exit 1 when some cannot be)");
                 f.String("request-id", "", "idempotency key for retries");
                 f.Bool("validate-only", false, "add, import: check without writing");
                 AddImportFlags(f);
@@ -516,8 +519,15 @@ std::vector<Command> ServerCommands() {
                            });
                      },
                      1, "NODE"},
-                    {"drain", "drain a node (refused while it holds placements, unless --force)",
+                    {"drain",
+                     "drain a node (refused while it holds placements, unless --force); --plan "
+                     "shows where its placements would go",
                      [](const Invocation& inv) {
+                       if (inv.flags.GetBool("plan")) {
+                         v1::SimulateFailureRequest req;
+                         req.add_nodes(inv.positional[0]);
+                         return SimulateAndPrint(inv, "drain", req, "draining " + inv.positional[0]);
+                       }
                        return NodeStateChange<v1::DrainNodeRequest>(
                            inv, "drain", [](auto& stub, auto& ctx, auto& req, auto& node) {
                              return stub.DrainNode(&ctx, req, &node);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "clients/cli.h"
+#include "fleetplan/v1/planner.pb.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/support/status.h"
 #include "nlohmann/json.hpp"
@@ -37,6 +38,11 @@ int Print(const Invocation& inv, const Message& message, Table&& table) {
   }
   return kExitOk;
 }
+
+// SimulateFailure and its report (plan --simulate-failure, nodes drain --plan); `what` heads it
+// ("failure of zone z1"). kExitError when some displaced replica cannot be re-placed.
+int SimulateAndPrint(const Invocation& inv, const std::string& command,
+                     const v1::SimulateFailureRequest& req, const std::string& what);
 
 // Opens a channel, prepares a context and runs `call(stub, context)`, reporting failures as
 // "fleetplan <command>: CODE: message". Returns an exit code.

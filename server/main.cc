@@ -43,6 +43,9 @@ ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle; when set, clients must present a cert");
 ABSL_FLAG(std::string, auth_tokens_file, "",
           "bearer tokens, one \"<token> <reader|writer>\" per line; empty: no authentication");
+ABSL_FLAG(int, failure_simulation_interval_s, 60,
+          "simulate each zone's failure this often when the fleet changed, for the "
+          "fleetplan_zone_failure_* gauges (0: off)");
 ABSL_FLAG(int, shutdown_grace_ms, 5000, "how long in-flight RPCs may run after SIGINT/SIGTERM");
 
 int main(int argc, char** argv) {
@@ -89,6 +92,12 @@ int main(int argc, char** argv) {
       .auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file),
       .store = {.path = absl::GetFlag(FLAGS_db)},
   };
+  const int simulate_s = absl::GetFlag(FLAGS_failure_simulation_interval_s);
+  if (simulate_s < 0) {
+    std::fprintf(stderr, "fleetpland: failure_simulation_interval_s=%d must be >= 0\n", simulate_s);
+    return 2;
+  }
+  options.failure_simulation_interval = std::chrono::seconds(simulate_s);
   const int grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
   if (grace_ms < 0) {
     std::fprintf(stderr, "fleetpland: shutdown_grace_ms=%d must be >= 0\n", grace_ms);

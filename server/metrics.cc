@@ -347,6 +347,18 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& liste
            .Help("Store reads or writes that failed for a reason other than the request.")
            .Register(r)
            .Add({});
+  metrics->zone_displaced_ =
+      &prometheus::BuildGauge()
+           .Name("fleetplan_zone_failure_displaced_replicas")
+           .Help("Replicas a failure of the zone would displace (active placements with a rank "
+                 "there), as last simulated.")
+           .Register(r);
+  metrics->zone_absorbable_ =
+      &prometheus::BuildGauge()
+           .Name("fleetplan_zone_failure_absorbable_ratio")
+           .Help("Share of the replicas a failure of the zone would displace that the rest of the "
+                 "fleet could re-place now (1: N+1 safe), as last simulated.")
+           .Register(r);
   metrics->scrapes_ = &prometheus::BuildCounter()
                            .Name("fleetplan_metrics_scrapes_total")
                            .Help("GET /metrics answered, by content encoding (gzip or identity).")
@@ -381,6 +393,30 @@ void Metrics::RecordRpc(const std::string& method, int code, double seconds) {
             prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                     0.01, 0.025, 0.05, 0.1, 0.25, 1})
       .Observe(seconds);
+}
+
+void Metrics::SetZoneFailure(const std::map<std::string, std::pair<int64_t, double>>& by_zone) {
+  MutexLock lock(&zones_mu_);
+  for (auto it = zone_gauges_.begin(); it != zone_gauges_.end();) {
+    if (by_zone.count(it->first) > 0) {
+      ++it;
+      continue;
+    }
+    zone_displaced_->Remove(it->second.first);
+    zone_absorbable_->Remove(it->second.second);
+    it = zone_gauges_.erase(it);
+  }
+  for (const auto& [zone, figures] : by_zone) {
+    auto it = zone_gauges_.find(zone);
+    if (it == zone_gauges_.end()) {
+      it = zone_gauges_
+               .emplace(zone, std::make_pair(&zone_displaced_->Add({{"zone", zone}}),
+                                             &zone_absorbable_->Add({{"zone", zone}})))
+               .first;
+    }
+    it->second.first->Set(static_cast<double>(figures.first));
+    it->second.second->Set(figures.second);
+  }
 }
 
 void Metrics::RecordPlan(double seconds, double gap) {

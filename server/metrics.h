@@ -20,11 +20,13 @@
 //
 // Thread safety: prometheus-cpp metrics are thread-safe; the collector only reads the store.
 
+#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/support/server_interceptor.h"
+#include "planner/common/mutex.h"
 #include "planner/placement/headroom.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -69,6 +71,9 @@ class Metrics {
   void RecordPlan(double seconds, double gap);
   void RecordCommitConflict() { commit_conflicts_->Increment(); }
   void RecordStoreError() { store_errors_->Increment(); }
+  // Per zone: replicas its failure would displace and the share the rest could absorb
+  // (FailureWatch); zones not in `by_zone` lose their series.
+  void SetZoneFailure(const std::map<std::string, std::pair<int64_t, double>>& by_zone);
 
   // Records every RPC's method, status code and latency.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
@@ -92,6 +97,11 @@ class Metrics {
   prometheus::Histogram* plan_gap_ = nullptr;
   prometheus::Counter* commit_conflicts_ = nullptr;
   prometheus::Counter* store_errors_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* zone_displaced_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* zone_absorbable_ = nullptr;
+  Mutex zones_mu_;
+  std::map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> zone_gauges_
+      ABSL_GUARDED_BY(zones_mu_);
   int port_ = 0;
 };
 

@@ -12,6 +12,7 @@
 #include "planner/placement/planner.h"
 #include "server/convert.h"
 #include "server/metrics.h"
+#include "server/simulation.h"
 #include "storage/validation.h"
 
 namespace fleetplan::server {
@@ -245,6 +246,30 @@ ServerUnaryReactor* PlannerServiceImpl::DeleteDeployment(CallbackServerContext* 
   return RunUnary(c, deps_, Role::kWriter, [&]() -> absl::Status {
     return Idempotent(deps_, "DeleteDeployment", req->request_id(), *req, resp,
                       [&] { return deps_.store->DeleteDeployment(req->name()); });
+  });
+}
+
+ServerUnaryReactor* PlannerServiceImpl::SimulateFailure(CallbackServerContext* c,
+                                                        const v1::SimulateFailureRequest* req,
+                                                        v1::SimulateFailureResponse* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(placement::Strategy strategy, StrategyFromProto(req->strategy()));
+    placement::FailureScenario scenario;
+    for (int i = 0; i < req->nodes_size(); ++i) {
+      RETURN_IF_ERROR(storage::ValidateName(absl::StrCat("nodes[", i, "]"), req->nodes(i)));
+      scenario.nodes.push_back(req->nodes(i));
+    }
+    for (int i = 0; i < req->zones_size(); ++i) {
+      RETURN_IF_ERROR(storage::ValidateName(absl::StrCat("zones[", i, "]"), req->zones(i)));
+      scenario.zones.push_back(req->zones(i));
+    }
+    absl::Status refused;
+    const auto slot = AdmitHeavy(deps_, c, "failure simulation", &refused);
+    RETURN_IF_ERROR(refused);
+    ASSIGN_OR_RETURN(placement::FailureImpact impact,
+                     SimulateOnFleet(deps_, *cache_, scenario, strategy));
+    ToProto(impact, resp);
+    return absl::OkStatus();
   });
 }
 

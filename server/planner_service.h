@@ -39,6 +39,9 @@ class PlannerServiceImpl final : public v1::PlannerService::CallbackService {
   grpc::ServerUnaryReactor* DeleteDeployment(grpc::CallbackServerContext* c,
                                              const v1::DeleteDeploymentRequest* req,
                                              google::protobuf::Empty* resp) override;
+  grpc::ServerUnaryReactor* SimulateFailure(grpc::CallbackServerContext* c,
+                                            const v1::SimulateFailureRequest* req,
+                                            v1::SimulateFailureResponse* resp) override;
 
  private:
   // Plans `req` and fills `resp`; `keep` stores the plan for CommitPlan. `context` is polled for

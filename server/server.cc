@@ -25,6 +25,7 @@
 #include "server/headroom_service.h"
 #include "server/inventory_service.h"
 #include "server/planner_service.h"
+#include "server/simulation.h"
 #include "server/request_cache.h"
 #include "server/system_service.h"
 
@@ -224,6 +225,8 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
       deps, options.headroom_poll_interval,
       WatchLimits{.per_client = options.max_watches_per_client, .total = options.max_watches});
   server->planner_service_ = std::make_unique<PlannerServiceImpl>(deps, server->estimates_.get());
+  server->failure_watch_ = std::make_unique<FailureWatch>(deps, server->estimates_.get(),
+                                                          options.failure_simulation_interval);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -275,6 +278,7 @@ void FleetplanServer::Shutdown(std::chrono::milliseconds grace) {
   if (auto* health = server_->GetHealthCheckService(); health != nullptr) health->Shutdown();
   // Streams end first (they would otherwise hold the drain until its deadline).
   if (headroom_service_ != nullptr) headroom_service_->Shutdown();
+  if (failure_watch_ != nullptr) failure_watch_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
 }
 

@@ -29,6 +29,7 @@ class EstimatorServiceImpl;
 class EstimateCache;
 class HeadroomServiceImpl;
 class PlannerServiceImpl;
+class FailureWatch;
 class Authorizer;
 class RequestCache;
 
@@ -64,6 +65,7 @@ class FleetplanServer {
   std::unique_ptr<EstimatorServiceImpl> estimator_service_;
   std::unique_ptr<HeadroomServiceImpl> headroom_service_;
   std::unique_ptr<PlannerServiceImpl> planner_service_;
+  std::unique_ptr<FailureWatch> failure_watch_;
   // Declared last: destroyed first, before the services it calls.
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -61,7 +61,9 @@ absl::StatusOr<Plan> Exact(const PackingState& base, const std::vector<Work>& wo
       if (c.pp != 1) continue;
       for (size_t di : st.DomainsOfType(c.type->name)) {
         const DomainState& dom = st.domains()[di];
-        if (!NodeAllowed(*w.d, st.node(dom))) continue;
+        // Spread counts what the base state already holds (the surviving replicas of a
+        // failure simulation), as the packer's SpreadAllows does.
+        if (!NodeAllowed(*w.d, st.node(dom)) || !SpreadAllows(st, *w.d, st.node(dom))) continue;
         if (static_cast<int64_t>(EligibleGpus(st, dom, *w.d, c.max_rank_bytes).size()) < c.tp)
           continue;
         vars.push_back(Var{wi, &c, di});

@@ -131,6 +131,31 @@ TEST_F(CliFlowTest, QuickstartFlow) {
   EXPECT_NE(too_big.out.find("NOT PLACED"), std::string::npos) << too_big.out;
   EXPECT_NE(too_big.out.find("FAILED_PRECONDITION"), std::string::npos) << too_big.out;
 
+  // What if: a node's placements and a whole zone's, re-planned on the rest; nothing changes.
+  const std::string busy = lj["placements"][1]["ranks"][0]["node"];
+  ProcessResult before = Cli({"placements", "list", "--output=json"}, "reader");
+  ProcessResult drain_plan = Cli({"nodes", "drain", busy, "--plan"}, "reader");
+  EXPECT_EQ(drain_plan.exit_code, 0) << drain_plan.out << drain_plan.err;
+  EXPECT_NE(drain_plan.out.find("draining " + busy + " (nodes " + busy + "):"), std::string::npos)
+      << drain_plan.out;
+  EXPECT_NE(drain_plan.out.find("re-placed on the rest of the fleet (100%)"), std::string::npos)
+      << drain_plan.out;
+  EXPECT_NE(drain_plan.out.find("vllm serve"), std::string::npos) << drain_plan.out;
+  EXPECT_EQ(nlohmann::json::parse(Cli({"nodes", "show", busy, "--output=json"}, "reader").out)
+                ["state"],
+            "NODE_STATE_ACTIVE")
+      << "--plan changes nothing";
+  ProcessResult zone = Cli({"plan", "--simulate-failure=zone=zone-a", "--output=json"}, "reader");
+  EXPECT_LE(zone.exit_code, 1) << zone.err;
+  auto zj = nlohmann::json::parse(zone.out);
+  EXPECT_EQ(zj["failed_nodes"].size(), 4u) << zone.out;  // the H100 pool is zone-a
+  EXPECT_EQ(zone.exit_code == 0, zj["absorbed"] == static_cast<int64_t>(zj["displaced"].size()));
+  EXPECT_EQ(Cli({"placements", "list", "--output=json"}, "reader").out, before.out);
+  ProcessResult bad_scenario = Cli({"plan", "--simulate-failure=rack=r1"}, "reader");
+  EXPECT_EQ(bad_scenario.exit_code, 2);
+  EXPECT_NE(bad_scenario.err.find("\"rack=r1\" is not zone=NAME or node=NAME"), std::string::npos)
+      << bad_scenario.err;
+
   ProcessResult watch = Cli({"headroom", "--watch", "--updates=1", "--output=json"}, "reader");
   EXPECT_EQ(watch.exit_code, 0) << watch.err;
   EXPECT_NE(watch.out.find("\"generation\""), std::string::npos);

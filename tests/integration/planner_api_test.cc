@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "fleetplan/v1/catalog.grpc.pb.h"
 #include "fleetplan/v1/headroom.grpc.pb.h"
@@ -24,7 +25,10 @@ class PlannerApiTest : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::MakeTempDir("planner_api_");
     auto server = server::FleetplanServer::Start(
-        {.listen = "127.0.0.1:0", .metrics_listen = "", .store = {.path = dir_ + "/fleet.db"}});
+        {.listen = "127.0.0.1:0",
+         .metrics_listen = "",
+         .failure_simulation_interval = std::chrono::milliseconds(50),
+         .store = {.path = dir_ + "/fleet.db"}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
@@ -46,6 +50,7 @@ class PlannerApiTest : public ::testing::Test {
       v1::CreateNodeRequest req;
       req.mutable_node()->set_name(name);
       req.mutable_node()->set_pool("p");
+      req.mutable_node()->set_zone(std::string(name) == "n1" ? "z1" : "z2");
       for (int i = 0; i < 8; ++i) {
         v1::Gpu* g = req.mutable_node()->add_gpus();
         g->set_index(i);
@@ -269,6 +274,84 @@ TEST_F(PlannerApiTest, UnverifiedModelsAreShownAndNotPlacedUnlessAllowed) {
   for (const auto& m : list.models()) {
     EXPECT_EQ(m.unverified(), m.name() == "unknown" || m.name() == "extra") << m.name();
   }
+}
+
+// What if a zone or a node fails: displaced replicas re-planned on the rest, nothing written; the
+// per-zone N+1 gauges follow the fleet.
+TEST_F(PlannerApiTest, SimulateFailureReplansDisplacedReplicasAndWritesNothing) {
+  v1::PlanPlacementRequest spread = Request("chat", "llama-3.1-8b-instruct", 2);
+  spread.mutable_deployments(0)->set_spread("nodes");
+  v1::Plan plan;
+  ASSERT_TRUE(PlanCall(spread, &plan).ok());
+  ASSERT_EQ(plan.replicas_size(), 2);
+  ASSERT_TRUE(Commit(plan.plan_id()).ok());
+  const v1::FleetHeadroom before = Headroom();
+
+  auto simulate = [&](std::vector<std::string> zones, std::vector<std::string> nodes,
+                      v1::SimulateFailureResponse* resp) {
+    grpc::ClientContext ctx;
+    v1::SimulateFailureRequest req;
+    for (const auto& z : zones) req.add_zones(z);
+    for (const auto& n : nodes) req.add_nodes(n);
+    return planner_->SimulateFailure(&ctx, req, resp);
+  };
+  v1::SimulateFailureResponse zone;
+  ASSERT_TRUE(simulate({"z1"}, {}, &zone).ok());
+  EXPECT_EQ(zone.failed_nodes_size(), 1);
+  EXPECT_EQ(zone.failed_nodes(0), "n1");
+  ASSERT_EQ(zone.displaced_size(), 1);
+  EXPECT_EQ(zone.displaced(0).deployment(), "chat");
+  // Spread over nodes: the only other node already runs a replica of chat.
+  EXPECT_EQ(zone.absorbed(), 0);
+  EXPECT_DOUBLE_EQ(zone.absorbed_ratio(), 0.0);
+  ASSERT_EQ(zone.replan().unplaced_size(), 1);
+  EXPECT_EQ(zone.replan().unplaced(0).replica(), zone.displaced(0).replica());
+  EXPECT_TRUE(zone.replan().plan_id().empty()) << "a what-if cannot be committed";
+
+  // A deployment without spread moves onto the surviving node.
+  ASSERT_TRUE(PlanCall(Request("solo", "llama-3.3-70b-instruct-fp8-dynamic", 1), &plan).ok());
+  ASSERT_EQ(plan.replicas_size(), 1);
+  ASSERT_TRUE(Commit(plan.plan_id()).ok());
+  const std::string host = plan.replicas(0).ranks(0).node();
+  v1::SimulateFailureResponse node;
+  ASSERT_TRUE(simulate({}, {host}, &node).ok());
+  EXPECT_EQ(node.displaced_size(), 2);  // chat's replica there and solo
+  EXPECT_EQ(node.absorbed(), 1);
+  bool solo_moved = false;
+  for (const auto& r : node.replan().replicas()) {
+    EXPECT_NE(r.ranks(0).node(), host);
+    solo_moved = solo_moved || r.deployment() == "solo";
+  }
+  EXPECT_TRUE(solo_moved);
+  EXPECT_DOUBLE_EQ(node.absorbed_ratio(), 0.5);
+
+  v1::SimulateFailureResponse bad;
+  EXPECT_EQ(simulate({"nowhere"}, {}, &bad).error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::Status invalid = simulate({}, {"not a name"}, &bad);
+  EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(invalid.error_message().find("nodes[0]"), std::string::npos) << invalid.error_message();
+  EXPECT_EQ(simulate({}, {}, &bad).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::FleetHeadroom after = Headroom();
+  EXPECT_EQ(after.fleet().free_bytes(),
+            before.fleet().free_bytes() - plan.replicas(0).ranks(0).bytes() *
+                                              plan.replicas(0).ranks_size())
+      << "only solo's commit changed the fleet";
+
+  // The per-zone gauges (the server simulates every zone when the fleet changes).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::string scrape;
+  while (std::chrono::steady_clock::now() < deadline) {
+    scrape = server_->metrics().Scrape();
+    if (scrape.find("fleetplan_zone_failure_displaced_replicas{zone=\"" + std::string(host == "n1" ? "z1" : "z2") + "\"} 2") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string host_zone = host == "n1" ? "z1" : "z2";
+  EXPECT_NE(scrape.find("fleetplan_zone_failure_displaced_replicas{zone=\"" + host_zone + "\"} 2"),
+            std::string::npos)
+      << scrape;
+  EXPECT_NE(scrape.find("fleetplan_zone_failure_absorbable_ratio{zone=\"" + host_zone + "\"} 0.5"),
+            std::string::npos)
+      << scrape;
 }
 
 }  // namespace

@@ -261,7 +261,7 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
     EXPECT_EQ((*r)["status"], "success") << expr << ": " << r->dump();
     ++checked;
   }
-  EXPECT_GE(checked, 9);
+  EXPECT_GE(checked, 10);
   for (const char* name : {"fleetplan:pool_headroom_ratio", "fleetplan:pool_committed_ratio",
                            "fleetplan:gpu_type_free_bytes", "fleetplan:high_risk_gpus"}) {
     EXPECT_TRUE(Eventually(name, std::chrono::seconds(20)).has_value())
