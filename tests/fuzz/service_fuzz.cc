@@ -143,6 +143,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (method == "ExplainPlacement") {
     fuzz::Run<v1::ExplainPlacementRequest, v1::ExplainPlacementResponse>(
         text, [&](auto& c, auto& r, auto* o) { return s.planner->ExplainPlacement(&c, r, o); });
+  } else if (method == "SimulateFailure") {
+    fuzz::Run<v1::SimulateFailureRequest, v1::SimulateFailureResponse>(
+        text, [&](auto& c, auto& r, auto* o) { return s.planner->SimulateFailure(&c, r, o); });
   }
   return 0;
 }
