@@ -90,6 +90,7 @@ int ReportError(std::ostream& err, const std::string& command, const absl::Statu
 std::vector<Command> SystemCommands();
 std::vector<Command> ValidateCommands();
 std::vector<Command> EstimateCommands();
+std::vector<Command> RecommendCommands();
 std::vector<Command> ServerCommands();
 std::vector<Command> PlanCommands();
 std::vector<Command> CompletionCommands();

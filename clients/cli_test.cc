@@ -267,5 +267,66 @@ TEST(VllmCommandTest, TranslatesAndSortsFlags) {
   EXPECT_FALSE(ParseVllmCommandLine("vllm serve /m --max-model-len").ok());
 }
 
+// `fleetplan recommend`: ranked configurations, one JSON document, and errors that say why.
+TEST(CliTest, RecommendRanksConfigurationsThatFit) {
+  const std::string models = std::string(FLEETPLAN_SOURCE_DIR) + "/deploy/examples/models/";
+  for (const char* model : {"llama-3.1-70b-instruct", "mixtral-8x7b-instruct",
+                            "llama-3.3-70b-instruct-fp8-dynamic"}) {
+    Result r = RunArgs({"recommend", "--model=" + models + model + ".json", "--concurrency=16",
+                        "--context=8192", "--cost-per-hour=H100-80GB=2.5,A100-80GB=1.6",
+                        "--output=json"});
+    ASSERT_EQ(r.code, kExitOk) << model << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    ASSERT_FALSE(j["configurations"].empty()) << model;
+    double last_cost = 0;
+    bool priced = true;
+    for (const auto& c : j["configurations"]) {
+      EXPECT_TRUE(c["tp"].is_number_integer());
+      EXPECT_EQ(c["gpus"], c["tp"].get<int64_t>() * c["pp"].get<int64_t>());
+      EXPECT_GE(c["kv_cache_tokens"].get<int64_t>(), 16 * 8192) << model;
+      EXPECT_NE(c["launch_command"].get<std::string>().find("vllm serve"), std::string::npos);
+      // Priced configurations first, cheapest first.
+      if (c["cost_per_hour"].is_null()) {
+        priced = false;
+      } else {
+        EXPECT_TRUE(priced) << "a priced configuration after an unpriced one";
+        EXPECT_GE(c["cost_per_hour"].get<double>(), last_cost);
+        last_cost = c["cost_per_hour"].get<double>();
+      }
+    }
+    EXPECT_EQ(j["gpu_types"].size(), 9u) << "every built-in GPU type gets a verdict";
+  }
+  // FP8 needs fewer H100s than bf16 for the same workload.
+  auto fewest_h100 = [&](const std::string& model) {
+    Result r = RunArgs({"recommend", "--model=" + models + model + ".json", "--concurrency=16",
+                        "--context=8192", "--gpu=H100-80GB", "--output=json"});
+    return nlohmann::json::parse(r.out)["gpu_types"][0]["fewest_gpus"].get<int64_t>();
+  };
+  EXPECT_LT(fewest_h100("llama-3.3-70b-instruct-fp8-dynamic"), fewest_h100("llama-3.1-70b-instruct"));
+  Result table = RunArgs({"recommend", "--model=" + models + "llama-3.1-70b-instruct.json",
+                          "--concurrency=16", "--context=8192", "--gpu=H100-80GB"});
+  EXPECT_NE(table.out.find("use 4 x H100-80GB (tp=4)"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("H100-80GB: 4 GPUs at least; 2 do not do: tp=2 pp=1"),
+            std::string::npos)
+      << table.out;
+
+  // Nothing fits: exit 1 with the reason per type.
+  Result none = RunArgs({"recommend", "--model=" + models + "qwen2.5-72b-instruct.json",
+                         "--concurrency=64", "--context=32768", "--gpu=L4", "--gpus-per-node=2",
+                         "--max-pp=1"});
+  EXPECT_EQ(none.code, kExitError);
+  EXPECT_NE(none.out.find("L4: does not fit"), std::string::npos) << none.out;
+  EXPECT_EQ(RunArgs({"recommend", "--model=" + models + "llama-3.1-8b-instruct.json",
+                     "--engine=sglang"})
+                .code,
+            kExitUsage);
+  Result gpu = RunArgs({"recommend", "--model=" + models + "llama-3.1-8b-instruct.json",
+                        "--gpu=H999"});
+  EXPECT_EQ(gpu.code, kExitUsage);
+  EXPECT_NE(gpu.err.find("--gpu=H999 is not one of"), std::string::npos) << gpu.err;
+  EXPECT_EQ(RunArgs({"recommend"}).code, kExitUsage);
+  EXPECT_EQ(RunArgs({"recommend", "--model=/nonexistent/config.json"}).code, kExitError);
+}
+
 }  // namespace
 }  // namespace fleetplan::cli

@@ -144,6 +144,11 @@ class TypeResolver {
               " / memory.total); register it with `fleetplan gpu-types add`"));
         }
         t.set_name(TypeNameFor(product));
+        if (t.name().empty()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              where, ": GPU product ", Quoted(product),
+              " has no letters or digits to name a GPU type after; map it (--gpu-type-map)"));
+        }
         t.set_memory_bytes(std::max<int64_t>(reported_bytes - kDriverReserveBytes, kMiB));
         notes_.push_back(absl::StrCat(
             "new GPU type ", t.name(), " for ", Quoted(product), ": ", t.memory_bytes(),
@@ -516,6 +521,10 @@ absl::StatusOr<std::vector<SmiRow>> ParseSmiCsv(const std::string& text, const s
       return absl::InvalidArgumentError(absl::StrCat(where, ": GPU index ", row.index, " repeats"));
     }
     if (column.count("uuid") > 0) row.uuid = cells[column["uuid"]];
+    if (!Printable(row.uuid)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": uuid=", Quoted(row.uuid),
+                                                     " is not a GPU UUID"));
+    }
     row.name = cells[column["name"]];
     if (row.name.empty() || !Printable(row.name)) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": name=", Quoted(row.name),

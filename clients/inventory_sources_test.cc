@@ -290,6 +290,11 @@ TEST(NvidiaSmiImport, BadFilesGiveTheErrorTheyMust) {
             std::string::npos);
   EXPECT_NE(error("0, a, , 46068, 0\n").find("name=\"\""), std::string::npos);
   EXPECT_NE(error("index, uuid, memory.total [MiB]\n").find("no name column"), std::string::npos);
+  // Found by inventory_fuzz: a name with nothing to name a GPU type after, a UUID with control
+  // characters.
+  EXPECT_NE(error("0, GPU-a, !!!!, 81559, 0\n").find("no letters or digits"), std::string::npos);
+  EXPECT_NE(error("0, 'P\x7f\x7f, NVIDIA L40S, 46068, 0\n").find("is not a GPU UUID"),
+            std::string::npos);
   // The topology must describe the same GPUs.
   EXPECT_NE(error(Fixture("nvidia_smi_a6000_header.csv"), Fixture("topo_h100.txt"))
                 .find("topo.txt has 8 GPUs but gpus.csv lists 4"),

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "planner/estimator/vllm.h"
 
 namespace fleetplan::placement {
@@ -72,7 +73,9 @@ TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
   TypeCandidates out;
   const int64_t cap = AllowedBytesPerGpu(d, type);
   std::optional<Candidate> smallest;  // the least bytes per GPU of any valid candidate
-  std::string invalid, unfit;         // the first reason of each kind, when nothing is valid
+  // When nothing is valid: the first refusal, and the workload's shortfall at the largest
+  // parallelism tried (the one closest to holding it, so the reason a user reads is that one's).
+  std::string invalid, unfit;
   for (int64_t tp = 1; tp <= d.max_tp; tp *= 2) {
     for (int64_t pp = 1; pp <= d.max_pp && pp <= d.spec->num_layers; ++pp) {
       std::vector<int64_t> eps = {1};
@@ -80,8 +83,11 @@ TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
       for (int64_t ep : eps) {
         Evaluated e = Evaluate(d, type, tp, pp, ep);
         if (!e.candidate) {
-          std::string& reason = e.invalid ? invalid : unfit;
-          if (reason.empty()) reason = e.reason;
+          if (e.invalid && invalid.empty()) invalid = e.reason;
+          if (!e.invalid) {
+            unfit = absl::StrCat("tp=", tp, " pp=", pp, ep > 1 ? absl::StrCat(" ep=", ep) : "",
+                                 ": ", e.reason);
+          }
           continue;
         }
         if (!smallest || e.candidate->max_rank_bytes < smallest->max_rank_bytes) {

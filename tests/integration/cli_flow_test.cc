@@ -96,6 +96,17 @@ TEST_F(CliFlowTest, QuickstartFlow) {
   EXPECT_EQ(ej["bytes_per_rank"].size(), 4u);
   EXPECT_GT(ej["kv_cache_tokens"].get<int64_t>(), 100000);
 
+  // "What do I need?" over the fleet's own GPU types and their costs.
+  ProcessResult rec = Cli({"recommend", "--model=" FLEETPLAN_SOURCE_DIR
+                           "/deploy/examples/models/llama-3.1-70b-instruct.json",
+                           "--concurrency=16", "--context=8192", "--output=json"},
+                          "reader");
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  auto rj = nlohmann::json::parse(rec.out);
+  ASSERT_EQ(rj["gpu_types"].size(), 3u) << rec.out;  // H100-80GB, A100-40GB, L4
+  ASSERT_FALSE(rj["configurations"].empty());
+  EXPECT_FALSE(rj["configurations"][0]["cost_per_hour"].is_null()) << "load.sh sets costs";
+
   ProcessResult nodes = Cli({"nodes", "list", "--pool=a100"}, "reader");
   ASSERT_EQ(nodes.exit_code, 0) << nodes.err;
   EXPECT_NE(nodes.out.find("a100-node-5"), std::string::npos) << nodes.out;
