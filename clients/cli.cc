@@ -223,7 +223,12 @@ bool CountField(const std::string& key) {
                                                                "created",
                                                                "updated",
                                                                "unchanged",
-                                                               "absorbed"};
+                                                               "absorbed",
+                                                               "samples",
+                                                               "unmatched_samples",
+                                                               "observed_gpus",
+                                                               "anomalies_total",
+                                                               "placements"};
   return kCounts->count(key) > 0;
 }
 

@@ -432,6 +432,38 @@ int RunHeadroom(const Invocation& inv) {
   return kExitOk;
 }
 
+// `fleetplan observe`: what GPUs really use (DCGM via the server) against what placements promise,
+// per deployment (the estimator's field check) and the GPUs that disagree.
+int RunObserve(const Invocation& inv) {
+  v1::GetObservedUsageRequest req;
+  req.set_unplanned_bytes(inv.flags.GetInt("unplanned-bytes"));
+  req.set_idle_bytes(inv.flags.GetInt("idle-bytes"));
+  v1::ObservedUsage resp;
+  int rc = CallRpc<v1::HeadroomService>(
+      inv, "observe", [&](auto& stub, auto& ctx) { return stub.GetObservedUsage(&ctx, req, &resp); });
+  if (rc != kExitOk) return rc;
+  return Print(inv, resp, [&](const v1::ObservedUsage& u) {
+    inv.out << absl::StrFormat("observed %d GPUs (%d samples, %d unmatched)\n", u.observed_gpus(),
+                               u.samples(), u.unmatched_samples());
+    inv.out << absl::StrFormat("%-24s %-32s %5s %5s %13s %12s %7s\n", "DEPLOYMENT", "MODEL", "GPUS",
+                               "SEEN", "COMMITTED_GIB", "OBSERVED_GIB", "DRIFT");
+    for (const auto& d : u.deployments()) {
+      inv.out << absl::StrFormat("%-24s %-32s %5d %5d %13.1f %12.1f %6.1f%%\n", d.deployment(),
+                                 d.model(), d.gpus(), d.observed_gpus(), GiB(d.committed_bytes()),
+                                 GiB(d.observed_bytes()), 100 * d.drift_ratio());
+    }
+    for (const auto& a : u.anomalies()) {
+      inv.out << absl::StrFormat(
+          "%s %s/%d: committed %.1f GiB, observed %.1f GiB\n",
+          a.kind() == v1::UsageAnomaly::UNPLANNED ? "UNPLANNED USE" : "IDLE PLACEMENT", a.node(),
+          a.gpu_index(), GiB(a.committed_bytes()), GiB(a.observed_bytes()));
+    }
+    if (u.anomalies_total() > u.anomalies_size()) {
+      inv.out << "... and " << u.anomalies_total() - u.anomalies_size() << " more\n";
+    }
+  });
+}
+
 FlagSet ServerFlags(const std::string& name, const std::string& usage) {
   FlagSet f(name, usage);
   AddOutputFlag(f);
@@ -556,6 +588,20 @@ std::vector<Command> ServerCommands() {
                     {"list", "list the catalog", ModelsList},
                     {"show", "one model with its config.json", ModelsShow, 1, "NAME"},
                     {"remove", "delete an unplaced model", ModelsRemove, 1, "NAME"}}},
+      Command{.name = "observe",
+              .summary = "observed GPU memory (DCGM) against what placements promise, per "
+                         "deployment, and the GPUs that disagree (server)",
+              .make_flags =
+                  [] {
+                    FlagSet f = ServerFlags("observe", "[--unplanned-bytes=B] [--idle-bytes=B]");
+                    f.Int("unplanned-bytes", 0,
+                          "flag GPUs using more than committed by this much (0: 2 GiB; at least "
+                          "5% of the GPU)");
+                    f.Int("idle-bytes", 0,
+                          "flag GPUs with placements using less than this (0: 1 GiB)");
+                    return f;
+                  },
+              .run = RunObserve},
       Command{.name = "headroom",
               .summary = "fleet memory headroom by pool, node, GPU type or GPU (server)",
               .make_flags =

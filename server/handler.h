@@ -28,6 +28,7 @@ namespace fleetplan::server {
 class Admission;
 class EstimateCache;
 class Metrics;
+class ObservedUsageHolder;
 
 struct ServiceDeps {
   storage::PlacementStore* store = nullptr;
@@ -41,6 +42,9 @@ struct ServiceDeps {
   Admission* heavy = nullptr;
   // The live fleet state over `store` (required: planning, headroom, pools and metrics read it).
   storage::LiveFleet* fleet = nullptr;
+  // The latest DCGM observation (null: observation off).
+  const ObservedUsageHolder* observed = nullptr;
+  std::chrono::milliseconds observed_max_age{0};
 };
 
 // Drops cached models and GPU sizes after a catalog or inventory write.

@@ -7,7 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "planner/common/limits.h"
 #include "planner/placement/headroom.h"
+#include "planner/common/units.h"
 #include "server/convert.h"
+#include "server/observed_usage.h"
 #include "storage/validation.h"
 
 namespace fleetplan::server {
@@ -174,6 +176,67 @@ void HeadroomServiceImpl::PollLoop() {
       w->Offer(slot);
     }
   }
+}
+
+grpc::ServerUnaryReactor* HeadroomServiceImpl::GetObservedUsage(
+    grpc::CallbackServerContext* c, const v1::GetObservedUsageRequest* req,
+    v1::ObservedUsage* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    for (const auto& [field, v] : {std::pair{"unplanned_bytes", req->unplanned_bytes()},
+                                   std::pair{"idle_bytes", req->idle_bytes()}}) {
+      if (v < 0 || v > limits::kMaxGpuMemoryBytes) {
+        return absl::InvalidArgumentError(absl::StrCat(field, "=", v, " must be in [0, ",
+                                                       limits::kMaxGpuMemoryBytes, "]"));
+      }
+    }
+    if (deps_.observed == nullptr) {
+      return absl::FailedPreconditionError(
+          "GPU usage is not observed: start fleetpland with --dcgm_prometheus_url");
+    }
+    std::shared_ptr<const ObservedUsage> observed = deps_.observed->Get(deps_.observed_max_age);
+    if (observed == nullptr) {
+      return absl::FailedPreconditionError(
+          "no recent answer from Prometheus with DCGM_FI_DEV_FB_USED (see the server log and "
+          "fleetplan_dcgm_samples)");
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<const storage::FleetView> view, deps_.fleet->Current());
+    ASSIGN_OR_RETURN(std::vector<placement::Placement> active, deps_.store->ListPlacements({}));
+    const UsageReport report = BuildUsageReport(
+        view->snapshot(), active, *observed,
+        req->unplanned_bytes() > 0 ? req->unplanned_bytes() : 2 * kGiB,
+        req->idle_bytes() > 0 ? req->idle_bytes() : kGiB);
+    resp->set_observed_unix_ms(observed->observed_unix_ms);
+    resp->set_samples(observed->samples);
+    resp->set_unmatched_samples(observed->unmatched);
+    resp->set_observed_gpus(static_cast<int64_t>(observed->used_bytes.size()));
+    for (const DeploymentUsage& d : report.deployments) {
+      v1::DeploymentUsage* p = resp->add_deployments();
+      p->set_deployment(d.deployment);
+      p->set_model(d.model);
+      p->set_placements(d.placements);
+      p->set_gpus(d.gpus);
+      p->set_observed_gpus(d.observed_gpus);
+      p->set_committed_bytes(d.committed_bytes);
+      p->set_observed_bytes(d.observed_bytes);
+      p->set_drift_ratio(d.committed_bytes > 0 ? static_cast<double>(d.observed_bytes) /
+                                                         static_cast<double>(d.committed_bytes) -
+                                                     1
+                                               : 0);
+    }
+    constexpr size_t kMaxAnomalies = 1000;
+    resp->set_anomalies_total(static_cast<int64_t>(report.anomalies.size()));
+    for (size_t i = 0; i < report.anomalies.size() && i < kMaxAnomalies; ++i) {
+      const UsageAnomaly& a = report.anomalies[i];
+      v1::UsageAnomaly* p = resp->add_anomalies();
+      p->set_kind(a.kind == UsageAnomaly::Kind::kUnplanned ? v1::UsageAnomaly::UNPLANNED
+                                                           : v1::UsageAnomaly::IDLE);
+      p->set_node(a.gpu.node);
+      p->set_gpu_index(a.gpu.index);
+      p->set_committed_bytes(a.committed_bytes);
+      p->set_observed_bytes(a.observed_bytes);
+    }
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* HeadroomServiceImpl::GetFleetHeadroom(

@@ -41,6 +41,9 @@ class HeadroomServiceImpl final : public v1::HeadroomService::CallbackService {
   grpc::ServerUnaryReactor* GetFleetHeadroom(grpc::CallbackServerContext* c,
                                              const v1::GetFleetHeadroomRequest* req,
                                              v1::FleetHeadroom* resp) override;
+  grpc::ServerUnaryReactor* GetObservedUsage(grpc::CallbackServerContext* c,
+                                             const v1::GetObservedUsageRequest* req,
+                                             v1::ObservedUsage* resp) override;
   grpc::ServerWriteReactor<v1::FleetHeadroom>* WatchHeadroom(
       grpc::CallbackServerContext* c, const v1::WatchHeadroomRequest* req) override;
 

@@ -43,6 +43,10 @@ ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle; when set, clients must present a cert");
 ABSL_FLAG(std::string, auth_tokens_file, "",
           "bearer tokens, one \"<token> <reader|writer>\" per line; empty: no authentication");
+ABSL_FLAG(std::string, dcgm_prometheus_url, "",
+          "Prometheus (http://host:9090) that scrapes NVIDIA's dcgm-exporter: observe what GPUs "
+          "really use and export the drift from what placements promise (empty: off)");
+ABSL_FLAG(int, dcgm_poll_interval_s, 30, "how often to query --dcgm_prometheus_url");
 ABSL_FLAG(int, failure_simulation_interval_s, 60,
           "simulate each zone's failure this often when the fleet changed, for the "
           "fleetplan_zone_failure_* gauges (0: off)");
@@ -98,6 +102,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.failure_simulation_interval = std::chrono::seconds(simulate_s);
+  options.dcgm_prometheus_url = absl::GetFlag(FLAGS_dcgm_prometheus_url);
+  const int dcgm_s = absl::GetFlag(FLAGS_dcgm_poll_interval_s);
+  if (dcgm_s < 1) {
+    std::fprintf(stderr, "fleetpland: dcgm_poll_interval_s=%d must be >= 1\n", dcgm_s);
+    return 2;
+  }
+  options.dcgm_poll_interval = std::chrono::seconds(dcgm_s);
   const int grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
   if (grace_ms < 0) {
     std::fprintf(stderr, "fleetpland: shutdown_grace_ms=%d must be >= 0\n", grace_ms);

@@ -259,6 +259,77 @@ std::string FleetExposition(const placement::FleetHeadroom& h, MetricsDetail det
   return out;
 }
 
+std::string ObservedExposition(const placement::FleetSnapshot& snapshot,
+                               const ObservedUsage* observed, MetricsDetail detail,
+                               int64_t now_unix_ms) {
+  std::string out;
+  Header(out, "fleetplan_dcgm_samples",
+         "DCGM_FI_DEV_FB_USED samples in the last Prometheus answer (0 without one).");
+  absl::StrAppend(&out, "fleetplan_dcgm_samples ", observed ? observed->samples : 0, "\n");
+  Header(out, "fleetplan_dcgm_unmatched_samples",
+         "Samples that matched no GPU of the fleet by UUID or hostname and index.");
+  absl::StrAppend(&out, "fleetplan_dcgm_unmatched_samples ", observed ? observed->unmatched : 0,
+                  "\n");
+  if (observed == nullptr) return out;
+  Header(out, "fleetplan_dcgm_observation_age_seconds", "Age of the observation shown.");
+  absl::StrAppend(&out, "fleetplan_dcgm_observation_age_seconds ",
+                  static_cast<double>(now_unix_ms - observed->observed_unix_ms) / 1000.0, "\n");
+  struct Row {
+    std::string labels;
+    int64_t used = 0, drift = 0;
+  };
+  std::vector<Row> gpus;
+  std::map<std::string, std::pair<int64_t, int64_t>> pools;  // used, drift
+  for (const placement::Node& n : snapshot.nodes) {
+    for (const placement::Gpu& g : n.gpus) {
+      auto it = observed->used_bytes.find(placement::GpuRef{.node = n.name, .index = g.index});
+      if (it == observed->used_bytes.end()) continue;
+      const int64_t drift = it->second - g.committed_bytes;
+      auto& pool = pools[n.pool];
+      pool.first += it->second;
+      pool.second += drift;
+      if (detail != MetricsDetail::kGpu) continue;
+      std::string l = "{pool=\"";
+      AppendEscaped(l, n.pool);
+      l += "\",node=\"";
+      AppendEscaped(l, n.name);
+      absl::StrAppend(&l, "\",gpu=\"", g.index, "\",gpu_type=\"");
+      AppendEscaped(l, g.gpu_type);
+      l += "\",gpu_uuid=\"";
+      AppendEscaped(l, g.uuid);
+      l += "\"}";
+      gpus.push_back(Row{std::move(l), it->second, drift});
+    }
+  }
+  if (detail == MetricsDetail::kGpu) {
+    std::vector<std::string> labels;
+    for (const Row& r : gpus) labels.push_back(r.labels);
+    Family(out, "fleetplan_gpu_memory_observed_used_bytes",
+           "Framebuffer bytes the GPU really uses (DCGM_FI_DEV_FB_USED).", gpus, labels,
+           [](const Row& r) { return r.used; });
+    Family(out, "fleetplan_gpu_memory_drift_bytes",
+           "Observed used bytes minus committed bytes: > 0 more than the placements promise "
+           "(an unplanned process or an under-estimate), < 0 less.",
+           gpus, labels, [](const Row& r) { return r.drift; });
+  }
+  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> rows(pools.begin(), pools.end());
+  std::vector<std::string> labels;
+  for (const auto& [pool, v] : rows) {
+    std::string l = "{pool=\"";
+    AppendEscaped(l, pool);
+    l += "\"}";
+    labels.push_back(std::move(l));
+  }
+  using P = std::pair<std::string, std::pair<int64_t, int64_t>>;
+  Family(out, "fleetplan_pool_memory_observed_used_bytes",
+         "Observed used bytes of the pool's observed GPUs.", rows, labels,
+         [](const P& p) { return p.second.first; });
+  Family(out, "fleetplan_pool_memory_drift_bytes",
+         "Observed minus committed bytes over the pool's observed GPUs.", rows, labels,
+         [](const P& p) { return p.second.second; });
+  return out;
+}
+
 // GET /metrics: the registry's service families, then the fleet from a fresh snapshot.
 class Metrics::Handler final : public CivetHandler {
  public:
@@ -454,6 +525,10 @@ std::string Metrics::Scrape() const {
       out += FleetExposition(h, detail_);
       break;
     }
+  }
+  if (observed_ != nullptr) {
+    out += ObservedExposition((*view)->snapshot(), observed_->Get(observed_max_age_).get(), detail_,
+                              absl::ToUnixMillis(absl::Now()));
   }
   return out;
 }

@@ -20,6 +20,7 @@
 //
 // Thread safety: prometheus-cpp metrics are thread-safe; the collector only reads the store.
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +36,7 @@
 #include "prometheus/registry.h"
 #include "server/auth.h"
 #include "server/metrics_detail.h"
+#include "server/observed_usage.h"
 #include "storage/live_fleet.h"
 #include "storage/placement_store.h"
 
@@ -46,6 +48,12 @@ namespace fleetplan::server {
 // kNode h.nodes). Label values are escaped per the exposition format.
 std::string FleetExposition(const placement::FleetHeadroom& h,
                             MetricsDetail detail = MetricsDetail::kGpu);
+
+// The observed-usage families (DCGM through Prometheus) for `observed` (null: none yet): per GPU
+// at kGpu, per pool always, and the sample counts.
+std::string ObservedExposition(const placement::FleetSnapshot& snapshot,
+                               const ObservedUsage* observed, MetricsDetail detail,
+                               int64_t now_unix_ms);
 
 // gzip (RFC 1952) of `text`, for Accept-Encoding: gzip.
 std::string Gzip(const std::string& text);
@@ -78,6 +86,13 @@ class Metrics {
   // Records every RPC's method, status code and latency.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
 
+  // With DCGM observation on: the observed-usage families (observations older than `max_age`
+  // are not shown). Call before serving.
+  void SetObserved(const ObservedUsageHolder* observed, std::chrono::milliseconds max_age) {
+    observed_ = observed;
+    observed_max_age_ = max_age;
+  }
+
   // The exposition text of all families: what GET /metrics returns (before any compression).
   std::string Scrape() const;
 
@@ -86,6 +101,8 @@ class Metrics {
   Metrics() = default;
   std::shared_ptr<prometheus::Registry> registry_;
   storage::LiveFleet* fleet_ = nullptr;
+  const ObservedUsageHolder* observed_ = nullptr;
+  std::chrono::milliseconds observed_max_age_{0};
   MetricsDetail detail_ = MetricsDetail::kGpu;
   prometheus::Family<prometheus::Counter>* scrapes_ = nullptr;
   const Authorizer* auth_ = nullptr;

@@ -25,6 +25,7 @@
 #include "server/headroom_service.h"
 #include "server/inventory_service.h"
 #include "server/planner_service.h"
+#include "server/observed_usage.h"
 #include "server/simulation.h"
 #include "server/request_cache.h"
 #include "server/system_service.h"
@@ -209,13 +210,21 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
   server->heavy_ = std::make_unique<Admission>(
       options.max_heavy_calls > 0 ? options.max_heavy_calls : 2 * cores, options.heavy_call_wait);
+  if (!options.dcgm_prometheus_url.empty()) {
+    RETURN_IF_ERROR(ValidatePrometheusUrl("dcgm_prometheus_url", options.dcgm_prometheus_url));
+    server->observed_ = std::make_unique<ObservedUsageHolder>();
+    // Older than three polls: stale, not shown (Prometheus or the exporter went away).
+    server->metrics_->SetObserved(server->observed_.get(), 3 * options.dcgm_poll_interval);
+  }
   const ServiceDeps deps{.store = server->store_.get(),
                          .auth = server->auth_.get(),
                          .requests = server->requests_.get(),
                          .estimates = server->estimates_.get(),
                          .metrics = server->metrics_.get(),
                          .heavy = server->heavy_.get(),
-                         .fleet = server->fleet_.get()};
+                         .fleet = server->fleet_.get(),
+                         .observed = server->observed_.get(),
+                         .observed_max_age = 3 * options.dcgm_poll_interval};
   server->system_service_ = std::make_unique<SystemServiceImpl>(deps);
   server->inventory_service_ = std::make_unique<InventoryServiceImpl>(deps);
   server->catalog_service_ = std::make_unique<CatalogServiceImpl>(deps);
@@ -227,6 +236,11 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   server->planner_service_ = std::make_unique<PlannerServiceImpl>(deps, server->estimates_.get());
   server->failure_watch_ = std::make_unique<FailureWatch>(deps, server->estimates_.get(),
                                                           options.failure_simulation_interval);
+  if (server->observed_ != nullptr) {
+    server->dcgm_ = std::make_unique<DcgmObserver>(options.dcgm_prometheus_url,
+                                                   options.dcgm_poll_interval, server->fleet_.get(),
+                                                   server->observed_.get());
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -279,6 +293,7 @@ void FleetplanServer::Shutdown(std::chrono::milliseconds grace) {
   // Streams end first (they would otherwise hold the drain until its deadline).
   if (headroom_service_ != nullptr) headroom_service_->Shutdown();
   if (failure_watch_ != nullptr) failure_watch_->Shutdown();
+  if (dcgm_ != nullptr) dcgm_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
 }
 

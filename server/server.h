@@ -30,6 +30,8 @@ class EstimateCache;
 class HeadroomServiceImpl;
 class PlannerServiceImpl;
 class FailureWatch;
+class DcgmObserver;
+class ObservedUsageHolder;
 class Authorizer;
 class RequestCache;
 
@@ -59,6 +61,7 @@ class FleetplanServer {
   std::unique_ptr<RequestCache> requests_;
   std::unique_ptr<EstimateCache> estimates_;
   std::unique_ptr<Admission> heavy_;
+  std::unique_ptr<ObservedUsageHolder> observed_;
   std::unique_ptr<SystemServiceImpl> system_service_;
   std::unique_ptr<InventoryServiceImpl> inventory_service_;
   std::unique_ptr<CatalogServiceImpl> catalog_service_;
@@ -66,6 +69,7 @@ class FleetplanServer {
   std::unique_ptr<HeadroomServiceImpl> headroom_service_;
   std::unique_ptr<PlannerServiceImpl> planner_service_;
   std::unique_ptr<FailureWatch> failure_watch_;
+  std::unique_ptr<DcgmObserver> dcgm_;
   // Declared last: destroyed first, before the services it calls.
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -56,6 +56,10 @@ struct ServerOptions {
   int64_t max_watches = 1024;
   // How often WatchHeadroom streams look for a new fleet generation.
   std::chrono::milliseconds headroom_poll_interval = std::chrono::milliseconds(250);
+  // Prometheus that scrapes NVIDIA's dcgm-exporter: observed GPU memory use, drift metrics and
+  // GetObservedUsage. Empty: off.
+  std::string dcgm_prometheus_url;
+  std::chrono::milliseconds dcgm_poll_interval = std::chrono::seconds(30);
   // How often, when the fleet changed, every zone's failure is simulated for the
   // fleetplan_zone_failure_* gauges (N+1 headroom). 0: never.
   std::chrono::milliseconds failure_simulation_interval = std::chrono::seconds(60);

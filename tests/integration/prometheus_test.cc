@@ -12,11 +12,14 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <mutex>
 #include <thread>
 
 #include "fleetplan/v1/catalog.grpc.pb.h"
 #include "fleetplan/v1/headroom.grpc.pb.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
+#include "CivetServer.h"
+#include "absl/strings/str_cat.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -275,6 +278,157 @@ TEST_F(LivePrometheusTest, EveryDashboardAndRuleExpressionReturnsData) {
     EXPECT_TRUE(Eventually(expr, std::chrono::seconds(20)).has_value())
         << "alert should fire: " << expr;
   }
+}
+
+// A DCGM exporter's /metrics, served from a text the test sets (dcgm-exporter's format and labels).
+class FakeDcgmExporter final : public CivetHandler {
+ public:
+  void Set(std::string text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    text_ = std::move(text);
+  }
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    std::string body;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      body = text_;
+    }
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: "
+              "%zu\r\nConnection: close\r\n\r\n",
+              body.size());
+    mg_write(conn, body.data(), body.size());
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string text_;
+};
+
+std::string DcgmLine(int gpu, const std::string& uuid, const std::string& host, int64_t mib) {
+  return absl::StrCat("DCGM_FI_DEV_FB_USED{gpu=\"", gpu, "\",UUID=\"", uuid,
+                      "\",pci_bus_id=\"00000000:1", gpu, ":00.0\",device=\"nvidia", gpu,
+                      "\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"", host,
+                      "\",DCGM_FI_DRIVER_VERSION=\"570.124.06\"} ", mib, "\n");
+}
+
+// The production path: dcgm-exporter -> Prometheus -> fleetpland (--dcgm_prometheus_url) ->
+// drift metrics scraped back by Prometheus, and the alerts on them.
+TEST(DcgmDriftTest, UnplannedUsageAndIdlePlacementsShowAndAlert) {
+  ASSERT_TRUE(std::filesystem::exists("/usr/bin/prometheus"));
+  const std::string dir = testing::MakeTempDir("dcgm_");
+  FakeDcgmExporter exporter;
+  std::vector<std::string> options = {"listening_ports", "127.0.0.1:0", "num_threads", "2"};
+  CivetServer http(options);
+  http.addHandler("/metrics", &exporter);
+  const int exporter_port = http.getListeningPorts().at(0);
+  const int prom_port = FreePort();
+  auto started = server::FleetplanServer::Start(
+      {.listen = "127.0.0.1:0",
+       .metrics_listen = "127.0.0.1:0",
+       .dcgm_prometheus_url = "http://127.0.0.1:" + std::to_string(prom_port),
+       .dcgm_poll_interval = std::chrono::seconds(1),
+       .store = {.path = dir + "/fleet.db"}});
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<server::FleetplanServer> server = std::move(*started);
+  auto& store = server->store();
+  ASSERT_TRUE(store.CreateGpuType(storage::testing::MakeGpuType("H100", 80 * kGiB)).ok());
+  placement::Node n1 = storage::testing::MakeNode("n1", 4, "H100", "pool-a");
+  for (auto& g : n1.gpus) g.uuid = "GPU-0000000" + std::to_string(g.index);
+  ASSERT_TRUE(store.CreateNode(n1).ok());
+  ASSERT_TRUE(store.CreateModel(storage::testing::MakeModel("m")).ok());
+  // 60 GiB promised on GPUs 0 and 1.
+  ASSERT_TRUE(store
+                  .CommitPlacements({.request_id = "r",
+                                     .snapshot_generation = *store.FleetGeneration(),
+                                     .placements = {storage::testing::MakePlacement(
+                                         "n1", {0, 1}, 60 * kGiB)}})
+                  .ok());
+  // GPU 0 as planned, GPU 1 shows nothing (a dead replica), GPU 2 runs something unplanned.
+  exporter.Set("# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).\n"
+               "# TYPE DCGM_FI_DEV_FB_USED gauge\n" +
+               DcgmLine(0, "GPU-00000000", "dcgm-exporter-7x2k", 61440) +
+               DcgmLine(1, "GPU-00000001", "dcgm-exporter-7x2k", 0) +
+               DcgmLine(2, "GPU-00000002", "dcgm-exporter-7x2k", 30720) +
+               DcgmLine(3, "GPU-00000003", "dcgm-exporter-7x2k", 0) +
+               DcgmLine(0, "GPU-ffffffff", "some-other-node", 100));
+  std::ofstream(dir + "/prometheus.yml")
+      << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      << "rule_files:\n  - " << kDeploy << "prometheus/rules.yml\n"
+      << "scrape_configs:\n"
+      << "  - job_name: fleetplan\n    static_configs:\n      - targets: [\"127.0.0.1:"
+      << server->metrics_port() << "\"]\n"
+      << "  - job_name: dcgm\n    static_configs:\n      - targets: [\"127.0.0.1:" << exporter_port
+      << "\"]\n";
+  std::optional<testing::Process> prometheus = testing::Process::Start(
+      {"/usr/bin/prometheus", "--config.file=" + dir + "/prometheus.yml",
+       "--storage.tsdb.path=" + dir + "/tsdb",
+       "--web.listen-address=127.0.0.1:" + std::to_string(prom_port), "--log.level=warn"},
+      dir + "/prometheus.log");
+  ASSERT_TRUE(prometheus.has_value());
+  auto query = [&](const std::string& expr) -> std::optional<json> {
+    auto body = testing::HttpGet(prom_port, "/api/v1/query?query=" + UrlEncode(expr));
+    if (!body) return std::nullopt;
+    json j = json::parse(*body, nullptr, false);
+    if (j.is_discarded() || j["status"] != "success" || j["data"]["result"].empty()) {
+      return std::nullopt;
+    }
+    return j;
+  };
+  auto eventually = [&](const std::string& expr) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (auto r = query(expr)) return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return std::optional<json>();
+  };
+  // fleetpland read DCGM through Prometheus and exports the drift, which Prometheus scrapes back.
+  auto drift = eventually("fleetplan_gpu_memory_drift_bytes{node=\"n1\",gpu=\"2\"}");
+  ASSERT_TRUE(drift.has_value()) << testing::ReadText(dir + "/prometheus.log");
+  EXPECT_EQ(std::stod((*drift)["data"]["result"][0]["value"][1].get<std::string>()),
+            static_cast<double>(30 * kGiB));
+  auto planned = eventually("fleetplan_gpu_memory_drift_bytes{node=\"n1\",gpu=\"0\"}");
+  ASSERT_TRUE(planned.has_value());
+  EXPECT_EQ(std::stod((*planned)["data"]["result"][0]["value"][1].get<std::string>()),
+            static_cast<double>(0));
+  EXPECT_TRUE(eventually("fleetplan_dcgm_unmatched_samples == 1").has_value());
+  EXPECT_TRUE(eventually("fleetplan_pool_memory_drift_bytes{pool=\"pool-a\"}").has_value());
+  // The alert expressions find exactly the GPUs they are about.
+  const std::string rules = testing::ReadText(kDeploy + "prometheus/rules.yml");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(rules, m, std::regex("alert: FleetplanGpuUnplannedUsage\\s+expr: (.*)")));
+  auto unplanned = eventually(m[1]);
+  ASSERT_TRUE(unplanned.has_value()) << m[1];
+  EXPECT_EQ((*unplanned)["data"]["result"].size(), 1u);
+  EXPECT_EQ((*unplanned)["data"]["result"][0]["metric"]["gpu"], "2");
+  ASSERT_TRUE(std::regex_search(rules, m, std::regex("alert: FleetplanPlacementIdle\\s+expr: (.*)")));
+  auto idle = eventually(m[1]);
+  ASSERT_TRUE(idle.has_value()) << m[1];
+  EXPECT_EQ((*idle)["data"]["result"].size(), 1u);
+  EXPECT_EQ((*idle)["data"]["result"][0]["metric"]["gpu"], "1");
+
+  // The report through the API: per deployment and per anomalous GPU.
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto headroom = v1::HeadroomService::NewStub(channel);
+  grpc::ClientContext ctx;
+  v1::ObservedUsage usage;
+  ASSERT_TRUE(headroom->GetObservedUsage(&ctx, {}, &usage).ok());
+  EXPECT_EQ(usage.observed_gpus(), 4);
+  EXPECT_EQ(usage.unmatched_samples(), 1);
+  ASSERT_EQ(usage.anomalies_size(), 2);
+  EXPECT_EQ(usage.anomalies(0).kind(), v1::UsageAnomaly::IDLE);
+  EXPECT_EQ(usage.anomalies(0).gpu_index(), 1);
+  EXPECT_EQ(usage.anomalies(1).kind(), v1::UsageAnomaly::UNPLANNED);
+  ASSERT_EQ(usage.deployments_size(), 1);
+  EXPECT_EQ(usage.deployments(0).committed_bytes(), 120 * kGiB);
+  EXPECT_EQ(usage.deployments(0).observed_bytes(), 60 * kGiB);
+  EXPECT_DOUBLE_EQ(usage.deployments(0).drift_ratio(), -0.5);
+  prometheus.reset();
+  server->Shutdown(std::chrono::milliseconds(100));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
