@@ -67,7 +67,9 @@ int GpuTypes(const Invocation& inv, std::vector<placement::GpuType>& out) {
   }
   auto costs = ParseKeyValues("cost-per-hour", f.GetString("cost-per-hour"));
   if (!costs.ok()) return Usage(inv, "recommend", std::string(costs.status().message()));
-  for (const auto& [name, text] : *costs) {
+  for (const auto& entry : *costs) {
+    const std::string& name = entry.first;
+    const std::string& text = entry.second;
     double cost = 0;
     auto it = std::find_if(out.begin(), out.end(),
                            [&](const placement::GpuType& t) { return t.name == name; });
