@@ -328,5 +328,48 @@ TEST(CliTest, RecommendRanksConfigurationsThatFit) {
   EXPECT_EQ(RunArgs({"recommend", "--model=/nonexistent/config.json"}).code, kExitError);
 }
 
+// A saved estimate profile (YAML or JSON): its settings apply, the command line wins, errors name
+// the file and the setting.
+TEST(CliTest, EstimateProfiles) {
+  const std::string dir =
+      (std::filesystem::path(::testing::TempDir()) / "profiles").lexically_normal().string();
+  std::filesystem::create_directories(dir + "/llama");
+  std::filesystem::copy_file(std::string(FLEETPLAN_SOURCE_DIR) +
+                                 "/deploy/examples/models/llama-3.1-8b-instruct.json",
+                             dir + "/llama/config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::ofstream(dir + "/p.yaml") << "# chat replicas\nmodel: llama/config.json\ngpu: H100-80GB\n"
+                                    "max_model_len: 8192\ngpu-memory-utilization: 0.9\n"
+                                    "enforce-eager: true\n";
+  Result with = RunArgs({"estimate", "--profile=" + dir + "/p.yaml", "--output=json"});
+  ASSERT_EQ(with.code, kExitOk) << with.err;
+  Result flags = RunArgs({"estimate", "--model=" + dir + "/llama/config.json", "--gpu=H100-80GB",
+                          "--max-model-len=8192", "--gpu-memory-utilization=0.9",
+                          "--enforce-eager", "--output=json"});
+  ASSERT_EQ(flags.code, kExitOk) << flags.err;
+  EXPECT_EQ(with.out, flags.out) << "a profile is the same as its flags";
+  // The command line wins.
+  Result over = RunArgs({"estimate", "--profile=" + dir + "/p.yaml", "--max-model-len=4096",
+                         "--output=json"});
+  ASSERT_EQ(over.code, kExitOk) << over.err;
+  EXPECT_NE(over.out, with.out);
+  std::ofstream(dir + "/p.json") << R"({"model": "llama/config.json", "max_model_len": 8192,
+                                        "gpu_memory_utilization": 0.9, "enforce_eager": true})";
+  EXPECT_EQ(RunArgs({"estimate", "--profile=" + dir + "/p.json", "--output=json"}).out, with.out);
+  std::ofstream(dir + "/bad.yaml") << "model: llama/config.json\ncolour: red\n";
+  Result bad = RunArgs({"estimate", "--profile=" + dir + "/bad.yaml"});
+  EXPECT_EQ(bad.code, kExitUsage);
+  EXPECT_NE(bad.err.find("bad.yaml: \"colour\" is not a flag of fleetplan estimate"),
+            std::string::npos)
+      << bad.err;
+  std::ofstream(dir + "/typed.yaml") << "tp: [1, 2]\n";
+  EXPECT_NE(RunArgs({"estimate", "--profile=" + dir + "/typed.yaml"}).err.find("not array"),
+            std::string::npos);
+  std::ofstream(dir + "/value.yaml") << "tp: two\n";
+  EXPECT_NE(RunArgs({"estimate", "--profile=" + dir + "/value.yaml"}).err.find("value.yaml: "),
+            std::string::npos);
+  EXPECT_EQ(RunArgs({"estimate", "--profile=" + dir + "/missing.yaml"}).code, kExitError);
+}
+
 }  // namespace
 }  // namespace fleetplan::cli

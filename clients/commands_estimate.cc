@@ -6,6 +6,7 @@
 //   --prompt-tokens 2048 fleetplan estimate --model config.json --engine training --param-dtype
 //   float32 --autocast
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -17,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
+#include "clients/deployments_file.h"
 #include "clients/rpc_util.h"
 #include "clients/vllm_command.h"
 #include "fleetplan/v1/estimator.grpc.pb.h"
@@ -440,8 +442,63 @@ void PrintEstimateTable(std::ostream& o, const std::string& label, const estimat
   if (!x.emitted.empty()) o << "\n" << x.emitted << "\n";
 }
 
+// --profile=FILE: a saved estimate, like vllm-wizard's profiles: a YAML (or JSON) mapping of
+// estimate flags to values (`max-model-len: 8192` or `max_model_len: 8192`). Flags given on the
+// command line win; a relative `model` is relative to the profile's folder.
+absl::Status ApplyProfile(FlagSet& flags, const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileText("profile", path));
+  RETURN_IF_ERROR(CheckJsonNesting(text, path));
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || text[first] != '{') {
+    ASSIGN_OR_RETURN(text, YamlToJson(text, path));
+  }
+  const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": a profile is a mapping of estimate flags to values"));
+  }
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    std::string name = it.key();
+    std::replace(name.begin(), name.end(), '_', '-');
+    if (!flags.Has(name) || name == "profile") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": \"", it.key(), "\" is not a flag of fleetplan estimate (see --help)"));
+    }
+    if (flags.IsSet(name)) continue;  // the command line wins
+    std::string value;
+    const json& v = *it;
+    if (v.is_string()) {
+      value = v.get<std::string>();
+    } else if (v.is_boolean()) {
+      value = v.get<bool>() ? "true" : "false";
+    } else if (v.is_number_integer()) {
+      value = std::to_string(v.get<int64_t>());
+    } else if (v.is_number()) {
+      value = v.dump();
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": \"", it.key(),
+                                                     "\" must be a string, number or boolean, not ",
+                                                     v.type_name()));
+    }
+    if (name == "model" && !value.empty() && value.front() != '/') {
+      value = (std::filesystem::path(path).parent_path() / value).lexically_normal().string();
+    }
+    absl::StatusOr<std::vector<std::string>> rest = flags.Parse({"--" + name + "=" + value});
+    if (!rest.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", rest.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 int RunEstimate(const Invocation& inv) {
-  FlagSet flags = inv.flags;  // may be extended by --vllm
+  FlagSet flags = inv.flags;  // may be extended by --profile and --vllm
+  if (flags.IsSet("profile")) {
+    if (absl::Status s = ApplyProfile(flags, flags.GetString("profile")); !s.ok()) {
+      inv.err << "fleetplan estimate: " << s.message() << "\n";
+      return s.code() == absl::StatusCode::kNotFound ? kExitError : kExitUsage;
+    }
+  }
   std::string model_path = flags.GetString("model");
   std::string model_label = ServedModel(model_path);
   if (!flags.GetString("model-name").empty()) model_label = flags.GetString("model-name");
@@ -594,6 +651,8 @@ FlagSet EstimateFlags() {
   f.String("emit", "", "vllm: print the `vllm serve` command for this workload (planner's search)");
   f.Int("gpus-per-node", 8, "--emit: GPUs in one NVLink domain (the largest tp it may choose)");
   f.String("model-name", "", "the model `vllm serve` loads (default: the config.json's folder)");
+  f.String("profile", "",
+           "YAML/JSON file of these flags (a saved estimate); flags given here win over it");
   return f;
 }
 
