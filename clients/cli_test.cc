@@ -371,5 +371,52 @@ TEST(CliTest, EstimateProfiles) {
   EXPECT_EQ(RunArgs({"estimate", "--profile=" + dir + "/missing.yaml"}).code, kExitError);
 }
 
+// validate --vllm-log: a user's own log scored, appended to a cases file, and scored from there.
+TEST(CliTest, ValidateVllmLogAndAppend) {
+  const std::string src = FLEETPLAN_SOURCE_DIR;
+  const std::string dir =
+      (std::filesystem::path(::testing::TempDir()) / "vllm_logs").lexically_normal().string();
+  std::filesystem::create_directories(dir + "/models");
+  std::filesystem::copy_file(src + "/tests/data/calibration/models/llama-3.1-8b-instruct.json",
+                             dir + "/models/llama.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::remove(dir + "/mine.jsonl");
+  Result r = RunArgs({"validate", "--vllm-log=" + src + "/tests/data/vllm_logs/v0.7.3-llama-3.1-8b-l40s.log",
+                      "--model=" + dir + "/models/llama.json", "--gpu=L40S",
+                      "--append=" + dir + "/mine.jsonl"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("vLLM 0.7.3 (V0)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kv_cache_tokens"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("appended to"), std::string::npos);
+  Result again = RunArgs({"validate", "--vllm-log=" + src + "/tests/data/vllm_logs/v0.19.0-llama-3.1-8b-h100.log",
+                          "--model=" + dir + "/models/llama.json", "--append=" + dir + "/mine.jsonl",
+                          "--output=json"});
+  ASSERT_EQ(again.code, kExitOk) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(again.out)["case_line"]["model"], "models/llama.json")
+      << "relative to the cases file";
+  Result cases = RunArgs({"validate", "--cases=" + dir + "/mine.jsonl", "--output=json"});
+  ASSERT_EQ(cases.code, kExitOk) << cases.err;
+  const nlohmann::json j = nlohmann::json::parse(cases.out);
+  EXPECT_EQ(j["cases"], 2);
+  EXPECT_EQ(j["scored"], 2);
+  Result bad = RunArgs({"validate", "--vllm-log=" + src + "/tests/data/vllm_logs/garbled.log",
+                        "--model=" + dir + "/models/llama.json"});
+  EXPECT_EQ(bad.code, kExitUsage);
+  EXPECT_NE(bad.err.find("line 2"), std::string::npos) << bad.err;
+  EXPECT_EQ(RunArgs({"validate", "--vllm-log=" + src + "/tests/data/vllm_logs/garbled.log"}).code,
+            kExitUsage)
+      << "needs --model";
+  // What the log does not print comes from the vllm serve line.
+  const std::string info = dir + "/info.log";
+  std::ofstream(info) << "INFO 06-20 09:00:47 [gpu_worker.py:2] Available KV cache memory: 58.11 GiB\n"
+                         "INFO 06-20 09:00:47 [kv_cache_utils.py:3] GPU KV cache size: 476,000 tokens\n";
+  Result partial = RunArgs({"validate", "--vllm-log=" + info, "--model=" + dir + "/models/llama.json"});
+  EXPECT_EQ(partial.code, kExitUsage);
+  EXPECT_NE(partial.err.find("gpu_memory_utilization"), std::string::npos) << partial.err;
+  Result filled = RunArgs({"validate", "--vllm-log=" + info, "--model=" + dir + "/models/llama.json",
+                           "--vllm=vllm serve /m --gpu-memory-utilization 0.95 --max-model-len 8192"});
+  EXPECT_EQ(filled.code, kExitOk) << filled.err;
+}
+
 }  // namespace
 }  // namespace fleetplan::cli

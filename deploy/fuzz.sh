@@ -16,11 +16,12 @@ cmake -S . -B build-fuzz-opt -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLEETP
   -DCMAKE_CXX_COMPILER=clang++ -DFLEETPLAN_SANITIZE=ON -DFLEETPLAN_FUZZ=ON \
   -DFLEETPLAN_BUILD_TESTS=ON -DFLEETPLAN_BUILD_BENCH=OFF
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config_parser_fuzz vllm_command_fuzz deployments_fuzz service_fuzz inventory_fuzz dcgm_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(config_parser_fuzz vllm_command_fuzz deployments_fuzz service_fuzz inventory_fuzz dcgm_fuzz vllm_log_fuzz)
 cmake --build build-fuzz-opt -j "$(fleetplan_jobs)" --target "${targets[@]}"
 seeds() {
   case "$1" in
     config_parser_fuzz) echo tests/data/calibration/models deploy/examples/models ;;
+    vllm_log_fuzz) echo tests/data/vllm_logs ;;
     *) echo "tests/fuzz/corpus/${1%_fuzz}" ;;
   esac
 }
