@@ -91,6 +91,7 @@ std::vector<Command> SystemCommands();
 std::vector<Command> ValidateCommands();
 std::vector<Command> EstimateCommands();
 std::vector<Command> RecommendCommands();
+std::vector<Command> GgufCommands();
 std::vector<Command> ServerCommands();
 std::vector<Command> PlanCommands();
 std::vector<Command> CompletionCommands();

@@ -418,5 +418,25 @@ TEST(CliTest, ValidateVllmLogAndAppend) {
   EXPECT_EQ(filled.code, kExitOk) << filled.err;
 }
 
+TEST(CliTest, GgufInspect) {
+  const std::string file = std::string(FLEETPLAN_SOURCE_DIR) + "/tests/data/gguf/tiny-llama-q4_k_m.gguf";
+  Result r = RunArgs({"gguf", file, "--context=8192", "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["weights_bytes"], "1187328");
+  EXPECT_EQ(j["params"], 1443072);
+  EXPECT_EQ(j["kv_cache"]["bytes"], std::to_string(1024 * 8192));
+  Result table = RunArgs({"gguf", file, "--cache-type=q8_0"});
+  ASSERT_EQ(table.code, kExitOk) << table.err;
+  EXPECT_NE(table.out.find("544 bytes per token over 2 layers"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("compute buffer"), std::string::npos) << "says what it leaves out";
+  const std::string not_gguf = std::string(FLEETPLAN_SOURCE_DIR) + "/README.md";
+  Result bad = RunArgs({"gguf", not_gguf});
+  EXPECT_EQ(bad.code, kExitUsage);
+  EXPECT_NE(bad.err.find("not a GGUF file"), std::string::npos) << bad.err;
+  EXPECT_EQ(RunArgs({"gguf"}).code, kExitUsage);
+  EXPECT_EQ(RunArgs({"gguf", "/nonexistent.gguf"}).code, kExitError);
+}
+
 }  // namespace
 }  // namespace fleetplan::cli

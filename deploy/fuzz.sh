@@ -16,7 +16,7 @@ cmake -S . -B build-fuzz-opt -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLEETP
   -DCMAKE_CXX_COMPILER=clang++ -DFLEETPLAN_SANITIZE=ON -DFLEETPLAN_FUZZ=ON \
   -DFLEETPLAN_BUILD_TESTS=ON -DFLEETPLAN_BUILD_BENCH=OFF
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config_parser_fuzz vllm_command_fuzz deployments_fuzz service_fuzz inventory_fuzz dcgm_fuzz vllm_log_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(config_parser_fuzz vllm_command_fuzz deployments_fuzz service_fuzz inventory_fuzz dcgm_fuzz vllm_log_fuzz gguf_fuzz)
 cmake --build build-fuzz-opt -j "$(fleetplan_jobs)" --target "${targets[@]}"
 seeds() {
   case "$1" in
