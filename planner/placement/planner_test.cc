@@ -187,8 +187,10 @@ Instance RandomInstance(uint64_t seed, int64_t max_gpus, int64_t max_replicas = 
     if (gpus + n > max_gpus) break;
     const std::string type = types[rng() % types.size()];
     const int64_t domain = rng() % 2 ? n : n / 2;
-    Node node = MakeNode("n" + std::to_string(i), n, type, domain, "p" + std::to_string(i % 2),
-                         "z" + std::to_string(i % 3));
+    // absl::StrCat, not "n" + std::to_string(i): GCC 12 at -O3 reports a false -Wrestrict in
+    // operator+(const char*, std::string&&) (GCC bug 105329), which -Werror turns into a failure.
+    Node node = MakeNode(absl::StrCat("n", i), n, type, domain, absl::StrCat("p", i % 2),
+                         absl::StrCat("z", i % 3));
     if (rng() % 5 == 0) node.gpus[0].committed_bytes = 20 * kGiB;  // existing placements
     nodes.push_back(node);
     gpus += n;
