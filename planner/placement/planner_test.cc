@@ -210,7 +210,7 @@ Instance RandomInstance(uint64_t seed, int64_t max_gpus, int64_t max_replicas = 
     const int64_t replicas = 1 + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_replicas));
     const int64_t concurrency = 1 + static_cast<int64_t>(rng() % 32);
     const int64_t context = 2048 * (1 + static_cast<int64_t>(rng() % 4));
-    DeploymentSpec dep = Dep("d" + std::to_string(d), model, replicas, concurrency, context);
+    DeploymentSpec dep = Dep(absl::StrCat("d", d), model, replicas, concurrency, context);
     if (rng() % 6 == 0) dep.spread = Spread::kNodes;
     inst.request.deployments.push_back(dep);
   }
@@ -281,8 +281,8 @@ TEST(PlannerInvariantTest, EveryStrategyOnRandomFleets) {
   for (uint64_t seed = 1; seed <= 30; ++seed) {
     Instance inst = RandomInstance(seed, 64);
     for (Strategy strategy : {Strategy::kPack, Strategy::kSpread, Strategy::kExact}) {
-      const std::string label = "seed " + std::to_string(seed) + " strategy " +
-                                std::to_string(static_cast<int>(strategy));
+      const std::string label =
+          absl::StrCat("seed ", seed, " strategy ", static_cast<int>(strategy));
       auto a = PlanPlacement(inst.snapshot, inst.request, {.strategy = strategy});
       ASSERT_TRUE(a.ok()) << label << ": " << a.status();
       CheckInvariants(inst, *a, label);
@@ -470,11 +470,11 @@ namespace {
 // on (a client gone past its deadline, a server shutting down).
 TEST(PlannerCancellationTest, StopsWhenTheCallerIsGone) {
   std::vector<Node> nodes;
-  for (int i = 0; i < 50; ++i) nodes.push_back(MakeNode("n" + std::to_string(i), 8, "H100", 8));
+  for (int i = 0; i < 50; ++i) nodes.push_back(MakeNode(absl::StrCat("n", i), 8, "H100", 8));
   FleetSnapshot s = Fleet(nodes);
   PlacementRequest request;
   for (int i = 0; i < 20; ++i)
-    request.deployments.push_back(Dep("d" + std::to_string(i), "qwen2.5-0.5b", 100, 1, 2048));
+    request.deployments.push_back(Dep(absl::StrCat("d", i), "qwen2.5-0.5b", 100, 1, 2048));
   int polls = 0;
   PlannerOptions options{.cancelled = [&polls] { return ++polls > 3; }};
   auto plan = PlanPlacement(s, request, options);
