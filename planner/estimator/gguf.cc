@@ -291,7 +291,8 @@ absl::StatusOr<GgufKv> GgufKvCache(const GgufFile& file, const std::string& cach
     return absl::InvalidArgumentError(absl::StrCat(
         "cache type \"", cache_type, "\": use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl"));
   }
-  const auto [block, block_bytes] = ct->second;
+  const int64_t block = ct->second.first;
+  const int64_t block_bytes = ct->second.second;
   auto row = [&](int64_t n) { return (n + block - 1) / block * block_bytes; };
   for (int64_t h : per_layer) {
     if (h < 0 || h > 1 << 16) return absl::InvalidArgumentError("GGUF head_count_kv out of range");
