@@ -68,8 +68,7 @@ std::vector<std::string> VerbNames(const Command& c) {
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto* group : {&SystemCommands, &EstimateCommands, &RecommendCommands, &GgufCommands,
-                      &ServerCommands,
-                      &PlanCommands, &ValidateCommands, &CompletionCommands}) {
+                      &ServerCommands, &PlanCommands, &ValidateCommands, &CompletionCommands}) {
     for (auto& c : (*group)()) all.push_back(std::move(c));
   }
   return all;

@@ -270,11 +270,11 @@ TEST(VllmCommandTest, TranslatesAndSortsFlags) {
 // `fleetplan recommend`: ranked configurations, one JSON document, and errors that say why.
 TEST(CliTest, RecommendRanksConfigurationsThatFit) {
   const std::string models = std::string(FLEETPLAN_SOURCE_DIR) + "/deploy/examples/models/";
-  for (const char* model : {"llama-3.1-70b-instruct", "mixtral-8x7b-instruct",
-                            "llama-3.3-70b-instruct-fp8-dynamic"}) {
-    Result r = RunArgs({"recommend", "--model=" + models + model + ".json", "--concurrency=16",
-                        "--context=8192", "--cost-per-hour=H100-80GB=2.5,A100-80GB=1.6",
-                        "--output=json"});
+  for (const char* model :
+       {"llama-3.1-70b-instruct", "mixtral-8x7b-instruct", "llama-3.3-70b-instruct-fp8-dynamic"}) {
+    Result r =
+        RunArgs({"recommend", "--model=" + models + model + ".json", "--concurrency=16",
+                 "--context=8192", "--cost-per-hour=H100-80GB=2.5,A100-80GB=1.6", "--output=json"});
     ASSERT_EQ(r.code, kExitOk) << model << r.err;
     const nlohmann::json j = nlohmann::json::parse(r.out);
     ASSERT_FALSE(j["configurations"].empty()) << model;
@@ -302,26 +302,26 @@ TEST(CliTest, RecommendRanksConfigurationsThatFit) {
                         "--context=8192", "--gpu=H100-80GB", "--output=json"});
     return nlohmann::json::parse(r.out)["gpu_types"][0]["fewest_gpus"].get<int64_t>();
   };
-  EXPECT_LT(fewest_h100("llama-3.3-70b-instruct-fp8-dynamic"), fewest_h100("llama-3.1-70b-instruct"));
+  EXPECT_LT(fewest_h100("llama-3.3-70b-instruct-fp8-dynamic"),
+            fewest_h100("llama-3.1-70b-instruct"));
   Result table = RunArgs({"recommend", "--model=" + models + "llama-3.1-70b-instruct.json",
                           "--concurrency=16", "--context=8192", "--gpu=H100-80GB"});
   EXPECT_NE(table.out.find("use 4 x H100-80GB (tp=4)"), std::string::npos) << table.out;
-  EXPECT_NE(table.out.find("H100-80GB: 4 GPUs at least; 2 do not do: tp=2 pp=1"),
-            std::string::npos)
+  EXPECT_NE(table.out.find("H100-80GB: 4 GPUs at least; 2 do not do: tp=2 pp=1"), std::string::npos)
       << table.out;
 
   // Nothing fits: exit 1 with the reason per type.
-  Result none = RunArgs({"recommend", "--model=" + models + "qwen2.5-72b-instruct.json",
-                         "--concurrency=64", "--context=32768", "--gpu=L4", "--gpus-per-node=2",
-                         "--max-pp=1"});
+  Result none =
+      RunArgs({"recommend", "--model=" + models + "qwen2.5-72b-instruct.json", "--concurrency=64",
+               "--context=32768", "--gpu=L4", "--gpus-per-node=2", "--max-pp=1"});
   EXPECT_EQ(none.code, kExitError);
   EXPECT_NE(none.out.find("L4: does not fit"), std::string::npos) << none.out;
-  EXPECT_EQ(RunArgs({"recommend", "--model=" + models + "llama-3.1-8b-instruct.json",
-                     "--engine=sglang"})
-                .code,
-            kExitUsage);
-  Result gpu = RunArgs({"recommend", "--model=" + models + "llama-3.1-8b-instruct.json",
-                        "--gpu=H999"});
+  EXPECT_EQ(
+      RunArgs({"recommend", "--model=" + models + "llama-3.1-8b-instruct.json", "--engine=sglang"})
+          .code,
+      kExitUsage);
+  Result gpu =
+      RunArgs({"recommend", "--model=" + models + "llama-3.1-8b-instruct.json", "--gpu=H999"});
   EXPECT_EQ(gpu.code, kExitUsage);
   EXPECT_NE(gpu.err.find("--gpu=H999 is not one of"), std::string::npos) << gpu.err;
   EXPECT_EQ(RunArgs({"recommend"}).code, kExitUsage);
@@ -334,23 +334,22 @@ TEST(CliTest, EstimateProfiles) {
   const std::string dir =
       (std::filesystem::path(::testing::TempDir()) / "profiles").lexically_normal().string();
   std::filesystem::create_directories(dir + "/llama");
-  std::filesystem::copy_file(std::string(FLEETPLAN_SOURCE_DIR) +
-                                 "/deploy/examples/models/llama-3.1-8b-instruct.json",
-                             dir + "/llama/config.json",
-                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(
+      std::string(FLEETPLAN_SOURCE_DIR) + "/deploy/examples/models/llama-3.1-8b-instruct.json",
+      dir + "/llama/config.json", std::filesystem::copy_options::overwrite_existing);
   std::ofstream(dir + "/p.yaml") << "# chat replicas\nmodel: llama/config.json\ngpu: H100-80GB\n"
                                     "max_model_len: 8192\ngpu-memory-utilization: 0.9\n"
                                     "enforce-eager: true\n";
   Result with = RunArgs({"estimate", "--profile=" + dir + "/p.yaml", "--output=json"});
   ASSERT_EQ(with.code, kExitOk) << with.err;
   Result flags = RunArgs({"estimate", "--model=" + dir + "/llama/config.json", "--gpu=H100-80GB",
-                          "--max-model-len=8192", "--gpu-memory-utilization=0.9",
-                          "--enforce-eager", "--output=json"});
+                          "--max-model-len=8192", "--gpu-memory-utilization=0.9", "--enforce-eager",
+                          "--output=json"});
   ASSERT_EQ(flags.code, kExitOk) << flags.err;
   EXPECT_EQ(with.out, flags.out) << "a profile is the same as its flags";
   // The command line wins.
-  Result over = RunArgs({"estimate", "--profile=" + dir + "/p.yaml", "--max-model-len=4096",
-                         "--output=json"});
+  Result over = RunArgs(
+      {"estimate", "--profile=" + dir + "/p.yaml", "--max-model-len=4096", "--output=json"});
   ASSERT_EQ(over.code, kExitOk) << over.err;
   EXPECT_NE(over.out, with.out);
   std::ofstream(dir + "/p.json") << R"({"model": "llama/config.json", "max_model_len": 8192,
@@ -381,16 +380,17 @@ TEST(CliTest, ValidateVllmLogAndAppend) {
                              dir + "/models/llama.json",
                              std::filesystem::copy_options::overwrite_existing);
   std::filesystem::remove(dir + "/mine.jsonl");
-  Result r = RunArgs({"validate", "--vllm-log=" + src + "/tests/data/vllm_logs/v0.7.3-llama-3.1-8b-l40s.log",
-                      "--model=" + dir + "/models/llama.json", "--gpu=L40S",
-                      "--append=" + dir + "/mine.jsonl"});
+  Result r = RunArgs(
+      {"validate", "--vllm-log=" + src + "/tests/data/vllm_logs/v0.7.3-llama-3.1-8b-l40s.log",
+       "--model=" + dir + "/models/llama.json", "--gpu=L40S", "--append=" + dir + "/mine.jsonl"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_NE(r.out.find("vLLM 0.7.3 (V0)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("kv_cache_tokens"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("appended to"), std::string::npos);
-  Result again = RunArgs({"validate", "--vllm-log=" + src + "/tests/data/vllm_logs/v0.19.0-llama-3.1-8b-h100.log",
-                          "--model=" + dir + "/models/llama.json", "--append=" + dir + "/mine.jsonl",
-                          "--output=json"});
+  Result again = RunArgs(
+      {"validate", "--vllm-log=" + src + "/tests/data/vllm_logs/v0.19.0-llama-3.1-8b-h100.log",
+       "--model=" + dir + "/models/llama.json", "--append=" + dir + "/mine.jsonl",
+       "--output=json"});
   ASSERT_EQ(again.code, kExitOk) << again.err;
   EXPECT_EQ(nlohmann::json::parse(again.out)["case_line"]["model"], "models/llama.json")
       << "relative to the cases file";
@@ -408,18 +408,22 @@ TEST(CliTest, ValidateVllmLogAndAppend) {
       << "needs --model";
   // What the log does not print comes from the vllm serve line.
   const std::string info = dir + "/info.log";
-  std::ofstream(info) << "INFO 06-20 09:00:47 [gpu_worker.py:2] Available KV cache memory: 58.11 GiB\n"
-                         "INFO 06-20 09:00:47 [kv_cache_utils.py:3] GPU KV cache size: 476,000 tokens\n";
-  Result partial = RunArgs({"validate", "--vllm-log=" + info, "--model=" + dir + "/models/llama.json"});
+  std::ofstream(info)
+      << "INFO 06-20 09:00:47 [gpu_worker.py:2] Available KV cache memory: 58.11 GiB\n"
+         "INFO 06-20 09:00:47 [kv_cache_utils.py:3] GPU KV cache size: 476,000 tokens\n";
+  Result partial =
+      RunArgs({"validate", "--vllm-log=" + info, "--model=" + dir + "/models/llama.json"});
   EXPECT_EQ(partial.code, kExitUsage);
   EXPECT_NE(partial.err.find("gpu_memory_utilization"), std::string::npos) << partial.err;
-  Result filled = RunArgs({"validate", "--vllm-log=" + info, "--model=" + dir + "/models/llama.json",
-                           "--vllm=vllm serve /m --gpu-memory-utilization 0.95 --max-model-len 8192"});
+  Result filled =
+      RunArgs({"validate", "--vllm-log=" + info, "--model=" + dir + "/models/llama.json",
+               "--vllm=vllm serve /m --gpu-memory-utilization 0.95 --max-model-len 8192"});
   EXPECT_EQ(filled.code, kExitOk) << filled.err;
 }
 
 TEST(CliTest, GgufInspect) {
-  const std::string file = std::string(FLEETPLAN_SOURCE_DIR) + "/tests/data/gguf/tiny-llama-q4_k_m.gguf";
+  const std::string file =
+      std::string(FLEETPLAN_SOURCE_DIR) + "/tests/data/gguf/tiny-llama-q4_k_m.gguf";
   Result r = RunArgs({"gguf", file, "--context=8192", "--output=json"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);

@@ -476,9 +476,8 @@ absl::Status ApplyProfile(FlagSet& flags, const std::string& path) {
     } else if (v.is_number()) {
       value = v.dump();
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": \"", it.key(),
-                                                     "\" must be a string, number or boolean, not ",
-                                                     v.type_name()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": \"", it.key(), "\" must be a string, number or boolean, not ", v.type_name()));
     }
     if (name == "model" && !value.empty() && value.front() != '/') {
       value = (std::filesystem::path(path).parent_path() / value).lexically_normal().string();

@@ -53,7 +53,8 @@ int RunGguf(const Invocation& inv) {
     inv.err << "fleetplan gguf: --context=" << context << " must be >= 0\n";
     return kExitUsage;
   }
-  absl::StatusOr<estimator::GgufKv> kv = estimator::GgufKvCache(*file, inv.flags.GetString("cache-type"));
+  absl::StatusOr<estimator::GgufKv> kv =
+      estimator::GgufKvCache(*file, inv.flags.GetString("cache-type"));
   const int64_t ctx = context > 0 ? context : (kv.ok() ? kv->context_length : 0);
   auto name = [&](const char* key) {
     auto it = file->metadata.find(key);
@@ -92,14 +93,14 @@ int RunGguf(const Invocation& inv) {
     inv.out << absl::StrFormat("  %-8s %10.3f GiB\n", type, BytesToGiB(bytes));
   }
   if (kv.ok()) {
-    inv.out << absl::StrFormat("KV cache (%s): %d bytes per token over %d layers; %.3f GiB at %d "
-                               "tokens%s\n",
-                               inv.flags.GetString("cache-type"), kv->bytes_per_token, kv->layers,
-                               BytesToGiB(kv->bytes_per_token * ctx), ctx,
-                               kv->sliding_window > 0
-                                   ? absl::StrCat(" (sliding window ", kv->sliding_window,
-                                                  " declared: llama.cpp keeps fewer cells there)")
-                                   : "");
+    inv.out << absl::StrFormat(
+        "KV cache (%s): %d bytes per token over %d layers; %.3f GiB at %d "
+        "tokens%s\n",
+        inv.flags.GetString("cache-type"), kv->bytes_per_token, kv->layers,
+        BytesToGiB(kv->bytes_per_token * ctx), ctx,
+        kv->sliding_window > 0 ? absl::StrCat(" (sliding window ", kv->sliding_window,
+                                              " declared: llama.cpp keeps fewer cells there)")
+                               : "");
   } else {
     inv.out << "KV cache: " << kv.status().message() << "\n";
   }
@@ -118,8 +119,9 @@ std::vector<Command> GgufCommands() {
                         FlagSet f("gguf", "FILE.gguf [--context=N] [--cache-type=f16]");
                         AddOutputFlag(f);
                         f.Int("context", 0, "tokens for the KV total (0: the model's context)");
-                        f.String("cache-type", "f16",
-                                 "llama.cpp -ctk/-ctv: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl");
+                        f.String(
+                            "cache-type", "f16",
+                            "llama.cpp -ctk/-ctv: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl");
                         return f;
                       },
                   .run = RunGguf}};

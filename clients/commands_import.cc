@@ -52,8 +52,7 @@ std::vector<v1::ImportNodesRequest> ImportBatches(const v1::ListNodesResponse& n
 }
 
 // Sends `nodes` (read from `path`) through ImportNodes in batches and prints the outcome.
-int SendImport(const Invocation& inv, const std::string& path,
-               const v1::ListNodesResponse* nodes) {
+int SendImport(const Invocation& inv, const std::string& path, const v1::ListNodesResponse* nodes) {
   if (nodes->nodes_size() == 0) {
     return Usage(inv, "nodes import",
                  absl::StrCat(path,
@@ -109,7 +108,6 @@ int SendImport(const Invocation& inv, const std::string& path,
   });
 }
 
-
 // The server's GPU types, for mapping products.
 int RegisteredGpuTypes(const Invocation& inv, std::vector<v1::GpuType>& out) {
   v1::ListGpuTypesResponse resp;
@@ -141,7 +139,8 @@ int CreateGpuTypes(const Invocation& inv, const std::vector<v1::GpuType>& types)
 
 absl::StatusOr<GpuTypeOptions> TypeOptions(const Invocation& inv) {
   GpuTypeOptions o;
-  ASSIGN_OR_RETURN(o.explicit_map, ParseKeyValues("gpu-type-map", inv.flags.GetString("gpu-type-map")));
+  ASSIGN_OR_RETURN(o.explicit_map,
+                   ParseKeyValues("gpu-type-map", inv.flags.GetString("gpu-type-map")));
   o.create = inv.flags.GetBool("create-gpu-types");
   return o;
 }
@@ -203,14 +202,20 @@ int ReadForeignSource(const Invocation& inv, std::string& path, ImportedInventor
     if (read.ok()) {
       // Re-importing a node keeps what fleetplan knows and nvidia-smi does not: its state
       // (cordoned stays cordoned) and labels the command line does not set.
-      v1::ListNodesRequest one;
-      v1::ListNodesResponse existing;
-      if (int rc = ListAllNodes(inv, "nodes import", one, existing); rc != kExitOk) return rc;
       v1::Node& node = *read->nodes.mutable_nodes(0);
-      for (const v1::Node& old : existing.nodes()) {
-        if (old.name() != node.name()) continue;
+      v1::GetNodeRequest get;
+      get.set_name(node.name());
+      v1::Node old;
+      std::ostringstream quiet;  // NOT_FOUND (a new node) is no error here
+      const Invocation q{inv.flags, inv.positional, inv.output, inv.out, quiet};
+      const int rc = CallRpc<v1::InventoryService>(
+          q, "nodes import", [&](auto& stub, auto& ctx) { return stub.GetNode(&ctx, get, &old); });
+      if (rc == kExitOk) {
         node.set_state(old.state());
         for (const auto& [k, v] : old.labels()) node.mutable_labels()->insert({k, v});
+      } else if (quiet.str().find("NOT_FOUND") == std::string::npos) {
+        inv.err << quiet.str();
+        return rc;
       }
     }
   }
@@ -227,11 +232,14 @@ int ReadForeignSource(const Invocation& inv, std::string& path, ImportedInventor
 }  // namespace
 
 void AddImportFlags(FlagSet& f) {
-  f.String("from-kubernetes", "", "import: the output of `kubectl get nodes -o json` (GPU Feature "
+  f.String("from-kubernetes", "",
+           "import: the output of `kubectl get nodes -o json` (GPU Feature "
            "Discovery labels); re-running reconciles: vanished nodes are marked down");
-  f.String("from-nvidia-smi", "", "import: the output of nvidia-smi --query-gpu=index,uuid,name,"
+  f.String("from-nvidia-smi", "",
+           "import: the output of nvidia-smi --query-gpu=index,uuid,name,"
            "memory.total,pci.bus_id --format=csv,noheader,nounits for node --name in --pool");
-  f.String("topology", "", "import --from-nvidia-smi: the output of `nvidia-smi topo -m` (NV# "
+  f.String("topology", "",
+           "import --from-nvidia-smi: the output of `nvidia-smi topo -m` (NV# "
            "links make NVLink domains)");
   f.Bool("create-gpu-types", false, "import: register unknown GPU products as new GPU types");
   f.String("gpu-type-map", "", "import: PRODUCT=TYPE,... (e.g. NVIDIA-A40=A40-48GB)");
@@ -239,7 +247,8 @@ void AddImportFlags(FlagSet& f) {
   f.String("zone-label", "topology.kubernetes.io/zone", "import --from-kubernetes: zone label");
   f.String("rack-label", "", "import --from-kubernetes: rack label");
   f.String("cluster", "", "import --from-kubernetes: cluster name (scopes the reconcile)");
-  f.String("nvlink", "auto", "import: NVLink domains when the source does not say: auto (one per "
+  f.String("nvlink", "auto",
+           "import: NVLink domains when the source does not say: auto (one per "
            "node for SXM/HGX GPUs, else one per GPU) | node | none");
 }
 
@@ -285,7 +294,8 @@ int NodesImport(const Invocation& inv) {
   std::string path;
   ImportedInventory imported;
   if (int rc = ReadForeignSource(inv, path, imported); rc != kExitOk) return rc;
-  for (const std::string& note : imported.notes) inv.err << "fleetplan nodes import: " << note << "\n";
+  for (const std::string& note : imported.notes)
+    inv.err << "fleetplan nodes import: " << note << "\n";
   if (f.GetBool("validate-only") && !imported.new_gpu_types.empty()) {
     inv.err << "fleetplan nodes import: --validate-only: " << imported.new_gpu_types.size()
             << " GPU types would be created; the nodes are checked by the server once they exist\n";

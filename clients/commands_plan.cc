@@ -137,8 +137,8 @@ absl::StatusOr<v1::SimulateFailureRequest> FailureScenario(const FlagSet& f) {
     } else if (kv.first == "node" && !kv.second.empty()) {
       req.add_nodes(kv.second);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--simulate-failure=\"", text, "\": \"", part, "\" is not zone=NAME or node=NAME"));
+      return absl::InvalidArgumentError(absl::StrCat("--simulate-failure=\"", text, "\": \"", part,
+                                                     "\" is not zone=NAME or node=NAME"));
     }
   }
   if (req.zones_size() + req.nodes_size() == 0) {
@@ -162,9 +162,11 @@ int SimulateAndPrint(const Invocation& inv, const std::string& command,
   const bool all = resp.absorbed() == displaced;
   Print(inv, resp, [&](const v1::SimulateFailureResponse& r) {
     inv.out << absl::StrFormat(
-        "%s (nodes %s): %d placements displaced, %d re-placed on the rest of the fleet (%.0f%%)%s\n",
+        "%s (nodes %s): %d placements displaced, %d re-placed on the rest of the fleet "
+        "(%.0f%%)%s\n",
         what, absl::StrJoin(r.failed_nodes(), ", "), displaced, r.absorbed(),
-        100 * r.absorbed_ratio(), all ? "" : absl::StrCat(", ", displaced - r.absorbed(), " cannot be"));
+        100 * r.absorbed_ratio(),
+        all ? "" : absl::StrCat(", ", displaced - r.absorbed(), " cannot be"));
     for (const v1::PlacementRecord& p : r.displaced()) {
       inv.out << absl::StrFormat("  displaced: placement %d %s#%d (tp=%d pp=%d)\n", p.id(),
                                  p.deployment(), p.replica(), p.tp(), p.pp());

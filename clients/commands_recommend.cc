@@ -40,9 +40,8 @@ int GpuTypes(const Invocation& inv, std::vector<placement::GpuType>& out) {
     });
     if (rc != kExitOk) return rc;
     for (const v1::GpuType& t : resp.gpu_types()) {
-      out.push_back(placement::GpuType{.name = t.name(),
-                                       .memory_bytes = t.memory_bytes(),
-                                       .cost_per_hour = t.cost_per_hour()});
+      out.push_back(placement::GpuType{
+          .name = t.name(), .memory_bytes = t.memory_bytes(), .cost_per_hour = t.cost_per_hour()});
     }
   } else {
     for (const estimator::GpuInfo& g : estimator::GpuCatalog()) {
@@ -113,9 +112,10 @@ int RunRecommend(const Invocation& inv) {
   if (!text.ok()) return ReportError(inv.err, "recommend", text.status());
   auto spec = estimator::ParseModelConfig(*text, {.quantization = f.GetString("quantization")});
   if (!spec.ok()) return ReportError(inv.err, "recommend", spec.status());
-  for (const char* flag : {"concurrency", "context", "max-model-len", "gpus-per-node", "max-pp",
-                           "limit"}) {
-    if (f.GetInt(flag) < 0) return Usage(inv, "recommend", absl::StrCat("--", flag, " must be >= 0"));
+  for (const char* flag :
+       {"concurrency", "context", "max-model-len", "gpus-per-node", "max-pp", "limit"}) {
+    if (f.GetInt(flag) < 0)
+      return Usage(inv, "recommend", absl::StrCat("--", flag, " must be >= 0"));
   }
   if (f.GetInt("gpus-per-node") < 1 || f.GetInt("concurrency") < 1) {
     return Usage(inv, "recommend", "--concurrency and --gpus-per-node must be >= 1");

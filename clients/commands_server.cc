@@ -30,7 +30,6 @@ double GiB(int64_t b) { return BytesToGiB(b); }
 const char* StateName(v1::NodeState s) { return placement::NodeStateName(server::FromProto(s)); }
 const char* RiskName(v1::RiskLevel r) { return fleetplan::RiskName(server::FromProto(r)); }
 
-
 // ---- gpu-types --------------------------------------------------------------------------------
 
 int GpuTypesAdd(const Invocation& inv) {
@@ -439,8 +438,9 @@ int RunObserve(const Invocation& inv) {
   req.set_unplanned_bytes(inv.flags.GetInt("unplanned-bytes"));
   req.set_idle_bytes(inv.flags.GetInt("idle-bytes"));
   v1::ObservedUsage resp;
-  int rc = CallRpc<v1::HeadroomService>(
-      inv, "observe", [&](auto& stub, auto& ctx) { return stub.GetObservedUsage(&ctx, req, &resp); });
+  int rc = CallRpc<v1::HeadroomService>(inv, "observe", [&](auto& stub, auto& ctx) {
+    return stub.GetObservedUsage(&ctx, req, &resp);
+  });
   if (rc != kExitOk) return rc;
   return Print(inv, resp, [&](const v1::ObservedUsage& u) {
     inv.out << absl::StrFormat("observed %d GPUs (%d samples, %d unmatched)\n", u.observed_gpus(),
@@ -505,14 +505,17 @@ std::vector<Command> ServerCommands() {
                 FlagSet f = ServerFlags(
                     "nodes",
                     "add --name=N --pool=P --gpus=8 --gpu-type=T | list | import FILE | "
-                    "import --from-kubernetes=NODES.json [--pool=P] | import --from-nvidia-smi=GPUS.csv "
+                    "import --from-kubernetes=NODES.json [--pool=P] | import "
+                    "--from-nvidia-smi=GPUS.csv "
                     "[--topology=TOPO.txt] --name=N --pool=P | export | show NAME | cordon NAME | "
                     "uncordon NAME | drain NAME | remove NAME");
                 f.String("name", "", "add, import --from-nvidia-smi: node name");
-                f.String("pool", "", "add, import: pool (Kubernetes: unless --pool-label); list: filter");
+                f.String("pool", "",
+                         "add, import: pool (Kubernetes: unless --pool-label); list: filter");
                 f.String("zone", "", "add, import --from-nvidia-smi: zone; list: filter");
                 f.String("rack", "", "add, import --from-nvidia-smi: rack");
-                f.String("label", "", "add, import --from-nvidia-smi: labels k=v,k2=v2; list: filter "
+                f.String("label", "",
+                         "add, import --from-nvidia-smi: labels k=v,k2=v2; list: filter "
                          "(all must match)");
                 f.Int("gpus", 8, "add: number of GPUs");
                 f.String("gpu-type", "", "add: GPU type of every GPU; list: filter");
@@ -558,7 +561,8 @@ std::vector<Command> ServerCommands() {
                        if (inv.flags.GetBool("plan")) {
                          v1::SimulateFailureRequest req;
                          req.add_nodes(inv.positional[0]);
-                         return SimulateAndPrint(inv, "drain", req, "draining " + inv.positional[0]);
+                         return SimulateAndPrint(inv, "drain", req,
+                                                 "draining " + inv.positional[0]);
                        }
                        return NodeStateChange<v1::DrainNodeRequest>(
                            inv, "drain", [](auto& stub, auto& ctx, auto& req, auto& node) {

@@ -8,9 +8,9 @@
 #include <ostream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "clients/cli.h"
 #include "clients/vllm_command.h"
@@ -75,7 +75,8 @@ absl::Status FillFromServeLine(const std::string& line, VllmLog& log) {
     if (kv.first == "--max-num-batched-tokens" && absl::SimpleAtoi(v, &n) &&
         !log.max_num_batched_tokens)
       log.max_num_batched_tokens = n;
-    if (kv.first == "--block-size" && absl::SimpleAtoi(v, &n) && !log.block_size) log.block_size = n;
+    if (kv.first == "--block-size" && absl::SimpleAtoi(v, &n) && !log.block_size)
+      log.block_size = n;
     if (kv.first == "--gpu-memory-utilization" && absl::SimpleAtod(v, &d) &&
         !log.gpu_memory_utilization)
       log.gpu_memory_utilization = d;
@@ -117,7 +118,8 @@ int RunValidateLog(const Invocation& inv) {
   CaseInputs in{.case_id = f.GetString("case-id"),
                 .gpu = f.GetString("gpu"),
                 .source = f.GetString("source").empty() ? log_path : f.GetString("source")};
-  if (in.case_id.empty()) in.case_id = "vllm/log-" + std::filesystem::path(log_path).stem().string();
+  if (in.case_id.empty())
+    in.case_id = "vllm/log-" + std::filesystem::path(log_path).stem().string();
   if (f.GetInt("gpu-memory-bytes") > 0) {
     in.gpu_total_bytes = f.GetInt("gpu-memory-bytes");
     in.gpu_total_source = "--gpu-memory-bytes";
@@ -157,13 +159,11 @@ int RunValidateLog(const Invocation& inv) {
     inv.out << out.dump(2) << "\n";
     return r.skip_reason.empty() ? kExitOk : kExitError;
   }
-  inv.out << absl::StrFormat("%s: vLLM %s (%s), tp=%d, %s, max_model_len %d, utilization %.2f%s\n",
-                             in.case_id, (*c)["engine_version"].get<std::string>(),
-                             (*c)["engine_generation"].get<std::string>(),
-                             (*c)["tensor_parallel_size"].get<int64_t>(), in.gpu,
-                             (*c)["max_model_len"].get<int64_t>(),
-                             (*c)["gpu_memory_utilization"].get<double>(),
-                             log->failed ? ", FAILED to start" : "");
+  inv.out << absl::StrFormat(
+      "%s: vLLM %s (%s), tp=%d, %s, max_model_len %d, utilization %.2f%s\n", in.case_id,
+      (*c)["engine_version"].get<std::string>(), (*c)["engine_generation"].get<std::string>(),
+      (*c)["tensor_parallel_size"].get<int64_t>(), in.gpu, (*c)["max_model_len"].get<int64_t>(),
+      (*c)["gpu_memory_utilization"].get<double>(), log->failed ? ", FAILED to start" : "");
   if (!r.skip_reason.empty()) {
     inv.out << "not scored: " << r.skip_reason << "\n";
     return kExitError;
@@ -268,9 +268,11 @@ std::vector<Command> ValidateCommands() {
             f.Bool("per-case", false, "print every case's errors before the summary (table)");
             f.String("vllm-log", "", "a vLLM startup log (V0 or V1): score the estimator on it");
             f.String("model", "", "--vllm-log: the config.json of the model it served");
-            f.String("vllm", "", "--vllm-log: the `vllm serve ...` line it ran with (fills what "
+            f.String("vllm", "",
+                     "--vllm-log: the `vllm serve ...` line it ran with (fills what "
                      "the log does not print)");
-            f.String("gpu", "H100-80GB", "--vllm-log: the GPU (built-in table) when the log "
+            f.String("gpu", "H100-80GB",
+                     "--vllm-log: the GPU (built-in table) when the log "
                      "does not print its total");
             f.Int("gpu-memory-bytes", 0, "--vllm-log: the GPU's total (cudaMemGetInfo) instead");
             f.String("case-id", "", "--vllm-log: the case id (default vllm/log-<file stem>)");

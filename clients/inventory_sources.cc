@@ -81,7 +81,7 @@ bool SharesNvSwitch(const std::string& normalized) {
   for (const std::string& t : tokens) {
     if (absl::StartsWith(t, "sxm") || t == "hgx" || t == "hbm3" || t == "hbm3e") return true;
   }
-  static const std::set<std::string> kSxmOnly = {"h200", "h20",   "h800",  "b200",
+  static const std::set<std::string> kSxmOnly = {"h200", "h20",  "h800",  "b200",
                                                  "b100", "b300", "gb200", "gb300"};
   return kSxmOnly.count(tokens.front()) > 0;
 }
@@ -119,9 +119,9 @@ class TypeResolver {
     if (auto it = explicit_.find(key); it != explicit_.end()) {
       type = Registered(it->second);
       if (type == nullptr) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--gpu-type-map maps ", Quoted(product), " to ", Quoted(it->second),
-                         ", which is not a registered GPU type"));
+        return absl::InvalidArgumentError(absl::StrCat("--gpu-type-map maps ", Quoted(product),
+                                                       " to ", Quoted(it->second),
+                                                       ", which is not a registered GPU type"));
       }
     }
     if (type == nullptr) type = RegisteredByProduct(key);
@@ -134,14 +134,14 @@ class TypeResolver {
         t.set_name(builtin->name);
         t.set_memory_bytes(builtin->memory_bytes);
         notes_.push_back(absl::StrCat("new GPU type ", t.name(), " for ", Quoted(product), ": ",
-                                      t.memory_bytes(), " bytes (built-in table: ",
-                                      builtin->source, ")"));
+                                      t.memory_bytes(), " bytes (built-in table: ", builtin->source,
+                                      ")"));
       } else {
         if (reported_bytes <= 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              where, ": GPU product ", Quoted(product),
-              " has no memory size to create its GPU type from (", kMemoryLabel,
-              " / memory.total); register it with `fleetplan gpu-types add`"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": GPU product ", Quoted(product),
+                           " has no memory size to create its GPU type from (", kMemoryLabel,
+                           " / memory.total); register it with `fleetplan gpu-types add`"));
         }
         t.set_name(TypeNameFor(product));
         if (t.name().empty()) {
@@ -150,10 +150,10 @@ class TypeResolver {
               " has no letters or digits to name a GPU type after; map it (--gpu-type-map)"));
         }
         t.set_memory_bytes(std::max<int64_t>(reported_bytes - kDriverReserveBytes, kMiB));
-        notes_.push_back(absl::StrCat(
-            "new GPU type ", t.name(), " for ", Quoted(product), ": ", t.memory_bytes(),
-            " bytes (", reported_bytes / kMiB, " MiB reported less 512 MiB the driver keeps; "
-            "register cudaMemGetInfo's total for an exact budget)"));
+        notes_.push_back(absl::StrCat("new GPU type ", t.name(), " for ", Quoted(product), ": ",
+                                      t.memory_bytes(), " bytes (", reported_bytes / kMiB,
+                                      " MiB reported less 512 MiB the driver keeps; "
+                                      "register cudaMemGetInfo's total for an exact budget)"));
       }
       created_by_product_[key] = created_.size();
       created_.push_back(t);
@@ -178,17 +178,17 @@ class TypeResolver {
     std::vector<std::string> parts;
     for (const auto& [product, where] : unknown_) {
       std::vector<std::string> shown(
-          where.begin(), where.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(where.size(), 3)));
-      parts.push_back(absl::StrCat(Quoted(product), " (", absl::StrJoin(shown, ", "),
-                                   where.size() > 3 ? absl::StrCat(" and ", where.size() - 3, " more")
-                                                    : "",
-                                   ")"));
+          where.begin(),
+          where.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(where.size(), 3)));
+      parts.push_back(absl::StrCat(
+          Quoted(product), " (", absl::StrJoin(shown, ", "),
+          where.size() > 3 ? absl::StrCat(" and ", where.size() - 3, " more") : "", ")"));
     }
     std::vector<std::string> known;
     for (const v1::GpuType& t : options_.registered) known.push_back(t.name());
     return absl::FailedPreconditionError(absl::StrCat(
-        "unknown GPU products: ", absl::StrJoin(parts, "; "), ". Registered GPU types: ",
-        known.empty() ? "none" : absl::StrJoin(known, ", "),
+        "unknown GPU products: ", absl::StrJoin(parts, "; "),
+        ". Registered GPU types: ", known.empty() ? "none" : absl::StrJoin(known, ", "),
         ". Register them (fleetplan gpu-types add), map them (--gpu-type-map=PRODUCT=TYPE) or "
         "pass --create-gpu-types"));
   }
@@ -256,7 +256,8 @@ void AddGpus(v1::Node& node, int64_t count, const std::string& type, const std::
 // --- Kubernetes -------------------------------------------------------------------------------
 
 // A string member of an object, or "" when absent; an error when present with another type.
-absl::StatusOr<std::string> StringAt(const json& object, const char* key, const std::string& where) {
+absl::StatusOr<std::string> StringAt(const json& object, const char* key,
+                                     const std::string& where) {
   if (!object.is_object()) return std::string();
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) return std::string();
@@ -268,7 +269,8 @@ absl::StatusOr<std::string> StringAt(const json& object, const char* key, const 
 }
 
 // obj[key] when it is an object (or absent: an empty one); an error otherwise.
-absl::StatusOr<const json*> ObjectAt(const json& object, const char* key, const std::string& where) {
+absl::StatusOr<const json*> ObjectAt(const json& object, const char* key,
+                                     const std::string& where) {
   static const json* const kEmpty = new json(json::object());
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) return kEmpty;
@@ -393,10 +395,10 @@ absl::Status KubeNode(const json& item, const std::string& where, const Kubernet
     mig_mixed = mig_mixed || absl::StartsWith(it.key(), "nvidia.com/mig-");
   }
   if (mig_mixed && count == 0) {
-    out.notes.push_back(absl::StrCat(
-        "skipped ", name,
-        ": MIG with the mixed strategy (nvidia.com/mig-* resources) is not modelled; use the single "
-        "strategy, or import the node from nvidia-smi"));
+    out.notes.push_back(absl::StrCat("skipped ", name,
+                                     ": MIG with the mixed strategy (nvidia.com/mig-* resources) "
+                                     "is not modelled; use the single "
+                                     "strategy, or import the node from nvidia-smi"));
     return absl::OkStatus();
   }
   if (count == 0) {
@@ -404,8 +406,8 @@ absl::Status KubeNode(const json& item, const std::string& where, const Kubernet
     return absl::OkStatus();
   }
   if (count > limits::kMaxGpusPerNode) {
-    return absl::InvalidArgumentError(absl::StrCat(at, ": ", count, " GPUs, more than ",
-                                                   limits::kMaxGpusPerNode));
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, ": ", count, " GPUs, more than ", limits::kMaxGpusPerNode));
   }
   if (product.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -427,9 +429,12 @@ absl::Status KubeNode(const json& item, const std::string& where, const Kubernet
   node.set_pool(options.pool_label.empty() ? "" : label(options.pool_label));
   if (node.pool().empty()) node.set_pool(options.pool);
   if (node.pool().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        at, ": no pool (", options.pool_label.empty() ? "pass --pool" : "no label " + options.pool_label +
-        "; pass --pool for nodes without it", ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, ": no pool (",
+                     options.pool_label.empty()
+                         ? "pass --pool"
+                         : "no label " + options.pool_label + "; pass --pool for nodes without it",
+                     ")"));
   }
   std::string zone = label(options.zone_label);
   if (zone.empty() && options.zone_label == kDefaultZoneLabel) zone = label(kLegacyZoneLabel);
@@ -472,7 +477,8 @@ std::string WithoutAnsi(const std::string& text) {
   return out;
 }
 
-absl::StatusOr<std::vector<SmiRow>> ParseSmiCsv(const std::string& text, const std::string& source) {
+absl::StatusOr<std::vector<SmiRow>> ParseSmiCsv(const std::string& text,
+                                                const std::string& source) {
   // Column positions: the documented query order, or the header's when it has one.
   std::map<std::string, size_t> column = {
       {"index", 0}, {"uuid", 1}, {"name", 2}, {"memory.total", 3}};
@@ -509,9 +515,9 @@ absl::StatusOr<std::vector<SmiRow>> ParseSmiCsv(const std::string& text, const s
     size_t needed = 0;
     for (const auto& [k, i] : column) needed = std::max(needed, i + 1);
     if (cells.size() < needed) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": ", cells.size(), " fields, expected ", needed,
-          " (index, uuid, name, memory.total, pci.bus_id)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": ", cells.size(), " fields, expected ", needed,
+                       " (index, uuid, name, memory.total, pci.bus_id)"));
     }
     SmiRow row;
     row.line = line_no;
@@ -522,13 +528,13 @@ absl::StatusOr<std::vector<SmiRow>> ParseSmiCsv(const std::string& text, const s
     }
     if (column.count("uuid") > 0) row.uuid = cells[column["uuid"]];
     if (!Printable(row.uuid)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": uuid=", Quoted(row.uuid),
-                                                     " is not a GPU UUID"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": uuid=", Quoted(row.uuid), " is not a GPU UUID"));
     }
     row.name = cells[column["name"]];
     if (row.name.empty() || !Printable(row.name)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": name=", Quoted(row.name),
-                                                     " is not a GPU name"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": name=", Quoted(row.name), " is not a GPU name"));
     }
     if (absl::StartsWith(row.uuid, "MIG-")) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -569,8 +575,8 @@ absl::StatusOr<NvlinkRule> ParseNvlinkRule(const std::string& text) {
 }
 
 absl::StatusOr<ImportedInventory> FromKubernetesNodes(const std::string& text,
-                                                     const std::string& source,
-                                                     const KubernetesOptions& options) {
+                                                      const std::string& source,
+                                                      const KubernetesOptions& options) {
   RETURN_IF_ERROR(CheckJsonNesting(text, source));
   const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
@@ -589,13 +595,14 @@ absl::StatusOr<ImportedInventory> FromKubernetesNodes(const std::string& text,
     RETURN_IF_ERROR(KubeNode(doc, source, options, types, out, seen));
   } else {
     if (kind != "List" && kind != "NodeList") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source, ": kind=", Quoted(kind), ", expected List or NodeList (kubectl get nodes -o json)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": kind=", Quoted(kind),
+                       ", expected List or NodeList (kubectl get nodes -o json)"));
     }
     ASSIGN_OR_RETURN(const json* items, ArrayAt(doc, "items", source));
     for (size_t i = 0; i < items->size(); ++i) {
-      RETURN_IF_ERROR(
-          KubeNode((*items)[i], absl::StrCat(source, ": items[", i, "]"), options, types, out, seen));
+      RETURN_IF_ERROR(KubeNode((*items)[i], absl::StrCat(source, ": items[", i, "]"), options,
+                               types, out, seen));
     }
   }
   RETURN_IF_ERROR(types.Unknown());
@@ -636,8 +643,8 @@ absl::StatusOr<std::vector<int64_t>> ParseNvidiaTopology(const std::string& text
   size_t gpus = 0;
   while (gpus < columns.size() && columns[gpus] == absl::StrCat("GPU", gpus)) ++gpus;
   if (gpus > static_cast<size_t>(limits::kMaxGpusPerNode)) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": ", gpus, " GPUs, more than ",
-                                                   limits::kMaxGpusPerNode));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", gpus, " GPUs, more than ", limits::kMaxGpusPerNode));
   }
   std::vector<size_t> parent(gpus);
   std::iota(parent.begin(), parent.end(), size_t{0});
@@ -660,19 +667,19 @@ absl::StatusOr<std::vector<int64_t>> ParseNvidiaTopology(const std::string& text
     if (row_seen[row]) return absl::InvalidArgumentError(absl::StrCat(where, ": repeats"));
     row_seen[row] = true;
     if (cells.size() < gpus + 1) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": ", cells.size() - 1,
-                                                     " links, expected ", gpus));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": ", cells.size() - 1, " links, expected ", gpus));
     }
     for (size_t j = 0; j < gpus; ++j) {
       const std::string& link = cells[j + 1];
       int64_t bonded = 0;
       if (absl::StartsWith(link, "NV") && absl::SimpleAtoi(link.substr(2), &bonded) && bonded > 0) {
         parent[find(row)] = find(j);
-      } else if (link != "X" && link != "SYS" && link != "NODE" && link != "PHB" &&
-                 link != "PXB" && link != "PIX" && link != "SOC") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": link to GPU", j, " is ", Quoted(link),
-            " (expected X, NV#, PIX, PXB, PHB, NODE or SYS)"));
+      } else if (link != "X" && link != "SYS" && link != "NODE" && link != "PHB" && link != "PXB" &&
+                 link != "PIX" && link != "SOC") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": link to GPU", j, " is ", Quoted(link),
+                         " (expected X, NV#, PIX, PXB, PHB, NODE or SYS)"));
       }
     }
   }
@@ -692,10 +699,10 @@ absl::StatusOr<std::vector<int64_t>> ParseNvidiaTopology(const std::string& text
 }
 
 absl::StatusOr<ImportedInventory> FromNvidiaSmi(const std::string& csv,
-                                               const std::string& csv_source,
-                                               const std::string& topology,
-                                               const std::string& topology_source,
-                                               const NvidiaSmiOptions& options) {
+                                                const std::string& csv_source,
+                                                const std::string& topology,
+                                                const std::string& topology_source,
+                                                const NvidiaSmiOptions& options) {
   if (options.node.empty()) return absl::InvalidArgumentError("--name (the node) is required");
   if (options.pool.empty()) return absl::InvalidArgumentError("--pool is required");
   ASSIGN_OR_RETURN(std::vector<SmiRow> rows, ParseSmiCsv(csv, csv_source));
@@ -705,15 +712,17 @@ absl::StatusOr<ImportedInventory> FromNvidiaSmi(const std::string& csv,
         "); a node needs a GPU to be planned on. Expected the output of nvidia-smi "
         "--query-gpu=index,uuid,name,memory.total,pci.bus_id --format=csv,noheader,nounits"));
   }
-  std::sort(rows.begin(), rows.end(), [](const SmiRow& a, const SmiRow& b) { return a.index < b.index; });
+  std::sort(rows.begin(), rows.end(),
+            [](const SmiRow& a, const SmiRow& b) { return a.index < b.index; });
   std::vector<int64_t> domains;
   if (!topology.empty()) {
     ASSIGN_OR_RETURN(domains, ParseNvidiaTopology(topology, topology_source));
-    if (domains.size() != rows.size() || rows.back().index + 1 != static_cast<int64_t>(rows.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          topology_source, " has ", domains.size(), " GPUs but ", csv_source, " lists ",
-          rows.size(), " (GPU indexes 0..", rows.back().index,
-          "); take both from the same node at the same time"));
+    if (domains.size() != rows.size() ||
+        rows.back().index + 1 != static_cast<int64_t>(rows.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(topology_source, " has ", domains.size(), " GPUs but ", csv_source,
+                       " lists ", rows.size(), " (GPU indexes 0..", rows.back().index,
+                       "); take both from the same node at the same time"));
     }
   }
   ImportedInventory out;
@@ -728,7 +737,8 @@ absl::StatusOr<ImportedInventory> FromNvidiaSmi(const std::string& csv,
   std::set<std::string> products;
   for (const SmiRow& row : rows) products.insert(NormalizedProduct(row.name));
   for (const SmiRow& row : rows) {
-    const std::string where = absl::StrCat(csv_source, ": line ", row.line, " (GPU ", row.index, ")");
+    const std::string where =
+        absl::StrCat(csv_source, ": line ", row.line, " (GPU ", row.index, ")");
     ASSIGN_OR_RETURN(std::string type, types.Resolve(row.name, row.memory_bytes, where));
     v1::Gpu* g = node.add_gpus();
     g->set_index(row.index);
@@ -738,10 +748,10 @@ absl::StatusOr<ImportedInventory> FromNvidiaSmi(const std::string& csv,
       g->set_nvlink_domain(domains[static_cast<size_t>(row.index)]);
     } else {
       // One product on an NVSwitch board (or --nvlink=node): one domain; else one per GPU.
-      const bool shared = products.size() == 1 &&
-                          (options.nvlink == NvlinkRule::kNode ||
-                           (options.nvlink == NvlinkRule::kAuto &&
-                            SharesNvSwitch(NormalizedProduct(row.name))));
+      const bool shared =
+          products.size() == 1 &&
+          (options.nvlink == NvlinkRule::kNode ||
+           (options.nvlink == NvlinkRule::kAuto && SharesNvSwitch(NormalizedProduct(row.name))));
       g->set_nvlink_domain(shared ? 0 : row.index);
     }
   }
@@ -771,9 +781,10 @@ void Reconcile(const v1::ListNodesResponse& owned, ImportedInventory& imported) 
       }
       if (holds_committed(old)) {
         gone.set_state(v1::NODE_STATE_CORDONED);
-        imported.notes.push_back(absl::StrCat(
-            old.name(), " is no longer in the cluster but holds placements: cordoned; release "
-            "them, then import again to mark it down"));
+        imported.notes.push_back(
+            absl::StrCat(old.name(),
+                         " is no longer in the cluster but holds placements: cordoned; release "
+                         "them, then import again to mark it down"));
       } else {
         gone.set_state(v1::NODE_STATE_DOWN);
         if (old.state() != v1::NODE_STATE_DOWN) {
@@ -788,7 +799,8 @@ void Reconcile(const v1::ListNodesResponse& owned, ImportedInventory& imported) 
         holds_committed(old)) {
       now.set_state(v1::NODE_STATE_CORDONED);
       imported.notes.push_back(absl::StrCat(
-          old.name(), " is not ready but holds placements: cordoned (release them to mark it down)"));
+          old.name(),
+          " is not ready but holds placements: cordoned (release them to mark it down)"));
     }
     // A GPU holding placements stays with its type, marked unhealthy if Kubernetes lost it.
     for (const v1::Gpu& g : old.gpus()) {

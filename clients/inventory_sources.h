@@ -35,7 +35,7 @@ absl::StatusOr<NvlinkRule> ParseNvlinkRule(const std::string& text);
 
 // Product name -> fleetplan GPU type.
 struct GpuTypeOptions {
-  std::vector<v1::GpuType> registered;            // the server's GPU types
+  std::vector<v1::GpuType> registered;              // the server's GPU types
   std::map<std::string, std::string> explicit_map;  // product (any spelling) -> type name
   bool create = false;  // an unknown product becomes a new GPU type instead of an error
 };
@@ -61,22 +61,22 @@ struct NvidiaSmiOptions {
 };
 
 struct ImportedInventory {
-  v1::ListNodesResponse nodes;            // what ImportNodes gets, in file order
+  v1::ListNodesResponse nodes;             // what ImportNodes gets, in file order
   std::vector<v1::GpuType> new_gpu_types;  // to create first (GpuTypeOptions::create)
-  std::vector<std::string> notes;         // nodes skipped and why, types created
+  std::vector<std::string> notes;          // nodes skipped and why, types created
 };
 
 // `source` names the file in errors.
 absl::StatusOr<ImportedInventory> FromKubernetesNodes(const std::string& text,
-                                                     const std::string& source,
-                                                     const KubernetesOptions& options);
+                                                      const std::string& source,
+                                                      const KubernetesOptions& options);
 
 // `topology` may be empty (no file): domains then follow options.nvlink.
 absl::StatusOr<ImportedInventory> FromNvidiaSmi(const std::string& csv,
-                                               const std::string& csv_source,
-                                               const std::string& topology,
-                                               const std::string& topology_source,
-                                               const NvidiaSmiOptions& options);
+                                                const std::string& csv_source,
+                                                const std::string& topology,
+                                                const std::string& topology_source,
+                                                const NvidiaSmiOptions& options);
 
 // `nvidia-smi topo -m`: the NVLink domain of each GPU (GPUs joined by NV# links, transitively,
 // share one; numbered 0.. in order of their lowest GPU). Indexed by the GPU's row number.

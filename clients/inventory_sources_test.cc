@@ -28,12 +28,12 @@ constexpr int64_t kH100 = 85017493504;
 constexpr int64_t kA100 = 42508723978;  // 39.59 GiB
 
 KubernetesOptions ClusterOptions(bool create) {
-  return KubernetesOptions{.pool = "gpu",
-                           .pool_label = "fleet.example.com/pool",
-                           .cluster = "east",
-                           .gpu_types = {.registered = {Type("H100-80GB", kH100),
-                                                        Type("A100-40GB", kA100)},
-                                         .create = create}};
+  return KubernetesOptions{
+      .pool = "gpu",
+      .pool_label = "fleet.example.com/pool",
+      .cluster = "east",
+      .gpu_types = {.registered = {Type("H100-80GB", kH100), Type("A100-40GB", kA100)},
+                    .create = create}};
 }
 
 const v1::Node* Find(const ImportedInventory& in, const std::string& name) {
@@ -105,7 +105,8 @@ TEST(KubernetesImport, UnknownProductsAreOneTypedErrorListingThem) {
   ASSERT_FALSE(in.ok());
   EXPECT_EQ(in.status().code(), absl::StatusCode::kFailedPrecondition);
   const std::string msg(in.status().message());
-  EXPECT_NE(msg.find("\"NVIDIA-L40S\" (nodes.json: items[4] (l40s-b-0))"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("\"NVIDIA-L40S\" (nodes.json: items[4] (l40s-b-0))"), std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("\"NVIDIA-A10G\""), std::string::npos) << msg;
   EXPECT_NE(msg.find("--create-gpu-types"), std::string::npos) << msg;
   EXPECT_NE(msg.find("H100-80GB, A100-40GB"), std::string::npos) << msg;
@@ -202,23 +203,29 @@ TEST(KubernetesImport, BadFilesNameTheNodeFieldAndValue) {
     t.replace(t.find("%s"), 2, extra);
     return R"({"kind":"List","items":[)" + t + "]}";
   };
-  EXPECT_NE(error(with("-1", "")).find("allocatable[\"nvidia.com/gpu\"]=\"-1\""), std::string::npos);
-  EXPECT_NE(error(with("8", R"(,"spec":{"unschedulable":"yes"})")).find("unschedulable must be true"),
+  EXPECT_NE(error(with("-1", "")).find("allocatable[\"nvidia.com/gpu\"]=\"-1\""),
             std::string::npos);
+  EXPECT_NE(
+      error(with("8", R"(,"spec":{"unschedulable":"yes"})")).find("unschedulable must be true"),
+      std::string::npos);
   EXPECT_NE(error(with("8", R"(,"spec":{"taints":"none"})")).find("taints must be a list"),
             std::string::npos);
   EXPECT_NE(error(with("8", "") + "]").find("not JSON"), std::string::npos);
-  EXPECT_NE(error(R"({"kind":"List","items":[{"metadata":{"name":"a"},"status":{"allocatable":{"nvidia.com/gpu":"2"}}}]})")
-                .find("no nvidia.com/gpu.product label"),
-            std::string::npos);
-  const std::string twice = R"({"kind":"List","items":[{"metadata":{"name":"a"}},{"metadata":{"name":"a"}}]})";
+  EXPECT_NE(
+      error(
+          R"({"kind":"List","items":[{"metadata":{"name":"a"},"status":{"allocatable":{"nvidia.com/gpu":"2"}}}]})")
+          .find("no nvidia.com/gpu.product label"),
+      std::string::npos);
+  const std::string twice =
+      R"({"kind":"List","items":[{"metadata":{"name":"a"}},{"metadata":{"name":"a"}}]})";
   EXPECT_NE(error(twice).find("items[1] (a) repeats n.json: items[0]"), std::string::npos);
   EXPECT_NE(error(std::string(100, '[')).find("nests deeper"), std::string::npos);
   // No pool at all: named.
   KubernetesOptions no_pool = o;
   no_pool.pool.clear();
   auto pool = FromKubernetesNodes(Fixture("kubectl_nodes.json"), "n.json", no_pool);
-  EXPECT_NE(pool.status().message().find("(l40s-b-0): no pool"), std::string::npos) << pool.status();
+  EXPECT_NE(pool.status().message().find("(l40s-b-0): no pool"), std::string::npos)
+      << pool.status();
   // One Node object (kubectl get node NAME -o json) is read as a list of one.
   auto bare = FromKubernetesNodes(
       R"({"kind":"Node","metadata":{"name":"b","labels":{"nvidia.com/gpu.product":"NVIDIA-H100-80GB-HBM3"}},"status":{"allocatable":{"nvidia.com/gpu":"2"}}})",
@@ -228,7 +235,10 @@ TEST(KubernetesImport, BadFilesNameTheNodeFieldAndValue) {
 }
 
 TEST(NvidiaSmiImport, HgxNodeWithTopology) {
-  NvidiaSmiOptions o{.node = "dgx-01", .pool = "h100", .zone = "dc1", .labels = {{"rack", "r7"}},
+  NvidiaSmiOptions o{.node = "dgx-01",
+                     .pool = "h100",
+                     .zone = "dc1",
+                     .labels = {{"rack", "r7"}},
                      .gpu_types = {.registered = {Type("H100-80GB", kH100)}}};
   auto in = FromNvidiaSmi(Fixture("nvidia_smi_h100.csv"), "gpus.csv", Fixture("topo_h100.txt"),
                           "topo.txt", o);

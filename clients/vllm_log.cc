@@ -77,8 +77,8 @@ class Reader {
     RETURN_IF_ERROR(GiB("model weights take", "weights_bytes"));
     RETURN_IF_ERROR(GiB("non_torch_memory takes", "non_torch_bytes"));
     RETURN_IF_ERROR(GiB("PyTorch activation peak memory takes", "activation_peak_bytes"));
-    RETURN_IF_ERROR(GiB("the rest of the memory reserved for KV Cache is",
-                        "available_kv_cache_bytes"));
+    RETURN_IF_ERROR(
+        GiB("the rest of the memory reserved for KV Cache is", "available_kv_cache_bytes"));
     // V1 0.10+.
     if (absl::StrContains(line, "Requested memory:")) {
       RETURN_IF_ERROR(Fraction("Requested memory:", log_.gpu_memory_utilization));
@@ -103,10 +103,10 @@ class Reader {
     if (absl::StrContains(line, "Graph capturing finished") && absl::StrContains(line, "took")) {
       RETURN_IF_ERROR(GiB("took", "cuda_graph_bytes"));
     }
-    for (const char* f : {"No available memory for the cache blocks",
-                          "larger than the maximum number of tokens that can be stored in KV cache",
-                          "which is larger than the available KV cache memory",
-                          "CUDA out of memory"}) {
+    for (const char* f :
+         {"No available memory for the cache blocks",
+          "larger than the maximum number of tokens that can be stored in KV cache",
+          "which is larger than the available KV cache memory", "CUDA out of memory"}) {
       if (absl::StrContains(line, f) && !log_.failed) {
         log_.failed = true;
         log_.failure = std::string(absl::StripAsciiWhitespace(line)).substr(0, 300);
@@ -117,8 +117,8 @@ class Reader {
 
  private:
   absl::Status Bad(absl::string_view what) const {
-    return absl::InvalidArgumentError(absl::StrCat(source_, ": line ", no_, ": ", what, ": \"",
-                                                   line_->substr(0, 160), "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_, ": line ", no_, ": ", what, ": \"", line_->substr(0, 160), "\""));
   }
 
   void Version(const std::string& line) {
@@ -136,7 +136,8 @@ class Reader {
       v = line.substr(start, line.find(')', start) - start);
       log_.generation = absl::StrContains(m, "V1") ? "V1" : "V0";
     }
-    if (v && !v->empty() && v->size() < 40 && absl::ascii_isdigit(static_cast<unsigned char>((*v)[0]))) {
+    if (v && !v->empty() && v->size() < 40 &&
+        absl::ascii_isdigit(static_cast<unsigned char>((*v)[0]))) {
       log_.version = *v;
     }
   }
@@ -152,8 +153,10 @@ class Reader {
       if (at == std::string::npos) return std::nullopt;
       const size_t start = at + key.size() + 1;
       const size_t end = config.find_first_of(", }", start);
-      std::string v = config.substr(start, end == std::string::npos ? std::string::npos : end - start);
-      v = std::string(absl::StripPrefix(absl::StripSuffix(absl::StripPrefix(v, "'"), "'"), "torch."));
+      std::string v =
+          config.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      v = std::string(
+          absl::StripPrefix(absl::StripSuffix(absl::StripPrefix(v, "'"), "'"), "torch."));
       return v;
     };
     for (const char* key : {"dtype", "quantization", "kv_cache_dtype"}) {
@@ -163,14 +166,16 @@ class Reader {
       auto v = value(key);
       if (!v) return absl::OkStatus();
       int64_t n = 0;
-      if (!absl::SimpleAtoi(*v, &n) || n <= 0) return Bad(absl::StrCat(key, "=", *v, " is not a count"));
+      if (!absl::SimpleAtoi(*v, &n) || n <= 0)
+        return Bad(absl::StrCat(key, "=", *v, " is not a count"));
       if (!out) out = n;
       return absl::OkStatus();
     };
     RETURN_IF_ERROR(integer("tensor_parallel_size", log_.tp));
     RETURN_IF_ERROR(integer("pipeline_parallel_size", log_.pp));
     RETURN_IF_ERROR(integer("max_seq_len", log_.max_model_len));
-    if (auto v = value("enforce_eager"); v && !log_.enforce_eager) log_.enforce_eager = *v == "True";
+    if (auto v = value("enforce_eager"); v && !log_.enforce_eager)
+      log_.enforce_eager = *v == "True";
     return absl::OkStatus();
   }
 
@@ -189,7 +194,8 @@ class Reader {
       auto v = value(key);
       if (!v) return absl::OkStatus();
       int64_t n = 0;
-      if (!absl::SimpleAtoi(*v, &n) || n <= 0) return Bad(absl::StrCat(key, ": ", *v, " is not a count"));
+      if (!absl::SimpleAtoi(*v, &n) || n <= 0)
+        return Bad(absl::StrCat(key, ": ", *v, " is not a count"));
       out = n;
       return absl::OkStatus();
     };
@@ -287,7 +293,8 @@ absl::StatusOr<VllmLog> ParseVllmLog(const std::string& text, const std::string&
   if (log.generation.empty()) log.generation = v1_worker ? "V1" : v0_worker ? "V0" : "";
   // V0 0.6 printed the torch peak with the weights in it.
   if (auto peak = log.measured.find("peak_torch_bytes"); peak != log.measured.end()) {
-    if (log.measured.count("weights_bytes") > 0 && log.measured.count("activation_peak_bytes") == 0) {
+    if (log.measured.count("weights_bytes") > 0 &&
+        log.measured.count("activation_peak_bytes") == 0) {
       log.measured["activation_peak_bytes"] = peak->second - log.measured["weights_bytes"];
     }
     log.measured.erase(peak);
@@ -301,7 +308,8 @@ absl::StatusOr<VllmLog> ParseVllmLog(const std::string& text, const std::string&
                       log.measured.count("weights_bytes") > 0;
   if (!memory && !log.failed) {
     return absl::InvalidArgumentError(absl::StrCat(
-        source, ": no vLLM memory lines (\"Model loading took\", \"Available KV cache memory\", "
+        source,
+        ": no vLLM memory lines (\"Model loading took\", \"Available KV cache memory\", "
         "\"GPU KV cache size\", \"# GPU blocks\" ...): not a vLLM startup log, or cut before the "
         "KV cache was sized"));
   }
@@ -324,7 +332,8 @@ absl::StatusOr<nlohmann::json> CaseFromLog(const VllmLog& log, const CaseInputs&
   };
   c["quantization"] = cfg("quantization", "");
   c["dtype"] = cfg("dtype", "bfloat16");
-  c["kv_cache_dtype"] = cfg("kv_cache_dtype", "auto").empty() ? "auto" : cfg("kv_cache_dtype", "auto");
+  c["kv_cache_dtype"] =
+      cfg("kv_cache_dtype", "auto").empty() ? "auto" : cfg("kv_cache_dtype", "auto");
   c["gpu"] = in.gpu;
   // vLLM >= 0.10 prints the total only at DEBUG level, but requested = total x utilization.
   std::optional<int64_t> total = log.gpu_total_bytes;

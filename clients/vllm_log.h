@@ -12,14 +12,14 @@
 //   weights   "Loading model weights took X GB" (V0 <= 0.7, GiB despite the unit), "Model loading
 //             took X GiB" (model_runner.py / v1 gpu_model_runner.py)
 //   profile   V0 0.6: "Memory profiling results: total_gpu_memory=XGiB initial_memory_usage=...
-//             peak_torch_memory=... non_torch_memory=... kv_cache_size=... gpu_memory_utilization=U"
-//             V0 0.7 - V1 0.9 (worker.py / gpu_worker.py): "the current vLLM instance can use
-//             total_gpu_memory (XGiB) x gpu_memory_utilization (U) = YGiB" and "model weights take
-//             XGiB; non_torch_memory takes XGiB; PyTorch activation peak memory takes XGiB; the
-//             rest of the memory reserved for KV Cache is XGiB."
-//             V1 0.10+ (gpu_worker.py, vllm/utils MemoryProfilingResult): "Initial free memory: X
-//             GiB; Requested memory: U (util), Y GiB", "Total non KV cache memory: XGiB; torch
-//             peak memory increase: XGiB; non-torch forward increase memory: XGiB; weights memory:
+//             peak_torch_memory=... non_torch_memory=... kv_cache_size=...
+//             gpu_memory_utilization=U" V0 0.7 - V1 0.9 (worker.py / gpu_worker.py): "the current
+//             vLLM instance can use total_gpu_memory (XGiB) x gpu_memory_utilization (U) = YGiB"
+//             and "model weights take XGiB; non_torch_memory takes XGiB; PyTorch activation peak
+//             memory takes XGiB; the rest of the memory reserved for KV Cache is XGiB." V1 0.10+
+//             (gpu_worker.py, vllm/utils MemoryProfilingResult): "Initial free memory: X GiB;
+//             Requested memory: U (util), Y GiB", "Total non KV cache memory: XGiB; torch peak
+//             memory increase: XGiB; non-torch forward increase memory: XGiB; weights memory:
 //             XGiB." (DEBUG) and "Available KV cache memory: X GiB"
 //   capacity  "# GPU blocks: N" / "# CUDA blocks: N" / "# cuda blocks: N" (V0 executor),
 //             "GPU KV cache size: N tokens" (v1/core/kv_cache_utils.py), "Maximum concurrency for
@@ -64,11 +64,11 @@ absl::StatusOr<VllmLog> ParseVllmLog(const std::string& text, const std::string&
 
 struct CaseInputs {
   std::string case_id;
-  std::string model_path;  // as the case file will refer to it
-  std::string gpu;         // GPU name for the case
+  std::string model_path;                  // as the case file will refer to it
+  std::string gpu;                         // GPU name for the case
   std::optional<int64_t> gpu_total_bytes;  // when the log does not print it
   std::string gpu_total_source;
-  std::string source;      // where the log came from
+  std::string source;  // where the log came from
 };
 
 // The calibration case (one JSON object) for `log`: INVALID_ARGUMENT naming the input the log

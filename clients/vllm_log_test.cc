@@ -31,8 +31,10 @@ TEST(VllmLog, V1DebugLogReadsBackAsTheSharedCase) {
   EXPECT_EQ(*log->max_model_len, 8192);
   EXPECT_EQ(*log->max_num_seqs, 1024);
   EXPECT_DOUBLE_EQ(*log->gpu_memory_utilization, 0.95);
-  auto c = CaseFromLog(*log, {.case_id = "x", .model_path = "models/llama-3.1-8b-instruct.json",
-                              .gpu = "H100-80GB", .source = "test"});
+  auto c = CaseFromLog(*log, {.case_id = "x",
+                              .model_path = "models/llama-3.1-8b-instruct.json",
+                              .gpu = "H100-80GB",
+                              .source = "test"});
   ASSERT_TRUE(c.ok()) << c.status();
   const std::string shared =
       Read(std::string(FLEETPLAN_SOURCE_DIR) + "/tests/data/calibration/vllm_startup.jsonl");
@@ -45,9 +47,9 @@ TEST(VllmLog, V1DebugLogReadsBackAsTheSharedCase) {
   ASSERT_FALSE(want.is_null());
   const int64_t precision = (*c)["measured"]["precision_bytes"];
   EXPECT_EQ(precision, want["measured"]["precision_bytes"].get<int64_t>());
-  for (const char* key : {"weights_bytes", "non_torch_bytes", "activation_peak_bytes",
-                          "available_kv_cache_bytes", "cuda_graph_bytes", "non_kv_bytes",
-                          "requested_bytes"}) {
+  for (const char* key :
+       {"weights_bytes", "non_torch_bytes", "activation_peak_bytes", "available_kv_cache_bytes",
+        "cuda_graph_bytes", "non_kv_bytes", "requested_bytes"}) {
     EXPECT_NEAR((*c)["measured"][key].get<double>(), want["measured"][key].get<double>(),
                 2.0 * static_cast<double>(precision))
         << key;
@@ -115,8 +117,9 @@ TEST(VllmLog, FailedStartsAndBadLogs) {
   // A V1 INFO log without utilization: the case says what to pass.
   auto info = ParseVllmLog("INFO [gpu_worker.py:1] Available KV cache memory: 10.00 GiB\n", "i");
   ASSERT_TRUE(info.ok());
-  auto no_util = CaseFromLog(*info, {.case_id = "i", .model_path = "m", .gpu = "H100-80GB",
-                                     .gpu_total_bytes = 85017493504});
+  auto no_util = CaseFromLog(
+      *info,
+      {.case_id = "i", .model_path = "m", .gpu = "H100-80GB", .gpu_total_bytes = 85017493504});
   EXPECT_NE(no_util.status().message().find("gpu_memory_utilization"), std::string::npos);
 }
 

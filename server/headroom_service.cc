@@ -6,8 +6,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "planner/common/limits.h"
-#include "planner/placement/headroom.h"
 #include "planner/common/units.h"
+#include "planner/placement/headroom.h"
 #include "server/convert.h"
 #include "server/observed_usage.h"
 #include "storage/validation.h"
@@ -185,8 +185,8 @@ grpc::ServerUnaryReactor* HeadroomServiceImpl::GetObservedUsage(
     for (const auto& [field, v] : {std::pair{"unplanned_bytes", req->unplanned_bytes()},
                                    std::pair{"idle_bytes", req->idle_bytes()}}) {
       if (v < 0 || v > limits::kMaxGpuMemoryBytes) {
-        return absl::InvalidArgumentError(absl::StrCat(field, "=", v, " must be in [0, ",
-                                                       limits::kMaxGpuMemoryBytes, "]"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, "=", v, " must be in [0, ", limits::kMaxGpuMemoryBytes, "]"));
       }
     }
     if (deps_.observed == nullptr) {
@@ -201,10 +201,10 @@ grpc::ServerUnaryReactor* HeadroomServiceImpl::GetObservedUsage(
     }
     ASSIGN_OR_RETURN(std::shared_ptr<const storage::FleetView> view, deps_.fleet->Current());
     ASSIGN_OR_RETURN(std::vector<placement::Placement> active, deps_.store->ListPlacements({}));
-    const UsageReport report = BuildUsageReport(
-        view->snapshot(), active, *observed,
-        req->unplanned_bytes() > 0 ? req->unplanned_bytes() : 2 * kGiB,
-        req->idle_bytes() > 0 ? req->idle_bytes() : kGiB);
+    const UsageReport report =
+        BuildUsageReport(view->snapshot(), active, *observed,
+                         req->unplanned_bytes() > 0 ? req->unplanned_bytes() : 2 * kGiB,
+                         req->idle_bytes() > 0 ? req->idle_bytes() : kGiB);
     resp->set_observed_unix_ms(observed->observed_unix_ms);
     resp->set_samples(observed->samples);
     resp->set_unmatched_samples(observed->unmatched);
@@ -218,10 +218,10 @@ grpc::ServerUnaryReactor* HeadroomServiceImpl::GetObservedUsage(
       p->set_observed_gpus(d.observed_gpus);
       p->set_committed_bytes(d.committed_bytes);
       p->set_observed_bytes(d.observed_bytes);
-      p->set_drift_ratio(d.committed_bytes > 0 ? static_cast<double>(d.observed_bytes) /
-                                                         static_cast<double>(d.committed_bytes) -
-                                                     1
-                                               : 0);
+      p->set_drift_ratio(
+          d.committed_bytes > 0
+              ? static_cast<double>(d.observed_bytes) / static_cast<double>(d.committed_bytes) - 1
+              : 0);
     }
     constexpr size_t kMaxAnomalies = 1000;
     resp->set_anomalies_total(static_cast<int64_t>(report.anomalies.size()));

@@ -421,14 +421,16 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& liste
   metrics->zone_displaced_ =
       &prometheus::BuildGauge()
            .Name("fleetplan_zone_failure_displaced_replicas")
-           .Help("Replicas a failure of the zone would displace (active placements with a rank "
-                 "there), as last simulated.")
+           .Help(
+               "Replicas a failure of the zone would displace (active placements with a rank "
+               "there), as last simulated.")
            .Register(r);
   metrics->zone_absorbable_ =
       &prometheus::BuildGauge()
            .Name("fleetplan_zone_failure_absorbable_ratio")
-           .Help("Share of the replicas a failure of the zone would displace that the rest of the "
-                 "fleet could re-place now (1: N+1 safe), as last simulated.")
+           .Help(
+               "Share of the replicas a failure of the zone would displace that the rest of the "
+               "fleet could re-place now (1: N+1 safe), as last simulated.")
            .Register(r);
   metrics->scrapes_ = &prometheus::BuildCounter()
                            .Name("fleetplan_metrics_scrapes_total")

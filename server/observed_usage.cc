@@ -25,7 +25,7 @@ std::string Label(const json& metric, const char* key) {
 
 size_t Append(char* data, size_t size, size_t n, void* out) {
   auto* body = static_cast<std::string*>(out);
-  constexpr size_t kMaxBody = 256 << 20;  // a query answer for 100k GPUs is ~40 MB
+  constexpr size_t kMaxBody = 256 << 20;             // a query answer for 100k GPUs is ~40 MB
   if (body->size() + size * n > kMaxBody) return 0;  // aborts the transfer
   body->append(data, size * n);
   return size * n;
@@ -40,8 +40,10 @@ absl::StatusOr<std::vector<DcgmSample>> ParseDcgmQuery(const std::string& body) 
   for (size_t i = 0; i < body.size(); ++i) {
     const char c = body[i];
     if (quoted) {
-      if (c == '\\') ++i;
-      else if (c == '"') quoted = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        quoted = false;
       continue;
     }
     if (c == '"') quoted = true;
@@ -54,9 +56,8 @@ absl::StatusOr<std::vector<DcgmSample>> ParseDcgmQuery(const std::string& body) 
     return absl::InvalidArgumentError("Prometheus answer is not a JSON object");
   }
   if (Label(doc, "status") != "success") {
-    return absl::InvalidArgumentError(absl::StrCat("Prometheus answered status=\"",
-                                                   Label(doc, "status"), "\": ",
-                                                   Label(doc, "error")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Prometheus answered status=\"", Label(doc, "status"), "\": ", Label(doc, "error")));
   }
   auto data = doc.find("data");
   if (data == doc.end() || !data->is_object() || Label(*data, "resultType") != "vector") {
@@ -76,8 +77,8 @@ absl::StatusOr<std::vector<DcgmSample>> ParseDcgmQuery(const std::string& body) 
       continue;
     }
     double mib = 0;
-    if (!absl::SimpleAtod((*value)[1].get<std::string>(), &mib) || !std::isfinite(mib) ||
-        mib < 0 || mib > static_cast<double>(int64_t{1} << 40)) {
+    if (!absl::SimpleAtod((*value)[1].get<std::string>(), &mib) || !std::isfinite(mib) || mib < 0 ||
+        mib > static_cast<double>(int64_t{1} << 40)) {
       continue;
     }
     DcgmSample s;
@@ -112,7 +113,8 @@ ObservedUsage MatchDcgm(const placement::FleetSnapshot& snapshot,
     if (auto it = by_uuid.find(s.uuid); !s.uuid.empty() && it != by_uuid.end()) ref = &it->second;
     if (ref == nullptr && s.gpu >= 0) {
       auto it = by_host.find({s.hostname, s.gpu});
-      if (it == by_host.end()) it = by_host.find({s.hostname.substr(0, s.hostname.find('.')), s.gpu});
+      if (it == by_host.end())
+        it = by_host.find({s.hostname.substr(0, s.hostname.find('.')), s.gpu});
       if (it != by_host.end()) ref = &it->second;
     }
     if (ref == nullptr) {
@@ -202,8 +204,8 @@ absl::StatusOr<std::string> HttpGet(const std::string& url, std::chrono::millise
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat("GET ", url, ": ",
-                                               error[0] != 0 ? error : curl_easy_strerror(rc)));
+    return absl::UnavailableError(
+        absl::StrCat("GET ", url, ": ", error[0] != 0 ? error : curl_easy_strerror(rc)));
   }
   if (status < 200 || status >= 300) {
     return absl::UnavailableError(

@@ -8,16 +8,16 @@ namespace {
 
 // Two nodes of 2 GPUs; n1's GPUs have UUIDs, n2.example.com's do not.
 placement::FleetSnapshot Fleet() {
-  placement::FleetSnapshot s{.gpu_types = {placement::GpuType{.name = "H100",
-                                                              .memory_bytes = 80 * kGiB}}};
+  placement::FleetSnapshot s{
+      .gpu_types = {placement::GpuType{.name = "H100", .memory_bytes = 80 * kGiB}}};
   std::vector<placement::Node> nodes;
   for (const char* name : {"n1", "n2.example.com"}) {
     placement::Node n{.name = name, .pool = "p"};
     for (int64_t i = 0; i < 2; ++i) {
-      n.gpus.push_back(placement::Gpu{.index = i, .gpu_type = "H100",
-                                      .uuid = std::string(name) == "n1"
-                                                  ? "GPU-aaaa-000" + std::to_string(i)
-                                                  : ""});
+      n.gpus.push_back(placement::Gpu{
+          .index = i,
+          .gpu_type = "H100",
+          .uuid = std::string(name) == "n1" ? "GPU-aaaa-000" + std::to_string(i) : ""});
     }
     nodes.push_back(n);
   }
@@ -72,18 +72,25 @@ TEST(ObservedUsage, ReportSplitsSharedGpusAndFlagsUnplannedAndIdle) {
   placement::FleetSnapshot s = Fleet();
   // n1/0: two placements (a: 40 GiB, b: 20 GiB); n2/1: one of 30 GiB that shows nothing.
   std::vector<placement::Placement> active = {
-      placement::Placement{.id = 1, .deployment = "a", .model = "m",
-                           .ranks = {{.rank = 0, .gpu = {.node = "n1", .index = 0},
-                                      .bytes = 40 * kGiB}}},
-      placement::Placement{.id = 2, .deployment = "b", .model = "m",
-                           .ranks = {{.rank = 0, .gpu = {.node = "n1", .index = 0},
-                                      .bytes = 20 * kGiB}}},
-      placement::Placement{.id = 3, .deployment = "c", .model = "m",
-                           .ranks = {{.rank = 0, .gpu = {.node = "n2.example.com", .index = 1},
-                                      .bytes = 30 * kGiB}}}};
+      placement::Placement{
+          .id = 1,
+          .deployment = "a",
+          .model = "m",
+          .ranks = {{.rank = 0, .gpu = {.node = "n1", .index = 0}, .bytes = 40 * kGiB}}},
+      placement::Placement{
+          .id = 2,
+          .deployment = "b",
+          .model = "m",
+          .ranks = {{.rank = 0, .gpu = {.node = "n1", .index = 0}, .bytes = 20 * kGiB}}},
+      placement::Placement{
+          .id = 3,
+          .deployment = "c",
+          .model = "m",
+          .ranks = {
+              {.rank = 0, .gpu = {.node = "n2.example.com", .index = 1}, .bytes = 30 * kGiB}}}};
   ObservedUsage u{.observed_unix_ms = 1};
   u.used_bytes[{.node = "n1", .index = 0}] = 66 * kGiB;             // 6 GiB over: unplanned
-  u.used_bytes[{.node = "n1", .index = 1}] = 0;                      // nothing placed, nothing used
+  u.used_bytes[{.node = "n1", .index = 1}] = 0;                     // nothing placed, nothing used
   u.used_bytes[{.node = "n2.example.com", .index = 1}] = kGiB / 2;  // idle replica
   const UsageReport r = BuildUsageReport(s, active, u, 2 * kGiB, kGiB);
   ASSERT_EQ(r.deployments.size(), 3u);

@@ -24,10 +24,10 @@
 #include "server/estimator_service.h"
 #include "server/headroom_service.h"
 #include "server/inventory_service.h"
-#include "server/planner_service.h"
 #include "server/observed_usage.h"
-#include "server/simulation.h"
+#include "server/planner_service.h"
 #include "server/request_cache.h"
+#include "server/simulation.h"
 #include "server/system_service.h"
 
 namespace fleetplan::server {
@@ -237,9 +237,9 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   server->failure_watch_ = std::make_unique<FailureWatch>(deps, server->estimates_.get(),
                                                           options.failure_simulation_interval);
   if (server->observed_ != nullptr) {
-    server->dcgm_ = std::make_unique<DcgmObserver>(options.dcgm_prometheus_url,
-                                                   options.dcgm_poll_interval, server->fleet_.get(),
-                                                   server->observed_.get());
+    server->dcgm_ =
+        std::make_unique<DcgmObserver>(options.dcgm_prometheus_url, options.dcgm_poll_interval,
+                                       server->fleet_.get(), server->observed_.get());
   }
 
   grpc::EnableDefaultHealthCheckService(true);

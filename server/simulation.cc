@@ -14,8 +14,7 @@ absl::StatusOr<placement::FailureImpact> SimulateOnFleet(const ServiceDeps& deps
                                                          placement::Strategy strategy) {
   ASSIGN_OR_RETURN(std::shared_ptr<const storage::FleetView> view, deps.fleet->Current());
   ASSIGN_OR_RETURN(std::vector<placement::Placement> active, deps.store->ListPlacements({}));
-  ASSIGN_OR_RETURN(std::vector<placement::DeploymentRecord> records,
-                   deps.store->ListDeployments());
+  ASSIGN_OR_RETURN(std::vector<placement::DeploymentRecord> records, deps.store->ListDeployments());
   // Only the deployments that have a placement on a failed node need their spec resolved.
   std::set<std::string> failed(scenario.nodes.begin(), scenario.nodes.end());
   for (const std::string& zone : scenario.zones) {

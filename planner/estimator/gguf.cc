@@ -3,8 +3,8 @@
 #include <cstring>
 #include <limits>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "planner/common/status_macros.h"
 
 namespace fleetplan::estimator {
@@ -19,17 +19,17 @@ struct TypeTraits {
 };
 const TypeTraits* Traits(int64_t type) {
   static const std::map<int64_t, TypeTraits> kTypes = {
-      {0, {"f32", 1, 4}},        {1, {"f16", 1, 2}},       {2, {"q4_0", 32, 18}},
-      {3, {"q4_1", 32, 20}},     {6, {"q5_0", 32, 22}},    {7, {"q5_1", 32, 24}},
-      {8, {"q8_0", 32, 34}},     {9, {"q8_1", 32, 36}},    {10, {"q2_K", 256, 84}},
-      {11, {"q3_K", 256, 110}},  {12, {"q4_K", 256, 144}}, {13, {"q5_K", 256, 176}},
-      {14, {"q6_K", 256, 210}},  {15, {"q8_K", 256, 292}}, {16, {"iq2_xxs", 256, 66}},
-      {17, {"iq2_xs", 256, 74}}, {18, {"iq3_xxs", 256, 98}}, {19, {"iq1_s", 256, 50}},
-      {20, {"iq4_nl", 32, 18}},  {21, {"iq3_s", 256, 110}}, {22, {"iq2_s", 256, 82}},
-      {23, {"iq4_xs", 256, 136}}, {24, {"i8", 1, 1}},      {25, {"i16", 1, 2}},
-      {26, {"i32", 1, 4}},       {27, {"i64", 1, 8}},      {28, {"f64", 1, 8}},
-      {29, {"iq1_m", 256, 56}},  {30, {"bf16", 1, 2}},     {34, {"tq1_0", 256, 54}},
-      {35, {"tq2_0", 256, 66}},  {39, {"mxfp4", 32, 17}}};
+      {0, {"f32", 1, 4}},         {1, {"f16", 1, 2}},         {2, {"q4_0", 32, 18}},
+      {3, {"q4_1", 32, 20}},      {6, {"q5_0", 32, 22}},      {7, {"q5_1", 32, 24}},
+      {8, {"q8_0", 32, 34}},      {9, {"q8_1", 32, 36}},      {10, {"q2_K", 256, 84}},
+      {11, {"q3_K", 256, 110}},   {12, {"q4_K", 256, 144}},   {13, {"q5_K", 256, 176}},
+      {14, {"q6_K", 256, 210}},   {15, {"q8_K", 256, 292}},   {16, {"iq2_xxs", 256, 66}},
+      {17, {"iq2_xs", 256, 74}},  {18, {"iq3_xxs", 256, 98}}, {19, {"iq1_s", 256, 50}},
+      {20, {"iq4_nl", 32, 18}},   {21, {"iq3_s", 256, 110}},  {22, {"iq2_s", 256, 82}},
+      {23, {"iq4_xs", 256, 136}}, {24, {"i8", 1, 1}},         {25, {"i16", 1, 2}},
+      {26, {"i32", 1, 4}},        {27, {"i64", 1, 8}},        {28, {"f64", 1, 8}},
+      {29, {"iq1_m", 256, 56}},   {30, {"bf16", 1, 2}},       {34, {"tq1_0", 256, 54}},
+      {35, {"tq2_0", 256, 66}},   {39, {"mxfp4", 32, 17}}};
   auto it = kTypes.find(type);
   return it == kTypes.end() ? nullptr : &it->second;
 }
@@ -90,35 +90,89 @@ class Reader {
 // Size of one metadata value of a fixed-size type (0: not fixed).
 int64_t FixedSize(uint32_t type) {
   switch (type) {
-    case 0: case 1: case 7: return 1;
-    case 2: case 3: return 2;
-    case 4: case 5: case 6: return 4;
-    case 10: case 11: case 12: return 8;
-    default: return 0;
+    case 0:
+    case 1:
+    case 7:
+      return 1;
+    case 2:
+    case 3:
+      return 2;
+    case 4:
+    case 5:
+    case 6:
+      return 4;
+    case 10:
+    case 11:
+    case 12:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 absl::StatusOr<std::string> Scalar(Reader& r, uint32_t type, bool wide, int64_t* as_int) {
   *as_int = 0;
   switch (type) {
-    case 0: { ASSIGN_OR_RETURN(uint8_t v, r.Get<uint8_t>("a u8")); *as_int = v; return absl::StrCat(v); }
-    case 1: { ASSIGN_OR_RETURN(int8_t v, r.Get<int8_t>("an i8")); *as_int = v; return absl::StrCat(v); }
-    case 2: { ASSIGN_OR_RETURN(uint16_t v, r.Get<uint16_t>("a u16")); *as_int = v; return absl::StrCat(v); }
-    case 3: { ASSIGN_OR_RETURN(int16_t v, r.Get<int16_t>("an i16")); *as_int = v; return absl::StrCat(v); }
-    case 4: { ASSIGN_OR_RETURN(uint32_t v, r.Get<uint32_t>("a u32")); *as_int = v; return absl::StrCat(v); }
-    case 5: { ASSIGN_OR_RETURN(int32_t v, r.Get<int32_t>("an i32")); *as_int = v; return absl::StrCat(v); }
-    case 6: { ASSIGN_OR_RETURN(float v, r.Get<float>("an f32")); return absl::StrCat(v); }
-    case 7: { ASSIGN_OR_RETURN(uint8_t v, r.Get<uint8_t>("a bool")); *as_int = v; return std::string(v ? "true" : "false"); }
-    case 8: return r.String("a string", wide);
-    case 10: {
-      ASSIGN_OR_RETURN(uint64_t v, r.Get<uint64_t>("a u64"));
-      *as_int = v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ? -1 : static_cast<int64_t>(v);
+    case 0: {
+      ASSIGN_OR_RETURN(uint8_t v, r.Get<uint8_t>("a u8"));
+      *as_int = v;
       return absl::StrCat(v);
     }
-    case 11: { ASSIGN_OR_RETURN(int64_t v, r.Get<int64_t>("an i64")); *as_int = v; return absl::StrCat(v); }
-    case 12: { ASSIGN_OR_RETURN(double v, r.Get<double>("an f64")); return absl::StrCat(v); }
+    case 1: {
+      ASSIGN_OR_RETURN(int8_t v, r.Get<int8_t>("an i8"));
+      *as_int = v;
+      return absl::StrCat(v);
+    }
+    case 2: {
+      ASSIGN_OR_RETURN(uint16_t v, r.Get<uint16_t>("a u16"));
+      *as_int = v;
+      return absl::StrCat(v);
+    }
+    case 3: {
+      ASSIGN_OR_RETURN(int16_t v, r.Get<int16_t>("an i16"));
+      *as_int = v;
+      return absl::StrCat(v);
+    }
+    case 4: {
+      ASSIGN_OR_RETURN(uint32_t v, r.Get<uint32_t>("a u32"));
+      *as_int = v;
+      return absl::StrCat(v);
+    }
+    case 5: {
+      ASSIGN_OR_RETURN(int32_t v, r.Get<int32_t>("an i32"));
+      *as_int = v;
+      return absl::StrCat(v);
+    }
+    case 6: {
+      ASSIGN_OR_RETURN(float v, r.Get<float>("an f32"));
+      return absl::StrCat(v);
+    }
+    case 7: {
+      ASSIGN_OR_RETURN(uint8_t v, r.Get<uint8_t>("a bool"));
+      *as_int = v;
+      return std::string(v ? "true" : "false");
+    }
+    case 8:
+      return r.String("a string", wide);
+    case 10: {
+      ASSIGN_OR_RETURN(uint64_t v, r.Get<uint64_t>("a u64"));
+      *as_int = v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+                    ? -1
+                    : static_cast<int64_t>(v);
+      return absl::StrCat(v);
+    }
+    case 11: {
+      ASSIGN_OR_RETURN(int64_t v, r.Get<int64_t>("an i64"));
+      *as_int = v;
+      return absl::StrCat(v);
+    }
+    case 12: {
+      ASSIGN_OR_RETURN(double v, r.Get<double>("an f64"));
+      return absl::StrCat(v);
+    }
     default:
-      return absl::InvalidArgumentError(absl::StrCat("GGUF metadata value type ", type, " is unknown"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("GGUF metadata value type ", type, " is unknown"));
   }
 }
 
@@ -150,9 +204,10 @@ absl::StatusOr<GgufFile> ParseGgufHeader(absl::string_view bytes) {
     int64_t as_int = 0;
     if (type == 9) {  // array: item type, count, items (no nested arrays in practice; refused)
       ASSIGN_OR_RETURN(uint32_t item, r.Get<uint32_t>("an array item type"));
-      ASSIGN_OR_RETURN(int64_t n, r.Count("an array length", wide,
-                                          static_cast<int64_t>(bytes.size())));
-      if (item == 9) return absl::InvalidArgumentError(absl::StrCat("GGUF key ", key, ": nested arrays"));
+      ASSIGN_OR_RETURN(int64_t n,
+                       r.Count("an array length", wide, static_cast<int64_t>(bytes.size())));
+      if (item == 9)
+        return absl::InvalidArgumentError(absl::StrCat("GGUF key ", key, ": nested arrays"));
       const int64_t fixed = FixedSize(item);
       const bool integer = item != 6 && item != 12 && item != 7 && item != 8 && fixed > 0;
       if (integer && n <= kMaxKeptArray) {
@@ -212,9 +267,9 @@ absl::StatusOr<GgufFile> ParseGgufHeader(absl::string_view bytes) {
           absl::StrCat("GGUF tensor ", t.name, ": ggml type ", type, " is unknown"));
     }
     if (t.dims[0] % traits->block != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "GGUF tensor ", t.name, ": ne0=", t.dims[0], " is not a multiple of ", traits->name,
-          "'s block of ", traits->block));
+      return absl::InvalidArgumentError(absl::StrCat("GGUF tensor ", t.name, ": ne0=", t.dims[0],
+                                                     " is not a multiple of ", traits->name,
+                                                     "'s block of ", traits->block));
     }
     t.bytes = t.elements / traits->block * traits->bytes;
     out.weights_bytes += t.bytes;
@@ -283,13 +338,14 @@ absl::StatusOr<GgufKv> GgufKvCache(const GgufFile& file, const std::string& cach
   }
   // Bytes per element-block of the cache type (ggml type_traits).
   static const std::map<std::string, std::pair<int64_t, int64_t>> kCache = {
-      {"f32", {1, 4}},   {"f16", {1, 2}},   {"bf16", {1, 2}},  {"q8_0", {32, 34}},
-      {"q4_0", {32, 18}}, {"q4_1", {32, 20}}, {"q5_0", {32, 22}}, {"q5_1", {32, 24}},
-      {"iq4_nl", {32, 18}}};
+      {"f32", {1, 4}},    {"f16", {1, 2}},    {"bf16", {1, 2}},
+      {"q8_0", {32, 34}}, {"q4_0", {32, 18}}, {"q4_1", {32, 20}},
+      {"q5_0", {32, 22}}, {"q5_1", {32, 24}}, {"iq4_nl", {32, 18}}};
   auto ct = kCache.find(cache_type);
   if (ct == kCache.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cache type \"", cache_type, "\": use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cache type \"", cache_type,
+                     "\": use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl"));
   }
   const int64_t block = ct->second.first;
   const int64_t block_bytes = ct->second.second;

@@ -35,7 +35,8 @@ TEST(Gguf, TensorBytesFromGgmlTypes) {
   ASSERT_TRUE(kv.ok()) << kv.status();
   EXPECT_EQ(kv->layers, 2);
   EXPECT_EQ(kv->context_length, 4096);
-  EXPECT_EQ(kv->bytes_per_token, 2 * 2 * 64 * 2 * 2) << "layers x (K+V) x kv heads x head dim x 2 B";
+  EXPECT_EQ(kv->bytes_per_token, 2 * 2 * 64 * 2 * 2)
+      << "layers x (K+V) x kv heads x head dim x 2 B";
   EXPECT_EQ(GgufKvCache(*f, "q8_0")->bytes_per_token, 2 * 2 * (128 / 32 * 34));
   EXPECT_FALSE(GgufKvCache(*f, "q3_K").ok());
 }

@@ -58,7 +58,8 @@ absl::StatusOr<FailureImpact> SimulateFailure(const FleetSnapshot& snapshot,
   // The survivors: a copy sharing every node but the failed ones, which go down.
   FleetSnapshot survivors = snapshot;
   for (size_t i = 0; i < survivors.nodes.size(); ++i) {
-    if (failed.count(survivors.nodes[i].name) > 0) survivors.nodes.Mutable(i).state = NodeState::kDown;
+    if (failed.count(survivors.nodes[i].name) > 0)
+      survivors.nodes.Mutable(i).state = NodeState::kDown;
   }
   PackingState state(survivors);
 
@@ -123,7 +124,8 @@ absl::StatusOr<FailureImpact> SimulateFailure(const FleetSnapshot& snapshot,
     for (size_t i = 0; i < request.deployments.size(); ++i) {
       if (request.deployments[i].name != deployment) continue;
       const auto& list = *order[i];
-      if (r >= 0 && static_cast<size_t>(r) < list.size()) return list[static_cast<size_t>(r)]->replica;
+      if (r >= 0 && static_cast<size_t>(r) < list.size())
+        return list[static_cast<size_t>(r)]->replica;
     }
     return r;
   };

@@ -27,8 +27,8 @@ FleetSnapshot ThreeNodes() {
   FleetSnapshot s{.generation = 9,
                   .gpu_types = {GpuType{.name = "H100", .memory_bytes = 85017493504}}};
   std::vector<Node> nodes;
-  for (const auto& [name, zone] : std::vector<std::pair<std::string, std::string>>{
-           {"a", "z1"}, {"b", "z1"}, {"c", "z2"}}) {
+  for (const auto& [name, zone] :
+       std::vector<std::pair<std::string, std::string>>{{"a", "z1"}, {"b", "z1"}, {"c", "z2"}}) {
     Node n{.name = name, .pool = "p", .zone = zone};
     for (int64_t i = 0; i < 8; ++i) n.gpus.push_back(Gpu{.index = i, .gpu_type = "H100"});
     nodes.push_back(n);
@@ -56,9 +56,14 @@ std::vector<Placement> Commit(FleetSnapshot& s, const std::vector<DeploymentSpec
   EXPECT_TRUE(plan->unplaced.empty());
   std::vector<Placement> out;
   for (const ReplicaPlacement& r : plan->replicas) {
-    out.push_back(Placement{.id = static_cast<int64_t>(out.size()) + 1, .deployment = r.deployment,
-                            .model = r.model, .replica = r.replica, .tp = r.tp, .pp = r.pp,
-                            .ep = r.ep, .ranks = r.ranks});
+    out.push_back(Placement{.id = static_cast<int64_t>(out.size()) + 1,
+                            .deployment = r.deployment,
+                            .model = r.model,
+                            .replica = r.replica,
+                            .tp = r.tp,
+                            .pp = r.pp,
+                            .ep = r.ep,
+                            .ranks = r.ranks});
     for (const PlacementRank& rank : r.ranks) {
       for (size_t i = 0; i < s.nodes.size(); ++i) {
         if (s.nodes[i].name != rank.gpu.node) continue;
@@ -77,7 +82,8 @@ std::map<std::string, DeploymentSpec> Specs(const std::vector<DeploymentSpec>& d
 
 TEST(SimulateFailure, ANodeWithASpreadReplicaCannotMoveOntoItsSiblings) {
   FleetSnapshot s = ThreeNodes();
-  const std::vector<DeploymentSpec> deps = {Dep("chat", "llama-3.1-8b-instruct", 3, Spread::kNodes)};
+  const std::vector<DeploymentSpec> deps = {
+      Dep("chat", "llama-3.1-8b-instruct", 3, Spread::kNodes)};
   std::vector<Placement> active = Commit(s, deps);
   ASSERT_EQ(active.size(), 3u);
   auto impact = SimulateFailure(s, {.nodes = {"a"}}, active, Specs(deps));
@@ -108,7 +114,8 @@ TEST(SimulateFailure, ANodeWithASpreadReplicaCannotMoveOntoItsSiblings) {
 TEST(SimulateFailure, AZoneThatTheRestCannotAbsorb) {
   FleetSnapshot s = ThreeNodes();
   // A 70B model at tp=8 fills each node.
-  const std::vector<DeploymentSpec> deps = {Dep("big", "llama-3.3-70b-instruct-fp8-dynamic", 3, Spread::kNodes)};
+  const std::vector<DeploymentSpec> deps = {
+      Dep("big", "llama-3.3-70b-instruct-fp8-dynamic", 3, Spread::kNodes)};
   std::vector<Placement> active = Commit(s, deps);
   ASSERT_EQ(active.size(), 3u);
   auto impact = SimulateFailure(s, {.zones = {"z1"}}, active, Specs(deps));
@@ -118,7 +125,8 @@ TEST(SimulateFailure, AZoneThatTheRestCannotAbsorb) {
   EXPECT_EQ(impact->absorbed, 0);
   EXPECT_DOUBLE_EQ(impact->absorbed_ratio(), 0.0);
   EXPECT_EQ(impact->replan.unplaced.size(), 2u);
-  // Zone z2 failing displaces one replica, which z1 can take? No: spread, and a and b hold one each.
+  // Zone z2 failing displaces one replica, which z1 can take? No: spread, and a and b hold one
+  // each.
   auto other = SimulateFailure(s, {.zones = {"z2"}}, active, Specs(deps));
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->displaced.size(), 1u);

@@ -17,8 +17,8 @@
 namespace fleetplan::placement {
 
 struct Configuration {
-  Candidate candidate;        // candidate.type points into the caller's `types`
-  double cost_per_hour = 0;   // candidate.gpus x the type's cost; 0 when the type's is unknown
+  Candidate candidate;       // candidate.type points into the caller's `types`
+  double cost_per_hour = 0;  // candidate.gpus x the type's cost; 0 when the type's is unknown
 };
 
 struct TypeVerdict {

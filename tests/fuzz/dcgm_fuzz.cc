@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const char* name : {"n1", "n2.example.com"}) {
       placement::Node n{.name = name, .pool = "p"};
       for (int64_t i = 0; i < 2; ++i) {
-        n.gpus.push_back(placement::Gpu{.index = i, .gpu_type = "H100",
+        n.gpus.push_back(placement::Gpu{.index = i,
+                                        .gpu_type = "H100",
                                         .uuid = "GPU-" + std::string(name) + std::to_string(i)});
       }
       nodes.push_back(n);

@@ -10,8 +10,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace fleetplan;
-  auto f = estimator::ParseGgufHeader(
-      absl::string_view(reinterpret_cast<const char*>(data), size));
+  auto f = estimator::ParseGgufHeader(absl::string_view(reinterpret_cast<const char*>(data), size));
   if (!f.ok()) return 0;
   int64_t bytes = 0, elements = 0;
   for (const estimator::GgufTensor& t : f->tensors) {

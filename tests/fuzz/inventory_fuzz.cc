@@ -46,11 +46,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const uint8_t which = data[0] & 3;  // 0 kubectl, 1 nvidia-smi, 2 and 3 topology
   const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  cli::GpuTypeOptions types{.registered = {fuzz::Type("H100-80GB", 85017493504),
-                                           fuzz::Type("A100-40GB", 42508723978)},
-                            .create = (data[0] & 4) != 0};
+  cli::GpuTypeOptions types{
+      .registered = {fuzz::Type("H100-80GB", 85017493504), fuzz::Type("A100-40GB", 42508723978)},
+      .create = (data[0] & 4) != 0};
   if (which == 0) {
-    cli::KubernetesOptions o{.pool = "gpu", .pool_label = "pool", .cluster = "c", .gpu_types = types};
+    cli::KubernetesOptions o{
+        .pool = "gpu", .pool_label = "pool", .cluster = "c", .gpu_types = types};
     auto in = cli::FromKubernetesNodes(text, "nodes.json", o);
     if (!in.ok()) {
       fuzz::Check(in.status().message().size() < 64 * 1024, "error messages are bounded");

@@ -22,8 +22,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto it = log->measured.find(count);
     fuzz::Check(it == log->measured.end() || it->second >= 0, "counts are never negative");
   }
-  auto c = cli::CaseFromLog(*log, {.case_id = "f", .model_path = "m.json", .gpu = "H100-80GB",
-                                   .gpu_total_bytes = 85017493504, .gpu_total_source = "fuzz"});
+  auto c = cli::CaseFromLog(*log, {.case_id = "f",
+                                   .model_path = "m.json",
+                                   .gpu = "H100-80GB",
+                                   .gpu_total_bytes = 85017493504,
+                                   .gpu_total_source = "fuzz"});
   if (!c.ok()) return 0;
   static const std::string kModel = R"({"model_type": "qwen2", "hidden_size": 896,
       "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,

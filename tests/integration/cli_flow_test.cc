@@ -97,10 +97,11 @@ TEST_F(CliFlowTest, QuickstartFlow) {
   EXPECT_GT(ej["kv_cache_tokens"].get<int64_t>(), 100000);
 
   // "What do I need?" over the fleet's own GPU types and their costs.
-  ProcessResult rec = Cli({"recommend", "--model=" FLEETPLAN_SOURCE_DIR
-                           "/deploy/examples/models/llama-3.1-70b-instruct.json",
-                           "--concurrency=16", "--context=8192", "--output=json"},
-                          "reader");
+  ProcessResult rec =
+      Cli({"recommend",
+           "--model=" FLEETPLAN_SOURCE_DIR "/deploy/examples/models/llama-3.1-70b-instruct.json",
+           "--concurrency=16", "--context=8192", "--output=json"},
+          "reader");
   ASSERT_EQ(rec.exit_code, 0) << rec.err;
   auto rj = nlohmann::json::parse(rec.out);
   ASSERT_EQ(rj["gpu_types"].size(), 3u) << rec.out;  // H100-80GB, A100-40GB, L4
@@ -152,9 +153,9 @@ TEST_F(CliFlowTest, QuickstartFlow) {
   EXPECT_NE(drain_plan.out.find("re-placed on the rest of the fleet (100%)"), std::string::npos)
       << drain_plan.out;
   EXPECT_NE(drain_plan.out.find("vllm serve"), std::string::npos) << drain_plan.out;
-  EXPECT_EQ(nlohmann::json::parse(Cli({"nodes", "show", busy, "--output=json"}, "reader").out)
-                ["state"],
-            "NODE_STATE_ACTIVE")
+  EXPECT_EQ(
+      nlohmann::json::parse(Cli({"nodes", "show", busy, "--output=json"}, "reader").out)["state"],
+      "NODE_STATE_ACTIVE")
       << "--plan changes nothing";
   ProcessResult zone = Cli({"plan", "--simulate-failure=zone=zone-a", "--output=json"}, "reader");
   EXPECT_LE(zone.exit_code, 1) << zone.err;
@@ -333,9 +334,13 @@ TEST_F(CliFlowTest, NodesImportFromKubernetesAndNvidiaSmi) {
   ASSERT_EQ(Cli({"gpu-types", "add", "--name=H100-80GB", "--memory-bytes=85017493504"}).exit_code,
             0);
   ASSERT_EQ(Cli({"gpu-types", "add", "--name=A100-40GB", "--memory-gib=39.59"}).exit_code, 0);
-  const std::vector<std::string> kube = {"nodes", "import", "--from-kubernetes",
-                                         data + "kubectl_nodes.json", "--pool=gpu",
-                                         "--pool-label=fleet.example.com/pool", "--cluster=east"};
+  const std::vector<std::string> kube = {"nodes",
+                                         "import",
+                                         "--from-kubernetes",
+                                         data + "kubectl_nodes.json",
+                                         "--pool=gpu",
+                                         "--pool-label=fleet.example.com/pool",
+                                         "--cluster=east"};
   auto with = [](std::vector<std::string> a, std::vector<std::string> more) {
     a.insert(a.end(), more.begin(), more.end());
     return a;
@@ -373,27 +378,36 @@ TEST_F(CliFlowTest, NodesImportFromKubernetesAndNvidiaSmi) {
   EXPECT_EQ(node["gpus"].size(), 8u);
 
   // Later: h100-a-1 left the cluster, a100-b-0 is ready again. Nothing is deleted.
-  const std::vector<std::string> later = {"nodes", "import", "--from-kubernetes",
-                                          data + "kubectl_nodes_later.json", "--pool=gpu",
-                                          "--pool-label=fleet.example.com/pool", "--cluster=east"};
+  const std::vector<std::string> later = {"nodes",
+                                          "import",
+                                          "--from-kubernetes",
+                                          data + "kubectl_nodes_later.json",
+                                          "--pool=gpu",
+                                          "--pool-label=fleet.example.com/pool",
+                                          "--cluster=east"};
   ProcessResult reconciled = Cli(later);
   ASSERT_EQ(reconciled.exit_code, 0) << reconciled.err;
   EXPECT_NE(reconciled.out.find("2 updated, 3 unchanged"), std::string::npos) << reconciled.out;
   EXPECT_NE(reconciled.err.find("h100-a-1 is no longer in the cluster: down"), std::string::npos)
       << reconciled.err;
-  EXPECT_EQ(nlohmann::json::parse(Cli({"nodes", "show", "h100-a-1", "--output=json"}, "reader").out)
-                ["state"],
+  EXPECT_EQ(nlohmann::json::parse(
+                Cli({"nodes", "show", "h100-a-1", "--output=json"}, "reader").out)["state"],
             "NODE_STATE_DOWN");
-  EXPECT_EQ(nlohmann::json::parse(Cli({"nodes", "show", "a100-b-0", "--output=json"}, "reader").out)
-                ["state"],
+  EXPECT_EQ(nlohmann::json::parse(
+                Cli({"nodes", "show", "a100-b-0", "--output=json"}, "reader").out)["state"],
             "NODE_STATE_ACTIVE");
   EXPECT_NE(Cli(later).out.find("5 unchanged"), std::string::npos);
 
   // Bare metal: one node from nvidia-smi with its NVLink topology.
-  const std::vector<std::string> smi = {"nodes",       "import",
-                                        "--from-nvidia-smi", data + "nvidia_smi_h100.csv",
-                                        "--topology",  data + "topo_h100.txt",
-                                        "--name=dgx-01", "--pool=bare", "--zone=dc1"};
+  const std::vector<std::string> smi = {"nodes",
+                                        "import",
+                                        "--from-nvidia-smi",
+                                        data + "nvidia_smi_h100.csv",
+                                        "--topology",
+                                        data + "topo_h100.txt",
+                                        "--name=dgx-01",
+                                        "--pool=bare",
+                                        "--zone=dc1"};
   ProcessResult metal = Cli(smi);
   ASSERT_EQ(metal.exit_code, 0) << metal.err;
   EXPECT_NE(metal.out.find("1 created"), std::string::npos) << metal.out;
@@ -404,8 +418,8 @@ TEST_F(CliFlowTest, NodesImportFromKubernetesAndNvidiaSmi) {
   // A cordon made in fleetplan survives re-importing the node.
   ASSERT_EQ(Cli({"nodes", "cordon", "dgx-01"}).exit_code, 0);
   EXPECT_NE(Cli(smi).out.find("1 unchanged"), std::string::npos);
-  EXPECT_EQ(nlohmann::json::parse(Cli({"nodes", "show", "dgx-01", "--output=json"}, "reader").out)
-                ["state"],
+  EXPECT_EQ(nlohmann::json::parse(
+                Cli({"nodes", "show", "dgx-01", "--output=json"}, "reader").out)["state"],
             "NODE_STATE_CORDONED");
   ProcessResult mig = Cli({"nodes", "import", "--from-nvidia-smi", data + "nvidia_smi_mig.csv",
                            "--name=m", "--pool=bare"});

@@ -333,8 +333,8 @@ TEST_F(PlannerApiTest, SimulateFailureReplansDisplacedReplicasAndWritesNothing) 
   EXPECT_EQ(simulate({}, {}, &bad).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   v1::FleetHeadroom after = Headroom();
   EXPECT_EQ(after.fleet().free_bytes(),
-            before.fleet().free_bytes() - plan.replicas(0).ranks(0).bytes() *
-                                              plan.replicas(0).ranks_size())
+            before.fleet().free_bytes() -
+                plan.replicas(0).ranks(0).bytes() * plan.replicas(0).ranks_size())
       << "only solo's commit changed the fleet";
 
   // The per-zone gauges (the server simulates every zone when the fleet changes).
@@ -342,7 +342,9 @@ TEST_F(PlannerApiTest, SimulateFailureReplansDisplacedReplicasAndWritesNothing) 
   std::string scrape;
   while (std::chrono::steady_clock::now() < deadline) {
     scrape = server_->metrics().Scrape();
-    if (scrape.find("fleetplan_zone_failure_displaced_replicas{zone=\"" + std::string(host == "n1" ? "z1" : "z2") + "\"} 2") != std::string::npos) break;
+    if (scrape.find("fleetplan_zone_failure_displaced_replicas{zone=\"" +
+                    std::string(host == "n1" ? "z1" : "z2") + "\"} 2") != std::string::npos)
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   const std::string host_zone = host == "n1" ? "z1" : "z2";

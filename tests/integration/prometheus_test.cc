@@ -10,16 +10,16 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <sstream>
-#include <mutex>
 #include <thread>
 
+#include "CivetServer.h"
+#include "absl/strings/str_cat.h"
 #include "fleetplan/v1/catalog.grpc.pb.h"
 #include "fleetplan/v1/headroom.grpc.pb.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
-#include "CivetServer.h"
-#include "absl/strings/str_cat.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -340,19 +340,20 @@ TEST(DcgmDriftTest, UnplannedUsageAndIdlePlacementsShowAndAlert) {
   ASSERT_TRUE(store.CreateModel(storage::testing::MakeModel("m")).ok());
   // 60 GiB promised on GPUs 0 and 1.
   ASSERT_TRUE(store
-                  .CommitPlacements({.request_id = "r",
-                                     .snapshot_generation = *store.FleetGeneration(),
-                                     .placements = {storage::testing::MakePlacement(
-                                         "n1", {0, 1}, 60 * kGiB)}})
+                  .CommitPlacements(
+                      {.request_id = "r",
+                       .snapshot_generation = *store.FleetGeneration(),
+                       .placements = {storage::testing::MakePlacement("n1", {0, 1}, 60 * kGiB)}})
                   .ok());
   // GPU 0 as planned, GPU 1 shows nothing (a dead replica), GPU 2 runs something unplanned.
-  exporter.Set("# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).\n"
-               "# TYPE DCGM_FI_DEV_FB_USED gauge\n" +
-               DcgmLine(0, "GPU-00000000", "dcgm-exporter-7x2k", 61440) +
-               DcgmLine(1, "GPU-00000001", "dcgm-exporter-7x2k", 0) +
-               DcgmLine(2, "GPU-00000002", "dcgm-exporter-7x2k", 30720) +
-               DcgmLine(3, "GPU-00000003", "dcgm-exporter-7x2k", 0) +
-               DcgmLine(0, "GPU-ffffffff", "some-other-node", 100));
+  exporter.Set(
+      "# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).\n"
+      "# TYPE DCGM_FI_DEV_FB_USED gauge\n" +
+      DcgmLine(0, "GPU-00000000", "dcgm-exporter-7x2k", 61440) +
+      DcgmLine(1, "GPU-00000001", "dcgm-exporter-7x2k", 0) +
+      DcgmLine(2, "GPU-00000002", "dcgm-exporter-7x2k", 30720) +
+      DcgmLine(3, "GPU-00000003", "dcgm-exporter-7x2k", 0) +
+      DcgmLine(0, "GPU-ffffffff", "some-other-node", 100));
   std::ofstream(dir + "/prometheus.yml")
       << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
       << "rule_files:\n  - " << kDeploy << "prometheus/rules.yml\n"
@@ -398,12 +399,14 @@ TEST(DcgmDriftTest, UnplannedUsageAndIdlePlacementsShowAndAlert) {
   // The alert expressions find exactly the GPUs they are about.
   const std::string rules = testing::ReadText(kDeploy + "prometheus/rules.yml");
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(rules, m, std::regex("alert: FleetplanGpuUnplannedUsage\\s+expr: (.*)")));
+  ASSERT_TRUE(
+      std::regex_search(rules, m, std::regex("alert: FleetplanGpuUnplannedUsage\\s+expr: (.*)")));
   auto unplanned = eventually(m[1]);
   ASSERT_TRUE(unplanned.has_value()) << m[1];
   EXPECT_EQ((*unplanned)["data"]["result"].size(), 1u);
   EXPECT_EQ((*unplanned)["data"]["result"][0]["metric"]["gpu"], "2");
-  ASSERT_TRUE(std::regex_search(rules, m, std::regex("alert: FleetplanPlacementIdle\\s+expr: (.*)")));
+  ASSERT_TRUE(
+      std::regex_search(rules, m, std::regex("alert: FleetplanPlacementIdle\\s+expr: (.*)")));
   auto idle = eventually(m[1]);
   ASSERT_TRUE(idle.has_value()) << m[1];
   EXPECT_EQ((*idle)["data"]["result"].size(), 1u);
