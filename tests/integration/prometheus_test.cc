@@ -411,6 +411,12 @@ TEST(DcgmDriftTest, UnplannedUsageAndIdlePlacementsShowAndAlert) {
   ASSERT_TRUE(idle.has_value()) << m[1];
   EXPECT_EQ((*idle)["data"]["result"].size(), 1u);
   EXPECT_EQ((*idle)["data"]["result"][0]["metric"]["gpu"], "1");
+  // And Prometheus itself raises them (pending until their `for:` has passed).
+  for (const char* alert : {"FleetplanGpuUnplannedUsage", "FleetplanPlacementIdle"}) {
+    auto raised = eventually(absl::StrCat("ALERTS{alertname=\"", alert, "\"}"));
+    ASSERT_TRUE(raised.has_value()) << alert;
+    EXPECT_EQ((*raised)["data"]["result"].size(), 1u) << alert;
+  }
 
   // The report through the API: per deployment and per anomalous GPU.
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
