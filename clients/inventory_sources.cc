@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -125,7 +126,8 @@ class TypeResolver {
       }
     }
     if (type == nullptr) type = RegisteredByProduct(key);
-    const estimator::GpuInfo* builtin = BuiltIn(key);
+    const std::optional<estimator::GpuInfo> found = BuiltIn(key);
+    const estimator::GpuInfo* builtin = found ? &*found : nullptr;
     if (type == nullptr && builtin != nullptr) type = Registered(builtin->name);
     if (type == nullptr) type = Created(key, builtin);
     if (type == nullptr && options_.create) {
@@ -219,14 +221,11 @@ class TypeResolver {
     }
     return nullptr;
   }
-  static const estimator::GpuInfo* BuiltIn(const std::string& key) {
-    for (const estimator::GpuInfo& g : estimator::GpuCatalog()) {
-      if (NormalizedProduct(g.name) == key) return &g;
-      for (absl::string_view alias : absl::StrSplit(g.aliases, ',')) {
-        if (NormalizedProduct(std::string(alias)) == key) return &g;
-      }
-    }
-    return nullptr;
+  // The built-in table's entry for the product (FindGpu: the one GPU-name rule).
+  static std::optional<estimator::GpuInfo> BuiltIn(const std::string& key) {
+    absl::StatusOr<estimator::GpuInfo> g = estimator::FindGpu(key);
+    if (!g.ok()) return std::nullopt;
+    return *g;
   }
 
   const GpuTypeOptions& options_;
@@ -556,14 +555,7 @@ absl::StatusOr<std::vector<SmiRow>> ParseSmiCsv(const std::string& text,
 }  // namespace
 
 std::string NormalizedProduct(const std::string& product) {
-  std::string out;
-  for (char c : absl::AsciiStrToLower(product)) {
-    const char mapped = (c == ' ' || c == '_' || c == '\t') ? '-' : c;
-    if (mapped == '-' && (out.empty() || out.back() == '-')) continue;
-    out.push_back(mapped);
-  }
-  while (!out.empty() && out.back() == '-') out.pop_back();
-  return std::string(absl::StripPrefix(out, "nvidia-"));
+  return estimator::NormalizedGpuName(product);
 }
 
 absl::StatusOr<NvlinkRule> ParseNvlinkRule(const std::string& text) {

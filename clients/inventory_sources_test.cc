@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
+#include "planner/estimator/gpu_catalog.h"
 
 namespace fleetplan::cli {
 namespace {
@@ -388,6 +389,13 @@ TEST(ProductNames, NormalizeAcrossTools) {
   EXPECT_EQ(NormalizedProduct("NVIDIA H100 80GB HBM3"), "h100-80gb-hbm3");
   EXPECT_EQ(NormalizedProduct("  Tesla  T4 "), "tesla-t4");
   EXPECT_EQ(NormalizedProduct(""), "");
+  // One rule: the importers and --gpu (FindGpu) read a product name the same way.
+  for (const char* spelling : {"NVIDIA-H100-80GB-HBM3", "NVIDIA H100 80GB HBM3", "h100_80gb_hbm3"}) {
+    auto gpu = estimator::FindGpu(spelling);
+    ASSERT_TRUE(gpu.ok()) << spelling;
+    EXPECT_EQ(gpu->name, std::string("H100-80GB")) << spelling;
+    EXPECT_EQ(NormalizedProduct(spelling), estimator::NormalizedGpuName(spelling));
+  }
   EXPECT_FALSE(ParseNvlinkRule("sometimes").ok());
 }
 

@@ -2,6 +2,8 @@
 
 #include <cstring>
 #include <limits>
+#include <map>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -32,6 +34,14 @@ const TypeTraits* Traits(int64_t type) {
       {35, {"tq2_0", 256, 66}},   {39, {"mxfp4", 32, 17}}};
   auto it = kTypes.find(type);
   return it == kTypes.end() ? nullptr : &it->second;
+}
+
+const TypeTraits* TraitsByName(const std::string& name) {
+  for (int64_t type = 0; type < 64; ++type) {
+    const TypeTraits* t = Traits(type);
+    if (t != nullptr && name == t->name) return t;
+  }
+  return nullptr;
 }
 
 constexpr int64_t kMaxTensors = 1 << 20;
@@ -336,19 +346,17 @@ absl::StatusOr<GgufKv> GgufKvCache(const GgufFile& file, const std::string& cach
     RETURN_IF_ERROR(integer("attention.head_count_kv", &heads_kv, false));
     if (meta(kv_key) != nullptr) per_layer.assign(static_cast<size_t>(kv.layers), heads_kv);
   }
-  // Bytes per element-block of the cache type (ggml type_traits).
-  static const std::map<std::string, std::pair<int64_t, int64_t>> kCache = {
-      {"f32", {1, 4}},    {"f16", {1, 2}},    {"bf16", {1, 2}},
-      {"q8_0", {32, 34}}, {"q4_0", {32, 18}}, {"q4_1", {32, 20}},
-      {"q5_0", {32, 22}}, {"q5_1", {32, 24}}, {"iq4_nl", {32, 18}}};
-  auto ct = kCache.find(cache_type);
-  if (ct == kCache.end()) {
+  // The cache's ggml type (llama.cpp -ctk/-ctv accept these), sized by the same table as tensors.
+  static const std::set<std::string> kCacheTypes = {"f32",  "f16",  "bf16", "q8_0",  "q4_0",
+                                                    "q4_1", "q5_0", "q5_1", "iq4_nl"};
+  const TypeTraits* cache = kCacheTypes.count(cache_type) > 0 ? TraitsByName(cache_type) : nullptr;
+  if (cache == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("cache type \"", cache_type,
                      "\": use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl"));
   }
-  const int64_t block = ct->second.first;
-  const int64_t block_bytes = ct->second.second;
+  const int64_t block = cache->block;
+  const int64_t block_bytes = cache->bytes;
   auto row = [&](int64_t n) { return (n + block - 1) / block * block_bytes; };
   for (int64_t h : per_layer) {
     if (h < 0 || h > 1 << 16) return absl::InvalidArgumentError("GGUF head_count_kv out of range");

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -39,14 +40,25 @@ const std::vector<GpuInfo>& GpuCatalog() {
   return *kCatalog;
 }
 
+std::string NormalizedGpuName(absl::string_view name) {
+  std::string out;
+  for (char c : absl::AsciiStrToLower(name)) {
+    const char mapped = (c == ' ' || c == '_' || c == '\t') ? '-' : c;
+    if (mapped == '-' && (out.empty() || out.back() == '-')) continue;
+    out.push_back(mapped);
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return std::string(absl::StripPrefix(out, "nvidia-"));
+}
+
 absl::StatusOr<GpuInfo> FindGpu(absl::string_view name) {
-  const std::string wanted = absl::AsciiStrToLower(name);
+  const std::string wanted = NormalizedGpuName(name);
   std::vector<std::string> known;
   for (const GpuInfo& gpu : GpuCatalog()) {
     known.push_back(gpu.name);
-    if (absl::AsciiStrToLower(gpu.name) == wanted) return gpu;
+    if (NormalizedGpuName(gpu.name) == wanted) return gpu;
     for (absl::string_view alias : absl::StrSplit(gpu.aliases, ',')) {
-      if (alias == wanted) return gpu;
+      if (NormalizedGpuName(alias) == wanted) return gpu;
     }
   }
   return absl::NotFoundError(absl::StrCat("gpu \"", name, "\" is not in the built-in table (",

@@ -25,7 +25,13 @@ struct GpuInfo {
 
 const std::vector<GpuInfo>& GpuCatalog();
 
-// Looks a GPU up by name or alias, case-insensitively ("h100", "H100-80GB-HBM3" ...).
+// A GPU name as every tool spells it, reduced to one form: lower case, runs of spaces, '_' and
+// '-' as one '-', no "nvidia-" prefix ("NVIDIA-H100-80GB-HBM3" (GPU Feature Discovery), "NVIDIA
+// H100 80GB HBM3" (nvidia-smi) and "h100-80gb-hbm3" are the same).
+std::string NormalizedGpuName(absl::string_view name);
+
+// Looks a GPU up by name or alias, compared in NormalizedGpuName form ("h100", "H100-80GB-HBM3",
+// "NVIDIA A100-SXM4-40GB" ...).
 absl::StatusOr<GpuInfo> FindGpu(absl::string_view name);
 
 }  // namespace fleetplan::estimator
