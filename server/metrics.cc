@@ -46,6 +46,30 @@ void AppendEscaped(std::string& out, absl::string_view v) {
   }
 }
 
+// The label set of a GPU's series. One builder: the observed-usage families must carry exactly
+// the headroom families' labels, or the alerts' `and` between them matches nothing.
+std::string GpuLabelSet(absl::string_view pool, absl::string_view node, int64_t index,
+                        absl::string_view gpu_type, absl::string_view uuid) {
+  std::string l = "{pool=\"";
+  AppendEscaped(l, pool);
+  l += "\",node=\"";
+  AppendEscaped(l, node);
+  absl::StrAppend(&l, "\",gpu=\"", index, "\",gpu_type=\"");
+  AppendEscaped(l, gpu_type);
+  l += "\",gpu_uuid=\"";
+  AppendEscaped(l, uuid);
+  l += "\"}";
+  return l;
+}
+
+// {label="value"}
+std::string OneLabel(absl::string_view label, absl::string_view value) {
+  std::string l = absl::StrCat("{", label, "=\"");
+  AppendEscaped(l, value);
+  l += "\"}";
+  return l;
+}
+
 void Header(std::string& out, absl::string_view name, absl::string_view help) {
   absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n");
 }
@@ -63,12 +87,7 @@ void Aggregates(std::string& out, absl::string_view prefix, absl::string_view la
                 const std::vector<placement::Headroom>& rows) {
   std::vector<std::string> labels;
   labels.reserve(rows.size());
-  for (const placement::Headroom& h : rows) {
-    std::string l = absl::StrCat("{", label, "=\"");
-    AppendEscaped(l, h.key);
-    l += "\"}";
-    labels.push_back(std::move(l));
-  }
+  for (const placement::Headroom& h : rows) labels.push_back(OneLabel(label, h.key));
   const std::string by = absl::StrCat(" by ", label, ".");
   using H = placement::Headroom;
   Family(out, absl::StrCat(prefix, "_memory_total_bytes"),
@@ -222,16 +241,7 @@ std::string FleetExposition(const placement::FleetHeadroom& h, MetricsDetail det
   std::vector<std::string> labels;
   labels.reserve(h.gpus.size());
   for (const placement::GpuHeadroom& g : h.gpus) {
-    std::string l = "{pool=\"";
-    AppendEscaped(l, g.pool);
-    l += "\",node=\"";
-    AppendEscaped(l, g.node);
-    absl::StrAppend(&l, "\",gpu=\"", g.index, "\",gpu_type=\"");
-    AppendEscaped(l, g.gpu_type);
-    l += "\",gpu_uuid=\"";
-    AppendEscaped(l, g.uuid);
-    l += "\"}";
-    labels.push_back(std::move(l));
+    labels.push_back(GpuLabelSet(g.pool, g.node, g.index, g.gpu_type, g.uuid));
   }
   using G = placement::GpuHeadroom;
   Family(out, "fleetplan_gpu_memory_total_bytes", "GPU memory as the driver reports it.", h.gpus,
@@ -289,16 +299,8 @@ std::string ObservedExposition(const placement::FleetSnapshot& snapshot,
       pool.first += it->second;
       pool.second += drift;
       if (detail != MetricsDetail::kGpu) continue;
-      std::string l = "{pool=\"";
-      AppendEscaped(l, n.pool);
-      l += "\",node=\"";
-      AppendEscaped(l, n.name);
-      absl::StrAppend(&l, "\",gpu=\"", g.index, "\",gpu_type=\"");
-      AppendEscaped(l, g.gpu_type);
-      l += "\",gpu_uuid=\"";
-      AppendEscaped(l, g.uuid);
-      l += "\"}";
-      gpus.push_back(Row{std::move(l), it->second, drift});
+      gpus.push_back(
+          Row{GpuLabelSet(n.pool, n.name, g.index, g.gpu_type, g.uuid), it->second, drift});
     }
   }
   if (detail == MetricsDetail::kGpu) {
@@ -314,12 +316,7 @@ std::string ObservedExposition(const placement::FleetSnapshot& snapshot,
   }
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> rows(pools.begin(), pools.end());
   std::vector<std::string> labels;
-  for (const auto& [pool, v] : rows) {
-    std::string l = "{pool=\"";
-    AppendEscaped(l, pool);
-    l += "\"}";
-    labels.push_back(std::move(l));
-  }
+  for (const auto& [pool, v] : rows) labels.push_back(OneLabel("pool", pool));
   using P = std::pair<std::string, std::pair<int64_t, int64_t>>;
   Family(out, "fleetplan_pool_memory_observed_used_bytes",
          "Observed used bytes of the pool's observed GPUs.", rows, labels,
