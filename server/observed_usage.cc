@@ -225,20 +225,14 @@ absl::Status ValidatePrometheusUrl(const std::string& field, const std::string& 
 
 DcgmObserver::DcgmObserver(std::string prometheus_url, std::chrono::milliseconds interval,
                            storage::LiveFleet* fleet, ObservedUsageHolder* out)
-    : url_(std::move(prometheus_url)), interval_(interval), fleet_(fleet), out_(out) {
-  thread_ = std::thread([this] { Loop(); });
+    : url_(std::move(prometheus_url)), fleet_(fleet), out_(out) {
+  // A failed poll is counted in failures(); the holder ages the last good answer out.
+  periodic_ = std::make_unique<Periodic>(interval, [this] { (void)PollOnce(); });
 }
 
 DcgmObserver::~DcgmObserver() { Shutdown(); }
 
-void DcgmObserver::Shutdown() {
-  {
-    MutexLock lock(&mu_);
-    stop_ = true;
-    stop_changed_.SignalAll();
-  }
-  if (thread_.joinable()) thread_.join();
-}
+void DcgmObserver::Shutdown() { periodic_->Stop(); }
 
 int64_t DcgmObserver::failures() const {
   MutexLock lock(&mu_);
@@ -265,22 +259,6 @@ absl::Status DcgmObserver::PollOnce() {
     ++failures_;
   }
   return status;
-}
-
-void DcgmObserver::Loop() {
-  bool first = true;
-  while (true) {
-    {
-      MutexLock lock(&mu_);
-      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      if (!first) {
-        mu_.WaitUntil(stop_changed_, stopping, absl::Now() + absl::Milliseconds(interval_.count()));
-      }
-      if (stop_) return;
-    }
-    first = false;
-    (void)PollOnce();  // counted in failures(); the holder ages the last good answer out
-  }
 }
 
 }  // namespace fleetplan::server

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "planner/common/mutex.h"
 #include "planner/placement/fleet.h"
+#include "server/periodic.h"
 #include "storage/live_fleet.h"
 #include "storage/placement_store.h"
 
@@ -107,17 +108,12 @@ class DcgmObserver {
   int64_t failures() const;
 
  private:
-  void Loop();
-
   const std::string url_;
-  const std::chrono::milliseconds interval_;
   storage::LiveFleet* fleet_;
   ObservedUsageHolder* out_;
   mutable Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int64_t failures_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::CondVar stop_changed_;
-  std::thread thread_;
+  std::unique_ptr<Periodic> periodic_;  // last: stopped before the members it uses go
 };
 
 // OK for http:// or https:// URLs; INVALID_ARGUMENT naming `field` otherwise.

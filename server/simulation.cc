@@ -58,19 +58,21 @@ void ToProto(const placement::FailureImpact& impact, v1::SimulateFailureResponse
 
 FailureWatch::FailureWatch(ServiceDeps deps, EstimateCache* cache,
                            std::chrono::milliseconds interval)
-    : deps_(deps), cache_(cache), interval_(interval) {
-  if (interval_.count() > 0) thread_ = std::thread([this] { Loop(); });
+    : deps_(deps), cache_(cache) {
+  if (interval.count() <= 0) return;
+  // A round only when the fleet changed since the last one (tick runs on the task's thread).
+  periodic_ = std::make_unique<Periodic>(interval, [this] {
+    absl::StatusOr<int64_t> generation = deps_.store->FleetGeneration();
+    if (!generation.ok() || *generation == last_generation_) return;
+    last_generation_ = *generation;
+    RunOnce();
+  });
 }
 
 FailureWatch::~FailureWatch() { Shutdown(); }
 
 void FailureWatch::Shutdown() {
-  {
-    MutexLock lock(&mu_);
-    stop_ = true;
-    stop_changed_.SignalAll();
-  }
-  if (thread_.joinable()) thread_.join();
+  if (periodic_ != nullptr) periodic_->Stop();
 }
 
 void FailureWatch::RunOnce() {
@@ -89,23 +91,6 @@ void FailureWatch::RunOnce() {
     by_zone[zone] = {static_cast<int64_t>(impact->displaced.size()), impact->absorbed_ratio()};
   }
   deps_.metrics->SetZoneFailure(by_zone);
-}
-
-void FailureWatch::Loop() {
-  while (true) {
-    {
-      MutexLock lock(&mu_);
-      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      if (last_generation_ >= 0) {
-        mu_.WaitUntil(stop_changed_, stopping, absl::Now() + absl::Milliseconds(interval_.count()));
-      }
-      if (stop_) return;
-    }
-    absl::StatusOr<int64_t> generation = deps_.store->FleetGeneration();
-    if (!generation.ok() || *generation == last_generation_) continue;
-    last_generation_ = *generation;
-    RunOnce();
-  }
 }
 
 }  // namespace fleetplan::server

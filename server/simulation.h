@@ -17,6 +17,7 @@
 #include "planner/placement/failure.h"
 #include "server/estimator_service.h"
 #include "server/handler.h"
+#include "server/periodic.h"
 
 namespace fleetplan::server {
 
@@ -42,16 +43,10 @@ class FailureWatch {
   void RunOnce();
 
  private:
-  void Loop();
-
   ServiceDeps deps_;
   EstimateCache* cache_;
-  const std::chrono::milliseconds interval_;
-  Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  absl::CondVar stop_changed_;
-  int64_t last_generation_ = -1;  // Loop's thread only
-  std::thread thread_;
+  int64_t last_generation_ = -1;  // the task's thread only
+  std::unique_ptr<Periodic> periodic_;  // last: stopped before the members it uses go
 };
 
 }  // namespace fleetplan::server
