@@ -325,6 +325,14 @@ TEST(CliTest, RecommendRanksConfigurationsThatFit) {
   EXPECT_EQ(gpu.code, kExitUsage);
   EXPECT_NE(gpu.err.find("--gpu=H999 is not one of"), std::string::npos) << gpu.err;
   EXPECT_EQ(RunArgs({"recommend"}).code, kExitUsage);
+  for (const char* bad : {"--concurrency=0", "--concurrency=-3", "--gpus-per-node=0",
+                          "--min-free=1.5", "--min-free=-0.1", "--context=-1", "--limit=-1",
+                          "--kv-cache-dtype=fp4", "--cost-per-hour=H100-80GB=-1",
+                          "--cost-per-hour=H100-80GB=inf", "--cost-per-hour=nope"}) {
+    Result b = RunArgs({"recommend", "--model=" + models + "llama-3.1-8b-instruct.json", bad});
+    EXPECT_EQ(b.code, kExitUsage) << bad << ": " << b.err;
+    EXPECT_FALSE(b.err.empty()) << bad;
+  }
   EXPECT_EQ(RunArgs({"recommend", "--model=/nonexistent/config.json"}).code, kExitError);
 }
 

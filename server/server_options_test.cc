@@ -69,5 +69,17 @@ TEST(FleetplanServerTest, StartsOnPortZeroAndShutsDown) {
   (*server)->Wait();
 }
 
+TEST(FleetplanServerTest, RefusesABadDcgmPrometheusUrl) {
+  for (const char* url : {"prometheus:9090", "ftp://p:9090", "http://p:9090/?x=1", "http://a b"}) {
+    auto server = FleetplanServer::Start({.listen = "127.0.0.1:0",
+                                          .metrics_listen = "",
+                                          .dcgm_prometheus_url = url,
+                                          .store = {.path = ":memory:"}});
+    ASSERT_FALSE(server.ok()) << url;
+    EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << url;
+    EXPECT_NE(server.status().message().find("dcgm_prometheus_url"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace fleetplan::server

@@ -331,6 +331,31 @@ TEST_F(PlannerApiTest, SimulateFailureReplansDisplacedReplicasAndWritesNothing) 
   EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(invalid.error_message().find("nodes[0]"), std::string::npos) << invalid.error_message();
   EXPECT_EQ(simulate({}, {}, &bad).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  {
+    grpc::ClientContext ctx;
+    v1::SimulateFailureRequest req;
+    req.add_zones("z1");
+    req.set_strategy(static_cast<v1::Strategy>(42));
+    EXPECT_EQ(planner_->SimulateFailure(&ctx, req, &bad).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // Observation is off on this server: GetObservedUsage says so; bad thresholds are named first.
+  {
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                       grpc::InsecureChannelCredentials());
+    auto hs = v1::HeadroomService::NewStub(channel);
+    v1::ObservedUsage usage;
+    grpc::ClientContext c1;
+    grpc::Status off = hs->GetObservedUsage(&c1, {}, &usage);
+    EXPECT_EQ(off.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_NE(off.error_message().find("--dcgm_prometheus_url"), std::string::npos);
+    grpc::ClientContext c2;
+    v1::GetObservedUsageRequest neg;
+    neg.set_unplanned_bytes(-1);
+    grpc::Status named = hs->GetObservedUsage(&c2, neg, &usage);
+    EXPECT_EQ(named.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(named.error_message().find("unplanned_bytes=-1"), std::string::npos);
+  }
   v1::FleetHeadroom after = Headroom();
   EXPECT_EQ(after.fleet().free_bytes(),
             before.fleet().free_bytes() -
