@@ -78,6 +78,10 @@ absl::StatusOr<Plan> Exact(const PackingState& base, const std::vector<Work>& wo
   CbcModel model;
   Cbc_setLogLevel(model.get(), 0);
   Cbc_setMaximumSeconds(model.get(), o.exact_time_limit_seconds);
+  if (o.exact_max_nodes > 0) {
+    Cbc_setMaximumNodes(model.get(),
+                        static_cast<int>(std::min<int64_t>(o.exact_max_nodes, 1 << 30)));
+  }
   const double cost_scale = total_cost > 0 ? kCostWeight / total_cost : 0;
   for (const Var& v : vars) {
     const double gpus = static_cast<double>(v.c->gpus);

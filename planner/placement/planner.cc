@@ -243,6 +243,7 @@ absl::StatusOr<Plan> PlanPlacement(const PackingState& base, const PlacementRequ
     PlannerOptions repair = options;
     repair.exact_max_variables = options.repair_max_variables;
     repair.exact_time_limit_seconds = options.repair_time_limit_seconds;
+    repair.exact_max_nodes = options.repair_max_nodes;
     bool fallback = false;
     ASSIGN_OR_RETURN(Plan p, internal::Exact(base, work, repair, &fallback));
     if (!fallback && internal::Better(p, best)) {
