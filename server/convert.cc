@@ -303,7 +303,11 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
 }
 
 absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p, size_t index) {
-  const std::string where = absl::StrCat("deployments[", index, "] \"", p.name(), "\"");
+  return FromProto(p, absl::StrCat("deployments[", index, "] \"", p.name(), "\""));
+}
+
+absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p,
+                                                    const std::string& where) {
   auto named = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
   };
@@ -391,6 +395,53 @@ void ToProto(const placement::FleetHeadroom& d, v1::FleetHeadroom* p) {
   }
 }
 
+void ToProto(const placement::Shortfall& s, v1::Shortfall* sp) {
+  sp->set_kind(placement::ShortfallKindNames().Name(s.kind));
+  sp->set_gpu_type(s.gpu_type);
+  sp->set_tp(s.tp);
+  sp->set_pp(s.pp);
+  sp->set_gpus(s.gpus);
+  sp->set_need_bytes_per_gpu(s.need_bytes_per_gpu);
+  sp->set_allowed_bytes_per_gpu(s.allowed_bytes_per_gpu);
+  sp->set_largest_domain(s.largest_domain);
+  sp->set_best_eligible_gpus(s.best_eligible_gpus);
+  sp->set_spread_targets(s.spread_targets);
+  sp->set_detail(s.detail);
+}
+
+void ToProto(const placement::Recommendation& r, v1::RecommendResponse* p) {
+  for (const placement::Configuration& c : r.configurations) {
+    const placement::Candidate& k = c.candidate;
+    v1::RecommendedConfiguration* cp = p->add_configurations();
+    cp->set_gpu_type(k.type->name);
+    cp->set_gpus(k.gpus);
+    cp->set_tp(k.tp);
+    cp->set_pp(k.pp);
+    cp->set_ep(k.ep);
+    cp->set_max_bytes_per_gpu(k.max_rank_bytes);
+    for (int64_t b : k.stage_bytes) cp->add_stage_bytes_per_gpu(b);
+    cp->set_kv_cache_tokens(k.kv_tokens);
+    cp->set_gpu_memory_utilization(k.util);
+    cp->set_cost_per_hour(c.cost_per_hour);
+    cp->set_launch_command(k.launch_command);
+  }
+  for (const placement::TypeVerdict& v : r.types) {
+    v1::GpuTypeVerdict* vp = p->add_gpu_types();
+    vp->set_gpu_type(v.gpu_type);
+    vp->set_fits(!v.none_fits.has_value());
+    if (v.none_fits) {
+      ToProto(*v.none_fits, vp->mutable_why_not());
+      vp->set_reason(placement::Describe(*v.none_fits));
+    }
+    vp->set_fewest_gpus(v.fewest);
+    if (v.why_not_fewer) {
+      vp->set_fewer_gpus(v.fewer);
+      ToProto(*v.why_not_fewer, vp->mutable_why_not_fewer());
+      vp->set_reason(placement::Describe(*v.why_not_fewer));
+    }
+  }
+}
+
 void ToProto(const placement::Plan& plan, v1::Plan* p) {
   p->set_snapshot_generation(plan.snapshot_generation);
   for (const auto& r : plan.replicas) {
@@ -422,20 +473,7 @@ void ToProto(const placement::Plan& plan, v1::Plan* p) {
     up->set_code(u.retryable() ? static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)
                                : static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
     up->set_reason(placement::Describe(u));
-    for (const placement::Shortfall& s : u.shortfalls) {
-      v1::Shortfall* sp = up->add_shortfalls();
-      sp->set_kind(placement::ShortfallKindNames().Name(s.kind));
-      sp->set_gpu_type(s.gpu_type);
-      sp->set_tp(s.tp);
-      sp->set_pp(s.pp);
-      sp->set_gpus(s.gpus);
-      sp->set_need_bytes_per_gpu(s.need_bytes_per_gpu);
-      sp->set_allowed_bytes_per_gpu(s.allowed_bytes_per_gpu);
-      sp->set_largest_domain(s.largest_domain);
-      sp->set_best_eligible_gpus(s.best_eligible_gpus);
-      sp->set_spread_targets(s.spread_targets);
-      sp->set_detail(s.detail);
-    }
+    for (const placement::Shortfall& s : u.shortfalls) ToProto(s, up->add_shortfalls());
   }
   p->set_gpus_used(plan.gpus_used);
   p->set_cost_per_hour(plan.cost_per_hour);

@@ -16,6 +16,7 @@
 #include "planner/placement/fleet.h"
 #include "planner/placement/headroom.h"
 #include "planner/placement/planner.h"
+#include "planner/placement/recommend.h"
 
 namespace fleetplan::server {
 
@@ -38,6 +39,9 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
 // A deployment without its model (the caller resolves `model` from the catalog and sets spec).
 // `index` names it in errors: deployments[3] "chat": spread="rack" is not a spread ...
 absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p, size_t index);
+// The same with errors prefixed by `where` (the field that holds the spec).
+absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p,
+                                                    const std::string& where);
 
 v1::Engine ToProto(estimator::Engine e);
 absl::StatusOr<estimator::Engine> EngineFromProto(v1::Engine e);
@@ -52,6 +56,8 @@ Risk FromProto(v1::RiskLevel r);                  // unspecified and unknown val
 placement::NodeState FromProto(v1::NodeState s);  // unspecified and unknown values: down
 
 void ToProto(const placement::Plan& plan, v1::Plan* p);
+void ToProto(const placement::Shortfall& s, v1::Shortfall* p);
+void ToProto(const placement::Recommendation& r, v1::RecommendResponse* p);
 // ExplainPlacement's lines: each replica's verdict in words.
 void ExplainLines(const v1::Plan& plan, google::protobuf::RepeatedPtrField<std::string>* lines);
 void ToProto(const placement::Placement& d, v1::PlacementRecord* p);

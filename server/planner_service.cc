@@ -1,12 +1,17 @@
 #include "server/planner_service.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "planner/common/units.h"
+#include "planner/estimator/config_parser.h"
+#include "planner/estimator/gpu_catalog.h"
 #include "planner/placement/headroom.h"
 #include "planner/placement/headroom_index.h"
 #include "planner/placement/planner.h"
@@ -269,6 +274,116 @@ ServerUnaryReactor* PlannerServiceImpl::SimulateFailure(CallbackServerContext* c
     ASSIGN_OR_RETURN(placement::FailureImpact impact,
                      SimulateOnFleet(deps_, *cache_, scenario, strategy));
     ToProto(impact, resp);
+    return absl::OkStatus();
+  });
+}
+
+namespace {
+
+constexpr int64_t kMaxGpusPerNode = 64;
+
+// The GPU types a recommendation considers: the fleet's registered ones (with their costs), or
+// the built-in table when asked or when none are registered; narrowed by the deployment's
+// gpu_types. Sorted by name (a FleetSnapshot's order).
+absl::StatusOr<std::vector<placement::GpuType>> RecommendTypes(const ServiceDeps& deps,
+                                                               const v1::RecommendRequest& req,
+                                                               std::vector<std::string>* notes) {
+  std::vector<placement::GpuType> types;
+  if (!req.builtin_gpu_types()) {
+    ASSIGN_OR_RETURN(types, deps.store->ListGpuTypes());
+    if (types.empty()) notes->push_back("no GPU types are registered: the built-in table is used");
+  }
+  if (types.empty()) {
+    for (const estimator::GpuInfo& g : estimator::GpuCatalog()) {
+      types.push_back(placement::GpuType{.name = g.name, .memory_bytes = g.memory_bytes});
+    }
+  }
+  std::sort(types.begin(), types.end(),
+            [](const placement::GpuType& a, const placement::GpuType& b) { return a.name < b.name; });
+  if (req.deployment().gpu_types().empty()) return types;
+  std::vector<placement::GpuType> kept;
+  for (int i = 0; i < req.deployment().gpu_types_size(); ++i) {
+    const std::string& name = req.deployment().gpu_types(i);
+    auto it = std::find_if(types.begin(), types.end(),
+                           [&](const placement::GpuType& t) { return t.name == name; });
+    if (it == types.end()) {
+      std::vector<std::string> known;
+      for (const placement::GpuType& t : types) known.push_back(t.name);
+      return absl::NotFoundError(absl::StrCat("deployment.gpu_types[", i, "]=\"", name,
+                                              "\" is not one of ", absl::StrJoin(known, ", ")));
+    }
+    if (std::none_of(kept.begin(), kept.end(),
+                     [&](const placement::GpuType& t) { return t.name == name; })) {
+      kept.push_back(*it);
+    }
+  }
+  std::sort(kept.begin(), kept.end(),
+            [](const placement::GpuType& a, const placement::GpuType& b) { return a.name < b.name; });
+  return kept;
+}
+
+}  // namespace
+
+ServerUnaryReactor* PlannerServiceImpl::Recommend(CallbackServerContext* c,
+                                                  const v1::RecommendRequest* req,
+                                                  v1::RecommendResponse* resp) {
+  return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
+    const int64_t gpus_per_node = req->has_gpus_per_node() ? req->gpus_per_node() : 8;
+    if (gpus_per_node < 1 || gpus_per_node > kMaxGpusPerNode) {
+      return absl::InvalidArgumentError(absl::StrCat("gpus_per_node=", gpus_per_node,
+                                                     " must be in [1, ", kMaxGpusPerNode, "]"));
+    }
+    if (req->limit() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("limit=", req->limit(), " must be >= 0"));
+    }
+    v1::DeploymentSpec in = req->deployment();
+    if (in.name().empty()) in.set_name("recommend");
+    if (in.has_replicas() && in.replicas() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat("deployment.replicas=", in.replicas(),
+                                                     ": recommend sizes one replica"));
+    }
+    ASSIGN_OR_RETURN(placement::DeploymentSpec d, FromProto(in, std::string("deployment")));
+    if (!in.has_max_tp()) d.max_tp = gpus_per_node;
+    std::shared_ptr<const estimator::ModelSpec> spec;
+    if (!req->config_json().empty()) {
+      absl::StatusOr<estimator::ModelSpec> parsed =
+          estimator::ParseModelConfig(req->config_json(), {.quantization = req->quantization()});
+      if (!parsed.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("config_json: ", parsed.status().message()));
+      }
+      spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
+    } else {
+      auto found = CatalogModel(deps_, *cache_, d.model, req->quantization());
+      if (!found.ok()) {
+        return absl::Status(found.status().code(),
+                            absl::StrCat("deployment.model: ", found.status().message()));
+      }
+      spec = *std::move(found);
+    }
+    d.spec = spec.get();
+    std::vector<std::string> notes;
+    ASSIGN_OR_RETURN(std::vector<placement::GpuType> types, RecommendTypes(deps_, *req, &notes));
+    // The checks PlanPlacement runs (names, workload, engine fields, unverified models), against
+    // the types considered.
+    placement::FleetSnapshot considered{.gpu_types = types};
+    absl::Status valid = placement::ValidatePlacementRequest(considered, {.deployments = {d}});
+    if (!valid.ok()) {
+      return absl::Status(valid.code(),
+                          absl::StrCat("deployment: ", absl::StripPrefix(valid.message(),
+                                                                         "deployments[0] ")));
+    }
+    absl::Status refused;
+    const auto slot = AdmitHeavy(deps_, c, "recommend", &refused);
+    RETURN_IF_ERROR(refused);
+    placement::Recommendation r = placement::Recommend(d, types, gpus_per_node);
+    if (req->limit() > 0 && r.configurations.size() > static_cast<size_t>(req->limit())) {
+      r.configurations.resize(static_cast<size_t>(req->limit()));
+    }
+    ToProto(r, resp);
+    resp->set_params(spec->num_params());
+    resp->set_unverified(spec->unverified());
+    for (const std::string& n : spec->notes) resp->add_notes(n);
+    for (const std::string& n : notes) resp->add_notes(n);
     return absl::OkStatus();
   });
 }

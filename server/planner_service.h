@@ -42,6 +42,9 @@ class PlannerServiceImpl final : public v1::PlannerService::CallbackService {
   grpc::ServerUnaryReactor* SimulateFailure(grpc::CallbackServerContext* c,
                                             const v1::SimulateFailureRequest* req,
                                             v1::SimulateFailureResponse* resp) override;
+  grpc::ServerUnaryReactor* Recommend(grpc::CallbackServerContext* c,
+                                      const v1::RecommendRequest* req,
+                                      v1::RecommendResponse* resp) override;
 
  private:
   // Plans `req` and fills `resp`; `keep` stores the plan for CommitPlan. `context` is polled for

@@ -146,6 +146,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (method == "SimulateFailure") {
     fuzz::Run<v1::SimulateFailureRequest, v1::SimulateFailureResponse>(
         text, [&](auto& c, auto& r, auto* o) { return s.planner->SimulateFailure(&c, r, o); });
+  } else if (method == "Recommend") {
+    fuzz::Run<v1::RecommendRequest, v1::RecommendResponse>(
+        text, [&](auto& c, auto& r, auto* o) { return s.planner->Recommend(&c, r, o); });
   }
   return 0;
 }

@@ -381,5 +381,80 @@ TEST_F(PlannerApiTest, SimulateFailureReplansDisplacedReplicasAndWritesNothing) 
       << scrape;
 }
 
+TEST_F(PlannerApiTest, RecommendListsWhatThePlannerWouldPlace) {
+  auto recommend = [&](const v1::RecommendRequest& req, v1::RecommendResponse* resp) {
+    grpc::ClientContext ctx;
+    return planner_->Recommend(&ctx, req, resp);
+  };
+  v1::RecommendRequest req;
+  req.mutable_deployment()->set_model("llama-3.3-70b-instruct-fp8-dynamic");
+  req.mutable_deployment()->set_concurrency(16);
+  req.mutable_deployment()->set_context_tokens(8192);
+  v1::RecommendResponse rec;
+  ASSERT_TRUE(recommend(req, &rec).ok());
+  ASSERT_GT(rec.configurations_size(), 0);
+  ASSERT_EQ(rec.gpu_types_size(), 1);  // the fleet's one registered type
+  EXPECT_EQ(rec.gpu_types(0).gpu_type(), "H100");
+  EXPECT_TRUE(rec.gpu_types(0).fits());
+  EXPECT_GT(rec.params(), 60'000'000'000);
+  // The best configuration is the one PlanPlacement places for the same workload.
+  v1::PlanPlacementRequest plan_req = Request("chat", "llama-3.3-70b-instruct-fp8-dynamic", 1);
+  plan_req.mutable_deployments(0)->set_concurrency(16);
+  plan_req.mutable_deployments(0)->set_context_tokens(8192);
+  v1::Plan plan;
+  ASSERT_TRUE(PlanCall(plan_req, &plan).ok());
+  ASSERT_EQ(plan.replicas_size(), 1);
+  const v1::RecommendedConfiguration& best = rec.configurations(0);
+  EXPECT_EQ(best.gpu_type(), plan.replicas(0).gpu_type());
+  EXPECT_EQ(best.tp(), plan.replicas(0).tp());
+  EXPECT_EQ(best.pp(), plan.replicas(0).pp());
+  EXPECT_DOUBLE_EQ(best.gpu_memory_utilization(), plan.replicas(0).gpu_memory_utilization());
+  EXPECT_EQ(best.kv_cache_tokens(), plan.replicas(0).kv_cache_tokens());
+  EXPECT_EQ(best.launch_command(), plan.replicas(0).launch_command());
+  EXPECT_EQ(best.max_bytes_per_gpu(), plan.replicas(0).ranks(0).bytes());
+
+  // Before there is a fleet: the built-in table and an inline config.
+  v1::RecommendRequest inline_req;
+  inline_req.set_config_json(testing::CalibrationModel("llama-3.1-8b-instruct"));
+  inline_req.set_builtin_gpu_types(true);
+  inline_req.mutable_deployment()->set_model("meta-llama/Llama-3.1-8B-Instruct");
+  inline_req.mutable_deployment()->add_gpu_types("A100-80GB");
+  inline_req.mutable_deployment()->add_gpu_types("L4");
+  inline_req.set_limit(2);
+  v1::RecommendResponse builtin;
+  ASSERT_TRUE(recommend(inline_req, &builtin).ok());
+  EXPECT_EQ(builtin.gpu_types_size(), 2);
+  EXPECT_LE(builtin.configurations_size(), 2);
+  ASSERT_GT(builtin.configurations_size(), 0);
+  EXPECT_NE(builtin.configurations(0).launch_command().find("meta-llama/Llama-3.1-8B-Instruct"),
+            std::string::npos);
+
+  // Bad input names the field and the value.
+  auto refused = [&](v1::RecommendRequest bad, grpc::StatusCode code, const std::string& field) {
+    v1::RecommendResponse ignored;
+    grpc::Status s = recommend(bad, &ignored);
+    EXPECT_EQ(s.error_code(), code) << field << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find(field), std::string::npos) << s.error_message();
+  };
+  v1::RecommendRequest bad = req;
+  bad.mutable_deployment()->add_gpu_types("B300");
+  refused(bad, grpc::StatusCode::NOT_FOUND, "deployment.gpu_types[0]=\"B300\"");
+  bad = req;
+  bad.set_gpus_per_node(0);
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "gpus_per_node=0");
+  bad = req;
+  bad.mutable_deployment()->set_replicas(3);
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "deployment.replicas=3");
+  bad = req;
+  bad.mutable_deployment()->set_model("no-such-model");
+  refused(bad, grpc::StatusCode::NOT_FOUND, "deployment.model");
+  bad = req;
+  bad.mutable_deployment()->set_concurrency(-1);
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "concurrency");
+  bad = inline_req;
+  bad.set_config_json("{not json");
+  refused(bad, grpc::StatusCode::INVALID_ARGUMENT, "config_json");
+}
+
 }  // namespace
 }  // namespace fleetplan
