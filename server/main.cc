@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -26,6 +27,11 @@ ABSL_FLAG(std::string, db, "fleetplan.db", "SQLite database file (created when m
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics listen address host:port; empty disables the exporter");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once listening");
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
+          "the web console and the HTTP/JSON API (/api/v1/<Service>/<Method>) host:port; empty "
+          "disables them. Plain HTTP: non-loopback needs --insecure_http_listen_any (behind a TLS "
+          "proxy) and --auth_tokens_file.");
+ABSL_FLAG(std::string, http_port_file, "", "write the bound HTTP port to this file once listening");
 ABSL_FLAG(std::string, metrics_detail, "gpu",
           "fleet series per gpu | node | pool (per GPU: 7 series per GPU; per node: 9 per node; "
           "per pool: 9 per pool and GPU type)");
@@ -38,6 +44,9 @@ ABSL_FLAG(bool, insecure_allow_anonymous, false,
           "who reaches the port may write)");
 ABSL_FLAG(bool, insecure_metrics_listen_any, false,
           "allow /metrics (plain HTTP) on a non-loopback address");
+ABSL_FLAG(bool, insecure_http_listen_any, false,
+          "allow the web console and HTTP API (plain HTTP) on a non-loopback address, for a "
+          "TLS-terminating proxy in front");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (enables TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle; when set, clients must present a cert");
@@ -52,10 +61,29 @@ ABSL_FLAG(int, failure_simulation_interval_s, 60,
           "fleetplan_zone_failure_* gauges (0: off)");
 ABSL_FLAG(int, shutdown_grace_ms, 5000, "how long in-flight RPCs may run after SIGINT/SIGTERM");
 
+namespace {
+
+// Whether the command line names --http_listen (absl 20220623 keeps that query private).
+bool HttpListenGiven(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--") break;
+    for (std::string_view prefix : {"--http_listen", "-http_listen"}) {
+      if (a.substr(0, prefix.size()) == prefix &&
+          (a.size() == prefix.size() || a[prefix.size()] == '=')) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "fleetpland: plans where LLMs run on a GPU fleet.\nUsage: fleetpland [--listen=HOST:PORT] "
-      "[--db=FILE] [--metrics_listen=HOST:PORT]");
+      "[--db=FILE] [--metrics_listen=HOST:PORT] [--http_listen=HOST:PORT]");
   absl::SetFlagsUsageConfig(
       {.version_string = [] { return std::string("fleetpland ") + fleetplan::kVersion + "\n"; }});
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
@@ -83,6 +111,8 @@ int main(int argc, char** argv) {
   }
   fleetplan::server::ServerOptions options{
       .listen = absl::GetFlag(FLAGS_listen),
+      .http_listen = absl::GetFlag(FLAGS_http_listen),
+      .http_port_file = absl::GetFlag(FLAGS_http_port_file),
       .metrics_listen = absl::GetFlag(FLAGS_metrics_listen),
       .metrics_detail = *detail,
       .port_file = absl::GetFlag(FLAGS_port_file),
@@ -90,12 +120,22 @@ int main(int argc, char** argv) {
       .insecure_listen_any = absl::GetFlag(FLAGS_insecure_listen_any),
       .insecure_allow_anonymous = absl::GetFlag(FLAGS_insecure_allow_anonymous),
       .insecure_metrics_listen_any = absl::GetFlag(FLAGS_insecure_metrics_listen_any),
+      .insecure_http_listen_any = absl::GetFlag(FLAGS_insecure_http_listen_any),
       .tls = {.cert_file = absl::GetFlag(FLAGS_tls_cert),
               .key_file = absl::GetFlag(FLAGS_tls_key),
               .client_ca_file = absl::GetFlag(FLAGS_tls_client_ca)},
       .auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file),
       .store = {.path = absl::GetFlag(FLAGS_db)},
   };
+  // The console's default listener cannot check client certificates: with --tls_client_ca and no
+  // tokens it stays off (said so) rather than open a door the gRPC listener keeps shut; asked
+  // for explicitly, the server refuses to start instead (server.cc).
+  if (!options.tls.client_ca_file.empty() && options.auth_tokens_file.empty() &&
+      !HttpListenGiven(argc, argv)) {
+    options.http_listen.clear();
+    std::printf("web console off: callers authenticate by client certificate, which the HTTP API "
+                "cannot check (give --auth_tokens_file to serve it)\n");
+  }
   const int simulate_s = absl::GetFlag(FLAGS_failure_simulation_interval_s);
   if (simulate_s < 0) {
     std::fprintf(stderr, "fleetpland: failure_simulation_interval_s=%d must be >= 0\n", simulate_s);
@@ -125,6 +165,11 @@ int main(int argc, char** argv) {
   if ((*server)->metrics_port() != 0) {
     std::printf("metrics: http://%s/metrics (port %d)\n", options.metrics_listen.c_str(),
                 (*server)->metrics_port());
+  }
+  if ((*server)->http_port() != 0) {
+    const std::string& http = options.http_listen;
+    std::printf("web console: http://%s:%d/ (HTTP API under /api/v1/)\n",
+                http.substr(0, http.rfind(':')).c_str(), (*server)->http_port());
   }
   std::printf("stop with Ctrl-C or: kill -TERM %d\n", static_cast<int>(getpid()));
   std::fflush(stdout);

@@ -14,6 +14,7 @@
 #include "planner/common/version.h"
 #include "planner/placement/headroom.h"
 #include "prometheus/text_serializer.h"
+#include "server/grpc_status.h"
 
 namespace fleetplan::server {
 namespace {
@@ -171,26 +172,6 @@ class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptor
   Metrics* metrics_;
 };
 
-const char* CodeName(int code) {
-  static const char* const kNames[] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
-  return code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
-}
 
 }  // namespace
 
@@ -457,7 +438,7 @@ Metrics::~Metrics() {
 }
 
 void Metrics::RecordRpc(const std::string& method, int code, double seconds) {
-  rpcs_->Add({{"method", method}, {"code", CodeName(code)}}).Increment();
+  rpcs_->Add({{"method", method}, {"code", CodeName(static_cast<grpc::StatusCode>(code))}}).Increment();
   rpc_seconds_
       ->Add({{"method", method}},
             prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,

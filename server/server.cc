@@ -93,6 +93,33 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (!options.metrics_listen.empty()) {
     RETURN_IF_ERROR(ValidateListenAddress("metrics_listen", options.metrics_listen));
   }
+  if (!options.http_listen.empty()) {
+    RETURN_IF_ERROR(ValidateListenAddress("http_listen", options.http_listen));
+    if (absl::StartsWith(options.http_listen, "unix")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "http_listen=\"", options.http_listen, "\": the HTTP API listens on host:port only"));
+    }
+    if (!IsLoopbackAddress(options.http_listen)) {
+      if (!options.insecure_http_listen_any) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "http_listen=\"", options.http_listen,
+            "\" is not a loopback address and the HTTP API is plain HTTP: serve it through a "
+            "TLS-terminating proxy on this machine, or give --insecure_http_listen_any"));
+      }
+      if (options.auth_tokens_file.empty() && !options.insecure_allow_anonymous) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "http_listen=\"", options.http_listen,
+            "\" is not a loopback address and the HTTP API authenticates by bearer token only: "
+            "give --auth_tokens_file, or --insecure_allow_anonymous"));
+      }
+    }
+    if (!options.tls.client_ca_file.empty() && options.auth_tokens_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "http_listen=\"", options.http_listen, "\": gRPC callers are authenticated by client "
+          "certificate (tls_client_ca), which the HTTP API cannot check: give --auth_tokens_file "
+          "too, or leave http_listen empty"));
+    }
+  }
   if (!IsLoopbackAddress(options.listen)) {
     if (!options.tls.enabled() && !options.insecure_listen_any) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -272,9 +299,25 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
     health->SetServingStatus(service, true);
   }
 
+  if (!options.http_listen.empty()) {
+    // Answers are bounded by the services' pages, not by the client default of 4 MiB.
+    grpc::ChannelArguments channel_args;
+    channel_args.SetMaxReceiveMessageSize(-1);
+    channel_args.SetMaxSendMessageSize(static_cast<int>(kMaxReceiveMessageBytes));
+    auto gateway = HttpGateway::Start({.listen = options.http_listen,
+                                       .max_body_bytes = kMaxReceiveMessageBytes,
+                                       .loopback_hosts_only = IsLoopbackAddress(options.http_listen)},
+                                      server->server_->InProcessChannel(channel_args));
+    if (!gateway.ok()) {
+      server->Shutdown(std::chrono::milliseconds(0));
+      return gateway.status();
+    }
+    server->http_ = *std::move(gateway);
+  }
   for (const auto& [field, path, port] :
        {std::tuple{"port_file", options.port_file, server->port_},
-        std::tuple{"metrics_port_file", options.metrics_port_file, server->metrics_port()}}) {
+        std::tuple{"metrics_port_file", options.metrics_port_file, server->metrics_port()},
+        std::tuple{"http_port_file", options.http_port_file, server->http_port()}}) {
     if (path.empty()) continue;
     if (absl::Status written = WritePortFile(field, path, port); !written.ok()) {
       server->Shutdown(std::chrono::milliseconds(0));
@@ -292,6 +335,8 @@ void FleetplanServer::Shutdown(std::chrono::milliseconds grace) {
   if (auto* health = server_->GetHealthCheckService(); health != nullptr) health->Shutdown();
   // Streams end first (they would otherwise hold the drain until its deadline).
   if (headroom_service_ != nullptr) headroom_service_->Shutdown();
+  // The HTTP API's calls go through this server: closed (its open requests answered) before it.
+  if (http_ != nullptr) http_->Stop();
   if (failure_watch_ != nullptr) failure_watch_->Shutdown();
   if (dcgm_ != nullptr) dcgm_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);

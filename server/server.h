@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
 #include "server/admission.h"
+#include "server/http_gateway.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
 #include "storage/live_fleet.h"
@@ -47,6 +48,8 @@ class FleetplanServer {
   // The metrics port actually bound, or 0 when the exporter is off.
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   Metrics& metrics() { return *metrics_; }
+  // The HTTP API's port, or 0 when it is off.
+  int http_port() const { return http_ ? http_->port() : 0; }
 
   void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
   void Wait();
@@ -70,8 +73,10 @@ class FleetplanServer {
   std::unique_ptr<PlannerServiceImpl> planner_service_;
   std::unique_ptr<FailureWatch> failure_watch_;
   std::unique_ptr<DcgmObserver> dcgm_;
-  // Declared last: destroyed first, before the services it calls.
+  // Destroyed before the services it calls (only http_ goes earlier).
   std::unique_ptr<grpc::Server> server_;
+  // Calls server_ in process: destroyed before it.
+  std::unique_ptr<HttpGateway> http_;
   int port_ = 0;
 };
 

@@ -24,6 +24,13 @@ struct ServerOptions {
   // gRPC listen address, "host:port". Port 0 picks a free port (printed, and written to
   // port_file when set).
   std::string listen = "127.0.0.1:50051";
+  // The HTTP/JSON API and the web console (server/http_gateway.h), "host:port"; empty: off (the
+  // fleetpland flag's default is 127.0.0.1:8080). Plain HTTP (http_gateway.h says why): a
+  // non-loopback address needs insecure_http_listen_any (behind a TLS proxy) and bearer tokens
+  // unless insecure_allow_anonymous (it cannot check client certificates).
+  std::string http_listen;
+  // Where to write the chosen HTTP port (with http_listen port 0).
+  std::string http_port_file;
   // Prometheus /metrics listen address; empty disables the exporter.
   std::string metrics_listen = "127.0.0.1:9464";
   // Fleet series per GPU (default), per node or per pool only (server/metrics.h has the series
@@ -41,6 +48,8 @@ struct ServerOptions {
   // /metrics is plain HTTP: a non-loopback metrics_listen needs this (with tokens configured,
   // /metrics then asks for a bearer token like any reader call).
   bool insecure_metrics_listen_any = false;
+  // The HTTP API and console on a non-loopback address (plain HTTP: behind a TLS proxy).
+  bool insecure_http_listen_any = false;
   TlsOptions tls;
   // Bearer tokens ("<token> <reader|writer>" per line). Empty: no authentication (loopback
   // default).

@@ -28,7 +28,7 @@ class CliFlowTest : public ::testing::Test {
     std::ofstream(dir_ + "/writer") << "writer-token-0123456789abcdef\n";
     std::ofstream(dir_ + "/reader") << "reader-token-0123456789abcdef\n";
     server_ = testing::Process::Start(
-        {FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=", "--db=" + dir_ + "/fleet.db",
+        {FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=", "--http_listen=", "--db=" + dir_ + "/fleet.db",
          "--port_file=" + dir_ + "/port", "--auth_tokens_file=" + dir_ + "/tokens"},
         dir_ + "/server.log");
     ASSERT_TRUE(server_.has_value());

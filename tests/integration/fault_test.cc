@@ -236,7 +236,7 @@ TEST_F(FaultTest, KilledServerKeepsEveryAcknowledgedCommit) {
   MakeFleet(dir_ + "/fleet.db", 20);
   for (int round = 0; round < 3; ++round) {
     auto server = testing::Process::Start(
-        {FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=", "--db=" + dir_ + "/fleet.db",
+        {FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=", "--http_listen=", "--db=" + dir_ + "/fleet.db",
          "--port_file=" + dir_ + "/port"},
         dir_ + "/server.log");
     ASSERT_TRUE(server.has_value());

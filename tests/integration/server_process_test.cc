@@ -43,7 +43,7 @@ class ServerProcessTest : public ::testing::Test {
   // Starts fleetpland and returns its port (0 on failure).
   int StartServer(std::optional<Process>& process) {
     process =
-        Process::Start({FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+        Process::Start({FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--http_listen=",
                         "--db=" + dir_ + "/fleet.db", "--port_file=" + dir_ + "/port"},
                        dir_ + "/server.log");
     if (!process) return 0;
@@ -107,7 +107,7 @@ TEST_F(ServerProcessTest, ServesHealthAndShutsDownCleanly) {
 
 TEST_F(ServerProcessTest, RefusesNonLoopbackWithoutTls) {
   ProcessResult r = RunProcess(
-      {FLEETPLAND_PATH, "--listen=0.0.0.0:0", "--metrics_listen=", "--db=" + dir_ + "/fleet.db"});
+      {FLEETPLAND_PATH, "--listen=0.0.0.0:0", "--metrics_listen=", "--http_listen=", "--db=" + dir_ + "/fleet.db"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("listen=\"0.0.0.0:0\" is not a loopback address"), std::string::npos)
       << r.err;
@@ -115,7 +115,7 @@ TEST_F(ServerProcessTest, RefusesNonLoopbackWithoutTls) {
 
 TEST_F(ServerProcessTest, UnwritableDatabaseFailsWithClearError) {
   ProcessResult r = RunProcess({FLEETPLAND_PATH, "--listen=127.0.0.1:0",
-                                "--metrics_listen=", "--db=" + dir_ + "/missing/dir/fleet.db"});
+                                "--metrics_listen=", "--http_listen=", "--db=" + dir_ + "/missing/dir/fleet.db"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("fleet.db"), std::string::npos) << r.err;
 }

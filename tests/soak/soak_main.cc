@@ -418,7 +418,7 @@ int Run(const Options& o) {
     return 1;
   }
   auto server =
-      testing::Process::Start({o.fleetpland, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+      testing::Process::Start({o.fleetpland, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--http_listen=",
                                "--db=" + dir + "/fleet.db", "--port_file=" + dir + "/port",
                                "--metrics_port_file=" + dir + "/metrics_port"},
                               dir + "/server.log");
