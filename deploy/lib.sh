@@ -39,3 +39,23 @@ fleetplan_install_packages() {
 
 # fleetplan_jobs: parallel build jobs (all cores).
 fleetplan_jobs() { nproc 2>/dev/null || echo 2; }
+
+# fleetplan_install_browser_test: Node.js and npm (Debian's, unless the machine has its own) and
+# the browser test's npm modules (tests/browser: puppeteer-core, no browser download; Chromium is
+# Debian's, from deploy/packages-test.txt). `npm ci` runs again only when package-lock.json changed.
+fleetplan_install_browser_test() {
+  local dir sudo=""
+  dir="$(fleetplan_root)/tests/browser"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "fleetplan: installing Debian's nodejs and npm (the browser test's driver)"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -q
+    $sudo apt-get install -y -q --no-install-recommends nodejs npm
+  fi
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.fleetplan-installed-lock" 2>/dev/null; then
+    echo "fleetplan: npm ci in tests/browser"
+    (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) &&
+      cp "$dir/package-lock.json" "$dir/node_modules/.fleetplan-installed-lock"
+  fi
+}

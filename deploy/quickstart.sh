@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds fleetplan (Release, build/), and runs fleetpland in the
-# foreground on 127.0.0.1:50051 with the SQLite database ./fleetplan.db and Prometheus metrics on
-# 127.0.0.1:9464. Stop it with Ctrl-C.
+# foreground on 127.0.0.1:50051 with the SQLite database ./fleetplan.db, Prometheus metrics on
+# 127.0.0.1:9464 and the web console (and the HTTP/JSON API) on http://127.0.0.1:8080/. Stop it
+# with Ctrl-C.
 #
-# Environment overrides: FLEETPLAN_LISTEN, FLEETPLAN_DB, FLEETPLAN_METRICS_LISTEN.
+# Environment overrides: FLEETPLAN_LISTEN, FLEETPLAN_DB, FLEETPLAN_METRICS_LISTEN,
+# FLEETPLAN_HTTP_LISTEN.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(fleetplan_root)"
@@ -11,6 +13,7 @@ cd "$(fleetplan_root)"
 listen=${FLEETPLAN_LISTEN:-127.0.0.1:50051}
 db=${FLEETPLAN_DB:-./fleetplan.db}
 metrics=${FLEETPLAN_METRICS_LISTEN:-127.0.0.1:9464}
+http=${FLEETPLAN_HTTP_LISTEN:-127.0.0.1:8080}
 
 fleetplan_install_packages
 
@@ -20,7 +23,7 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLEETPLAN_BUILD_TESTS=
 cmake --build build -j "$(fleetplan_jobs)" --target fleetpland fleetplan
 
 echo "== Starting fleetpland (gRPC $listen, metrics http://$metrics/metrics, database $db)"
-./build/server/fleetpland --listen="$listen" --db="$db" --metrics_listen="$metrics" &
+./build/server/fleetpland --listen="$listen" --db="$db" --metrics_listen="$metrics" --http_listen="$http" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' INT TERM
 if ./build/clients/fleetplan health --server="$listen" --wait --timeout=20; then
@@ -39,7 +42,9 @@ if ./build/clients/fleetplan health --server="$listen" --wait --timeout=20; then
   echo "== A sample plan for deploy/examples/deployments.json (nothing is committed)"
   ./build/clients/fleetplan plan --server="$listen" --deployment=deploy/examples/deployments.json || true
   echo
-  echo "fleetpland is serving on $listen (metrics: http://$metrics/metrics). Try:"
+  echo "fleetpland is serving on $listen (metrics: http://$metrics/metrics)."
+  echo "Web console: http://$http/   (HTTP/JSON API: http://$http/api/v1/<Service>/<Method>)"
+  echo "Try:"
   echo "  ./build/clients/fleetplan nodes list --server=$listen"
   echo "  ./build/clients/fleetplan models list --server=$listen"
   echo "  ./build/clients/fleetplan headroom --server=$listen --by=gpu-type --watch"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and runs every test three ways; exits non-zero on any
 # failure. This is what CI runs (.ci/run).
-#   1. Debug (gcc, warnings as errors): every test, including a 60-second soak of a real server.
+#   1. Debug (gcc, warnings as errors): every test, including a 60-second soak of a real server
+#      and the web console in Debian's headless Chromium (FLEETPLAN_SKIP_BROWSER_TEST=1 skips it,
+#      and says so).
 #   2. ASan + UBSan (clang): every test again, and each libFuzzer target (tests/fuzz) for
 #      FLEETPLAN_FUZZ_SECONDS on its checked-in corpus.
 #   3. ThreadSanitizer (gcc): the tests labelled "tsan", of shared state TSan can see whole (store,
@@ -13,6 +15,7 @@ start=$(date +%s)
 stage() { echo "== $* ($(( $(date +%s) - start )) s)"; }
 
 fleetplan_install_packages deploy/packages-test.txt
+fleetplan_install_browser_test
 launcher=()
 command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
