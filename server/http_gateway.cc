@@ -59,12 +59,17 @@ void Send(mg_connection* conn, int status, absl::string_view content_type, absl:
   mg_write(conn, body.data(), body.size());
 }
 
+// Bounded like the gRPC status messages (a parse error may quote the body), and valid UTF-8
+// whatever the input held (dump replaces what is not).
 std::string ErrorJson(grpc::StatusCode code, absl::string_view message) {
+  constexpr size_t kMaxMessage = 4096;
+  std::string text(message.substr(0, kMaxMessage));
+  if (message.size() > kMaxMessage) text += "... (truncated)";
   return nlohmann::json{{"error",
                          {{"code", HttpStatusFor(code)},
                           {"status", CodeName(code)},
-                          {"message", std::string(message)}}}}
-      .dump();
+                          {"message", std::move(text)}}}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void SendError(mg_connection* conn, grpc::StatusCode code, absl::string_view message,
@@ -165,7 +170,11 @@ absl::StatusOr<std::string> QueryToJson(const char* query, const Descriptor* typ
       object[field->json_name()] = v;
     }
   }
-  return object.dump();
+  try {
+    return object.dump();
+  } catch (const nlohmann::json::type_error&) {
+    return absl::InvalidArgumentError("query: a parameter is not valid UTF-8");
+  }
 }
 
 // JSON -> the request message, naming what is wrong ("body: ...").
@@ -223,12 +232,10 @@ class HttpGateway::ApiHandler final : public CivetHandler {
   explicit ApiHandler(HttpGateway* gateway) : gw_(gateway) {}
 
   bool handleGet(CivetServer* /*server*/, mg_connection* conn) override {
-    Handle(conn, /*post=*/false);
-    return true;
+    return Guarded(conn, /*post=*/false);
   }
   bool handlePost(CivetServer* /*server*/, mg_connection* conn) override {
-    Handle(conn, /*post=*/true);
-    return true;
+    return Guarded(conn, /*post=*/true);
   }
   bool handlePut(CivetServer*, mg_connection* conn) override { return NotAllowed(conn); }
   bool handleDelete(CivetServer*, mg_connection* conn) override { return NotAllowed(conn); }
@@ -236,6 +243,17 @@ class HttpGateway::ApiHandler final : public CivetHandler {
   bool handleOptions(CivetServer*, mg_connection* conn) override { return NotAllowed(conn); }
 
  private:
+  // Nothing a request holds may end the process: a library throwing is a 500, logged by nothing
+  // but the answer.
+  bool Guarded(mg_connection* conn, bool post) {
+    try {
+      Handle(conn, post);
+    } catch (const std::exception& e) {
+      SendError(conn, grpc::StatusCode::INTERNAL, absl::StrCat("the gateway failed: ", e.what()));
+    }
+    return true;
+  }
+
   bool NotAllowed(mg_connection* conn) {
     SendError(conn, grpc::StatusCode::UNIMPLEMENTED,
               "the API takes POST (every method) or GET (Get*, List*, WatchHeadroom)",

@@ -323,6 +323,8 @@ TEST_F(HttpApiTest, BadRequestsGetTheirStatusAndNameTheField) {
          "POST");
   expect(Get("/api/v1/InventoryService/ListNodes?nope=1"), 400, "nope");
   expect(Get("/api/v1/HeadroomService/GetFleetHeadroom?include_gpus=maybe"), 400, "maybe");
+  expect(Get("/api/v1/InventoryService/ListNodes?pool=%ff%fe"), 400, "UTF-8");
+  expect(Post("InventoryService/ListNodes", "{\"pool\": \"\xff\"}"), 400, "body");
   // Oversized: more than gRPC's own 16 MiB limit.
   const std::string huge = R"({"name": "x", "configJson": ")" + std::string(17 << 20, 'a') + "\"}";
   expect(Post("CatalogService/ImportModel", huge), 413, "bytes");
