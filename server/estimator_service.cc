@@ -65,6 +65,16 @@ absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(
   return spec;
 }
 
+absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> InlineModel(
+    const std::string& config_json, const std::string& quantization) {
+  absl::StatusOr<estimator::ModelSpec> parsed =
+      estimator::ParseModelConfig(config_json, {.quantization = quantization});
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("config_json: ", parsed.status().message()));
+  }
+  return std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
+}
+
 absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
     const v1::EstimateRequest& req) {
   std::shared_ptr<const estimator::ModelSpec> spec;
@@ -74,12 +84,7 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
       break;
     }
     case v1::EstimateRequest::kConfigJson: {
-      absl::StatusOr<estimator::ModelSpec> parsed =
-          estimator::ParseModelConfig(req.config_json(), {.quantization = req.quantization()});
-      if (!parsed.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("config_json: ", parsed.status().message()));
-      }
-      spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
+      ASSIGN_OR_RETURN(spec, InlineModel(req.config_json(), req.quantization()));
       break;
     }
     default:

@@ -50,6 +50,10 @@ absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(
     const ServiceDeps& deps, EstimateCache& cache, const std::string& name,
     const std::string& quantization);
 
+// An inline config.json parsed: INVALID_ARGUMENT naming config_json when it does not parse.
+absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> InlineModel(
+    const std::string& config_json, const std::string& quantization);
+
 class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService {
  public:
   EstimatorServiceImpl(ServiceDeps deps, EstimateCache* cache) : deps_(deps), cache_(cache) {}

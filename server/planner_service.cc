@@ -10,7 +10,6 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "planner/common/units.h"
-#include "planner/estimator/config_parser.h"
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/placement/headroom.h"
 #include "planner/placement/headroom_index.h"
@@ -298,8 +297,10 @@ absl::StatusOr<std::vector<placement::GpuType>> RecommendTypes(const ServiceDeps
       types.push_back(placement::GpuType{.name = g.name, .memory_bytes = g.memory_bytes});
     }
   }
-  std::sort(types.begin(), types.end(),
-            [](const placement::GpuType& a, const placement::GpuType& b) { return a.name < b.name; });
+  auto by_name = [](const placement::GpuType& a, const placement::GpuType& b) {
+    return a.name < b.name;
+  };
+  std::sort(types.begin(), types.end(), by_name);
   if (req.deployment().gpu_types().empty()) return types;
   std::vector<placement::GpuType> kept;
   for (int i = 0; i < req.deployment().gpu_types_size(); ++i) {
@@ -317,8 +318,7 @@ absl::StatusOr<std::vector<placement::GpuType>> RecommendTypes(const ServiceDeps
       kept.push_back(*it);
     }
   }
-  std::sort(kept.begin(), kept.end(),
-            [](const placement::GpuType& a, const placement::GpuType& b) { return a.name < b.name; });
+  std::sort(kept.begin(), kept.end(), by_name);
   return kept;
 }
 
@@ -346,12 +346,7 @@ ServerUnaryReactor* PlannerServiceImpl::Recommend(CallbackServerContext* c,
     if (!in.has_max_tp()) d.max_tp = gpus_per_node;
     std::shared_ptr<const estimator::ModelSpec> spec;
     if (!req->config_json().empty()) {
-      absl::StatusOr<estimator::ModelSpec> parsed =
-          estimator::ParseModelConfig(req->config_json(), {.quantization = req->quantization()});
-      if (!parsed.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("config_json: ", parsed.status().message()));
-      }
-      spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
+      ASSIGN_OR_RETURN(spec, InlineModel(req->config_json(), req->quantization()));
     } else {
       auto found = CatalogModel(deps_, *cache_, d.model, req->quantization());
       if (!found.ok()) {
