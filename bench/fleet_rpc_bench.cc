@@ -36,7 +36,7 @@
 #include "planner/estimator/estimator.h"
 #include "planner/placement/planner.h"
 #include "server/server.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "tests/testing/data.h"
 
 namespace fleetplan {
@@ -72,7 +72,7 @@ const std::string& FleetDatabase(int64_t nodes) {
   if (it != built->end()) return it->second;
   const std::string path = TempPath(absl::StrCat(nodes, ".db"));
   std::filesystem::remove(path);
-  auto store = storage::SqliteStore::Open({.path = path});
+  auto store = storage::SqlStore::Open({.path = path});
   if (!store.ok()) std::abort();
   (void)(*store)->CreateGpuType({.name = "A100-40GB", .memory_bytes = 42505273344});
   (void)(*store)->CreateGpuType({.name = "H100", .memory_bytes = 85017493504});
@@ -220,7 +220,7 @@ BENCHMARK(BM_PlanOneDeploymentFullHeadroom)->Arg(10000)->Unit(benchmark::kMillis
 // The same deployments on the same fleet, straight into the planner (no RPC, no store).
 void BM_PurePlanner(benchmark::State& state) {
   const int64_t nodes = state.range(0);
-  auto store = storage::SqliteStore::Open({.path = FleetDatabase(nodes)});
+  auto store = storage::SqlStore::Open({.path = FleetDatabase(nodes)});
   auto snap = (*store)->LoadSnapshot();
   const placement::PackingState base(*snap);
   std::map<std::string, estimator::ModelSpec> specs;
@@ -435,7 +435,7 @@ void BM_ImportNodes(benchmark::State& state) {
     std::filesystem::remove(path);
     std::filesystem::remove(path + "-wal");
     {
-      auto store = storage::SqliteStore::Open({.path = path});
+      auto store = storage::SqlStore::Open({.path = path});
       (void)(*store)->CreateGpuType({.name = "A100-40GB", .memory_bytes = 42505273344});
       (void)(*store)->CreateGpuType({.name = "H100", .memory_bytes = 85017493504});
     }

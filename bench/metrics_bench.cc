@@ -9,18 +9,18 @@
 
 #include "benchmark/benchmark.h"
 #include "server/metrics.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "storage/store_test_util.h"
 
 namespace fleetplan::server {
 namespace {
 
-storage::SqliteStore& BigFleet() {
-  static storage::SqliteStore* store = [] {
+storage::SqlStore& BigFleet() {
+  static storage::SqlStore* store = [] {
     const std::string path = std::filesystem::temp_directory_path() /
                              ("fleetplan_metrics_bench_" + std::to_string(::getpid()) + ".db");
     std::filesystem::remove(path);
-    auto s = storage::SqliteStore::Open({.path = path});
+    auto s = storage::SqlStore::Open({.path = path});
     (*s)->CreateGpuType(storage::testing::MakeGpuType("H100", 80 * kGiB)).IgnoreError();
     for (int i = 0; i < 10000; ++i) {
       char name[32];

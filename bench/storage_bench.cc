@@ -10,7 +10,7 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "storage/store_test_util.h"
 
 namespace fleetplan::storage {
@@ -32,11 +32,11 @@ std::string BenchDir() {
 
 // A store with 10,000 nodes of 8 GPUs (H100/A100 mixed, 4 pools) and one 2-GPU placement on
 // every fourth node. Built once per process.
-SqliteStore& BigFleet() {
-  static SqliteStore* store = [] {
+SqlStore& BigFleet() {
+  static SqlStore* store = [] {
     const std::string path = BenchDir() + "/big.db";
     std::filesystem::remove(path);
-    auto s = SqliteStore::Open({.path = path});
+    auto s = SqlStore::Open({.path = path});
     (*s)->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).IgnoreError();
     (*s)->CreateGpuType(MakeGpuType("A100", 80 * kGiB)).IgnoreError();
     (*s)->CreateModel(MakeModel("m")).IgnoreError();
@@ -62,7 +62,7 @@ SqliteStore& BigFleet() {
 }
 
 void BM_LoadSnapshot_10kNodes_80kGpus(benchmark::State& state) {
-  SqliteStore& store = BigFleet();
+  SqlStore& store = BigFleet();
   int64_t gpus = 0;
   for (auto _ : state) {
     auto snap = store.LoadSnapshot();
@@ -75,7 +75,7 @@ void BM_LoadSnapshot_10kNodes_80kGpus(benchmark::State& state) {
 BENCHMARK(BM_LoadSnapshot_10kNodes_80kGpus)->Unit(benchmark::kMillisecond);
 
 void BM_CommitPlacement(benchmark::State& state) {
-  SqliteStore& store = BigFleet();
+  SqlStore& store = BigFleet();
   std::mt19937_64 rng(7);
   int64_t i = 0;
   for (auto _ : state) {

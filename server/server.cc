@@ -220,7 +220,7 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   RETURN_IF_ERROR(CheckAuthentication(options));
 
   auto server = std::unique_ptr<FleetplanServer>(new FleetplanServer());
-  ASSIGN_OR_RETURN(server->store_, storage::SqliteStore::Open(options.store));
+  ASSIGN_OR_RETURN(server->store_, storage::SqlStore::Open(options.store));
   server->fleet_ = std::make_unique<storage::LiveFleet>(server->store_.get());
   // Read the fleet now, so the first plan does not pay for it (and a broken store fails start).
   RETURN_IF_ERROR(server->fleet_->Current().status());

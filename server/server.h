@@ -19,7 +19,7 @@
 #include "server/metrics.h"
 #include "server/server_options.h"
 #include "storage/live_fleet.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 
 namespace fleetplan::server {
 
@@ -41,7 +41,7 @@ class FleetplanServer {
   static absl::StatusOr<std::unique_ptr<FleetplanServer>> Start(const ServerOptions& options);
   ~FleetplanServer();
 
-  storage::SqliteStore& store() { return *store_; }
+  storage::SqlStore& store() { return *store_; }
   storage::LiveFleet& fleet() { return *fleet_; }
   // The gRPC port actually bound (useful with port 0).
   int port() const { return port_; }
@@ -57,7 +57,7 @@ class FleetplanServer {
  private:
   FleetplanServer() = default;
 
-  std::unique_ptr<storage::SqliteStore> store_;
+  std::unique_ptr<storage::SqlStore> store_;
   std::unique_ptr<storage::LiveFleet> fleet_;  // over store_
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<Authorizer> auth_;

@@ -8,7 +8,7 @@
 
 #include "absl/status/status.h"
 #include "server/metrics_detail.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 
 namespace fleetplan::server {
 

@@ -15,8 +15,9 @@
 #include "planner/common/units.h"
 #include "planner/placement/headroom.h"
 #include "planner/placement/planner.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "storage/store_test_util.h"
+#include "storage/testing/postgres_server.h"
 
 namespace fleetplan::storage {
 namespace {
@@ -59,13 +60,27 @@ void ExpectSameFleet(const placement::FleetSnapshot& a, const placement::FleetSn
   for (size_t i = 0; i < a.nodes.size(); ++i) ExpectSameNode(a.nodes[i], b.nodes[i]);
 }
 
-class LiveFleetTest : public ::testing::Test {
+// Two stores on one database, as two servers would be: one SQLite file, or one PostgreSQL
+// database (the replicas of issue "several fleetpland on PostgreSQL").
+class LiveFleetTest : public ::testing::TestWithParam<bool> {
  protected:
+  bool Postgres() const { return GetParam(); }
   void SetUp() override {
     dir_ =
         std::filesystem::path(::testing::TempDir()) / ("live_fleet_" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
+    target_ = (dir_ / "fleet.db").string();
+    if (Postgres()) {
+      if (testing::PostgresServer::SkipRequested()) GTEST_SKIP() << "FLEETPLAN_SKIP_POSTGRES_TEST=1";
+      std::string why;
+      testing::PostgresServer* server = testing::SharedPostgresServer(&why);
+      ASSERT_NE(server, nullptr) << "cannot start PostgreSQL: " << why;
+      auto uri = server->CreateDatabase(
+          std::string("live_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+      ASSERT_TRUE(uri.ok()) << uri.status();
+      target_ = *uri;
+    }
     a_ = Open();
     b_ = Open();
   }
@@ -74,13 +89,12 @@ class LiveFleetTest : public ::testing::Test {
     b_.reset();
     std::filesystem::remove_all(dir_);
   }
-  std::unique_ptr<SqliteStore> Open() {
-    auto store = SqliteStore::Open(
-        {.path = (dir_ / "fleet.db").string(), .now_unix_ms = [this] { return now_.load(); }});
+  std::unique_ptr<SqlStore> Open() {
+    auto store = SqlStore::Open({.path = target_, .now_unix_ms = [this] { return now_.load(); }});
     EXPECT_TRUE(store.ok()) << store.status();
     return std::move(*store);
   }
-  absl::StatusOr<CommitResult> Commit(SqliteStore& s, const std::string& id,
+  absl::StatusOr<CommitResult> Commit(SqlStore& s, const std::string& id,
                                       std::vector<Placement> placements, int64_t ttl_ms = 0) {
     auto gen = s.FleetGeneration();
     if (!gen.ok()) return gen.status();
@@ -116,11 +130,12 @@ class LiveFleetTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
+  std::string target_;
   std::atomic<int64_t> now_{1'700'000'000'000};
-  std::unique_ptr<SqliteStore> a_, b_;
+  std::unique_ptr<SqlStore> a_, b_;
 };
 
-TEST_F(LiveFleetTest, FollowsEveryKindOfWriteFromEitherStore) {
+TEST_P(LiveFleetTest, FollowsEveryKindOfWriteFromEitherStore) {
   ASSERT_TRUE(a_->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
   for (int i = 0; i < 12; ++i)
     ASSERT_TRUE(a_->CreateNode(MakeNode(absl::StrCat("n", i), 8, "H100")).ok());
@@ -130,7 +145,7 @@ TEST_F(LiveFleetTest, FollowsEveryKindOfWriteFromEitherStore) {
   std::vector<int64_t> placed;
   int next_node = 12;
   for (int step = 0; step < 120; ++step) {
-    SqliteStore& s = rng() % 2 ? *a_ : *b_;  // half the writes come from "another process"
+    SqlStore& s = rng() % 2 ? *a_ : *b_;  // half the writes come from "another process"
     const std::string node = absl::StrCat("n", rng() % 12);
     switch (rng() % 9) {
       case 0:
@@ -172,7 +187,7 @@ TEST_F(LiveFleetTest, FollowsEveryKindOfWriteFromEitherStore) {
   EXPECT_LT(stats.nodes_reread, stats.incremental_reads * 4) << "a few nodes per refresh";
 }
 
-TEST_F(LiveFleetTest, ReservationExpiresWithoutAWrite) {
+TEST_P(LiveFleetTest, ReservationExpiresWithoutAWrite) {
   ASSERT_TRUE(a_->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
   ASSERT_TRUE(a_->CreateNode(MakeNode("n1", 8, "H100")).ok());
   ASSERT_TRUE(Commit(*a_, "r", {MakePlacement("n1", {0}, 10 * kGiB)}, 1000).ok());
@@ -189,7 +204,7 @@ TEST_F(LiveFleetTest, ReservationExpiresWithoutAWrite) {
   EXPECT_EQ((*after)->generation(), (*before)->generation()) << "no write happened";
 }
 
-TEST_F(LiveFleetTest, ViewsNeverChangeAndShareUnchangedNodes) {
+TEST_P(LiveFleetTest, ViewsNeverChangeAndShareUnchangedNodes) {
   ASSERT_TRUE(a_->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
   for (int i = 0; i < 5; ++i)
     ASSERT_TRUE(a_->CreateNode(MakeNode(absl::StrCat("n", i), 8, "H100")).ok());
@@ -212,7 +227,7 @@ TEST_F(LiveFleetTest, ViewsNeverChangeAndShareUnchangedNodes) {
   EXPECT_EQ(live.Current()->get(), v2->get()) << "no write: the same view";
 }
 
-TEST_F(LiveFleetTest, GpuTypeChangeIsAFullRead) {
+TEST_P(LiveFleetTest, GpuTypeChangeIsAFullRead) {
   ASSERT_TRUE(a_->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
   ASSERT_TRUE(a_->CreateNode(MakeNode("n1", 8, "H100")).ok());
   LiveFleet live(a_.get());
@@ -224,7 +239,7 @@ TEST_F(LiveFleetTest, GpuTypeChangeIsAFullRead) {
 
 // Planners on views while writers commit from two stores: every view a reader gets is whole, and
 // the last one equals the store.
-TEST_F(LiveFleetTest, ConcurrentReadersAndWriters) {
+TEST_P(LiveFleetTest, ConcurrentReadersAndWriters) {
   ASSERT_TRUE(a_->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
   for (int i = 0; i < 16; ++i)
     ASSERT_TRUE(a_->CreateNode(MakeNode(absl::StrCat("n", i), 8, "H100")).ok());
@@ -233,7 +248,7 @@ TEST_F(LiveFleetTest, ConcurrentReadersAndWriters) {
   std::vector<std::thread> threads;
   for (int w = 0; w < 2; ++w) {
     threads.emplace_back([&, w] {
-      SqliteStore& s = w == 0 ? *a_ : *b_;
+      SqlStore& s = w == 0 ? *a_ : *b_;
       for (int i = 0; i < 60; ++i) {
         (void)Commit(s, absl::StrCat("w", w, "-", i),
                      {MakePlacement(absl::StrCat("n", (i * 7 + w) % 16), {i % 8}, 2 * kGiB)});
@@ -256,6 +271,11 @@ TEST_F(LiveFleetTest, ConcurrentReadersAndWriters) {
   for (auto& t : threads) t.join();
   ExpectCurrent(live);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, LiveFleetTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return param.param ? "Postgres" : "SqliteFile";
+                         });
 
 }  // namespace
 }  // namespace fleetplan::storage

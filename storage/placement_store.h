@@ -3,7 +3,7 @@
 
 // PlacementStore: the narrow interface the server uses to read and change fleetplan's state (GPU
 // inventory, model catalog, placements). Domain structs in and out (planner/placement/fleet.h),
-// never protos. Implementation: SqliteStore (storage/sqlite_store.h), on a file or ":memory:".
+// never protos. Implementation: SqlStore (storage/sql_store.h), on a file or ":memory:".
 //
 // Error codes (DESIGN.md): INVALID_ARGUMENT malformed input (names the field and value), NOT_FOUND,
 // ALREADY_EXISTS, FAILED_PRECONDITION (refused in the current state, e.g. deleting a node that

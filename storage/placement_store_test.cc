@@ -1,4 +1,4 @@
-// SqliteStore behaviour, every operation and its errors, on a real database file in a temp dir and
+// SqlStore behaviour, every operation and its errors, on a real database file in a temp dir and
 // on ":memory:" (the in-memory store server tests use: the same code, so it cannot drift from the
 // real semantics the way a hand-written fake would).
 
@@ -12,8 +12,9 @@
 #include "gtest/gtest.h"
 #include "planner/common/limits.h"
 #include "planner/placement/fit.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "storage/store_test_util.h"
+#include "storage/testing/postgres_server.h"
 
 namespace fleetplan::storage {
 namespace {
@@ -25,18 +26,51 @@ using testing::MakeModel;
 using testing::MakeNode;
 using testing::MakePlacement;
 
-class StoreTest : public ::testing::TestWithParam<bool> {
+// Where the store under test keeps its data: a SQLite file, SQLite in memory, or a database on
+// a PostgreSQL server this test binary started (storage/testing/postgres_server.h).
+enum class Backend { kFile, kMemory, kPostgres };
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("store_test_" + std::to_string(::getpid()) + "_" + (GetParam() ? "mem" : "file"));
+           ("store_test_" + std::to_string(::getpid()) + "_" +
+            std::to_string(static_cast<int>(GetParam())));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    auto store = SqliteStore::Open({.path = GetParam() ? ":memory:" : (dir_ / "fleet.db").string(),
-                                    .now_unix_ms = [this] { return now_.load(); }});
+    if (GetParam() == Backend::kPostgres && testing::PostgresServer::SkipRequested()) {
+      GTEST_SKIP() << "FLEETPLAN_SKIP_POSTGRES_TEST=1";
+    }
+    target_ = Target();
+    ASSERT_FALSE(target_.empty());
+    auto store = Reopen();
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
+  std::string Target() {
+    switch (GetParam()) {
+      case Backend::kFile:
+        return (dir_ / "fleet.db").string();
+      case Backend::kMemory:
+        return ":memory:";
+      case Backend::kPostgres:
+        break;
+    }
+    std::string why;
+    testing::PostgresServer* server = testing::SharedPostgresServer(&why);
+    if (server == nullptr) {
+      ADD_FAILURE() << "cannot start PostgreSQL: " << why;
+      return "";
+    }
+    auto uri = server->CreateDatabase(
+        "store_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    EXPECT_TRUE(uri.ok()) << uri.status();
+    return uri.ok() ? *uri : "";
+  }
+  absl::StatusOr<std::unique_ptr<SqlStore>> Reopen() {
+    return SqlStore::Open({.path = target_, .now_unix_ms = [this] { return now_.load(); }});
+  }
+  bool InMemory() const { return GetParam() == Backend::kMemory; }
   void TearDown() override {
     store_.reset();
     std::filesystem::remove_all(dir_);
@@ -60,8 +94,9 @@ class StoreTest : public ::testing::TestWithParam<bool> {
   }
 
   std::filesystem::path dir_;
+  std::string target_;
   std::atomic<int64_t> now_{1'700'000'000'000};
-  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<SqlStore> store_;
 };
 
 TEST_P(StoreTest, GpuTypesCrud) {
@@ -638,27 +673,36 @@ TEST_P(StoreTest, ConcurrentCommitsShareTransactionsAndFailAlone) {
   EXPECT_EQ(static_cast<int>(placements->size()), ok.load());
   const int64_t batches = store_->group_batches() - batches_before;
   // On a file every commit waits for its fsync, so writes queue behind it and batch.
-  if (!GetParam()) {
+  if (!InMemory()) {
     EXPECT_LT(batches, 8 * 30) << "writes shared transactions";
   }
   std::printf("%d writes in %lld group transactions\n", 8 * 30, static_cast<long long>(batches));
 }
 
 TEST_P(StoreTest, SurvivesReopen) {
-  if (GetParam()) GTEST_SKIP() << "an in-memory store does not survive closing";
+  if (InMemory()) GTEST_SKIP() << "an in-memory store does not survive closing";
   Fleet();
   auto r = Commit("r", {MakePlacement("n1", {0, 1}, 10 * kGiB)});
   ASSERT_TRUE(r.ok());
   store_.reset();
-  auto reopened = SqliteStore::Open({.path = (dir_ / "fleet.db").string()});
+  auto reopened = Reopen();
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*reopened)->LoadSnapshot()->FindNode("n1")->gpus[1].committed_bytes, 10 * kGiB);
   EXPECT_TRUE((*reopened)->CheckIntegrity().ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(FileAndMemory, StoreTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& param) {
-                           return param.param ? "Memory" : "File";
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
+                         ::testing::Values(Backend::kFile, Backend::kMemory, Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& param) {
+                           switch (param.param) {
+                             case Backend::kFile:
+                               return "File";
+                             case Backend::kMemory:
+                               return "Memory";
+                             case Backend::kPostgres:
+                               return "Postgres";
+                           }
+                           return "Unknown";
                          });
 
 }  // namespace

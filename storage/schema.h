@@ -1,13 +1,15 @@
 #ifndef FLEETPLAN_STORAGE_SCHEMA_H_
 #define FLEETPLAN_STORAGE_SCHEMA_H_
 
-// The SQLite schema: an ordered list of migrations (entry i upgrades user_version i to i + 1),
-// applied in one transaction by MigrateDatabase. Never edit a migration that has shipped; append.
+// The schema: an ordered list of migrations per dialect (entry i upgrades version i to i + 1; the
+// version is SQLite's PRAGMA user_version or PostgreSQL's fleetplan_schema table), applied in one
+// write transaction by MigrateDatabase. Never edit a migration that has shipped; append one to
+// both lists.
 
 #include <cstdint>
 
 #include "absl/status/statusor.h"
-#include "storage/sqlite.h"
+#include "storage/sql.h"
 
 namespace fleetplan::storage {
 

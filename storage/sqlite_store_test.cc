@@ -1,4 +1,5 @@
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
+#include "storage/sqlite.h"
 
 #include <filesystem>
 #include <string>
@@ -24,7 +25,7 @@ class SqliteStoreTest : public ::testing::Test {
 };
 
 TEST_F(SqliteStoreTest, OpensNewFileAtCurrentVersion) {
-  auto store = SqliteStore::Open({.path = DbPath()});
+  auto store = SqlStore::Open({.path = DbPath()});
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->SchemaVersion(), CurrentSchemaVersion());
   auto generation = (*store)->FleetGeneration();
@@ -33,12 +34,12 @@ TEST_F(SqliteStoreTest, OpensNewFileAtCurrentVersion) {
 }
 
 TEST_F(SqliteStoreTest, ReopenKeepsVersionAndSettings) {
-  { ASSERT_TRUE(SqliteStore::Open({.path = DbPath()}).ok()); }
-  auto store = SqliteStore::Open({.path = DbPath()});
+  { ASSERT_TRUE(SqlStore::Open({.path = DbPath()}).ok()); }
+  auto store = SqlStore::Open({.path = DbPath()});
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->SchemaVersion(), CurrentSchemaVersion());
 
-  auto db = Database::Open(DbPath());
+  auto db = SqliteDatabase::Open(DbPath());
   ASSERT_TRUE(db.ok());
   auto journal = (*db)->Prepare("PRAGMA journal_mode");
   ASSERT_TRUE(journal.ok());
@@ -50,13 +51,13 @@ TEST_F(SqliteStoreTest, OpensDatabaseAtEveryOlderVersion) {
   for (int64_t v = 0; v < CurrentSchemaVersion(); ++v) {
     const std::string path = (dir_ / ("v" + std::to_string(v) + ".db")).string();
     {
-      auto db = Database::Open(path);
+      auto db = SqliteDatabase::Open(path);
       ASSERT_TRUE(db.ok());
       auto reached = MigrateDatabase(**db, v);
       ASSERT_TRUE(reached.ok()) << reached.status();
       ASSERT_EQ(*reached, v);
     }
-    auto store = SqliteStore::Open({.path = path});
+    auto store = SqlStore::Open({.path = path});
     ASSERT_TRUE(store.ok()) << "from version " << v << ": " << store.status();
     EXPECT_EQ((*store)->SchemaVersion(), CurrentSchemaVersion());
   }
@@ -64,27 +65,27 @@ TEST_F(SqliteStoreTest, OpensDatabaseAtEveryOlderVersion) {
 
 TEST_F(SqliteStoreTest, RefusesNewerDatabase) {
   {
-    auto db = Database::Open(DbPath());
+    auto db = SqliteDatabase::Open(DbPath());
     ASSERT_TRUE(db.ok());
     ASSERT_TRUE(
         (*db)->Exec("PRAGMA user_version=" + std::to_string(CurrentSchemaVersion() + 1)).ok());
   }
-  auto store = SqliteStore::Open({.path = DbPath()});
+  auto store = SqlStore::Open({.path = DbPath()});
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(store.status().message().find("newer"), std::string::npos) << store.status();
 }
 
 TEST_F(SqliteStoreTest, BadOptionsAreInvalidArgument) {
-  EXPECT_EQ(SqliteStore::Open({.path = ""}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SqlStore::Open({.path = ""}).status().code(), absl::StatusCode::kInvalidArgument);
   auto negative =
-      SqliteStore::Open({.path = DbPath(), .busy_timeout = std::chrono::milliseconds(-1)});
+      SqlStore::Open({.path = DbPath(), .busy_timeout = std::chrono::milliseconds(-1)});
   EXPECT_EQ(negative.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(negative.status().message().find("busy_timeout=-1"), std::string::npos);
 }
 
 TEST_F(SqliteStoreTest, UnopenablePathIsUnavailable) {
-  auto store = SqliteStore::Open({.path = (dir_ / "no" / "such" / "dir" / "x.db").string()});
+  auto store = SqlStore::Open({.path = (dir_ / "no" / "such" / "dir" / "x.db").string()});
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable) << store.status();
 }
@@ -97,13 +98,13 @@ TEST_F(SqliteStoreTest, NotADatabaseIsDataLoss) {
                f);
     std::fclose(f);
   }
-  auto store = SqliteStore::Open({.path = DbPath()});
+  auto store = SqlStore::Open({.path = DbPath()});
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
 }
 
 TEST(SqliteTransactionTest, RollsBackUnlessCommitted) {
-  auto db = Database::Open(":memory:");
+  auto db = SqliteDatabase::Open(":memory:");
   ASSERT_TRUE(db.ok());
   ASSERT_TRUE((*db)->Exec("CREATE TABLE t (x INTEGER)").ok());
   {

@@ -13,14 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "storage/store_test_util.h"
 
 namespace {
 
 using fleetplan::kGiB;
 using fleetplan::storage::CommitRequest;
-using fleetplan::storage::SqliteStore;
+using fleetplan::storage::SqlStore;
 using fleetplan::storage::testing::MakePlacement;
 
 fleetplan::storage::Placement RandomPlacement(std::mt19937_64& rng, int64_t bytes) {
@@ -31,7 +31,7 @@ fleetplan::storage::Placement RandomPlacement(std::mt19937_64& rng, int64_t byte
   return MakePlacement(node, gpus, bytes);
 }
 
-int Stress(SqliteStore& store, uint64_t seed, int64_t rounds) {
+int Stress(SqlStore& store, uint64_t seed, int64_t rounds) {
   std::mt19937_64 rng(seed);
   int64_t ok = 0, aborted = 0;
   std::vector<int64_t> mine;
@@ -71,7 +71,7 @@ int Stress(SqliteStore& store, uint64_t seed, int64_t rounds) {
   return 0;
 }
 
-int Crash(SqliteStore& store, uint64_t seed) {
+int Crash(SqlStore& store, uint64_t seed) {
   std::mt19937_64 rng(seed);
   for (int64_t i = 0;; ++i) {
     auto gen = store.FleetGeneration();
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   }
   const std::string mode = argv[1];
   auto store =
-      SqliteStore::Open({.path = argv[2], .busy_timeout = std::chrono::milliseconds(30000)});
+      SqlStore::Open({.path = argv[2], .busy_timeout = std::chrono::milliseconds(30000)});
   if (!store.ok()) {
     std::printf("error open: %s\n", store.status().ToString().c_str());
     return 1;

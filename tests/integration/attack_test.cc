@@ -22,7 +22,7 @@
 #include "server/plan_registry.h"
 #include "server/request_cache.h"
 #include "server/server.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
@@ -266,7 +266,7 @@ TEST_F(AttackTest, LabelsAreBoundedAndPagesFitAnAnswer) {
   EXPECT_NE(s.error_message().find("more than 1024"), std::string::npos) << s.error_message();
   // Pages are cut by bytes: 80 nodes of 64 labels x 1000 characters (~5 MiB) do not come back in
   // one answer, and every node comes back once over the pages.
-  auto store = storage::SqliteStore::Open({.path = dir_ + "/labels.db"});
+  auto store = storage::SqlStore::Open({.path = dir_ + "/labels.db"});
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->CreateGpuType({.name = "H100", .memory_bytes = kH100}).ok());
   for (int i = 0; i < 80; ++i) {

@@ -26,7 +26,7 @@
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
 #include "server/server.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
@@ -281,7 +281,7 @@ TEST_F(FaultTest, KilledServerKeepsEveryAcknowledgedCommit) {
     server->Wait(std::chrono::seconds(10));
     stop = true;
     for (auto& c : clients) c.join();
-    auto store = storage::SqliteStore::Open({.path = dir_ + "/fleet.db"});
+    auto store = storage::SqlStore::Open({.path = dir_ + "/fleet.db"});
     ASSERT_TRUE(store.ok()) << store.status();
     ASSERT_TRUE((*store)->CheckIntegrity().ok());
     auto placements = (*store)->ListPlacements({.include_released = true});

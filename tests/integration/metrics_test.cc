@@ -255,7 +255,7 @@ TEST(AcceptsGzipTest, ParsesCodingsAndWeights) {
 TEST(MetricsDetailTest, NodeAndPoolDetailExportFewerSeries) {
   const std::string dir = testing::MakeTempDir("metrics_detail_");
   {
-    auto store = storage::SqliteStore::Open({.path = dir + "/fleet.db"});
+    auto store = storage::SqlStore::Open({.path = dir + "/fleet.db"});
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->CreateGpuType(storage::testing::MakeGpuType("H100", 80 * kGiB)).ok());
     for (int i = 0; i < 5; ++i) {

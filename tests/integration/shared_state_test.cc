@@ -26,7 +26,7 @@
 #include "server/metrics.h"
 #include "server/plan_registry.h"
 #include "server/request_cache.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
@@ -59,17 +59,17 @@ storage::CommitRequest OneRank(std::string request_id, const std::string& node, 
 TEST_F(SharedStateTest, StoreUnderManyThreadsAndTwoOpeners) {
   const std::string path = dir_ + "/fleet.db";
   ASSERT_EQ(testing::MakeSmallFleet(path, 4), "");
-  auto a = storage::SqliteStore::Open({.path = path});
-  auto b = storage::SqliteStore::Open({.path = path});
+  auto a = storage::SqlStore::Open({.path = path});
+  auto b = storage::SqlStore::Open({.path = path});
   ASSERT_TRUE(a.ok() && b.ok());
-  storage::SqliteStore* stores[2] = {a->get(), b->get()};
+  storage::SqlStore* stores[2] = {a->get(), b->get()};
   std::atomic<int> committed{0}, conflicts{0};
   std::vector<std::thread> threads;
   std::mutex mu;
   std::vector<int64_t> acknowledged;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      storage::SqliteStore& store = *stores[t % 2];
+      storage::SqlStore& store = *stores[t % 2];
       std::vector<int64_t> mine;
       for (int i = 0; i < 60; ++i) {
         auto snap = store.LoadSnapshot();
@@ -225,7 +225,7 @@ TEST_F(SharedStateTest, EstimateCacheAndAdmission) {
 TEST_F(SharedStateTest, MetricsScrapedDuringUpdatesAndCommits) {
   const std::string path = dir_ + "/fleet.db";
   ASSERT_EQ(testing::MakeSmallFleet(path, 2), "");
-  auto store = storage::SqliteStore::Open({.path = path});
+  auto store = storage::SqlStore::Open({.path = path});
   ASSERT_TRUE(store.ok());
   storage::LiveFleet fleet(store->get());
   auto metrics = server::Metrics::Start("127.0.0.1:0", &fleet);

@@ -1,4 +1,4 @@
-// Concurrency and crash safety of SqliteStore:
+// Concurrency and crash safety of SqlStore:
 //   - 8 threads, each with its own connection to one file, race to commit overlapping placements;
 //   - 4 processes do the same on one file;
 //   - a child committing in a loop is SIGKILLed at random moments >= 200 times; after each kill
@@ -19,7 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "storage/sqlite.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 #include "storage/store_test_util.h"
 #include "tests/testing/subprocess.h"
 
@@ -36,7 +36,7 @@ class ConcurrencyTest : public ::testing::Test {
     dir_ = fleetplan::testing::MakeTempDir("storage_conc_");
     ASSERT_FALSE(dir_.empty());
     db_ = dir_ + "/fleet.db";
-    auto store = SqliteStore::Open({.path = db_});
+    auto store = SqlStore::Open({.path = db_});
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
     for (int i = 0; i < 4; ++i)
@@ -47,7 +47,7 @@ class ConcurrencyTest : public ::testing::Test {
 
   // No GPU over its memory; every placement whole; integrity ok. Returns active placements.
   int64_t CheckInvariants() {
-    auto store = SqliteStore::Open({.path = db_});
+    auto store = SqlStore::Open({.path = db_});
     EXPECT_TRUE(store.ok()) << store.status();
     if (!store.ok()) return -1;
     EXPECT_TRUE((*store)->CheckIntegrity().ok());
@@ -59,7 +59,7 @@ class ConcurrencyTest : public ::testing::Test {
             << node.name << "/" << gpu.index;
       }
     }
-    auto db = Database::Open(db_);
+    auto db = SqliteDatabase::Open(db_);
     auto half = (*db)->Prepare(
         "SELECT COUNT(*) FROM placements p WHERE p.num_ranks != "
         "(SELECT COUNT(*) FROM placement_gpus g WHERE g.placement_id = p.id)");
@@ -82,7 +82,7 @@ TEST_F(ConcurrencyTest, EightThreadsWithOwnConnections) {
   for (size_t t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       auto store =
-          SqliteStore::Open({.path = db_, .busy_timeout = std::chrono::milliseconds(30000)});
+          SqlStore::Open({.path = db_, .busy_timeout = std::chrono::milliseconds(30000)});
       if (!store.ok()) {
         ++errors[t];
         return;
@@ -160,7 +160,7 @@ TEST_F(ConcurrencyTest, FourProcessesOnOneFile) {
   EXPECT_EQ(ok + aborted, 4 * 400);
   EXPECT_GT(ok, 50);
   EXPECT_GE(CheckInvariants(), 0);
-  auto store = SqliteStore::Open({.path = db_});
+  auto store = SqlStore::Open({.path = db_});
   auto all = (*store)->ListPlacements({.include_released = true});
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(static_cast<int64_t>(all->size()), ok);  // every success is visible
@@ -200,13 +200,13 @@ TEST_F(ConcurrencyTest, SigkillAtRandomMomentsLosesNothingCommitted) {
       std::vector<std::string> parts = absl::StrSplit(line, ' ');
       if (parts.size() == 3 && parts[0] == "done") reported[parts[1]] = std::stoll(parts[2]);
     }
-    auto store = SqliteStore::Open({.path = db_});
+    auto store = SqlStore::Open({.path = db_});
     ASSERT_TRUE(store.ok()) << "after kill " << k << ": " << store.status();
     ASSERT_TRUE((*store)->CheckIntegrity().ok()) << "after kill " << k;
   }
   EXPECT_GE(CheckInvariants(), 0);
   // Every commit the child reported is there, whole.
-  auto db = Database::Open(db_);
+  auto db = SqliteDatabase::Open(db_);
   auto stmt = (*db)->Prepare(
       "SELECT p.num_ranks, (SELECT COUNT(*) FROM placement_gpus g WHERE g.placement_id = p.id) "
       "FROM placements p WHERE p.request_id = ?1");

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 
 namespace fleetplan::testing {
 
@@ -22,7 +22,7 @@ std::string CalibrationModel(const std::string& slug) {
 }
 
 std::string MakeSmallFleet(const std::string& path, int nodes) {
-  auto store = storage::SqliteStore::Open({.path = path});
+  auto store = storage::SqlStore::Open({.path = path});
   if (!store.ok()) return store.status().ToString();
   if (auto s = (*store)->CreateGpuType({.name = "H100", .memory_bytes = kSmallFleetGpuBytes});
       !s.ok()) {

@@ -1,4 +1,4 @@
-#include "storage/sqlite_rows.h"
+#include "storage/sql_rows.h"
 
 #include <algorithm>
 #include <functional>
@@ -258,7 +258,8 @@ absl::StatusOr<int64_t> BumpGeneration(Database& db) {
 absl::Status RaiseClockFloor(Database& db, int64_t now) {
   static constexpr absl::string_view kSql =
       "INSERT INTO fleet_meta (key, value) VALUES ('clock_floor_ms', ?1) "
-      "ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)";
+      "ON CONFLICT (key) DO UPDATE SET value = CASE WHEN excluded.value > fleet_meta.value "
+      "THEN excluded.value ELSE fleet_meta.value END";
   ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kSql));
   stmt->BindInt(1, now);
   return stmt->Run();

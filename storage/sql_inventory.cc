@@ -1,4 +1,4 @@
-// SqliteStore: GPU types, nodes and their GPUs.
+// SqlStore: GPU types, nodes and their GPUs.
 
 #include <algorithm>
 #include <map>
@@ -8,8 +8,8 @@
 #include "absl/strings/str_join.h"
 #include "planner/common/limits.h"
 #include "planner/common/status_macros.h"
-#include "storage/sqlite_rows.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_rows.h"
+#include "storage/sql_store.h"
 #include "storage/validation.h"
 
 namespace fleetplan::storage {
@@ -241,7 +241,7 @@ absl::Status ImportError(absl::StatusCode code, const std::vector<std::string>& 
 
 // ---- GPU types -------------------------------------------------------------------------------
 
-absl::Status SqliteStore::CreateGpuType(const GpuType& type, const WriteOptions& options) {
+absl::Status SqlStore::CreateGpuType(const GpuType& type, const WriteOptions& options) {
   RETURN_IF_ERROR(ValidateGpuType(type));
   MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
@@ -266,7 +266,7 @@ absl::Status SqliteStore::CreateGpuType(const GpuType& type, const WriteOptions&
   return txn.Commit();
 }
 
-absl::StatusOr<GpuType> SqliteStore::GetGpuType(const std::string& name) {
+absl::StatusOr<GpuType> SqlStore::GetGpuType(const std::string& name) {
   MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectGpuType));
   stmt->BindText(1, name);
@@ -274,13 +274,13 @@ absl::StatusOr<GpuType> SqliteStore::GetGpuType(const std::string& name) {
                            absl::NotFoundError(absl::StrCat("gpu_type \"", name, "\" not found")));
 }
 
-absl::StatusOr<std::vector<GpuType>> SqliteStore::ListGpuTypes() {
+absl::StatusOr<std::vector<GpuType>> SqlStore::ListGpuTypes() {
   MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(internal::kSelectGpuTypes));
   return internal::ReadRows(*stmt, internal::ReadGpuType);
 }
 
-absl::Status SqliteStore::DeleteGpuType(const std::string& name) {
+absl::Status SqlStore::DeleteGpuType(const std::string& name) {
   MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   {
@@ -305,7 +305,7 @@ absl::Status SqliteStore::DeleteGpuType(const std::string& name) {
 
 // ---- Nodes -----------------------------------------------------------------------------------
 
-absl::StatusOr<Node> SqliteStore::CreateNode(const Node& node, const WriteOptions& options) {
+absl::StatusOr<Node> SqlStore::CreateNode(const Node& node, const WriteOptions& options) {
   RETURN_IF_ERROR(ValidateNode(node));
   Node stored = SortedGpus(node);
   MutexLock lock(&mu_);
@@ -322,7 +322,7 @@ absl::StatusOr<Node> SqliteStore::CreateNode(const Node& node, const WriteOption
   return stored;
 }
 
-absl::StatusOr<std::vector<NodeImportResult>> SqliteStore::ImportNodes(
+absl::StatusOr<std::vector<NodeImportResult>> SqlStore::ImportNodes(
     const std::vector<Node>& nodes, const WriteOptions& options) {
   if (nodes.empty()) return absl::InvalidArgumentError("nodes must not be empty");
   if (static_cast<int64_t>(nodes.size()) > limits::kMaxNodesPerImport) {
@@ -368,14 +368,15 @@ absl::StatusOr<std::vector<NodeImportResult>> SqliteStore::ImportNodes(
     absl::StatusOr<Node> current = ReadNodeWithGpus(*db_, n.name, now);
     absl::Status written;
     if (absl::IsNotFound(current.status())) {
-      written = InsertNodeRow(*db_, n, generation);
+      written = InSavepoint(*db_, [&] { return InsertNodeRow(*db_, n, generation); });
       r.outcome = NodeImportResult::Outcome::kCreated;
     } else if (!current.ok()) {
       return current.status();
     } else if (SameInventory(*current, n)) {
       r.outcome = NodeImportResult::Outcome::kUnchanged;
     } else {
-      written = ReplaceNodeRow(*db_, n, *current, generation, now);
+      written =
+          InSavepoint(*db_, [&] { return ReplaceNodeRow(*db_, n, *current, generation, now); });
       r.outcome = NodeImportResult::Outcome::kUpdated;
     }
     if (!written.ok()) {
@@ -389,10 +390,14 @@ absl::StatusOr<std::vector<NodeImportResult>> SqliteStore::ImportNodes(
   }
   // UUIDs unique across the fleet once the batch is in (a UUID may move between nodes within it).
   {
-    static constexpr absl::string_view kDuplicateUuids =
+    // The list of holders: SQLite's GROUP_CONCAT is PostgreSQL's string_agg.
+    static constexpr absl::string_view kDuplicateUuids[] = {
         "SELECT uuid, GROUP_CONCAT(node || '/' || idx, ', ') FROM gpus WHERE uuid != '' "
-        "GROUP BY uuid HAVING COUNT(*) > 1 LIMIT 20";
-    ASSIGN_OR_RETURN(ScopedStatement dup, db_->Cached(kDuplicateUuids));
+        "GROUP BY uuid HAVING COUNT(*) > 1 LIMIT 20",
+        "SELECT uuid, string_agg(node || '/' || idx, ', ' ORDER BY node, idx) FROM gpus "
+        "WHERE uuid != '' GROUP BY uuid HAVING COUNT(*) > 1 LIMIT 20"};
+    ASSIGN_OR_RETURN(ScopedStatement dup,
+                     db_->Cached(kDuplicateUuids[dialect_ == Dialect::kSqlite ? 0 : 1]));
     while (true) {
       ASSIGN_OR_RETURN(bool row, dup->Step());
       if (!row) break;
@@ -405,13 +410,13 @@ absl::StatusOr<std::vector<NodeImportResult>> SqliteStore::ImportNodes(
   return results;
 }
 
-absl::StatusOr<Node> SqliteStore::GetNode(const std::string& name) {
+absl::StatusOr<Node> SqlStore::GetNode(const std::string& name) {
   MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(read_db(), Transaction::Mode::kRead));
   return ReadNodeWithGpus(read_db(), name, Now());
 }
 
-absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_t page_size,
+absl::StatusOr<NodePage> SqlStore::ListNodes(const NodeFilter& filter, int64_t page_size,
                                                 const std::string& page_token) {
   if (page_size < 0 || page_size > limits::kMaxPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size=", page_size, " must be in [0, ",
@@ -434,7 +439,12 @@ absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_
       "g.gpu_type = ?4))");
   int param = 6;
   for (size_t i = 0; i < filter.labels.size(); ++i) {
-    absl::StrAppend(&sql, " AND json_extract(labels_json, ?", param, ") = ?", param + 1);
+    // The label's value in the node's labels object: ?param is its JSON path (SQLite) or key.
+    if (dialect_ == Dialect::kSqlite) {
+      absl::StrAppend(&sql, " AND json_extract(labels_json, ?", param, ") = ?", param + 1);
+    } else {
+      absl::StrAppend(&sql, " AND (labels_json::jsonb ->> ?", param, ") = ?", param + 1);
+    }
     param += 2;
   }
   absl::StrAppend(&sql, " ORDER BY name LIMIT ?5");
@@ -453,7 +463,8 @@ absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_
         .BindInt(5, page_size + 1);
     param = 6;
     for (const auto& [key, value] : filter.labels) {
-      stmt->BindText(param, absl::StrCat("$.\"", key, "\"")).BindText(param + 1, value);
+      stmt->BindText(param, dialect_ == Dialect::kSqlite ? absl::StrCat("$.\"", key, "\"") : key)
+          .BindText(param + 1, value);
       param += 2;
     }
     ASSIGN_OR_RETURN(page.nodes, internal::ReadRows(*stmt, internal::ReadNode));
@@ -476,7 +487,7 @@ absl::StatusOr<NodePage> SqliteStore::ListNodes(const NodeFilter& filter, int64_
   return page;
 }
 
-absl::StatusOr<Node> SqliteStore::UpdateNode(const Node& node, int64_t expected_version) {
+absl::StatusOr<Node> SqlStore::UpdateNode(const Node& node, int64_t expected_version) {
   RETURN_IF_ERROR(ValidateNode(node));
   MutexLock lock(&mu_);
   const int64_t now = Now();
@@ -495,7 +506,7 @@ absl::StatusOr<Node> SqliteStore::UpdateNode(const Node& node, int64_t expected_
   return updated;
 }
 
-absl::StatusOr<Node> SqliteStore::SetNodeState(const std::string& name, NodeState state,
+absl::StatusOr<Node> SqlStore::SetNodeState(const std::string& name, NodeState state,
                                                bool force) {
   MutexLock lock(&mu_);
   const int64_t now = Now();
@@ -518,7 +529,7 @@ absl::StatusOr<Node> SqliteStore::SetNodeState(const std::string& name, NodeStat
   return updated;
 }
 
-absl::Status SqliteStore::DeleteNode(const std::string& name, bool force) {
+absl::Status SqlStore::DeleteNode(const std::string& name, bool force) {
   MutexLock lock(&mu_);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));

@@ -1,4 +1,4 @@
-// SqliteStore: committing, reserving and releasing placements. The commit check loads each
+// SqlStore: committing, reserving and releasing placements. The commit check loads each
 // touched GPU as domain values and asks the planner's own rules (placement::Schedulable,
 // placement::FitsOnGpu), so the store refuses exactly what the planner would not have planned.
 
@@ -11,8 +11,8 @@
 #include "nlohmann/json.hpp"
 #include "planner/common/status_macros.h"
 #include "planner/placement/fit.h"
-#include "storage/sqlite_rows.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_rows.h"
+#include "storage/sql_store.h"
 #include "storage/validation.h"
 
 namespace fleetplan::storage {
@@ -34,7 +34,7 @@ constexpr absl::string_view kInsertRequest =
 constexpr absl::string_view kInsertPlacement =
     "INSERT INTO placements (deployment, model, replica, tp, pp, ep, num_ranks, state, request_id, "
     "created_unix_ms, expires_unix_ms, released_unix_ms) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)";
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0) RETURNING id";
 constexpr absl::string_view kInsertPlacementGpu =
     "INSERT INTO placement_gpus (placement_id, rank, node, idx, bytes) VALUES (?1, ?2, ?3, ?4, ?5)";
 constexpr absl::string_view kSelectReservation =
@@ -159,7 +159,7 @@ absl::Status WriteDeployments(Database& db, const std::vector<DeploymentRecord>&
 
 }  // namespace
 
-absl::StatusOr<CommitResult> SqliteStore::CommitPlacements(const CommitRequest& request) {
+absl::StatusOr<CommitResult> SqlStore::CommitPlacements(const CommitRequest& request) {
   RETURN_IF_ERROR(ValidateCommit(request));
   absl::StatusOr<CommitResult> result;
   RETURN_IF_ERROR(InWriteGroup([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -169,7 +169,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitPlacements(const CommitRequest& 
   return result;
 }
 
-absl::StatusOr<CommitResult> SqliteStore::CommitPlacementsLocked(const CommitRequest& request) {
+absl::StatusOr<CommitResult> SqlStore::CommitPlacementsLocked(const CommitRequest& request) {
   const std::string fingerprint = Fingerprint(request);
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
@@ -230,9 +230,12 @@ absl::StatusOr<CommitResult> SqliteStore::CommitPlacementsLocked(const CommitReq
           .BindText(9, request.request_id)
           .BindInt(10, now)
           .BindInt(11, reserve ? now + request.reserve_ttl_ms : 0);
+      ASSIGN_OR_RETURN(const int64_t id,
+                       internal::ReadOne(
+                           *insert, [](const Statement& st) { return st.ColumnInt(0); },
+                           absl::InternalError("INSERT ... RETURNING id returned no row")));
       RETURN_IF_ERROR(insert->Run());
       RETURN_IF_ERROR(insert->Reset());
-      const int64_t id = db_->LastInsertRowId();
       result.placement_ids.push_back(id);
       for (const PlacementRank& r : p.ranks) {
         insert_gpu->BindInt(1, id)
@@ -260,7 +263,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitPlacementsLocked(const CommitReq
   return result;
 }
 
-absl::StatusOr<CommitResult> SqliteStore::CommitReservation(
+absl::StatusOr<CommitResult> SqlStore::CommitReservation(
     const std::string& reservation_request_id, const std::vector<DeploymentRecord>& deployments) {
   RETURN_IF_ERROR(ValidateName("reservation_request_id", reservation_request_id));
   for (const DeploymentRecord& d : deployments) RETURN_IF_ERROR(ValidateDeployment(d));
@@ -272,7 +275,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitReservation(
   return result;
 }
 
-absl::StatusOr<CommitResult> SqliteStore::CommitReservationLocked(
+absl::StatusOr<CommitResult> SqlStore::CommitReservationLocked(
     const std::string& reservation_request_id, const std::vector<DeploymentRecord>& deployments) {
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
@@ -338,7 +341,7 @@ absl::StatusOr<CommitResult> SqliteStore::CommitReservationLocked(
   return result;
 }
 
-absl::StatusOr<Placement> SqliteStore::ReleasePlacement(int64_t id) {
+absl::StatusOr<Placement> SqlStore::ReleasePlacement(int64_t id) {
   absl::StatusOr<Placement> result;
   RETURN_IF_ERROR(InWriteGroup([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     result = ReleasePlacementLocked(id);
@@ -347,7 +350,7 @@ absl::StatusOr<Placement> SqliteStore::ReleasePlacement(int64_t id) {
   return result;
 }
 
-absl::StatusOr<Placement> SqliteStore::ReleasePlacementLocked(int64_t id) {
+absl::StatusOr<Placement> SqlStore::ReleasePlacementLocked(int64_t id) {
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(Placement p, internal::ReadPlacement(*db_, id));
@@ -363,13 +366,13 @@ absl::StatusOr<Placement> SqliteStore::ReleasePlacementLocked(int64_t id) {
   return p;
 }
 
-absl::StatusOr<Placement> SqliteStore::GetPlacement(int64_t id) {
+absl::StatusOr<Placement> SqlStore::GetPlacement(int64_t id) {
   MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(read_db(), Transaction::Mode::kRead));
   return internal::ReadPlacement(read_db(), id);
 }
 
-absl::StatusOr<std::vector<Placement>> SqliteStore::ListPlacements(const PlacementFilter& filter) {
+absl::StatusOr<std::vector<Placement>> SqlStore::ListPlacements(const PlacementFilter& filter) {
   if (filter.after_id < 0 || filter.limit < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("after_id=", filter.after_id, " and limit=", filter.limit, " must be >= 0"));

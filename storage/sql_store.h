@@ -1,16 +1,22 @@
-#ifndef FLEETPLAN_STORAGE_SQLITE_STORE_H_
-#define FLEETPLAN_STORAGE_SQLITE_STORE_H_
+#ifndef FLEETPLAN_STORAGE_SQL_STORE_H_
+#define FLEETPLAN_STORAGE_SQL_STORE_H_
 
-// SqliteStore: PlacementStore on an embedded SQLite file (the zero-setup default).
+// SqlStore: PlacementStore on SQL: an embedded SQLite file (the zero-setup default) or a
+// PostgreSQL database shared by several fleetpland replicas (StoreOptions::path a postgresql://
+// URI). Both run the same repositories, validation and commit checks through the SQL layer of
+// storage/sql.h; only the schema's spelling and the backend differ. On PostgreSQL a commit's
+// checks and writes hold the database-wide writers' lock (storage/postgres.h), so replicas can
+// never double-book a GPU between them, and the schema refuses committed bytes beyond a GPU's
+// memory even if a server were wrong.
 //
-// Open() applies, in one transaction, every migration the file has not seen yet (schema version
-// in PRAGMA user_version) and refuses a file written by a newer fleetplan with
-// FAILED_PRECONDITION. A SqliteStore that exists is open and migrated (factory, not Init()).
+// Open() applies, in one transaction, every migration the database has not seen yet and refuses
+// one written by a newer fleetplan with FAILED_PRECONDITION. A SqlStore that exists is open and
+// migrated (factory, not Init()).
 //
 // Thread safety: all methods may be called concurrently. Writes go through one connection guarded
-// by a mutex; reads of a file database use a second connection with its own mutex (WAL lets it
-// read a consistent snapshot while a commit is being written), so a metrics scrape or a listing
-// does not queue behind commits. An in-memory store has one connection for both.
+// by a mutex; reads use a second connection with its own mutex (SQLite's WAL and PostgreSQL's
+// snapshots let it read a consistent state while a commit is being written), so a metrics scrape
+// or a listing does not queue behind commits. An in-memory SQLite store has one connection.
 
 #include <atomic>
 #include <chrono>
@@ -25,14 +31,17 @@
 #include "planner/common/mutex.h"
 #include "storage/placement_store.h"
 #include "storage/schema.h"
-#include "storage/sqlite.h"
+#include "storage/sql.h"
 
 namespace fleetplan::storage {
 
 struct StoreOptions {
-  // Path of the database file; created when missing. ":memory:" gives a private in-memory store.
+  // Path of the SQLite database file, created when missing; ":memory:" gives a private in-memory
+  // store. Or a PostgreSQL connection URI (postgresql://user@host:port/db?..., libpq's syntax,
+  // including several hosts with target_session_attrs=read-write for failover at connect time).
   std::string path = "fleetplan.db";
-  // How long a writer waits for another connection's lock before failing with UNAVAILABLE.
+  // How long a writer waits for another connection's lock before failing with UNAVAILABLE
+  // (PostgreSQL: the session's lock_timeout).
   std::chrono::milliseconds busy_timeout = std::chrono::milliseconds(5000);
   // Wall clock in Unix milliseconds (reservation expiry, timestamps). Null: the system clock.
   // Reservations expire at a wall-clock instant stored with them (so every process on the database
@@ -46,9 +55,9 @@ struct StoreOptions {
   int64_t max_database_bytes = 0;
 };
 
-class SqliteStore final : public PlacementStore {
+class SqlStore final : public PlacementStore {
  public:
-  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const StoreOptions& options);
+  static absl::StatusOr<std::unique_ptr<SqlStore>> Open(const StoreOptions& options);
 
   int64_t SchemaVersion() const override { return schema_version_; }
   absl::StatusOr<int64_t> FleetGeneration() override;
@@ -105,9 +114,10 @@ class SqliteStore final : public PlacementStore {
   int64_t group_writes() const { return group_writes_.load(); }
 
  private:
-  SqliteStore(std::unique_ptr<Database> db, std::unique_ptr<Database> read_db,
+  SqlStore(std::unique_ptr<Database> db, std::unique_ptr<Database> read_db,
               int64_t schema_version, std::string path, std::function<int64_t()> clock)
-      : db_(std::move(db)),
+      : dialect_(db->dialect()),
+        db_(std::move(db)),
         read_db_(std::move(read_db)),
         schema_version_(schema_version),
         path_(std::move(path)),
@@ -136,6 +146,7 @@ class SqliteStore final : public PlacementStore {
   Mutex& read_mu() { return read_db_ ? read_mu_ : mu_; }
   Database& read_db() { return read_db_ ? *read_db_ : *db_; }
 
+  const Dialect dialect_;
   Mutex mu_;
   std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
   // The group commit's queue (InWriteGroup).
@@ -159,4 +170,4 @@ class SqliteStore final : public PlacementStore {
 
 }  // namespace fleetplan::storage
 
-#endif  // FLEETPLAN_STORAGE_SQLITE_STORE_H_
+#endif  // FLEETPLAN_STORAGE_SQL_STORE_H_

@@ -1,7 +1,7 @@
-#ifndef FLEETPLAN_STORAGE_SQLITE_ROWS_H_
-#define FLEETPLAN_STORAGE_SQLITE_ROWS_H_
+#ifndef FLEETPLAN_STORAGE_SQL_ROWS_H_
+#define FLEETPLAN_STORAGE_SQL_ROWS_H_
 
-// Internal to SqliteStore: the SQL every repository shares (one definition of an "active"
+// Internal to SqlStore: the SQL every repository shares (one definition of an "active"
 // placement), row readers, and small helpers. SQL lives beside the code that binds it; only what
 // two files need is here.
 
@@ -92,7 +92,7 @@ inline constexpr absl::string_view kPlacementColumns =
     "p.id, p.deployment, p.model, p.replica, p.tp, p.pp, p.ep, p.state, p.request_id, "
     "p.created_unix_ms, p.expires_unix_ms";
 
-// fleet_meta's 'clock_floor_ms': the latest wall-clock time a write saw (SqliteStore::Now).
+// fleet_meta's 'clock_floor_ms': the latest wall-clock time a write saw (SqlStore::Now).
 inline constexpr absl::string_view kSelectClockFloor =
     "SELECT value FROM fleet_meta WHERE key = 'clock_floor_ms'";
 // Raises the stored clock floor to ?1 (creating the row on first use).
@@ -108,4 +108,4 @@ std::string LabelsJson(const std::map<std::string, std::string>& labels);
 
 }  // namespace fleetplan::storage::internal
 
-#endif  // FLEETPLAN_STORAGE_SQLITE_ROWS_H_
+#endif  // FLEETPLAN_STORAGE_SQL_ROWS_H_

@@ -1,11 +1,11 @@
-// SqliteStore: the model catalog and deployments.
+// SqlStore: the model catalog and deployments.
 
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "planner/common/status_macros.h"
-#include "storage/sqlite_rows.h"
-#include "storage/sqlite_store.h"
+#include "storage/sql_rows.h"
+#include "storage/sql_store.h"
 #include "storage/validation.h"
 
 namespace fleetplan::storage {
@@ -55,7 +55,7 @@ const std::string& ActivePlacementsOfDeploymentSql() {
 
 // ---- Models ----------------------------------------------------------------------------------
 
-absl::Status SqliteStore::CreateModel(const ModelRecord& model, const WriteOptions& options) {
+absl::Status SqlStore::CreateModel(const ModelRecord& model, const WriteOptions& options) {
   RETURN_IF_ERROR(ValidateModel(model));
   MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
@@ -80,7 +80,7 @@ absl::Status SqliteStore::CreateModel(const ModelRecord& model, const WriteOptio
   return txn.Commit();
 }
 
-absl::StatusOr<ModelRecord> SqliteStore::GetModel(const std::string& name) {
+absl::StatusOr<ModelRecord> SqlStore::GetModel(const std::string& name) {
   MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectModel));
   stmt->BindText(1, name);
@@ -88,13 +88,13 @@ absl::StatusOr<ModelRecord> SqliteStore::GetModel(const std::string& name) {
                            absl::NotFoundError(absl::StrCat("model \"", name, "\" not found")));
 }
 
-absl::StatusOr<std::vector<ModelRecord>> SqliteStore::ListModels() {
+absl::StatusOr<std::vector<ModelRecord>> SqlStore::ListModels() {
   MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectModels));
   return internal::ReadRows(*stmt, internal::ReadModel);
 }
 
-absl::Status SqliteStore::DeleteModel(const std::string& name) {
+absl::Status SqlStore::DeleteModel(const std::string& name) {
   MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(std::vector<int64_t> ids,
@@ -125,7 +125,7 @@ absl::Status SqliteStore::DeleteModel(const std::string& name) {
 
 // ---- Deployments -----------------------------------------------------------------------------
 
-absl::Status SqliteStore::CreateDeployment(const DeploymentRecord& d) {
+absl::Status SqlStore::CreateDeployment(const DeploymentRecord& d) {
   RETURN_IF_ERROR(ValidateDeployment(d));
   MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
@@ -150,7 +150,7 @@ absl::Status SqliteStore::CreateDeployment(const DeploymentRecord& d) {
   return txn.Commit();
 }
 
-absl::StatusOr<DeploymentRecord> SqliteStore::GetDeployment(const std::string& name) {
+absl::StatusOr<DeploymentRecord> SqlStore::GetDeployment(const std::string& name) {
   MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectDeployment));
   stmt->BindText(1, name);
@@ -159,13 +159,13 @@ absl::StatusOr<DeploymentRecord> SqliteStore::GetDeployment(const std::string& n
       absl::NotFoundError(absl::StrCat("deployment \"", name, "\" not found")));
 }
 
-absl::StatusOr<std::vector<DeploymentRecord>> SqliteStore::ListDeployments() {
+absl::StatusOr<std::vector<DeploymentRecord>> SqlStore::ListDeployments() {
   MutexLock lock(&read_mu());
   ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectDeployments));
   return internal::ReadRows(*stmt, internal::ReadDeployment);
 }
 
-absl::Status SqliteStore::DeleteDeployment(const std::string& name) {
+absl::Status SqlStore::DeleteDeployment(const std::string& name) {
   MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_, Transaction::Mode::kWrite));
   ASSIGN_OR_RETURN(std::vector<int64_t> ids,

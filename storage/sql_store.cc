@@ -1,9 +1,10 @@
-// SqliteStore: opening, the fleet generation, integrity and the snapshot. The repositories are in
-// sqlite_inventory.cc (GPU types, nodes), sqlite_catalog.cc (models, deployments) and
-// sqlite_placements.cc (commits, reservations, releases).
+// SqlStore: opening, the fleet generation, integrity and the snapshot. The repositories are in
+// sql_inventory.cc (GPU types, nodes), sql_catalog.cc (models, deployments) and
+// sql_placements.cc (commits, reservations, releases).
 
-#include "storage/sqlite_store.h"
+#include "storage/sql_store.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 #include <vector>
@@ -11,7 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "planner/common/status_macros.h"
-#include "storage/sqlite_rows.h"
+#include "storage/postgres.h"
+#include "storage/schema.h"
+#include "storage/sql_rows.h"
+#include "storage/sqlite.h"
 
 namespace fleetplan::storage {
 
@@ -19,30 +23,72 @@ using internal::CurrentGeneration;
 using internal::ReadOne;
 using internal::ReadRows;
 
-absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreOptions& options) {
-  if (options.path.empty()) return absl::InvalidArgumentError("store path must not be empty");
+namespace {
+
+struct Connections {
+  std::unique_ptr<Database> db;
+  std::unique_ptr<Database> read_db;  // null: reads share db
+  int64_t version = 0;
+};
+
+absl::StatusOr<Connections> OpenSqlite(const StoreOptions& options) {
   if (options.busy_timeout.count() < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("busy_timeout=", options.busy_timeout.count(), "ms must be >= 0"));
   }
   auto open = [&]() -> absl::StatusOr<std::unique_ptr<Database>> {
-    ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::Open(options.path));
+    ASSIGN_OR_RETURN(std::unique_ptr<SqliteDatabase> db, SqliteDatabase::Open(options.path));
     RETURN_IF_ERROR(SqliteStatus(
         sqlite3_busy_timeout(db->raw(), static_cast<int>(options.busy_timeout.count())), db->raw(),
         "busy_timeout"));
-    return db;
+    return std::unique_ptr<Database>(std::move(db));
   };
-  ASSIGN_OR_RETURN(std::unique_ptr<Database> db, open());
-  ASSIGN_OR_RETURN(int64_t version, MigrateDatabase(*db, CurrentSchemaVersion()));
-  std::unique_ptr<Database> read_db;
+  Connections out;
+  ASSIGN_OR_RETURN(out.db, open());
+  ASSIGN_OR_RETURN(out.version, MigrateDatabase(*out.db, CurrentSchemaVersion()));
   if (options.path != ":memory:") {
-    ASSIGN_OR_RETURN(read_db, open());
-    RETURN_IF_ERROR(ConfigureConnection(*read_db));
+    ASSIGN_OR_RETURN(out.read_db, open());
+    RETURN_IF_ERROR(ConfigureConnection(*out.read_db));
   }
+  return out;
+}
+
+absl::StatusOr<Connections> OpenPostgres(const StoreOptions& options) {
+  if (options.max_database_bytes != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_database_bytes=", options.max_database_bytes,
+        " is for SQLite files; a PostgreSQL database's size is its server's to limit"));
+  }
+  if (options.busy_timeout.count() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("busy_timeout=", options.busy_timeout.count(), "ms must be >= 0"));
+  }
+  // A writer waits this long for another replica's write (0 would mean forever in PostgreSQL).
+  const std::string session = absl::StrCat(
+      "SET lock_timeout = ", std::max<int64_t>(1, options.busy_timeout.count()));
+  auto open = [&]() -> absl::StatusOr<std::unique_ptr<Database>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<PostgresDatabase> db, PostgresDatabase::Open(options.path));
+    RETURN_IF_ERROR(db->SetSession(session));
+    return std::unique_ptr<Database>(std::move(db));
+  };
+  Connections out;
+  ASSIGN_OR_RETURN(out.db, open());
+  ASSIGN_OR_RETURN(out.version, MigrateDatabase(*out.db, CurrentSchemaVersion()));
+  ASSIGN_OR_RETURN(out.read_db, open());
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const StoreOptions& options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("store path must not be empty");
   if (options.max_database_bytes < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_database_bytes=", options.max_database_bytes, " must be >= 0"));
   }
+  const bool postgres = IsPostgresTarget(options.path);
+  ASSIGN_OR_RETURN(Connections connections,
+                   postgres ? OpenPostgres(options) : OpenSqlite(options));
   std::function<int64_t()> clock = options.now_unix_ms;
   if (!clock) {
     clock = [] {
@@ -54,18 +100,21 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreOption
   // The clock floor the database remembers (raised by every commit, release and reservation).
   int64_t floor = 0;
   {
-    ASSIGN_OR_RETURN(Statement stmt, db->Prepare(internal::kSelectClockFloor));
+    ASSIGN_OR_RETURN(Statement stmt, connections.db->Prepare(internal::kSelectClockFloor));
     ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (row) floor = stmt.ColumnInt(0);
   }
-  auto store = std::unique_ptr<SqliteStore>(
-      new SqliteStore(std::move(db), std::move(read_db), version, options.path, std::move(clock)));
+  // Messages name the database without a password.
+  std::string path = postgres ? connections.db->path() : options.path;
+  auto store = std::unique_ptr<SqlStore>(
+      new SqlStore(std::move(connections.db), std::move(connections.read_db),
+                   connections.version, std::move(path), std::move(clock)));
   store->clock_floor_ = floor;
-  RETURN_IF_ERROR(store->SetMaxDatabaseBytes(options.max_database_bytes));
+  if (!postgres) RETURN_IF_ERROR(store->SetMaxDatabaseBytes(options.max_database_bytes));
   return store;
 }
 
-absl::Status SqliteStore::InWriteGroup(std::function<absl::Status()> write) {
+absl::Status SqlStore::InWriteGroup(std::function<absl::Status()> write) {
   GroupWrite mine{.write = std::move(write)};
   {
     MutexLock lock(&group_mu_);
@@ -110,7 +159,7 @@ absl::Status SqliteStore::InWriteGroup(std::function<absl::Status()> write) {
   return mine.status;
 }
 
-int64_t SqliteStore::Now() {
+int64_t SqlStore::Now() {
   const int64_t now = clock_();
   int64_t floor = clock_floor_.load();
   while (now > floor && !clock_floor_.compare_exchange_weak(floor, now)) {
@@ -118,24 +167,31 @@ int64_t SqliteStore::Now() {
   return std::max(now, floor);
 }
 
-absl::Status SqliteStore::SetMaxDatabaseBytes(int64_t bytes) {
+absl::Status SqlStore::SetMaxDatabaseBytes(int64_t bytes) {
   if (bytes < 0) {
     return absl::InvalidArgumentError(absl::StrCat("max_database_bytes=", bytes, " must be >= 0"));
   }
   MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(int64_t page_size, db_->PragmaInt("page_size"));
+  if (db_->dialect() != Dialect::kSqlite) {
+    return absl::FailedPreconditionError(
+        "max_database_bytes is for SQLite files; a PostgreSQL database's size is its server's "
+        "to limit");
+  }
+  ASSIGN_OR_RETURN(int64_t page_size, db_->QueryInt("PRAGMA page_size"));
   // 4294967294 pages: SQLite's own maximum, i.e. no cap.
   const int64_t pages = bytes == 0 ? int64_t{4294967294} : std::max<int64_t>(1, bytes / page_size);
   return db_->Exec(absl::StrCat("PRAGMA max_page_count=", pages));
 }
 
-absl::StatusOr<int64_t> SqliteStore::FleetGeneration() {
+absl::StatusOr<int64_t> SqlStore::FleetGeneration() {
   MutexLock lock(&read_mu());
   return CurrentGeneration(read_db());
 }
 
-absl::Status SqliteStore::CheckIntegrity() {
+absl::Status SqlStore::CheckIntegrity() {
   MutexLock lock(&mu_);
+  // PostgreSQL checks its pages itself (data checksums, amcheck are its operators' tools).
+  if (db_->dialect() != Dialect::kSqlite) return absl::OkStatus();
   ASSIGN_OR_RETURN(Statement stmt, db_->Prepare("PRAGMA integrity_check"));
   ASSIGN_OR_RETURN(std::vector<std::string> rows,
                    ReadRows(stmt, [](const Statement& s) { return s.ColumnText(0); }));
@@ -149,7 +205,7 @@ absl::Status SqliteStore::CheckIntegrity() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<FleetSnapshot> SqliteStore::ReadSnapshot(Database& db, int64_t now) {
+absl::StatusOr<FleetSnapshot> SqlStore::ReadSnapshot(Database& db, int64_t now) {
   static const std::string* const kNodes =
       new std::string(absl::StrCat("SELECT ", internal::kNodeColumns, " FROM nodes ORDER BY name"));
   static const std::string* const kGpus = new std::string(
@@ -183,7 +239,7 @@ absl::StatusOr<FleetSnapshot> SqliteStore::ReadSnapshot(Database& db, int64_t no
   return snap;
 }
 
-absl::StatusOr<FleetSnapshot> SqliteStore::LoadSnapshot() {
+absl::StatusOr<FleetSnapshot> SqlStore::LoadSnapshot() {
   MutexLock lock(&read_mu());
   Database& db = read_db();
   const int64_t now = Now();
@@ -193,7 +249,7 @@ absl::StatusOr<FleetSnapshot> SqliteStore::LoadSnapshot() {
   return snap;
 }
 
-absl::StatusOr<FleetChanges> SqliteStore::LoadChanges(int64_t since_generation,
+absl::StatusOr<FleetChanges> SqlStore::LoadChanges(int64_t since_generation,
                                                       int64_t since_unix_ms) {
   // Beyond this many changed nodes one full read is cheaper than three queries per node.
   constexpr size_t kMaxNodesReadOneByOne = 256;
