@@ -23,7 +23,11 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address host:port (port 0 picks a free one). Non-loopback needs TLS or "
           "--insecure_listen_any.");
-ABSL_FLAG(std::string, db, "fleetplan.db", "SQLite database file (created when missing)");
+ABSL_FLAG(std::string, db, "fleetplan.db",
+          "SQLite database file (created when missing), or a PostgreSQL database shared by several "
+          "fleetpland replicas as a libpq URI: postgresql://USER@HOST:PORT/DB (several hosts with "
+          "?target_session_attrs=read-write for failover; the password from ~/.pgpass, "
+          "PGPASSFILE or PGPASSWORD, not the command line)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics listen address host:port; empty disables the exporter");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once listening");
@@ -161,7 +165,7 @@ int main(int argc, char** argv) {
     return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   std::printf("fleetpland %s listening on %s (gRPC port %d), database %s\n", fleetplan::kVersion,
-              options.listen.c_str(), (*server)->port(), options.store.path.c_str());
+              options.listen.c_str(), (*server)->port(), (*server)->store().path().c_str());
   if ((*server)->metrics_port() != 0) {
     std::printf("metrics: http://%s/metrics (port %d)\n", options.metrics_listen.c_str(),
                 (*server)->metrics_port());

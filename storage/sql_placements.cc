@@ -391,7 +391,7 @@ absl::StatusOr<std::vector<Placement>> SqlStore::ListPlacements(const PlacementF
   // The page's last id, so both queries read exactly the page.
   static const std::string* const kPageEnd =
       new std::string(absl::StrCat("SELECT MAX(id) FROM (SELECT p.id AS id FROM placements p",
-                                   *kWhere, " ORDER BY p.id LIMIT ?7)"));
+                                   *kWhere, " ORDER BY p.id LIMIT ?7) AS page"));
   MutexLock lock(&read_mu());
   Database& db = read_db();
   const int64_t now = Now();

@@ -140,7 +140,16 @@ absl::Status SqlStore::InWriteGroup(std::function<absl::Status()> write) {
       for (GroupWrite* w : batch) w->status = txn.status();
     } else {
       db_->set_in_outer_transaction(true);
-      for (GroupWrite* w : batch) w->status = w->write();
+      for (GroupWrite* w : batch) {
+        // A write that met a serialization failure or deadlock (PostgreSQL) rolled back its
+        // savepoint alone; it runs again, a bounded number of times, then answers ABORTED.
+        // (Writers hold the database's writers' lock, so this is a safety net, not a path.)
+        constexpr int kAttempts = 3;
+        for (int attempt = 0; attempt < kAttempts; ++attempt) {
+          w->status = w->write();
+          if (!IsRetryable(w->status)) break;
+        }
+      }
       db_->set_in_outer_transaction(false);
       absl::Status committed = txn->Commit();
       if (!committed.ok()) {

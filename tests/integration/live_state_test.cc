@@ -1,5 +1,5 @@
 // The server plans on its live fleet state (storage/live_fleet.h), not on a snapshot per call.
-// These tests hold it to the store: a write by a second server on the same database file is seen by
+// These tests hold it to the store: a write by a second server on the same database is seen by
 // the next plan; a plan made before another server's write is refused at commit; eight planners and
 // committers never over-commit a GPU (checked in the store, not the cache); a restart rebuilds the
 // same state; and a plan's answer is sized by what it touches unless FULL is asked for.
@@ -19,6 +19,7 @@
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "storage/testing/postgres_server.h"
 #include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
 
@@ -62,17 +63,36 @@ v1::PlanPlacementRequest Request(const std::string& name, int replicas, bool sha
   return req;
 }
 
-class LiveStateTest : public ::testing::Test {
+// Every test runs with the servers on one SQLite file and again on one PostgreSQL database (the
+// replicas of a scaled-out deployment: no shared memory, only the database between them).
+class LiveStateTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     dir_ = testing::MakeTempDir("live_state_");
     db_ = dir_ + "/fleet.db";
+    if (GetParam()) {
+      if (storage::testing::PostgresServer::SkipRequested()) {
+        GTEST_SKIP() << "FLEETPLAN_SKIP_POSTGRES_TEST=1";
+      }
+      std::string why;
+      storage::testing::PostgresServer* pg = storage::testing::SharedPostgresServer(&why);
+      ASSERT_NE(pg, nullptr) << "cannot start PostgreSQL: " << why;
+      const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+      auto uri = pg->CreateDatabase("live_state_" + name.substr(0, name.find('/')));
+      ASSERT_TRUE(uri.ok()) << uri.status();
+      db_ = *uri;
+    }
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string dir_, db_;
 };
 
-TEST_F(LiveStateTest, AnotherServersWritesAreSeenAndStalePlansRefused) {
+INSTANTIATE_TEST_SUITE_P(Backends, LiveStateTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return param.param ? "Postgres" : "SqliteFile";
+                         });
+
+TEST_P(LiveStateTest, AnotherServersWritesAreSeenAndStalePlansRefused) {
   ASSERT_EQ(testing::MakeSmallFleet(db_, 1), "");
   Server a = StartOn(db_);
   Server b = StartOn(db_);
@@ -134,7 +154,7 @@ TEST_F(LiveStateTest, AnotherServersWritesAreSeenAndStalePlansRefused) {
   b.server->Shutdown(std::chrono::milliseconds(0));
 }
 
-TEST_F(LiveStateTest, EightPlannersNeverOverCommitAndRestartRebuildsTheSameState) {
+TEST_P(LiveStateTest, EightPlannersNeverOverCommitAndRestartRebuildsTheSameState) {
   ASSERT_EQ(testing::MakeSmallFleet(db_, 3), "");
   Server a = StartOn(db_);
   Server b = StartOn(db_);
@@ -199,7 +219,7 @@ TEST_F(LiveStateTest, EightPlannersNeverOverCommitAndRestartRebuildsTheSameState
   again.server->Shutdown(std::chrono::milliseconds(0));
 }
 
-TEST_F(LiveStateTest, PlanAnswersAreSizedByWhatTheyTouch) {
+TEST_P(LiveStateTest, PlanAnswersAreSizedByWhatTheyTouch) {
   ASSERT_EQ(testing::MakeSmallFleet(db_, 40), "");
   Server s = StartOn(db_);
   auto plan_with = [&](v1::HeadroomView view) {
@@ -244,7 +264,7 @@ namespace {
 
 // Lists that can reach thousands of rows come in pages: every row once, in order, and bad page
 // arguments named.
-TEST_F(LiveStateTest, PlacementAndModelListsArePaged) {
+TEST_P(LiveStateTest, PlacementAndModelListsArePaged) {
   ASSERT_EQ(testing::MakeSmallFleet(db_, 4), "");
   Server s = StartOn(db_);
   for (int i = 0; i < 5; ++i) {
@@ -340,7 +360,7 @@ TEST_F(LiveStateTest, PlacementAndModelListsArePaged) {
 namespace fleetplan {
 namespace {
 
-TEST_F(LiveStateTest, HeadroomGpuRowsArePaged) {
+TEST_P(LiveStateTest, HeadroomGpuRowsArePaged) {
   ASSERT_EQ(testing::MakeSmallFleet(db_, 40), "");
   Server s = StartOn(db_);
   std::set<std::string> rows;
