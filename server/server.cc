@@ -288,15 +288,28 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
     return absl::UnavailableError(
         absl::StrCat("listen=\"", options.listen, "\": cannot listen (address in use or invalid)"));
   }
-  // The store is open and migrated; only now do we report SERVING.
+  // The store is open and migrated; only now do we report SERVING. From then on health follows
+  // the database: NOT_SERVING while it does not answer (calls fail fast with UNAVAILABLE then),
+  // SERVING again when it does, without a restart.
   grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  for (const char* service :
-       {fleetplan::v1::SystemService::service_full_name(),
-        v1::InventoryService::service_full_name(), v1::CatalogService::service_full_name(),
-        v1::EstimatorService::service_full_name(), v1::HeadroomService::service_full_name(),
-        v1::PlannerService::service_full_name()}) {
-    health->SetServingStatus(service, true);
+  auto set_health = [health](bool serving) {
+    health->SetServingStatus(serving);
+    for (const char* service :
+         {fleetplan::v1::SystemService::service_full_name(),
+          v1::InventoryService::service_full_name(), v1::CatalogService::service_full_name(),
+          v1::EstimatorService::service_full_name(), v1::HeadroomService::service_full_name(),
+          v1::PlannerService::service_full_name()}) {
+      health->SetServingStatus(service, serving);
+    }
+  };
+  set_health(true);
+  if (options.store_probe_interval.count() > 0) {
+    FleetplanServer* self = server.get();
+    server->store_probe_ = std::make_unique<Periodic>(
+        options.store_probe_interval, [self, set_health] {
+          const bool answers = self->store_->FleetGeneration().ok();
+          if (answers != self->store_answers_.exchange(answers)) set_health(answers);
+        });
   }
 
   if (!options.http_listen.empty()) {
@@ -331,6 +344,7 @@ FleetplanServer::~FleetplanServer() { Shutdown(std::chrono::milliseconds(0)); }
 
 void FleetplanServer::Shutdown(std::chrono::milliseconds grace) {
   if (server_ == nullptr) return;
+  if (store_probe_ != nullptr) store_probe_->Stop();
   // NOT_SERVING first so load balancers stop sending; then drain in-flight RPCs.
   if (auto* health = server_->GetHealthCheckService(); health != nullptr) health->Shutdown();
   // Streams end first (they would otherwise hold the drain until its deadline).

@@ -9,6 +9,7 @@
 // Thread safety: Shutdown() may be called from any thread, once or more; Wait() from one thread.
 
 #include <chrono>
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,7 @@
 #include "server/admission.h"
 #include "server/http_gateway.h"
 #include "server/metrics.h"
+#include "server/periodic.h"
 #include "server/server_options.h"
 #include "storage/live_fleet.h"
 #include "storage/sql_store.h"
@@ -73,6 +75,9 @@ class FleetplanServer {
   std::unique_ptr<PlannerServiceImpl> planner_service_;
   std::unique_ptr<FailureWatch> failure_watch_;
   std::unique_ptr<DcgmObserver> dcgm_;
+  // Health follows the database (ServerOptions::store_probe_interval).
+  std::unique_ptr<Periodic> store_probe_;
+  std::atomic<bool> store_answers_{true};
   // Destroyed before the services it calls (only http_ goes earlier).
   std::unique_ptr<grpc::Server> server_;
   // Calls server_ in process: destroyed before it.

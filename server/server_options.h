@@ -73,6 +73,9 @@ struct ServerOptions {
   // fleetplan_zone_failure_* gauges (N+1 headroom). 0: never.
   std::chrono::milliseconds failure_simulation_interval = std::chrono::seconds(60);
   storage::StoreOptions store;
+  // How often the server checks that its database answers: while it does not (a PostgreSQL
+  // server down or failing over), health is NOT_SERVING, and SERVING again once it answers.
+  std::chrono::milliseconds store_probe_interval = std::chrono::seconds(1);
 };
 
 // OK when `listen` is "host:port" (port 0-65535), "[v6]:port" or "unix:PATH"; INVALID_ARGUMENT

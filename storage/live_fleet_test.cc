@@ -191,7 +191,9 @@ TEST_P(LiveFleetTest, ReservationExpiresWithoutAWrite) {
   ASSERT_TRUE(a_->CreateGpuType(MakeGpuType("H100", 80 * kGiB)).ok());
   ASSERT_TRUE(a_->CreateNode(MakeNode("n1", 8, "H100")).ok());
   ASSERT_TRUE(Commit(*a_, "r", {MakePlacement("n1", {0}, 10 * kGiB)}, 1000).ok());
-  LiveFleet live(a_.get());
+  // Reserved through one store (server), expiring in the other's view: the expiry instant is in
+  // the database, not in the memory of the server that reserved.
+  LiveFleet live(b_.get());
   auto before = live.Current();
   ASSERT_TRUE(before.ok());
   EXPECT_EQ((*before)->snapshot().nodes[0].gpus[0].reserved_bytes, 10 * kGiB);

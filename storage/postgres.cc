@@ -212,7 +212,11 @@ absl::StatusOr<std::unique_ptr<PostgresDatabase>> PostgresDatabase::Open(
         "db: not a PostgreSQL connection string: ", absl::StripTrailingAsciiWhitespace(why)));
   }
   PQconninfoFree(options);
-  PGconn* conn = PQconnectdb(conninfo.c_str());
+  // A server that does not answer fails the connection within seconds, not at TCP's timeout
+  // (minutes); the target's own connect_timeout, if any, wins (it is expanded after ours).
+  const char* const keywords[] = {"connect_timeout", "dbname", nullptr};
+  const char* const values[] = {"5", conninfo.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn == nullptr) return absl::ResourceExhaustedError("postgresql connect: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string why = PQerrorMessage(conn);

@@ -136,6 +136,10 @@ absl::Status PostgresServer::Restart() {
   return StartServer();
 }
 
+absl::Status PostgresServer::Halt() {
+  return RunAsOwner(absl::StrCat(bin_, "/pg_ctl -D ", dir_, "/data -m fast -w stop"));
+}
+
 std::string PostgresServer::Uri(const std::string& database) const {
   return absl::StrCat("postgresql:///", database, "?host=", dir_, "&user=fleetplan");
 }

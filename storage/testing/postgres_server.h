@@ -39,6 +39,9 @@ class PostgresServer {
   // Stops the server at once (pg_ctl -m immediate: as if it crashed) and starts it again; clients
   // see their connections break.
   absl::Status Restart();
+  // Stops the server (fast shutdown: clients are disconnected) and starts it again, separately.
+  absl::Status Halt();
+  absl::Status Resume() { return StartServer(); }
   // Runs SQL on `database` as the superuser (test set-up and checks), returning the first value
   // of the first row ("" when none).
   absl::StatusOr<std::string> Query(const std::string& database, const std::string& sql);

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "fleetplan/v1/headroom.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "fleetplan/v1/planner.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
@@ -51,6 +52,16 @@ struct Replica {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::PlannerService::Stub> planner;
   std::unique_ptr<v1::HeadroomService::Stub> headroom;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health;
+
+  // The overall health status, or UNKNOWN when the call failed.
+  grpc::health::v1::HealthCheckResponse::ServingStatus Health() const {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::health::v1::HealthCheckResponse resp;
+    if (!health->Check(&ctx, {}, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+    return resp.status();
+  }
 };
 
 class ReplicasTest : public ::testing::Test {
@@ -62,6 +73,13 @@ class ReplicasTest : public ::testing::Test {
     dir_ = testing::MakeTempDir("replicas_");
     std::string why;
     storage::testing::PostgresServer* pg = storage::testing::SharedPostgresServer(&why);
+    if (PrivateServer()) {
+      // This test stops its PostgreSQL: its own, not the one other tests share.
+      auto own = storage::testing::PostgresServer::Start();
+      ASSERT_TRUE(own.ok()) << own.status();
+      own_ = std::move(*own);
+      pg = own_.get();
+    }
     ASSERT_NE(pg, nullptr) << "cannot start PostgreSQL: " << why;
     auto uri = pg->CreateDatabase(
         std::string("replicas_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -70,6 +88,7 @@ class ReplicasTest : public ::testing::Test {
     ASSERT_EQ(testing::MakeSmallFleet(db_, 6), "");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  virtual bool PrivateServer() const { return false; }
 
   Replica Start(const std::string& name) {
     Replica r;
@@ -87,10 +106,17 @@ class ReplicasTest : public ::testing::Test {
                                     grpc::InsecureChannelCredentials());
     r.planner = v1::PlannerService::NewStub(r.channel);
     r.headroom = v1::HeadroomService::NewStub(r.channel);
+    r.health = grpc::health::v1::Health::NewStub(r.channel);
     return r;
   }
 
   std::string dir_, db_;
+  std::unique_ptr<storage::testing::PostgresServer> own_;
+};
+
+class DatabaseOutageTest : public ReplicasTest {
+ protected:
+  bool PrivateServer() const override { return true; }
 };
 
 // One plan-and-commit; the placement ids when acknowledged.
@@ -186,6 +212,124 @@ TEST_F(ReplicasTest, LosingOneReplicaStopsNothingAndLosesNoAcknowledgedCommit) {
   Replica c = Start("c");
   ASSERT_TRUE(c.planner);
   EXPECT_FALSE(PlanAndCommit(*c.planner, "after").empty());
+}
+
+// 3 replicas, 32 schedulers spread over them, all after the same few GPUs (best fit, shared
+// replicas on 2 nodes): no GPU is ever over-committed (checked by SQL on the database), every
+// refusal is ABORTED, and every acknowledged placement is there.
+TEST_F(ReplicasTest, ThirtyTwoSchedulersOnThreeReplicasNeverDoubleBook) {
+  std::vector<Replica> replicas;
+  for (const char* name : {"a", "b", "c"}) replicas.push_back(Start(name));
+  for (const Replica& r : replicas) ASSERT_TRUE(r.planner);
+  std::mutex mu;
+  std::vector<int64_t> acknowledged;
+  std::atomic<int> attempts{0}, committed{0}, aborted{0}, other{0};
+  std::vector<std::thread> schedulers;
+  for (int t = 0; t < 32; ++t) {
+    schedulers.emplace_back([&, t] {
+      v1::PlannerService::Stub& planner = *replicas[static_cast<size_t>(t % 3)].planner;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      for (int i = 0; i < 160 && std::chrono::steady_clock::now() < deadline; ++i) {
+        grpc::ClientContext pc;
+        v1::Plan plan;
+        grpc::Status planned =
+            planner.PlanPlacement(Deadline(pc), OneReplica(absl::StrCat("s", t, "i", i)), &plan);
+        ++attempts;
+        if (!planned.ok()) {
+          ++other;
+          ADD_FAILURE() << "plan: " << planned.error_message();
+          continue;
+        }
+        if (plan.replicas_size() == 0) continue;  // full
+        grpc::ClientContext cc;
+        v1::CommitPlanRequest commit;
+        commit.set_plan_id(plan.plan_id());
+        v1::CommitPlanResponse resp;
+        grpc::Status st = planner.CommitPlan(Deadline(cc), commit, &resp);
+        if (st.ok()) {
+          ++committed;
+          std::lock_guard<std::mutex> lock(mu);
+          acknowledged.insert(acknowledged.end(), resp.placement_ids().begin(),
+                              resp.placement_ids().end());
+        } else if (st.error_code() == grpc::StatusCode::ABORTED) {
+          ++aborted;
+        } else {
+          ++other;
+          ADD_FAILURE() << "commit: " << st.error_code() << " " << st.error_message();
+        }
+        // Release a third of what we hold, so the GPUs stay contested instead of filling up.
+        if (st.ok() && i % 3 == 0 && resp.placement_ids_size() > 0) {
+          grpc::ClientContext rc;
+          v1::ReleasePlacementRequest release;
+          release.set_placement_id(resp.placement_ids(0));
+          v1::PlacementRecord released;
+          planner.ReleasePlacement(Deadline(rc), release, &released).IgnoreError();
+        }
+      }
+    });
+  }
+  for (auto& s : schedulers) s.join();
+  std::printf("%d attempts: %d committed, %d aborted, %d other\n", attempts.load(),
+              committed.load(), aborted.load(), other.load());
+  EXPECT_GE(attempts.load(), 5000);
+  EXPECT_GT(committed.load(), 100);
+  EXPECT_EQ(other.load(), 0);
+  // By SQL on the database: no GPU holds more committed and reserved bytes than it has.
+  storage::testing::PostgresServer* pg = storage::testing::SharedPostgresServer(nullptr);
+  const std::string name =
+      std::string("replicas_") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  auto over = pg->Query(
+      name,
+      "SELECT COUNT(*) FROM (SELECT pg.node, pg.idx, SUM(pg.bytes) AS used, MAX(t.memory_bytes) "
+      "AS cap FROM placement_gpus pg JOIN placements p ON p.id = pg.placement_id JOIN gpus g ON "
+      "g.node = pg.node AND g.idx = pg.idx JOIN gpu_types t ON t.name = g.gpu_type WHERE "
+      "p.state IN ('committed', 'reserved') GROUP BY pg.node, pg.idx) u WHERE used > cap");
+  ASSERT_TRUE(over.ok()) << over.status();
+  EXPECT_EQ(*over, "0") << "GPUs over-committed";
+  auto store = storage::SqlStore::Open({.path = db_});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto placements = (*store)->ListPlacements({.include_released = true});
+  ASSERT_TRUE(placements.ok());
+  std::set<int64_t> present;
+  for (const auto& p : *placements) present.insert(p.id);
+  for (int64_t id : acknowledged) EXPECT_TRUE(present.count(id)) << "acknowledged " << id;
+}
+
+// PostgreSQL stops for a few seconds: the replica says NOT_SERVING, calls fail fast with
+// UNAVAILABLE, and it serves again by itself once the database is back.
+TEST_F(DatabaseOutageTest, ADatabaseOutageIsNotServingAndRecoversWithoutARestart) {
+  Replica a = Start("a");
+  ASSERT_TRUE(a.planner);
+  ASSERT_EQ(a.Health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  ASSERT_FALSE(PlanAndCommit(*a.planner, "before").empty());
+  ASSERT_TRUE(own_->Halt().ok());
+  const auto down = std::chrono::steady_clock::now();
+  bool not_serving = false;
+  while (!not_serving && std::chrono::steady_clock::now() - down < std::chrono::seconds(10)) {
+    not_serving = a.Health() == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+    if (!not_serving) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(not_serving) << "health while the database is down";
+  {
+    grpc::ClientContext pc;
+    v1::Plan plan;
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status st = a.planner->PlanPlacement(Deadline(pc, 10), OneReplica("during"), &plan);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(6)) << "fails fast";
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_TRUE(own_->Resume().ok());
+  const auto up = std::chrono::steady_clock::now();
+  bool serving = false;
+  while (!serving && std::chrono::steady_clock::now() - up < std::chrono::seconds(15)) {
+    serving = a.Health() == grpc::health::v1::HealthCheckResponse::SERVING;
+    if (!serving) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(serving) << "health once the database is back";
+  std::vector<int64_t> after;
+  for (int i = 0; i < 5 && after.empty(); ++i) after = PlanAndCommit(*a.planner, "after");
+  EXPECT_FALSE(after.empty()) << "commits again without a restart";
 }
 
 }  // namespace
