@@ -4,6 +4,10 @@
 // holding placements). The pure planner on the same fleet is measured beside it, so the RPC
 // overhead shows as a ratio.
 //
+// The plan and commit benchmarks run on SQLite (the default store) and again on PostgreSQL (a
+// private server this benchmark starts, storage/testing/postgres_server.h), so the cost of the
+// shared database of several replicas shows beside the embedded one (the /pg variants).
+//
 // Goals (issue 13): one deployment p99 <= 5 ms at 80k GPUs and p99(10k nodes) / p99(100 nodes) <=
 // 3; a batch of 1,000 deployments <= 1 s at 80k GPUs; >= 3,000 placements/s committed by 8 clients
 // with fsync on; 10,000 nodes imported in seconds.
@@ -37,6 +41,7 @@
 #include "planner/placement/planner.h"
 #include "server/server.h"
 #include "storage/sql_store.h"
+#include "storage/testing/postgres_server.h"
 #include "tests/testing/data.h"
 
 namespace fleetplan {
@@ -65,14 +70,24 @@ placement::Node BenchNode(int64_t i) {
   return n;
 }
 
-// A database file holding the fleet and the catalog (built once per size).
-const std::string& FleetDatabase(int64_t nodes) {
-  static auto* built = new std::map<int64_t, std::string>();
-  auto it = built->find(nodes);
-  if (it != built->end()) return it->second;
-  const std::string path = TempPath(absl::StrCat(nodes, ".db"));
-  std::filesystem::remove(path);
-  auto store = storage::SqlStore::Open({.path = path});
+// The benchmarks' PostgreSQL server (started on first use, stopped at exit).
+storage::testing::PostgresServer* postgres_server = nullptr;
+storage::testing::PostgresServer& Postgres() {
+  if (postgres_server == nullptr) {
+    auto started = storage::testing::PostgresServer::Start();
+    if (!started.ok()) {
+      std::fprintf(stderr, "cannot start PostgreSQL: %s\n", started.status().ToString().c_str());
+      std::abort();
+    }
+    postgres_server = started->release();
+    std::atexit([] { delete postgres_server; });
+  }
+  return *postgres_server;
+}
+
+// The fleet and the catalog written into the store at `target`.
+void BuildFleet(const std::string& target, int64_t nodes) {
+  auto store = storage::SqlStore::Open({.path = target});
   if (!store.ok()) std::abort();
   (void)(*store)->CreateGpuType({.name = "A100-40GB", .memory_bytes = 42505273344});
   (void)(*store)->CreateGpuType({.name = "H100", .memory_bytes = 85017493504});
@@ -108,8 +123,33 @@ const std::string& FleetDatabase(int64_t nodes) {
   }
   busy.deployments.push_back({.name = "existing", .model = "qwen2.5-0.5b", .replicas = 1});
   if (!busy.placements.empty() && !(*store)->CommitPlacements(busy).ok()) std::abort();
+}
+
+// A database file holding the fleet and the catalog (built once per size).
+const std::string& FleetDatabase(int64_t nodes) {
+  static auto* built = new std::map<int64_t, std::string>();
+  auto it = built->find(nodes);
+  if (it != built->end()) return it->second;
+  const std::string path = TempPath(absl::StrCat(nodes, ".db"));
+  std::filesystem::remove(path);
+  BuildFleet(path, nodes);
   return built->emplace(nodes, path).first->second;
 }
+
+// The same fleet in a PostgreSQL database named fleet_<nodes> (built once per size), used as the
+// template of each benchmark's copy.
+const std::string& FleetPostgresDatabase(int64_t nodes) {
+  static auto* built = new std::map<int64_t, std::string>();
+  auto it = built->find(nodes);
+  if (it != built->end()) return it->second;
+  const std::string name = absl::StrCat("fleet_", nodes);
+  auto uri = Postgres().CreateDatabase(name);
+  if (!uri.ok()) std::abort();
+  BuildFleet(*uri, nodes);
+  return built->emplace(nodes, name).first->second;
+}
+
+enum Backend : int64_t { kSqlite = 0, kPostgres = 1 };
 
 // A server over a copy of the fleet's database (so writes in one benchmark do not leak into the
 // next), with stubs.
@@ -119,13 +159,25 @@ struct Running {
   std::unique_ptr<v1::PlannerService::Stub> planner;
 };
 
-Running Start(int64_t nodes, const std::string& copy_name) {
-  const std::string copy = TempPath(copy_name);
-  std::filesystem::remove(copy);
-  std::filesystem::remove(copy + "-wal");
-  std::filesystem::copy_file(FleetDatabase(nodes), copy);
+Running Start(int64_t nodes, const std::string& copy_name, int64_t backend = kSqlite) {
+  std::string target;
+  if (backend == kPostgres) {
+    const std::string name =
+        std::filesystem::path(copy_name).stem().string();  // "commit.db" -> "commit"
+    const std::string& from = FleetPostgresDatabase(nodes);
+    if (!Postgres().Query("postgres", "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)").ok() ||
+        !Postgres().Query("postgres", "CREATE DATABASE " + name + " TEMPLATE " + from).ok()) {
+      std::abort();
+    }
+    target = Postgres().Uri(name);
+  } else {
+    target = TempPath(copy_name);
+    std::filesystem::remove(target);
+    std::filesystem::remove(target + "-wal");
+    std::filesystem::copy_file(FleetDatabase(nodes), target);
+  }
   auto server = server::FleetplanServer::Start(
-      {.listen = "127.0.0.1:0", .metrics_listen = "", .store = {.path = copy}});
+      {.listen = "127.0.0.1:0", .metrics_listen = "", .store = {.path = target}});
   if (!server.ok()) std::abort();
   Running r{.server = std::move(*server)};
   grpc::ChannelArguments args;
@@ -174,7 +226,7 @@ PlanClock ReadPlanClock(server::FleetplanServer& s) {
 
 void PlanOne(benchmark::State& state, v1::HeadroomView view) {
   const int64_t nodes = state.range(0);
-  Running r = Start(nodes, "plan_one.db");
+  Running r = Start(nodes, "plan_one.db", state.range(1));
   std::vector<double> ms;
   size_t bytes = 0;
   int64_t i = 0;
@@ -205,17 +257,20 @@ void PlanOne(benchmark::State& state, v1::HeadroomView view) {
 }
 
 void BM_PlanOneDeployment(benchmark::State& state) { PlanOne(state, v1::HEADROOM_VIEW_TOUCHED); }
+// Args: nodes, backend (0 SQLite, 1 PostgreSQL).
 BENCHMARK(BM_PlanOneDeployment)
-    ->Arg(100)
-    ->Arg(10000)
-    ->Arg(100000)
+    ->Args({100, kSqlite})
+    ->Args({10000, kSqlite})
+    ->Args({100000, kSqlite})
+    ->Args({100, kPostgres})
+    ->Args({10000, kPostgres})
     ->Unit(benchmark::kMillisecond)
     ->MinTime(2);
 
 void BM_PlanOneDeploymentFullHeadroom(benchmark::State& state) {
   PlanOne(state, v1::HEADROOM_VIEW_FULL);
 }
-BENCHMARK(BM_PlanOneDeploymentFullHeadroom)->Arg(10000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PlanOneDeploymentFullHeadroom)->Args({10000, kSqlite})->Unit(benchmark::kMillisecond);
 
 // The same deployments on the same fleet, straight into the planner (no RPC, no store).
 void BM_PurePlanner(benchmark::State& state) {
@@ -268,7 +323,7 @@ BENCHMARK(BM_PlanBatch1000)->Arg(10000)->Unit(benchmark::kMillisecond)->Iteratio
 // A scheduler's loop: plan one replica, commit it. Every commit moves the fleet generation, so
 // every plan finds the live state one write behind and refreshes it.
 void BM_PlanThenCommit(benchmark::State& state) {
-  Running r = Start(state.range(0), "plan_commit.db");
+  Running r = Start(state.range(0), "plan_commit.db", state.range(1));
   std::vector<double> ms;
   int64_t i = 0;
   for (auto _ : state) {
@@ -296,13 +351,18 @@ void BM_PlanThenCommit(benchmark::State& state) {
   state.counters["full_reads"] = static_cast<double>(stats.full_reads);
   state.counters["incremental_reads"] = static_cast<double>(stats.incremental_reads);
 }
-BENCHMARK(BM_PlanThenCommit)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond)->MinTime(2);
+BENCHMARK(BM_PlanThenCommit)
+    ->Args({10000, kSqlite})
+    ->Args({100000, kSqlite})
+    ->Args({10000, kPostgres})
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(2);
 
 // Eight clients committing at once, fsync on. First (untimed) each client reserves 120 plans of
 // one shared replica in its own pool (reservations hold their GPUs, so later plans go elsewhere);
 // then all eight commit them concurrently: CommitPlan throughput, placements per second.
 void BM_CommitThroughput8Clients(benchmark::State& state) {
-  Running r = Start(state.range(0), "commit.db");
+  Running r = Start(state.range(0), "commit.db", state.range(1));
   constexpr int kClients = 8, kPlans = 120;  // 960 kept plans: under the registry's 1,000
   for (auto _ : state) {
     state.PauseTiming();
@@ -374,7 +434,8 @@ void BM_CommitThroughput8Clients(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_CommitThroughput8Clients)
-    ->Arg(10000)
+    ->Args({10000, kSqlite})
+    ->Args({10000, kPostgres})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)
     ->UseRealTime();
@@ -382,7 +443,7 @@ BENCHMARK(BM_CommitThroughput8Clients)
 // The whole scheduler loop from eight clients at once: plan one shared replica in the client's
 // own pool, commit it, again (plans and commits compete for the two cores).
 void BM_PlanAndCommit8Clients(benchmark::State& state) {
-  Running r = Start(state.range(0), "plan_commit8.db");
+  Running r = Start(state.range(0), "plan_commit8.db", state.range(1));
   for (auto _ : state) {
     std::atomic<int64_t> committed{0}, aborted{0};
     const auto t0 = std::chrono::steady_clock::now();
@@ -421,7 +482,8 @@ void BM_PlanAndCommit8Clients(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PlanAndCommit8Clients)
-    ->Arg(10000)
+    ->Args({10000, kSqlite})
+    ->Args({10000, kPostgres})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)
     ->UseRealTime();
