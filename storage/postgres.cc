@@ -53,8 +53,12 @@ std::pair<std::string, int> ToDollarParameters(absl::string_view sql) {
 
 class PostgresStatement final : public StatementBackend {
  public:
-  PostgresStatement(PostgresDatabase* db, std::string sql, int parameters)
-      : db_(db), sql_(std::move(sql)), values_(static_cast<size_t>(parameters)) {}
+  // `name` non-empty: a kept statement, prepared on the server under that name.
+  PostgresStatement(PostgresDatabase* db, std::string sql, int parameters, std::string name = "")
+      : db_(db),
+        sql_(std::move(sql)),
+        name_(std::move(name)),
+        values_(static_cast<size_t>(parameters)) {}
   PostgresStatement(const PostgresStatement&) = delete;
   PostgresStatement& operator=(const PostgresStatement&) = delete;
   ~PostgresStatement() override { PQclear(result_); }
@@ -89,7 +93,8 @@ class PostgresStatement final : public StatementBackend {
         values.push_back(v.has_value() ? v->c_str() : nullptr);
       }
       absl::StatusOr<PGresult*> result =
-          db_->Run(sql_, values.data(), static_cast<int>(values.size()));
+          name_.empty() ? db_->Run(sql_, values.data(), static_cast<int>(values.size()))
+                        : db_->RunKept(name_, sql_, values.data(), static_cast<int>(values.size()));
       if (!result.ok()) return result.status();
       result_ = *result;
       rows_ = PQntuples(result_);
@@ -149,6 +154,7 @@ class PostgresStatement final : public StatementBackend {
 
   PostgresDatabase* db_;
   std::string sql_;
+  std::string name_;
   std::vector<std::optional<std::string>> values_;
   PGresult* result_ = nullptr;
   int rows_ = 0;
@@ -254,6 +260,7 @@ absl::Status PostgresDatabase::EnsureConnected() {
         absl::StrCat("postgresql: the connection to ", path(), " broke inside a transaction"));
   }
   PQreset(conn_);
+  ++connection_epoch_;  // the server forgot this connection's prepared statements
   if (PQstatus(conn_) != CONNECTION_OK) {
     return absl::UnavailableError(absl::StrCat(
         "postgresql reconnect: ", absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn_))));
@@ -298,6 +305,35 @@ absl::Status PostgresDatabase::Exec(absl::string_view sql) {
 absl::StatusOr<Statement> PostgresDatabase::Prepare(absl::string_view sql) {
   auto [text, parameters] = ToDollarParameters(sql);
   return Statement(std::make_unique<PostgresStatement>(this, std::move(text), parameters));
+}
+
+absl::StatusOr<Statement> PostgresDatabase::PrepareKept(absl::string_view sql) {
+  auto [text, parameters] = ToDollarParameters(sql);
+  return Statement(std::make_unique<PostgresStatement>(this, std::move(text), parameters,
+                                                       absl::StrCat("s", ++kept_statements_)));
+}
+
+absl::StatusOr<PGresult*> PostgresDatabase::RunKept(const std::string& name,
+                                                    const std::string& sql,
+                                                    const char* const* values, int count) {
+  if (absl::Status s = EnsureConnected(); !s.ok()) return s;
+  auto it = prepared_.find(name);
+  if (it == prepared_.end() || it->second != connection_epoch_) {
+    PGresult* prepared = PQprepare(conn_, name.c_str(), sql.c_str(), count, nullptr);
+    absl::Status status = ResultStatus(prepared, absl::StrCat("prepare \"", sql.substr(0, 60), "\""));
+    PQclear(prepared);
+    if (!status.ok()) return status;
+    prepared_[name] = connection_epoch_;
+  }
+  PGresult* result =
+      PQexecPrepared(conn_, name.c_str(), count, values, nullptr, nullptr, /*text=*/0);
+  absl::Status status = ResultStatus(result, absl::StrCat("\"", sql.substr(0, 60), "\""));
+  if (!status.ok()) {
+    PQclear(result);
+    return status;
+  }
+  changes_ = std::atoi(PQcmdTuples(result));
+  return result;
 }
 
 absl::StatusOr<PGresult*> PostgresDatabase::Run(const std::string& sql, const char* const* values,

@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -61,6 +62,9 @@ class PostgresDatabase final : public Database {
   Dialect dialect() const override { return Dialect::kPostgres; }
   absl::Status Exec(absl::string_view sql) override;
   absl::StatusOr<Statement> Prepare(absl::string_view sql) override;
+  // Prepared on the server (PQprepare) at its first run on each connection, then only executed:
+  // the parse and plan are paid once per connection, not per call.
+  absl::StatusOr<Statement> PrepareKept(absl::string_view sql) override;
   int Changes() const override { return changes_; }
   absl::string_view BeginWriteSql() const override;
   absl::string_view BeginReadSql() const override;
@@ -68,6 +72,9 @@ class PostgresDatabase final : public Database {
   // Runs `sql` (already in $N form) with text parameters (null where absent): the result, which
   // the caller owns, or the error as Status. Used by the statements.
   absl::StatusOr<PGresult*> Run(const std::string& sql, const char* const* values, int count);
+  // The same for a kept statement: prepared under `name` on this connection first if it is not.
+  absl::StatusOr<PGresult*> RunKept(const std::string& name, const std::string& sql,
+                                    const char* const* values, int count);
   // Session settings (SET ...) run now and again after every reconnect.
   absl::Status SetSession(std::string sql);
   PGconn* raw() const { return conn_; }
@@ -80,6 +87,9 @@ class PostgresDatabase final : public Database {
 
   PGconn* conn_;
   std::string session_sql_ = "SET client_min_messages = warning";
+  int64_t kept_statements_ = 0;       // names s1, s2, ... handed out
+  int64_t connection_epoch_ = 0;      // bumped by every reconnect: prepared statements are gone
+  std::map<std::string, int64_t, std::less<>> prepared_;  // name -> epoch it was prepared in
   int changes_ = 0;
   bool transaction_open_ = false;
 };

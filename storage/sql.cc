@@ -55,7 +55,7 @@ ScopedStatement::~ScopedStatement() {
 absl::StatusOr<ScopedStatement> Database::Cached(absl::string_view sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
-    absl::StatusOr<Statement> stmt = Prepare(sql);
+    absl::StatusOr<Statement> stmt = PrepareKept(sql);
     if (!stmt.ok()) return stmt.status();
     it = cache_.emplace(std::string(sql), std::make_unique<Statement>(std::move(*stmt))).first;
   }

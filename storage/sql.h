@@ -115,6 +115,9 @@ class Database {
   // Runs one or more statements that return no rows (DDL, settings).
   virtual absl::Status Exec(absl::string_view sql) = 0;
   virtual absl::StatusOr<Statement> Prepare(absl::string_view sql) = 0;
+  // A statement Cached() keeps for the connection's life: a backend may prepare it on the server
+  // once (PostgreSQL) instead of per run. Prepare() by default.
+  virtual absl::StatusOr<Statement> PrepareKept(absl::string_view sql) { return Prepare(sql); }
   // Rows inserted, updated or deleted by the last statement that finished.
   virtual int Changes() const = 0;
   // The statements that open a transaction (Transaction::Begin).
