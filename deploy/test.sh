@@ -35,7 +35,7 @@ ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ctest --test-dir build-sanitize --output-on-failure -j "$(fleetplan_jobs)" --timeout 900
 
 stage "ThreadSanitizer build in build-tsan/"
-tsan_targets=(shared_state_test storage_concurrency_test storage_stress storage_test)
+tsan_targets=(shared_state_test storage_concurrency_test storage_stress storage_test postgres_test_server)
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFLEETPLAN_WERROR=ON \
   -DFLEETPLAN_TSAN=ON -DFLEETPLAN_BUILD_BENCH=OFF "${launcher[@]}"
 cmake --build build-tsan -j "$(fleetplan_jobs)" --target "${tsan_targets[@]}"

@@ -92,12 +92,20 @@ class HeadroomServiceImpl::Watcher final : public grpc::ServerWriteReactor<v1::F
 HeadroomServiceImpl::HeadroomServiceImpl(ServiceDeps deps, std::chrono::milliseconds poll_interval,
                                          WatchLimits limits)
     : deps_(deps), poll_interval_(poll_interval), limits_(limits) {
+  // Where the database pushes changes (another replica's commit), streams hear of them at once;
+  // the poll stays as the fallback and for databases that cannot push.
+  subscription_ = deps_.store->SubscribeToChanges([this] {
+    MutexLock lock(&mu_);
+    pushed_ = true;
+    stop_changed_.SignalAll();
+  });
   poller_ = std::thread([this] { PollLoop(); });
 }
 
 HeadroomServiceImpl::~HeadroomServiceImpl() { Shutdown(); }
 
 void HeadroomServiceImpl::Shutdown() {
+  if (subscription_ != 0) deps_.store->Unsubscribe(subscription_);  // no callback after this
   std::set<std::shared_ptr<Watcher>> watchers;
   {
     MutexLock lock(&mu_);
@@ -151,10 +159,10 @@ void HeadroomServiceImpl::PollLoop() {
   while (true) {
     {
       MutexLock lock(&mu_);
-      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      mu_.WaitUntil(stop_changed_, stopping,
-                    absl::Now() + absl::Milliseconds(poll_interval_.count()));
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || pushed_; };
+      mu_.WaitUntil(stop_changed_, woken, absl::Now() + absl::Milliseconds(poll_interval_.count()));
       if (stop_) return;
+      pushed_ = false;
       if (watchers_.empty()) continue;
     }
     absl::StatusOr<int64_t> generation = deps_.store->FleetGeneration();

@@ -61,7 +61,10 @@ class HeadroomServiceImpl final : public v1::HeadroomService::CallbackService {
   std::set<std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> watches_by_client_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  absl::CondVar stop_changed_;  // signalled when stop_ is set
+  // The store pushed a change (PostgreSQL NOTIFY): look now, not at the next poll.
+  bool pushed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar stop_changed_;  // signalled when stop_ or pushed_ is set
+  int64_t subscription_ = 0;    // the store's change subscription (0: none, poll only)
   std::thread poller_;
 };
 

@@ -14,6 +14,7 @@
 // Thread safety: implementations are safe to call from many threads at once.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -170,6 +171,18 @@ class PlacementStore {
   virtual absl::StatusOr<Placement> ReleasePlacement(int64_t id) = 0;
   virtual absl::StatusOr<Placement> GetPlacement(int64_t id) = 0;
   virtual absl::StatusOr<std::vector<Placement>> ListPlacements(const PlacementFilter& filter) = 0;
+
+  // ---- Change notifications
+  // Calls `on_change`, on another thread, soon after any writer (this server, another replica, a
+  // tool) moved the fleet generation, where the database can push that (PostgreSQL's
+  // LISTEN/NOTIFY). Returns an id for Unsubscribe, or 0 when there is no push (SQLite): the caller
+  // polls FleetGeneration, which it must do anyway as the fallback. `on_change` must be quick.
+  virtual int64_t SubscribeToChanges(std::function<void()> on_change) {
+    (void)on_change;
+    return 0;
+  }
+  // After it returns, the callback of `id` is not running and will not be called again.
+  virtual void Unsubscribe(int64_t id) { (void)id; }
 
   // ---- Snapshot
   // All GPU types, nodes and GPUs with their committed and reserved bytes, in one read

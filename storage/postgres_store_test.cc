@@ -170,10 +170,16 @@ TEST_F(PostgresStoreTest, AWriterWaitsForAnotherReplicasLockOnlyAsLongAsItsBusyT
 }
 
 TEST_F(PostgresStoreTest, ABrokenConnectionIsReestablishedAndNothingIsHalfWritten) {
+  // This test restarts its PostgreSQL: its own, not the one other tests share.
+  auto own = testing::PostgresServer::Start();
+  ASSERT_TRUE(own.ok()) << own.status();
+  auto uri = (*own)->CreateDatabase("restarted");
+  ASSERT_TRUE(uri.ok()) << uri.status();
+  uri_ = *uri;
   auto store = Open();
   ASSERT_TRUE(store);
   Fleet(*store);
-  ASSERT_TRUE(server_->Restart().ok());
+  ASSERT_TRUE((*own)->Restart().ok());
   // The first calls may meet the broken connections (UNAVAILABLE, nothing written); then the
   // store reconnects by itself.
   absl::Status last;

@@ -197,7 +197,8 @@ const std::vector<absl::string_view>& Migrations() {
 // PRECISION for REAL, text in the C collation so that names sort and page exactly as in SQLite,
 // identity ids that are never reused (AUTOINCREMENT), and the v5 triggers in PL/pgSQL. v5 also adds
 // what only a database shared by several servers needs: a GPU's committed bytes can never exceed
-// its type's memory, whatever a server believed (SQLSTATE 23514, FAILED_PRECONDITION).
+// its type's memory, whatever a server believed (SQLSTATE 23514, FAILED_PRECONDITION), and a
+// NOTIFY on channel fleetplan_fleet whenever the fleet generation moves (storage/postgres_listener.h).
 const std::vector<absl::string_view>& PostgresMigrations() {
   static const auto* const kMigrations = new std::vector<absl::string_view>{
       // v1
@@ -343,6 +344,14 @@ const std::vector<absl::string_view>& PostgresMigrations() {
         END $$;
         CREATE TRIGGER note_placement_state AFTER UPDATE OF state, expires_unix_ms ON placements
           FOR EACH ROW EXECUTE FUNCTION fleetplan_note_placement();
+        -- Replicas LISTEN: a moved generation is pushed to them when its transaction commits.
+        CREATE FUNCTION fleetplan_notify_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_notify('fleetplan_fleet', NEW.value::text);
+          RETURN NULL;
+        END $$;
+        CREATE TRIGGER notify_generation AFTER UPDATE ON fleet_meta
+          FOR EACH ROW WHEN (NEW.key = 'generation') EXECUTE FUNCTION fleetplan_notify_generation();
 
         -- Committed bytes on one GPU never exceed its type's memory.
         CREATE FUNCTION fleetplan_check_gpu(gpu_node TEXT, gpu_idx BIGINT) RETURNS void

@@ -110,8 +110,31 @@ absl::StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const StoreOptions& opt
       new SqlStore(std::move(connections.db), std::move(connections.read_db),
                    connections.version, std::move(path), std::move(clock)));
   store->clock_floor_ = floor;
+  if (postgres) store->conninfo_ = options.path;
   if (!postgres) RETURN_IF_ERROR(store->SetMaxDatabaseBytes(options.max_database_bytes));
   return store;
+}
+
+int64_t SqlStore::SubscribeToChanges(std::function<void()> on_change) {
+  if (dialect_ != Dialect::kPostgres) return 0;
+  MutexLock lock(&subscribers_mu_);
+  if (listener_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<PostgresListener>> listener =
+        PostgresListener::Start(conninfo_, "fleetplan_fleet", [this] {
+          MutexLock inner(&subscribers_mu_);
+          for (const auto& [id, callback] : subscribers_) callback();
+        });
+    if (!listener.ok()) return 0;
+    listener_ = std::move(*listener);
+  }
+  const int64_t id = ++next_subscriber_;
+  subscribers_.emplace(id, std::move(on_change));
+  return id;
+}
+
+void SqlStore::Unsubscribe(int64_t id) {
+  MutexLock lock(&subscribers_mu_);
+  subscribers_.erase(id);
 }
 
 absl::Status SqlStore::InWriteGroup(std::function<absl::Status()> write) {

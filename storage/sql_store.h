@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "planner/common/mutex.h"
 #include "storage/placement_store.h"
+#include "storage/postgres_listener.h"
 #include "storage/schema.h"
 #include "storage/sql.h"
 
@@ -100,6 +102,9 @@ class SqlStore final : public PlacementStore {
   absl::StatusOr<Placement> GetPlacement(int64_t id) override;
   absl::StatusOr<std::vector<Placement>> ListPlacements(const PlacementFilter& filter) override;
 
+  int64_t SubscribeToChanges(std::function<void()> on_change) override;
+  void Unsubscribe(int64_t id) override;
+
   absl::StatusOr<FleetSnapshot> LoadSnapshot() override;
   absl::StatusOr<FleetChanges> LoadChanges(int64_t since_generation,
                                            int64_t since_unix_ms) override;
@@ -147,6 +152,12 @@ class SqlStore final : public PlacementStore {
   Database& read_db() { return read_db_ ? *read_db_ : *db_; }
 
   const Dialect dialect_;
+  // PostgreSQL: the target with its password (the listener's), and the subscribers it calls.
+  std::string conninfo_;
+  Mutex subscribers_mu_;
+  std::map<int64_t, std::function<void()>> subscribers_ ABSL_GUARDED_BY(subscribers_mu_);
+  int64_t next_subscriber_ ABSL_GUARDED_BY(subscribers_mu_) = 0;
+  std::unique_ptr<PostgresListener> listener_ ABSL_GUARDED_BY(subscribers_mu_);
   Mutex mu_;
   std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
   // The group commit's queue (InWriteGroup).

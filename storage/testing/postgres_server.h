@@ -37,7 +37,7 @@ class PostgresServer {
   // The URI of an existing database.
   std::string Uri(const std::string& database) const;
   // Stops the server at once (pg_ctl -m immediate: as if it crashed) and starts it again; clients
-  // see their connections break.
+  // see their connections break. Only on a server of one's own (Start), never the shared one.
   absl::Status Restart();
   // Stops the server (fast shutdown: clients are disconnected) and starts it again, separately.
   absl::Status Halt();

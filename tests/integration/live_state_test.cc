@@ -39,9 +39,12 @@ struct Server {
   std::unique_ptr<v1::HeadroomService::Stub> headroom;
 };
 
-Server StartOn(const std::string& db) {
-  auto started = server::FleetplanServer::Start(
-      {.listen = "127.0.0.1:0", .metrics_listen = "", .store = {.path = db}});
+Server StartOn(const std::string& db,
+               std::chrono::milliseconds headroom_poll = std::chrono::milliseconds(250)) {
+  auto started = server::FleetplanServer::Start({.listen = "127.0.0.1:0",
+                                                 .metrics_listen = "",
+                                                 .headroom_poll_interval = headroom_poll,
+                                                 .store = {.path = db}});
   EXPECT_TRUE(started.ok()) << started.status();
   Server s{.server = std::move(*started)};
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(s.server->port()),
@@ -150,6 +153,42 @@ TEST_P(LiveStateTest, AnotherServersWritesAreSeenAndStalePlansRefused) {
     EXPECT_EQ(plan.replicas_size(), 7);
   }
   EXPECT_GT(a.server->fleet().stats().incremental_reads, 0);
+  a.server->Shutdown(std::chrono::milliseconds(0));
+  b.server->Shutdown(std::chrono::milliseconds(0));
+}
+
+// On PostgreSQL the database pushes every moved generation (LISTEN/NOTIFY): a watch on one server
+// shows another server's commit at once, not at its next poll (here a minute away).
+TEST_P(LiveStateTest, AWatchHearsAnotherServersCommitWithoutWaitingForItsPoll) {
+  if (!GetParam()) GTEST_SKIP() << "SQLite cannot push changes; watches poll";
+  ASSERT_EQ(testing::MakeSmallFleet(db_, 1), "");
+  Server a = StartOn(db_);
+  Server b = StartOn(db_, std::chrono::minutes(1));
+  grpc::ClientContext wc;
+  wc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = b.headroom->WatchHeadroom(&wc, v1::WatchHeadroomRequest());
+  v1::FleetHeadroom h;
+  ASSERT_TRUE(reader->Read(&h));
+  const int64_t before = h.generation();
+  {
+    grpc::ClientContext pc;
+    v1::Plan plan;
+    ASSERT_TRUE(a.planner->PlanPlacement(Deadline(pc), Request("pushed", 1), &plan).ok());
+    grpc::ClientContext cc;
+    v1::CommitPlanRequest commit;
+    commit.set_plan_id(plan.plan_id());
+    v1::CommitPlanResponse resp;
+    ASSERT_TRUE(a.planner->CommitPlan(Deadline(cc), commit, &resp).ok());
+  }
+  const auto committed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(reader->Read(&h)) << "the watch ended";
+  EXPECT_GT(h.generation(), before);
+  EXPECT_LT(std::chrono::steady_clock::now() - committed, std::chrono::seconds(10))
+      << "heard by push, not by the one-minute poll";
+  wc.TryCancel();
+  while (reader->Read(&h)) {
+  }
+  reader->Finish().IgnoreError();
   a.server->Shutdown(std::chrono::milliseconds(0));
   b.server->Shutdown(std::chrono::milliseconds(0));
 }
