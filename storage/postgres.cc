@@ -325,22 +325,18 @@ absl::StatusOr<PGresult*> PostgresDatabase::RunKept(const std::string& name,
     if (!status.ok()) return status;
     prepared_[name] = connection_epoch_;
   }
-  PGresult* result =
-      PQexecPrepared(conn_, name.c_str(), count, values, nullptr, nullptr, /*text=*/0);
-  absl::Status status = ResultStatus(result, absl::StrCat("\"", sql.substr(0, 60), "\""));
-  if (!status.ok()) {
-    PQclear(result);
-    return status;
-  }
-  changes_ = std::atoi(PQcmdTuples(result));
-  return result;
+  return Finish(
+      PQexecPrepared(conn_, name.c_str(), count, values, nullptr, nullptr, /*text=*/0), sql);
 }
 
 absl::StatusOr<PGresult*> PostgresDatabase::Run(const std::string& sql, const char* const* values,
                                                 int count) {
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
-  PGresult* result =
-      PQexecParams(conn_, sql.c_str(), count, nullptr, values, nullptr, nullptr, /*text=*/0);
+  return Finish(
+      PQexecParams(conn_, sql.c_str(), count, nullptr, values, nullptr, nullptr, /*text=*/0), sql);
+}
+
+absl::StatusOr<PGresult*> PostgresDatabase::Finish(PGresult* result, const std::string& sql) {
   absl::Status status = ResultStatus(result, absl::StrCat("\"", sql.substr(0, 60), "\""));
   if (!status.ok()) {
     PQclear(result);

@@ -84,6 +84,8 @@ class PostgresDatabase final : public Database {
   // Re-establishes a broken connection when no transaction was open on it.
   absl::Status EnsureConnected();
   absl::Status ResultStatus(const PGresult* result, absl::string_view context);
+  // The result of a statement run for `sql`, or its error (the result freed); notes Changes().
+  absl::StatusOr<PGresult*> Finish(PGresult* result, const std::string& sql);
 
   PGconn* conn_;
   std::string session_sql_ = "SET client_min_messages = warning";

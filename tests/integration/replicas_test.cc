@@ -62,6 +62,16 @@ struct Replica {
     if (!health->Check(&ctx, {}, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
     return resp.status();
   }
+  // Polls health until it is `want` (true) or `timeout` passed (false).
+  bool WaitForHealth(grpc::health::v1::HealthCheckResponse::ServingStatus want,
+                     std::chrono::seconds timeout) const {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (Health() != want) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return true;
+  }
 };
 
 class ReplicasTest : public ::testing::Test {
@@ -303,13 +313,9 @@ TEST_F(DatabaseOutageTest, ADatabaseOutageIsNotServingAndRecoversWithoutARestart
   ASSERT_EQ(a.Health(), grpc::health::v1::HealthCheckResponse::SERVING);
   ASSERT_FALSE(PlanAndCommit(*a.planner, "before").empty());
   ASSERT_TRUE(own_->Halt().ok());
-  const auto down = std::chrono::steady_clock::now();
-  bool not_serving = false;
-  while (!not_serving && std::chrono::steady_clock::now() - down < std::chrono::seconds(10)) {
-    not_serving = a.Health() == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
-    if (!not_serving) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_TRUE(not_serving) << "health while the database is down";
+  EXPECT_TRUE(a.WaitForHealth(grpc::health::v1::HealthCheckResponse::NOT_SERVING,
+                              std::chrono::seconds(10)))
+      << "health while the database is down";
   {
     grpc::ClientContext pc;
     v1::Plan plan;
@@ -320,13 +326,9 @@ TEST_F(DatabaseOutageTest, ADatabaseOutageIsNotServingAndRecoversWithoutARestart
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));
   ASSERT_TRUE(own_->Resume().ok());
-  const auto up = std::chrono::steady_clock::now();
-  bool serving = false;
-  while (!serving && std::chrono::steady_clock::now() - up < std::chrono::seconds(15)) {
-    serving = a.Health() == grpc::health::v1::HealthCheckResponse::SERVING;
-    if (!serving) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_TRUE(serving) << "health once the database is back";
+  EXPECT_TRUE(
+      a.WaitForHealth(grpc::health::v1::HealthCheckResponse::SERVING, std::chrono::seconds(15)))
+      << "health once the database is back";
   std::vector<int64_t> after;
   for (int i = 0; i < 5 && after.empty(); ++i) after = PlanAndCommit(*a.planner, "after");
   EXPECT_FALSE(after.empty()) << "commits again without a restart";
