@@ -81,16 +81,16 @@ absl::Status SqlStore::CreateModel(const ModelRecord& model, const WriteOptions&
 }
 
 absl::StatusOr<ModelRecord> SqlStore::GetModel(const std::string& name) {
-  MutexLock lock(&read_mu());
-  ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectModel));
+  const ReadLease read = AcquireRead();
+  ASSIGN_OR_RETURN(ScopedStatement stmt, read.db().Cached(kSelectModel));
   stmt->BindText(1, name);
   return internal::ReadOne(*stmt, internal::ReadModel,
                            absl::NotFoundError(absl::StrCat("model \"", name, "\" not found")));
 }
 
 absl::StatusOr<std::vector<ModelRecord>> SqlStore::ListModels() {
-  MutexLock lock(&read_mu());
-  ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectModels));
+  const ReadLease read = AcquireRead();
+  ASSIGN_OR_RETURN(ScopedStatement stmt, read.db().Cached(kSelectModels));
   return internal::ReadRows(*stmt, internal::ReadModel);
 }
 
@@ -151,8 +151,8 @@ absl::Status SqlStore::CreateDeployment(const DeploymentRecord& d) {
 }
 
 absl::StatusOr<DeploymentRecord> SqlStore::GetDeployment(const std::string& name) {
-  MutexLock lock(&read_mu());
-  ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectDeployment));
+  const ReadLease read = AcquireRead();
+  ASSIGN_OR_RETURN(ScopedStatement stmt, read.db().Cached(kSelectDeployment));
   stmt->BindText(1, name);
   return internal::ReadOne(
       *stmt, internal::ReadDeployment,
@@ -160,8 +160,8 @@ absl::StatusOr<DeploymentRecord> SqlStore::GetDeployment(const std::string& name
 }
 
 absl::StatusOr<std::vector<DeploymentRecord>> SqlStore::ListDeployments() {
-  MutexLock lock(&read_mu());
-  ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectDeployments));
+  const ReadLease read = AcquireRead();
+  ASSIGN_OR_RETURN(ScopedStatement stmt, read.db().Cached(kSelectDeployments));
   return internal::ReadRows(*stmt, internal::ReadDeployment);
 }
 

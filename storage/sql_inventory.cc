@@ -267,16 +267,16 @@ absl::Status SqlStore::CreateGpuType(const GpuType& type, const WriteOptions& op
 }
 
 absl::StatusOr<GpuType> SqlStore::GetGpuType(const std::string& name) {
-  MutexLock lock(&read_mu());
-  ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(kSelectGpuType));
+  const ReadLease read = AcquireRead();
+  ASSIGN_OR_RETURN(ScopedStatement stmt, read.db().Cached(kSelectGpuType));
   stmt->BindText(1, name);
   return internal::ReadOne(*stmt, internal::ReadGpuType,
                            absl::NotFoundError(absl::StrCat("gpu_type \"", name, "\" not found")));
 }
 
 absl::StatusOr<std::vector<GpuType>> SqlStore::ListGpuTypes() {
-  MutexLock lock(&read_mu());
-  ASSIGN_OR_RETURN(ScopedStatement stmt, read_db().Cached(internal::kSelectGpuTypes));
+  const ReadLease read = AcquireRead();
+  ASSIGN_OR_RETURN(ScopedStatement stmt, read.db().Cached(internal::kSelectGpuTypes));
   return internal::ReadRows(*stmt, internal::ReadGpuType);
 }
 
@@ -411,9 +411,9 @@ absl::StatusOr<std::vector<NodeImportResult>> SqlStore::ImportNodes(
 }
 
 absl::StatusOr<Node> SqlStore::GetNode(const std::string& name) {
-  MutexLock lock(&read_mu());
-  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(read_db(), Transaction::Mode::kRead));
-  return ReadNodeWithGpus(read_db(), name, Now());
+  const ReadLease read = AcquireRead();
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(read.db(), Transaction::Mode::kRead));
+  return ReadNodeWithGpus(read.db(), name, Now());
 }
 
 absl::StatusOr<NodePage> SqlStore::ListNodes(const NodeFilter& filter, int64_t page_size,
@@ -448,8 +448,8 @@ absl::StatusOr<NodePage> SqlStore::ListNodes(const NodeFilter& filter, int64_t p
     param += 2;
   }
   absl::StrAppend(&sql, " ORDER BY name LIMIT ?5");
-  MutexLock lock(&read_mu());
-  Database& db = read_db();
+  const ReadLease read = AcquireRead();
+  Database& db = read.db();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
   NodePage page;
   {

@@ -367,9 +367,9 @@ absl::StatusOr<Placement> SqlStore::ReleasePlacementLocked(int64_t id) {
 }
 
 absl::StatusOr<Placement> SqlStore::GetPlacement(int64_t id) {
-  MutexLock lock(&read_mu());
-  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(read_db(), Transaction::Mode::kRead));
-  return internal::ReadPlacement(read_db(), id);
+  const ReadLease read = AcquireRead();
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(read.db(), Transaction::Mode::kRead));
+  return internal::ReadPlacement(read.db(), id);
 }
 
 absl::StatusOr<std::vector<Placement>> SqlStore::ListPlacements(const PlacementFilter& filter) {
@@ -392,8 +392,8 @@ absl::StatusOr<std::vector<Placement>> SqlStore::ListPlacements(const PlacementF
   static const std::string* const kPageEnd =
       new std::string(absl::StrCat("SELECT MAX(id) FROM (SELECT p.id AS id FROM placements p",
                                    *kWhere, " ORDER BY p.id LIMIT ?7) AS page"));
-  MutexLock lock(&read_mu());
-  Database& db = read_db();
+  const ReadLease read = AcquireRead();
+  Database& db = read.db();
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
   auto bind = [&](Statement& s, int64_t upper) {

@@ -27,9 +27,13 @@ namespace {
 
 struct Connections {
   std::unique_ptr<Database> db;
-  std::unique_ptr<Database> read_db;  // null: reads share db
+  std::vector<std::unique_ptr<Database>> readers;  // empty: reads share db
   int64_t version = 0;
 };
+
+// Read connections per PostgreSQL store: a small pool (each is a server process; a replica's
+// reads are short, so a few keep concurrent plans from queueing without loading the database).
+constexpr int kPostgresReaders = 4;
 
 absl::StatusOr<Connections> OpenSqlite(const StoreOptions& options) {
   if (options.busy_timeout.count() < 0) {
@@ -47,8 +51,9 @@ absl::StatusOr<Connections> OpenSqlite(const StoreOptions& options) {
   ASSIGN_OR_RETURN(out.db, open());
   ASSIGN_OR_RETURN(out.version, MigrateDatabase(*out.db, CurrentSchemaVersion()));
   if (options.path != ":memory:") {
-    ASSIGN_OR_RETURN(out.read_db, open());
-    RETURN_IF_ERROR(ConfigureConnection(*out.read_db));
+    ASSIGN_OR_RETURN(std::unique_ptr<Database> reader, open());
+    RETURN_IF_ERROR(ConfigureConnection(*reader));
+    out.readers.push_back(std::move(reader));
   }
   return out;
 }
@@ -74,7 +79,10 @@ absl::StatusOr<Connections> OpenPostgres(const StoreOptions& options) {
   Connections out;
   ASSIGN_OR_RETURN(out.db, open());
   ASSIGN_OR_RETURN(out.version, MigrateDatabase(*out.db, CurrentSchemaVersion()));
-  ASSIGN_OR_RETURN(out.read_db, open());
+  for (int i = 0; i < kPostgresReaders; ++i) {
+    ASSIGN_OR_RETURN(std::unique_ptr<Database> reader, open());
+    out.readers.push_back(std::move(reader));
+  }
   return out;
 }
 
@@ -107,12 +115,41 @@ absl::StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const StoreOptions& opt
   // Messages name the database without a password.
   std::string path = postgres ? connections.db->path() : options.path;
   auto store = std::unique_ptr<SqlStore>(
-      new SqlStore(std::move(connections.db), std::move(connections.read_db),
+      new SqlStore(std::move(connections.db), std::move(connections.readers),
                    connections.version, std::move(path), std::move(clock)));
   store->clock_floor_ = floor;
+  {
+    MutexLock lock(&store->pool_mu_);
+    for (const auto& reader : store->readers_) store->idle_readers_.push_back(reader.get());
+  }
   if (postgres) store->conninfo_ = options.path;
   if (!postgres) RETURN_IF_ERROR(store->SetMaxDatabaseBytes(options.max_database_bytes));
   return store;
+}
+
+SqlStore::ReadLease SqlStore::AcquireRead() {
+  if (readers_.empty()) {
+    mu_.Lock();
+    return ReadLease(this, db_.get(), /*write_connection=*/true);
+  }
+  MutexLock lock(&pool_mu_);
+  pool_mu_.WaitUntil(
+      pool_freed_,
+      [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_mu_) { return !idle_readers_.empty(); },
+      absl::InfiniteFuture());
+  Database* db = idle_readers_.back();
+  idle_readers_.pop_back();
+  return ReadLease(this, db, /*write_connection=*/false);
+}
+
+void SqlStore::Release(Database* db, bool write_connection) {
+  if (write_connection) {
+    mu_.Unlock();
+    return;
+  }
+  MutexLock lock(&pool_mu_);
+  idle_readers_.push_back(db);
+  pool_freed_.Signal();
 }
 
 int64_t SqlStore::SubscribeToChanges(std::function<void()> on_change) {
@@ -216,8 +253,8 @@ absl::Status SqlStore::SetMaxDatabaseBytes(int64_t bytes) {
 }
 
 absl::StatusOr<int64_t> SqlStore::FleetGeneration() {
-  MutexLock lock(&read_mu());
-  return CurrentGeneration(read_db());
+  const ReadLease read = AcquireRead();
+  return CurrentGeneration(read.db());
 }
 
 absl::Status SqlStore::CheckIntegrity() {
@@ -272,8 +309,8 @@ absl::StatusOr<FleetSnapshot> SqlStore::ReadSnapshot(Database& db, int64_t now) 
 }
 
 absl::StatusOr<FleetSnapshot> SqlStore::LoadSnapshot() {
-  MutexLock lock(&read_mu());
-  Database& db = read_db();
+  const ReadLease read = AcquireRead();
+  Database& db = read.db();
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
   ASSIGN_OR_RETURN(FleetSnapshot snap, ReadSnapshot(db, now));
@@ -293,8 +330,8 @@ absl::StatusOr<FleetChanges> SqlStore::LoadChanges(int64_t since_generation,
   static constexpr absl::string_view kNextExpiry =
       "SELECT MIN(expires_unix_ms) FROM placements WHERE state = 'reserved' AND "
       "expires_unix_ms > ?1";
-  MutexLock lock(&read_mu());
-  Database& db = read_db();
+  const ReadLease read = AcquireRead();
+  Database& db = read.db();
   const int64_t now = Now();
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Transaction::Mode::kRead));
   FleetChanges out{.as_of_unix_ms = now};

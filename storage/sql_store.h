@@ -119,11 +119,11 @@ class SqlStore final : public PlacementStore {
   int64_t group_writes() const { return group_writes_.load(); }
 
  private:
-  SqlStore(std::unique_ptr<Database> db, std::unique_ptr<Database> read_db,
+  SqlStore(std::unique_ptr<Database> db, std::vector<std::unique_ptr<Database>> readers,
               int64_t schema_version, std::string path, std::function<int64_t()> clock)
       : dialect_(db->dialect()),
         db_(std::move(db)),
-        read_db_(std::move(read_db)),
+        readers_(std::move(readers)),
         schema_version_(schema_version),
         path_(std::move(path)),
         clock_(std::move(clock)) {}
@@ -147,9 +147,24 @@ class SqlStore final : public PlacementStore {
   // The whole fleet at `now`, inside a read transaction the caller holds on `db`.
   static absl::StatusOr<FleetSnapshot> ReadSnapshot(Database& db, int64_t now);
 
-  // The read connection and its lock (the write connection's for an in-memory store).
-  Mutex& read_mu() { return read_db_ ? read_mu_ : mu_; }
-  Database& read_db() { return read_db_ ? *read_db_ : *db_; }
+  // A read connection held for one call: an idle one of the pool (waiting while all are busy), or
+  // the write connection of an in-memory store, locked. Given back when the lease goes.
+  class ReadLease {
+   public:
+    ReadLease(SqlStore* store, Database* db, bool write_connection)
+        : store_(store), db_(db), write_connection_(write_connection) {}
+    ReadLease(const ReadLease&) = delete;
+    ReadLease& operator=(const ReadLease&) = delete;
+    ~ReadLease() { store_->Release(db_, write_connection_); }
+    Database& db() const { return *db_; }
+
+   private:
+    SqlStore* store_;
+    Database* db_;
+    bool write_connection_;
+  };
+  ReadLease AcquireRead() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  void Release(Database* db, bool write_connection) ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   const Dialect dialect_;
   // PostgreSQL: the target with its password (the listener's), and the subscribers it calls.
@@ -171,8 +186,13 @@ class SqlStore final : public PlacementStore {
   std::vector<GroupWrite*> group_queue_ ABSL_GUARDED_BY(group_mu_);
   bool group_leading_ ABSL_GUARDED_BY(group_mu_) = false;
   std::atomic<int64_t> group_batches_{0}, group_writes_{0};
-  Mutex read_mu_;
-  std::unique_ptr<Database> read_db_;  // null for ":memory:"; used under read_mu_
+  // The read connections (empty for ":memory:", whose reads use db_ under mu_): one for a
+  // SQLite file (WAL readers never wait for the writer), several for PostgreSQL, so that
+  // concurrent plans and listings of one replica do not queue behind each other's reads.
+  const std::vector<std::unique_ptr<Database>> readers_;
+  Mutex pool_mu_;
+  absl::CondVar pool_freed_;
+  std::vector<Database*> idle_readers_ ABSL_GUARDED_BY(pool_mu_);
   const int64_t schema_version_;
   const std::string path_;
   const std::function<int64_t()> clock_;
