@@ -49,6 +49,7 @@ v1::PlanPlacementRequest OneReplica(const std::string& name) {
 
 struct Replica {
   std::optional<testing::Process> process;
+  std::string target;  // 127.0.0.1:PORT
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::PlannerService::Stub> planner;
   std::unique_ptr<v1::HeadroomService::Stub> headroom;
@@ -112,8 +113,8 @@ class ReplicasTest : public ::testing::Test {
     EXPECT_TRUE(port.has_value()) << name << " did not start; see " << dir_ << "/" << name
                                   << ".log";
     if (!port) return r;
-    r.channel = grpc::CreateChannel("127.0.0.1:" + std::string(absl::StripAsciiWhitespace(*port)),
-                                    grpc::InsecureChannelCredentials());
+    r.target = "127.0.0.1:" + std::string(absl::StripAsciiWhitespace(*port));
+    r.channel = grpc::CreateChannel(r.target, grpc::InsecureChannelCredentials());
     r.planner = v1::PlannerService::NewStub(r.channel);
     r.headroom = v1::HeadroomService::NewStub(r.channel);
     r.health = grpc::health::v1::Health::NewStub(r.channel);
@@ -167,6 +168,13 @@ TEST_F(ReplicasTest, AWatchOnOneReplicaSeesACommitOnAnother) {
   while (reader->Read(&h)) {
   }
   reader->Finish().IgnoreError();
+  // The CLI works unchanged against either replica: both list the placement made through a.
+  for (const Replica* r : {&a, &b}) {
+    testing::ProcessResult list = testing::RunProcess(
+        {FLEETPLAN_CLI_PATH, "--server=" + r->target, "placements", "list", "--output=json"});
+    EXPECT_EQ(list.exit_code, 0) << list.err;
+    EXPECT_NE(list.out.find("\"on-a\""), std::string::npos) << r->target << ": " << list.out;
+  }
 }
 
 TEST_F(ReplicasTest, LosingOneReplicaStopsNothingAndLosesNoAcknowledgedCommit) {
