@@ -79,7 +79,9 @@ absl::StatusOr<Transaction> Transaction::Begin(Database& db, Mode mode) {
   }
   absl::Status status = db.Exec(mode == Mode::kWrite ? db.BeginWriteSql() : db.BeginReadSql());
   if (!status.ok()) {
-    db.Exec("ROLLBACK").IgnoreError();  // PostgreSQL: a BEGIN whose lock failed is still open
+    // PostgreSQL: a BEGIN whose lock timed out left an aborted transaction open. (SQLite's failed
+    // BEGIN opens nothing, and a ROLLBACK there could only hit someone else's transaction.)
+    if (db.dialect() == Dialect::kPostgres) db.Exec("ROLLBACK").IgnoreError();
     return status;
   }
   return Transaction(&db, /*savepoint=*/false);
