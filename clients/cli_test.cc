@@ -323,7 +323,7 @@ TEST(CliTest, RecommendRanksConfigurationsThatFit) {
   Result gpu =
       RunArgs({"recommend", "--model=" + models + "llama-3.1-8b-instruct.json", "--gpu=H999"});
   EXPECT_EQ(gpu.code, kExitUsage);
-  EXPECT_NE(gpu.err.find("--gpu=H999 is not one of"), std::string::npos) << gpu.err;
+  EXPECT_NE(gpu.err.find("--gpu[0]=\"H999\" is not one of"), std::string::npos) << gpu.err;
   EXPECT_EQ(RunArgs({"recommend"}).code, kExitUsage);
   for (const char* bad : {"--concurrency=0", "--concurrency=-3", "--gpus-per-node=0",
                           "--min-free=1.5", "--min-free=-0.1", "--context=-1", "--limit=-1",

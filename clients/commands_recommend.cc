@@ -29,41 +29,30 @@ namespace {
 
 using json = nlohmann::json;
 
-// The GPU types to consider: the fleet's (--server) or the built-in table's, narrowed by --gpu,
+// The GPU types to consider: the fleet's (--server; the built-in table when it has none) or the
+// built-in table's, narrowed by --gpu (placement::RecommendGpuTypes, the Recommend RPC's rule),
 // with --cost-per-hour filling in costs.
 int GpuTypes(const Invocation& inv, std::vector<placement::GpuType>& out) {
   const FlagSet& f = inv.flags;
-  if (f.IsSet("server")) {
+  std::vector<placement::GpuType> registered;
+  const bool builtin = !f.IsSet("server");
+  if (!builtin) {
     v1::ListGpuTypesResponse resp;
     int rc = CallRpc<v1::InventoryService>(inv, "recommend", [&](auto& stub, auto& ctx) {
       return stub.ListGpuTypes(&ctx, v1::ListGpuTypesRequest(), &resp);
     });
     if (rc != kExitOk) return rc;
     for (const v1::GpuType& t : resp.gpu_types()) {
-      out.push_back(placement::GpuType{
+      registered.push_back(placement::GpuType{
           .name = t.name(), .memory_bytes = t.memory_bytes(), .cost_per_hour = t.cost_per_hour()});
-    }
-  } else {
-    for (const estimator::GpuInfo& g : estimator::GpuCatalog()) {
-      out.push_back(placement::GpuType{.name = g.name, .memory_bytes = g.memory_bytes});
     }
   }
   const std::vector<std::string> only = absl::StrSplit(f.GetString("gpu"), ',', absl::SkipEmpty());
-  if (!only.empty()) {
-    std::vector<placement::GpuType> kept;
-    for (const std::string& name : only) {
-      auto it = std::find_if(out.begin(), out.end(),
-                             [&](const placement::GpuType& t) { return t.name == name; });
-      if (it == out.end()) {
-        std::vector<std::string> known;
-        for (const placement::GpuType& t : out) known.push_back(t.name);
-        return Usage(inv, "recommend",
-                     absl::StrCat("--gpu=", name, " is not one of ", absl::StrJoin(known, ", ")));
-      }
-      kept.push_back(*it);
-    }
-    out = std::move(kept);
-  }
+  std::vector<std::string> notes;
+  auto types = placement::RecommendGpuTypes(std::move(registered), builtin, only, "--gpu", &notes);
+  if (!types.ok()) return Usage(inv, "recommend", std::string(types.status().message()));
+  for (const std::string& note : notes) inv.err << "fleetplan recommend: " << note << "\n";
+  out = std::move(*types);
   auto costs = ParseKeyValues("cost-per-hour", f.GetString("cost-per-hour"));
   if (!costs.ok()) return Usage(inv, "recommend", std::string(costs.status().message()));
   for (const auto& entry : *costs) {

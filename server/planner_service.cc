@@ -281,45 +281,19 @@ namespace {
 
 constexpr int64_t kMaxGpusPerNode = 64;
 
-// The GPU types a recommendation considers: the fleet's registered ones (with their costs), or
-// the built-in table when asked or when none are registered; narrowed by the deployment's
-// gpu_types. Sorted by name (a FleetSnapshot's order).
+// The GPU types a recommendation considers (placement::RecommendGpuTypes: the same rule as the
+// CLI's).
 absl::StatusOr<std::vector<placement::GpuType>> RecommendTypes(const ServiceDeps& deps,
                                                                const v1::RecommendRequest& req,
                                                                std::vector<std::string>* notes) {
-  std::vector<placement::GpuType> types;
+  std::vector<placement::GpuType> registered;
   if (!req.builtin_gpu_types()) {
-    ASSIGN_OR_RETURN(types, deps.store->ListGpuTypes());
-    if (types.empty()) notes->push_back("no GPU types are registered: the built-in table is used");
+    ASSIGN_OR_RETURN(registered, deps.store->ListGpuTypes());
   }
-  if (types.empty()) {
-    for (const estimator::GpuInfo& g : estimator::GpuCatalog()) {
-      types.push_back(placement::GpuType{.name = g.name, .memory_bytes = g.memory_bytes});
-    }
-  }
-  auto by_name = [](const placement::GpuType& a, const placement::GpuType& b) {
-    return a.name < b.name;
-  };
-  std::sort(types.begin(), types.end(), by_name);
-  if (req.deployment().gpu_types().empty()) return types;
-  std::vector<placement::GpuType> kept;
-  for (int i = 0; i < req.deployment().gpu_types_size(); ++i) {
-    const std::string& name = req.deployment().gpu_types(i);
-    auto it = std::find_if(types.begin(), types.end(),
-                           [&](const placement::GpuType& t) { return t.name == name; });
-    if (it == types.end()) {
-      std::vector<std::string> known;
-      for (const placement::GpuType& t : types) known.push_back(t.name);
-      return absl::NotFoundError(absl::StrCat("deployment.gpu_types[", i, "]=\"", name,
-                                              "\" is not one of ", absl::StrJoin(known, ", ")));
-    }
-    if (std::none_of(kept.begin(), kept.end(),
-                     [&](const placement::GpuType& t) { return t.name == name; })) {
-      kept.push_back(*it);
-    }
-  }
-  std::sort(kept.begin(), kept.end(), by_name);
-  return kept;
+  const std::vector<std::string> only(req.deployment().gpu_types().begin(),
+                                      req.deployment().gpu_types().end());
+  return placement::RecommendGpuTypes(std::move(registered), req.builtin_gpu_types(), only,
+                                      "deployment.gpu_types", notes);
 }
 
 }  // namespace

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "planner/estimator/gpu_catalog.h"
+
 namespace fleetplan::placement {
 
 Recommendation Recommend(const DeploymentSpec& d, const std::vector<GpuType>& types,
@@ -47,6 +51,45 @@ Recommendation Recommend(const DeploymentSpec& d, const std::vector<GpuType>& ty
                                             y.type->memory_bytes, y.pp, y.max_rank_bytes);
                    });
   return out;
+}
+
+absl::StatusOr<std::vector<GpuType>> RecommendGpuTypes(std::vector<GpuType> registered,
+                                                       bool builtin,
+                                                       const std::vector<std::string>& only,
+                                                       absl::string_view field,
+                                                       std::vector<std::string>* notes) {
+  std::vector<GpuType> types;
+  if (!builtin) {
+    types = std::move(registered);
+    if (types.empty() && notes != nullptr) {
+      notes->push_back("no GPU types are registered: the built-in table is used");
+    }
+  }
+  if (types.empty()) {
+    for (const estimator::GpuInfo& g : estimator::GpuCatalog()) {
+      types.push_back(GpuType{.name = g.name, .memory_bytes = g.memory_bytes});
+    }
+  }
+  auto by_name = [](const GpuType& a, const GpuType& b) { return a.name < b.name; };
+  std::sort(types.begin(), types.end(), by_name);
+  if (only.empty()) return types;
+  std::vector<GpuType> kept;
+  for (size_t i = 0; i < only.size(); ++i) {
+    const std::string& name = only[i];
+    auto it = std::find_if(types.begin(), types.end(),
+                           [&](const GpuType& t) { return t.name == name; });
+    if (it == types.end()) {
+      std::vector<std::string> known;
+      for (const GpuType& t : types) known.push_back(t.name);
+      return absl::NotFoundError(absl::StrCat(field, "[", i, "]=\"", name, "\" is not one of ",
+                                              absl::StrJoin(known, ", ")));
+    }
+    if (std::none_of(kept.begin(), kept.end(), [&](const GpuType& t) { return t.name == name; })) {
+      kept.push_back(*it);
+    }
+  }
+  std::sort(kept.begin(), kept.end(), by_name);
+  return kept;
 }
 
 }  // namespace fleetplan::placement

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "planner/placement/candidates.h"
 
 namespace fleetplan::placement {
@@ -36,6 +38,17 @@ struct Recommendation {
   std::vector<Configuration> configurations;
   std::vector<TypeVerdict> types;  // in `types` order
 };
+
+// The GPU types a recommendation considers, the one rule for the Recommend RPC and
+// `fleetplan recommend`: `registered` (the fleet's, with their costs), or the built-in table
+// (planner/estimator/gpu_catalog.h) when `builtin` is asked or none are registered (a note says
+// so); narrowed to `only` (each once, in any order); sorted by name. NOT_FOUND names
+// `field`[i], the value and the types known, for a name of `only` that is not among them.
+absl::StatusOr<std::vector<GpuType>> RecommendGpuTypes(std::vector<GpuType> registered,
+                                                       bool builtin,
+                                                       const std::vector<std::string>& only,
+                                                       absl::string_view field,
+                                                       std::vector<std::string>* notes);
 
 // `per_type`: at most this many configurations of each type (its cheapest). `types` must outlive
 // the result.

@@ -248,6 +248,50 @@ TEST_F(OneRuleTest, ServerAndCliAcceptTheSameWords) {
 }
 
 // Disagreement 9: validate_only refuses exactly what the real call refuses, with the same words.
+// The GPU types a recommendation considers are one rule (placement::RecommendGpuTypes): the
+// Recommend RPC and `fleetplan recommend --server` consider the same ones, in the same order, on a
+// fleet with no GPU types (the built-in table, with a note) and on one with a type registered.
+TEST_F(OneRuleTest, RecommendRpcAndCliConsiderTheSameGpuTypes) {
+  const std::string slug = "llama-3.1-8b-instruct";
+  const std::string model_dir = dir_ + "/" + slug;
+  std::filesystem::create_directories(model_dir);
+  std::ofstream(model_dir + "/config.json") << testing::CalibrationModel(slug);
+  auto both = [&](std::vector<std::string>* rpc_types, std::vector<std::string>* cli_types,
+                  std::string* cli_err) {
+    grpc::ClientContext ctx;
+    Deadline(ctx);
+    v1::RecommendRequest req;
+    req.set_config_json(testing::CalibrationModel(slug));
+    req.mutable_deployment()->set_model(slug);
+    req.mutable_deployment()->set_concurrency(16);
+    req.mutable_deployment()->set_context_tokens(8192);
+    v1::RecommendResponse resp;
+    grpc::Status s = planner_->Recommend(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    for (const auto& v : resp.gpu_types()) rpc_types->push_back(v.gpu_type());
+    ProcessResult cli = RunProcess(
+        {FLEETPLAN_CLI_PATH, "recommend", "--server=127.0.0.1:" + std::to_string(server_->port()),
+         "--model=" + model_dir + "/config.json", "--concurrency=16", "--context=8192",
+         "--output=json"});
+    ASSERT_EQ(cli.exit_code, 0) << cli.err;
+    const nlohmann::json answer = nlohmann::json::parse(cli.out);
+    for (const auto& v : answer["gpu_types"]) cli_types->push_back(v["gpu_type"].get<std::string>());
+    *cli_err = cli.err;
+  };
+  std::vector<std::string> rpc, cli;
+  std::string err;
+  ASSERT_NO_FATAL_FAILURE(both(&rpc, &cli, &err));
+  EXPECT_GT(rpc.size(), 3u) << "no types registered: the built-in table";
+  EXPECT_EQ(rpc, cli);
+  EXPECT_NE(err.find("built-in table"), std::string::npos) << err;
+  FleetWith(slug);  // registers H100-80GB
+  rpc.clear();
+  cli.clear();
+  ASSERT_NO_FATAL_FAILURE(both(&rpc, &cli, &err));
+  EXPECT_EQ(rpc, std::vector<std::string>{"H100-80GB"});
+  EXPECT_EQ(rpc, cli);
+}
+
 TEST_F(OneRuleTest, ValidateOnlyRunsTheSameValidation) {
   FleetWith("qwen2.5-0.5b");
   auto gpu_type = [&](v1::GpuType t, bool validate_only) {
