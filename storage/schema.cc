@@ -188,6 +188,20 @@ const std::vector<absl::string_view>& Migrations() {
             ON CONFLICT (node) DO UPDATE SET generation = excluded.generation;
         END;
       )sql",
+      // v6: a released placement's ranks are marked released, so what a GPU holds is read through
+      // a partial index of live ranks instead of the GPU's whole history (which grows with every
+      // commit and release: the soak's latency grew with it). A trigger marks them, so no release
+      // path can forget to.
+      R"sql(
+        ALTER TABLE placement_gpus ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
+        UPDATE placement_gpus SET released = 1
+          WHERE placement_id IN (SELECT id FROM placements WHERE state = 'released');
+        CREATE INDEX placement_gpus_live_by_gpu ON placement_gpus (node, idx) WHERE released = 0;
+        CREATE TRIGGER release_ranks AFTER UPDATE OF state ON placements
+        WHEN NEW.state = 'released' BEGIN
+          UPDATE placement_gpus SET released = 1 WHERE placement_id = NEW.id;
+        END;
+      )sql",
   };
   return *kMigrations;
 }
@@ -389,6 +403,37 @@ const std::vector<absl::string_view>& PostgresMigrations() {
         CREATE TRIGGER capacity_of_placement AFTER UPDATE OF state ON placements
           FOR EACH ROW WHEN (NEW.state = 'committed' AND OLD.state != 'committed')
           EXECUTE FUNCTION fleetplan_check_placement();
+      )sql",
+      // v6 (see the SQLite v6), and the capacity check reads live ranks only.
+      R"sql(
+        ALTER TABLE placement_gpus ADD COLUMN released BIGINT NOT NULL DEFAULT 0;
+        UPDATE placement_gpus SET released = 1
+          WHERE placement_id IN (SELECT id FROM placements WHERE state = 'released');
+        CREATE INDEX placement_gpus_live_by_gpu ON placement_gpus (node, idx) WHERE released = 0;
+        CREATE FUNCTION fleetplan_release_ranks() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          UPDATE placement_gpus SET released = 1 WHERE placement_id = NEW.id;
+          RETURN NULL;
+        END $$;
+        CREATE TRIGGER release_ranks AFTER UPDATE OF state ON placements
+          FOR EACH ROW WHEN (NEW.state = 'released') EXECUTE FUNCTION fleetplan_release_ranks();
+        CREATE OR REPLACE FUNCTION fleetplan_check_gpu(gpu_node TEXT, gpu_idx BIGINT) RETURNS void
+        LANGUAGE plpgsql AS $$
+        DECLARE
+          used BIGINT;
+          capacity BIGINT;
+        BEGIN
+          SELECT COALESCE(SUM(pg.bytes), 0) INTO used FROM placement_gpus pg
+            JOIN placements p ON p.id = pg.placement_id
+            WHERE pg.node = gpu_node AND pg.idx = gpu_idx AND pg.released = 0
+              AND p.state = 'committed';
+          SELECT t.memory_bytes INTO capacity FROM gpus g JOIN gpu_types t ON t.name = g.gpu_type
+            WHERE g.node = gpu_node AND g.idx = gpu_idx;
+          IF capacity IS NOT NULL AND used > capacity THEN
+            RAISE EXCEPTION 'gpu %/% would hold % committed bytes, more than its % bytes',
+              gpu_node, gpu_idx, used, capacity USING ERRCODE = 'check_violation';
+          END IF;
+        END $$;
       )sql",
   };
   return *kMigrations;

@@ -52,7 +52,7 @@ const std::string& ActivePlacementsOnNodeSql() {
   static const std::string* const kSql = new std::string(
       absl::StrCat("SELECT DISTINCT p.id, p.state FROM placements p JOIN placement_gpus pg ON "
                    "pg.placement_id = p.id WHERE pg.node = ?2 AND ",
-                   ActivePredicate("p"), " ORDER BY p.id"));
+                   internal::ActiveRankPredicate("pg", "p"), " ORDER BY p.id"));
   return *kSql;
 }
 

@@ -18,6 +18,7 @@
 namespace fleetplan::storage {
 
 using internal::ActivePredicate;
+using internal::ActiveRankPredicate;
 using internal::BumpGeneration;
 using json = nlohmann::json;
 using placement::GpuRef;
@@ -58,7 +59,7 @@ const std::string& UsageOfGpuSql() {
   static const std::string* const kSql = new std::string(
       absl::StrCat("SELECT COALESCE(SUM(pg.bytes), 0) FROM placement_gpus pg JOIN placements p ON "
                    "p.id = pg.placement_id WHERE pg.node = ?2 AND pg.idx = ?3 AND ",
-                   ActivePredicate("p")));
+                   ActiveRankPredicate("pg", "p")));
   return *kSql;
 }
 

@@ -56,6 +56,10 @@ std::string ActivePredicate(absl::string_view a) {
                       ".expires_unix_ms > ?1))");
 }
 
+std::string ActiveRankPredicate(absl::string_view rank, absl::string_view placement) {
+  return absl::StrCat("(", rank, ".released = 0 AND ", ActivePredicate(placement), ")");
+}
+
 placement::GpuType ReadGpuType(const Statement& s) {
   return placement::GpuType{.name = s.ColumnText(0),
                             .memory_bytes = s.ColumnInt(1),
@@ -137,7 +141,7 @@ const std::string& UsageOfNodeRangeSql() {
   static const std::string* const kSql = new std::string(absl::StrCat(
       "SELECT pg.node, pg.idx, p.state, SUM(pg.bytes) FROM placement_gpus pg "
       "JOIN placements p ON p.id = pg.placement_id WHERE pg.node >= ?2 AND pg.node <= ?3 AND ",
-      ActivePredicate("p"), " GROUP BY pg.node, pg.idx, p.state ORDER BY pg.node, pg.idx"));
+      ActiveRankPredicate("pg", "p"), " GROUP BY pg.node, pg.idx, p.state ORDER BY pg.node, pg.idx"));
   return *kSql;
 }
 

@@ -20,6 +20,10 @@ namespace fleetplan::storage::internal {
 // An active placement holds GPU memory: committed, or reserved and not yet expired. `alias` is the
 // placements table's alias in the query; ?1 is bound to now (Unix ms) in every query using it.
 std::string ActivePredicate(absl::string_view alias);
+// The same for a placement's rank (placement_gpus row, alias `rank`) joined with its placement:
+// the rank of a released placement is marked released (schema v6), so the queries of what a GPU
+// holds read only live ranks through the partial index, not the GPU's whole history.
+std::string ActiveRankPredicate(absl::string_view rank, absl::string_view placement);
 
 // Reads every remaining row of `stmt` with `read`.
 template <typename Read>

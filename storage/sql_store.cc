@@ -282,7 +282,7 @@ absl::StatusOr<FleetSnapshot> SqlStore::ReadSnapshot(Database& db, int64_t now) 
   static const std::string* const kUsage = new std::string(
       absl::StrCat("SELECT pg.node, pg.idx, p.state, SUM(pg.bytes) FROM placement_gpus pg "
                    "JOIN placements p ON p.id = pg.placement_id WHERE ",
-                   internal::ActivePredicate("p"),
+                   internal::ActiveRankPredicate("pg", "p"),
                    " GROUP BY pg.node, pg.idx, p.state ORDER BY pg.node, pg.idx"));
   FleetSnapshot snap;
   ASSIGN_OR_RETURN(snap.generation, CurrentGeneration(db));

@@ -63,6 +63,38 @@ TEST_F(SqliteStoreTest, OpensDatabaseAtEveryOlderVersion) {
   }
 }
 
+// v6 marks the ranks of placements released before it, and every later release, so that what a
+// GPU holds is read from live ranks only; the fleet's usage is what it was.
+TEST_F(SqliteStoreTest, V6MarksReleasedRanksAndKeepsTheUsage) {
+  {
+    auto db = SqliteDatabase::Open(DbPath());
+    ASSERT_TRUE(db.ok());
+    ASSERT_EQ(*MigrateDatabase(**db, 5), 5);
+    ASSERT_TRUE((*db)
+                    ->Exec(R"sql(
+      INSERT INTO gpu_types VALUES ('H100', 85899345920, 0, 0, 0, 0);
+      INSERT INTO nodes VALUES ('n1', 'p', 'z', 'r', '{}', 'active', 0, 1);
+      INSERT INTO gpus VALUES ('n1', 0, 'H100', 0, 1, '', 0);
+      INSERT INTO placements VALUES (1, 'd', 'm', 0, 1, 1, 1, 1, 'released', 'a', 0, 0, 5);
+      INSERT INTO placements VALUES (2, 'd', 'm', 1, 1, 1, 1, 1, 'committed', 'b', 0, 0, 0);
+      INSERT INTO placement_gpus VALUES (1, 0, 'n1', 0, 1000);
+      INSERT INTO placement_gpus VALUES (2, 0, 'n1', 0, 2000);
+    )sql")
+                    .ok());
+  }
+  auto store = SqlStore::Open({.path = DbPath()});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto count_released = [&] {
+    auto db = SqliteDatabase::Open(DbPath());
+    return (*db)->QueryInt("SELECT SUM(released) FROM placement_gpus");
+  };
+  EXPECT_EQ(*count_released(), 1) << "the placement released before v6";
+  EXPECT_EQ((*store)->LoadSnapshot()->FindNode("n1")->gpus[0].committed_bytes, 2000);
+  ASSERT_TRUE((*store)->ReleasePlacement(2).ok());
+  EXPECT_EQ(*count_released(), 2) << "a release marks its ranks";
+  EXPECT_EQ((*store)->LoadSnapshot()->FindNode("n1")->gpus[0].committed_bytes, 0);
+}
+
 TEST_F(SqliteStoreTest, RefusesNewerDatabase) {
   {
     auto db = SqliteDatabase::Open(DbPath());
