@@ -42,10 +42,6 @@ constexpr absl::string_view kSelectReservation =
     "SELECT id, state, expires_unix_ms FROM placements WHERE request_id = ?1 ORDER BY id";
 constexpr absl::string_view kCommitPlacement =
     "UPDATE placements SET state = 'committed', expires_unix_ms = 0 WHERE id = ?1";
-constexpr absl::string_view kSelectGpuForCommit =
-    "SELECT g.healthy, g.changed_generation, n.state, t.memory_bytes FROM gpus g "
-    "JOIN nodes n ON n.name = g.node JOIN gpu_types t ON t.name = g.gpu_type "
-    "WHERE g.node = ?1 AND g.idx = ?2";
 constexpr absl::string_view kUpsertDeployment =
     "INSERT INTO deployments (name, model, replicas, spec_json, created_unix_ms) "
     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET model = excluded.model, "
@@ -54,12 +50,16 @@ constexpr absl::string_view kPlacementRanksOfRequest =
     "SELECT pg.placement_id, pg.node, pg.idx FROM placement_gpus pg JOIN placements p ON "
     "p.id = pg.placement_id WHERE p.request_id = ?1 ORDER BY pg.placement_id, pg.rank";
 
-// Bytes held on one GPU by active placements (?1 = now, ?2 node, ?3 index).
-const std::string& UsageOfGpuSql() {
-  static const std::string* const kSql = new std::string(
-      absl::StrCat("SELECT COALESCE(SUM(pg.bytes), 0) FROM placement_gpus pg JOIN placements p ON "
-                   "p.id = pg.placement_id WHERE pg.node = ?2 AND pg.idx = ?3 AND ",
-                   ActiveRankPredicate("pg", "p")));
+// What the commit check reads of one GPU (?1 = now, ?2 node, ?3 index), in one query: its health,
+// change generation, node state, memory, and the bytes active placements hold on it.
+const std::string& GpuForCommitSql() {
+  static const std::string* const kSql = new std::string(absl::StrCat(
+      "SELECT g.healthy, g.changed_generation, n.state, t.memory_bytes, "
+      "(SELECT COALESCE(SUM(pg.bytes), 0) FROM placement_gpus pg JOIN placements p ON "
+      "p.id = pg.placement_id WHERE pg.node = ?2 AND pg.idx = ?3 AND ",
+      ActiveRankPredicate("pg", "p"),
+      ") FROM gpus g JOIN nodes n ON n.name = g.node JOIN gpu_types t ON t.name = g.gpu_type "
+      "WHERE g.node = ?2 AND g.idx = ?3"));
   return *kSql;
 }
 
@@ -111,22 +111,16 @@ struct GpuForCommit {
 
 absl::StatusOr<GpuForCommit> LoadGpuForCommit(Database& db, const GpuRef& ref, int64_t now) {
   GpuForCommit g;
-  {
-    ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(kSelectGpuForCommit));
-    stmt->BindText(1, ref.node).BindInt(2, ref.index);
-    ASSIGN_OR_RETURN(bool row, stmt->Step());
-    if (!row)
-      return absl::NotFoundError(absl::StrCat("gpu ", ref.node, "/", ref.index, " not found"));
-    g.healthy = stmt->ColumnInt(0) != 0;
-    g.changed_generation = stmt->ColumnInt(1);
-    g.node_state =
-        placement::ParseNodeState(stmt->ColumnText(2)).value_or(placement::NodeState::kDown);
-    g.memory_bytes = stmt->ColumnInt(3);
-  }
-  ASSIGN_OR_RETURN(ScopedStatement usage, db.Cached(UsageOfGpuSql()));
-  usage->BindInt(1, now).BindText(2, ref.node).BindInt(3, ref.index);
-  ASSIGN_OR_RETURN(bool row, usage->Step());
-  g.used_bytes = row ? usage->ColumnInt(0) : 0;
+  ASSIGN_OR_RETURN(ScopedStatement stmt, db.Cached(GpuForCommitSql()));
+  stmt->BindInt(1, now).BindText(2, ref.node).BindInt(3, ref.index);
+  ASSIGN_OR_RETURN(bool row, stmt->Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("gpu ", ref.node, "/", ref.index, " not found"));
+  g.healthy = stmt->ColumnInt(0) != 0;
+  g.changed_generation = stmt->ColumnInt(1);
+  g.node_state =
+      placement::ParseNodeState(stmt->ColumnText(2)).value_or(placement::NodeState::kDown);
+  g.memory_bytes = stmt->ColumnInt(3);
+  g.used_bytes = stmt->ColumnInt(4);
   return g;
 }
 
