@@ -146,6 +146,9 @@ const std::string& FleetPostgresDatabase(int64_t nodes) {
   auto uri = Postgres().CreateDatabase(name);
   if (!uri.ok()) std::abort();
   BuildFleet(*uri, nodes);
+  // Statistics for the planner, as autovacuum would have gathered on a live database by now (the
+  // copies made from this template inherit them).
+  if (!Postgres().Query(name, "ANALYZE").ok()) std::abort();
   return built->emplace(nodes, name).first->second;
 }
 
