@@ -176,6 +176,16 @@ std::string Describe(PGconn* conn) {
 
 }  // namespace
 
+PGconn* ConnectPostgres(const std::string& conninfo) {
+  // A server that does not answer fails the connection within seconds, not at TCP's timeout
+  // (minutes); the target's own connect_timeout, if any, wins (it is expanded after ours).
+  const char* const keywords[] = {"connect_timeout", "dbname", nullptr};
+  const char* const values[] = {"5", conninfo.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  if (conn != nullptr) PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
+  return conn;
+}
+
 bool IsPostgresTarget(absl::string_view db) {
   return absl::StartsWith(db, "postgresql://") || absl::StartsWith(db, "postgres://");
 }
@@ -218,11 +228,7 @@ absl::StatusOr<std::unique_ptr<PostgresDatabase>> PostgresDatabase::Open(
         "db: not a PostgreSQL connection string: ", absl::StripTrailingAsciiWhitespace(why)));
   }
   PQconninfoFree(options);
-  // A server that does not answer fails the connection within seconds, not at TCP's timeout
-  // (minutes); the target's own connect_timeout, if any, wins (it is expanded after ours).
-  const char* const keywords[] = {"connect_timeout", "dbname", nullptr};
-  const char* const values[] = {"5", conninfo.c_str(), nullptr};
-  PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  PGconn* conn = ConnectPostgres(conninfo);
   if (conn == nullptr) return absl::ResourceExhaustedError("postgresql connect: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string why = PQerrorMessage(conn);
@@ -230,7 +236,6 @@ absl::StatusOr<std::unique_ptr<PostgresDatabase>> PostgresDatabase::Open(
     return absl::UnavailableError(absl::StrCat("postgresql connect: ",
                                                absl::StripTrailingAsciiWhitespace(why)));
   }
-  PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
   auto db = std::unique_ptr<PostgresDatabase>(new PostgresDatabase(conn, Describe(conn)));
   // Text compares as in SQLite through the C collation the schema sets per column; times are
   // integers, so the session's time zone does not matter.

@@ -49,6 +49,11 @@ bool IsPostgresTarget(absl::string_view db);
 absl::Status PostgresStatus(absl::string_view sqlstate, absl::string_view message,
                             absl::string_view context);
 
+// Connects with a libpq connection string, failing within 5 s when the server does not answer
+// (the target's own connect_timeout wins), with server notices silenced. Null when out of memory;
+// otherwise the caller owns the connection and checks PQstatus.
+PGconn* ConnectPostgres(const std::string& conninfo);
+
 class PostgresDatabase final : public Database {
  public:
   // The advisory lock every write transaction holds (pg_advisory_xact_lock).

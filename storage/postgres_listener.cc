@@ -6,21 +6,19 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "storage/postgres.h"
 
 namespace fleetplan::storage {
 namespace {
 
 // Connects and LISTENs; null when the server cannot be reached now.
 PGconn* Listen(const std::string& conninfo, const std::string& channel) {
-  const char* const keywords[] = {"connect_timeout", "dbname", nullptr};
-  const char* const values[] = {"5", conninfo.c_str(), nullptr};
-  PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  PGconn* conn = ConnectPostgres(conninfo);
   if (conn == nullptr) return nullptr;
   if (PQstatus(conn) != CONNECTION_OK) {
     PQfinish(conn);
     return nullptr;
   }
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
   char* quoted = PQescapeIdentifier(conn, channel.c_str(), channel.size());
   PGresult* result = PQexec(conn, absl::StrCat("LISTEN ", quoted != nullptr ? quoted : "x").c_str());
   PQfreemem(quoted);

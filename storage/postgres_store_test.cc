@@ -213,6 +213,10 @@ TEST_F(PostgresStoreTest, UnreachableOrMalformedTargetsAreNamed) {
   EXPECT_EQ(malformed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(malformed.status().message().find("nosuchoption"), std::string::npos)
       << malformed.status();
+  auto negative = SqlStore::Open({.path = uri_, .busy_timeout = std::chrono::milliseconds(-1)});
+  ASSERT_FALSE(negative.ok());
+  EXPECT_EQ(negative.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(negative.status().message().find("busy_timeout=-1"), std::string::npos);
   auto capped = SqlStore::Open({.path = uri_, .max_database_bytes = 1 << 20});
   ASSERT_FALSE(capped.ok());
   EXPECT_NE(capped.status().message().find("max_database_bytes"), std::string::npos);

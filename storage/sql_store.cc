@@ -36,10 +36,6 @@ struct Connections {
 constexpr int kPostgresReaders = 4;
 
 absl::StatusOr<Connections> OpenSqlite(const StoreOptions& options) {
-  if (options.busy_timeout.count() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("busy_timeout=", options.busy_timeout.count(), "ms must be >= 0"));
-  }
   auto open = [&]() -> absl::StatusOr<std::unique_ptr<Database>> {
     ASSIGN_OR_RETURN(std::unique_ptr<SqliteDatabase> db, SqliteDatabase::Open(options.path));
     RETURN_IF_ERROR(SqliteStatus(
@@ -63,10 +59,6 @@ absl::StatusOr<Connections> OpenPostgres(const StoreOptions& options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_database_bytes=", options.max_database_bytes,
         " is for SQLite files; a PostgreSQL database's size is its server's to limit"));
-  }
-  if (options.busy_timeout.count() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("busy_timeout=", options.busy_timeout.count(), "ms must be >= 0"));
   }
   // A writer waits this long for another replica's write (0 would mean forever in PostgreSQL).
   const std::string session = absl::StrCat(
@@ -93,6 +85,10 @@ absl::StatusOr<std::unique_ptr<SqlStore>> SqlStore::Open(const StoreOptions& opt
   if (options.max_database_bytes < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_database_bytes=", options.max_database_bytes, " must be >= 0"));
+  }
+  if (options.busy_timeout.count() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("busy_timeout=", options.busy_timeout.count(), "ms must be >= 0"));
   }
   const bool postgres = IsPostgresTarget(options.path);
   ASSIGN_OR_RETURN(Connections connections,
