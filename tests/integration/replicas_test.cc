@@ -189,9 +189,11 @@ TEST_F(ReplicasTest, LosingOneReplicaStopsNothingAndLosesNoAcknowledgedCommit) {
   for (int t = 0; t < 4; ++t) {
     clients.emplace_back([&, t] {
       Replica& r = t % 2 == 0 ? a : b;
+      // Bounded in count and time; b's clients go on until they committed after the kill.
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-      for (int i = 0; i < 150 && std::chrono::steady_clock::now() < deadline; ++i) {
+      for (int i = 0; i < 2000 && std::chrono::steady_clock::now() < deadline; ++i) {
         const bool after = a_killed.load();
+        if (after && (&r == &a || b_after_kill.load() >= 20)) break;
         std::vector<int64_t> ids = PlanAndCommit(*r.planner, absl::StrCat("t", t, "i", i));
         if (ids.empty()) continue;
         if (after && &r == &b) ++b_after_kill;
@@ -200,7 +202,15 @@ TEST_F(ReplicasTest, LosingOneReplicaStopsNothingAndLosesNoAcknowledgedCommit) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // Kill a in the middle of the stream: once some commits are acknowledged (at most 10 s).
+  const auto wait_until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < wait_until) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (acknowledged.size() >= 40) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   a.process->Signal(SIGKILL);
   a.process->Wait(std::chrono::seconds(10));
   a_killed = true;
