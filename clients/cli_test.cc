@@ -106,6 +106,31 @@ TEST(EstimateCliTest, JsonHasExactBytesPerStage) {
   EXPECT_EQ(j["bytes_per_rank"].size(), 2u);
   EXPECT_TRUE(j["fits"].get<bool>());
   EXPECT_GT(j["kv_cache_tokens"].get<int64_t>(), 1000000);
+  // Each stage's band, and the reservation the plan makes (its high end) per rank.
+  for (const auto& s : j["stages"]) {
+    EXPECT_LT(s["low_bytes"].get<int64_t>(), s["total_bytes"].get<int64_t>());
+    EXPECT_GT(s["high_bytes"].get<int64_t>(), s["total_bytes"].get<int64_t>());
+  }
+  EXPECT_EQ(j["bytes_per_rank"][1], j["stages"][1]["high_bytes"]);
+  EXPECT_LT(j["kv_cache_tokens_low"].get<int64_t>(), j["kv_cache_tokens"].get<int64_t>());
+  EXPECT_GE(j["max_high_bytes"].get<int64_t>(), j["max_total_bytes"].get<int64_t>());
+}
+
+// validate reports, per calibration file, how often the measured value is on the safe side of the
+// band and how wide the band is.
+TEST(ValidateCliTest, ReportsBandCoverage) {
+  Result r = RunArgs({"validate",
+                      "--cases=" + std::string(FLEETPLAN_CALIBRATION_DIR) + "/vllm_startup.jsonl",
+                      "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["bands"]["kv_cache_tokens"]["n"], 44);
+  EXPECT_GE(j["bands"]["kv_cache_tokens"]["coverage"].get<double>(), 0.99);
+  EXPECT_EQ(j["bands"]["gpu_used_bytes"]["n"], 44);
+  EXPECT_TRUE(j["per_case"][0]["bands"]["kv_cache_tokens"]["covered"].get<bool>());
+  Result text = RunArgs({"validate", "--cases=" + std::string(FLEETPLAN_CALIBRATION_DIR) +
+                                         "/hf_transformers_h100.jsonl"});
+  EXPECT_NE(text.out.find("band peak_allocated_bytes"), std::string::npos) << text.out;
 }
 
 TEST(EstimateCliTest, TableShowsGiBAndVerdict) {
@@ -325,10 +350,10 @@ TEST(CliTest, RecommendRanksConfigurationsThatFit) {
   EXPECT_EQ(gpu.code, kExitUsage);
   EXPECT_NE(gpu.err.find("--gpu[0]=\"H999\" is not one of"), std::string::npos) << gpu.err;
   EXPECT_EQ(RunArgs({"recommend"}).code, kExitUsage);
-  for (const char* bad : {"--concurrency=0", "--concurrency=-3", "--gpus-per-node=0",
-                          "--min-free=1.5", "--min-free=-0.1", "--context=-1", "--limit=-1",
-                          "--kv-cache-dtype=fp4", "--cost-per-hour=H100-80GB=-1",
-                          "--cost-per-hour=H100-80GB=inf", "--cost-per-hour=nope"}) {
+  for (const char* bad :
+       {"--concurrency=0", "--concurrency=-3", "--gpus-per-node=0", "--min-free=1.5",
+        "--min-free=-0.1", "--context=-1", "--limit=-1", "--kv-cache-dtype=fp4",
+        "--cost-per-hour=H100-80GB=-1", "--cost-per-hour=H100-80GB=inf", "--cost-per-hour=nope"}) {
     Result b = RunArgs({"recommend", "--model=" + models + "llama-3.1-8b-instruct.json", bad});
     EXPECT_EQ(b.code, kExitUsage) << bad << ": " << b.err;
     EXPECT_FALSE(b.err.empty()) << bad;

@@ -148,10 +148,13 @@ json StageJson(const estimator::StageMemory& s) {
           {"optimizer_bytes", s.optimizer_bytes},
           {"fragmentation_bytes", s.fragmentation_bytes},
           {"total_bytes", s.total_bytes},
+          {"low_bytes", s.low_bytes},
+          {"high_bytes", s.high_bytes},
           {"torch_peak_allocated_bytes", s.torch_peak_allocated_bytes},
           {"available_kv_cache_bytes", s.available_kv_cache_bytes},
           {"num_gpu_blocks", s.num_gpu_blocks},
           {"kv_cache_tokens", s.kv_cache_tokens},
+          {"kv_cache_tokens_low", s.kv_cache_tokens_low},
           {"kv_cache_bytes_per_token", s.kv_cache_bytes_per_token}};
 }
 
@@ -230,11 +233,15 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
     json out = {{"params", resp.params()},
                 {"gpu_memory_bytes", resp.gpu_memory_bytes()},
                 {"max_total_bytes", resp.max_total_bytes()},
+                {"max_high_bytes", resp.max_high_bytes()},
                 {"fits", resp.fits()},
                 {"headroom_bytes", resp.headroom_bytes()},
                 {"kv_cache_tokens", resp.kv_cache_tokens()},
+                {"kv_cache_tokens_low", resp.kv_cache_tokens_low()},
                 {"max_concurrency", resp.max_concurrency()},
                 {"reason", resp.reason()}};
+    out["band_widened"] =
+        std::vector<std::string>(resp.band_widened().begin(), resp.band_widened().end());
     out["bytes_per_rank"] =
         std::vector<int64_t>(resp.bytes_per_rank().begin(), resp.bytes_per_rank().end());
     for (const auto& s : resp.stages()) {
@@ -243,20 +250,27 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
                                {"kv_cache_bytes", s.kv_cache_bytes()},
                                {"activation_peak_bytes", s.activation_peak_bytes()},
                                {"total_bytes", s.total_bytes()},
+                               {"low_bytes", s.low_bytes()},
+                               {"high_bytes", s.high_bytes()},
                                {"kv_cache_tokens", s.kv_cache_tokens()}});
     }
     inv.out << out.dump(2) << "\n";
   } else {
     for (const auto& s : resp.stages()) {
       inv.out << absl::StrFormat(
-          "stage %d: weights %.2f GiB, KV %.2f GiB, activations %.2f GiB, total %.2f GiB\n",
+          "stage %d: weights %.2f GiB, KV %.2f GiB, activations %.2f GiB, total %.2f GiB "
+          "(band %.2f-%.2f)\n",
           s.pp_stage(), GiB(s.weights_bytes()), GiB(s.kv_cache_bytes()),
-          GiB(s.activation_peak_bytes()), GiB(s.total_bytes()));
+          GiB(s.activation_peak_bytes()), GiB(s.total_bytes()), GiB(s.low_bytes()),
+          GiB(s.high_bytes()));
     }
     inv.out << absl::StrFormat(
-        "%s: fullest GPU %.2f of %.2f GiB, KV cache %d tokens (%d sequences)\n",
+        "%s: fullest GPU %.2f (up to %.2f) of %.2f GiB, KV cache %d tokens (at least %d; %d "
+        "sequences)\n",
         resp.fits() ? "FITS" : "DOES NOT FIT", GiB(resp.max_total_bytes()),
-        GiB(resp.gpu_memory_bytes()), resp.kv_cache_tokens(), resp.max_concurrency());
+        GiB(resp.max_high_bytes()), GiB(resp.gpu_memory_bytes()), resp.kv_cache_tokens(),
+        resp.kv_cache_tokens_low(), resp.max_concurrency());
+    for (const auto& w : resp.band_widened()) inv.out << "band widened: " << w << "\n";
     if (!resp.reason().empty()) inv.out << "reason: " << resp.reason() << "\n";
   }
   return resp.fits() ? kExitOk : kExitError;
@@ -360,17 +374,21 @@ json EstimateJson(const std::string& label, const estimator::ModelSpec& spec,
                 {"dp", req.parallelism.dp}}},
               {"gpu_memory_bytes", est.gpu_memory_bytes},
               {"max_total_bytes", est.max_total_bytes},
+              {"max_high_bytes", est.max_high_bytes},
               {"bytes_per_rank", est.BytesPerRank()},
               {"fits", est.fits},
               {"headroom_bytes", est.headroom_bytes},
               {"headroom_ratio", est.headroom_ratio},
               {"risk", RiskName(est.risk)},
               {"unverified", est.unverified},
+              {"band_widened", est.band_widened},
               {"notes", est.notes}};
   if (!est.reason.empty()) out["reason"] = est.reason;
   if (req.engine == estimator::Engine::kVllm) {
     out["kv_cache_tokens"] = est.kv_cache_tokens;
+    out["kv_cache_tokens_low"] = est.kv_cache_tokens_low;
     out["max_concurrency"] = est.max_concurrency;
+    out["max_concurrency_low"] = est.max_concurrency_low;
     out["max_model_len"] = est.max_model_len;
   }
   out["stages"] = json::array();
@@ -393,29 +411,33 @@ void PrintEstimateTable(std::ostream& o, const std::string& label, const estimat
       spec.model_type, static_cast<double>(spec.num_params()) / 1e9, GiB(est.gpu_memory_bytes),
       estimator::EngineName(req.engine), req.parallelism.tp, req.parallelism.pp, req.parallelism.ep,
       req.parallelism.dp);
-  o << absl::StrFormat("%-6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "stage", "layers",
+  o << absl::StrFormat("%-6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s %15s\n", "stage", "layers",
                        "weights", "kv_cache", "activat.", "context", "overhead", "graphs", "grads",
-                       "optim", "frag", "TOTAL");
+                       "optim", "frag", "TOTAL", "band");
   for (const auto& s : est.stages) {
-    o << absl::StrFormat("%-6d %7d %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n",
-                         s.pp_stage, s.num_layers, GiB(s.weights_bytes), GiB(s.kv_cache_bytes),
-                         GiB(s.activation_peak_bytes), GiB(s.cuda_context_bytes),
-                         GiB(s.engine_overhead_bytes), GiB(s.cuda_graph_bytes),
-                         GiB(s.gradient_bytes), GiB(s.optimizer_bytes), GiB(s.fragmentation_bytes),
-                         GiB(s.total_bytes));
+    o << absl::StrFormat(
+        "%-6d %7d %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %7.2f-%-7.2f\n",
+        s.pp_stage, s.num_layers, GiB(s.weights_bytes), GiB(s.kv_cache_bytes),
+        GiB(s.activation_peak_bytes), GiB(s.cuda_context_bytes), GiB(s.engine_overhead_bytes),
+        GiB(s.cuda_graph_bytes), GiB(s.gradient_bytes), GiB(s.optimizer_bytes),
+        GiB(s.fragmentation_bytes), GiB(s.total_bytes), GiB(s.low_bytes), GiB(s.high_bytes));
   }
   o << "(GiB per GPU; each stage's " << req.parallelism.tp
     << " tensor-parallel rank(s) are identical)\n";
   if (req.engine == estimator::Engine::kVllm) {
     o << absl::StrFormat(
-        "KV cache: %d tokens per replica, %d sequences of %d tokens, max_model_len %d\n",
-        est.kv_cache_tokens, est.max_concurrency,
-        req.context_tokens > 0 ? req.context_tokens : est.max_model_len, est.max_model_len);
+        "KV cache: %d tokens per replica (at least %d), %d sequences of %d tokens (at least %d), "
+        "max_model_len %d\n",
+        est.kv_cache_tokens, est.kv_cache_tokens_low, est.max_concurrency,
+        req.context_tokens > 0 ? req.context_tokens : est.max_model_len, est.max_concurrency_low,
+        est.max_model_len);
   }
-  o << absl::StrFormat("%s: fullest GPU %.2f of %.2f GiB, headroom %.2f GiB (%.1f%%), risk %s\n",
-                       est.fits ? "FITS" : "DOES NOT FIT", GiB(est.max_total_bytes),
-                       GiB(est.gpu_memory_bytes), GiB(est.headroom_bytes), 100 * est.headroom_ratio,
-                       RiskName(est.risk));
+  o << absl::StrFormat(
+      "%s: fullest GPU %.2f GiB (up to %.2f) of %.2f GiB, headroom %.2f GiB (%.1f%%), risk %s\n",
+      est.fits ? "FITS" : "DOES NOT FIT", GiB(est.max_total_bytes), GiB(est.max_high_bytes),
+      GiB(est.gpu_memory_bytes), GiB(est.headroom_bytes), 100 * est.headroom_ratio,
+      RiskName(est.risk));
+  for (const auto& w : est.band_widened) o << "band widened: " << w << "\n";
   if (!est.reason.empty()) o << "reason: " << est.reason << "\n";
   if (est.unverified) {
     o << "UNVERIFIED: the estimator did not fully understand this config (see the notes); these "

@@ -42,6 +42,14 @@ json SummaryJson(const estimator::ValidationSummary& s, const std::vector<CaseRe
                             {"median_rel_err", m.median_rel_err},
                             {"under_predicted_over_2pct", m.under_predicted_over_2pct}};
   }
+  out["bands"] = json::object();
+  for (const auto& [name, b] : s.bands) {
+    out["bands"][name] = {{"n", b.n},
+                          {"covered", b.covered},
+                          {"coverage", b.coverage()},
+                          {"median_width", b.median_width},
+                          {"worst_case", b.worst_case}};
+  }
   out["oom_cases"] = {{"n", s.oom_cases}, {"predicted_not_fit", s.oom_predicted_not_fit}};
   out["per_case"] = json::array();
   for (const CaseResult& r : results) {
@@ -52,6 +60,13 @@ json SummaryJson(const estimator::ValidationSummary& s, const std::vector<CaseRe
     for (const auto& [name, pair] : r.metrics) {
       c["metrics"][name] = {
           {"measured", pair.measured}, {"predicted", pair.predicted}, {"rel_err", pair.rel_err()}};
+    }
+    for (const auto& [name, b] : r.bands) {
+      c["bands"][name] = {{"measured", b.measured},
+                          {"low", b.low},
+                          {"point", b.point},
+                          {"high", b.high},
+                          {"covered", b.covered()}};
     }
     out["per_case"].push_back(c);
   }
@@ -172,6 +187,10 @@ int RunValidateLog(const Invocation& inv) {
     inv.out << absl::StrFormat("  %-26s measured %16d  predicted %16d  %+7.2f%%\n", name,
                                pair.measured, pair.predicted, 100 * pair.rel_err());
   }
+  for (const auto& [name, b] : r.bands) {
+    inv.out << absl::StrFormat("  band %-21s [%d, %d] around %d: %s\n", name, b.low, b.high,
+                               b.point, b.covered() ? "measured inside" : "measured OUTSIDE");
+  }
   if (r.measured_oom) {
     inv.out << (r.predicted_fits ? "  the estimator predicted it would fit: MISSED\n"
                                  : "  the estimator predicted it would not fit: ok\n");
@@ -248,6 +267,12 @@ int RunValidate(const Invocation& inv) {
         "under>2%% %d\n",
         name, m.n, 100 * m.median_abs_rel_err, 100 * m.p90_abs_rel_err, 100 * m.max_abs_rel_err,
         100 * m.median_rel_err, m.under_predicted_over_2pct);
+  }
+  for (const auto& [name, b] : summary.bands) {
+    inv.out << absl::StrFormat(
+        "band %-21s n=%-4d on the safe side %6.2f%% (%d)  median width %5.2f%%%s\n", name, b.n,
+        100 * b.coverage(), b.covered, 100 * b.median_width,
+        b.worst_case.empty() ? "" : absl::StrCat("  furthest outside: ", b.worst_case));
   }
   return kExitOk;
 }

@@ -354,10 +354,17 @@ void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateRes
     sp->set_total_bytes(s.total_bytes);
     sp->set_kv_cache_tokens(s.kv_cache_tokens);
     sp->set_available_kv_cache_bytes(s.available_kv_cache_bytes);
+    sp->set_low_bytes(s.low_bytes);
+    sp->set_high_bytes(s.high_bytes);
+    sp->set_kv_cache_tokens_low(s.kv_cache_tokens_low);
   }
   for (int64_t b : d.BytesPerRank()) p->add_bytes_per_rank(b);
   p->set_gpu_memory_bytes(d.gpu_memory_bytes);
   p->set_max_total_bytes(d.max_total_bytes);
+  p->set_max_high_bytes(d.max_high_bytes);
+  p->set_kv_cache_tokens_low(d.kv_cache_tokens_low);
+  p->set_max_concurrency_low(d.max_concurrency_low);
+  for (const std::string& w : d.band_widened) p->add_band_widened(w);
   p->set_fits(d.fits);
   p->set_headroom_bytes(d.headroom_bytes);
   p->set_headroom_ratio(d.headroom_ratio);

@@ -38,6 +38,13 @@ void Add(CaseResult& r, const json& measured, const char* key, int64_t predicted
   r.metrics[key] = MetricPair{it->get<int64_t>(), predicted};
 }
 
+void AddBand(CaseResult& r, const json& measured, const char* key, BandCheck band) {
+  auto it = measured.find(key);
+  if (it == measured.end() || !it->is_number()) return;
+  band.measured = it->get<int64_t>();
+  r.bands[key] = band;
+}
+
 // HF cache tensors' nbytes after `tokens` tokens (sliding layers hold window - 1).
 int64_t HfCacheTensorBytes(const ModelSpec& spec, int64_t batch, int64_t tokens, DType dtype) {
   int64_t total = 0;
@@ -52,6 +59,11 @@ int64_t HfCacheTensorBytes(const ModelSpec& spec, int64_t batch, int64_t tokens,
 }
 
 }  // namespace
+
+double BandCheck::width() const {
+  if (point == 0) return 0;
+  return static_cast<double>(capacity ? point - low : high - point) / static_cast<double>(point);
+}
 
 double MetricPair::rel_err() const {
   if (measured == 0) return predicted == 0 ? 0.0 : 1.0;
@@ -191,6 +203,21 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
     Add(r, m, "non_torch_bytes", s.engine_overhead_bytes);
     Add(r, m, "num_gpu_blocks", s.num_gpu_blocks);
     Add(r, m, "cuda_graph_bytes", s.cuda_graph_bytes);
+    AddBand(r, m, "kv_cache_tokens",
+            BandCheck{.low = s.kv_cache_tokens_low,
+                      .point = s.kv_cache_tokens,
+                      .high = s.kv_cache_tokens,
+                      .capacity = true});
+    // The GPU's use: the requested budget, the CUDA graphs outside it and the CUDA context, as
+    // the log gives them (requested_bytes, cuda_graph_bytes, init_non_torch_bytes).
+    if (m.contains("requested_bytes") && m.contains("cuda_graph_bytes") &&
+        m.contains("init_non_torch_bytes")) {
+      json used = {{"gpu_used_bytes", IntOr(m, "requested_bytes", 0) +
+                                          IntOr(m, "cuda_graph_bytes", 0) +
+                                          IntOr(m, "init_non_torch_bytes", 0)}};
+      AddBand(r, used, "gpu_used_bytes",
+              BandCheck{.low = s.low_bytes, .point = s.total_bytes, .high = s.high_bytes});
+    }
     // A failed start is out of memory: the estimate must not fit.
     if (r.measured_oom) r.predicted_fits = est->fits && s.available_kv_cache_bytes > 0;
     return r;
@@ -224,6 +251,10 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
   }
   Add(r, m, "weights_bytes", s.weights_bytes);
   Add(r, m, "peak_allocated_bytes", s.torch_peak_allocated_bytes);
+  AddBand(r, m, "peak_allocated_bytes",
+          BandCheck{.low = s.torch_peak_allocated_bytes - (s.total_bytes - s.low_bytes),
+                    .point = s.torch_peak_allocated_bytes,
+                    .high = s.torch_peak_allocated_bytes + (s.high_bytes - s.total_bytes)});
   if (r.engine == "hf-transformers" && !r.measured_oom) {
     const int64_t tokens = req.hf.prompt_tokens + (req.hf.generate ? req.hf.new_tokens - 1 : 0);
     Add(r, m, "kv_cache_bytes", HfCacheTensorBytes(*spec, req.hf.batch, tokens, req.dtype));
@@ -239,6 +270,8 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
 ValidationSummary Summarize(const std::vector<CaseResult>& results) {
   ValidationSummary out;
   std::map<std::string, std::vector<double>> errors;
+  std::map<std::string, std::vector<double>> widths;
+  std::map<std::string, double> worst_outside;
   for (const CaseResult& r : results) {
     ++out.cases;
     if (!r.skip_reason.empty()) {
@@ -253,6 +286,25 @@ ValidationSummary Summarize(const std::vector<CaseResult>& results) {
       continue;
     }
     for (const auto& [name, pair] : r.metrics) errors[name].push_back(pair.rel_err());
+    for (const auto& [name, band] : r.bands) {
+      BandSummary& b = out.bands[name];
+      ++b.n;
+      if (band.covered()) {
+        ++b.covered;
+      } else {
+        const double outside =
+            std::fabs(static_cast<double>(band.measured - (band.capacity ? band.low : band.high)));
+        if (outside > worst_outside[name]) {
+          worst_outside[name] = outside;
+          b.worst_case = r.case_id;
+        }
+      }
+      widths[name].push_back(band.width());
+    }
+  }
+  for (auto& [name, w] : widths) {
+    std::sort(w.begin(), w.end());
+    out.bands[name].median_width = w[(w.size() - 1) / 2];
   }
   for (auto& [name, errs] : errors) {
     MetricSummary s;

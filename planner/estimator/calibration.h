@@ -23,11 +23,25 @@ struct MetricPair {
   double rel_err() const;  // (predicted - measured) / measured
 };
 
+// A measured value against the estimate's uncertainty band (uncertainty.h). For memory the safe
+// side is measured <= high; for a capacity (KV tokens) it is measured >= low.
+struct BandCheck {
+  int64_t measured = 0;
+  int64_t low = 0;
+  int64_t point = 0;
+  int64_t high = 0;
+  bool capacity = false;
+  bool covered() const { return capacity ? measured >= low : measured <= high; }
+  // How far the safe end lies from the point estimate, relative to it.
+  double width() const;
+};
+
 struct CaseResult {
   std::string case_id;
   std::string engine;
   std::string skip_reason;  // non-empty: not scored
   std::map<std::string, MetricPair> metrics;
+  std::map<std::string, BandCheck> bands;
   bool measured_oom = false;   // the run ran out of memory (or vLLM failed to start)
   bool predicted_fits = true;  // what the estimator says
 };
@@ -47,11 +61,22 @@ struct MetricSummary {
   int64_t under_predicted_over_2pct = 0;
 };
 
+struct BandSummary {
+  int64_t n = 0;
+  int64_t covered = 0;  // on the safe side of the band
+  double coverage() const {
+    return n > 0 ? static_cast<double>(covered) / static_cast<double>(n) : 1.0;
+  }
+  double median_width = 0;  // BandCheck::width, median
+  std::string worst_case;   // the uncovered case furthest outside, or ""
+};
+
 struct ValidationSummary {
   int64_t cases = 0;
   int64_t scored = 0;
   std::vector<std::pair<std::string, std::string>> skipped;  // case, reason
   std::map<std::string, MetricSummary> metrics;
+  std::map<std::string, BandSummary> bands;
   int64_t oom_cases = 0;
   int64_t oom_predicted_not_fit = 0;
 };

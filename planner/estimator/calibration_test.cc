@@ -68,6 +68,39 @@ TEST(CalibrationTest, VllmWeightsWithinOnePercent) {
   EXPECT_LE(s.metrics.at("available_kv_cache_bytes").median_abs_rel_err, 0.02);
 }
 
+// The uncertainty bands (uncertainty.h) on every calibration file: the measured value lies on the
+// safe side of the band (memory <= high, KV capacity >= low) in at least 99 % of the cases, and
+// the band is narrow: its safe end is within 5 % of the point estimate in the median.
+TEST(CalibrationTest, BandsCoverTheMeasuredCases) {
+  for (const char* file :
+       {"hf_transformers_h100.jsonl", "hf_transformers_train_h100.jsonl", "vllm_startup.jsonl"}) {
+    const ValidationSummary s = Summarize(ScoreFile(file));
+    ASSERT_FALSE(s.bands.empty()) << file;
+    for (const auto& [name, b] : s.bands) {
+      SCOPED_TRACE(std::string(file) + " " + name);
+      EXPECT_GT(b.n, 10);
+      EXPECT_GE(b.coverage(), 0.99) << b.covered << " of " << b.n << ", worst " << b.worst_case;
+      EXPECT_LE(b.median_width, 0.05);
+    }
+  }
+  // The memory band of the total is checked on every HF and training case, the KV-capacity band
+  // on every vLLM case.
+  EXPECT_EQ(Summarize(ScoreFile("vllm_startup.jsonl")).bands.at("kv_cache_tokens").n, 44);
+  EXPECT_EQ(Summarize(ScoreFile("hf_transformers_h100.jsonl")).bands.at("peak_allocated_bytes").n,
+            107);
+}
+
+// A band that cannot fail is no check: moving every measured value 30 % to the unsafe side leaves
+// most cases outside their band.
+TEST(CalibrationTest, BandsAreNotWideEnoughToHideA30PercentError) {
+  std::vector<CaseResult> results = ScoreFile("hf_transformers_h100.jsonl");
+  for (CaseResult& r : results) {
+    for (auto& [name, b] : r.bands) b.measured = b.point + (b.point * 3) / 10;
+  }
+  const ValidationSummary s = Summarize(results);
+  EXPECT_LT(s.bands.at("peak_allocated_bytes").coverage(), 0.1);
+}
+
 TEST(CalibrationTest, MalformedCasesAreSkippedWithAReason) {
   CaseResult r = ScoreCase("{not json", "{}");
   EXPECT_FALSE(r.skip_reason.empty());

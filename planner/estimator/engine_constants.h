@@ -54,6 +54,17 @@ inline constexpr int64_t kVllmNonTorchSingleGpuBytes = 256 * kMiB;
 inline constexpr int64_t kVllmNonTorchPipelineBytes = 72 * kMiB;
 inline constexpr int64_t kVllmNonTorchTensorParallelBytes = 2150 * kMiB;
 
+// Memory vLLM's workers hold before the profiling snapshot, outside the KV budget, beyond the CUDA
+// context: with more than one GPU per replica (TP or PP), the NCCL communicators and the custom
+// all-reduce / P2P buffers set up in init_device (vllm/v1/worker/gpu_worker.py,
+// init_worker_distributed_environment). vllm_startup.jsonl init_non_torch_bytes: 0.51 GiB on one
+// GPU (the context), 1.43-1.53 GiB for every dense model at TP 2/4 or PP 2/4 (cases 34, 35, 56-59,
+// 81, 82, 85): 0.92-1.02 GiB more; the two MoE models at TP 2 (gpt-oss-20b, Kimi-VL-A3B, cases
+// 70, 71) 1.99 GiB: 0.48 GiB more again (the MoE all-to-all communicator vLLM creates for them).
+// Holds for 0.19 on H100.
+inline constexpr int64_t kVllmInitDistributedBytes = 1000 * kMiB;
+inline constexpr int64_t kVllmInitDistributedMoeBytes = 490 * kMiB;
+
 // vLLM's sampler during the profile run holds, per logit element of the
 // [min(max_num_seqs, max_num_batched_tokens), vocab] dummy batch, beyond the logits in the model
 // dtype: their fp32 copy (4), softmax probabilities (4), the exponential noise of the Gumbel-max

@@ -9,6 +9,7 @@
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
 #include "planner/estimator/rank_layout.h"
+#include "planner/estimator/uncertainty.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -211,7 +212,7 @@ std::vector<int64_t> MemoryEstimate::BytesPerRank() const {
   std::vector<int64_t> out;
   out.reserve(static_cast<size_t>(parallelism.tp) * stages.size());
   for (const StageMemory& s : stages) {
-    for (int64_t r = 0; r < parallelism.tp; ++r) out.push_back(s.total_bytes);
+    for (int64_t r = 0; r < parallelism.tp; ++r) out.push_back(s.high_bytes);
   }
   return out;
 }
@@ -342,19 +343,29 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
       RETURN_IF_ERROR(EstimateTraining(c, out));
       break;
   }
+  // The band of each stage (uncertainty.h); what must fit is its high end.
+  const Margins margins = StageMargins(spec, request);
+  out.band_widened = margins.widened;
   out.max_total_bytes = 0;
-  for (const StageMemory& s : out.stages)
+  out.max_high_bytes = 0;
+  for (StageMemory& s : out.stages) {
+    const BandBytes band = StageMarginBytes(margins, request.engine, s);
+    s.low_bytes = s.total_bytes - band.below;
+    s.high_bytes = s.total_bytes + band.above;
     out.max_total_bytes = std::max(out.max_total_bytes, s.total_bytes);
-  out.headroom_bytes = out.gpu_memory_bytes - out.max_total_bytes;
+    out.max_high_bytes = std::max(out.max_high_bytes, s.high_bytes);
+  }
+  out.headroom_bytes = out.gpu_memory_bytes - out.max_high_bytes;
   out.headroom_ratio =
       static_cast<double>(out.headroom_bytes) / static_cast<double>(out.gpu_memory_bytes);
   if (out.headroom_bytes < 0 && out.reason.empty()) {
     out.reason =
-        absl::StrCat("needs ", BytesToGiB(out.max_total_bytes), " GiB on its fullest GPU, ",
-                     "the GPU has ", BytesToGiB(out.gpu_memory_bytes), " GiB");
+        absl::StrCat("needs up to ", BytesToGiB(out.max_high_bytes), " GiB on its fullest GPU (",
+                     BytesToGiB(out.max_total_bytes), " GiB at the estimate), the GPU has ",
+                     BytesToGiB(out.gpu_memory_bytes), " GiB");
   }
   out.fits = out.reason.empty();
-  out.risk = out.fits ? RiskOfUse(out.max_total_bytes, out.gpu_memory_bytes) : Risk::kHigh;
+  out.risk = out.fits ? RiskOfUse(out.max_high_bytes, out.gpu_memory_bytes) : Risk::kHigh;
   return out;
 }
 

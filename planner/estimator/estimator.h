@@ -133,13 +133,21 @@ struct StageMemory {
   int64_t gradient_bytes = 0;
   int64_t optimizer_bytes = 0;
   int64_t fragmentation_bytes = 0;  // caching-allocator reserve beyond allocated
-  int64_t total_bytes = 0;          // everything above: what the GPU must have
+  int64_t total_bytes = 0;          // everything above: the point estimate of the GPU's use
+  // The uncertainty band around total_bytes (uncertainty.h): the GPU's real use lies in
+  // [low_bytes, high_bytes] with the confidence of the calibration files, wider outside them.
+  // high_bytes is what the planner reserves.
+  int64_t low_bytes = 0;
+  int64_t high_bytes = 0;
   // What torch.cuda.max_memory_allocated would show (no context, no fragmentation).
   int64_t torch_peak_allocated_bytes = 0;
   // vLLM: KV-cache capacity on this rank.
   int64_t available_kv_cache_bytes = 0;
   int64_t num_gpu_blocks = 0;
   int64_t kv_cache_tokens = 0;
+  // vLLM: the KV pool's low end, when the memory outside it takes the high end of its band.
+  int64_t available_kv_cache_low_bytes = 0;
+  int64_t kv_cache_tokens_low = 0;
   int64_t kv_cache_bytes_per_token = 0;  // this rank's share of one token's KV
   // vLLM's paged KV cache on this rank: bytes of one block across the layers that share it, the
   // blocks one sequence of the request's context takes (sliding-window layers keep at most their
@@ -154,15 +162,19 @@ struct MemoryEstimate {
   Parallelism parallelism;
   std::vector<StageMemory> stages;  // one per pipeline stage
   int64_t gpu_memory_bytes = 0;
-  int64_t max_total_bytes = 0;  // the fullest rank
+  int64_t max_total_bytes = 0;  // the fullest rank (point estimate)
+  int64_t max_high_bytes = 0;   // the fullest rank's high end: what must fit
+  // The high end fits every GPU (and, for vLLM, the workload fits the KV pool's low end).
   bool fits = false;
-  int64_t headroom_bytes = 0;  // gpu_memory_bytes - max_total_bytes (negative: over)
+  int64_t headroom_bytes = 0;  // gpu_memory_bytes - max_high_bytes (negative: over)
   double headroom_ratio = 0;
   Risk risk =
-      Risk::kHigh;  // RiskOfUse(max_total_bytes, gpu_memory_bytes); high when it does not fit
+      Risk::kHigh;  // RiskOfUse(max_high_bytes, gpu_memory_bytes); high when it does not fit
   // vLLM: the replica's token capacity (the smallest stage's) and what it means for the workload.
   int64_t kv_cache_tokens = 0;
-  int64_t max_concurrency = 0;  // at context_tokens (or max_model_len)
+  int64_t max_concurrency = 0;      // at context_tokens (or max_model_len)
+  int64_t kv_cache_tokens_low = 0;  // the low end of the band (what a plan counts on)
+  int64_t max_concurrency_low = 0;
   int64_t max_model_len = 0;
   std::string reason;  // why it does not fit, when it does not
   std::vector<std::string> notes;
@@ -170,7 +182,10 @@ struct MemoryEstimate {
   // (ModelSpec::unverified): these numbers are not to be trusted.
   bool unverified = false;
 
-  // Per-rank totals in rank order (rank = stage * tp + tp_rank): what the planner reserves.
+  // Why the band is wider than the calibrated one (outside the calibration files).
+  std::vector<std::string> band_widened;
+
+  // Per-rank high ends in rank order (rank = stage * tp + tp_rank): what the planner reserves.
   std::vector<int64_t> BytesPerRank() const;
 };
 

@@ -250,6 +250,114 @@ TEST(VllmTest, WorkloadBeyondCapacityDoesNotFit) {
   EXPECT_NE(e->reason.find("the workload needs 10000"), std::string::npos) << e->reason;
 }
 
+// ---- Uncertainty bands (uncertainty.h) ---------------------------------------------------------
+
+TEST(BandTest, EveryStageCarriesABandAroundItsEstimate) {
+  ModelSpec llama = Load("llama-3.1-8b");
+  for (Engine engine : {Engine::kVllm, Engine::kHfTransformers, Engine::kTraining}) {
+    // vLLM at PP 2 (its stages differ), the others on one GPU as calibrated.
+    EstimateRequest r = Vllm(1, engine == Engine::kVllm ? 2 : 1);
+    r.engine = engine;
+    auto e = Estimate(llama, r);
+    ASSERT_TRUE(e.ok()) << e.status();
+    for (const StageMemory& s : e->stages) {
+      EXPECT_LT(s.low_bytes, s.total_bytes) << EngineName(engine);
+      EXPECT_GT(s.high_bytes, s.total_bytes) << EngineName(engine);
+      // Inside the calibrated domain the band is narrow.
+      EXPECT_LT(s.high_bytes - s.total_bytes, s.total_bytes / 20) << EngineName(engine);
+    }
+    EXPECT_EQ(e->BytesPerRank().front(), e->stages.front().high_bytes) << "the planner reserves "
+                                                                          "the high end";
+    EXPECT_EQ(e->headroom_bytes, e->gpu_memory_bytes - e->max_high_bytes);
+    EXPECT_TRUE(e->band_widened.empty()) << e->band_widened.front();
+  }
+}
+
+TEST(BandTest, WhatMustFitIsTheHighEnd) {
+  // A prefill whose estimate fits a GPU that its band's high end does not: it does not fit.
+  ModelSpec llama = Load("llama-3.1-8b");
+  EstimateRequest r{.engine = Engine::kHfTransformers, .gpu_memory_bytes = kH100};
+  r.hf.batch = 16;
+  r.hf.prompt_tokens = 4096;
+  auto e = Estimate(llama, r);
+  ASSERT_TRUE(e.ok());
+  r.gpu_memory_bytes = (e->max_total_bytes + e->max_high_bytes) / 2;
+  e = Estimate(llama, r);
+  ASSERT_TRUE(e.ok());
+  EXPECT_LE(e->max_total_bytes, r.gpu_memory_bytes);
+  EXPECT_FALSE(e->fits);
+  EXPECT_NE(e->reason.find("needs up to"), std::string::npos) << e->reason;
+  EXPECT_EQ(e->risk, Risk::kHigh);
+}
+
+TEST(BandTest, VllmCountsOnThePoolsLowEnd) {
+  ModelSpec llama = Load("llama-3.1-8b-instruct");
+  EstimateRequest r = Vllm();
+  auto e = Estimate(llama, r);
+  ASSERT_TRUE(e.ok());
+  EXPECT_LT(e->kv_cache_tokens_low, e->kv_cache_tokens);
+  EXPECT_GT(e->kv_cache_tokens_low, e->kv_cache_tokens * 95 / 100);
+  // A workload between the low end and the estimate does not fit: a plan never counts on more
+  // than the low end.
+  r.context_tokens = 8192;
+  r.concurrency = (e->kv_cache_tokens_low + e->kv_cache_tokens) / 2 / 8192;
+  ASSERT_GT(r.concurrency * 8192, e->kv_cache_tokens_low);
+  auto over = Estimate(llama, r);
+  ASSERT_TRUE(over.ok());
+  EXPECT_FALSE(over->fits);
+  EXPECT_NE(over->reason.find("at the low end of its band"), std::string::npos) << over->reason;
+}
+
+TEST(BandTest, WidensOutsideTheCalibrationFiles) {
+  // Fine-grained MoE under sdpa (64 experts, top-6) is not in the files: the transient margin is
+  // 100 %, and the estimate says why.
+  ModelSpec moe = Load("deepseek-v2-lite");
+  EstimateRequest r{.engine = Engine::kHfTransformers, .gpu_memory_bytes = kH100};
+  r.hf.prompt_tokens = 8192;
+  r.hf.batch = 4;
+  auto sdpa = Estimate(moe, r);
+  r.hf.eager_attention = true;
+  r.hf.prompt_tokens = 2048;
+  auto eager = Estimate(moe, r);
+  ASSERT_TRUE(sdpa.ok() && eager.ok());
+  const StageMemory& s = sdpa->stages[0];
+  EXPECT_GE(s.high_bytes - s.total_bytes, s.activation_peak_bytes);
+  ASSERT_FALSE(sdpa->band_widened.empty());
+  EXPECT_NE(sdpa->band_widened[0].find("fine-grained MoE under sdpa"), std::string::npos);
+  EXPECT_TRUE(eager->band_widened.empty()) << "deepseek-v2-lite under eager is calibrated";
+
+  // vLLM on another GPU than the calibrated H100: a wider KV low end.
+  ModelSpec llama = Load("llama-3.1-8b-instruct");
+  EstimateRequest v = Vllm();
+  auto h100 = Estimate(llama, v);
+  v.gpu_memory_bytes = 48 * kGiB;
+  auto other = Estimate(llama, v);
+  ASSERT_TRUE(h100.ok() && other.ok());
+  ASSERT_FALSE(other->band_widened.empty());
+  EXPECT_NE(other->band_widened[0].find("H100 80GB only"), std::string::npos);
+  const auto share = [](const MemoryEstimate& e) {
+    return static_cast<double>(e.kv_cache_tokens - e.kv_cache_tokens_low) /
+           static_cast<double>(e.kv_cache_tokens);
+  };
+  EXPECT_GT(share(*other), 2 * share(*h100));
+}
+
+TEST(BandTest, UnverifiedModelsGetHalfTheirEstimateEitherWay) {
+  // A model_type no family knows is parsed as a generic decoder, unverified.
+  auto spec = ParseModelConfig(R"({"model_type": "brand_new_lm", "hidden_size": 2048,
+      "num_hidden_layers": 8, "num_attention_heads": 16, "intermediate_size": 8192,
+      "vocab_size": 32000, "torch_dtype": "bfloat16"})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(spec->unverified());
+  EstimateRequest r{.engine = Engine::kHfTransformers, .gpu_memory_bytes = kH100};
+  auto e = Estimate(*spec, r);
+  ASSERT_TRUE(e.ok());
+  const StageMemory& s = e->stages[0];
+  EXPECT_GE(s.high_bytes - s.total_bytes, s.total_bytes / 2);
+  EXPECT_LE(s.low_bytes, s.total_bytes / 2);
+  EXPECT_FALSE(e->band_widened.empty());
+}
+
 // ---- Inverse queries -------------------------------------------------------------------------
 
 TEST(InverseTest, MaxConcurrencyAndContextAreConsistent) {
@@ -258,7 +366,7 @@ TEST(InverseTest, MaxConcurrencyAndContextAreConsistent) {
   r.vllm.max_model_len = 131072;
   auto n = MaxConcurrency(llama, r, 8192);
   ASSERT_TRUE(n.ok());
-  EXPECT_EQ(*n, Estimate(llama, r)->kv_cache_tokens / 8192);
+  EXPECT_EQ(*n, Estimate(llama, r)->kv_cache_tokens_low / 8192);
   auto c = MaxContext(llama, r, *n);
   ASSERT_TRUE(c.ok());
   EXPECT_GE(*c, 8192);

@@ -52,7 +52,8 @@ absl::StatusOr<int64_t> MaxConcurrency(const ModelSpec& spec, const EstimateRequ
     req.context_tokens = context_tokens;
     req.concurrency = 0;
     ASSIGN_OR_RETURN(MemoryEstimate e, Estimate(spec, req));
-    return e.max_concurrency;
+    // What the replica can be counted on to hold: the pool's low end, as the planner counts.
+    return e.max_concurrency_low;
   }
   if (request.engine == Engine::kHfTransformers) {
     return LargestTrue(1, 1 << 20,
@@ -114,8 +115,13 @@ absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec,
         req.concurrency = n;
         ASSIGN_OR_RETURN(VllmFit fit, FitVllm(spec, req));
         for (const StageMemory& st : fit.estimate.stages) {
-          cell.bytes_per_gpu = std::max(cell.bytes_per_gpu,
-                                        st.total_bytes - st.kv_cache_bytes + st.workload_kv_bytes);
+          // The high end: the rest of the stage's band plus the non-KV margin the pool's low end
+          // leaves for.
+          const int64_t non_kv_margin =
+              st.available_kv_cache_bytes - st.available_kv_cache_low_bytes;
+          cell.bytes_per_gpu =
+              std::max(cell.bytes_per_gpu,
+                       st.high_bytes - st.kv_cache_bytes + non_kv_margin + st.workload_kv_bytes);
         }
         cell.fits = fit.fits;
         cells.push_back(cell);
@@ -124,12 +130,12 @@ absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec,
         req.hf.batch = n;
         req.hf.prompt_tokens = context;
         ASSIGN_OR_RETURN(MemoryEstimate e, Estimate(spec, req));
-        cell.bytes_per_gpu = e.max_total_bytes;
+        cell.bytes_per_gpu = e.max_high_bytes;
       } else {
         req.training.batch = n;
         req.training.seq_tokens = context;
         ASSIGN_OR_RETURN(MemoryEstimate e, Estimate(spec, req));
-        cell.bytes_per_gpu = e.max_total_bytes;
+        cell.bytes_per_gpu = e.max_high_bytes;
       }
       cell.fits = cell.bytes_per_gpu <= request.gpu_memory_bytes;
       cells.push_back(cell);

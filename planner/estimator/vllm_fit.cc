@@ -43,10 +43,12 @@ absl::StatusOr<VllmFit> FitVllm(const ModelSpec& spec, const EstimateRequest& re
     EstimateRequest probe = req;
     probe.vllm.gpu_memory_utilization = 1.0;
     ASSIGN_OR_RETURN(MemoryEstimate at_full, Estimate(spec, probe));
+    const int64_t probe_requested = req.gpu_memory_bytes;  // utilization 1.0
     int64_t hundredths = 1;
     for (const StageMemory& s : at_full.stages) {
-      const int64_t budget = s.weights_bytes + s.activation_peak_bytes + s.engine_overhead_bytes +
-                             std::max(s.workload_kv_bytes, int64_t{0});
+      // Non-KV memory at the high end of its band (requested - the pool's low end).
+      const int64_t non_kv = probe_requested - s.available_kv_cache_low_bytes;
+      const int64_t budget = non_kv + std::max(s.workload_kv_bytes, int64_t{0});
       hundredths = std::max(hundredths, CeilHundredths(budget, req.gpu_memory_bytes));
     }
     // Rounding of requested bytes and whole blocks can leave one hundredth short: step up (the

@@ -21,6 +21,7 @@
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
 #include "planner/estimator/rank_layout.h"
+#include "planner/estimator/uncertainty.h"
 
 namespace fleetplan::estimator {
 
@@ -164,15 +165,23 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
                                        : kVllmNonTorchSingleGpuBytes;
   const int64_t h = spec.hidden_size;
   const int64_t num_reqs = std::min(max_seqs, batched);
+  const Margins margins = StageMargins(spec, req);
 
   int64_t replica_tokens = -1;
   int64_t replica_concurrency = -1;
+  int64_t replica_tokens_low = -1;
+  int64_t replica_concurrency_low = -1;
   const int64_t context = req.context_tokens > 0 ? req.context_tokens : max_model_len;
   for (int64_t stage = 0; stage < p.pp; ++stage) {
     StageMemory s = internal::NewStage(spec, p.pp, stage);
     const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
     s.weights_bytes = internal::StageWeights(c, stage, first, last);
     s.engine_overhead_bytes = non_torch;
+    if (p.world() > 1) {
+      // Communicators set up before the profiling snapshot: outside the budget, like the context.
+      s.cuda_context_bytes +=
+          kVllmInitDistributedBytes + (spec.is_moe() ? kVllmInitDistributedMoeBytes : 0);
+    }
 
     // Profile run: a forward of `batched` tokens, then (last stage) the sampler on num_reqs rows.
     ForwardBytes fwd;
@@ -213,21 +222,32 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       s.kv_cache_tokens = s.num_gpu_blocks / groups.groups * block;
       s.kv_cache_bytes = s.num_gpu_blocks * s.kv_block_bytes;
     }
+    // The pool's low end: what the budget leaves when the rest takes the high end of its band.
+    s.available_kv_cache_low_bytes = s.available_kv_cache_bytes - VllmNonKvMarginBytes(margins, s);
+    int64_t blocks_low = 0;
+    if (s.available_kv_cache_low_bytes > 0 && s.kv_block_bytes > 0) {
+      blocks_low = s.available_kv_cache_low_bytes / s.kv_block_bytes;
+      s.kv_cache_tokens_low = blocks_low / groups.groups * block;
+    }
     s.kv_blocks_per_sequence = groups.BlocksPerSequence(context, batched);
     s.workload_kv_bytes = req.concurrency * s.kv_blocks_per_sequence * s.kv_block_bytes;
     const int64_t concurrency =
         s.kv_blocks_per_sequence > 0 ? s.num_gpu_blocks / s.kv_blocks_per_sequence : 0;
+    const int64_t concurrency_low =
+        s.kv_blocks_per_sequence > 0 ? blocks_low / s.kv_blocks_per_sequence : 0;
     // vLLM refuses to start when one sequence of max_model_len does not fit the KV budget
     // (vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory: the layers'
-    // max_memory_usage_bytes summed against the available memory).
+    // max_memory_usage_bytes summed against the available memory). Checked at the pool's low
+    // end: a start that fails anywhere in the band is not a plan.
     const int64_t startup_need = groups.MaxMemoryUsageBytes(max_model_len, batched);
-    if (out.reason.empty() && s.available_kv_cache_bytes > 0 &&
-        startup_need > s.available_kv_cache_bytes) {
+    if (out.reason.empty() && s.available_kv_cache_low_bytes > 0 &&
+        startup_need > s.available_kv_cache_low_bytes) {
       out.reason = absl::StrCat(
           "stage ", stage, ": one sequence of max_model_len=", max_model_len, " needs ",
           BytesToGiB(startup_need), " GiB of KV cache, more than the ",
+          BytesToGiB(s.available_kv_cache_low_bytes), " GiB available at the low end of the band (",
           BytesToGiB(s.available_kv_cache_bytes),
-          " GiB available (vLLM refuses to start: raise gpu_memory_utilization or lower "
+          " GiB at the estimate; vLLM refuses to start: raise gpu_memory_utilization or lower "
           "max_model_len)");
     }
 
@@ -239,25 +259,36 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
         replica_tokens < 0 ? s.kv_cache_tokens : std::min(replica_tokens, s.kv_cache_tokens);
     replica_concurrency =
         replica_concurrency < 0 ? concurrency : std::min(replica_concurrency, concurrency);
+    replica_tokens_low = replica_tokens_low < 0
+                             ? s.kv_cache_tokens_low
+                             : std::min(replica_tokens_low, s.kv_cache_tokens_low);
+    replica_concurrency_low = replica_concurrency_low < 0
+                                  ? concurrency_low
+                                  : std::min(replica_concurrency_low, concurrency_low);
 
-    if (out.reason.empty() && s.available_kv_cache_bytes <= 0) {
+    if (out.reason.empty() && s.available_kv_cache_low_bytes <= 0) {
       out.reason = absl::StrCat(
           "stage ", stage, ": weights ", BytesToGiB(s.weights_bytes), " GiB + activations ",
-          BytesToGiB(activation), " GiB + non-torch ", BytesToGiB(non_torch),
-          " GiB exceed gpu_memory_utilization x GPU = ", BytesToGiB(requested),
-          " GiB; no memory is left for the KV cache");
+          BytesToGiB(activation), " GiB + non-torch ", BytesToGiB(non_torch), " GiB (",
+          BytesToGiB(s.available_kv_cache_bytes - s.available_kv_cache_low_bytes),
+          " GiB more at the high end of their band) exceed gpu_memory_utilization x GPU = ",
+          BytesToGiB(requested), " GiB; no memory is left for the KV cache");
     }
     out.stages.push_back(s);
   }
   out.kv_cache_tokens = std::max<int64_t>(replica_tokens, 0);
   out.max_concurrency = std::max<int64_t>(replica_concurrency, 0);
-  if (out.reason.empty() && out.max_concurrency < 1) {
-    out.reason = absl::StrCat("the KV cache holds ", out.kv_cache_tokens,
-                              " tokens, less than one sequence of ", context, " tokens");
+  out.kv_cache_tokens_low = std::max<int64_t>(replica_tokens_low, 0);
+  out.max_concurrency_low = std::max<int64_t>(replica_concurrency_low, 0);
+  if (out.reason.empty() && out.max_concurrency_low < 1) {
+    out.reason = absl::StrCat("the KV cache holds ", out.kv_cache_tokens_low,
+                              " tokens at the low end of its band (", out.kv_cache_tokens,
+                              " at the estimate), less than one sequence of ", context, " tokens");
   }
-  if (out.reason.empty() && req.concurrency > out.max_concurrency) {
-    out.reason = absl::StrCat("the KV cache holds ", out.max_concurrency, " sequences of ", context,
-                              " tokens; the workload needs ", req.concurrency);
+  if (out.reason.empty() && req.concurrency > out.max_concurrency_low) {
+    out.reason = absl::StrCat("the KV cache holds ", out.max_concurrency_low, " sequences of ",
+                              context, " tokens at the low end of its band (", out.max_concurrency,
+                              " at the estimate); the workload needs ", req.concurrency);
   }
   return absl::OkStatus();
 }

@@ -29,10 +29,11 @@ Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int
   if (!fit->fits) return Evaluated{std::nullopt, false, fit->reason};
   Candidate c{.type = &type, .tp = tp, .pp = pp, .ep = ep, .gpus = tp * pp};
   for (const estimator::StageMemory& s : fit->estimate.stages) {
-    c.stage_bytes.push_back(s.total_bytes);
-    c.max_rank_bytes = std::max(c.max_rank_bytes, s.total_bytes);
+    // The high end of the band: a plan never counts on the estimate being right to the byte.
+    c.stage_bytes.push_back(s.high_bytes);
+    c.max_rank_bytes = std::max(c.max_rank_bytes, s.high_bytes);
   }
-  c.kv_tokens = fit->estimate.kv_cache_tokens;
+  c.kv_tokens = fit->estimate.kv_cache_tokens_low;
   c.util = fit->gpu_memory_utilization;
   c.launch_command = estimator::VllmServeCommand(d.model, *fit);
   return Evaluated{std::move(c), false, ""};

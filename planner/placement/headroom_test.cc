@@ -73,12 +73,12 @@ TEST(OneRiskRuleTest, EstimateAndHeadroomAgreeOnTheBoundaries) {
       "vocab_size": 32000, "torch_dtype": "bfloat16"})");
   ASSERT_TRUE(spec.ok());
   estimator::EstimateRequest req{.engine = estimator::Engine::kHfTransformers};
-  // An HF estimate does not depend on the GPU's size: find a total divisible by 900 so that both
-  // boundaries fall on whole bytes.
+  // An HF estimate does not depend on the GPU's size: find a reservation (the band's high end)
+  // divisible by 900 so that both boundaries fall on whole bytes.
   int64_t total = 0;
   for (req.hf.prompt_tokens = 512;; ++req.hf.prompt_tokens) {
     req.gpu_memory_bytes = 80 * kGiB;
-    total = estimator::Estimate(*spec, req)->max_total_bytes;
+    total = estimator::Estimate(*spec, req)->max_high_bytes;
     if (total % 900 == 0) break;
   }
   for (const int64_t gpu : {total * 100 / 90, total * 100 / 90 + 1, total * 100 / 97,

@@ -229,7 +229,7 @@ void CheckInvariants(const Instance& inst, const Plan& plan, const std::string& 
     }
     ASSERT_NE(d, nullptr);
     ASSERT_EQ(static_cast<int64_t>(r.ranks.size()), r.tp * r.pp) << label;
-    // Per-rank bytes are the estimator's: what FitVllm says this parallelism takes.
+    // Per-rank bytes are the estimator's: the high end of the band FitVllm gives this parallelism.
     const GpuType& type = *s.FindGpuType(r.gpu_type);
     auto fit = estimator::FitVllm(*d->spec, VllmRequestFor(*d, type, r.tp, r.pp, r.ep));
     ASSERT_TRUE(fit.ok());
@@ -246,8 +246,7 @@ void CheckInvariants(const Instance& inst, const Plan& plan, const std::string& 
         used[rank.gpu] += rank.bytes;
         ++owners[rank.gpu];
         nodes_of[r.deployment].insert(n->name);
-        EXPECT_EQ(rank.bytes, fit->estimate.stages[static_cast<size_t>(stage)].total_bytes)
-            << label;
+        EXPECT_EQ(rank.bytes, fit->estimate.stages[static_cast<size_t>(stage)].high_bytes) << label;
       }
       EXPECT_EQ(domains.size(), 1u) << label << ": TP group across NVLink domains";
     }
@@ -396,9 +395,9 @@ TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {
   auto at = estimator::Estimate(*d.spec, req);
   ASSERT_TRUE(at.ok());
   EXPECT_TRUE(at->fits) << at->reason;
-  EXPECT_GE(at->max_concurrency, 32);
-  EXPECT_EQ(r.ranks[0].bytes, at->stages[0].total_bytes);
-  EXPECT_EQ(r.kv_cache_tokens, at->kv_cache_tokens);
+  EXPECT_GE(at->max_concurrency_low, 32) << "the pool's low end holds the workload";
+  EXPECT_EQ(r.ranks[0].bytes, at->stages[0].high_bytes);
+  EXPECT_EQ(r.kv_cache_tokens, at->kv_cache_tokens_low);
   // ... and the KV it takes for the workload is the estimator's per-sequence blocks x 32: the
   // sliding layers are capped at their window, so far less than 32 x 32k full tokens.
   const estimator::StageMemory& st = at->stages[0];
@@ -407,12 +406,15 @@ TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {
   EXPECT_GE(st.kv_cache_bytes, st.workload_kv_bytes);
   // The utilization is the smallest that holds it (one hundredth less does not).
   req.vllm.gpu_memory_utilization = r.gpu_memory_utilization - 0.01;
-  EXPECT_LT(estimator::Estimate(*d.spec, req)->max_concurrency, 32);
+  EXPECT_LT(estimator::Estimate(*d.spec, req)->max_concurrency_low, 32);
   // Budget asks the same function.
   auto cells =
       estimator::Budget(*d.spec, VllmRequestFor(d, *s.FindGpuType("H100"), 1, 1, 1), {32768}, {32});
   ASSERT_TRUE(cells.ok());
-  EXPECT_EQ((*cells)[0].bytes_per_gpu, st.total_bytes - st.kv_cache_bytes + st.workload_kv_bytes);
+  EXPECT_EQ((*cells)[0].bytes_per_gpu,
+            st.high_bytes - st.kv_cache_bytes +
+                (st.available_kv_cache_bytes - st.available_kv_cache_low_bytes) +
+                st.workload_kv_bytes);
   EXPECT_TRUE((*cells)[0].fits);
   // And MinGpuMemoryUtilization is the planner's utilization.
   auto util = estimator::MinGpuMemoryUtilization(

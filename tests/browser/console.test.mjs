@@ -109,6 +109,9 @@ try {
     contextTokens: 16384, vllm: {maxModelLen: 16384}};
   const est = await api('EstimatorService/Estimate', estReq);
   check(await text('#est-total') === gib(est.maxTotalBytes), `estimate total ${await text('#est-total')} GiB = API ${gib(est.maxTotalBytes)}`);
+  check(await text('#est-high') === gib(est.maxHighBytes), `the band's high end ${await text('#est-high')} GiB = API ${gib(est.maxHighBytes)}`);
+  check(Number(est.maxHighBytes) > Number(est.maxTotalBytes), 'the high end lies above the estimate');
+  check(await text('#est-kv-tokens-low') === Number(est.kvCacheTokensLow).toLocaleString('en-US'), 'KV tokens counted on equal the API');
   check(await text('#est-headroom') === gib(est.headroomBytes), 'estimate headroom equals the API');
   check(await text('#est-kv-tokens') === Number(est.kvCacheTokens).toLocaleString('en-US'), 'KV tokens equal the API');
   check(await text('#est-max-concurrency') === String(Number(est.maxConcurrency)), 'max concurrency equals the API');

@@ -357,6 +357,15 @@ TEST_F(ApiTest, EstimateMatchesTheOfflineEstimator) {
   EXPECT_EQ(resp.stages(0).weights_bytes(), expect->stages[0].weights_bytes);
   EXPECT_EQ(resp.bytes_per_rank_size(), 2);
   EXPECT_TRUE(resp.fits());
+  // The uncertainty band travels with the estimate: what a plan reserves and counts on.
+  EXPECT_EQ(resp.max_high_bytes(), expect->max_high_bytes);
+  EXPECT_GT(resp.max_high_bytes(), resp.max_total_bytes());
+  EXPECT_EQ(resp.bytes_per_rank(0), expect->stages[0].high_bytes);
+  EXPECT_EQ(resp.stages(0).low_bytes(), expect->stages[0].low_bytes);
+  EXPECT_EQ(resp.stages(0).high_bytes(), expect->stages[0].high_bytes);
+  EXPECT_EQ(resp.kv_cache_tokens_low(), expect->kv_cache_tokens_low);
+  EXPECT_LT(resp.kv_cache_tokens_low(), resp.kv_cache_tokens());
+  EXPECT_EQ(resp.max_concurrency_low(), expect->max_concurrency_low);
 
   // Inline config + built-in GPU table; budget and inverse queries.
   v1::BudgetRequest budget;
@@ -378,7 +387,8 @@ TEST_F(ApiTest, EstimateMatchesTheOfflineEstimator) {
   Auth(c3, kReader);
   v1::MaxConcurrencyResponse mcr;
   ASSERT_TRUE(estimator_->MaxConcurrency(&c3, mc, &mcr).ok());
-  EXPECT_EQ(mcr.max_concurrency(), expect->max_concurrency);
+  EXPECT_EQ(mcr.max_concurrency(), expect->max_concurrency_low)
+      << "what a replica can be counted on";
   v1::MaxContextRequest mx;
   *mx.mutable_base() = req;
   mx.set_concurrency(mcr.max_concurrency());
