@@ -116,6 +116,24 @@ TEST(EstimateCliTest, JsonHasExactBytesPerStage) {
   EXPECT_GE(j["max_high_bytes"].get<int64_t>(), j["max_total_bytes"].get<int64_t>());
 }
 
+// --vllm-version: the semantics of that version, named in the notes; a bad version is refused.
+TEST(EstimateCliTest, VllmVersionSelectsItsSemantics) {
+  const std::string model = "--model=" + kModels + "llama-3.1-8b-instruct.json";
+  Result now = RunArgs({"estimate", model, "--max-model-len=8192", "--output=json"});
+  Result v0 =
+      RunArgs({"estimate", model, "--max-model-len=8192", "--vllm-version=0.7.3", "--output=json"});
+  ASSERT_EQ(now.code, kExitOk) << now.err;
+  ASSERT_EQ(v0.code, kExitOk) << v0.err;
+  auto a = nlohmann::json::parse(now.out);
+  auto b = nlohmann::json::parse(v0.out);
+  EXPECT_NE(a["kv_cache_tokens"], b["kv_cache_tokens"]);
+  EXPECT_NE(b["notes"].dump().find("vLLM 0.7.3 (V0"), std::string::npos) << b["notes"].dump();
+  EXPECT_FALSE(b["band_widened"].empty());
+  Result bad = RunArgs({"estimate", model, "--vllm-version=newest"});
+  EXPECT_NE(bad.code, kExitOk);
+  EXPECT_NE(bad.err.find("vllm.version=\"newest\""), std::string::npos) << bad.err;
+}
+
 // validate reports, per calibration file, how often the measured value is on the safe side of the
 // band and how wide the band is.
 TEST(ValidateCliTest, ReportsBandCoverage) {

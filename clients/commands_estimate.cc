@@ -67,6 +67,7 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
     absl::StatusOr<estimator::GpuInfo> gpu = estimator::FindGpu(f.GetString("gpu"));
     if (!gpu.ok()) return absl::InvalidArgumentError(gpu.status().message());
     r.gpu_memory_bytes = gpu->memory_bytes;
+    r.gpu_name = gpu->name;
   }
   r.parallelism = {
       .tp = f.GetInt("tp"), .pp = f.GetInt("pp"), .ep = f.GetInt("ep"), .dp = f.GetInt("dp")};
@@ -82,7 +83,8 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
                                          "--kv-cache-dtype", f.GetString("kv-cache-dtype")));
   r.concurrency = f.GetInt("concurrency");
   r.context_tokens = f.GetInt("context");
-  r.vllm = {.gpu_memory_utilization = f.GetDouble("gpu-memory-utilization"),
+  r.vllm = {.version = f.GetString("vllm-version"),
+            .gpu_memory_utilization = f.GetDouble("gpu-memory-utilization"),
             .max_model_len = f.GetInt("max-model-len"),
             .max_num_seqs = f.GetInt("max-num-seqs"),
             .max_num_batched_tokens = f.GetInt("max-num-batched-tokens"),
@@ -635,9 +637,12 @@ FlagSet EstimateFlags() {
            "override: none fp8 int8 w8a8 gptq awq w4a16 bnb-nf4 bnb-int8 mxfp4");
   f.Int("group-size", 128, "group size for a 4-bit quantization override");
   const estimator::VllmConfig vllm;
-  f.Double(
-      "gpu-memory-utilization", vllm.gpu_memory_utilization,
-      "vLLM --gpu-memory-utilization (with --emit: given, it is kept; else sized to the workload)");
+  f.String("vllm-version", "",
+           "the vLLM version whose memory semantics apply (e.g. 0.6.3, 0.8.5, 0.22.0; default "
+           "0.19, the calibrated one)");
+  f.Double("gpu-memory-utilization", vllm.gpu_memory_utilization,
+           "vLLM --gpu-memory-utilization (0: the version's default, 0.9, 0.92 from 0.22; with "
+           "--emit: given, it is kept; else sized to the workload)");
   f.Int("max-model-len", 0, "vLLM --max-model-len (0: the model's max_position_embeddings)");
   f.Int("max-num-seqs", 0, "vLLM --max-num-seqs (0: vLLM's default for the GPU)");
   f.Int("max-num-batched-tokens", 0, "vLLM --max-num-batched-tokens (0: vLLM's default)");

@@ -63,6 +63,7 @@ absl::StatusOr<v1::PlanPlacementRequest> BuildRequest(const FlagSet& f) {
     if (f.IsSet("gpu-memory-utilization")) {
       d->mutable_vllm()->set_gpu_memory_utilization(f.GetDouble("gpu-memory-utilization"));
     }
+    d->mutable_vllm()->set_version(f.GetString("vllm-version"));
   }
   ASSIGN_OR_RETURN(placement::Strategy strategy,
                    placement::StrategyNames().Parse("--strategy", f.GetString("strategy")));
@@ -376,6 +377,9 @@ std::vector<Command> PlanCommands() {
                 f.Double("gpu-memory-utilization", 0,
                          "run replicas at this vLLM --gpu-memory-utilization (default: sized to "
                          "the workload)");
+                f.String("vllm-version", "",
+                         "the vLLM version the replicas run (its memory semantics; default "
+                         "0.19)");
                 f.String("strategy", "pack", placement::StrategyNames().Choices());
                 f.Int("reserve-ttl-ms", 0,
                       "reserve the GPUs for this long (until --commit or expiry)");

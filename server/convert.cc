@@ -9,6 +9,7 @@
 #include "planner/common/limits.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
+#include "planner/estimator/vllm_version.h"
 
 namespace fleetplan::server {
 namespace {
@@ -135,14 +136,23 @@ absl::StatusOr<estimator::KvCacheDType> KvCacheDTypeFromName(const std::string& 
   return estimator::KvCacheDTypeNames().Parse(field, name);
 }
 
-// Unset optional fields keep the domain struct's defaults.
-void FromProto(const v1::VllmConfig& v, estimator::VllmConfig& d) {
-  if (v.has_gpu_memory_utilization()) d.gpu_memory_utilization = v.gpu_memory_utilization();
+// Unset optional fields keep the domain struct's defaults. A utilization that is set must be in
+// (0, 1]: zero is the domain's "unset", never a value a caller can send.
+absl::Status FromProto(const v1::VllmConfig& v, estimator::VllmConfig& d) {
+  if (v.has_gpu_memory_utilization()) {
+    if (!(v.gpu_memory_utilization() > 0 && v.gpu_memory_utilization() <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "vllm.gpu_memory_utilization=", v.gpu_memory_utilization(), " must be in (0, 1]"));
+    }
+    d.gpu_memory_utilization = v.gpu_memory_utilization();
+  }
   d.max_model_len = v.max_model_len();
   d.max_num_seqs = v.max_num_seqs();
   d.max_num_batched_tokens = v.max_num_batched_tokens();
   if (v.has_block_size()) d.block_size = v.block_size();
   d.enforce_eager = v.enforce_eager();
+  d.version = v.version();
+  return estimator::ParseVllmVersion("vllm.version", d.version).status();
 }
 
 void ToProto(const placement::Headroom& d, v1::Headroom* p) {
@@ -267,7 +277,7 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
   ASSIGN_OR_RETURN(r.kv_cache_dtype, KvCacheDTypeFromName("kv_cache_dtype", p.kv_cache_dtype()));
   r.concurrency = p.concurrency();
   r.context_tokens = p.context_tokens();
-  FromProto(p.vllm(), r.vllm);
+  RETURN_IF_ERROR(FromProto(p.vllm(), r.vllm));
   const v1::HfConfig& h = p.hf();
   r.hf.eager_attention = h.eager_attention();
   r.hf.generate = h.generate();
@@ -313,7 +323,7 @@ absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p,
   };
   if (p.model().empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": model is empty"));
   placement::DeploymentSpec d{.name = p.name(), .model = p.model()};
-  FromProto(p.vllm(), d.vllm);
+  if (absl::Status s = FromProto(p.vllm(), d.vllm); !s.ok()) return named(s);
   d.utilization_given = p.vllm().has_gpu_memory_utilization();
   absl::StatusOr<estimator::KvCacheDType> kv =
       KvCacheDTypeFromName("kv_cache_dtype", p.kv_cache_dtype());

@@ -93,6 +93,7 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
   ASSIGN_OR_RETURN(estimator::EstimateRequest request, FromProto(req));
   switch (req.gpu_case()) {
     case v1::EstimateRequest::kGpuType: {
+      request.gpu_name = req.gpu_type();
       if (std::optional<int64_t> cached = cache_->GetGpuBytes(req.gpu_type()); cached.has_value()) {
         request.gpu_memory_bytes = *cached;
         break;

@@ -7,6 +7,7 @@
 #include "nlohmann/json.hpp"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/vllm_version.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -166,6 +167,13 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
     }
   } else if (r.engine == "vllm") {
     req.engine = Engine::kVllm;
+    // The version the case ran (its memory semantics) and the GPU's name (the A100 rule).
+    // A version the log did not print ("~unknown") is scored with the default semantics.
+    if (const std::string version = StrOr(c, "engine_version", "");
+        ParseVllmVersion("engine_version", version).ok()) {
+      req.vllm.version = version;
+    }
+    req.gpu_name = StrOr(c, "gpu", "");
     req.parallelism.tp = IntOr(c, "tensor_parallel_size", 1);
     req.parallelism.pp = IntOr(c, "pipeline_parallel_size", 1);
     req.parallelism.dp = IntOr(c, "data_parallel_size", 1);
@@ -200,7 +208,13 @@ CaseResult ScoreCase(absl::string_view case_line, absl::string_view model_config
     Add(r, m, "kv_cache_tokens", s.kv_cache_tokens);
     Add(r, m, "available_kv_cache_bytes", s.available_kv_cache_bytes);
     Add(r, m, "activation_peak_bytes", s.activation_peak_bytes);
-    Add(r, m, "non_torch_bytes", s.engine_overhead_bytes);
+    // What the version's log calls non-torch memory: the increase during profiling, or (whole-
+    // device profiling) everything outside torch, the context included.
+    const bool whole_device =
+        VllmProfileFor(*ParseVllmVersion("engine_version", req.vllm.version)).profiling ==
+        VllmProfiling::kWholeDevicePeak;
+    Add(r, m, "non_torch_bytes",
+        s.engine_overhead_bytes + (whole_device ? s.cuda_context_bytes : 0));
     Add(r, m, "num_gpu_blocks", s.num_gpu_blocks);
     Add(r, m, "cuda_graph_bytes", s.cuda_graph_bytes);
     AddBand(r, m, "kv_cache_tokens",

@@ -72,6 +72,13 @@ inline constexpr int64_t kVllmInitDistributedMoeBytes = 490 * kMiB;
 // matching the 14.8-15.5 B measured over every sampler-dominated case of vllm_startup.jsonl
 // (activation_peak_bytes / (1024 x vocab)); the fp32 run (case 52) gives 17.
 inline constexpr int64_t kVllmSamplerFp32BytesPerLogit = 13;
+// V0's profile run samples with top_p=0.99, top_k=vocab-1 "to reflect the accurate memory usage"
+// (vllm/worker/model_runner.py profile_run), which takes the sorting path of
+// vllm/model_executor/layers/sampler.py _apply_top_k_top_p. At its peak, per logit element beyond
+// the logits in the model dtype: the fp32 logits (4), logits_sort (4), logits_idx (int64, 8),
+// probs_sort (4), probs_sum (4), the top-k and top-p masks (1 + 1) and the re-sorted logits
+// (4): 30. Holds for V0 (<= 0.7 as the default engine, V0 to 0.10).
+inline constexpr int64_t kVllmV0SamplerFp32BytesPerLogit = 30;
 
 // vLLM's MXFP4 MoE kernels on Hopper pad each expert's hidden and per-rank intermediate dims to
 // multiples of 256 (vllm/model_executor/layers/quantization/mxfp4.py, weight creation for the
@@ -81,14 +88,19 @@ inline constexpr int64_t kVllmMxfp4Alignment = 256;
 // vLLM's KV-cache block size in tokens (--block-size default).
 inline constexpr int64_t kVllmDefaultBlockSize = 16;
 
-// vLLM's scheduler defaults for the OpenAI server (vllm/engine/arg_utils.py,
-// _set_default_args): on GPUs with >= 70 GiB, max_num_batched_tokens 8192 and max_num_seqs 1024;
-// below that 2048 and 256.
+// vLLM's scheduler defaults for the OpenAI server (vllm/engine/arg_utils.py get_batch_defaults,
+// 0.9+): on GPUs with >= 70 GiB that are not A100s, max_num_batched_tokens 8192 and max_num_seqs
+// 1024; otherwise (and in V1 before 0.9, and V0's 256 sequences) 2048 and 256. Which version uses
+// which: vllm_version.h.
 inline constexpr int64_t kVllmLargeGpuBytes = 70 * kGiB;
 inline constexpr int64_t kVllmDefaultBatchedTokensLarge = 8192;
 inline constexpr int64_t kVllmDefaultMaxSeqsLarge = 1024;
 inline constexpr int64_t kVllmDefaultBatchedTokensSmall = 2048;
 inline constexpr int64_t kVllmDefaultMaxSeqsSmall = 256;
+// V0 turned chunked prefill on by default only for max_model_len above 32K
+// (vllm/engine/arg_utils.py create_engine_config, 0.5-0.10); without it a batch holds a whole
+// prompt: max(max_model_len, 2048) tokens (vllm/config.py SchedulerConfig).
+inline constexpr int64_t kVllmV0ChunkedPrefillAboveTokens = 32768;
 
 // CUDA-graph memory of vLLM's piecewise capture with the default 67 capture sizes (1, 2, 4, then
 // multiples of 8 up to 512): a fixed pool plus a part per decoder layer on the rank (each layer

@@ -10,6 +10,7 @@
 #include "planner/estimator/engine_constants.h"
 #include "planner/estimator/rank_layout.h"
 #include "planner/estimator/uncertainty.h"
+#include "planner/estimator/vllm_version.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -62,10 +63,12 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
   switch (r.engine) {
     case Engine::kVllm: {
       const VllmConfig& v = r.vllm;
-      if (!(v.gpu_memory_utilization > 0 && v.gpu_memory_utilization <= 1)) {
+      // 0 is "unset": the version's default.
+      if (!(v.gpu_memory_utilization >= 0 && v.gpu_memory_utilization <= 1)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "gpu_memory_utilization=", v.gpu_memory_utilization, " must be in (0, 1]"));
       }
+      RETURN_IF_ERROR(ParseVllmVersion("vllm.version", v.version).status());
       RETURN_IF_ERROR(range("max_model_len", v.max_model_len, 0, kMaxTokens));
       RETURN_IF_ERROR(range("max_num_seqs", v.max_num_seqs, 0, kMaxSequences));
       RETURN_IF_ERROR(range("max_num_batched_tokens", v.max_num_batched_tokens, 0, kMaxTokens));
@@ -335,6 +338,11 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
   switch (request.engine) {
     case Engine::kVllm:
       RETURN_IF_ERROR(EstimateVllm(c, out));
+      if (!request.vllm.version.empty()) {
+        out.notes.push_back(absl::StrCat(
+            "semantics of ",
+            VllmProfileFor(*ParseVllmVersion("vllm.version", request.vllm.version)).Describe()));
+      }
       break;
     case Engine::kHfTransformers:
       RETURN_IF_ERROR(EstimateHf(c, out));

@@ -58,10 +58,13 @@ struct Parallelism {
 // vLLM's engine arguments that change memory. The defaults are vLLM's own (the one place they are
 // written down in fleetplan: the CLI, the server and the planner map "unset" to these).
 struct VllmConfig {
-  double gpu_memory_utilization = 0.9;  // --gpu-memory-utilization (vllm/engine/arg_utils.py)
-  int64_t max_model_len = 0;            // 0: the model's max_position_embeddings
-  int64_t max_num_seqs = 0;  // 0: vLLM's default for the GPU (1024 on >= 70 GiB, else 256)
-  int64_t max_num_batched_tokens = 0;  // 0: vLLM's default (8192 on >= 70 GiB, else 2048)
+  // The vLLM version whose semantics apply (vllm_version.h); empty: 0.19, the calibrated one.
+  std::string version;
+  // --gpu-memory-utilization; 0: the version's default (0.9; 0.92 from 0.22, vllm/config/cache.py).
+  double gpu_memory_utilization = 0;
+  int64_t max_model_len = 0;           // 0: the model's max_position_embeddings
+  int64_t max_num_seqs = 0;            // 0: the version's default for the GPU (vllm_version.h)
+  int64_t max_num_batched_tokens = 0;  // 0: the version's default for the GPU
   int64_t block_size = 16;             // --block-size (CacheConfig.block_size)
   bool enforce_eager = false;
   // Largest CUDA-graph capture size; 0: vLLM's default min(2 x max_num_seqs, 512).
@@ -111,6 +114,9 @@ struct EstimateRequest {
   DType dtype = DType::kBFloat16;
   KvCacheDType kv_cache_dtype = KvCacheDType::kAuto;
   int64_t gpu_memory_bytes = 0;  // the GPU's total memory as the driver reports it
+  // The GPU's product name when known ("A100-80GB", "NVIDIA A100-SXM4-80GB"): vLLM's scheduler
+  // defaults depend on it (no large defaults on A100s).
+  std::string gpu_name;
   VllmConfig vllm;
   HfConfig hf;
   TrainingConfig training;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "planner/estimator/vllm_version.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -54,6 +55,10 @@ constexpr double kUnmeasuredTransient = 1.0;
 // GPU and its interconnect: a quarter of the non-KV bytes, and graphs up to three times ours.
 constexpr double kVllmOtherGpuNonKv = 0.25;
 constexpr double kVllmOtherGpuCudaGraph = 2.0;
+// Another vLLM version than the calibrated 0.19: its profiling is modelled from its source
+// (vllm_version.h), but the profile run's peak, the sampler and the non-torch memory moved between
+// versions in ways no file here measures: a third of the non-KV bytes.
+constexpr double kVllmOtherVersionNonKv = 0.33;
 // Expert parallelism (all-to-all buffers) and 4-bit weight kernels (Marlin repacking, workspaces)
 // are not in the files either.
 constexpr double kVllmUnmeasuredPathNonKv = 0.25;
@@ -137,6 +142,14 @@ void HfDomain(const ModelSpec& spec, const EstimateRequest& r, Margins& m) {
 }
 
 void VllmDomain(const ModelSpec& spec, const EstimateRequest& r, Margins& m) {
+  if (absl::StatusOr<VllmVersion> version = ParseVllmVersion("vllm.version", r.vllm.version);
+      version.ok() && !VllmProfileFor(*version).calibrated) {
+    Widen(m, &m.vllm_non_kv, kVllmOtherVersionNonKv,
+          absl::StrCat("vLLM ", version->ToString(),
+                       " is modelled from its source (vllm_version.h); the calibration files "
+                       "measure 0.19 only"));
+    m.cuda_graph_high = std::max(m.cuda_graph_high, kVllmOtherGpuCudaGraph);
+  }
   const double gpu = static_cast<double>(r.gpu_memory_bytes);
   const double calibrated = static_cast<double>(kVllmCalibratedGpuBytes);
   if (std::fabs(gpu - calibrated) > 0.02 * calibrated) {

@@ -8,6 +8,7 @@
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/estimator/vllm.h"
+#include "planner/estimator/vllm_version.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -70,7 +71,9 @@ absl::StatusOr<VllmFit> FitVllm(const ModelSpec& spec, const EstimateRequest& re
   } else {
     ASSIGN_OR_RETURN(fit.estimate, Estimate(spec, req));
   }
-  fit.gpu_memory_utilization = req.vllm.gpu_memory_utilization;
+  fit.gpu_memory_utilization =
+      EffectiveUtilization(req.vllm.gpu_memory_utilization,
+                           VllmProfileFor(*ParseVllmVersion("vllm.version", req.vllm.version)));
   fit.fits = fit.estimate.fits;
   if (!fit.fits) {
     fit.reason = fit.estimate.reason.empty()

@@ -22,6 +22,7 @@
 #include "planner/estimator/engine_constants.h"
 #include "planner/estimator/rank_layout.h"
 #include "planner/estimator/uncertainty.h"
+#include "planner/estimator/vllm_version.h"
 
 namespace fleetplan::estimator {
 
@@ -128,11 +129,16 @@ KvGroups GroupKvLayers(const RankContext& c, int64_t first, int64_t last, int64_
   return g;
 }
 
-int64_t CudaGraphBytes(const RankContext& c, int64_t layers, int64_t max_num_seqs) {
+int64_t CudaGraphBytes(const RankContext& c, const VllmProfile& profile, int64_t layers,
+                       int64_t max_num_seqs) {
   const VllmConfig& v = c.req.vllm;
   if (v.enforce_eager) return 0;
   int64_t max_size = v.max_cudagraph_capture_size;
-  if (max_size == 0) max_size = std::min<int64_t>(2 * max_num_seqs, 512);
+  if (max_size == 0) {
+    // V1: min(2 x max_num_seqs, 512); V0 captured up to max_num_seqs, at most 256.
+    max_size = profile.v1 ? std::min<int64_t>(2 * max_num_seqs, profile.max_cudagraph_batch)
+                          : std::min<int64_t>(max_num_seqs, profile.max_cudagraph_batch);
+  }
   // Capture sizes: 1, 2, 4, then every multiple of 8 up to max_size.
   int64_t sizes = max_size / 8;
   for (int64_t small : {1, 2, 4}) sizes += small <= max_size ? 1 : 0;
@@ -147,19 +153,19 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   const EstimateRequest& req = c.req;
   const VllmConfig& v = req.vllm;
   const Parallelism& p = req.parallelism;
-  const bool large_gpu = req.gpu_memory_bytes >= kVllmLargeGpuBytes;
-  const int64_t max_seqs = v.max_num_seqs > 0 ? v.max_num_seqs
-                           : large_gpu        ? kVllmDefaultMaxSeqsLarge
-                                              : kVllmDefaultMaxSeqsSmall;
-  const int64_t batched = v.max_num_batched_tokens > 0 ? v.max_num_batched_tokens
-                          : large_gpu                  ? kVllmDefaultBatchedTokensLarge
-                                                       : kVllmDefaultBatchedTokensSmall;
+  const VllmProfile profile = VllmProfileFor(ParseVllmVersion("vllm.version", v.version).value());
   const int64_t max_model_len =
       v.max_model_len > 0 ? v.max_model_len : spec.max_position_embeddings;
+  const VllmBatchDefaults defaults =
+      VllmSchedulerDefaults(profile, req.gpu_memory_bytes, req.gpu_name, max_model_len);
+  const int64_t max_seqs = v.max_num_seqs > 0 ? v.max_num_seqs : defaults.max_num_seqs;
+  const int64_t batched =
+      v.max_num_batched_tokens > 0 ? v.max_num_batched_tokens : defaults.max_num_batched_tokens;
   const int64_t block = v.block_size;
   out.max_model_len = max_model_len;
-  const int64_t requested = static_cast<int64_t>(
-      std::floor(static_cast<double>(req.gpu_memory_bytes) * v.gpu_memory_utilization));
+  const int64_t requested =
+      static_cast<int64_t>(std::floor(static_cast<double>(req.gpu_memory_bytes) *
+                                      EffectiveUtilization(v.gpu_memory_utilization, profile)));
   const int64_t non_torch = p.tp > 1   ? kVllmNonTorchTensorParallelBytes
                             : p.pp > 1 ? kVllmNonTorchPipelineBytes
                                        : kVllmNonTorchSingleGpuBytes;
@@ -203,8 +209,10 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       activation += 2 * batched * h * c.a;
     } else {
       // The sampler: logits gathered over TP, so not split by it.
-      int64_t sampler = num_reqs * spec.vocab_size * (c.a + kVllmSamplerFp32BytesPerLogit) +
-                        batched * h * c.a + kept_workspace;
+      const int64_t per_logit =
+          profile.v1 ? kVllmSamplerFp32BytesPerLogit : kVllmV0SamplerFp32BytesPerLogit;
+      int64_t sampler =
+          num_reqs * spec.vocab_size * (c.a + per_logit) + batched * h * c.a + kept_workspace;
       if (spec.vision && p.pp == 1) {
         // The encoder dummy run's outputs (one embedding per scheduled token) stay cached.
         sampler += batched * h * c.a;
@@ -212,7 +220,17 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       activation = std::max(activation, sampler);
     }
     s.activation_peak_bytes = activation;
-    s.available_kv_cache_bytes = requested - s.weights_bytes - activation - non_torch;
+    // What the version's profiling subtracts from the budget besides weights and the profile peak
+    // (vllm_version.h): the non-torch increase (0.6.4+ / V1 0.9+), everything outside torch on the
+    // device, context and communicators included (V0 0.2.4-0.6.3, V1 0.8), or nothing (<= 0.2.3:
+    // it then comes on top of the budget).
+    int64_t outside_torch = non_torch;
+    if (profile.profiling == VllmProfiling::kWholeDevicePeak) {
+      outside_torch += s.cuda_context_bytes;
+    } else if (profile.profiling == VllmProfiling::kTorchPeakOnly) {
+      outside_torch = 0;
+    }
+    s.available_kv_cache_bytes = requested - s.weights_bytes - activation - outside_torch;
 
     const KvGroups groups = GroupKvLayers(c, first, last, block);
     s.kv_cache_bytes_per_token = groups.page_per_token * s.num_layers;
@@ -251,7 +269,7 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
           "max_model_len)");
     }
 
-    s.cuda_graph_bytes = CudaGraphBytes(c, s.num_layers, max_seqs);
+    s.cuda_graph_bytes = CudaGraphBytes(c, profile, s.num_layers, max_seqs);
     s.total_bytes = s.cuda_context_bytes + s.weights_bytes + s.kv_cache_bytes +
                     s.activation_peak_bytes + s.engine_overhead_bytes + s.cuda_graph_bytes;
     s.torch_peak_allocated_bytes = s.weights_bytes + s.kv_cache_bytes + s.activation_peak_bytes;

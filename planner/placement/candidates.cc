@@ -47,6 +47,7 @@ estimator::EstimateRequest VllmRequestFor(const DeploymentSpec& d, const GpuType
   req.engine = estimator::Engine::kVllm;
   req.parallelism = {.tp = tp, .pp = pp, .ep = ep};
   req.gpu_memory_bytes = type.memory_bytes;
+  req.gpu_name = type.name;
   req.kv_cache_dtype = d.kv_cache_dtype;
   req.vllm = d.vllm;
   req.concurrency = d.concurrency;

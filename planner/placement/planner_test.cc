@@ -375,6 +375,31 @@ namespace {
 
 // ---- One rule, one place: the planner asks the estimator, it does not restate it -------------
 
+// A deployment on another vLLM version is planned with that version's semantics (its launch line
+// and KV capacity are FitVllm's at that version), and its band is the wider one.
+TEST(OneRuleTest, DeploymentsCarryTheirVllmVersion) {
+  FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});
+  DeploymentSpec now{.name = "now",
+                     .model = "llama-3.1-8b-instruct",
+                     .spec = &Model("llama-3.1-8b-instruct"),
+                     .concurrency = 16,
+                     .context_tokens = 8192};
+  DeploymentSpec old = now;
+  old.name = "old";
+  old.vllm.version = "0.7.3";
+  auto a = PlanPlacement(s, {{now}});
+  auto b = PlanPlacement(s, {{old}});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->replicas.size(), 1u);
+  ASSERT_EQ(b->replicas.size(), 1u);
+  auto fit = estimator::FitVllm(*old.spec, VllmRequestFor(old, *s.FindGpuType("H100"), 1, 1, 1));
+  ASSERT_TRUE(fit.ok());
+  EXPECT_EQ(b->replicas[0].ranks[0].bytes, fit->estimate.stages[0].high_bytes);
+  EXPECT_EQ(b->replicas[0].gpu_memory_utilization, fit->gpu_memory_utilization);
+  EXPECT_GT(b->replicas[0].gpu_memory_utilization, a->replicas[0].gpu_memory_utilization)
+      << "V0's larger profile peak and the wider band need more of the GPU";
+}
+
 TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {
   // Gemma-3-4B: sliding window on 5 of 6 layers. 32 sequences x 32k tokens.
   FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});

@@ -366,6 +366,20 @@ TEST_F(ApiTest, EstimateMatchesTheOfflineEstimator) {
   EXPECT_EQ(resp.kv_cache_tokens_low(), expect->kv_cache_tokens_low);
   EXPECT_LT(resp.kv_cache_tokens_low(), resp.kv_cache_tokens());
   EXPECT_EQ(resp.max_concurrency_low(), expect->max_concurrency_low);
+  // Another vLLM version's semantics through the API: the same as the library's, and named.
+  v1::EstimateRequest old = req;
+  old.mutable_vllm()->set_version("0.7.3");
+  grpc::ClientContext c_old;
+  Auth(c_old, kReader);
+  v1::EstimateResponse old_resp;
+  ASSERT_TRUE(estimator_->Estimate(&c_old, old, &old_resp).ok());
+  offline.vllm.version = "0.7.3";
+  offline.gpu_name = "H100-80GB-HBM3";
+  auto expect_old = estimator::Estimate(*spec, offline);
+  ASSERT_TRUE(expect_old.ok());
+  EXPECT_EQ(old_resp.kv_cache_tokens(), expect_old->kv_cache_tokens);
+  EXPECT_NE(old_resp.kv_cache_tokens(), resp.kv_cache_tokens());
+  EXPECT_GT(old_resp.band_widened_size(), 0);
 
   // Inline config + built-in GPU table; budget and inverse queries.
   v1::BudgetRequest budget;
@@ -461,7 +475,17 @@ TEST_F(ApiTest, EstimateErrors) {
   v1::EstimateRequest bad_kv = bad_tp;
   bad_kv.mutable_parallelism()->set_tp(1);
   bad_kv.set_kv_cache_dtype("int2");
+  v1::EstimateRequest bad_version = bad_kv;
+  bad_version.clear_kv_cache_dtype();
+  bad_version.mutable_vllm()->set_version("latest");
+  v1::EstimateRequest zero_util = bad_version;
+  zero_util.mutable_vllm()->clear_version();
+  zero_util.mutable_vllm()->set_gpu_memory_utilization(0);
   const Case cases[] = {
+      {"bad vllm version", bad_version, grpc::StatusCode::INVALID_ARGUMENT,
+       "vllm.version=\"latest\""},
+      {"explicit zero utilization", zero_util, grpc::StatusCode::INVALID_ARGUMENT,
+       "vllm.gpu_memory_utilization=0"},
       {"no model", no_model, grpc::StatusCode::INVALID_ARGUMENT, "model_name"},
       {"unknown model", unknown_model, grpc::StatusCode::NOT_FOUND, "model \"nope\""},
       {"no gpu", no_gpu, grpc::StatusCode::INVALID_ARGUMENT, "gpu_type or gpu_memory_bytes"},
