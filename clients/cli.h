@@ -25,6 +25,7 @@
 #include "clients/flag_set.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
+#include "planner/estimator/gguf.h"
 
 namespace fleetplan::cli {
 
@@ -72,6 +73,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 // RESOURCE_EXHAUSTED past `max_bytes`.
 absl::StatusOr<std::string> ReadFileText(const std::string& what, const std::string& path,
                                          int64_t max_bytes = int64_t{256} << 20);
+
+// A GGUF file's header: reads the first 16 MiB and more only when the header needs it (a
+// multi-GB file is never loaded). NOT_FOUND when unreadable; the parser's errors otherwise.
+absl::StatusOr<estimator::GgufFile> ReadGgufHeaderFile(const std::string& path);
 
 // Shared flag groups.
 void AddOutputFlag(FlagSet& flags);

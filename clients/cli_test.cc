@@ -7,6 +7,8 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "planner/common/version.h"
+#include "planner/estimator/llama_cpp.h"
+#include "planner/estimator/testing/gguf_writer.h"
 
 namespace fleetplan::cli {
 namespace {
@@ -114,6 +116,70 @@ TEST(EstimateCliTest, JsonHasExactBytesPerStage) {
   EXPECT_EQ(j["bytes_per_rank"][1], j["stages"][1]["high_bytes"]);
   EXPECT_LT(j["kv_cache_tokens_low"].get<int64_t>(), j["kv_cache_tokens"].get<int64_t>());
   EXPECT_GE(j["max_high_bytes"].get<int64_t>(), j["max_total_bytes"].get<int64_t>());
+}
+
+// --gguf: llama.cpp's llama-server from the file's header, in the same JSON contract as every
+// engine (stages[].weights_bytes ...), with host memory and the launch line beside it; the
+// numbers are the estimator's (planner/estimator/llama_cpp.h).
+TEST(EstimateCliTest, LlamaCppFromGguf) {
+  const std::string file = ::testing::TempDir() + "/fleetplan_cli_model.gguf";
+  estimator::testing::TestModel m;
+  m.layers = 8;
+  { std::ofstream(file, std::ios::binary) << estimator::testing::WriteModel(m); }
+  Result r = RunArgs({"estimate", "--gguf=" + file, "--gpu=L4", "--concurrency=6", "--context=2048",
+                      "--n-gpu-layers=5", "--cache-type-k=q8_0", "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["engine"], "llama.cpp");
+  EXPECT_EQ(j["model_type"], "llama");
+  EXPECT_EQ(j["launch_command"], "llama-server -m " + file + " -c 12288 -np 6 -ngl 5 -ctk q8_0");
+  EXPECT_EQ(j["llama_cpp"]["gpu_layers"], 4);
+  EXPECT_EQ(j["llama_cpp"]["n_ctx_seq"], 2048);
+  EXPECT_EQ(j["max_concurrency"], 6);
+  auto parsed = estimator::ParseGgufHeader(estimator::testing::WriteModel(m));
+  ASSERT_TRUE(parsed.ok());
+  estimator::EstimateRequest req{.engine = estimator::Engine::kLlamaCpp,
+                                 .gpu_memory_bytes = j["gpu_memory_bytes"].get<int64_t>(),
+                                 .concurrency = 6,
+                                 .context_tokens = 2048};
+  req.llama_cpp.n_gpu_layers = 5;
+  req.llama_cpp.cache_type_k = "q8_0";
+  auto offline = estimator::EstimateLlamaCpp(*parsed, req);
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  ASSERT_EQ(j["stages"].size(), 1u);
+  const auto& g = offline->memory.stages[0];
+  EXPECT_EQ(j["stages"][0]["weights_bytes"], g.weights_bytes);
+  EXPECT_EQ(j["stages"][0]["kv_cache_bytes"], g.kv_cache_bytes);
+  EXPECT_EQ(j["stages"][0]["high_bytes"], g.high_bytes);
+  EXPECT_EQ(j["host_bytes"], offline->memory.host_bytes);
+  EXPECT_GT(j["host_bytes"].get<int64_t>(), 0) << "four blocks stay on the CPU";
+
+  Result table = RunArgs({"estimate", "--gguf=" + file, "--tensor-split=1,1", "--pp=2"});
+  ASSERT_EQ(table.code, kExitOk) << table.err;
+  EXPECT_NE(table.out.find("engine llama.cpp"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("host memory"), std::string::npos);
+  EXPECT_NE(table.out.find("-ts 1,1"), std::string::npos) << table.out;
+
+  // Bad input: another engine, a file that is not GGUF, a missing file, a bad flag value.
+  Result engine = RunArgs({"estimate", "--gguf=" + file, "--engine=vllm"});
+  EXPECT_EQ(engine.code, kExitUsage);
+  EXPECT_NE(engine.err.find("--engine=llama.cpp"), std::string::npos) << engine.err;
+  Result not_gguf =
+      RunArgs({"estimate", "--gguf=" + std::string(FLEETPLAN_SOURCE_DIR) + "/README.md"});
+  EXPECT_EQ(not_gguf.code, kExitUsage);
+  EXPECT_NE(not_gguf.err.find("magic"), std::string::npos) << not_gguf.err;
+  EXPECT_EQ(RunArgs({"estimate", "--gguf=/nonexistent.gguf"}).code, kExitError);
+  Result split = RunArgs({"estimate", "--gguf=" + file, "--tensor-split=1,x"});
+  EXPECT_EQ(split.code, kExitUsage);
+  EXPECT_NE(split.err.find("\"x\" is not a number"), std::string::npos) << split.err;
+  Result fa = RunArgs({"estimate", "--gguf=" + file, "--flash-attn=off", "--cache-type-v=q4_0"});
+  EXPECT_EQ(fa.code, kExitUsage);
+  EXPECT_NE(fa.err.find("cache_type_v=q4_0"), std::string::npos) << fa.err;
+  // A config.json with --engine=llama.cpp says what to give instead.
+  Result config = RunArgs(
+      {"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--engine=llama.cpp"});
+  EXPECT_NE(config.code, kExitOk);
+  EXPECT_NE(config.err.find("--gguf"), std::string::npos) << config.err;
 }
 
 // --vllm-version: the semantics of that version, named in the notes; a bad version is refused.

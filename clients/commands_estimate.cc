@@ -29,6 +29,7 @@
 #include "planner/estimator/estimator.h"
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/inverse.h"
+#include "planner/estimator/llama_cpp.h"
 #include "planner/estimator/vllm.h"
 #include "planner/placement/candidates.h"
 #include "server/convert.h"
@@ -56,6 +57,38 @@ absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& flag, const
   }
   if (out.empty()) return absl::InvalidArgumentError(absl::StrCat("--", flag, " is empty"));
   return out;
+}
+
+// llama-server's flags, under their own long names (--ctx-size, --parallel, --n-gpu-layers ...).
+absl::StatusOr<estimator::LlamaCppConfig> LlamaCppFromFlags(const FlagSet& f) {
+  estimator::LlamaCppConfig c;
+  c.n_ctx = f.GetInt("ctx-size");
+  c.n_parallel = f.GetInt("parallel");
+  c.kv_unified = f.GetBool("kv-unified");
+  c.n_batch = f.GetInt("batch-size");
+  c.n_ubatch = f.GetInt("ubatch-size");
+  c.cache_type_k = f.GetString("cache-type-k");
+  c.cache_type_v = f.GetString("cache-type-v");
+  ASSIGN_OR_RETURN(c.flash_attn,
+                   estimator::FlashAttnNames().Parse("--flash-attn", f.GetString("flash-attn")));
+  c.n_gpu_layers = f.GetInt("n-gpu-layers");
+  for (absl::string_view part :
+       absl::StrSplit(f.GetString("tensor-split"), absl::ByAnyChar(",/"), absl::SkipEmpty())) {
+    double w = 0;
+    if (!absl::SimpleAtod(part, &w)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--tensor-split=\"", f.GetString("tensor-split"), "\": \"", part, "\" is not a number"));
+    }
+    c.tensor_split.push_back(w);
+  }
+  c.n_cpu_moe = f.GetInt("n-cpu-moe");
+  const std::string fit = f.GetString("fit");
+  if (fit != "on" && fit != "off") {
+    return absl::InvalidArgumentError(absl::StrCat("--fit=\"", fit, "\" must be on or off"));
+  }
+  c.fit = fit == "on";
+  c.swa_full = f.GetBool("swa-full");
+  return c;
 }
 
 absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::ModelSpec& spec) {
@@ -133,6 +166,7 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
     r.dtype_set = true;
     r.dtype = r.training.param_dtype;
   }
+  ASSIGN_OR_RETURN(r.llama_cpp, LlamaCppFromFlags(f));
   return r;
 }
 
@@ -164,9 +198,13 @@ double GiB(int64_t b) { return BytesToGiB(b); }
 
 // `estimate --server`: the same question through EstimatorService (a catalog model by
 // --catalog-model, or the --model file inline; the GPU by registered type or bytes).
-int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::string& config) {
+int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::string& config,
+                      const estimator::GgufFile* gguf = nullptr) {
   v1::EstimateRequest req;
-  if (!flags.GetString("catalog-model").empty()) {
+  if (gguf != nullptr) {
+    server::ToProto(*gguf, req.mutable_gguf());
+    req.mutable_gguf()->set_path(flags.GetString("gguf"));
+  } else if (!flags.GetString("catalog-model").empty()) {
     req.set_model_name(flags.GetString("catalog-model"));
   } else {
     req.set_config_json(config);
@@ -178,7 +216,14 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
     inv.err << "fleetplan estimate: " << engine.status().message() << "\n";
     return kExitUsage;
   }
-  req.set_engine(server::ToProto(*engine));
+  req.set_engine(gguf != nullptr && !flags.IsSet("engine") ? v1::ENGINE_LLAMA_CPP
+                                                           : server::ToProto(*engine));
+  absl::StatusOr<estimator::LlamaCppConfig> llama = LlamaCppFromFlags(flags);
+  if (!llama.ok()) {
+    inv.err << "fleetplan estimate: " << llama.status().message() << "\n";
+    return kExitUsage;
+  }
+  server::ToProto(*llama, req.mutable_llama_cpp());
   if (flags.IsSet("gpu-memory-bytes")) {
     req.set_gpu_memory_bytes(flags.GetInt("gpu-memory-bytes"));
   } else {
@@ -241,7 +286,9 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
                 {"kv_cache_tokens", resp.kv_cache_tokens()},
                 {"kv_cache_tokens_low", resp.kv_cache_tokens_low()},
                 {"max_concurrency", resp.max_concurrency()},
+                {"host_bytes", resp.host_bytes()},
                 {"reason", resp.reason()}};
+    if (!resp.launch_command().empty()) out["launch_command"] = resp.launch_command();
     out["band_widened"] =
         std::vector<std::string>(resp.band_widened().begin(), resp.band_widened().end());
     out["bytes_per_rank"] =
@@ -272,8 +319,12 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
         resp.fits() ? "FITS" : "DOES NOT FIT", GiB(resp.max_total_bytes()),
         GiB(resp.max_high_bytes()), GiB(resp.gpu_memory_bytes()), resp.kv_cache_tokens(),
         resp.kv_cache_tokens_low(), resp.max_concurrency());
+    if (resp.host_bytes() > 0) {
+      inv.out << absl::StrFormat("host memory: %.2f GiB\n", GiB(resp.host_bytes()));
+    }
     for (const auto& w : resp.band_widened()) inv.out << "band widened: " << w << "\n";
     if (!resp.reason().empty()) inv.out << "reason: " << resp.reason() << "\n";
+    if (!resp.launch_command().empty()) inv.out << "\n" << resp.launch_command() << "\n";
   }
   return resp.fits() ? kExitOk : kExitError;
 }
@@ -363,12 +414,17 @@ absl::Status ApplyVllmCommand(FlagSet& flags, std::string& model_path, std::stri
   return absl::OkStatus();
 }
 
-json EstimateJson(const std::string& label, const estimator::ModelSpec& spec,
-                  const EstimateRequest& req, const MemoryEstimate& est) {
-  json out = {{"model", label},
-              {"model_type", spec.model_type},
+// What the model is, for the report: a config.json's model_type or a GGUF's architecture.
+struct ModelLabel {
+  std::string name, model_type;
+  int64_t params = 0;
+};
+
+json EstimateJson(const ModelLabel& label, const EstimateRequest& req, const MemoryEstimate& est) {
+  json out = {{"model", label.name},
+              {"model_type", label.model_type},
               {"engine", estimator::EngineName(req.engine)},
-              {"params", spec.num_params()},
+              {"params", label.params},
               {"parallelism",
                {{"tp", req.parallelism.tp},
                 {"pp", req.parallelism.pp},
@@ -384,9 +440,10 @@ json EstimateJson(const std::string& label, const estimator::ModelSpec& spec,
               {"risk", RiskName(est.risk)},
               {"unverified", est.unverified},
               {"band_widened", est.band_widened},
+              {"host_bytes", est.host_bytes},
               {"notes", est.notes}};
   if (!est.reason.empty()) out["reason"] = est.reason;
-  if (req.engine == estimator::Engine::kVllm) {
+  if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp) {
     out["kv_cache_tokens"] = est.kv_cache_tokens;
     out["kv_cache_tokens_low"] = est.kv_cache_tokens_low;
     out["max_concurrency"] = est.max_concurrency;
@@ -405,12 +462,11 @@ struct EstimateExtras {
   std::string emitted, emit_note;
 };
 
-void PrintEstimateTable(std::ostream& o, const std::string& label, const estimator::ModelSpec& spec,
-                        const EstimateRequest& req, const MemoryEstimate& est,
-                        const EstimateExtras& x) {
+void PrintEstimateTable(std::ostream& o, const ModelLabel& label, const EstimateRequest& req,
+                        const MemoryEstimate& est, const EstimateExtras& x) {
   o << absl::StrFormat(
-      "%s (%s, %.2fB params) on %.2f GiB GPUs, engine %s, tp=%d pp=%d ep=%d dp=%d\n", label,
-      spec.model_type, static_cast<double>(spec.num_params()) / 1e9, GiB(est.gpu_memory_bytes),
+      "%s (%s, %.2fB params) on %.2f GiB GPUs, engine %s, tp=%d pp=%d ep=%d dp=%d\n", label.name,
+      label.model_type, static_cast<double>(label.params) / 1e9, GiB(est.gpu_memory_bytes),
       estimator::EngineName(req.engine), req.parallelism.tp, req.parallelism.pp, req.parallelism.ep,
       req.parallelism.dp);
   o << absl::StrFormat("%-6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s %15s\n", "stage", "layers",
@@ -424,9 +480,16 @@ void PrintEstimateTable(std::ostream& o, const std::string& label, const estimat
         GiB(s.cuda_graph_bytes), GiB(s.gradient_bytes), GiB(s.optimizer_bytes),
         GiB(s.fragmentation_bytes), GiB(s.total_bytes), GiB(s.low_bytes), GiB(s.high_bytes));
   }
-  o << "(GiB per GPU; each stage's " << req.parallelism.tp
-    << " tensor-parallel rank(s) are identical)\n";
-  if (req.engine == estimator::Engine::kVllm) {
+  if (req.engine == estimator::Engine::kLlamaCpp) {
+    o << "(GiB per GPU, one row per GPU of the layer split; context = CUDA context, overhead = "
+         "ggml's CUDA pool)\n";
+    o << absl::StrFormat("host memory: %.2f GiB (CPU layers and KV, host buffers)\n",
+                         GiB(est.host_bytes));
+  } else {
+    o << "(GiB per GPU; each stage's " << req.parallelism.tp
+      << " tensor-parallel rank(s) are identical)\n";
+  }
+  if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp) {
     o << absl::StrFormat(
         "KV cache: %d tokens per replica (at least %d), %d sequences of %d tokens (at least %d), "
         "max_model_len %d\n",
@@ -514,6 +577,63 @@ absl::Status ApplyProfile(FlagSet& flags, const std::string& path) {
   return absl::OkStatus();
 }
 
+// `estimate --gguf=FILE`: llama.cpp's llama-server from the file's header (llama_cpp.h).
+int RunLlamaCppEstimate(const Invocation& inv, const FlagSet& flags) {
+  const std::string path = flags.GetString("gguf");
+  if (flags.IsSet("engine") &&
+      estimator::EngineNames()
+              .Parse("--engine", flags.GetString("engine"))
+              .value_or(estimator::Engine::kVllm) != estimator::Engine::kLlamaCpp) {
+    inv.err << "fleetplan estimate: --gguf is served by --engine=llama.cpp, not --engine="
+            << flags.GetString("engine") << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<estimator::GgufFile> file = ReadGgufHeaderFile(path);
+  if (!file.ok()) {
+    if (file.status().code() == absl::StatusCode::kNotFound) {
+      return ReportError(inv.err, "estimate", file.status());
+    }
+    inv.err << "fleetplan estimate: " << path << ": " << file.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (flags.IsSet("server")) return RunRemoteEstimate(inv, flags, "", &*file);
+  absl::StatusOr<EstimateRequest> req = BuildRequest(flags, estimator::ModelSpec{});
+  if (!req.ok()) {
+    inv.err << "fleetplan estimate: " << req.status().message() << "\n";
+    return kExitUsage;
+  }
+  req->engine = estimator::Engine::kLlamaCpp;
+  absl::StatusOr<estimator::LlamaCppEstimate> est = estimator::EstimateLlamaCpp(*file, *req);
+  if (!est.ok()) {
+    inv.err << "fleetplan estimate: " << est.status().message() << "\n";
+    return kExitUsage;
+  }
+  const MemoryEstimate& m = est->memory;
+  const ModelLabel label{path, est->architecture, file->parameters};
+  const std::string launch = estimator::LlamaServerCommand(path, *est);
+  json out = EstimateJson(label, *req, m);
+  out["launch_command"] = launch;
+  const estimator::LlamaCppConfig& c = est->resolved;
+  out["llama_cpp"] = {{"n_ctx", c.n_ctx},
+                      {"n_ctx_seq", est->n_ctx_seq},
+                      {"n_parallel", c.n_parallel},
+                      {"kv_unified", c.kv_unified},
+                      {"n_gpu_layers", c.n_gpu_layers},
+                      {"layers", est->layers},
+                      {"gpu_layers", est->gpu_layers},
+                      {"kv_cells", est->kv_cells},
+                      {"swa_cells", est->swa_cells},
+                      {"flash_attn", estimator::FlashAttnNames().Name(c.flash_attn)}};
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << out.dump(2) << "\n";
+  } else {
+    EstimateExtras x;
+    x.emitted = launch;
+    PrintEstimateTable(inv.out, label, *req, m, x);
+  }
+  return m.fits ? kExitOk : kExitError;
+}
+
 int RunEstimate(const Invocation& inv) {
   FlagSet flags = inv.flags;  // may be extended by --profile and --vllm
   if (flags.IsSet("profile")) {
@@ -533,12 +653,13 @@ int RunEstimate(const Invocation& inv) {
       return kExitUsage;
     }
   }
+  if (flags.IsSet("gguf")) return RunLlamaCppEstimate(inv, flags);
   if (flags.IsSet("server") && !flags.GetString("catalog-model").empty()) {
     return RunRemoteEstimate(inv, flags, "");
   }
   if (model_path.empty()) {
-    inv.err
-        << "fleetplan estimate: give --model=config.json or --vllm=\"vllm serve MODEL_DIR ...\"\n";
+    inv.err << "fleetplan estimate: give --model=config.json, --vllm=\"vllm serve MODEL_DIR ...\" "
+               "or --gguf=FILE.gguf\n";
     return kExitUsage;
   }
   absl::StatusOr<std::string> text = ReadFileText("model", model_path);
@@ -563,7 +684,8 @@ int RunEstimate(const Invocation& inv) {
   for (const std::string& flag : ignored) {
     est->notes.push_back(absl::StrCat("vllm flag ", flag, " does not change memory; ignored"));
   }
-  json out = EstimateJson(model_label, *spec, *req, *est);
+  const ModelLabel label{model_label, spec->model_type, spec->num_params()};
+  json out = EstimateJson(label, *req, *est);
 
   EstimateExtras x;
   if (flags.GetBool("budget")) {
@@ -607,7 +729,7 @@ int RunEstimate(const Invocation& inv) {
   if (inv.output == OutputFormat::kJson) {
     inv.out << out.dump(2) << "\n";
   } else {
-    PrintEstimateTable(inv.out, model_label, *spec, *req, *est, x);
+    PrintEstimateTable(inv.out, label, *req, *est, x);
   }
   return est->fits ? kExitOk : kExitError;
 }
@@ -621,6 +743,7 @@ FlagSet EstimateFlags() {
   AddServerFlags(f);
   f.String("catalog-model", "", "with --server: a model from the server's catalog");
   f.String("model", "", "path of a Hugging Face config.json");
+  f.String("gguf", "", "a GGUF file (engine llama.cpp; only its header is read)");
   f.String("vllm", "", "a `vllm serve MODEL_DIR ...` command line (MODEL_DIR holds config.json)");
   f.Bool("strict", false, "--vllm: refuse flags fleetplan does not know instead of warning");
   f.String("engine", "vllm", estimator::EngineNames().Choices());
@@ -671,6 +794,22 @@ FlagSet EstimateFlags() {
   f.String("lora-targets", "", "training: comma-separated LoRA target modules (default: all)");
   f.Int("zero-stage", 0, "training: ZeRO stage 0-3 over --dp");
   f.Int("seq-tokens", training.seq_tokens, "training: tokens per sequence");
+  const estimator::LlamaCppConfig llama;
+  f.Int("ctx-size", 0, "llama.cpp -c: context of all slots (0: the model's, or slots x --context)");
+  f.Int("parallel", 0, "llama.cpp -np: slots (0: --concurrency, else llama-server's auto 4)");
+  f.Bool("kv-unified", false, "llama.cpp --kv-unified: one KV cache all slots share");
+  f.Int("batch-size", llama.n_batch, "llama.cpp -b");
+  f.Int("ubatch-size", llama.n_ubatch, "llama.cpp -ub: tokens of the compute buffer's graph");
+  f.String("cache-type-k", llama.cache_type_k,
+           "llama.cpp -ctk: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl");
+  f.String("cache-type-v", llama.cache_type_v,
+           "llama.cpp -ctv (quantized V needs flash attention)");
+  f.String("flash-attn", "auto", "llama.cpp -fa: auto | on | off");
+  f.Int("n-gpu-layers", llama.n_gpu_layers, "llama.cpp -ngl (-1: auto, --fit picks)");
+  f.String("tensor-split", "", "llama.cpp -ts: a weight per GPU (--pp GPUs), e.g. 3,1");
+  f.Int("n-cpu-moe", 0, "llama.cpp --n-cpu-moe: experts of the first N layers on the CPU");
+  f.String("fit", "on", "llama.cpp --fit: on | off");
+  f.Bool("swa-full", false, "llama.cpp --swa-full: full-size cache for sliding-window layers");
   f.Bool("budget", false, "print the contexts x concurrencies budget matrix");
   f.String("budget-contexts", "2048,8192,32768", "budget: contexts");
   f.String("budget-concurrencies", "1,8,32,128", "budget: concurrencies");

@@ -33,16 +33,9 @@ int RunGguf(const Invocation& inv) {
     return kExitUsage;
   }
   const std::string& path = inv.positional[0];
-  absl::StatusOr<estimator::GgufFile> file;
-  // Most headers fit 16 MiB; large vocabularies need more. Read more only when the header says so.
-  for (int64_t limit : {int64_t{16} << 20, int64_t{256} << 20, int64_t{2} << 30}) {
-    auto bytes = Prefix(path, limit);
-    if (!bytes.ok()) return ReportError(inv.err, "gguf", bytes.status());
-    file = estimator::ParseGgufHeader(*bytes);
-    if (file.ok() || file.status().code() != absl::StatusCode::kOutOfRange ||
-        static_cast<int64_t>(bytes->size()) < limit) {
-      break;
-    }
+  absl::StatusOr<estimator::GgufFile> file = ReadGgufHeaderFile(path);
+  if (!file.ok() && file.status().code() == absl::StatusCode::kNotFound) {
+    return ReportError(inv.err, "gguf", file.status());
   }
   if (!file.ok()) {
     inv.err << "fleetplan gguf: " << path << ": " << file.status().message() << "\n";
@@ -110,6 +103,21 @@ int RunGguf(const Invocation& inv) {
 }
 
 }  // namespace
+
+absl::StatusOr<estimator::GgufFile> ReadGgufHeaderFile(const std::string& path) {
+  absl::StatusOr<estimator::GgufFile> file;
+  // Most headers fit 16 MiB; large vocabularies need more. Read more only when the header says so.
+  for (int64_t limit : {int64_t{16} << 20, int64_t{256} << 20, int64_t{2} << 30}) {
+    absl::StatusOr<std::string> bytes = Prefix(path, limit);
+    if (!bytes.ok()) return bytes.status();
+    file = estimator::ParseGgufHeader(*bytes);
+    if (file.ok() || file.status().code() != absl::StatusCode::kOutOfRange ||
+        static_cast<int64_t>(bytes->size()) < limit) {
+      break;
+    }
+  }
+  return file;
+}
 
 std::vector<Command> GgufCommands() {
   return {Command{.name = "gguf",

@@ -1,5 +1,8 @@
 #include "server/convert.h"
 
+#include <map>
+#include <vector>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -74,6 +77,8 @@ v1::Engine ToProto(estimator::Engine e) {
       return v1::ENGINE_HF_TRANSFORMERS;
     case estimator::Engine::kTraining:
       return v1::ENGINE_TRAINING;
+    case estimator::Engine::kLlamaCpp:
+      return v1::ENGINE_LLAMA_CPP;
   }
   return v1::ENGINE_UNSPECIFIED;
 }
@@ -87,6 +92,8 @@ absl::StatusOr<estimator::Engine> EngineFromProto(v1::Engine e) {
       return estimator::Engine::kHfTransformers;
     case v1::ENGINE_TRAINING:
       return estimator::Engine::kTraining;
+    case v1::ENGINE_LLAMA_CPP:
+      return estimator::Engine::kLlamaCpp;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("engine=", static_cast<int>(e), " is not an Engine"));
@@ -265,9 +272,83 @@ void ToProto(const placement::ModelRecord& d, v1::Model* p) {
   p->set_create_time_unix_ms(d.created_unix_ms);
 }
 
+absl::Status FromProto(const v1::LlamaCppConfig& p, estimator::LlamaCppConfig& c) {
+  c.n_ctx = p.n_ctx();
+  c.n_parallel = p.n_parallel();
+  c.kv_unified = p.kv_unified();
+  if (p.has_n_batch()) c.n_batch = p.n_batch();
+  if (p.has_n_ubatch()) c.n_ubatch = p.n_ubatch();
+  if (!p.cache_type_k().empty()) c.cache_type_k = p.cache_type_k();
+  if (!p.cache_type_v().empty()) c.cache_type_v = p.cache_type_v();
+  if (!p.flash_attn().empty()) {
+    ASSIGN_OR_RETURN(c.flash_attn,
+                     estimator::FlashAttnNames().Parse("llama_cpp.flash_attn", p.flash_attn()));
+  }
+  if (p.has_n_gpu_layers()) c.n_gpu_layers = p.n_gpu_layers();
+  c.tensor_split = {p.tensor_split().begin(), p.tensor_split().end()};
+  c.n_cpu_moe = p.n_cpu_moe();
+  if (p.has_fit()) c.fit = p.fit();
+  if (p.has_fit_margin_bytes()) c.fit_margin_bytes = p.fit_margin_bytes();
+  c.swa_full = p.swa_full();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<estimator::GgufFile> FromProto(const v1::GgufModel& p) {
+  std::map<std::string, std::string> metadata(p.metadata().begin(), p.metadata().end());
+  std::map<std::string, std::vector<int64_t>> arrays;
+  for (const auto& [key, values] : p.int_arrays()) {
+    arrays[key] = {values.values().begin(), values.values().end()};
+  }
+  std::vector<estimator::GgufTensor> tensors;
+  tensors.reserve(static_cast<size_t>(p.tensors_size()));
+  for (const v1::GgufModel::Tensor& t : p.tensors()) {
+    tensors.push_back(estimator::GgufTensor{
+        .name = t.name(), .dims = {t.dims().begin(), t.dims().end()}, .type = t.type()});
+  }
+  absl::StatusOr<estimator::GgufFile> file =
+      estimator::GgufFromParts(std::move(metadata), std::move(arrays), std::move(tensors));
+  if (!file.ok())
+    return absl::InvalidArgumentError(absl::StrCat("gguf: ", file.status().message()));
+  return file;
+}
+
+void ToProto(const estimator::GgufFile& d, v1::GgufModel* p) {
+  for (const auto& [key, value] : d.metadata) (*p->mutable_metadata())[key] = value;
+  for (const auto& [key, values] : d.int_arrays) {
+    *(*p->mutable_int_arrays())[key].mutable_values() = {values.begin(), values.end()};
+  }
+  for (const estimator::GgufTensor& t : d.tensors) {
+    v1::GgufModel::Tensor* tp = p->add_tensors();
+    tp->set_name(t.name);
+    *tp->mutable_dims() = {t.dims.begin(), t.dims.end()};
+    tp->set_type(t.type);
+  }
+}
+
+void ToProto(const estimator::LlamaCppConfig& d, v1::LlamaCppConfig* p) {
+  p->set_n_ctx(d.n_ctx);
+  p->set_n_parallel(d.n_parallel);
+  p->set_kv_unified(d.kv_unified);
+  p->set_n_batch(d.n_batch);
+  p->set_n_ubatch(d.n_ubatch);
+  p->set_cache_type_k(d.cache_type_k);
+  p->set_cache_type_v(d.cache_type_v);
+  p->set_flash_attn(estimator::FlashAttnNames().Name(d.flash_attn));
+  p->set_n_gpu_layers(d.n_gpu_layers);
+  *p->mutable_tensor_split() = {d.tensor_split.begin(), d.tensor_split.end()};
+  p->set_n_cpu_moe(d.n_cpu_moe);
+  p->set_fit(d.fit);
+  p->set_fit_margin_bytes(d.fit_margin_bytes);
+  p->set_swa_full(d.swa_full);
+}
+
 absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p) {
   estimator::EstimateRequest r;
   ASSIGN_OR_RETURN(r.engine, EngineFromProto(p.engine()));
+  if (p.model_case() == v1::EstimateRequest::kGguf && p.engine() == v1::ENGINE_UNSPECIFIED) {
+    r.engine = estimator::Engine::kLlamaCpp;
+  }
+  RETURN_IF_ERROR(FromProto(p.llama_cpp(), r.llama_cpp));
   const v1::Parallelism& par = p.parallelism();
   if (par.has_tp()) r.parallelism.tp = par.tp();
   if (par.has_pp()) r.parallelism.pp = par.pp();
@@ -386,6 +467,7 @@ void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateRes
   p->set_params(params);
   for (const std::string& n : d.notes) p->add_notes(n);
   p->set_unverified(d.unverified);
+  p->set_host_bytes(d.host_bytes);
 }
 
 void ToProto(const estimator::BudgetCell& d, v1::BudgetCell* p) {

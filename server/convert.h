@@ -12,6 +12,7 @@
 #include "fleetplan/v1/inventory.pb.h"
 #include "fleetplan/v1/planner.pb.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/gguf.h"
 #include "planner/estimator/inverse.h"
 #include "planner/placement/fleet.h"
 #include "planner/placement/headroom.h"
@@ -35,6 +36,13 @@ void ToProto(const placement::ModelRecord& d, v1::Model* p);
 // Everything of an EstimateRequest but the model and the GPU size, which need the store. Unset
 // fields keep the domain struct's defaults (the only place defaults are written).
 absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p);
+// llama-server's arguments; unset fields keep LlamaCppConfig's defaults.
+absl::Status FromProto(const v1::LlamaCppConfig& p, estimator::LlamaCppConfig& c);
+// A GGUF header's content, checked and sized as the file reader does (gguf.h GgufFromParts).
+absl::StatusOr<estimator::GgufFile> FromProto(const v1::GgufModel& p);
+// What a client sends: the header's metadata, arrays and tensor infos (not its bytes).
+void ToProto(const estimator::GgufFile& d, v1::GgufModel* p);
+void ToProto(const estimator::LlamaCppConfig& d, v1::LlamaCppConfig* p);
 
 // A deployment without its model (the caller resolves `model` from the catalog and sets spec).
 // `index` names it in errors: deployments[3] "chat": spread="rack" is not a spread ...

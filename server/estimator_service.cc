@@ -4,6 +4,7 @@
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/inverse.h"
+#include "planner/estimator/llama_cpp.h"
 #include "server/convert.h"
 
 namespace fleetplan::server {
@@ -76,9 +77,19 @@ absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> InlineModel(
 }
 
 absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
-    const v1::EstimateRequest& req) {
+    const v1::EstimateRequest& req, bool allow_gguf) {
   std::shared_ptr<const estimator::ModelSpec> spec;
+  std::optional<estimator::GgufFile> gguf;
   switch (req.model_case()) {
+    case v1::EstimateRequest::kGguf: {
+      if (!allow_gguf) {
+        return absl::InvalidArgumentError(
+            "gguf: a llama.cpp model is answered by Estimate only (its slots and context are "
+            "llama_cpp.n_parallel and n_ctx)");
+      }
+      ASSIGN_OR_RETURN(gguf, FromProto(req.gguf()));
+      break;
+    }
     case v1::EstimateRequest::kModelName: {
       ASSIGN_OR_RETURN(spec, CatalogModel(deps_, *cache_, req.model_name(), req.quantization()));
       break;
@@ -88,7 +99,8 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
       break;
     }
     default:
-      return absl::InvalidArgumentError("model: give model_name (catalog) or config_json (inline)");
+      return absl::InvalidArgumentError(
+          "model: give model_name (catalog), config_json (inline) or gguf (llama.cpp)");
   }
   ASSIGN_OR_RETURN(estimator::EstimateRequest request, FromProto(req));
   switch (req.gpu_case()) {
@@ -119,14 +131,21 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
     default:
       return absl::InvalidArgumentError("gpu: give gpu_type or gpu_memory_bytes");
   }
-  return Resolved{std::move(spec), request};
+  return Resolved{std::move(spec), std::move(gguf), request};
 }
 
 ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,
                                                    const v1::EstimateRequest* req,
                                                    v1::EstimateResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(Resolved r, Resolve(*req));
+    ASSIGN_OR_RETURN(Resolved r, Resolve(*req, /*allow_gguf=*/true));
+    if (r.gguf.has_value()) {
+      ASSIGN_OR_RETURN(estimator::LlamaCppEstimate e,
+                       estimator::EstimateLlamaCpp(*r.gguf, r.request));
+      ToProto(e.memory, r.gguf->parameters, resp);
+      resp->set_launch_command(estimator::LlamaServerCommand(req->gguf().path(), e));
+      return absl::OkStatus();
+    }
     ASSIGN_OR_RETURN(estimator::MemoryEstimate e, estimator::Estimate(*r.spec, r.request));
     ToProto(e, r.spec->num_params(), resp);
     return absl::OkStatus();

@@ -13,6 +13,7 @@
 #include "fleetplan/v1/estimator.grpc.pb.h"
 #include "planner/common/mutex.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/gguf.h"
 #include "server/handler.h"
 
 namespace fleetplan::server {
@@ -71,10 +72,13 @@ class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService 
 
  private:
   struct Resolved {
-    std::shared_ptr<const estimator::ModelSpec> spec;
+    std::shared_ptr<const estimator::ModelSpec> spec;  // null for a GGUF model
+    std::optional<estimator::GgufFile> gguf;           // EstimateRequest.gguf (llama.cpp)
     estimator::EstimateRequest request;
   };
-  absl::StatusOr<Resolved> Resolve(const v1::EstimateRequest& req);
+  // `allow_gguf`: only Estimate answers for a GGUF model (llama.cpp); the inverse queries refuse
+  // it by name.
+  absl::StatusOr<Resolved> Resolve(const v1::EstimateRequest& req, bool allow_gguf = false);
 
   ServiceDeps deps_;
   EstimateCache* cache_;

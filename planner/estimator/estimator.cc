@@ -125,6 +125,10 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       }
       break;
     }
+    case Engine::kLlamaCpp:
+      return absl::InvalidArgumentError(
+          "engine=llama.cpp reads the model from a GGUF file (its weights are the file's tensors, "
+          "not a config.json's): give the GGUF (estimate --gguf=FILE, EstimateRequest.gguf)");
   }
   return absl::OkStatus();
 }
@@ -178,6 +182,8 @@ absl::Status CheckMagnitude(const ModelSpec& spec, const EstimateRequest& r) {
       sequences = static_cast<LD>(r.training.batch);
       tokens_per_sequence = static_cast<LD>(r.training.seq_tokens);
       fields = "batch x seq_tokens";
+      break;
+    case Engine::kLlamaCpp:
       break;
   }
   const LD tokens = sequences * tokens_per_sequence;
@@ -350,14 +356,20 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
     case Engine::kTraining:
       RETURN_IF_ERROR(EstimateTraining(c, out));
       break;
+    case Engine::kLlamaCpp:
+      break;  // refused by ValidateRequest
   }
   // The band of each stage (uncertainty.h); what must fit is its high end.
-  const Margins margins = StageMargins(spec, request);
+  ConcludeEstimate(StageMargins(spec, request), out);
+  return out;
+}
+
+void ConcludeEstimate(const Margins& margins, MemoryEstimate& out) {
   out.band_widened = margins.widened;
   out.max_total_bytes = 0;
   out.max_high_bytes = 0;
   for (StageMemory& s : out.stages) {
-    const BandBytes band = StageMarginBytes(margins, request.engine, s);
+    const BandBytes band = StageMarginBytes(margins, out.engine, s);
     s.low_bytes = s.total_bytes - band.below;
     s.high_bytes = s.total_bytes + band.above;
     out.max_total_bytes = std::max(out.max_total_bytes, s.total_bytes);
@@ -374,7 +386,6 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
   }
   out.fits = out.reason.empty();
   out.risk = out.fits ? RiskOfUse(out.max_high_bytes, out.gpu_memory_bytes) : Risk::kHigh;
-  return out;
 }
 
 }  // namespace fleetplan::estimator

@@ -12,6 +12,8 @@
 //     dynamic cache), as measured by torch.cuda.max_memory_allocated.
 //   - kTraining: one optimizer step of full fine-tuning or LoRA in PyTorch, with ZeRO 0-3
 //     sharding over data parallelism (DeepSpeed semantics).
+//   - kLlamaCpp: llama.cpp's llama-server on CUDA GPUs, from a GGUF file's header (llama_cpp.h:
+//     EstimateLlamaCpp); Estimate() refuses it, a config.json does not say how a GGUF is quantized.
 //
 // Accounting is per GPU rank: pipeline stages differ (embeddings and the vision tower on the
 // first, final norm and lm_head on the last, layers split as vLLM's get_pp_indices does); the
@@ -31,8 +33,8 @@
 
 namespace fleetplan::estimator {
 
-enum class Engine : uint8_t { kVllm, kHfTransformers, kTraining };
-// vllm | hf-transformers (alias hf) | training.
+enum class Engine : uint8_t { kVllm, kHfTransformers, kTraining, kLlamaCpp };
+// vllm | hf-transformers (alias hf) | training | llama.cpp (aliases llamacpp, llama-cpp).
 const Vocabulary<Engine>& EngineNames();
 inline const char* EngineName(Engine e) { return EngineNames().Name(e); }
 
@@ -69,6 +71,31 @@ struct VllmConfig {
   bool enforce_eager = false;
   // Largest CUDA-graph capture size; 0: vLLM's default min(2 x max_num_seqs, 512).
   int64_t max_cudagraph_capture_size = 0;
+};
+
+// llama.cpp's flash-attention switch (-fa): auto lets the backend decide (on for CUDA when the
+// head sizes have kernels), on, off.
+enum class FlashAttn : uint8_t { kAuto, kOn, kOff };
+const Vocabulary<FlashAttn>& FlashAttnNames();
+
+// llama-server's arguments that change memory, with its defaults (common/common.h common_params,
+// tools/server/server.cpp): the one place fleetplan writes them down.
+struct LlamaCppConfig {
+  int64_t n_ctx = 0;        // -c; 0: the model's context_length (or slots x the workload's context)
+  int64_t n_parallel = 0;   // -np; 0: the workload's concurrency, else llama-server's auto (4
+                            // slots sharing one unified KV cache)
+  bool kv_unified = false;  // --kv-unified: one KV cache all slots share (auto -np sets it)
+  int64_t n_batch = 2048;   // -b
+  int64_t n_ubatch = 512;   // -ub: the tokens of the worst-case graph the compute buffer holds
+  std::string cache_type_k = "f16";  // -ctk
+  std::string cache_type_v = "f16";  // -ctv (a quantized V needs flash attention)
+  FlashAttn flash_attn = FlashAttn::kAuto;
+  int64_t n_gpu_layers = -1;         // -ngl; -1: auto (--fit picks), > block_count: all
+  std::vector<double> tensor_split;  // -ts, one weight per GPU; empty: by free memory
+  int64_t n_cpu_moe = 0;             // --n-cpu-moe: the first N layers' experts stay on the CPU
+  bool fit = true;                   // --fit (on by default): keep a margin free on each GPU
+  int64_t fit_margin_bytes = int64_t{1} << 30;  // --fit-target (1024 MiB, common/common.h)
+  bool swa_full = false;                        // --swa-full
 };
 
 struct HfConfig {
@@ -120,6 +147,9 @@ struct EstimateRequest {
   VllmConfig vllm;
   HfConfig hf;
   TrainingConfig training;
+  // llama.cpp: parallelism.pp is the number of GPUs the layers split over (-sm layer, its
+  // default); tp must be 1.
+  LlamaCppConfig llama_cpp;
   // Workload a serving replica must hold: `concurrency` sequences of `context_tokens` each.
   int64_t concurrency = 0;
   int64_t context_tokens = 0;
@@ -182,6 +212,9 @@ struct MemoryEstimate {
   int64_t kv_cache_tokens_low = 0;  // the low end of the band (what a plan counts on)
   int64_t max_concurrency_low = 0;
   int64_t max_model_len = 0;
+  // Host (CPU) memory the replica takes besides its GPUs: weights and KV of layers left on the CPU,
+  // host compute and output buffers (llama.cpp). Never checked against a GPU.
+  int64_t host_bytes = 0;
   std::string reason;  // why it does not fit, when it does not
   std::vector<std::string> notes;
   // The config had memory-relevant fields no family builder read, or an unknown model_type

@@ -186,11 +186,83 @@ absl::StatusOr<std::string> Scalar(Reader& r, uint32_t type, bool wide, int64_t*
   }
 }
 
+// Sizes `t` from its type and adds it to `out`'s tensors and totals.
+absl::Status AddTensor(GgufTensor t, GgufFile& out) {
+  const TypeTraits* traits = Traits(t.type);
+  if (traits == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("GGUF tensor ", t.name, ": ggml type ", t.type, " is unknown"));
+  }
+  if (t.dims[0] % traits->block != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("GGUF tensor ", t.name, ": ne0=", t.dims[0],
+                                                   " is not a multiple of ", traits->name,
+                                                   "'s block of ", traits->block));
+  }
+  t.bytes = t.elements / traits->block * traits->bytes;
+  if (out.weights_bytes > (int64_t{1} << 60) - t.bytes) {
+    return absl::InvalidArgumentError("GGUF tensors add up to more than 1 EiB");
+  }
+  out.weights_bytes += t.bytes;
+  out.parameters += t.elements;
+  out.bytes_by_type[traits->name] += t.bytes;
+  out.tensors.push_back(std::move(t));
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<GgufFile> GgufFromParts(std::map<std::string, std::string> metadata,
+                                       std::map<std::string, std::vector<int64_t>> int_arrays,
+                                       std::vector<GgufTensor> tensors) {
+  if (static_cast<int64_t>(tensors.size()) > kMaxTensors) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("GGUF tensor_count=", tensors.size(), " is more than ", kMaxTensors));
+  }
+  GgufFile out;
+  out.version = 3;
+  out.metadata = std::move(metadata);
+  out.int_arrays = std::move(int_arrays);
+  for (GgufTensor& t : tensors) {
+    if (t.dims.empty() || static_cast<int64_t>(t.dims.size()) > kMaxDims) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("GGUF tensor ", t.name, ": ", t.dims.size(), " dimensions (1 to 4)"));
+    }
+    t.elements = 1;
+    for (size_t d = 0; d < t.dims.size(); ++d) {
+      const int64_t ne = t.dims[d];
+      if (ne <= 0 || ne > (int64_t{1} << 40) || t.elements > (int64_t{1} << 50) / ne) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("GGUF tensor ", t.name, ": dimension ", d, " = ", ne, " is out of range"));
+      }
+      t.elements *= ne;
+    }
+    RETURN_IF_ERROR(AddTensor(std::move(t), out));
+  }
+  return out;
+}
 
 std::string GgmlTypeName(int64_t type) {
   const TypeTraits* t = Traits(type);
   return t != nullptr ? t->name : absl::StrCat("type ", type);
+}
+
+int64_t GgmlTypeByName(const std::string& name) {
+  for (int64_t type = 0; type < 64; ++type) {
+    const TypeTraits* t = Traits(type);
+    if (t != nullptr && name == t->name) return type;
+  }
+  return -1;
+}
+
+int64_t GgmlRowBytes(int64_t type, int64_t elements) {
+  const TypeTraits* t = Traits(type);
+  if (t == nullptr) return -1;
+  return (elements + t->block - 1) / t->block * t->bytes;
+}
+
+bool GgmlTypeIsQuantized(int64_t type) {
+  const TypeTraits* t = Traits(type);
+  return t != nullptr && t->block > 1;
 }
 
 absl::StatusOr<GgufFile> ParseGgufHeader(absl::string_view bytes) {
@@ -219,7 +291,8 @@ absl::StatusOr<GgufFile> ParseGgufHeader(absl::string_view bytes) {
       if (item == 9)
         return absl::InvalidArgumentError(absl::StrCat("GGUF key ", key, ": nested arrays"));
       const int64_t fixed = FixedSize(item);
-      const bool integer = item != 6 && item != 12 && item != 7 && item != 8 && fixed > 0;
+      // Integer and boolean arrays (per-layer head counts, sliding-window patterns) are kept.
+      const bool integer = item != 6 && item != 12 && item != 8 && fixed > 0;
       if (integer && n <= kMaxKeptArray) {
         std::vector<int64_t>& kept = out.int_arrays[key];
         for (int64_t k = 0; k < n; ++k) {
@@ -271,21 +344,7 @@ absl::StatusOr<GgufFile> ParseGgufHeader(absl::string_view bytes) {
     ASSIGN_OR_RETURN(uint64_t offset, r.Get<uint64_t>("a tensor offset"));
     (void)offset;
     t.type = type;
-    const TypeTraits* traits = Traits(type);
-    if (traits == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("GGUF tensor ", t.name, ": ggml type ", type, " is unknown"));
-    }
-    if (t.dims[0] % traits->block != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("GGUF tensor ", t.name, ": ne0=", t.dims[0],
-                                                     " is not a multiple of ", traits->name,
-                                                     "'s block of ", traits->block));
-    }
-    t.bytes = t.elements / traits->block * traits->bytes;
-    out.weights_bytes += t.bytes;
-    out.parameters += t.elements;
-    out.bytes_by_type[traits->name] += t.bytes;
-    out.tensors.push_back(std::move(t));
+    RETURN_IF_ERROR(AddTensor(std::move(t), out));
   }
   int64_t alignment = 32;
   if (auto it = out.metadata.find("general.alignment"); it != out.metadata.end()) {
@@ -361,6 +420,8 @@ absl::StatusOr<GgufKv> GgufKvCache(const GgufFile& file, const std::string& cach
   for (int64_t h : per_layer) {
     if (h < 0 || h > 1 << 16) return absl::InvalidArgumentError("GGUF head_count_kv out of range");
     kv.bytes_per_token += row(h * key_length) + row(h * value_length);
+    kv.k_elements.push_back(h * key_length);
+    kv.v_elements.push_back(h * value_length);
   }
   return kv;
 }

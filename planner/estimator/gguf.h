@@ -46,8 +46,22 @@ struct GgufFile {
 // INVALID_ARGUMENT naming the field for anything malformed.
 absl::StatusOr<GgufFile> ParseGgufHeader(absl::string_view bytes);
 
+// A GgufFile from its parts (the API carries a header's metadata and tensor infos rather than its
+// bytes): each tensor's elements and bytes are computed and checked as ParseGgufHeader does, so a
+// hostile message is refused by the same rules; INVALID_ARGUMENT names the tensor.
+absl::StatusOr<GgufFile> GgufFromParts(std::map<std::string, std::string> metadata,
+                                       std::map<std::string, std::vector<int64_t>> int_arrays,
+                                       std::vector<GgufTensor> tensors);
+
 // ggml type name ("q4_K", "f16" ...) or "type N" for one this reader does not know.
 std::string GgmlTypeName(int64_t type);
+// The ggml type called `name` ("q8_0"); -1 when there is none.
+int64_t GgmlTypeByName(const std::string& name);
+// Bytes of one row of `elements` elements of `type` (whole blocks, ggml_row_size); -1 for a type
+// this reader does not know.
+int64_t GgmlRowBytes(int64_t type, int64_t elements);
+// A block-quantized type (more than one element per block).
+bool GgmlTypeIsQuantized(int64_t type);
 
 // What the KV cache of `file`'s architecture takes per token (all layers), for a cache of
 // `cache_type` ("f16", "bf16", "f32", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"); and the
@@ -59,6 +73,8 @@ struct GgufKv {
   int64_t context_length = 0;
   int64_t bytes_per_token = 0;
   int64_t sliding_window = 0;  // 0: none declared
+  // Per layer, the K and V elements one token takes (n_head_kv x key_length, x value_length).
+  std::vector<int64_t> k_elements, v_elements;
 };
 absl::StatusOr<GgufKv> GgufKvCache(const GgufFile& file, const std::string& cache_type);
 

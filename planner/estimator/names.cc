@@ -10,7 +10,15 @@ const Vocabulary<Engine>& EngineNames() {
   static const auto* const kNames = new Vocabulary<Engine>(
       "engine", {{Engine::kVllm, "vllm"},
                  {Engine::kHfTransformers, "hf-transformers", {"hf", "transformers"}},
-                 {Engine::kTraining, "training"}});
+                 {Engine::kTraining, "training"},
+                 {Engine::kLlamaCpp, "llama.cpp", {"llamacpp", "llama-cpp"}}});
+  return *kNames;
+}
+
+const Vocabulary<FlashAttn>& FlashAttnNames() {
+  static const auto* const kNames = new Vocabulary<FlashAttn>(
+      "flash attention",
+      {{FlashAttn::kAuto, "auto"}, {FlashAttn::kOn, "on", {"1"}}, {FlashAttn::kOff, "off", {"0"}}});
   return *kNames;
 }
 

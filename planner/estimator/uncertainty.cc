@@ -48,6 +48,13 @@ constexpr double kVllmCudaGraphLow = 0.47;
 // change memory can move it by any amount (Llama-4 parsed as a dense decoder was 10x short), so
 // half the stage either way, and the planner refuses it unless a deployment allows it.
 constexpr double kUnverifiedTotal = 0.5;
+// llama.cpp: weights are the GGUF's tensor bytes (buffer alignment and CUDA's row padding of
+// quantized tensors are counted; 0.5% covers what else a backend pads); the compute buffer, the
+// CUDA pool and the context have no measured case yet, so +50% / -30% of them. Widen less only
+// with measured llama.cpp cases (its logs print each buffer: llama_cpp.h).
+constexpr double kLlamaCppWeights = 0.005;
+constexpr double kLlamaCppModelledHigh = 0.5;
+constexpr double kLlamaCppModelledLow = 0.3;
 // A transient path the files do not measure: the transient part may be twice what we model.
 constexpr double kUnmeasuredTransient = 1.0;
 // vLLM on a GPU the files do not hold: the same profiling, but non-torch memory (NCCL without
@@ -204,11 +211,24 @@ Margins StageMargins(const ModelSpec& spec, const EstimateRequest& request) {
       m.transient_low = kTrainTransientLow;
       TrainingDomain(spec, request, m);
       break;
+    case Engine::kLlamaCpp:
+      return LlamaCppMargins();
   }
   if (spec.unverified()) {
     m.total = kUnverifiedTotal;
     m.widened.push_back("the config has fields the estimator did not read (unverified)");
   }
+  return m;
+}
+
+Margins LlamaCppMargins() {
+  Margins m;
+  m.weights = kLlamaCppWeights;
+  m.transient_high = kLlamaCppModelledHigh;
+  m.transient_low = kLlamaCppModelledLow;
+  m.widened.push_back(
+      "no measured llama.cpp case in the calibration files: its compute buffer, CUDA pool and "
+      "context are modelled from its source (+50%/-30%), not measured");
   return m;
 }
 
@@ -233,6 +253,15 @@ BandBytes StageMarginBytes(const Margins& m, Engine engine, const StageMemory& s
     // outside the budget) and, for a model not understood, with everything.
     b.above = Part(m.cuda_graph_high, s.cuda_graph_bytes) + Part(m.total, s.total_bytes);
     b.below = Part(m.cuda_graph_low, s.cuda_graph_bytes) + Part(m.total, s.total_bytes);
+  } else if (engine == Engine::kLlamaCpp) {
+    // The file gives the weights (tensor bytes) and the KV cache (cells x row bytes) exactly; the
+    // rest is modelled.
+    const int64_t modelled =
+        s.activation_peak_bytes + s.engine_overhead_bytes + s.cuda_context_bytes;
+    b.above = Part(m.weights, s.weights_bytes) + Part(m.transient_high, modelled) +
+              Part(m.total, s.total_bytes);
+    b.below = Part(m.weights, s.weights_bytes) + Part(m.transient_low, modelled) +
+              Part(m.total, s.total_bytes);
   } else {
     // HF and training: the transient part is what the estimator models; weights and optimizer
     // state are counted.

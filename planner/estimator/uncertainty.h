@@ -59,6 +59,14 @@ BandBytes StageMarginBytes(const Margins& m, Engine engine, const StageMemory& s
 // non-torch) may take; the KV pool's low end is what the budget leaves then.
 int64_t VllmNonKvMarginBytes(const Margins& m, const StageMemory& stage);
 
+// llama.cpp's margins (no measured llama.cpp case yet: its compute buffer, CUDA pool and context
+// are modelled from its source, so their band is wide; weights and KV come from the file).
+Margins LlamaCppMargins();
+
+// Every engine's last step, one rule: each stage's band from `margins`; max_total/high, headroom,
+// fits (the high end within the GPU and no reason set) and risk from the high end.
+void ConcludeEstimate(const Margins& margins, MemoryEstimate& out);
+
 }  // namespace fleetplan::estimator
 
 #endif  // FLEETPLAN_PLANNER_ESTIMATOR_UNCERTAINTY_H_

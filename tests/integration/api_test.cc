@@ -19,6 +19,9 @@
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/llama_cpp.h"
+#include "planner/estimator/testing/gguf_writer.h"
+#include "server/convert.h"
 #include "server/server.h"
 #include "storage/store_test_util.h"
 #include "tests/testing/data.h"
@@ -503,6 +506,92 @@ TEST_F(ApiTest, EstimateErrors) {
     EXPECT_NE(s.error_message().find(c.expect), std::string::npos)
         << c.what << ": " << s.error_message();
   }
+}
+
+// llama.cpp through the API: the client sends the GGUF header's content (not its bytes), the
+// server sizes the tensors itself and answers what the offline estimator does, with the host
+// memory and the llama-server line.
+TEST_F(ApiTest, EstimateLlamaCppFromAGgufHeader) {
+  estimator::testing::TestModel m;
+  m.layers = 6;
+  auto file = estimator::ParseGgufHeader(estimator::testing::WriteModel(m));
+  ASSERT_TRUE(file.ok()) << file.status();
+  v1::EstimateRequest req;
+  server::ToProto(*file, req.mutable_gguf());
+  req.mutable_gguf()->set_path("/models/test-q4_k_m.gguf");
+  req.set_gpu_memory_bytes(24 * kGiB);
+  req.mutable_llama_cpp()->set_n_gpu_layers(4);
+  req.mutable_llama_cpp()->set_flash_attn("off");
+  req.set_concurrency(2);
+  req.set_context_tokens(4096);
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::EstimateResponse resp;
+  grpc::Status s = estimator_->Estimate(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kLlamaCpp,
+                                     .gpu_memory_bytes = 24 * kGiB,
+                                     .concurrency = 2,
+                                     .context_tokens = 4096};
+  offline.llama_cpp.n_gpu_layers = 4;
+  offline.llama_cpp.flash_attn = estimator::FlashAttn::kOff;
+  auto expect = estimator::EstimateLlamaCpp(*file, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  ASSERT_EQ(resp.stages_size(), 1);
+  const estimator::StageMemory& g = expect->memory.stages[0];
+  EXPECT_EQ(resp.stages(0).weights_bytes(), g.weights_bytes);
+  EXPECT_EQ(resp.stages(0).kv_cache_bytes(), g.kv_cache_bytes);
+  EXPECT_EQ(resp.stages(0).activation_peak_bytes(), g.activation_peak_bytes);
+  EXPECT_EQ(resp.stages(0).high_bytes(), g.high_bytes);
+  EXPECT_EQ(resp.host_bytes(), expect->memory.host_bytes);
+  EXPECT_GT(resp.host_bytes(), 0);
+  EXPECT_EQ(resp.params(), file->parameters);
+  EXPECT_EQ(resp.max_concurrency(), 2);
+  EXPECT_EQ(resp.launch_command(),
+            "llama-server -m /models/test-q4_k_m.gguf -c 8192 -np 2 -ngl 4 -fa off");
+
+  // Refusals name the field: a tensor of an unknown ggml type, another engine, the inverse
+  // queries (llama.cpp answers Estimate only), a bad flash_attn word.
+  struct Case {
+    const char* what;
+    v1::EstimateRequest req;
+    const char* expect;
+  };
+  v1::EstimateRequest bad_type = req;
+  bad_type.mutable_gguf()->mutable_tensors(3)->set_type(77);
+  v1::EstimateRequest bad_dims = req;
+  bad_dims.mutable_gguf()->mutable_tensors(2)->add_dims(-1);
+  v1::EstimateRequest vllm = req;
+  vllm.set_engine(v1::ENGINE_VLLM);
+  v1::EstimateRequest bad_fa = req;
+  bad_fa.mutable_llama_cpp()->set_flash_attn("maybe");
+  v1::EstimateRequest tp = req;
+  tp.mutable_parallelism()->set_tp(2);
+  const Case cases[] = {
+      {"unknown ggml type", bad_type, "ggml type 77"},
+      {"negative dimension", bad_dims, "is out of range"},
+      {"engine vllm", vllm, "engine=vllm"},
+      {"bad flash_attn", bad_fa, "llama_cpp.flash_attn"},
+      {"tp", tp, "tp=2"},
+  };
+  for (const Case& c : cases) {
+    grpc::ClientContext cc;
+    Auth(cc, kReader);
+    v1::EstimateResponse r;
+    grpc::Status st = estimator_->Estimate(&cc, c.req, &r);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.what;
+    EXPECT_NE(st.error_message().find(c.expect), std::string::npos)
+        << c.what << ": " << st.error_message();
+  }
+  v1::MaxConcurrencyRequest inverse;
+  *inverse.mutable_base() = req;
+  grpc::ClientContext ic;
+  Auth(ic, kReader);
+  v1::MaxConcurrencyResponse ir;
+  grpc::Status st = estimator_->MaxConcurrency(&ic, inverse, &ir);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("Estimate only"), std::string::npos) << st.error_message();
 }
 
 TEST_F(ApiTest, OversizeMessageIsRefusedAndTwoMiBIsFine) {
