@@ -182,6 +182,66 @@ TEST(EstimateCliTest, LlamaCppFromGguf) {
   EXPECT_NE(config.err.find("--gguf"), std::string::npos) << config.err;
 }
 
+// --engine=sglang: SGLang's fraction rule and its launch line; its flags are refused by name.
+TEST(EstimateCliTest, SglangEstimateAndLaunchLine) {
+  Result r = RunArgs({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json",
+                      "--engine=sglang", "--tp=2", "--context-length=32768", "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["engine"], "sglang");
+  EXPECT_EQ(j["max_model_len"], 32768);
+  // Each rank's pool is ~57 GiB of 64 KiB tokens (4 of the 8 KV heads x 32 layers x K, V x bf16).
+  EXPECT_GT(j["kv_cache_tokens"].get<int64_t>(), 800000);
+  EXPECT_EQ(j["bytes_per_rank"].size(), 2u);
+  const std::string line = j["launch_command"];
+  EXPECT_EQ(line.rfind("python -m sglang.launch_server --model-path ", 0), 0u) << line;
+  EXPECT_NE(line.find("--tp 2 --mem-fraction-static 0."), std::string::npos) << line;
+  EXPECT_NE(line.find("--context-length 32768"), std::string::npos) << line;
+  Result bad = RunArgs({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json",
+                        "--engine=sglang", "--mem-fraction-static=1.5"});
+  EXPECT_NE(bad.code, kExitOk);
+  EXPECT_NE(bad.err.find("mem_fraction_static=1.5"), std::string::npos) << bad.err;
+}
+
+// --compare-engines: one row per engine for the same model and workload, each with its own
+// numbers (the estimator's) and launch line; llama.cpp's row from --gguf.
+TEST(EstimateCliTest, CompareEngines) {
+  const std::string file = ::testing::TempDir() + "/fleetplan_compare.gguf";
+  { std::ofstream(file, std::ios::binary) << estimator::testing::WriteModel({}); }
+  Result r =
+      RunArgs({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--gguf=" + file,
+               "--compare-engines", "--concurrency=4", "--context=4096", "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto j = nlohmann::json::parse(r.out)["engines"];
+  ASSERT_EQ(j.size(), 4u);
+  EXPECT_EQ(j[0]["engine"], "vllm");
+  EXPECT_EQ(j[1]["engine"], "sglang");
+  EXPECT_EQ(j[2]["engine"], "hf-transformers");
+  EXPECT_EQ(j[3]["engine"], "llama.cpp");
+  EXPECT_NE(j[0]["launch_command"].get<std::string>().find("vllm serve"), std::string::npos);
+  EXPECT_NE(j[1]["launch_command"].get<std::string>().find("sglang.launch_server"),
+            std::string::npos);
+  EXPECT_NE(j[3]["launch_command"].get<std::string>().find("-np 4"), std::string::npos);
+  for (size_t i : {size_t{0}, size_t{1}, size_t{3}}) {
+    EXPECT_TRUE(j[i]["fits"].get<bool>()) << j[i].dump();
+    EXPECT_GE(j[i]["max_concurrency_low"].get<int64_t>(), 4) << j[i].dump();
+  }
+  // vLLM sizes itself to the workload; SGLang takes its fraction of the GPU whatever the load.
+  EXPECT_LT(j[0]["max_total_bytes"].get<int64_t>(), j[1]["max_total_bytes"].get<int64_t>());
+  // The same numbers as a plain estimate of that engine.
+  Result sglang =
+      RunArgs({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--engine=sglang",
+               "--concurrency=4", "--context=4096", "--output=json"});
+  ASSERT_EQ(sglang.code, kExitOk) << sglang.err;
+  EXPECT_EQ(nlohmann::json::parse(sglang.out)["max_high_bytes"], j[1]["max_high_bytes"]);
+  // At tp=2 transformers cannot serve it: its row says why, the others still answer.
+  Result tp2 = RunArgs({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json",
+                        "--compare-engines", "--tp=2"});
+  ASSERT_EQ(tp2.code, kExitOk) << tp2.err;
+  EXPECT_NE(tp2.out.find("runs on one GPU"), std::string::npos) << tp2.out;
+  EXPECT_EQ(RunArgs({"estimate", "--compare-engines"}).code, kExitUsage);
+}
+
 // --vllm-version: the semantics of that version, named in the notes; a bad version is refused.
 TEST(EstimateCliTest, VllmVersionSelectsItsSemantics) {
   const std::string model = "--model=" + kModels + "llama-3.1-8b-instruct.json";

@@ -30,6 +30,7 @@
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/inverse.h"
 #include "planner/estimator/llama_cpp.h"
+#include "planner/estimator/sglang.h"
 #include "planner/estimator/vllm.h"
 #include "planner/placement/candidates.h"
 #include "server/convert.h"
@@ -122,7 +123,11 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
             .max_num_seqs = f.GetInt("max-num-seqs"),
             .max_num_batched_tokens = f.GetInt("max-num-batched-tokens"),
             .block_size = f.GetInt("block-size"),
-            .enforce_eager = f.GetBool("enforce-eager")};
+            .enforce_eager = f.GetBool("enforce-eager"),
+            .enable_lora = f.GetBool("enable-lora"),
+            .max_loras = f.GetInt("max-loras"),
+            .max_lora_rank = f.GetInt("max-lora-rank"),
+            .max_cpu_loras = f.GetInt("max-cpu-loras")};
   const std::string attn = f.GetString("attn");
   const std::string phase = f.GetString("phase");
   const std::string logits = f.GetString("logits");
@@ -167,6 +172,13 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
     r.dtype = r.training.param_dtype;
   }
   ASSIGN_OR_RETURN(r.llama_cpp, LlamaCppFromFlags(f));
+  r.sglang = {.mem_fraction_static = f.GetDouble("mem-fraction-static"),
+              .context_length = f.GetInt("context-length"),
+              .chunked_prefill_size = f.GetInt("chunked-prefill-size"),
+              .cuda_graph_max_bs = f.GetInt("cuda-graph-max-bs"),
+              .max_running_requests = f.GetInt("max-running-requests"),
+              .page_size = f.GetInt("page-size"),
+              .disable_cuda_graph = f.GetBool("disable-cuda-graph")};
   return r;
 }
 
@@ -243,6 +255,10 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   req.mutable_vllm()->set_max_num_batched_tokens(flags.GetInt("max-num-batched-tokens"));
   if (flags.IsSet("block-size")) req.mutable_vllm()->set_block_size(flags.GetInt("block-size"));
   req.mutable_vllm()->set_enforce_eager(flags.GetBool("enforce-eager"));
+  req.mutable_vllm()->set_enable_lora(flags.GetBool("enable-lora"));
+  req.mutable_vllm()->set_max_loras(flags.GetInt("max-loras"));
+  req.mutable_vllm()->set_max_lora_rank(flags.GetInt("max-lora-rank"));
+  req.mutable_vllm()->set_max_cpu_loras(flags.GetInt("max-cpu-loras"));
   req.mutable_hf()->set_eager_attention(flags.GetString("attn") == "eager");
   req.mutable_hf()->set_generate(flags.GetString("phase") == "generate");
   req.mutable_hf()->set_all_logits(flags.GetString("logits") == "all");
@@ -443,7 +459,8 @@ json EstimateJson(const ModelLabel& label, const EstimateRequest& req, const Mem
               {"host_bytes", est.host_bytes},
               {"notes", est.notes}};
   if (!est.reason.empty()) out["reason"] = est.reason;
-  if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp) {
+  if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp ||
+      req.engine == estimator::Engine::kSglang) {
     out["kv_cache_tokens"] = est.kv_cache_tokens;
     out["kv_cache_tokens_low"] = est.kv_cache_tokens_low;
     out["max_concurrency"] = est.max_concurrency;
@@ -489,7 +506,8 @@ void PrintEstimateTable(std::ostream& o, const ModelLabel& label, const Estimate
     o << "(GiB per GPU; each stage's " << req.parallelism.tp
       << " tensor-parallel rank(s) are identical)\n";
   }
-  if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp) {
+  if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp ||
+      req.engine == estimator::Engine::kSglang) {
     o << absl::StrFormat(
         "KV cache: %d tokens per replica (at least %d), %d sequences of %d tokens (at least %d), "
         "max_model_len %d\n",
@@ -634,6 +652,130 @@ int RunLlamaCppEstimate(const Invocation& inv, const FlagSet& flags) {
   return m.fits ? kExitOk : kExitError;
 }
 
+// `estimate --compare-engines`: the same model and workload on every engine that can serve it
+// (vLLM, SGLang, transformers from --model; llama.cpp from --gguf), one row each: the fullest
+// GPU's high end, the KV tokens it counts on, the sequences of the workload it holds, and the
+// line that runs it. An engine that cannot take the request says why in its row.
+int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
+  struct Row {
+    std::string engine, error, launch;
+    MemoryEstimate est;
+  };
+  std::vector<Row> rows;
+  const std::string model_path = flags.GetString("model");
+  std::string model_label = ServedModel(model_path);
+  if (!flags.GetString("model-name").empty()) model_label = flags.GetString("model-name");
+  if (model_path.empty() && !flags.IsSet("gguf")) {
+    inv.err << "fleetplan estimate: --compare-engines needs --model=config.json and/or "
+               "--gguf=FILE.gguf\n";
+    return kExitUsage;
+  }
+  if (!model_path.empty()) {
+    absl::StatusOr<std::string> text = ReadFileText("model", model_path);
+    if (!text.ok()) return ReportError(inv.err, "estimate", text.status());
+    absl::StatusOr<estimator::ModelSpec> spec =
+        estimator::ParseModelConfig(*text, {.quantization = flags.GetString("quantization"),
+                                            .group_size = flags.GetInt("group-size")});
+    if (!spec.ok()) return ReportError(inv.err, "estimate", spec.status());
+    for (estimator::Engine engine : {estimator::Engine::kVllm, estimator::Engine::kSglang,
+                                     estimator::Engine::kHfTransformers}) {
+      Row row{.engine = estimator::EngineName(engine)};
+      absl::StatusOr<EstimateRequest> req = BuildRequest(flags, *spec);
+      if (!req.ok()) {
+        inv.err << "fleetplan estimate: " << req.status().message() << "\n";
+        return kExitUsage;
+      }
+      req->engine = engine;
+      if (engine == estimator::Engine::kVllm) {
+        // What vLLM would be launched with: the smallest utilization that holds the workload.
+        absl::StatusOr<estimator::VllmFit> fit = estimator::FitVllm(*spec, *req);
+        if (fit.ok()) {
+          row.est = fit->estimate;
+          if (fit->fits) row.launch = estimator::VllmServeCommand(model_label, *fit);
+          if (!fit->fits && row.est.reason.empty()) row.est.reason = fit->reason;
+          row.est.fits = fit->fits;
+        } else {
+          row.error = std::string(fit.status().message());
+        }
+      } else {
+        absl::StatusOr<MemoryEstimate> est = estimator::Estimate(*spec, *req);
+        if (est.ok()) {
+          row.est = *std::move(est);
+          if (engine == estimator::Engine::kSglang) {
+            row.launch = estimator::SglangLaunchCommand(model_label, *req, row.est);
+          }
+        } else {
+          row.error = std::string(est.status().message());
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+  if (flags.IsSet("gguf")) {
+    Row row{.engine = "llama.cpp"};
+    absl::StatusOr<estimator::GgufFile> file = ReadGgufHeaderFile(flags.GetString("gguf"));
+    absl::StatusOr<EstimateRequest> req = BuildRequest(flags, estimator::ModelSpec{});
+    if (!req.ok()) {
+      inv.err << "fleetplan estimate: " << req.status().message() << "\n";
+      return kExitUsage;
+    }
+    req->engine = estimator::Engine::kLlamaCpp;
+    req->dtype_set = false;
+    req->kv_cache_dtype = estimator::KvCacheDType::kAuto;
+    absl::StatusOr<estimator::LlamaCppEstimate> est =
+        file.ok() ? estimator::EstimateLlamaCpp(*file, *req)
+                  : absl::StatusOr<estimator::LlamaCppEstimate>(file.status());
+    if (est.ok()) {
+      row.est = est->memory;
+      row.launch = estimator::LlamaServerCommand(flags.GetString("gguf"), *est);
+    } else {
+      row.error = std::string(est.status().message());
+    }
+    rows.push_back(std::move(row));
+  }
+  bool any_fits = false;
+  json out = json::array();
+  for (const Row& r : rows) {
+    any_fits |= r.error.empty() && r.est.fits;
+    json j = {{"engine", r.engine}};
+    if (!r.error.empty()) {
+      j["error"] = r.error;
+    } else {
+      j["fits"] = r.est.fits;
+      j["max_total_bytes"] = r.est.max_total_bytes;
+      j["max_high_bytes"] = r.est.max_high_bytes;
+      j["bytes_per_rank"] = r.est.BytesPerRank();
+      j["kv_cache_tokens"] = r.est.kv_cache_tokens;
+      j["kv_cache_tokens_low"] = r.est.kv_cache_tokens_low;
+      j["max_concurrency_low"] = r.est.max_concurrency_low;
+      j["host_bytes"] = r.est.host_bytes;
+      j["launch_command"] = r.launch;
+      if (!r.est.reason.empty()) j["reason"] = r.est.reason;
+    }
+    out.push_back(std::move(j));
+  }
+  if (inv.output == OutputFormat::kJson) {
+    inv.out << json{{"engines", out}}.dump(2) << "\n";
+    return any_fits ? kExitOk : kExitError;
+  }
+  inv.out << absl::StrFormat("%-16s %-6s %12s %12s %12s %10s  %s\n", "engine", "fits", "GiB/GPU",
+                             "up to", "KV tokens", "sequences", "launch / reason");
+  for (const Row& r : rows) {
+    if (!r.error.empty()) {
+      inv.out << absl::StrFormat("%-16s %-6s %12s %12s %12s %10s  %s\n", r.engine, "-", "-", "-",
+                                 "-", "-", r.error);
+      continue;
+    }
+    inv.out << absl::StrFormat(
+        "%-16s %-6s %12.2f %12.2f %12d %10d  %s\n", r.engine, r.est.fits ? "yes" : "no",
+        GiB(r.est.max_total_bytes), GiB(r.est.max_high_bytes), r.est.kv_cache_tokens_low,
+        r.est.max_concurrency_low, r.est.fits || r.est.reason.empty() ? r.launch : r.est.reason);
+  }
+  inv.out << "(GiB/GPU: the fullest GPU at the estimate and at the band's high end; KV tokens and "
+             "sequences at the band's low end; transformers holds no KV pool)\n";
+  return any_fits ? kExitOk : kExitError;
+}
+
 int RunEstimate(const Invocation& inv) {
   FlagSet flags = inv.flags;  // may be extended by --profile and --vllm
   if (flags.IsSet("profile")) {
@@ -653,6 +795,7 @@ int RunEstimate(const Invocation& inv) {
       return kExitUsage;
     }
   }
+  if (flags.GetBool("compare-engines")) return RunCompareEngines(inv, flags);
   if (flags.IsSet("gguf")) return RunLlamaCppEstimate(inv, flags);
   if (flags.IsSet("server") && !flags.GetString("catalog-model").empty()) {
     return RunRemoteEstimate(inv, flags, "");
@@ -686,8 +829,12 @@ int RunEstimate(const Invocation& inv) {
   }
   const ModelLabel label{model_label, spec->model_type, spec->num_params()};
   json out = EstimateJson(label, *req, *est);
-
   EstimateExtras x;
+  if (req->engine == estimator::Engine::kSglang) {
+    x.emitted = estimator::SglangLaunchCommand(model_label, *req, *est);
+    out["launch_command"] = x.emitted;
+  }
+
   if (flags.GetBool("budget")) {
     auto contexts = ParseIntList("budget-contexts", flags.GetString("budget-contexts"));
     auto concurrencies =
@@ -771,6 +918,10 @@ FlagSet EstimateFlags() {
   f.Int("max-num-batched-tokens", 0, "vLLM --max-num-batched-tokens (0: vLLM's default)");
   f.Int("block-size", vllm.block_size, "vLLM --block-size");
   f.Bool("enforce-eager", false, "vLLM --enforce-eager (no CUDA graphs)");
+  f.Bool("enable-lora", false, "vLLM --enable-lora: adapter slots on every rank");
+  f.Int("max-loras", vllm.max_loras, "vLLM --max-loras: adapter slots per rank");
+  f.Int("max-lora-rank", vllm.max_lora_rank, "vLLM --max-lora-rank");
+  f.Int("max-cpu-loras", 0, "vLLM --max-cpu-loras: adapters cached in host memory (0: max-loras)");
   f.Int("concurrency", 0, "workload: sequences the KV cache must hold at once");
   f.Int("context", 0, "workload: tokens per sequence (0: max_model_len)");
   f.String("attn", "sdpa", "hf-transformers: sdpa | eager");
@@ -794,6 +945,14 @@ FlagSet EstimateFlags() {
   f.String("lora-targets", "", "training: comma-separated LoRA target modules (default: all)");
   f.Int("zero-stage", 0, "training: ZeRO stage 0-3 over --dp");
   f.Int("seq-tokens", training.seq_tokens, "training: tokens per sequence");
+  f.Double("mem-fraction-static", 0,
+           "sglang --mem-fraction-static (0: SGLang's default for the GPU)");
+  f.Int("context-length", 0, "sglang --context-length (0: the model's max_position_embeddings)");
+  f.Int("chunked-prefill-size", 0, "sglang --chunked-prefill-size (0: by GPU memory)");
+  f.Int("cuda-graph-max-bs", 0, "sglang --cuda-graph-max-bs (0: by GPU memory and tp)");
+  f.Int("max-running-requests", 0, "sglang --max-running-requests (0: from the KV pool)");
+  f.Int("page-size", 1, "sglang --page-size");
+  f.Bool("disable-cuda-graph", false, "sglang --disable-cuda-graph");
   const estimator::LlamaCppConfig llama;
   f.Int("ctx-size", 0, "llama.cpp -c: context of all slots (0: the model's, or slots x --context)");
   f.Int("parallel", 0, "llama.cpp -np: slots (0: --concurrency, else llama-server's auto 4)");
@@ -810,6 +969,9 @@ FlagSet EstimateFlags() {
   f.Int("n-cpu-moe", 0, "llama.cpp --n-cpu-moe: experts of the first N layers on the CPU");
   f.String("fit", "on", "llama.cpp --fit: on | off");
   f.Bool("swa-full", false, "llama.cpp --swa-full: full-size cache for sliding-window layers");
+  f.Bool("compare-engines", false,
+         "one table of this model and workload on every engine that serves it (vllm, sglang, "
+         "hf-transformers from --model; llama.cpp from --gguf)");
   f.Bool("budget", false, "print the contexts x concurrencies budget matrix");
   f.String("budget-contexts", "2048,8192,32768", "budget: contexts");
   f.String("budget-concurrencies", "1,8,32,128", "budget: concurrencies");

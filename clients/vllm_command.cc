@@ -109,6 +109,9 @@ absl::StatusOr<VllmCommandLine> ParseVllmCommandLine(const std::string& command)
       {"--dtype", "dtype"},
       {"--quantization", "quantization"},
       {"-q", "quantization"},
+      {"--max-loras", "max-loras"},
+      {"--max-lora-rank", "max-lora-rank"},
+      {"--max-cpu-loras", "max-cpu-loras"},
   };
   bool expert_parallel = false;
   for (; i < words.size(); ++i) {
@@ -122,6 +125,10 @@ absl::StatusOr<VllmCommandLine> ParseVllmCommandLine(const std::string& command)
     }
     if (word == "--enforce-eager") {
       args.push_back("--enforce-eager");
+      continue;
+    }
+    if (word == "--enable-lora") {
+      args.push_back("--enable-lora");
       continue;
     }
     if (word == "--enable-expert-parallel") {

@@ -79,6 +79,8 @@ v1::Engine ToProto(estimator::Engine e) {
       return v1::ENGINE_TRAINING;
     case estimator::Engine::kLlamaCpp:
       return v1::ENGINE_LLAMA_CPP;
+    case estimator::Engine::kSglang:
+      return v1::ENGINE_SGLANG;
   }
   return v1::ENGINE_UNSPECIFIED;
 }
@@ -94,6 +96,8 @@ absl::StatusOr<estimator::Engine> EngineFromProto(v1::Engine e) {
       return estimator::Engine::kTraining;
     case v1::ENGINE_LLAMA_CPP:
       return estimator::Engine::kLlamaCpp;
+    case v1::ENGINE_SGLANG:
+      return estimator::Engine::kSglang;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("engine=", static_cast<int>(e), " is not an Engine"));
@@ -159,6 +163,10 @@ absl::Status FromProto(const v1::VllmConfig& v, estimator::VllmConfig& d) {
   if (v.has_block_size()) d.block_size = v.block_size();
   d.enforce_eager = v.enforce_eager();
   d.version = v.version();
+  d.enable_lora = v.enable_lora();
+  if (v.has_max_loras()) d.max_loras = v.max_loras();
+  if (v.has_max_lora_rank()) d.max_lora_rank = v.max_lora_rank();
+  d.max_cpu_loras = v.max_cpu_loras();
   return estimator::ParseVllmVersion("vllm.version", d.version).status();
 }
 
@@ -349,6 +357,14 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
     r.engine = estimator::Engine::kLlamaCpp;
   }
   RETURN_IF_ERROR(FromProto(p.llama_cpp(), r.llama_cpp));
+  const v1::SglangConfig& g = p.sglang();
+  r.sglang.mem_fraction_static = g.mem_fraction_static();
+  r.sglang.context_length = g.context_length();
+  r.sglang.chunked_prefill_size = g.chunked_prefill_size();
+  r.sglang.cuda_graph_max_bs = g.cuda_graph_max_bs();
+  r.sglang.max_running_requests = g.max_running_requests();
+  if (g.has_page_size()) r.sglang.page_size = g.page_size();
+  r.sglang.disable_cuda_graph = g.disable_cuda_graph();
   const v1::Parallelism& par = p.parallelism();
   if (par.has_tp()) r.parallelism.tp = par.tp();
   if (par.has_pp()) r.parallelism.pp = par.pp();

@@ -75,6 +75,31 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       RETURN_IF_ERROR(range("block_size", v.block_size, 1, 4096));
       RETURN_IF_ERROR(
           range("max_cudagraph_capture_size", v.max_cudagraph_capture_size, 0, 1 << 16));
+      if (v.enable_lora) {
+        RETURN_IF_ERROR(range("vllm.max_loras", v.max_loras, 1, 1024));
+        RETURN_IF_ERROR(range("vllm.max_cpu_loras", v.max_cpu_loras, 0, 1 << 16));
+        // vllm/config/lora.py: max_lora_rank must be one of these.
+        static constexpr int64_t kRanks[] = {8, 16, 32, 64, 128, 256, 320, 512};
+        if (std::find(std::begin(kRanks), std::end(kRanks), v.max_lora_rank) == std::end(kRanks)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("vllm.max_lora_rank=", v.max_lora_rank,
+                           " must be one of 8, 16, 32, 64, 128, 256, 320, 512"));
+        }
+      }
+      break;
+    }
+    case Engine::kSglang: {
+      const SglangConfig& g = r.sglang;
+      if (!(g.mem_fraction_static >= 0 && g.mem_fraction_static < 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sglang.mem_fraction_static=", g.mem_fraction_static, " must be in (0, 1)"));
+      }
+      RETURN_IF_ERROR(range("sglang.context_length", g.context_length, 0, kMaxTokens));
+      RETURN_IF_ERROR(range("sglang.chunked_prefill_size", g.chunked_prefill_size, 0, kMaxTokens));
+      RETURN_IF_ERROR(range("sglang.cuda_graph_max_bs", g.cuda_graph_max_bs, 0, 1 << 16));
+      RETURN_IF_ERROR(
+          range("sglang.max_running_requests", g.max_running_requests, 0, kMaxSequences));
+      RETURN_IF_ERROR(range("sglang.page_size", g.page_size, 1, 4096));
       break;
     }
     case Engine::kHfTransformers: {
@@ -183,6 +208,13 @@ absl::Status CheckMagnitude(const ModelSpec& spec, const EstimateRequest& r) {
       tokens_per_sequence = static_cast<LD>(r.training.seq_tokens);
       fields = "batch x seq_tokens";
       break;
+    case Engine::kSglang:
+      sequences = static_cast<LD>(std::max<int64_t>(r.concurrency, 1));
+      tokens_per_sequence = static_cast<LD>(
+          std::max({r.context_tokens, r.sglang.context_length, spec.max_position_embeddings,
+                    r.sglang.chunked_prefill_size, int64_t{16384}}));
+      fields = "concurrency x context_tokens";
+      break;
     case Engine::kLlamaCpp:
       break;
   }
@@ -214,6 +246,7 @@ absl::Status CheckMagnitude(const ModelSpec& spec, const EstimateRequest& r) {
 
 // Engine models (vllm_model.cc, hf_model.cc, training_model.cc).
 absl::Status EstimateVllm(const internal::RankContext& c, MemoryEstimate& out);
+absl::Status EstimateSglang(const internal::RankContext& c, MemoryEstimate& out);
 absl::Status EstimateHf(const internal::RankContext& c, MemoryEstimate& out);
 absl::Status EstimateTraining(const internal::RankContext& c, MemoryEstimate& out);
 
@@ -355,6 +388,9 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
       break;
     case Engine::kTraining:
       RETURN_IF_ERROR(EstimateTraining(c, out));
+      break;
+    case Engine::kSglang:
+      RETURN_IF_ERROR(EstimateSglang(c, out));
       break;
     case Engine::kLlamaCpp:
       break;  // refused by ValidateRequest

@@ -12,6 +12,9 @@
 //     dynamic cache), as measured by torch.cuda.max_memory_allocated.
 //   - kTraining: one optimizer step of full fine-tuning or LoRA in PyTorch, with ZeRO 0-3
 //     sharding over data parallelism (DeepSpeed semantics).
+//   - kSglang: SGLang's launch_server: mem_fraction_static of the memory free before the weights
+//     holds weights and the KV pool; activations, CUDA graphs and the request table come out of
+//     the rest (sglang_model.cc).
 //   - kLlamaCpp: llama.cpp's llama-server on CUDA GPUs, from a GGUF file's header (llama_cpp.h:
 //     EstimateLlamaCpp); Estimate() refuses it, a config.json does not say how a GGUF is quantized.
 //
@@ -33,8 +36,8 @@
 
 namespace fleetplan::estimator {
 
-enum class Engine : uint8_t { kVllm, kHfTransformers, kTraining, kLlamaCpp };
-// vllm | hf-transformers (alias hf) | training | llama.cpp (aliases llamacpp, llama-cpp).
+enum class Engine : uint8_t { kVllm, kHfTransformers, kTraining, kLlamaCpp, kSglang };
+// vllm | hf-transformers (alias hf) | training | llama.cpp (aliases llamacpp, llama-cpp) | sglang.
 const Vocabulary<Engine>& EngineNames();
 inline const char* EngineName(Engine e) { return EngineNames().Name(e); }
 
@@ -71,6 +74,25 @@ struct VllmConfig {
   bool enforce_eager = false;
   // Largest CUDA-graph capture size; 0: vLLM's default min(2 x max_num_seqs, 512).
   int64_t max_cudagraph_capture_size = 0;
+  // Serving LoRA adapters (--enable-lora): max_loras slots of max_lora_rank pre-allocated on each
+  // rank for every adapted linear layer (vllm/lora/layers create_lora_weights); max_cpu_loras
+  // adapters cached in host memory (0: max_loras, vLLM's default).
+  bool enable_lora = false;
+  int64_t max_loras = 1;
+  int64_t max_lora_rank = 16;
+  int64_t max_cpu_loras = 0;
+};
+
+// SGLang's server arguments that change memory (python/sglang/srt/server_args.py). 0: SGLang's
+// default, which depends on the GPU's memory and the parallelism (sglang_model.cc).
+struct SglangConfig {
+  double mem_fraction_static = 0;    // --mem-fraction-static
+  int64_t context_length = 0;        // --context-length (0: max_position_embeddings)
+  int64_t chunked_prefill_size = 0;  // --chunked-prefill-size
+  int64_t cuda_graph_max_bs = 0;     // --cuda-graph-max-bs
+  int64_t max_running_requests = 0;  // --max-running-requests (0: from the pool's size)
+  int64_t page_size = 1;             // --page-size
+  bool disable_cuda_graph = false;   // --disable-cuda-graph
 };
 
 // llama.cpp's flash-attention switch (-fa): auto lets the backend decide (on for CUDA when the
@@ -145,6 +167,7 @@ struct EstimateRequest {
   // defaults depend on it (no large defaults on A100s).
   std::string gpu_name;
   VllmConfig vllm;
+  SglangConfig sglang;
   HfConfig hf;
   TrainingConfig training;
   // llama.cpp: parallelism.pp is the number of GPUs the layers split over (-sm layer, its

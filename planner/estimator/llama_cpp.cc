@@ -15,6 +15,7 @@
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
 #include "planner/estimator/uncertainty.h"
+#include "planner/estimator/vllm.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -130,6 +131,10 @@ absl::StatusOr<Arch> ReadArch(const GgufFile& f) {
   ASSIGN_OR_RETURN(int64_t shared, MetaInt(f, p + "expert_shared_count", 0));
   ASSIGN_OR_RETURN(int64_t ff_shared,
                    MetaInt(f, p + "expert_shared_feed_forward_length", a.ff_expert));
+  if (shared > 0 && ff_shared > (int64_t{1} << 40) / shared) {
+    return absl::InvalidArgumentError(absl::StrCat("GGUF ", p, "expert_shared_count=", shared,
+                                                   " x its feed_forward_length is out of range"));
+  }
   a.ff_shared = shared * ff_shared;
   a.recurrent = Meta(f, p + "ssm.state_size") != nullptr || Meta(f, p + "wkv.head_size") != nullptr;
   a.mla = Meta(f, p + "attention.kv_lora_rank") != nullptr;
@@ -460,13 +465,24 @@ int64_t MaxHigh(const Margins& m, const Layout& l) {
 }
 
 absl::Status CheckMagnitude(const Arch& a, const Resolved& r) {
+  // Every product the layout forms, in long double, so a hostile header is refused by name
+  // before any int64 arithmetic could wrap.
   using LD = long double;
   const LD T = static_cast<LD>(r.ubatch);
+  const LD cells = static_cast<LD>(r.cells);
+  LD kv_elements = 0;
+  for (size_t l = 0; l < a.k_elements.size(); ++l) {
+    kv_elements += static_cast<LD>(a.k_elements[l]) + static_cast<LD>(a.v_elements[l]);
+  }
+  const LD ffn = 2 * static_cast<LD>(a.ff) + 2 * static_cast<LD>(a.embd) +
+                 static_cast<LD>(a.experts_used) *
+                     (2 * static_cast<LD>(a.ff_expert) + static_cast<LD>(a.embd)) +
+                 2 * static_cast<LD>(a.experts) + 2 * static_cast<LD>(a.ff_shared);
   const LD terms[] = {
-      static_cast<LD>(r.cells) * T * static_cast<LD>(a.heads) * 4, T * static_cast<LD>(a.vocab) * 4,
-      static_cast<LD>(r.cells) * static_cast<LD>(a.layers) *
-          static_cast<LD>(std::max(a.head_k, a.head_v) * a.heads) * 8,
-      T * static_cast<LD>(std::max(a.ff, a.experts_used * a.ff_expert + a.experts)) * 16};
+      cells * T * static_cast<LD>(a.heads) * 4,
+      T * (static_cast<LD>(a.embd) + static_cast<LD>(a.vocab)) * 8, kv_elements * cells * 4,
+      T * ffn * 8,
+      T * static_cast<LD>(a.heads) * (static_cast<LD>(a.head_k) + static_cast<LD>(a.head_v)) * 8};
   for (LD t : terms) {
     if (t > static_cast<LD>(int64_t{1} << 60)) {
       return absl::InvalidArgumentError(
@@ -514,7 +530,16 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
     ngl = all;
     if (res.c.fit) {
       const int64_t budget = request.gpu_memory_bytes - res.c.fit_margin_bytes;
-      while (ngl > 0 && MaxHigh(margins, Place(file, a, res, ngl)) > budget) --ngl;
+      // A GPU's bytes only grow with the layers it takes: the largest count within the budget,
+      // by bisection (a hostile header's thousands of layers cost a dozen layouts, not one each).
+      if (MaxHigh(margins, Place(file, a, res, ngl)) > budget) {
+        int64_t lo = 0, hi = all;  // lo fits (or is 0), hi does not
+        while (hi - lo > 1) {
+          const int64_t mid = lo + (hi - lo) / 2;
+          (MaxHigh(margins, Place(file, a, res, mid)) <= budget ? lo : hi) = mid;
+        }
+        ngl = lo;
+      }
       if (ngl < all) {
         notes.push_back(absl::StrCat(
             "-ngl auto with --fit: ", ngl, " of ", all,
@@ -584,8 +609,8 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
 std::string LlamaServerCommand(const std::string& model_path, const LlamaCppEstimate& e) {
   const LlamaCppConfig& c = e.resolved;
   std::string line =
-      absl::StrCat("llama-server -m ", model_path.empty() ? "MODEL.gguf" : model_path, " -c ",
-                   c.n_ctx, " -np ", c.n_parallel, " -ngl ", c.n_gpu_layers);
+      absl::StrCat("llama-server -m ", ShellQuote(model_path.empty() ? "MODEL.gguf" : model_path),
+                   " -c ", c.n_ctx, " -np ", c.n_parallel, " -ngl ", c.n_gpu_layers);
   if (c.kv_unified) absl::StrAppend(&line, " --kv-unified");
   if (!c.tensor_split.empty()) {
     absl::StrAppend(&line, " -ts ", absl::StrJoin(c.tensor_split, ","));

@@ -154,6 +154,9 @@ TEST(LlamaCppTest, WorkloadSetsSlotsAndContext) {
   EXPECT_EQ(e->memory.max_concurrency, 8);
   EXPECT_TRUE(e->memory.fits);
   EXPECT_EQ(LlamaServerCommand("/m/x.gguf", *e), "llama-server -m /m/x.gguf -c 32768 -np 8 -ngl 5");
+  // A path is one shell word, whatever it holds.
+  EXPECT_EQ(LlamaServerCommand("m;touch pwned", *e).rfind("llama-server -m 'm;touch pwned' -c", 0),
+            0u);
 
   r.llama_cpp.n_parallel = 4;
   auto over = EstimateLlamaCpp(Parse({}), r);

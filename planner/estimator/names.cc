@@ -11,7 +11,8 @@ const Vocabulary<Engine>& EngineNames() {
       "engine", {{Engine::kVllm, "vllm"},
                  {Engine::kHfTransformers, "hf-transformers", {"hf", "transformers"}},
                  {Engine::kTraining, "training"},
-                 {Engine::kLlamaCpp, "llama.cpp", {"llamacpp", "llama-cpp"}}});
+                 {Engine::kLlamaCpp, "llama.cpp", {"llamacpp", "llama-cpp"}},
+                 {Engine::kSglang, "sglang"}});
   return *kNames;
 }
 

@@ -19,8 +19,12 @@ int64_t SumBytes(const RankContext& c, const std::vector<Tensor>& ts);
 DType ResolveDType(const ModelSpec& spec, const EstimateRequest& req) {
   if (req.dtype_set) return req.dtype;
   // vLLM's dtype="auto" runs float32 checkpoints in bfloat16 (vllm/config/model.py
-  // _get_and_verify_dtype); transformers' from_config keeps what it is given.
-  if (spec.dtype == DType::kFloat32 && req.engine == Engine::kVllm) return DType::kBFloat16;
+  // _get_and_verify_dtype; SGLang's ModelConfig copies it: 2 bytes either way); transformers'
+  // from_config keeps what it is given.
+  if (spec.dtype == DType::kFloat32 &&
+      (req.engine == Engine::kVllm || req.engine == Engine::kSglang)) {
+    return DType::kBFloat16;
+  }
   if (req.engine == Engine::kTraining) return req.training.param_dtype;
   return spec.dtype;
 }
@@ -126,6 +130,36 @@ int64_t StageWeights(const RankContext& c, int64_t stage, int64_t first, int64_t
     bytes += ropes * c.spec.max_position_embeddings * c.spec.rotary_dim * DTypeBytes(c.dtype);
   }
   return bytes;
+}
+
+int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last) {
+  const VllmConfig& v = c.req.vllm;
+  if (!v.enable_lora) return 0;
+  const int64_t tp = c.req.parallelism.tp;
+  const int64_t h = c.spec.hidden_size;
+  const int64_t r = v.max_lora_rank;
+  int64_t per_slot = 0;
+  for (int64_t l = first; l < last; ++l) {
+    const LayerKind& k =
+        c.spec.layer_kinds[static_cast<size_t>(c.spec.layer_kind_of[static_cast<size_t>(l)])];
+    const AttentionSpec& a = k.attention;
+    if (a.num_heads > 0 && !a.mla) {
+      // KV heads replicate when tp exceeds them, as the base layer's do.
+      const int64_t kv_heads = std::max<int64_t>(1, CeilDiv(a.num_kv_heads, tp));
+      const int64_t q_out = CeilDiv(a.num_heads, tp) * a.head_dim;
+      const int64_t qkv_out = q_out + kv_heads * (a.head_dim + a.v_head_dim);
+      per_slot += 3 * r * h + r * qkv_out;                              // qkv_proj
+      per_slot += r * CeilDiv(a.num_heads, tp) * a.v_head_dim + h * r;  // o_proj
+    }
+    const MlpSpec& m = k.mlp;
+    const int64_t inter = m.num_experts > 0 ? m.shared_intermediate_size : m.intermediate_size;
+    if (inter > 0) {
+      const int64_t up = m.gated ? 2 : 1;
+      per_slot += up * r * h + r * up * CeilDiv(inter, tp);  // gate_up_proj
+      per_slot += r * CeilDiv(inter, tp) + h * r;            // down_proj
+    }
+  }
+  return per_slot * v.max_loras * c.a;
 }
 
 // KV bytes per token of one layer on one rank (both K and V; MLA: the latent).

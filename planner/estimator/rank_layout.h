@@ -27,7 +27,8 @@ struct RankContext {
         dtype(d),
         a(DTypeBytes(d)),
         kv_elem(KvElementBytes(r.kv_cache_dtype, d)),
-        vllm(r.engine == Engine::kVllm) {}
+        // SGLang's layers are vLLM's (VocabParallelEmbedding padding and all).
+        vllm(r.engine == Engine::kVllm || r.engine == Engine::kSglang) {}
 };
 
 // The compute dtype a request runs in.
@@ -49,6 +50,22 @@ int64_t StageWeights(const RankContext& c, int64_t stage, int64_t first, int64_t
 int64_t LayerKvBytesPerToken(const RankContext& c, const AttentionSpec& a);
 
 int64_t CeilDiv(int64_t a, int64_t b);
+
+// vLLM's LoRA slots on one rank for layers [first, last): per slot and adapted layer, lora_a
+// [rank, in] and lora_b [out, rank] in the model dtype, the sharded side split as the base layer
+// is (column-parallel qkv_proj and gate_up_proj split lora_b, row-parallel o_proj and down_proj
+// lora_a; vllm/lora/layers/column_parallel_linear.py, row_parallel_linear.py
+// create_lora_weights), times max_loras. Routed experts are not adapted (counted 0).
+int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last);
+
+// Serving engines built on vLLM's layers (vllm_model.cc; SGLang shares them): the transient peak
+// of one forward of `tokens` tokens over layers [first, last) on one rank and, on the last stage,
+// of the sampler over `sampler_rows` rows of logits at `sampler_bytes_per_logit` fp32 scratch.
+int64_t ServingForwardPeak(const RankContext& c, int64_t first, int64_t last, bool last_stage,
+                           int64_t tokens, int64_t sampler_rows, int64_t sampler_bytes_per_logit);
+// Decode CUDA graphs of `layers` layers captured at `capture_sizes` batch sizes (the per-size cost
+// measured on vLLM, engine_constants.h).
+int64_t CudaGraphBytesForSizes(int64_t layers, int64_t capture_sizes);
 
 }  // namespace fleetplan::estimator::internal
 

@@ -57,6 +57,8 @@ constexpr double kLlamaCppModelledHigh = 0.5;
 constexpr double kLlamaCppModelledLow = 0.3;
 // A transient path the files do not measure: the transient part may be twice what we model.
 constexpr double kUnmeasuredTransient = 1.0;
+// SGLang (no measured case): what follows the KV pool may be half the model.
+constexpr double kSglangTransientLow = 0.5;
 // vLLM on a GPU the files do not hold: the same profiling, but non-torch memory (NCCL without
 // NVLink, custom all-reduce off on PCIe), kernel workspaces and CUDA-graph pools differ with the
 // GPU and its interconnect: a quarter of the non-KV bytes, and graphs up to three times ours.
@@ -213,6 +215,16 @@ Margins StageMargins(const ModelSpec& spec, const EstimateRequest& request) {
       break;
     case Engine::kLlamaCpp:
       return LlamaCppMargins();
+    case Engine::kSglang:
+      // The pool is free memory x fraction - weights: its error is that of the weights and the
+      // context (vLLM's calibrated non-KV margin covers both); nothing past it is measured.
+      m.vllm_non_kv = kVllmNonKv;
+      m.transient_high = kUnmeasuredTransient;
+      m.transient_low = kSglangTransientLow;
+      m.widened.push_back(
+          "no measured SGLang case in the calibration files: its activations and CUDA graphs are "
+          "vLLM's layer model at SGLang's sizes, not measurements (+100%/-50%)");
+      break;
   }
   if (spec.unverified()) {
     m.total = kUnverifiedTotal;
@@ -253,6 +265,13 @@ BandBytes StageMarginBytes(const Margins& m, Engine engine, const StageMemory& s
     // outside the budget) and, for a model not understood, with everything.
     b.above = Part(m.cuda_graph_high, s.cuda_graph_bytes) + Part(m.total, s.total_bytes);
     b.below = Part(m.cuda_graph_low, s.cuda_graph_bytes) + Part(m.total, s.total_bytes);
+  } else if (engine == Engine::kSglang) {
+    // The pool is fixed by the fraction; activations and graphs after it are modelled, the
+    // request table is counted and the non-torch bytes are vLLM's measured ones (its margin).
+    const int64_t modelled = s.activation_peak_bytes + s.cuda_graph_bytes;
+    const int64_t counted = Part(m.vllm_non_kv, s.engine_overhead_bytes);
+    b.above = Part(m.transient_high, modelled) + counted + Part(m.total, s.total_bytes);
+    b.below = Part(m.transient_low, modelled) + counted + Part(m.total, s.total_bytes);
   } else if (engine == Engine::kLlamaCpp) {
     // The file gives the weights (tensor bytes) and the KV cache (cells x row bytes) exactly; the
     // rest is modelled.

@@ -123,6 +123,11 @@ std::string VllmServeCommand(absl::string_view model, const VllmFit& fit) {
     absl::StrAppend(&line, " --max-cudagraph-capture-size ", r.vllm.max_cudagraph_capture_size);
   }
   if (r.vllm.enforce_eager) absl::StrAppend(&line, " --enforce-eager");
+  if (r.vllm.enable_lora) {
+    absl::StrAppend(&line, " --enable-lora --max-loras ", r.vllm.max_loras, " --max-lora-rank ",
+                    r.vllm.max_lora_rank);
+    if (r.vllm.max_cpu_loras > 0) absl::StrAppend(&line, " --max-cpu-loras ", r.vllm.max_cpu_loras);
+  }
   return line;
 }
 

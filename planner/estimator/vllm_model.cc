@@ -142,11 +142,50 @@ int64_t CudaGraphBytes(const RankContext& c, const VllmProfile& profile, int64_t
   // Capture sizes: 1, 2, 4, then every multiple of 8 up to max_size.
   int64_t sizes = max_size / 8;
   for (int64_t small : {1, 2, 4}) sizes += small <= max_size ? 1 : 0;
-  const int64_t per_layer = kVllmCudaGraphPerLayerBytes * sizes / kVllmDefaultCaptureSizes;
-  return kVllmCudaGraphBaseBytes + layers * per_layer;
+  return internal::CudaGraphBytesForSizes(layers, sizes);
 }
 
 }  // namespace
+
+namespace internal {
+
+int64_t ServingForwardPeak(const RankContext& c, int64_t first, int64_t last, bool last_stage,
+                           int64_t tokens, int64_t sampler_rows, int64_t sampler_bytes_per_logit) {
+  const ModelSpec& spec = c.spec;
+  const int64_t h = spec.hidden_size;
+  ForwardBytes fwd;
+  for (int64_t l = first; l < last; ++l) {
+    ForwardBytes f = LayerForwardBytes(
+        c, spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])]);
+    fwd.per_token = std::max(fwd.per_token, f.per_token);
+    fwd.moe_workspace_per_token = std::max(fwd.moe_workspace_per_token, f.moe_workspace_per_token);
+  }
+  // The fused-MoE Triton path keeps its workspace cached across calls; MXFP4 experts run through
+  // triton_kernels' matmul_ogs, which allocates per call (freed before the sampler runs).
+  const bool workspace_persists = spec.quant.method != QuantSpec::Method::kMxfp4;
+  const int64_t moe_workspace = tokens * fwd.moe_workspace_per_token;
+  const int64_t kept_workspace = workspace_persists ? moe_workspace : 0;
+  int64_t activation = tokens * fwd.per_token + moe_workspace;
+  if (!last_stage) {
+    // Intermediate tensors (hidden states and residual) handed to the next stage.
+    return activation + 2 * tokens * h * c.a;
+  }
+  // The sampler: logits gathered over TP, so not split by it.
+  int64_t sampler = sampler_rows * spec.vocab_size * (c.a + sampler_bytes_per_logit) +
+                    tokens * h * c.a + kept_workspace;
+  if (spec.vision && c.req.parallelism.pp == 1) {
+    // The encoder dummy run's outputs (one embedding per scheduled token) stay cached.
+    sampler += tokens * h * c.a;
+  }
+  return std::max(activation, sampler);
+}
+
+int64_t CudaGraphBytesForSizes(int64_t layers, int64_t capture_sizes) {
+  const int64_t per_layer = kVllmCudaGraphPerLayerBytes * capture_sizes / kVllmDefaultCaptureSizes;
+  return kVllmCudaGraphBaseBytes + layers * per_layer;
+}
+
+}  // namespace internal
 
 absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   const ModelSpec& spec = c.spec;
@@ -169,7 +208,6 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   const int64_t non_torch = p.tp > 1   ? kVllmNonTorchTensorParallelBytes
                             : p.pp > 1 ? kVllmNonTorchPipelineBytes
                                        : kVllmNonTorchSingleGpuBytes;
-  const int64_t h = spec.hidden_size;
   const int64_t num_reqs = std::min(max_seqs, batched);
   const Margins margins = StageMargins(spec, req);
 
@@ -178,10 +216,14 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   int64_t replica_tokens_low = -1;
   int64_t replica_concurrency_low = -1;
   const int64_t context = req.context_tokens > 0 ? req.context_tokens : max_model_len;
+  int64_t lora_bytes = 0;
   for (int64_t stage = 0; stage < p.pp; ++stage) {
     StageMemory s = internal::NewStage(spec, p.pp, stage);
     const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
-    s.weights_bytes = internal::StageWeights(c, stage, first, last);
+    // LoRA slots are allocated with the model, before the profile: vLLM counts them as weights.
+    const int64_t lora = internal::LoraSlotBytes(c, first, last);
+    s.weights_bytes = internal::StageWeights(c, stage, first, last) + lora;
+    lora_bytes = std::max(lora_bytes, lora);
     s.engine_overhead_bytes = non_torch;
     if (p.world() > 1) {
       // Communicators set up before the profiling snapshot: outside the budget, like the context.
@@ -190,35 +232,9 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     }
 
     // Profile run: a forward of `batched` tokens, then (last stage) the sampler on num_reqs rows.
-    ForwardBytes fwd;
-    for (int64_t l = first; l < last; ++l) {
-      ForwardBytes f = LayerForwardBytes(
-          c, spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(l)])]);
-      fwd.per_token = std::max(fwd.per_token, f.per_token);
-      fwd.moe_workspace_per_token =
-          std::max(fwd.moe_workspace_per_token, f.moe_workspace_per_token);
-    }
-    // The fused-MoE Triton path keeps its workspace cached across calls; MXFP4 experts run through
-    // triton_kernels' matmul_ogs, which allocates per call (freed before the sampler runs).
-    const bool workspace_persists = spec.quant.method != QuantSpec::Method::kMxfp4;
-    const int64_t moe_workspace = batched * fwd.moe_workspace_per_token;
-    const int64_t kept_workspace = workspace_persists ? moe_workspace : 0;
-    int64_t activation = batched * fwd.per_token + moe_workspace;
-    if (stage < p.pp - 1) {
-      // Intermediate tensors (hidden states and residual) handed to the next stage.
-      activation += 2 * batched * h * c.a;
-    } else {
-      // The sampler: logits gathered over TP, so not split by it.
-      const int64_t per_logit =
-          profile.v1 ? kVllmSamplerFp32BytesPerLogit : kVllmV0SamplerFp32BytesPerLogit;
-      int64_t sampler =
-          num_reqs * spec.vocab_size * (c.a + per_logit) + batched * h * c.a + kept_workspace;
-      if (spec.vision && p.pp == 1) {
-        // The encoder dummy run's outputs (one embedding per scheduled token) stay cached.
-        sampler += batched * h * c.a;
-      }
-      activation = std::max(activation, sampler);
-    }
+    const int64_t activation = internal::ServingForwardPeak(
+        c, first, last, stage == p.pp - 1, batched, num_reqs,
+        profile.v1 ? kVllmSamplerFp32BytesPerLogit : kVllmV0SamplerFp32BytesPerLogit);
     s.activation_peak_bytes = activation;
     // What the version's profiling subtracts from the budget besides weights and the profile peak
     // (vllm_version.h): the non-torch increase (0.6.4+ / V1 0.9+), everything outside torch on the
@@ -293,6 +309,16 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
           BytesToGiB(requested), " GiB; no memory is left for the KV cache");
     }
     out.stages.push_back(s);
+  }
+  if (v.enable_lora) {
+    // The CPU cache keeps up to max_cpu_loras whole adapters (every rank's share) in host memory.
+    const int64_t cpu_loras = v.max_cpu_loras > 0 ? v.max_cpu_loras : v.max_loras;
+    out.host_bytes += lora_bytes / v.max_loras * cpu_loras * p.tp;
+    out.notes.push_back(
+        absl::StrCat("LoRA: ", v.max_loras, " slot(s) of rank ", v.max_lora_rank, " take ",
+                     BytesToGiB(lora_bytes),
+                     " GiB of the fullest rank's weights (the KV cache gives them up); "
+                     "routed experts, embeddings and lm_head are not adapted in this count"));
   }
   out.kv_cache_tokens = std::max<int64_t>(replica_tokens, 0);
   out.max_concurrency = std::max<int64_t>(replica_concurrency, 0);

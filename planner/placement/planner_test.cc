@@ -400,6 +400,38 @@ TEST(OneRuleTest, DeploymentsCarryTheirVllmVersion) {
       << "V0's larger profile peak and the wider band need more of the GPU";
 }
 
+// LoRA slots (vLLM --enable-lora) are weights on every rank: a deployment that fits one GPU
+// without them needs two with 64 slots of rank 256, and the plan reserves what the estimate says.
+TEST(OneRuleTest, LoraSlotsAreReserved) {
+  FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});
+  DeploymentSpec plain{.name = "plain",
+                       .model = "llama-3.1-8b-instruct",
+                       .spec = &Model("llama-3.1-8b-instruct"),
+                       .concurrency = 8,
+                       .context_tokens = 8192};
+  DeploymentSpec lora = plain;
+  lora.name = "lora";
+  lora.vllm.enable_lora = true;
+  lora.vllm.max_loras = 64;
+  lora.vllm.max_lora_rank = 256;
+  auto a = PlanPlacement(s, {{plain}});
+  auto b = PlanPlacement(s, {{lora}});
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  ASSERT_EQ(a->replicas.size(), 1u);
+  ASSERT_EQ(b->replicas.size(), 1u);
+  EXPECT_EQ(a->replicas[0].tp * a->replicas[0].pp, 1);
+  EXPECT_GT(b->replicas[0].tp * b->replicas[0].pp, 1)
+      << "64 x rank-256 slots (~80 GiB at tp 1) do not fit one GPU beside the model";
+  const ReplicaPlacement& r = b->replicas[0];
+  auto fit = estimator::FitVllm(*lora.spec,
+                                VllmRequestFor(lora, *s.FindGpuType("H100"), r.tp, r.pp, r.ep));
+  ASSERT_TRUE(fit.ok());
+  EXPECT_EQ(r.ranks[0].bytes, fit->estimate.stages[0].high_bytes);
+  EXPECT_NE(r.launch_command.find("--enable-lora --max-loras 64 --max-lora-rank 256"),
+            std::string::npos)
+      << r.launch_command;
+}
+
 TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {
   // Gemma-3-4B: sliding window on 5 of 6 layers. 32 sequences x 32k tokens.
   FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});

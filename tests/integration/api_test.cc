@@ -594,6 +594,46 @@ TEST_F(ApiTest, EstimateLlamaCppFromAGgufHeader) {
   EXPECT_NE(st.error_message().find("Estimate only"), std::string::npos) << st.error_message();
 }
 
+// SGLang through the API: the offline numbers and the launch line for the catalog model.
+TEST_F(ApiTest, EstimateSglang) {
+  const std::string config = testing::CalibrationModel("qwen2.5-7b-instruct");
+  ASSERT_TRUE(Import("qwen", config).ok());
+  v1::EstimateRequest req;
+  req.set_model_name("qwen");
+  req.set_engine(v1::ENGINE_SGLANG);
+  req.set_gpu_memory_bytes(85017493504);
+  req.mutable_sglang()->set_context_length(16384);
+  req.mutable_sglang()->set_max_running_requests(64);
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::EstimateResponse resp;
+  grpc::Status s = estimator_->Estimate(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  auto spec = estimator::ParseModelConfig(config);
+  ASSERT_TRUE(spec.ok());
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kSglang,
+                                     .gpu_memory_bytes = 85017493504};
+  offline.sglang.context_length = 16384;
+  offline.sglang.max_running_requests = 64;
+  auto expect = estimator::Estimate(*spec, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  EXPECT_EQ(resp.max_high_bytes(), expect->max_high_bytes);
+  EXPECT_EQ(resp.kv_cache_tokens(), expect->kv_cache_tokens);
+  // The 64 running requests or the full-context sequences the pool holds, whichever is fewer.
+  EXPECT_EQ(resp.max_concurrency(), std::min<int64_t>(64, expect->kv_cache_tokens / 16384));
+  EXPECT_EQ(resp.max_concurrency(), expect->max_concurrency);
+  EXPECT_NE(resp.launch_command().find("--model-path qwen --mem-fraction-static"),
+            std::string::npos)
+      << resp.launch_command();
+  EXPECT_NE(resp.launch_command().find("--max-running-requests 64"), std::string::npos);
+  req.mutable_sglang()->set_page_size(0);
+  grpc::ClientContext bad_ctx;
+  Auth(bad_ctx, kReader);
+  s = estimator_->Estimate(&bad_ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("sglang.page_size=0"), std::string::npos) << s.error_message();
+}
+
 TEST_F(ApiTest, OversizeMessageIsRefusedAndTwoMiBIsFine) {
   ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
   // A 2 MiB config.json (padding in an ignored key) imports.

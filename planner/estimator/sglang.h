@@ -1,0 +1,33 @@
+#ifndef FLEETPLAN_PLANNER_ESTIMATOR_SGLANG_H_
+#define FLEETPLAN_PLANNER_ESTIMATOR_SGLANG_H_
+
+// SGLang (engine=sglang): the defaults its server derives from the GPU, and the launch line that
+// realises an estimate. The memory model is sglang_model.cc (Estimate with Engine::kSglang).
+
+#include <cstdint>
+#include <string>
+
+#include "planner/estimator/estimator.h"
+
+namespace fleetplan::estimator {
+
+// What SGLang runs with for `config` on a GPU of `gpu_memory_bytes` at parallelism `p`
+// (server_args.py _handle_gpu_memory_settings and _generate_cuda_graph_batch_sizes).
+struct SglangResolved {
+  double mem_fraction_static = 0;
+  int64_t chunked_prefill_size = 0;
+  int64_t cuda_graph_max_bs = 0;
+  int64_t capture_sizes = 0;  // decode CUDA-graph batch sizes captured
+};
+SglangResolved ResolveSglang(const SglangConfig& config, int64_t gpu_memory_bytes,
+                             const Parallelism& p);
+
+// `python -m sglang.launch_server --model-path MODEL --tp N --mem-fraction-static F
+// --context-length L ...`: the fraction is written out even when it is SGLang's default, so the
+// line runs what was estimated on any GPU.
+std::string SglangLaunchCommand(const std::string& model, const EstimateRequest& request,
+                                const MemoryEstimate& estimate);
+
+}  // namespace fleetplan::estimator
+
+#endif  // FLEETPLAN_PLANNER_ESTIMATOR_SGLANG_H_

@@ -1,0 +1,229 @@
+// SGLang's launch_server serving memory, per GPU rank (python/sglang/srt, 0.4.x-0.5.x):
+//
+//   defaults   server_args.py _handle_gpu_memory_settings, from the GPU's memory in MiB:
+//              chunked_prefill_size 2048 (< 35 GiB), 4096 (< 60), 8192 (< 160), else 16384;
+//              cuda_graph_max_bs 8 (< 20 GiB), 24/80 (< 35, tp < 4 / >= 4), 32/160 (< 60),
+//              256/512 (< 160), else 512; reserved = 512 + 1.5 x max(chunked, 2048) +
+//              2 x cuda_graph_max_bs + tp x pp / 8 x 1024 MiB, at least 10 GiB above 60 GiB;
+//              mem_fraction_static = round((gpu - reserved) / gpu, 3).
+//   KV pool    model_runner profile_max_num_token: rest = free after the weights - free before
+//              them x (1 - mem_fraction_static), i.e. free x fraction - weights; tokens = rest /
+//              cell, cell = the stage's layers' KV bytes per token on this rank (MLA: the
+//              latent), rounded down to --page-size.
+//   requests   init_memory_pool: max_running_requests = min(max(tokens / context_len x 512,
+//              2048), 4096) unless given; ReqToTokenPool int32 [max_running + 1, context_len + 4].
+//   transient  a chunked-prefill forward with vLLM's layer model (SGLang runs vLLM's layers) and
+//              the sampler on a decode batch of the workload's sequences (else cuda_graph_max_bs
+//              of them; at most max_running); decode CUDA graphs at SGLang's capture sizes
+//              (_generate_cuda_graph_batch_sizes) at the per-size cost measured on vLLM; vLLM's
+//              measured non-torch memory (NCCL, custom all-reduce).
+//
+// The free memory before the weights is the GPU less the CUDA context and, at TP/PP > 1, the
+// communicators created at init (engine_constants.h). Everything past the pool comes out of the
+// (1 - fraction) reserve: what must fit is the total.
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "planner/common/units.h"
+#include "planner/estimator/engine_constants.h"
+#include "planner/estimator/rank_layout.h"
+#include "planner/estimator/sglang.h"
+#include "planner/estimator/uncertainty.h"
+#include "planner/estimator/vllm.h"
+
+namespace fleetplan::estimator {
+
+using internal::RankContext;
+
+SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes,
+                             const Parallelism& p) {
+  SglangResolved r;
+  const double gpu_mib = static_cast<double>(gpu_memory_bytes) / static_cast<double>(kMiB);
+  struct Row {
+    double below_gib;
+    int64_t chunked, graph_bs_small_tp, graph_bs_large_tp;
+  };
+  static constexpr Row kRows[] = {{20, 2048, 8, 8},      {35, 2048, 24, 80},
+                                  {60, 4096, 32, 160},   {90, 8192, 256, 512},
+                                  {160, 8192, 256, 512}, {1e30, 16384, 512, 512}};
+  for (const Row& row : kRows) {
+    if (gpu_mib < row.below_gib * 1024) {
+      r.chunked_prefill_size = row.chunked;
+      r.cuda_graph_max_bs = p.tp < 4 ? row.graph_bs_small_tp : row.graph_bs_large_tp;
+      break;
+    }
+  }
+  if (g.chunked_prefill_size > 0) r.chunked_prefill_size = g.chunked_prefill_size;
+  if (g.cuda_graph_max_bs > 0) r.cuda_graph_max_bs = g.cuda_graph_max_bs;
+  if (g.mem_fraction_static > 0) {
+    r.mem_fraction_static = g.mem_fraction_static;
+  } else {
+    double reserved =
+        512 + static_cast<double>(std::max<int64_t>(r.chunked_prefill_size, 2048)) * 1.5;
+    reserved += static_cast<double>(r.cuda_graph_max_bs) * 2;
+    reserved += static_cast<double>(p.tp * p.pp) / 8 * 1024;
+    if (gpu_mib > 60 * 1024) reserved = std::max(reserved, 10.0 * 1024);
+    r.mem_fraction_static = std::round((gpu_mib - reserved) / gpu_mib * 1000) / 1000;
+  }
+  // [1, 2, 4, 8, 12] + range(16, 257, 8) + range(272, 512, 16) + range(512, max_bs + 1, 32).
+  auto count = [&](int64_t from, int64_t to, int64_t step) {
+    int64_t n = 0;
+    for (int64_t bs = from; bs < to; bs += step) n += bs <= r.cuda_graph_max_bs ? 1 : 0;
+    return n;
+  };
+  r.capture_sizes = count(1, 3, 1) + count(4, 5, 1) + count(8, 13, 4) + count(16, 257, 8) +
+                    count(272, 512, 16) + count(512, r.cuda_graph_max_bs + 1, 32);
+  return r;
+}
+
+std::string SglangLaunchCommand(const std::string& model, const EstimateRequest& request,
+                                const MemoryEstimate& estimate) {
+  const SglangResolved r =
+      ResolveSglang(request.sglang, request.gpu_memory_bytes, request.parallelism);
+  std::string line = absl::StrCat("python -m sglang.launch_server --model-path ",
+                                  ShellQuote(model.empty() ? "MODEL" : model));
+  if (request.parallelism.tp > 1) absl::StrAppend(&line, " --tp ", request.parallelism.tp);
+  if (request.parallelism.pp > 1) absl::StrAppend(&line, " --pp-size ", request.parallelism.pp);
+  if (request.parallelism.ep > 1) absl::StrAppend(&line, " --ep-size ", request.parallelism.ep);
+  absl::StrAppend(&line, " --mem-fraction-static ", r.mem_fraction_static, " --context-length ",
+                  estimate.max_model_len);
+  if (request.sglang.chunked_prefill_size > 0) {
+    absl::StrAppend(&line, " --chunked-prefill-size ", request.sglang.chunked_prefill_size);
+  }
+  if (request.sglang.cuda_graph_max_bs > 0) {
+    absl::StrAppend(&line, " --cuda-graph-max-bs ", request.sglang.cuda_graph_max_bs);
+  }
+  if (request.sglang.max_running_requests > 0) {
+    absl::StrAppend(&line, " --max-running-requests ", request.sglang.max_running_requests);
+  }
+  if (request.sglang.page_size != 1)
+    absl::StrAppend(&line, " --page-size ", request.sglang.page_size);
+  if (request.kv_cache_dtype != KvCacheDType::kAuto) {
+    absl::StrAppend(&line, " --kv-cache-dtype ", KvCacheDTypeNames().Name(request.kv_cache_dtype));
+  }
+  if (request.sglang.disable_cuda_graph) absl::StrAppend(&line, " --disable-cuda-graph");
+  return line;
+}
+
+absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
+  const ModelSpec& spec = c.spec;
+  const EstimateRequest& req = c.req;
+  const SglangConfig& g = req.sglang;
+  const Parallelism& p = req.parallelism;
+  const SglangResolved r = ResolveSglang(g, req.gpu_memory_bytes, p);
+  const int64_t context_len =
+      g.context_length > 0 ? g.context_length : spec.max_position_embeddings;
+  out.max_model_len = context_len;
+  const Margins margins = StageMargins(spec, req);
+  const int64_t non_torch = p.tp > 1   ? kVllmNonTorchTensorParallelBytes
+                            : p.pp > 1 ? kVllmNonTorchPipelineBytes
+                                       : kVllmNonTorchSingleGpuBytes;
+
+  // The pool of each stage first: the request table is sized from the replica's tokens.
+  int64_t tokens = -1, tokens_low = -1;
+  for (int64_t stage = 0; stage < p.pp; ++stage) {
+    StageMemory s = internal::NewStage(spec, p.pp, stage);
+    const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
+    if (p.world() > 1) {
+      s.cuda_context_bytes +=
+          kVllmInitDistributedBytes + (spec.is_moe() ? kVllmInitDistributedMoeBytes : 0);
+    }
+    s.weights_bytes = internal::StageWeights(c, stage, first, last);
+    for (int64_t l = first; l < last; ++l) {
+      s.kv_cache_bytes_per_token +=
+          internal::LayerKvBytesPerToken(c, spec.attention(static_cast<int>(l)));
+    }
+    const int64_t free_before = req.gpu_memory_bytes - s.cuda_context_bytes;
+    const int64_t rest =
+        static_cast<int64_t>(std::floor(static_cast<double>(free_before) * r.mem_fraction_static)) -
+        s.weights_bytes;
+    s.available_kv_cache_bytes = rest;
+    // The low end: the weights and context the pool is measured after may be larger.
+    s.available_kv_cache_low_bytes =
+        rest -
+        static_cast<int64_t>(std::ceil(
+            margins.vllm_non_kv * static_cast<double>(s.weights_bytes + s.cuda_context_bytes)));
+    auto to_tokens = [&](int64_t bytes) -> int64_t {
+      if (bytes <= 0 || s.kv_cache_bytes_per_token <= 0) return 0;
+      return bytes / s.kv_cache_bytes_per_token / g.page_size * g.page_size;
+    };
+    s.kv_cache_tokens = to_tokens(rest);
+    s.kv_cache_tokens_low = to_tokens(s.available_kv_cache_low_bytes);
+    s.kv_cache_bytes = s.kv_cache_tokens * s.kv_cache_bytes_per_token;
+    tokens = tokens < 0 ? s.kv_cache_tokens : std::min(tokens, s.kv_cache_tokens);
+    tokens_low =
+        tokens_low < 0 ? s.kv_cache_tokens_low : std::min(tokens_low, s.kv_cache_tokens_low);
+    if (out.reason.empty() && s.kv_cache_tokens_low <= 0) {
+      out.reason =
+          absl::StrCat("stage ", stage, ": weights ", BytesToGiB(s.weights_bytes),
+                       " GiB leave no KV cache in mem_fraction_static=", r.mem_fraction_static,
+                       " x ", BytesToGiB(free_before),
+                       " GiB free (SGLang: \"Not enough memory. Please try to increase "
+                       "--mem-fraction-static\")");
+    }
+    out.stages.push_back(s);
+  }
+  const int64_t max_running =
+      g.max_running_requests > 0
+          ? g.max_running_requests
+          : std::min<int64_t>(
+                std::max<int64_t>(static_cast<int64_t>(static_cast<double>(tokens) /
+                                                       static_cast<double>(context_len) * 512),
+                                  2048),
+                4096);
+  const int64_t req_to_token = 4 * (max_running + 1) * (context_len + 4);
+  for (StageMemory& s : out.stages) {
+    const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
+    // No profile run: the peaks are those of serving, a chunked prefill and a decode batch of
+    // the workload's sequences (else of cuda_graph_max_bs) through the sampler.
+    const int64_t decode_rows =
+        std::min(max_running, req.concurrency > 0 ? req.concurrency : r.cuda_graph_max_bs);
+    s.activation_peak_bytes =
+        internal::ServingForwardPeak(c, first, last, s.pp_stage == p.pp - 1, r.chunked_prefill_size,
+                                     decode_rows, kVllmSamplerFp32BytesPerLogit);
+    s.engine_overhead_bytes = non_torch + req_to_token;
+    s.cuda_graph_bytes =
+        g.disable_cuda_graph ? 0 : internal::CudaGraphBytesForSizes(s.num_layers, r.capture_sizes);
+    s.total_bytes = s.cuda_context_bytes + s.weights_bytes + s.kv_cache_bytes +
+                    s.activation_peak_bytes + s.engine_overhead_bytes + s.cuda_graph_bytes;
+    s.torch_peak_allocated_bytes = s.weights_bytes + s.kv_cache_bytes + s.activation_peak_bytes;
+  }
+  const int64_t context = req.context_tokens > 0 ? req.context_tokens : context_len;
+  out.kv_cache_tokens = std::max<int64_t>(tokens, 0);
+  out.kv_cache_tokens_low = std::max<int64_t>(tokens_low, 0);
+  out.max_concurrency = std::min(max_running, out.kv_cache_tokens / context);
+  out.max_concurrency_low = std::min(max_running, out.kv_cache_tokens_low / context);
+  out.notes.push_back(absl::StrCat("SGLang: mem_fraction_static ", r.mem_fraction_static,
+                                   ", chunked_prefill_size ", r.chunked_prefill_size,
+                                   ", cuda_graph_max_bs ", r.cuda_graph_max_bs,
+                                   ", max_running_requests ", max_running));
+  bool sliding = false;
+  for (int64_t l = 0; l < spec.num_layers; ++l) {
+    sliding |= spec.attention(static_cast<int>(l)).sliding_window > 0;
+  }
+  if (sliding) {
+    out.notes.push_back(
+        "sliding-window layers counted at full size: SGLang's SWA pool (--swa-full-tokens-ratio) "
+        "is not modelled, so the token capacity is a lower bound");
+  }
+  if (out.reason.empty() && req.context_tokens > context_len) {
+    out.reason = absl::StrCat("context_tokens=", req.context_tokens,
+                              " is more than --context-length ", context_len);
+  }
+  if (out.reason.empty() && out.max_concurrency_low < 1) {
+    out.reason = absl::StrCat("the KV cache holds ", out.kv_cache_tokens_low,
+                              " tokens at the low end of its band, less than one sequence of ",
+                              context, " tokens");
+  }
+  if (out.reason.empty() && req.concurrency > out.max_concurrency_low) {
+    out.reason =
+        absl::StrCat("SGLang holds ", out.max_concurrency_low, " sequences of ", context,
+                     " tokens at the low end of its band (max_running_requests ", max_running, ", ",
+                     out.kv_cache_tokens_low, " tokens); the workload needs ", req.concurrency);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fleetplan::estimator

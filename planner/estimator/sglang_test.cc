@@ -1,0 +1,191 @@
+// SGLang's memory rules (sglang_model.cc); each test names the SGLang source it follows.
+
+#include "planner/estimator/sglang.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "planner/common/units.h"
+#include "planner/estimator/config_parser.h"
+#include "planner/estimator/engine_constants.h"
+
+namespace fleetplan::estimator {
+namespace {
+
+ModelSpec LoadModel(const std::string& slug) {
+  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/" + slug + ".json");
+  std::stringstream s;
+  s << in.rdbuf();
+  auto spec = ParseModelConfig(s.str());
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+constexpr int64_t kH100 = 81559 * kMiB;  // what the driver reports for an 80 GB H100
+
+EstimateRequest Sglang(int64_t tp = 1) {
+  EstimateRequest r;
+  r.engine = Engine::kSglang;
+  r.gpu_memory_bytes = kH100;
+  r.parallelism.tp = tp;
+  return r;
+}
+
+// server_args.py _handle_gpu_memory_settings: on an 81,559 MiB H100 chunked prefill 8192 and
+// 256 graph batch sizes at TP 1, so reserved = 512 + 1.5 x 8192 + 2 x 256 + 1/8 x 1024 = 13,440
+// MiB and the fraction (81559 - 13440) / 81559 = 0.835; at TP 8, 512 graph sizes and 1 GiB for
+// the parallelism: 14,848 MiB, 0.818. On a 24 GiB GPU the 10 GiB floor does not apply.
+TEST(SglangTest, DefaultFractionFromTheGpu) {
+  SglangResolved tp1 = ResolveSglang({}, kH100, {.tp = 1});
+  EXPECT_EQ(tp1.chunked_prefill_size, 8192);
+  EXPECT_EQ(tp1.cuda_graph_max_bs, 256);
+  EXPECT_DOUBLE_EQ(tp1.mem_fraction_static, 0.835);
+  // [1, 2, 4, 8, 12] + range(16, 257, 8): 5 + 31 sizes (_generate_cuda_graph_batch_sizes).
+  EXPECT_EQ(tp1.capture_sizes, 36);
+  SglangResolved tp8 = ResolveSglang({}, kH100, {.tp = 8});
+  EXPECT_EQ(tp8.cuda_graph_max_bs, 512);
+  EXPECT_DOUBLE_EQ(tp8.mem_fraction_static, 0.818);
+  EXPECT_EQ(tp8.capture_sizes, 36 + 15 + 1);  // + range(272, 512, 16) + [512]
+  // L4 (22.5 GiB): 2048 / 24; reserved 512 + 3072 + 48 + 128 = 3760 MiB.
+  const int64_t l4 = 23034 * kMiB;
+  SglangResolved small = ResolveSglang({}, l4, {.tp = 1});
+  EXPECT_EQ(small.cuda_graph_max_bs, 24);
+  EXPECT_DOUBLE_EQ(small.mem_fraction_static, std::round((23034.0 - 3760) / 23034 * 1000) / 1000);
+  // Given values win.
+  SglangResolved given =
+      ResolveSglang({.mem_fraction_static = 0.7, .cuda_graph_max_bs = 8}, kH100, {.tp = 1});
+  EXPECT_DOUBLE_EQ(given.mem_fraction_static, 0.7);
+  EXPECT_EQ(given.capture_sizes, 4);
+}
+
+// model_runner profile_max_num_token: the pool is the free memory before the weights times the
+// fraction, less the weights; cell = KV heads x (K + V) x layers x bytes.
+TEST(SglangTest, KvPoolIsTheFractionLessTheWeights) {
+  const ModelSpec spec = LoadModel("llama-3.1-8b-instruct");
+  auto e = Estimate(spec, Sglang());
+  ASSERT_TRUE(e.ok()) << e.status();
+  const StageMemory& s = e->stages[0];
+  EXPECT_EQ(s.kv_cache_bytes_per_token, 32 * 8 * 128 * 2 * 2);
+  const int64_t free_before = kH100 - kCudaContextBytes;
+  const int64_t rest =
+      static_cast<int64_t>(std::floor(static_cast<double>(free_before) * 0.835)) - s.weights_bytes;
+  EXPECT_EQ(s.kv_cache_tokens, rest / s.kv_cache_bytes_per_token);
+  EXPECT_EQ(e->kv_cache_tokens, s.kv_cache_tokens);
+  EXPECT_LT(e->kv_cache_tokens_low, e->kv_cache_tokens);
+  // What comes after the pool fits the reserve, with its band.
+  EXPECT_TRUE(e->fits) << e->reason;
+  EXPECT_LT(s.high_bytes, kH100);
+  EXPECT_GT(s.high_bytes, s.total_bytes);
+  // ReqToTokenPool: int32 [max_running + 1, context_len + 4]; max_running is 2048 here (the pool
+  // holds about 3 full contexts, x 512 is below the floor of 2048), beside vLLM's non-torch bytes.
+  EXPECT_LT(e->kv_cache_tokens, 4 * 131072);
+  EXPECT_EQ(s.engine_overhead_bytes,
+            int64_t{4} * 2049 * (131072 + 4) + kVllmNonTorchSingleGpuBytes);
+  // The launch line carries the fraction and the context length.
+  const std::string line = SglangLaunchCommand("/models/llama", Sglang(), *e);
+  EXPECT_EQ(line,
+            "python -m sglang.launch_server --model-path /models/llama --mem-fraction-static "
+            "0.835 --context-length 131072");
+}
+
+// TP splits the KV heads (8 over 2 ranks) and the weights; a larger fraction holds more tokens.
+TEST(SglangTest, TensorParallelAndFraction) {
+  const ModelSpec spec = LoadModel("llama-3.1-8b-instruct");
+  auto one = Estimate(spec, Sglang(1));
+  auto two = Estimate(spec, Sglang(2));
+  ASSERT_TRUE(one.ok() && two.ok());
+  EXPECT_EQ(two->stages[0].kv_cache_bytes_per_token, one->stages[0].kv_cache_bytes_per_token / 2);
+  EXPECT_GT(two->kv_cache_tokens, 2 * one->kv_cache_tokens);
+  EstimateRequest more = Sglang();
+  more.sglang.mem_fraction_static = 0.9;
+  auto m = Estimate(spec, more);
+  ASSERT_TRUE(m.ok());
+  EXPECT_GT(m->kv_cache_tokens, one->kv_cache_tokens);
+}
+
+// A deployment that fits at the default does not at a fraction too small for the weights, nor a
+// workload beyond max_running_requests; each says why.
+TEST(SglangTest, RefusalsSayWhy) {
+  const ModelSpec spec = LoadModel("llama-3.1-8b-instruct");
+  EstimateRequest r = Sglang();
+  r.sglang.mem_fraction_static = 0.1;
+  auto small = Estimate(spec, r);
+  ASSERT_TRUE(small.ok());
+  EXPECT_FALSE(small->fits);
+  EXPECT_NE(small->reason.find("mem-fraction-static"), std::string::npos) << small->reason;
+  r = Sglang();
+  r.sglang.max_running_requests = 16;
+  r.concurrency = 32;
+  r.context_tokens = 1024;
+  auto over = Estimate(spec, r);
+  ASSERT_TRUE(over.ok());
+  EXPECT_FALSE(over->fits);
+  EXPECT_NE(over->reason.find("max_running_requests 16"), std::string::npos) << over->reason;
+  r.sglang.mem_fraction_static = 1.0;
+  auto bad = Estimate(spec, r);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("sglang.mem_fraction_static=1"), std::string::npos);
+}
+
+// MLA (deepseek-v2-lite): the cell is the latent (kv_lora_rank + qk_rope_head_dim) per layer.
+TEST(SglangTest, MlaCellIsTheLatent) {
+  auto e = Estimate(LoadModel("deepseek-v2-lite"), Sglang());
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->stages[0].kv_cache_bytes_per_token, 27 * (512 + 64) * 2);
+}
+
+// vLLM --enable-lora: per slot and layer lora_a [rank, in] and lora_b [out, rank] of qkv_proj,
+// o_proj, gate_up_proj and down_proj (vllm/lora/layers create_lora_weights), counted as weights,
+// so the KV pool gives them up: a workload that fits without adapters does not with 32 slots of
+// rank 64 (10 GiB on Llama-3.1-8B).
+TEST(ServingLoraTest, SlotsTakeTheKvPool) {
+  const ModelSpec spec = LoadModel("llama-3.1-8b-instruct");
+  EstimateRequest r;
+  r.engine = Engine::kVllm;
+  r.gpu_memory_bytes = kH100;
+  r.vllm.max_model_len = 8192;
+  r.context_tokens = 8192;
+  auto plain = Estimate(spec, r);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  r.concurrency = plain->max_concurrency_low;
+  plain = Estimate(spec, r);
+  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE(plain->fits) << plain->reason;
+  r.vllm.enable_lora = true;
+  r.vllm.max_loras = 32;
+  r.vllm.max_lora_rank = 64;
+  auto lora = Estimate(spec, r);
+  ASSERT_TRUE(lora.ok()) << lora.status();
+  // Per layer and slot (elements): qkv 3 x 64 x 4096 + 64 x (4096 + 2 x 1024), o 64 x 4096 +
+  // 4096 x 64, gate_up 2 x 64 x 4096 + 64 x 2 x 14336, down 64 x 14336 + 4096 x 64.
+  const int64_t per_layer = (3 * 64 * 4096 + 64 * 6144) + (2 * 64 * 4096) +
+                            (2 * 64 * 4096 + 64 * 2 * 14336) + (64 * 14336 + 4096 * 64);
+  EXPECT_EQ(lora->stages[0].weights_bytes - plain->stages[0].weights_bytes,
+            int64_t{32} * 32 * per_layer * 2);
+  EXPECT_FALSE(lora->fits);
+  EXPECT_LT(lora->max_concurrency_low, plain->max_concurrency_low);
+  EXPECT_GT(lora->host_bytes, 0) << "max_cpu_loras (default max_loras) adapters in host memory";
+  // TP 2 splits lora_b of the column-parallel layers and lora_a of the row-parallel ones.
+  r.parallelism.tp = 2;
+  r.concurrency = 0;
+  auto tp2 = Estimate(spec, r);
+  ASSERT_TRUE(tp2.ok());
+  r.vllm.enable_lora = false;
+  auto tp2_plain = Estimate(spec, r);
+  ASSERT_TRUE(tp2_plain.ok());
+  const int64_t per_layer_tp2 = (3 * 64 * 4096 + 64 * (2048 + 2 * 512)) + (64 * 2048 + 4096 * 64) +
+                                (2 * 64 * 4096 + 64 * 2 * 7168) + (64 * 7168 + 4096 * 64);
+  EXPECT_EQ(tp2->stages[0].weights_bytes - tp2_plain->stages[0].weights_bytes,
+            int64_t{32} * 32 * per_layer_tp2 * 2);
+  // vllm/config/lora.py: the rank must be one vLLM has kernels for.
+  r.vllm.enable_lora = true;
+  r.vllm.max_lora_rank = 48;
+  auto bad = Estimate(spec, r);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("vllm.max_lora_rank=48"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fleetplan::estimator
