@@ -203,6 +203,48 @@ TEST(EstimateCliTest, SglangEstimateAndLaunchLine) {
   EXPECT_NE(bad.err.find("mem_fraction_static=1.5"), std::string::npos) << bad.err;
 }
 
+// --draft-model and --enable-lora: the draft and the adapter slots take the KV pool, the
+// launch line carries them; a missing draft file is an error naming it.
+TEST(EstimateCliTest, DraftModelAndLoraFlags) {
+  const std::string target = "--model=" + kModels + "qwen2.5-7b-instruct.json";
+  Result plain = RunArgs({"estimate", target, "--max-model-len=8192", "--output=json"});
+  Result spec = RunArgs({"estimate", target, "--max-model-len=8192",
+                         "--draft-model=" + kModels + "qwen2.5-0.5b.json",
+                         "--draft-model-name=Qwen/Qwen2.5-0.5B", "--num-speculative-tokens=5",
+                         "--enable-lora", "--max-loras=2", "--output=json"});
+  ASSERT_EQ(plain.code, kExitOk) << plain.err;
+  ASSERT_EQ(spec.code, kExitOk) << spec.err;
+  auto p = nlohmann::json::parse(plain.out);
+  auto j = nlohmann::json::parse(spec.out);
+  EXPECT_LT(j["kv_cache_tokens"].get<int64_t>(), p["kv_cache_tokens"].get<int64_t>());
+  EXPECT_GT(j["stages"][0]["weights_bytes"].get<int64_t>(),
+            p["stages"][0]["weights_bytes"].get<int64_t>());
+  Result emit =
+      RunArgs({"estimate", target, "--max-model-len=8192", "--concurrency=4",
+               "--draft-model=" + kModels + "qwen2.5-0.5b.json", "--enable-lora", "--emit=vllm"});
+  ASSERT_EQ(emit.code, kExitOk) << emit.err;
+  EXPECT_NE(emit.out.find("--speculative-config '{\"model\":"), std::string::npos) << emit.out;
+  EXPECT_NE(emit.out.find("--enable-lora --max-loras 1 --max-lora-rank 16"), std::string::npos)
+      << emit.out;
+  Result missing = RunArgs({"estimate", target, "--draft-model=/nonexistent/config.json"});
+  EXPECT_EQ(missing.code, kExitError);
+  EXPECT_NE(missing.err.find("/nonexistent/config.json"), std::string::npos) << missing.err;
+  // The vllm serve line fleetplan reads knows the LoRA flags.
+  const std::string dir = ::testing::TempDir() + "/fleetplan_lora_model";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kModels + "qwen2.5-7b-instruct.json", dir + "/config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  Result line = RunArgs(
+      {"estimate", "--vllm=vllm serve " + dir + " --enable-lora --max-loras 3", "--output=json"});
+  ASSERT_EQ(line.code, kExitOk) << line.err;
+  bool noted = false;
+  const auto parsed = nlohmann::json::parse(line.out);
+  for (const auto& n : parsed["notes"]) {
+    noted |= n.get<std::string>().find("LoRA: 3 slot(s)") != std::string::npos;
+  }
+  EXPECT_TRUE(noted) << line.out;
+}
+
 // --compare-engines: one row per engine for the same model and workload, each with its own
 // numbers (the estimator's) and launch line; llama.cpp's row from --gguf.
 TEST(EstimateCliTest, CompareEngines) {

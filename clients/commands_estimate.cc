@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -595,6 +596,29 @@ absl::Status ApplyProfile(FlagSet& flags, const std::string& path) {
   return absl::OkStatus();
 }
 
+// --draft-model=config.json: the draft model of vLLM's speculative decoding, parsed once; the
+// request points at it (it must outlive the estimate).
+absl::Status ApplyDraft(const FlagSet& flags, std::optional<estimator::ModelSpec>& draft,
+                        EstimateRequest& req) {
+  if (flags.GetString("draft-model").empty()) {
+    req.vllm.num_speculative_tokens = 0;
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(std::string text, ReadFileText("draft model", flags.GetString("draft-model")));
+  absl::StatusOr<estimator::ModelSpec> spec = estimator::ParseModelConfig(text);
+  if (!spec.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--draft-model=", flags.GetString("draft-model"),
+                                                   ": ", spec.status().message()));
+  }
+  draft = *std::move(spec);
+  req.vllm.draft = &*draft;
+  req.vllm.draft_model = flags.GetString("draft-model-name").empty()
+                             ? ServedModel(flags.GetString("draft-model"))
+                             : flags.GetString("draft-model-name");
+  req.vllm.num_speculative_tokens = flags.GetInt("num-speculative-tokens");
+  return absl::OkStatus();
+}
+
 // `estimate --gguf=FILE`: llama.cpp's llama-server from the file's header (llama_cpp.h).
 int RunLlamaCppEstimate(const Invocation& inv, const FlagSet& flags) {
   const std::string path = flags.GetString("gguf");
@@ -688,6 +712,10 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
       req->engine = engine;
       if (engine == estimator::Engine::kVllm) {
         // What vLLM would be launched with: the smallest utilization that holds the workload.
+        std::optional<estimator::ModelSpec> draft;
+        if (absl::Status s = ApplyDraft(flags, draft, *req); !s.ok()) {
+          return ReportError(inv.err, "estimate", s);
+        }
         absl::StatusOr<estimator::VllmFit> fit = estimator::FitVllm(*spec, *req);
         if (fit.ok()) {
           row.est = fit->estimate;
@@ -813,9 +841,13 @@ int RunEstimate(const Invocation& inv) {
   absl::StatusOr<estimator::ModelSpec> spec = estimator::ParseModelConfig(*text, parse);
   if (!spec.ok()) return ReportError(inv.err, "estimate", spec.status());
   absl::StatusOr<EstimateRequest> req = BuildRequest(flags, *spec);
+  std::optional<estimator::ModelSpec> draft;
+  if (req.ok()) {
+    if (absl::Status s = ApplyDraft(flags, draft, *req); !s.ok()) req = s;
+  }
   if (!req.ok()) {
     inv.err << "fleetplan estimate: " << req.status().message() << "\n";
-    return kExitUsage;
+    return req.status().code() == absl::StatusCode::kNotFound ? kExitError : kExitUsage;
   }
   absl::StatusOr<MemoryEstimate> est = estimator::Estimate(*spec, *req);
   if (!est.ok()) return ReportError(inv.err, "estimate", est.status());
@@ -918,6 +950,10 @@ FlagSet EstimateFlags() {
   f.Int("max-num-batched-tokens", 0, "vLLM --max-num-batched-tokens (0: vLLM's default)");
   f.Int("block-size", vllm.block_size, "vLLM --block-size");
   f.Bool("enforce-eager", false, "vLLM --enforce-eager (no CUDA graphs)");
+  f.String("draft-model", "", "vLLM speculative decoding: the draft model's config.json");
+  f.String("draft-model-name", "",
+           "the draft model --speculative-config names (default: its folder)");
+  f.Int("num-speculative-tokens", 4, "vLLM speculative decoding: tokens the draft proposes");
   f.Bool("enable-lora", false, "vLLM --enable-lora: adapter slots on every rank");
   f.Int("max-loras", vllm.max_loras, "vLLM --max-loras: adapter slots per rank");
   f.Int("max-lora-rank", vllm.max_lora_rank, "vLLM --max-lora-rank");

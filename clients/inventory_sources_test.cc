@@ -390,7 +390,8 @@ TEST(ProductNames, NormalizeAcrossTools) {
   EXPECT_EQ(NormalizedProduct("  Tesla  T4 "), "tesla-t4");
   EXPECT_EQ(NormalizedProduct(""), "");
   // One rule: the importers and --gpu (FindGpu) read a product name the same way.
-  for (const char* spelling : {"NVIDIA-H100-80GB-HBM3", "NVIDIA H100 80GB HBM3", "h100_80gb_hbm3"}) {
+  for (const char* spelling :
+       {"NVIDIA-H100-80GB-HBM3", "NVIDIA H100 80GB HBM3", "h100_80gb_hbm3"}) {
     auto gpu = estimator::FindGpu(spelling);
     ASSERT_TRUE(gpu.ok()) << spelling;
     EXPECT_EQ(gpu->name, std::string("H100-80GB")) << spelling;

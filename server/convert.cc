@@ -167,6 +167,15 @@ absl::Status FromProto(const v1::VllmConfig& v, estimator::VllmConfig& d) {
   if (v.has_max_loras()) d.max_loras = v.max_loras();
   if (v.has_max_lora_rank()) d.max_lora_rank = v.max_lora_rank();
   d.max_cpu_loras = v.max_cpu_loras();
+  // The draft's ModelSpec is the caller's to parse and keep (draft_config_json); here its name.
+  d.draft_model = v.draft_model();
+  if (!v.draft_config_json().empty()) {
+    d.num_speculative_tokens = v.has_num_speculative_tokens() ? v.num_speculative_tokens() : 4;
+  } else if (v.has_num_speculative_tokens()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("vllm.num_speculative_tokens=", v.num_speculative_tokens(),
+                     " needs vllm.draft_config_json"));
+  }
   return estimator::ParseVllmVersion("vllm.version", d.version).status();
 }
 

@@ -132,7 +132,17 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
     default:
       return absl::InvalidArgumentError("gpu: give gpu_type or gpu_memory_bytes");
   }
-  return Resolved{std::move(spec), std::move(gguf), request};
+  std::shared_ptr<const estimator::ModelSpec> draft;
+  if (!req.vllm().draft_config_json().empty()) {
+    absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> parsed =
+        InlineModel(req.vllm().draft_config_json(), "");
+    if (!parsed.ok()) {  // "config_json: ..." -> "vllm.draft_config_json: ..."
+      return absl::InvalidArgumentError(absl::StrCat("vllm.draft_", parsed.status().message()));
+    }
+    draft = *std::move(parsed);
+    request.vllm.draft = draft.get();
+  }
+  return Resolved{std::move(spec), std::move(gguf), std::move(draft), request};
 }
 
 ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,

@@ -74,6 +74,8 @@ class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService 
   struct Resolved {
     std::shared_ptr<const estimator::ModelSpec> spec;  // null for a GGUF model
     std::optional<estimator::GgufFile> gguf;           // EstimateRequest.gguf (llama.cpp)
+    std::shared_ptr<const estimator::ModelSpec>
+        draft;  // vllm.draft_config_json; request points at it
     estimator::EstimateRequest request;
   };
   // `allow_gguf`: only Estimate answers for a GGUF model (llama.cpp); the inverse queries refuse

@@ -51,10 +51,10 @@ constexpr char kSecurityHeaders[] =
 
 void Send(mg_connection* conn, int status, absl::string_view content_type, absl::string_view body,
           absl::string_view extra_headers = "") {
-  const std::string head = absl::StrCat(
-      "HTTP/1.1 ", status, " ", mg_get_response_code_text(conn, status), "\r\nContent-Type: ",
-      content_type, "\r\nContent-Length: ", body.size(), "\r\n", kSecurityHeaders, extra_headers,
-      "Connection: close\r\n\r\n");
+  const std::string head =
+      absl::StrCat("HTTP/1.1 ", status, " ", mg_get_response_code_text(conn, status),
+                   "\r\nContent-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
+                   kSecurityHeaders, extra_headers, "Connection: close\r\n\r\n");
   mg_write(conn, head.data(), head.size());
   mg_write(conn, body.data(), body.size());
 }
@@ -65,10 +65,9 @@ std::string ErrorJson(grpc::StatusCode code, absl::string_view message) {
   constexpr size_t kMaxMessage = 4096;
   std::string text(message.substr(0, kMaxMessage));
   if (message.size() > kMaxMessage) text += "... (truncated)";
-  return nlohmann::json{{"error",
-                         {{"code", HttpStatusFor(code)},
-                          {"status", CodeName(code)},
-                          {"message", std::move(text)}}}}
+  return nlohmann::json{
+      {"error",
+       {{"code", HttpStatusFor(code)}, {"status", CodeName(code)}, {"message", std::move(text)}}}}
       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -112,7 +111,8 @@ bool FromBuffer(const grpc::ByteBuffer& buffer, Message* m) {
   std::vector<grpc::Slice> slices;
   if (!buffer.Dump(&slices).ok()) return false;
   std::string wire;
-  for (const grpc::Slice& s : slices) wire.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    wire.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return m->ParseFromString(wire);
 }
 
@@ -149,8 +149,8 @@ absl::StatusOr<std::string> QueryToJson(const char* query, const Descriptor* typ
     const FieldDescriptor* field = type->FindFieldByName(key);
     if (field == nullptr) field = type->FindFieldByCamelcaseName(key);
     if (field == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("query parameter \"", key,
-                                                     "\" is not a field of ", type->full_name()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("query parameter \"", key, "\" is not a field of ", type->full_name()));
     }
     if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
       return absl::InvalidArgumentError(
@@ -295,9 +295,9 @@ class HttpGateway::ApiHandler final : public CivetHandler {
       }
       const char* type = mg_get_header(conn, "Content-Type");
       if (type == nullptr || !absl::StartsWithIgnoreCase(type, "application/json")) {
-        Send(conn, 415, "application/json",
-             ErrorJson(grpc::StatusCode::INVALID_ARGUMENT,
-                       "Content-Type must be application/json"));
+        Send(
+            conn, 415, "application/json",
+            ErrorJson(grpc::StatusCode::INVALID_ARGUMENT, "Content-Type must be application/json"));
         return;
       }
       absl::StatusOr<std::string> body = ReadBody(conn);
@@ -340,8 +340,8 @@ class HttpGateway::ApiHandler final : public CivetHandler {
     const int64_t limit = gw_->options_.max_body_bytes;
     const mg_request_info* info = mg_get_request_info(conn);
     if (info->content_length > limit) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "body of ", info->content_length, " bytes, more than ", limit, " bytes"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("body of ", info->content_length, " bytes, more than ", limit, " bytes"));
     }
     std::string body;
     char chunk[16384];
@@ -351,8 +351,7 @@ class HttpGateway::ApiHandler final : public CivetHandler {
       if (n == 0) break;
       body.append(chunk, static_cast<size_t>(n));
       if (static_cast<int64_t>(body.size()) > limit) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("body of more than ", limit, " bytes"));
+        return absl::ResourceExhaustedError(absl::StrCat("body of more than ", limit, " bytes"));
       }
     }
     return body;
@@ -435,8 +434,8 @@ class HttpGateway::ApiHandler final : public CivetHandler {
       call->WritesDone(reinterpret_cast<void*>(3));
       ok = wait();
     }
-    const std::string event = absl::StrCat(
-        "event: ", absl::AsciiStrToLower(absl::StripPrefix(method->name(), "Watch")));
+    const std::string event =
+        absl::StrCat("event: ", absl::AsciiStrToLower(absl::StripPrefix(method->name(), "Watch")));
     while (ok) {
       grpc::ByteBuffer buffer;
       call->Read(&buffer, reinterpret_cast<void*>(4));
@@ -466,10 +465,8 @@ class HttpGateway::ApiHandler final : public CivetHandler {
       SendError(conn, status.ok() ? grpc::StatusCode::UNAVAILABLE : status.error_code(),
                 status.ok() ? "the stream ended before its first event" : status.error_message());
     } else if (!status.ok() && !gone) {
-      const std::string data =
-          absl::StrCat("event: error\ndata: ", ErrorJson(status.error_code(),
-                                                         status.error_message()),
-                       "\n\n");
+      const std::string data = absl::StrCat(
+          "event: error\ndata: ", ErrorJson(status.error_code(), status.error_message()), "\n\n");
       mg_write(conn, data.data(), data.size());
     }
     gw_->streams_.fetch_sub(1);
@@ -506,9 +503,9 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
   gw->options_ = options;
   gw->channel_ = std::move(channel);
   const std::string& ports = options.listen;  // civetweb spells addresses as gRPC does
-  const std::vector<std::string> civet = {"listening_ports", ports, "num_threads",
-                                          std::to_string(options.max_streams + 8),
-                                          "request_timeout_ms", "30000", "enable_keep_alive", "no"};
+  const std::vector<std::string> civet = {
+      "listening_ports",    ports,   "num_threads",       std::to_string(options.max_streams + 8),
+      "request_timeout_ms", "30000", "enable_keep_alive", "no"};
   gw->api_ = std::make_unique<ApiHandler>(gw.get());
   gw->assets_ = std::make_unique<AssetHandler>(options.loopback_hosts_only);
   try {

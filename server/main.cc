@@ -137,8 +137,9 @@ int main(int argc, char** argv) {
   if (!options.tls.client_ca_file.empty() && options.auth_tokens_file.empty() &&
       !HttpListenGiven(argc, argv)) {
     options.http_listen.clear();
-    std::printf("web console off: callers authenticate by client certificate, which the HTTP API "
-                "cannot check (give --auth_tokens_file to serve it)\n");
+    std::printf(
+        "web console off: callers authenticate by client certificate, which the HTTP API "
+        "cannot check (give --auth_tokens_file to serve it)\n");
   }
   const int simulate_s = absl::GetFlag(FLAGS_failure_simulation_interval_s);
   if (simulate_s < 0) {

@@ -172,7 +172,6 @@ class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptor
   Metrics* metrics_;
 };
 
-
 }  // namespace
 
 std::string Gzip(const std::string& text) {
@@ -438,7 +437,8 @@ Metrics::~Metrics() {
 }
 
 void Metrics::RecordRpc(const std::string& method, int code, double seconds) {
-  rpcs_->Add({{"method", method}, {"code", CodeName(static_cast<grpc::StatusCode>(code))}}).Increment();
+  rpcs_->Add({{"method", method}, {"code", CodeName(static_cast<grpc::StatusCode>(code))}})
+      .Increment();
   rpc_seconds_
       ->Add({{"method", method}},
             prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,

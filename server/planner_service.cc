@@ -304,8 +304,8 @@ ServerUnaryReactor* PlannerServiceImpl::Recommend(CallbackServerContext* c,
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     const int64_t gpus_per_node = req->has_gpus_per_node() ? req->gpus_per_node() : 8;
     if (gpus_per_node < 1 || gpus_per_node > kMaxGpusPerNode) {
-      return absl::InvalidArgumentError(absl::StrCat("gpus_per_node=", gpus_per_node,
-                                                     " must be in [1, ", kMaxGpusPerNode, "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("gpus_per_node=", gpus_per_node, " must be in [1, ", kMaxGpusPerNode, "]"));
     }
     if (req->limit() < 0) {
       return absl::InvalidArgumentError(absl::StrCat("limit=", req->limit(), " must be >= 0"));
@@ -313,8 +313,8 @@ ServerUnaryReactor* PlannerServiceImpl::Recommend(CallbackServerContext* c,
     v1::DeploymentSpec in = req->deployment();
     if (in.name().empty()) in.set_name("recommend");
     if (in.has_replicas() && in.replicas() != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("deployment.replicas=", in.replicas(),
-                                                     ": recommend sizes one replica"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("deployment.replicas=", in.replicas(), ": recommend sizes one replica"));
     }
     ASSIGN_OR_RETURN(placement::DeploymentSpec d, FromProto(in, std::string("deployment")));
     if (!in.has_max_tp()) d.max_tp = gpus_per_node;
@@ -337,9 +337,9 @@ ServerUnaryReactor* PlannerServiceImpl::Recommend(CallbackServerContext* c,
     placement::FleetSnapshot considered{.gpu_types = types};
     absl::Status valid = placement::ValidatePlacementRequest(considered, {.deployments = {d}});
     if (!valid.ok()) {
-      return absl::Status(valid.code(),
-                          absl::StrCat("deployment: ", absl::StripPrefix(valid.message(),
-                                                                         "deployments[0] ")));
+      return absl::Status(
+          valid.code(),
+          absl::StrCat("deployment: ", absl::StripPrefix(valid.message(), "deployments[0] ")));
     }
     absl::Status refused;
     const auto slot = AdmitHeavy(deps_, c, "recommend", &refused);

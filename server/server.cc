@@ -96,8 +96,8 @@ absl::Status ValidateOptions(const ServerOptions& options) {
   if (!options.http_listen.empty()) {
     RETURN_IF_ERROR(ValidateListenAddress("http_listen", options.http_listen));
     if (absl::StartsWith(options.http_listen, "unix")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "http_listen=\"", options.http_listen, "\": the HTTP API listens on host:port only"));
+      return absl::InvalidArgumentError(absl::StrCat("http_listen=\"", options.http_listen,
+                                                     "\": the HTTP API listens on host:port only"));
     }
     if (!IsLoopbackAddress(options.http_listen)) {
       if (!options.insecure_http_listen_any) {
@@ -115,7 +115,8 @@ absl::Status ValidateOptions(const ServerOptions& options) {
     }
     if (!options.tls.client_ca_file.empty() && options.auth_tokens_file.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "http_listen=\"", options.http_listen, "\": gRPC callers are authenticated by client "
+          "http_listen=\"", options.http_listen,
+          "\": gRPC callers are authenticated by client "
           "certificate (tls_client_ca), which the HTTP API cannot check: give --auth_tokens_file "
           "too, or leave http_listen empty"));
     }
@@ -305,8 +306,8 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
   set_health(true);
   if (options.store_probe_interval.count() > 0) {
     FleetplanServer* self = server.get();
-    server->store_probe_ = std::make_unique<Periodic>(
-        options.store_probe_interval, [self, set_health] {
+    server->store_probe_ =
+        std::make_unique<Periodic>(options.store_probe_interval, [self, set_health] {
           const bool answers = self->store_->FleetGeneration().ok();
           if (answers != self->store_answers_.exchange(answers)) set_health(answers);
         });
@@ -317,10 +318,11 @@ absl::StatusOr<std::unique_ptr<FleetplanServer>> FleetplanServer::Start(
     grpc::ChannelArguments channel_args;
     channel_args.SetMaxReceiveMessageSize(-1);
     channel_args.SetMaxSendMessageSize(static_cast<int>(kMaxReceiveMessageBytes));
-    auto gateway = HttpGateway::Start({.listen = options.http_listen,
-                                       .max_body_bytes = kMaxReceiveMessageBytes,
-                                       .loopback_hosts_only = IsLoopbackAddress(options.http_listen)},
-                                      server->server_->InProcessChannel(channel_args));
+    auto gateway =
+        HttpGateway::Start({.listen = options.http_listen,
+                            .max_body_bytes = kMaxReceiveMessageBytes,
+                            .loopback_hosts_only = IsLoopbackAddress(options.http_listen)},
+                           server->server_->InProcessChannel(channel_args));
     if (!gateway.ok()) {
       server->Shutdown(std::chrono::milliseconds(0));
       return gateway.status();

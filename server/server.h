@@ -8,8 +8,8 @@
 //
 // Thread safety: Shutdown() may be called from any thread, once or more; Wait() from one thread.
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 

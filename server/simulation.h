@@ -45,7 +45,7 @@ class FailureWatch {
  private:
   ServiceDeps deps_;
   EstimateCache* cache_;
-  int64_t last_generation_ = -1;  // the task's thread only
+  int64_t last_generation_ = -1;        // the task's thread only
   std::unique_ptr<Periodic> periodic_;  // last: stopped before the members it uses go
 };
 

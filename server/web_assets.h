@@ -5,8 +5,9 @@
 // writes web_assets.cc), so the console needs nothing beside the binary and fetches nothing from
 // the internet.
 
-#include "absl/strings/string_view.h"
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace fleetplan::server {
 

@@ -75,6 +75,34 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       RETURN_IF_ERROR(range("block_size", v.block_size, 1, 4096));
       RETURN_IF_ERROR(
           range("max_cudagraph_capture_size", v.max_cudagraph_capture_size, 0, 1 << 16));
+      if (v.draft != nullptr) {
+        RETURN_IF_ERROR(range("vllm.num_speculative_tokens", v.num_speculative_tokens, 1, 64));
+        if (p.pp != 1) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "pp=", p.pp, " with a draft model: speculative decoding is modelled at pp=1"));
+        }
+        for (const ModelSpec* m : {&spec, v.draft}) {
+          for (int64_t l = 0; l < m->num_layers; ++l) {
+            if (m->attention(static_cast<int>(l)).sliding_window > 0) {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  m == &spec ? "the model" : "the draft model", " (", m->model_type,
+                  ") has sliding-window layers: a draft's KV beside them is not modelled"));
+            }
+          }
+        }
+        for (const LayerKind& k : v.draft->layer_kinds) {
+          const AttentionSpec& a = k.attention;
+          if (a.num_heads % p.tp != 0 ||
+              (!a.mla && a.num_kv_heads % p.tp != 0 && p.tp % a.num_kv_heads != 0)) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "tp=", p.tp, " does not split the draft model's ", a.num_heads, " heads / ",
+                a.num_kv_heads, " KV heads (vLLM runs the draft at the target's tp)"));
+          }
+        }
+      } else if (v.num_speculative_tokens != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "vllm.num_speculative_tokens=", v.num_speculative_tokens, " needs a draft model"));
+      }
       if (v.enable_lora) {
         RETURN_IF_ERROR(range("vllm.max_loras", v.max_loras, 1, 1024));
         RETURN_IF_ERROR(range("vllm.max_cpu_loras", v.max_cpu_loras, 0, 1 << 16));
@@ -367,6 +395,9 @@ ModelSummary SummarizeModel(const ModelSpec& spec) {
 absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request) {
   RETURN_IF_ERROR(ValidateRequest(spec, request));
   RETURN_IF_ERROR(CheckMagnitude(spec, request));
+  if (request.engine == Engine::kVllm && request.vllm.draft != nullptr) {
+    RETURN_IF_ERROR(CheckMagnitude(*request.vllm.draft, request));
+  }
   const internal::RankContext c(spec, request, internal::ResolveDType(spec, request));
   MemoryEstimate out;
   out.engine = request.engine;

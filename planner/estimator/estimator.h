@@ -81,6 +81,13 @@ struct VllmConfig {
   int64_t max_loras = 1;
   int64_t max_lora_rank = 16;
   int64_t max_cpu_loras = 0;
+  // Speculative decoding with a draft model (--speculative-config '{"model": draft_model,
+  // "num_speculative_tokens": N}'): its weights, KV for its layers and CUDA graphs share the
+  // budget on every rank (vllm/v1/spec_decode, the drafter loaded before the profile run). The
+  // ModelSpec must outlive the estimate; null: no draft.
+  const ModelSpec* draft = nullptr;
+  std::string draft_model;  // what --speculative-config names (the launch line)
+  int64_t num_speculative_tokens = 0;
 };
 
 // SGLang's server arguments that change memory (python/sglang/srt/server_args.py). 0: SGLang's

@@ -10,6 +10,7 @@
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/engine_constants.h"
+#include "planner/estimator/vllm.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -185,6 +186,66 @@ TEST(ServingLoraTest, SlotsTakeTheKvPool) {
   auto bad = Estimate(spec, r);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("vllm.max_lora_rank=48"), std::string::npos);
+}
+
+// Speculative decoding with a draft (vllm/v1/spec_decode: the drafter is loaded and profiled
+// with the target): its weights and its layers' KV share the budget, each sequence keeps
+// num_speculative_tokens lookahead slots; a workload that fits without it does not with it.
+TEST(ServingDraftTest, DraftTakesTheKvPool) {
+  const ModelSpec target = LoadModel("qwen2.5-7b-instruct");
+  const ModelSpec draft_spec = LoadModel("qwen2.5-0.5b");
+  EstimateRequest r;
+  r.engine = Engine::kVllm;
+  r.gpu_memory_bytes = kH100;
+  r.vllm.max_model_len = 8192;
+  r.context_tokens = 8192;
+  auto plain = Estimate(target, r);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  r.concurrency = plain->max_concurrency_low;
+  plain = Estimate(target, r);
+  ASSERT_TRUE(plain.ok() && plain->fits) << plain->reason;
+  EstimateRequest with = r;
+  with.vllm.draft = &draft_spec;
+  with.vllm.draft_model = "Qwen/Qwen2.5-0.5B";
+  with.vllm.num_speculative_tokens = 4;
+  auto spec = Estimate(target, with);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->fits);
+  EXPECT_LT(spec->max_concurrency_low, plain->max_concurrency_low);
+  // 24 layers x 2 KV heads x 64 x (K + V) x bf16 more per token; the draft's weights on top.
+  EXPECT_EQ(spec->stages[0].kv_cache_bytes_per_token,
+            plain->stages[0].kv_cache_bytes_per_token + 24 * 2 * 64 * 2 * 2);
+  EstimateRequest alone;
+  alone.engine = Engine::kHfTransformers;
+  alone.gpu_memory_bytes = kH100;
+  EXPECT_GT(spec->stages[0].weights_bytes - plain->stages[0].weights_bytes,
+            Estimate(draft_spec, alone)->stages[0].weights_bytes * 9 / 10);
+  EXPECT_FALSE(spec->band_widened.empty());
+  // The launch line names the draft.
+  auto fit = FitVllm(target, with);
+  ASSERT_TRUE(fit.ok());
+  EXPECT_NE(VllmServeCommand("qwen", *fit)
+                .find("--speculative-config "
+                      "'{\"model\":\"Qwen/Qwen2.5-0.5B\",\"num_speculative_tokens\":4}'"),
+            std::string::npos)
+      << VllmServeCommand("qwen", *fit);
+  // V0's profiler did not count the draft: its pool takes the draft's memory and the GPU
+  // overflows by it.
+  with.vllm.version = "0.6.3";
+  auto v0 = Estimate(target, with);
+  ASSERT_TRUE(v0.ok());
+  bool noted = false;
+  for (const auto& n : v0->notes) noted |= n.find("PR #14067") != std::string::npos;
+  EXPECT_TRUE(noted);
+  // Refused by name: pp > 1, sliding-window layers, speculative tokens without a draft.
+  with.vllm.version.clear();
+  with.parallelism.pp = 2;
+  EXPECT_NE(Estimate(target, with).status().message().find("pp=2 with a draft"), std::string::npos);
+  with.parallelism.pp = 1;
+  const ModelSpec gemma = LoadModel("gemma-2-2b-it");
+  EXPECT_NE(Estimate(gemma, with).status().message().find("sliding-window"), std::string::npos);
+  r.vllm.num_speculative_tokens = 3;
+  EXPECT_NE(Estimate(target, r).status().message().find("needs a draft model"), std::string::npos);
 }
 
 }  // namespace

@@ -200,6 +200,12 @@ Margins StageMargins(const ModelSpec& spec, const EstimateRequest& request) {
       m.cuda_graph_high = kVllmCudaGraphHigh;
       m.cuda_graph_low = kVllmCudaGraphLow;
       VllmDomain(spec, request, m);
+      if (request.vllm.draft != nullptr) {
+        m.vllm_non_kv = std::max(m.vllm_non_kv, kVllmOtherGpuNonKv);
+        m.widened.push_back(
+            "speculative decoding with a draft model: the drafter's profile run and graphs are not "
+            "in the calibration files");
+      }
       break;
     case Engine::kHfTransformers:
       m.weights = kHfWeights;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "nlohmann/json.hpp"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/estimator/vllm.h"
@@ -123,6 +124,12 @@ std::string VllmServeCommand(absl::string_view model, const VllmFit& fit) {
     absl::StrAppend(&line, " --max-cudagraph-capture-size ", r.vllm.max_cudagraph_capture_size);
   }
   if (r.vllm.enforce_eager) absl::StrAppend(&line, " --enforce-eager");
+  if (r.vllm.draft != nullptr) {
+    const nlohmann::json config = {
+        {"model", r.vllm.draft_model.empty() ? "DRAFT" : r.vllm.draft_model},
+        {"num_speculative_tokens", r.vllm.num_speculative_tokens}};
+    absl::StrAppend(&line, " --speculative-config ", ShellQuote(config.dump()));
+  }
   if (r.vllm.enable_lora) {
     absl::StrAppend(&line, " --enable-lora --max-loras ", r.vllm.max_loras, " --max-lora-rank ",
                     r.vllm.max_lora_rank);

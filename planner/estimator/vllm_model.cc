@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "planner/common/units.h"
@@ -217,12 +218,26 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   int64_t replica_concurrency_low = -1;
   const int64_t context = req.context_tokens > 0 ? req.context_tokens : max_model_len;
   int64_t lora_bytes = 0;
+  // A draft model (speculative decoding) on the one stage (ValidateRequest: pp = 1), sharded as
+  // the target is: its weights, KV per token, profile forward and decode graphs.
+  std::optional<RankContext> draft;
+  if (v.draft != nullptr) draft.emplace(*v.draft, req, internal::ResolveDType(*v.draft, req));
+  int64_t draft_kv_per_token = 0;
+  if (draft) {
+    for (int64_t l = 0; l < v.draft->num_layers; ++l) {
+      draft_kv_per_token +=
+          internal::LayerKvBytesPerToken(*draft, v.draft->attention(static_cast<int>(l)));
+    }
+  }
   for (int64_t stage = 0; stage < p.pp; ++stage) {
     StageMemory s = internal::NewStage(spec, p.pp, stage);
     const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
     // LoRA slots are allocated with the model, before the profile: vLLM counts them as weights.
     const int64_t lora = internal::LoraSlotBytes(c, first, last);
     s.weights_bytes = internal::StageWeights(c, stage, first, last) + lora;
+    const int64_t draft_weights =
+        draft ? internal::StageWeights(*draft, 0, 0, v.draft->num_layers) : 0;
+    s.weights_bytes += draft_weights;
     lora_bytes = std::max(lora_bytes, lora);
     s.engine_overhead_bytes = non_torch;
     if (p.world() > 1) {
@@ -232,9 +247,16 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     }
 
     // Profile run: a forward of `batched` tokens, then (last stage) the sampler on num_reqs rows.
-    const int64_t activation = internal::ServingForwardPeak(
-        c, first, last, stage == p.pp - 1, batched, num_reqs,
-        profile.v1 ? kVllmSamplerFp32BytesPerLogit : kVllmV0SamplerFp32BytesPerLogit);
+    const int64_t per_logit =
+        profile.v1 ? kVllmSamplerFp32BytesPerLogit : kVllmV0SamplerFp32BytesPerLogit;
+    int64_t activation = internal::ServingForwardPeak(c, first, last, stage == p.pp - 1, batched,
+                                                      num_reqs, per_logit);
+    if (draft) {
+      // The drafter's dummy run follows the target's; the peak is the larger of the two.
+      activation =
+          std::max(activation, internal::ServingForwardPeak(*draft, 0, v.draft->num_layers, true,
+                                                            batched, num_reqs, per_logit));
+    }
     s.activation_peak_bytes = activation;
     // What the version's profiling subtracts from the budget besides weights and the profile peak
     // (vllm_version.h): the non-torch increase (0.6.4+ / V1 0.9+), everything outside torch on the
@@ -247,9 +269,22 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       outside_torch = 0;
     }
     s.available_kv_cache_bytes = requested - s.weights_bytes - activation - outside_torch;
+    if (draft && !profile.v1) {
+      // V0's profiler did not see the draft (vllm PR #14067): the pool takes its memory too.
+      s.available_kv_cache_bytes += draft_weights;
+    }
 
-    const KvGroups groups = GroupKvLayers(c, first, last, block);
-    s.kv_cache_bytes_per_token = groups.page_per_token * s.num_layers;
+    KvGroups groups = GroupKvLayers(c, first, last, block);
+    if (draft) {
+      // The drafter's layers join the pool as layers of one more group member each: one block
+      // holds block_size tokens of every target and draft layer (all full attention, checked by
+      // ValidateRequest), and every sequence keeps num_speculative_tokens lookahead slots.
+      groups.page_per_token = (groups.page_per_token * s.num_layers + draft_kv_per_token);
+      groups.group_size = 1;
+      groups.layers_by_window = {{0, 1}};
+    }
+    s.kv_cache_bytes_per_token =
+        draft ? groups.page_per_token : groups.page_per_token * s.num_layers;
     s.kv_block_bytes = groups.BlockBytes();
     if (s.available_kv_cache_bytes > 0 && s.kv_block_bytes > 0) {
       s.num_gpu_blocks = s.available_kv_cache_bytes / s.kv_block_bytes;
@@ -263,7 +298,8 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       blocks_low = s.available_kv_cache_low_bytes / s.kv_block_bytes;
       s.kv_cache_tokens_low = blocks_low / groups.groups * block;
     }
-    s.kv_blocks_per_sequence = groups.BlocksPerSequence(context, batched);
+    s.kv_blocks_per_sequence =
+        groups.BlocksPerSequence(context + (draft ? v.num_speculative_tokens : 0), batched);
     s.workload_kv_bytes = req.concurrency * s.kv_blocks_per_sequence * s.kv_block_bytes;
     const int64_t concurrency =
         s.kv_blocks_per_sequence > 0 ? s.num_gpu_blocks / s.kv_blocks_per_sequence : 0;
@@ -286,6 +322,11 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     }
 
     s.cuda_graph_bytes = CudaGraphBytes(c, profile, s.num_layers, max_seqs);
+    if (draft && s.cuda_graph_bytes > 0) {
+      // The drafter's graphs share the capture pool: its layers' share, not a second base.
+      s.cuda_graph_bytes +=
+          CudaGraphBytes(*draft, profile, v.draft->num_layers, max_seqs) - kVllmCudaGraphBaseBytes;
+    }
     s.total_bytes = s.cuda_context_bytes + s.weights_bytes + s.kv_cache_bytes +
                     s.activation_peak_bytes + s.engine_overhead_bytes + s.cuda_graph_bytes;
     s.torch_peak_allocated_bytes = s.weights_bytes + s.kv_cache_bytes + s.activation_peak_bytes;
@@ -309,6 +350,16 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
           BytesToGiB(requested), " GiB; no memory is left for the KV cache");
     }
     out.stages.push_back(s);
+  }
+  if (draft) {
+    out.notes.push_back(absl::StrCat(
+        "speculative decoding: the draft ", v.draft_model.empty() ? "model" : v.draft_model, " (",
+        v.draft->num_layers, " layers) adds ",
+        BytesToGiB(internal::StageWeights(*draft, 0, 0, v.draft->num_layers)),
+        " GiB of weights and ", draft_kv_per_token, " KV bytes per token on each rank",
+        profile.v1 ? ""
+                   : "; V0's profiler does not count the draft (vllm PR #14067), so the KV "
+                     "cache also takes its memory and the GPU overflows by it"));
   }
   if (v.enable_lora) {
     // The CPU cache keeps up to max_cpu_loras whole adapters (every rank's share) in host memory.

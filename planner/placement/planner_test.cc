@@ -432,6 +432,35 @@ TEST(OneRuleTest, LoraSlotsAreReserved) {
       << r.launch_command;
 }
 
+// A draft model (speculative decoding) shares every rank's budget: the plan reserves the estimate
+// with it, and a deployment that one GPU holds without it needs more with a large draft.
+TEST(OneRuleTest, DraftModelIsReserved) {
+  FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});
+  DeploymentSpec plain{.name = "plain",
+                       .model = "qwen2.5-7b-instruct",
+                       .spec = &Model("qwen2.5-7b-instruct"),
+                       .concurrency = 64,
+                       .context_tokens = 8192};
+  DeploymentSpec spec = plain;
+  spec.name = "spec";
+  spec.vllm.draft = &Model("llama-3.1-8b-instruct");  // a heavy draft: 15 GiB more per GPU
+  spec.vllm.draft_model = "draft";
+  spec.vllm.num_speculative_tokens = 4;
+  auto a = PlanPlacement(s, {{plain}});
+  auto b = PlanPlacement(s, {{spec}});
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  ASSERT_EQ(a->replicas.size(), 1u);
+  ASSERT_EQ(b->replicas.size(), 1u);
+  EXPECT_EQ(a->replicas[0].tp, 1);
+  EXPECT_GT(b->replicas[0].tp, 1) << "the draft's weights and KV leave too little on one GPU";
+  const ReplicaPlacement& r = b->replicas[0];
+  auto fit = estimator::FitVllm(*spec.spec,
+                                VllmRequestFor(spec, *s.FindGpuType("H100"), r.tp, r.pp, r.ep));
+  ASSERT_TRUE(fit.ok());
+  EXPECT_EQ(r.ranks[0].bytes, fit->estimate.stages[0].high_bytes);
+  EXPECT_NE(r.launch_command.find("--speculative-config"), std::string::npos) << r.launch_command;
+}
+
 TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {
   // Gemma-3-4B: sliding window on 5 of 6 layers. 32 sequences x 32k tokens.
   FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});

@@ -634,6 +634,49 @@ TEST_F(ApiTest, EstimateSglang) {
   EXPECT_NE(s.error_message().find("sglang.page_size=0"), std::string::npos) << s.error_message();
 }
 
+// vLLM with a draft model through the API (vllm.draft_config_json) and with LoRA slots: the
+// offline numbers; a bad draft config is named.
+TEST_F(ApiTest, EstimateWithDraftAndLora) {
+  const std::string config = testing::CalibrationModel("qwen2.5-7b-instruct");
+  const std::string draft = testing::CalibrationModel("qwen2.5-0.5b");
+  v1::EstimateRequest req;
+  req.set_config_json(config);
+  req.set_gpu_memory_bytes(85017493504);
+  req.mutable_vllm()->set_max_model_len(8192);
+  req.mutable_vllm()->set_draft_config_json(draft);
+  req.mutable_vllm()->set_draft_model("Qwen/Qwen2.5-0.5B");
+  req.mutable_vllm()->set_num_speculative_tokens(3);
+  req.mutable_vllm()->set_enable_lora(true);
+  req.mutable_vllm()->set_max_loras(4);
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::EstimateResponse resp;
+  grpc::Status s = estimator_->Estimate(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  auto spec = estimator::ParseModelConfig(config);
+  auto draft_spec = estimator::ParseModelConfig(draft);
+  ASSERT_TRUE(spec.ok() && draft_spec.ok());
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kVllm,
+                                     .gpu_memory_bytes = 85017493504};
+  offline.vllm.max_model_len = 8192;
+  offline.vllm.draft = &*draft_spec;
+  offline.vllm.num_speculative_tokens = 3;
+  offline.vllm.enable_lora = true;
+  offline.vllm.max_loras = 4;
+  auto expect = estimator::Estimate(*spec, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  EXPECT_EQ(resp.stages(0).weights_bytes(), expect->stages[0].weights_bytes);
+  EXPECT_EQ(resp.kv_cache_tokens(), expect->kv_cache_tokens);
+  EXPECT_EQ(resp.host_bytes(), expect->host_bytes);
+  req.mutable_vllm()->set_draft_config_json("{");
+  grpc::ClientContext bad;
+  Auth(bad, kReader);
+  s = estimator_->Estimate(&bad, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("vllm.draft_config_json"), std::string::npos)
+      << s.error_message();
+}
+
 TEST_F(ApiTest, OversizeMessageIsRefusedAndTwoMiBIsFine) {
   ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
   // A 2 MiB config.json (padding in an ignored key) imports.
