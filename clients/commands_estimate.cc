@@ -128,7 +128,9 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
             .enable_lora = f.GetBool("enable-lora"),
             .max_loras = f.GetInt("max-loras"),
             .max_lora_rank = f.GetInt("max-lora-rank"),
-            .max_cpu_loras = f.GetInt("max-cpu-loras")};
+            .max_cpu_loras = f.GetInt("max-cpu-loras"),
+            .cpu_offload_gb = f.GetDouble("cpu-offload-gb"),
+            .swap_space_gb = f.GetDouble("swap-space")};
   const std::string attn = f.GetString("attn");
   const std::string phase = f.GetString("phase");
   const std::string logits = f.GetString("logits");
@@ -260,6 +262,8 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   req.mutable_vllm()->set_max_loras(flags.GetInt("max-loras"));
   req.mutable_vllm()->set_max_lora_rank(flags.GetInt("max-lora-rank"));
   req.mutable_vllm()->set_max_cpu_loras(flags.GetInt("max-cpu-loras"));
+  req.mutable_vllm()->set_cpu_offload_gb(flags.GetDouble("cpu-offload-gb"));
+  req.mutable_vllm()->set_swap_space_gb(flags.GetDouble("swap-space"));
   req.mutable_hf()->set_eager_attention(flags.GetString("attn") == "eager");
   req.mutable_hf()->set_generate(flags.GetString("phase") == "generate");
   req.mutable_hf()->set_all_logits(flags.GetString("logits") == "all");
@@ -954,6 +958,8 @@ FlagSet EstimateFlags() {
   f.String("draft-model-name", "",
            "the draft model --speculative-config names (default: its folder)");
   f.Int("num-speculative-tokens", 4, "vLLM speculative decoding: tokens the draft proposes");
+  f.Double("cpu-offload-gb", 0, "vLLM --cpu-offload-gb: GiB of each GPU's weights in host memory");
+  f.Double("swap-space", 0, "vLLM --swap-space: V0's CPU KV blocks per GPU, GiB (0: 4)");
   f.Bool("enable-lora", false, "vLLM --enable-lora: adapter slots on every rank");
   f.Int("max-loras", vllm.max_loras, "vLLM --max-loras: adapter slots per rank");
   f.Int("max-lora-rank", vllm.max_lora_rank, "vLLM --max-lora-rank");

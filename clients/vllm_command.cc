@@ -64,7 +64,6 @@ bool KnownIrrelevantVllmFlag(absl::string_view flag) {
                                        "--distributed-executor-backend",
                                        "--worker-cls",
                                        "--device",
-                                       "--swap-space",
                                        "--enable-chunked-prefill",
                                        "--no-enable-chunked-prefill",
                                        "--max-seq-len-to-capture",
@@ -112,6 +111,8 @@ absl::StatusOr<VllmCommandLine> ParseVllmCommandLine(const std::string& command)
       {"--max-loras", "max-loras"},
       {"--max-lora-rank", "max-lora-rank"},
       {"--max-cpu-loras", "max-cpu-loras"},
+      {"--cpu-offload-gb", "cpu-offload-gb"},
+      {"--swap-space", "swap-space"},
   };
   bool expert_parallel = false;
   for (; i < words.size(); ++i) {

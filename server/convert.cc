@@ -169,6 +169,8 @@ absl::Status FromProto(const v1::VllmConfig& v, estimator::VllmConfig& d) {
   d.max_cpu_loras = v.max_cpu_loras();
   // The draft's ModelSpec is the caller's to parse and keep (draft_config_json); here its name.
   d.draft_model = v.draft_model();
+  d.cpu_offload_gb = v.cpu_offload_gb();
+  d.swap_space_gb = v.swap_space_gb();
   if (!v.draft_config_json().empty()) {
     d.num_speculative_tokens = v.has_num_speculative_tokens() ? v.num_speculative_tokens() : 4;
   } else if (v.has_num_speculative_tokens()) {

@@ -75,6 +75,12 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       RETURN_IF_ERROR(range("block_size", v.block_size, 1, 4096));
       RETURN_IF_ERROR(
           range("max_cudagraph_capture_size", v.max_cudagraph_capture_size, 0, 1 << 16));
+      if (!(v.cpu_offload_gb >= 0 && v.cpu_offload_gb <= 1 << 20) ||
+          !(v.swap_space_gb >= 0 && v.swap_space_gb <= 1 << 20)) {
+        return absl::InvalidArgumentError(absl::StrCat("vllm.cpu_offload_gb=", v.cpu_offload_gb,
+                                                       " and vllm.swap_space_gb=", v.swap_space_gb,
+                                                       " must be in [0, 1048576] GiB"));
+      }
       if (v.draft != nullptr) {
         RETURN_IF_ERROR(range("vllm.num_speculative_tokens", v.num_speculative_tokens, 1, 64));
         if (p.pp != 1) {

@@ -88,6 +88,11 @@ struct VllmConfig {
   const ModelSpec* draft = nullptr;
   std::string draft_model;  // what --speculative-config names (the launch line)
   int64_t num_speculative_tokens = 0;
+  // Offload: --cpu-offload-gb moves up to this much of each GPU's weights to host memory (read
+  // over UVA); --swap-space is host memory for preempted KV blocks per GPU (V0 only; 0: V0's
+  // default of 4 GiB; V1 preempts by recomputation and allocates none). GiB (2^30).
+  double cpu_offload_gb = 0;
+  double swap_space_gb = 0;
 };
 
 // SGLang's server arguments that change memory (python/sglang/srt/server_args.py). 0: SGLang's

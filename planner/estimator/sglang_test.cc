@@ -248,5 +248,39 @@ TEST(ServingDraftTest, DraftTakesTheKvPool) {
   EXPECT_NE(Estimate(target, r).status().message().find("needs a draft model"), std::string::npos);
 }
 
+// --cpu-offload-gb: that much of each GPU's weights lives in host memory (GPU and host bytes
+// apart; the KV pool gains what the GPU gives up); V0's --swap-space is host memory per GPU.
+TEST(ServingOffloadTest, WeightsToHostAndSwap) {
+  const ModelSpec spec = LoadModel("llama-3.1-8b-instruct");
+  EstimateRequest r;
+  r.engine = Engine::kVllm;
+  r.gpu_memory_bytes = kH100;
+  r.vllm.max_model_len = 8192;
+  r.parallelism.tp = 2;
+  auto plain = Estimate(spec, r);
+  r.vllm.cpu_offload_gb = 2;
+  auto off = Estimate(spec, r);
+  ASSERT_TRUE(plain.ok() && off.ok());
+  EXPECT_EQ(plain->stages[0].weights_bytes - off->stages[0].weights_bytes, 2 * kGiB);
+  EXPECT_EQ(off->host_bytes - plain->host_bytes, 2 * 2 * kGiB) << "2 GiB from each of 2 GPUs";
+  EXPECT_GT(off->kv_cache_tokens, plain->kv_cache_tokens);
+  // More than the weights: all of them, no more.
+  r.vllm.cpu_offload_gb = 1000;
+  auto all = Estimate(spec, r);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->stages[0].weights_bytes, 0);
+  EXPECT_EQ(all->host_bytes, plain->stages[0].weights_bytes * 2);
+  // V0: 4 GiB of CPU swap per GPU unless --swap-space says otherwise.
+  r.vllm.cpu_offload_gb = 0;
+  r.vllm.version = "0.6.3";
+  auto v0 = Estimate(spec, r);
+  ASSERT_TRUE(v0.ok());
+  EXPECT_EQ(v0->host_bytes, 2 * 4 * kGiB);
+  r.vllm.swap_space_gb = 16;
+  EXPECT_EQ(Estimate(spec, r)->host_bytes, 2 * 16 * kGiB);
+  r.vllm.swap_space_gb = -1;
+  EXPECT_NE(Estimate(spec, r).status().message().find("swap_space_gb=-1"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace fleetplan::estimator

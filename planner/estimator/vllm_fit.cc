@@ -124,6 +124,8 @@ std::string VllmServeCommand(absl::string_view model, const VllmFit& fit) {
     absl::StrAppend(&line, " --max-cudagraph-capture-size ", r.vllm.max_cudagraph_capture_size);
   }
   if (r.vllm.enforce_eager) absl::StrAppend(&line, " --enforce-eager");
+  if (r.vllm.cpu_offload_gb > 0)
+    absl::StrAppend(&line, " --cpu-offload-gb ", r.vllm.cpu_offload_gb);
   if (r.vllm.draft != nullptr) {
     const nlohmann::json config = {
         {"model", r.vllm.draft_model.empty() ? "DRAFT" : r.vllm.draft_model},

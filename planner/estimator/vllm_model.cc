@@ -238,6 +238,14 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     const int64_t draft_weights =
         draft ? internal::StageWeights(*draft, 0, 0, v.draft->num_layers) : 0;
     s.weights_bytes += draft_weights;
+    if (v.cpu_offload_gb > 0) {
+      // vllm/model_executor/models/utils.py maybe_offload_to_cpu: parameters move to pinned host
+      // memory until cpu_offload_gb is used up (per GPU).
+      const int64_t offload = std::min(
+          s.weights_bytes, static_cast<int64_t>(v.cpu_offload_gb * static_cast<double>(kGiB)));
+      s.weights_bytes -= offload;
+      out.host_bytes += offload * p.tp;
+    }
     lora_bytes = std::max(lora_bytes, lora);
     s.engine_overhead_bytes = non_torch;
     if (p.world() > 1) {
@@ -350,6 +358,16 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
           BytesToGiB(requested), " GiB; no memory is left for the KV cache");
     }
     out.stages.push_back(s);
+  }
+  if (!profile.v1) {
+    // V0's CacheEngine allocates swap_space GiB of CPU blocks per GPU (default 4).
+    const double swap = v.swap_space_gb > 0 ? v.swap_space_gb : 4.0;
+    out.host_bytes += static_cast<int64_t>(swap * static_cast<double>(kGiB)) * p.world();
+  }
+  if (v.cpu_offload_gb > 0) {
+    out.notes.push_back(absl::StrCat(
+        "--cpu-offload-gb ", v.cpu_offload_gb,
+        ": those weights live in host memory (host_bytes) and cross PCIe on every forward"));
   }
   if (draft) {
     out.notes.push_back(absl::StrCat(
