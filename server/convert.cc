@@ -291,6 +291,16 @@ void ToProto(const placement::ModelRecord& d, v1::Model* p) {
   p->set_create_time_unix_ms(d.created_unix_ms);
 }
 
+void FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
+  d.mem_fraction_static = g.mem_fraction_static();
+  d.context_length = g.context_length();
+  d.chunked_prefill_size = g.chunked_prefill_size();
+  d.cuda_graph_max_bs = g.cuda_graph_max_bs();
+  d.max_running_requests = g.max_running_requests();
+  if (g.has_page_size()) d.page_size = g.page_size();
+  d.disable_cuda_graph = g.disable_cuda_graph();
+}
+
 absl::Status FromProto(const v1::LlamaCppConfig& p, estimator::LlamaCppConfig& c) {
   c.n_ctx = p.n_ctx();
   c.n_parallel = p.n_parallel();
@@ -368,14 +378,7 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
     r.engine = estimator::Engine::kLlamaCpp;
   }
   RETURN_IF_ERROR(FromProto(p.llama_cpp(), r.llama_cpp));
-  const v1::SglangConfig& g = p.sglang();
-  r.sglang.mem_fraction_static = g.mem_fraction_static();
-  r.sglang.context_length = g.context_length();
-  r.sglang.chunked_prefill_size = g.chunked_prefill_size();
-  r.sglang.cuda_graph_max_bs = g.cuda_graph_max_bs();
-  r.sglang.max_running_requests = g.max_running_requests();
-  if (g.has_page_size()) r.sglang.page_size = g.page_size();
-  r.sglang.disable_cuda_graph = g.disable_cuda_graph();
+  FromProto(p.sglang(), r.sglang);
   const v1::Parallelism& par = p.parallelism();
   if (par.has_tp()) r.parallelism.tp = par.tp();
   if (par.has_pp()) r.parallelism.pp = par.pp();
@@ -433,6 +436,10 @@ absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p,
   placement::DeploymentSpec d{.name = p.name(), .model = p.model()};
   if (absl::Status s = FromProto(p.vllm(), d.vllm); !s.ok()) return named(s);
   d.utilization_given = p.vllm().has_gpu_memory_utilization();
+  absl::StatusOr<estimator::Engine> engine = EngineFromProto(p.engine());
+  if (!engine.ok()) return named(engine.status());
+  d.engine = *engine;
+  FromProto(p.sglang(), d.sglang);
   absl::StatusOr<estimator::KvCacheDType> kv =
       KvCacheDTypeFromName("kv_cache_dtype", p.kv_cache_dtype());
   if (!kv.ok()) return named(kv.status());

@@ -36,6 +36,8 @@ void ToProto(const placement::ModelRecord& d, v1::Model* p);
 // Everything of an EstimateRequest but the model and the GPU size, which need the store. Unset
 // fields keep the domain struct's defaults (the only place defaults are written).
 absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p);
+// SGLang's arguments; unset fields keep SglangConfig's defaults (the estimator validates them).
+void FromProto(const v1::SglangConfig& p, estimator::SglangConfig& d);
 // llama-server's arguments; unset fields keep LlamaCppConfig's defaults.
 absl::Status FromProto(const v1::LlamaCppConfig& p, estimator::LlamaCppConfig& c);
 // A GGUF header's content, checked and sized as the file reader does (gguf.h GgufFromParts).

@@ -112,6 +112,18 @@ inline constexpr int64_t kVllmCudaGraphBaseBytes = 384 * kMiB;
 inline constexpr int64_t kVllmCudaGraphPerLayerBytes = 18 * kMiB;
 inline constexpr int64_t kVllmDefaultCaptureSizes = 67;
 
+// The two rules above as one place for every engine on vLLM's stack (vLLM, SGLang): the
+// non-torch bytes a serving rank holds, and the communicators created at init when a replica
+// spans more than one GPU.
+inline constexpr int64_t VllmNonTorchBytes(int64_t tp, int64_t pp) {
+  return tp > 1   ? kVllmNonTorchTensorParallelBytes
+         : pp > 1 ? kVllmNonTorchPipelineBytes
+                  : kVllmNonTorchSingleGpuBytes;
+}
+inline constexpr int64_t InitDistributedBytes(int64_t world, bool moe) {
+  return world > 1 ? kVllmInitDistributedBytes + (moe ? kVllmInitDistributedMoeBytes : 0) : 0;
+}
+
 }  // namespace fleetplan::estimator
 
 #endif  // FLEETPLAN_PLANNER_ESTIMATOR_ENGINE_CONSTANTS_H_

@@ -117,19 +117,14 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
       g.context_length > 0 ? g.context_length : spec.max_position_embeddings;
   out.max_model_len = context_len;
   const Margins margins = StageMargins(spec, req);
-  const int64_t non_torch = p.tp > 1   ? kVllmNonTorchTensorParallelBytes
-                            : p.pp > 1 ? kVllmNonTorchPipelineBytes
-                                       : kVllmNonTorchSingleGpuBytes;
+  const int64_t non_torch = VllmNonTorchBytes(p.tp, p.pp);
 
   // The pool of each stage first: the request table is sized from the replica's tokens.
   int64_t tokens = -1, tokens_low = -1;
   for (int64_t stage = 0; stage < p.pp; ++stage) {
     StageMemory s = internal::NewStage(spec, p.pp, stage);
     const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
-    if (p.world() > 1) {
-      s.cuda_context_bytes +=
-          kVllmInitDistributedBytes + (spec.is_moe() ? kVllmInitDistributedMoeBytes : 0);
-    }
+    s.cuda_context_bytes += InitDistributedBytes(p.world(), spec.is_moe());
     s.weights_bytes = internal::StageWeights(c, stage, first, last);
     for (int64_t l = first; l < last; ++l) {
       s.kv_cache_bytes_per_token +=

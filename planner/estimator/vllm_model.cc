@@ -206,9 +206,7 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   const int64_t requested =
       static_cast<int64_t>(std::floor(static_cast<double>(req.gpu_memory_bytes) *
                                       EffectiveUtilization(v.gpu_memory_utilization, profile)));
-  const int64_t non_torch = p.tp > 1   ? kVllmNonTorchTensorParallelBytes
-                            : p.pp > 1 ? kVllmNonTorchPipelineBytes
-                                       : kVllmNonTorchSingleGpuBytes;
+  const int64_t non_torch = VllmNonTorchBytes(p.tp, p.pp);
   const int64_t num_reqs = std::min(max_seqs, batched);
   const Margins margins = StageMargins(spec, req);
 
@@ -248,11 +246,8 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     }
     lora_bytes = std::max(lora_bytes, lora);
     s.engine_overhead_bytes = non_torch;
-    if (p.world() > 1) {
-      // Communicators set up before the profiling snapshot: outside the budget, like the context.
-      s.cuda_context_bytes +=
-          kVllmInitDistributedBytes + (spec.is_moe() ? kVllmInitDistributedMoeBytes : 0);
-    }
+    // Communicators set up before the profiling snapshot: outside the budget, like the context.
+    s.cuda_context_bytes += InitDistributedBytes(p.world(), spec.is_moe());
 
     // Profile run: a forward of `batched` tokens, then (last stage) the sampler on num_reqs rows.
     const int64_t per_logit =

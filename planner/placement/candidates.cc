@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "planner/estimator/sglang.h"
 #include "planner/estimator/vllm.h"
 
 namespace fleetplan::placement {
@@ -19,9 +20,36 @@ struct Evaluated {
   std::string reason;
 };
 
+// SGLang: its own budget rule (sglang_model.cc) at SGLang's fraction; the plan reserves the high
+// end of each stage as for vLLM.
+Evaluated EvaluateSglang(const DeploymentSpec& d, const estimator::EstimateRequest& req) {
+  absl::StatusOr<estimator::MemoryEstimate> est = estimator::Estimate(*d.spec, req);
+  if (!est.ok()) return Evaluated{std::nullopt, true, std::string(est.status().message())};
+  if (!est->fits) return Evaluated{std::nullopt, false, est->reason};
+  Candidate c{.type = nullptr,
+              .tp = req.parallelism.tp,
+              .pp = req.parallelism.pp,
+              .ep = req.parallelism.ep,
+              .gpus = req.parallelism.world()};
+  for (const estimator::StageMemory& s : est->stages) {
+    c.stage_bytes.push_back(s.high_bytes);
+    c.max_rank_bytes = std::max(c.max_rank_bytes, s.high_bytes);
+  }
+  c.kv_tokens = est->kv_cache_tokens_low;
+  c.util = estimator::ResolveSglang(req.sglang, req.gpu_memory_bytes, req.parallelism)
+               .mem_fraction_static;
+  c.launch_command = estimator::SglangLaunchCommand(d.model, req, *est);
+  return Evaluated{std::move(c), false, ""};
+}
+
 Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int64_t pp,
                    int64_t ep) {
   const estimator::EstimateRequest req = VllmRequestFor(d, type, tp, pp, ep);
+  if (d.engine == estimator::Engine::kSglang) {
+    Evaluated e = EvaluateSglang(d, req);
+    if (e.candidate) e.candidate->type = &type;
+    return e;
+  }
   absl::StatusOr<estimator::VllmFit> fit = estimator::FitVllm(
       *d.spec, req,
       d.utilization_given ? estimator::Utilization::kAsGiven : estimator::Utilization::kSmallest);
@@ -44,12 +72,13 @@ Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int
 estimator::EstimateRequest VllmRequestFor(const DeploymentSpec& d, const GpuType& type, int64_t tp,
                                           int64_t pp, int64_t ep) {
   estimator::EstimateRequest req;
-  req.engine = estimator::Engine::kVllm;
+  req.engine = d.engine;
   req.parallelism = {.tp = tp, .pp = pp, .ep = ep};
   req.gpu_memory_bytes = type.memory_bytes;
   req.gpu_name = type.name;
   req.kv_cache_dtype = d.kv_cache_dtype;
   req.vllm = d.vllm;
+  req.sglang = d.sglang;
   req.concurrency = d.concurrency;
   req.context_tokens = d.context_tokens;
   return req;

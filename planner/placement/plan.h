@@ -28,7 +28,11 @@ struct DeploymentSpec {
   std::string name;
   std::string model;                           // catalog name (what `vllm serve` loads)
   const estimator::ModelSpec* spec = nullptr;  // resolved by the caller; must outlive the call
-  estimator::VllmConfig vllm;                  // engine profile (max_model_len, batched tokens ...)
+  // The serving engine: vllm (default) or sglang; each is planned by its own memory rule and
+  // launched by its own command line.
+  estimator::Engine engine = estimator::Engine::kVllm;
+  estimator::VllmConfig vllm;      // engine profile (max_model_len, batched tokens ...)
+  estimator::SglangConfig sglang;  // engine sglang
   estimator::KvCacheDType kv_cache_dtype = estimator::KvCacheDType::kAuto;
   // false: --gpu-memory-utilization is sized to the workload (the smallest that holds it);
   // true: vllm.gpu_memory_utilization is honoured, and a parallelism whose KV cache cannot hold

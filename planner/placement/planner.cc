@@ -41,14 +41,25 @@ absl::Status ValidateDeployment(const FleetSnapshot& s, const DeploymentSpec& d,
   // A model the estimator did not fully understand gets no placement on its numbers unless the
   // deployment accepts the risk: an under-estimate is an OOM on a real GPU.
   if (d.spec->unverified() && !d.allow_unverified) {
-    std::string why = d.spec->generic_fallback
-                          ? absl::StrCat("model_type \"", d.spec->model_type,
-                                         "\" is not a known family")
-                          : absl::StrCat("its config has fields the estimator does not read (",
-                                         absl::StrJoin(d.spec->unconsumed_fields, ", "), ")");
-    return absl::FailedPreconditionError(
-        absl::StrCat(where, ": model \"", d.model, "\" is unverified: ", why,
-                     "; its memory estimate may be wrong; set allow_unverified to place it anyway"));
+    std::string why =
+        d.spec->generic_fallback
+            ? absl::StrCat("model_type \"", d.spec->model_type, "\" is not a known family")
+            : absl::StrCat("its config has fields the estimator does not read (",
+                           absl::StrJoin(d.spec->unconsumed_fields, ", "), ")");
+    return absl::FailedPreconditionError(absl::StrCat(
+        where, ": model \"", d.model, "\" is unverified: ", why,
+        "; its memory estimate may be wrong; set allow_unverified to place it anyway"));
+  }
+  if (d.engine != estimator::Engine::kVllm && d.engine != estimator::Engine::kSglang) {
+    return absl::InvalidArgumentError(absl::StrCat(where,
+                                                   ": engine=", estimator::EngineName(d.engine),
+                                                   " is not placed (plans serve vllm or sglang)"));
+  }
+  if (d.engine == estimator::Engine::kSglang && d.shared) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where,
+        ": engine=sglang cannot share GPUs: it takes mem_fraction_static of the free memory "
+        "and its activations come out of the rest"));
   }
   RETURN_IF_ERROR(range("replicas", d.replicas, 0, limits::kMaxReplicasPerDeployment));
   RETURN_IF_ERROR(range("concurrency", d.concurrency, 1, limits::kMaxSequences));

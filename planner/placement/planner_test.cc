@@ -461,6 +461,39 @@ TEST(OneRuleTest, DraftModelIsReserved) {
   EXPECT_NE(r.launch_command.find("--speculative-config"), std::string::npos) << r.launch_command;
 }
 
+// An SGLang deployment is planned by SGLang's rule: each rank reserves the high end of its
+// estimate, the replica is launched with sglang.launch_server, and it never shares a GPU.
+TEST(OneRuleTest, SglangDeploymentsAreSglangs) {
+  FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});
+  DeploymentSpec d{.name = "sg",
+                   .model = "llama-3.1-8b-instruct",
+                   .spec = &Model("llama-3.1-8b-instruct"),
+                   .engine = estimator::Engine::kSglang,
+                   .concurrency = 16,
+                   .context_tokens = 8192};
+  auto plan = PlanPlacement(s, {{d}});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->replicas.size(), 1u);
+  const ReplicaPlacement& r = plan->replicas[0];
+  estimator::EstimateRequest req = VllmRequestFor(d, *s.FindGpuType("H100"), r.tp, r.pp, r.ep);
+  ASSERT_EQ(req.engine, estimator::Engine::kSglang);
+  auto est = estimator::Estimate(*d.spec, req);
+  ASSERT_TRUE(est.ok());
+  EXPECT_EQ(r.ranks[0].bytes, est->stages[0].high_bytes);
+  EXPECT_EQ(r.launch_command.rfind("python -m sglang.launch_server --model-path llama-3.1-8b", 0),
+            0u)
+      << r.launch_command;
+  d.shared = true;
+  auto shared = PlanPlacement(s, {{d}});
+  ASSERT_FALSE(shared.ok());
+  EXPECT_NE(shared.status().message().find("cannot share GPUs"), std::string::npos);
+  d.shared = false;
+  d.engine = estimator::Engine::kLlamaCpp;
+  auto llama = PlanPlacement(s, {{d}});
+  ASSERT_FALSE(llama.ok());
+  EXPECT_NE(llama.status().message().find("engine=llama.cpp is not placed"), std::string::npos);
+}
+
 TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {
   // Gemma-3-4B: sliding window on 5 of 6 layers. 32 sequences x 32k tokens.
   FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});

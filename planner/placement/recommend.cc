@@ -76,8 +76,8 @@ absl::StatusOr<std::vector<GpuType>> RecommendGpuTypes(std::vector<GpuType> regi
   std::vector<GpuType> kept;
   for (size_t i = 0; i < only.size(); ++i) {
     const std::string& name = only[i];
-    auto it = std::find_if(types.begin(), types.end(),
-                           [&](const GpuType& t) { return t.name == name; });
+    auto it =
+        std::find_if(types.begin(), types.end(), [&](const GpuType& t) { return t.name == name; });
     if (it == types.end()) {
       std::vector<std::string> known;
       for (const GpuType& t : types) known.push_back(t.name);

@@ -115,6 +115,34 @@ class PlannerApiTest : public ::testing::Test {
   std::unique_ptr<v1::HeadroomService::Stub> headroom_;
 };
 
+// DeploymentSpec.engine = ENGINE_SGLANG: planned by SGLang's rule and launched by its server;
+// an engine plans do not serve is refused by name, as is sglang on shared GPUs.
+TEST_F(PlannerApiTest, SglangDeploymentsPlanAndLaunchAsSglang) {
+  v1::PlanPlacementRequest req = Request("sg", "llama-3.1-8b-instruct", 1);
+  req.mutable_deployments(0)->set_engine(v1::ENGINE_SGLANG);
+  req.mutable_deployments(0)->mutable_sglang()->set_context_length(8192);
+  v1::Plan plan;
+  grpc::Status s = PlanCall(req, &plan);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(plan.replicas_size(), 1);
+  EXPECT_EQ(plan.replicas(0).launch_command().rfind(
+                "python -m sglang.launch_server --model-path llama-3.1-8b-instruct", 0),
+            0u)
+      << plan.replicas(0).launch_command();
+  EXPECT_NE(plan.replicas(0).launch_command().find("--context-length 8192"), std::string::npos);
+  v1::PlanPlacementRequest shared = req;
+  shared.mutable_deployments(0)->set_shared(true);
+  s = PlanCall(shared, &plan);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("cannot share GPUs"), std::string::npos) << s.error_message();
+  v1::PlanPlacementRequest llama = req;
+  llama.mutable_deployments(0)->set_engine(v1::ENGINE_LLAMA_CPP);
+  s = PlanCall(llama, &plan);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("engine=llama.cpp is not placed"), std::string::npos)
+      << s.error_message();
+}
+
 TEST_F(PlannerApiTest, PlanCommitStaleAbortReleaseRoundTrip) {
   // Two schedulers plan from the same snapshot.
   v1::Plan a, b;
