@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "planner/common/version.h"
+#include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/llama_cpp.h"
 #include "planner/estimator/testing/gguf_writer.h"
 
@@ -243,6 +244,11 @@ TEST(EstimateCliTest, DraftModelAndLoraFlags) {
     noted |= n.get<std::string>().find("LoRA: 3 slot(s)") != std::string::npos;
   }
   EXPECT_TRUE(noted) << line.out;
+  // Prefix caching is reported as what it is: capacity, not memory.
+  Result prefix = RunArgs(
+      {"estimate", "--vllm=vllm serve " + dir + " --enable-prefix-caching", "--output=json"});
+  ASSERT_EQ(prefix.code, kExitOk) << prefix.err;
+  EXPECT_NE(prefix.out.find("changes capacity, not memory"), std::string::npos) << prefix.out;
 }
 
 // --compare-engines: one row per engine for the same model and workload, each with its own
@@ -505,7 +511,8 @@ TEST(CliTest, RecommendRanksConfigurationsThatFit) {
         last_cost = c["cost_per_hour"].get<double>();
       }
     }
-    EXPECT_EQ(j["gpu_types"].size(), 9u) << "every built-in GPU type gets a verdict";
+    EXPECT_EQ(j["gpu_types"].size(), estimator::GpuCatalog().size())
+        << "every built-in GPU type gets a verdict";
   }
   // FP8 needs fewer H100s than bf16 for the same workload.
   auto fewest_h100 = [&](const std::string& model) {

@@ -861,6 +861,14 @@ int RunEstimate(const Invocation& inv) {
                                       "it (--strict refuses it)"));
   }
   for (const std::string& flag : ignored) {
+    if (flag == "--enable-prefix-caching") {
+      // vLLM V1 caches prefixes by default; the flag shares blocks, it allocates none.
+      est->notes.push_back(
+          "--enable-prefix-caching changes capacity, not memory: sequences that share a prefix "
+          "share its KV blocks, so the pool holds more of them than max_concurrency counts; the "
+          "bytes are the same");
+      continue;
+    }
     est->notes.push_back(absl::StrCat("vllm flag ", flag, " does not change memory; ignored"));
   }
   const ModelLabel label{model_label, spec->model_type, spec->num_params()};

@@ -649,6 +649,10 @@ TEST(GpuCatalogTest, LooksUpByNameAndAlias) {
   EXPECT_EQ(h100->memory_bytes, kH100);
   EXPECT_TRUE(FindGpu("NVIDIA H100 80GB HBM3").ok());
   EXPECT_TRUE(FindGpu("A100-40GB").ok());
+  // nvidia-smi's product names reach the same entries.
+  EXPECT_EQ(FindGpu("NVIDIA GeForce RTX 5090")->memory_bytes, 3137 * kGiB / 100);
+  EXPECT_EQ(std::string(FindGpu("NVIDIA RTX A4000")->name), "RTX-A4000");
+  EXPECT_EQ(std::string(FindGpu("NVIDIA A30")->name), "A30");
   auto missing = FindGpu("Voodoo2");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("gpu \"Voodoo2\""), std::string::npos);
