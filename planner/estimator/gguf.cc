@@ -36,14 +36,6 @@ const TypeTraits* Traits(int64_t type) {
   return it == kTypes.end() ? nullptr : &it->second;
 }
 
-const TypeTraits* TraitsByName(const std::string& name) {
-  for (int64_t type = 0; type < 64; ++type) {
-    const TypeTraits* t = Traits(type);
-    if (t != nullptr && name == t->name) return t;
-  }
-  return nullptr;
-}
-
 constexpr int64_t kMaxTensors = 1 << 20;
 constexpr int64_t kMaxMetadata = 1 << 20;
 constexpr int64_t kMaxDims = 4;  // GGML_MAX_DIMS
@@ -265,6 +257,16 @@ bool GgmlTypeIsQuantized(int64_t type) {
   return t != nullptr && t->block > 1;
 }
 
+absl::StatusOr<int64_t> GgmlCacheType(const std::string& field, const std::string& name) {
+  static const std::set<std::string> kCacheTypes = {"f32",  "f16",  "bf16", "q8_0",  "q4_0",
+                                                    "q4_1", "q5_0", "q5_1", "iq4_nl"};
+  if (kCacheTypes.count(name) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, "\"", name, "\": use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl"));
+  }
+  return GgmlTypeByName(name);
+}
+
 absl::StatusOr<GgufFile> ParseGgufHeader(absl::string_view bytes) {
   Reader r(bytes);
   ASSIGN_OR_RETURN(uint32_t magic, r.Get<uint32_t>("the magic"));
@@ -405,15 +407,9 @@ absl::StatusOr<GgufKv> GgufKvCache(const GgufFile& file, const std::string& cach
     RETURN_IF_ERROR(integer("attention.head_count_kv", &heads_kv, false));
     if (meta(kv_key) != nullptr) per_layer.assign(static_cast<size_t>(kv.layers), heads_kv);
   }
-  // The cache's ggml type (llama.cpp -ctk/-ctv accept these), sized by the same table as tensors.
-  static const std::set<std::string> kCacheTypes = {"f32",  "f16",  "bf16", "q8_0",  "q4_0",
-                                                    "q4_1", "q5_0", "q5_1", "iq4_nl"};
-  const TypeTraits* cache = kCacheTypes.count(cache_type) > 0 ? TraitsByName(cache_type) : nullptr;
-  if (cache == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cache type \"", cache_type,
-                     "\": use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl"));
-  }
+  // The cache's ggml type, sized by the same table as tensors.
+  ASSIGN_OR_RETURN(int64_t cache_ggml, GgmlCacheType("cache type ", cache_type));
+  const TypeTraits* cache = Traits(cache_ggml);
   const int64_t block = cache->block;
   const int64_t block_bytes = cache->bytes;
   auto row = [&](int64_t n) { return (n + block - 1) / block * block_bytes; };

@@ -63,6 +63,11 @@ int64_t GgmlRowBytes(int64_t type, int64_t elements);
 // A block-quantized type (more than one element per block).
 bool GgmlTypeIsQuantized(int64_t type);
 
+// The ggml type of a llama.cpp KV-cache type (-ctk/-ctv accept f32 f16 bf16 q8_0 q4_0 q4_1 q5_0
+// q5_1 iq4_nl); INVALID_ARGUMENT naming the word after `field` ("llama_cpp.cache_type_k=")
+// otherwise.
+absl::StatusOr<int64_t> GgmlCacheType(const std::string& field, const std::string& name);
+
 // What the KV cache of `file`'s architecture takes per token (all layers), for a cache of
 // `cache_type` ("f16", "bf16", "f32", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"); and the
 // layer count, heads and context the model declares. INVALID_ARGUMENT naming the metadata key it

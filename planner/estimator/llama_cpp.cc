@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -219,19 +218,8 @@ absl::StatusOr<Resolved> Resolve(const Arch& a, const EstimateRequest& r) {
   RETURN_IF_ERROR(Range("fit_margin_bytes", c.fit_margin_bytes, 0, r.gpu_memory_bytes));
   RETURN_IF_ERROR(Range("concurrency", r.concurrency, 0, kMaxSlots));
   RETURN_IF_ERROR(Range("context_tokens", r.context_tokens, 0, limits::kMaxContextTokens));
-  static const std::set<std::string> kCacheTypes = {"f32",  "f16",  "bf16", "q8_0",  "q4_0",
-                                                    "q4_1", "q5_0", "q5_1", "iq4_nl"};
-  const std::pair<const char*, const std::string*> kinds[] = {{"cache_type_k", &c.cache_type_k},
-                                                              {"cache_type_v", &c.cache_type_v}};
-  for (const auto& kind : kinds) {
-    if (kCacheTypes.count(*kind.second) == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("llama_cpp.", kind.first, "=\"", *kind.second,
-                       "\": use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl"));
-    }
-  }
-  out.type_k = GgmlTypeByName(c.cache_type_k);
-  out.type_v = GgmlTypeByName(c.cache_type_v);
+  ASSIGN_OR_RETURN(out.type_k, GgmlCacheType("llama_cpp.cache_type_k=", c.cache_type_k));
+  ASSIGN_OR_RETURN(out.type_v, GgmlCacheType("llama_cpp.cache_type_v=", c.cache_type_v));
   out.fa = c.flash_attn != FlashAttn::kOff;
   // llama-context.cpp: "quantized V cache was requested, but this requires Flash Attention".
   if (!out.fa && GgmlTypeIsQuantized(out.type_v)) {

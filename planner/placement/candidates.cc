@@ -20,51 +20,45 @@ struct Evaluated {
   std::string reason;
 };
 
-// SGLang: its own budget rule (sglang_model.cc) at SGLang's fraction; the plan reserves the high
-// end of each stage as for vLLM.
-Evaluated EvaluateSglang(const DeploymentSpec& d, const estimator::EstimateRequest& req) {
-  absl::StatusOr<estimator::MemoryEstimate> est = estimator::Estimate(*d.spec, req);
-  if (!est.ok()) return Evaluated{std::nullopt, true, std::string(est.status().message())};
-  if (!est->fits) return Evaluated{std::nullopt, false, est->reason};
-  Candidate c{.type = nullptr,
-              .tp = req.parallelism.tp,
-              .pp = req.parallelism.pp,
-              .ep = req.parallelism.ep,
-              .gpus = req.parallelism.world()};
-  for (const estimator::StageMemory& s : est->stages) {
+// What a replica of `estimate` reserves, for every engine: the high end of each stage's band (a
+// plan never counts on the estimate being right to the byte) and the KV pool's low end.
+Candidate CandidateOf(const GpuType& type, const estimator::Parallelism& p,
+                      const estimator::MemoryEstimate& estimate, double util,
+                      std::string launch_command) {
+  Candidate c{.type = &type, .tp = p.tp, .pp = p.pp, .ep = p.ep, .gpus = p.world()};
+  for (const estimator::StageMemory& s : estimate.stages) {
     c.stage_bytes.push_back(s.high_bytes);
     c.max_rank_bytes = std::max(c.max_rank_bytes, s.high_bytes);
   }
-  c.kv_tokens = est->kv_cache_tokens_low;
-  c.util = estimator::ResolveSglang(req.sglang, req.gpu_memory_bytes, req.parallelism)
-               .mem_fraction_static;
-  c.launch_command = estimator::SglangLaunchCommand(d.model, req, *est);
-  return Evaluated{std::move(c), false, ""};
+  c.kv_tokens = estimate.kv_cache_tokens_low;
+  c.util = util;
+  c.launch_command = std::move(launch_command);
+  return c;
 }
 
 Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int64_t pp,
                    int64_t ep) {
   const estimator::EstimateRequest req = VllmRequestFor(d, type, tp, pp, ep);
   if (d.engine == estimator::Engine::kSglang) {
-    Evaluated e = EvaluateSglang(d, req);
-    if (e.candidate) e.candidate->type = &type;
-    return e;
+    // SGLang's own budget rule (sglang_model.cc) at SGLang's fraction.
+    absl::StatusOr<estimator::MemoryEstimate> est = estimator::Estimate(*d.spec, req);
+    if (!est.ok()) return Evaluated{std::nullopt, true, std::string(est.status().message())};
+    if (!est->fits) return Evaluated{std::nullopt, false, est->reason};
+    const double fraction =
+        estimator::ResolveSglang(req.sglang, req.gpu_memory_bytes, req.parallelism)
+            .mem_fraction_static;
+    return Evaluated{CandidateOf(type, req.parallelism, *est, fraction,
+                                 estimator::SglangLaunchCommand(d.model, req, *est)),
+                     false, ""};
   }
   absl::StatusOr<estimator::VllmFit> fit = estimator::FitVllm(
       *d.spec, req,
       d.utilization_given ? estimator::Utilization::kAsGiven : estimator::Utilization::kSmallest);
   if (!fit.ok()) return Evaluated{std::nullopt, true, std::string(fit.status().message())};
   if (!fit->fits) return Evaluated{std::nullopt, false, fit->reason};
-  Candidate c{.type = &type, .tp = tp, .pp = pp, .ep = ep, .gpus = tp * pp};
-  for (const estimator::StageMemory& s : fit->estimate.stages) {
-    // The high end of the band: a plan never counts on the estimate being right to the byte.
-    c.stage_bytes.push_back(s.high_bytes);
-    c.max_rank_bytes = std::max(c.max_rank_bytes, s.high_bytes);
-  }
-  c.kv_tokens = fit->estimate.kv_cache_tokens_low;
-  c.util = fit->gpu_memory_utilization;
-  c.launch_command = estimator::VllmServeCommand(d.model, *fit);
-  return Evaluated{std::move(c), false, ""};
+  return Evaluated{CandidateOf(type, req.parallelism, fit->estimate, fit->gpu_memory_utilization,
+                               estimator::VllmServeCommand(d.model, *fit)),
+                   false, ""};
 }
 
 }  // namespace
