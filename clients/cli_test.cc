@@ -173,6 +173,12 @@ TEST(EstimateCliTest, LlamaCppFromGguf) {
   Result split = RunArgs({"estimate", "--gguf=" + file, "--tensor-split=1,x"});
   EXPECT_EQ(split.code, kExitUsage);
   EXPECT_NE(split.err.find("\"x\" is not a number"), std::string::npos) << split.err;
+  Result fit = RunArgs({"estimate", "--gguf=" + file, "--fit=maybe"});
+  EXPECT_EQ(fit.code, kExitUsage);
+  EXPECT_NE(fit.err.find("--fit=\"maybe\" must be on or off"), std::string::npos) << fit.err;
+  Result fa_word = RunArgs({"estimate", "--gguf=" + file, "--flash-attn=sometimes"});
+  EXPECT_EQ(fa_word.code, kExitUsage);
+  EXPECT_NE(fa_word.err.find("sometimes"), std::string::npos) << fa_word.err;
   Result fa = RunArgs({"estimate", "--gguf=" + file, "--flash-attn=off", "--cache-type-v=q4_0"});
   EXPECT_EQ(fa.code, kExitUsage);
   EXPECT_NE(fa.err.find("cache_type_v=q4_0"), std::string::npos) << fa.err;
@@ -202,6 +208,10 @@ TEST(EstimateCliTest, SglangEstimateAndLaunchLine) {
                         "--engine=sglang", "--mem-fraction-static=1.5"});
   EXPECT_NE(bad.code, kExitOk);
   EXPECT_NE(bad.err.find("mem_fraction_static=1.5"), std::string::npos) << bad.err;
+  Result negative = RunArgs({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json",
+                             "--engine=sglang", "--context-length=-5"});
+  EXPECT_NE(negative.code, kExitOk);
+  EXPECT_NE(negative.err.find("sglang.context_length=-5"), std::string::npos) << negative.err;
 }
 
 // --draft-model and --enable-lora: the draft and the adapter slots take the KV pool, the

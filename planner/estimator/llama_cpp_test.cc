@@ -349,6 +349,32 @@ TEST(LlamaCppTest, BadRequestsNameTheField) {
   r = Request();
   r.llama_cpp.n_ctx = int64_t{1} << 40;
   EXPECT_NE(message(r).find("n_ctx="), std::string::npos);
+  // Negative, zero and out-of-range values, each named with its value.
+  struct Bad {
+    void (*set)(EstimateRequest&);
+    const char* expect;
+  };
+  const Bad bad[] = {
+      {[](EstimateRequest& q) { q.llama_cpp.n_gpu_layers = -2; }, "llama_cpp.n_gpu_layers=-2"},
+      {[](EstimateRequest& q) { q.llama_cpp.n_cpu_moe = -1; }, "llama_cpp.n_cpu_moe=-1"},
+      {[](EstimateRequest& q) { q.llama_cpp.n_cpu_moe = 5; }, "llama_cpp.n_cpu_moe=5"},
+      {[](EstimateRequest& q) { q.llama_cpp.n_batch = 0; }, "llama_cpp.n_batch=0"},
+      {[](EstimateRequest& q) { q.llama_cpp.n_ctx = -1; }, "llama_cpp.n_ctx=-1"},
+      {[](EstimateRequest& q) { q.llama_cpp.fit_margin_bytes = -1; },
+       "llama_cpp.fit_margin_bytes=-1"},
+      {[](EstimateRequest& q) { q.llama_cpp.cache_type_v = ""; }, "llama_cpp.cache_type_v=\"\""},
+      {[](EstimateRequest& q) { q.llama_cpp.tensor_split = {-1}; }, "tensor_split entry -1"},
+      {[](EstimateRequest& q) { q.llama_cpp.tensor_split = {0}; }, "must not be all zero"},
+      {[](EstimateRequest& q) { q.gpu_memory_bytes = 0; }, "gpu_memory_bytes=0"},
+      {[](EstimateRequest& q) { q.parallelism.pp = 17; }, "pp=17"},
+      {[](EstimateRequest& q) { q.concurrency = -3; }, "llama_cpp.concurrency=-3"},
+      {[](EstimateRequest& q) { q.context_tokens = -1; }, "llama_cpp.context_tokens=-1"},
+  };
+  for (const Bad& b : bad) {
+    EstimateRequest q = Request();
+    b.set(q);
+    EXPECT_NE(message(q).find(b.expect), std::string::npos) << b.expect;
+  }
   // Estimate() with a config.json refuses llama.cpp and says what to give instead.
   ModelSpec spec;
   auto via_config = Estimate(spec, Request());

@@ -128,6 +128,26 @@ TEST(SglangTest, RefusalsSayWhy) {
   auto bad = Estimate(spec, r);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("sglang.mem_fraction_static=1"), std::string::npos);
+  // Negative and huge values, each named with its value.
+  struct Bad {
+    void (*set)(SglangConfig&);
+    const char* expect;
+  };
+  const Bad cases[] = {
+      {[](SglangConfig& g) { g.mem_fraction_static = -0.1; }, "sglang.mem_fraction_static=-0.1"},
+      {[](SglangConfig& g) { g.context_length = -1; }, "sglang.context_length=-1"},
+      {[](SglangConfig& g) { g.chunked_prefill_size = -8; }, "sglang.chunked_prefill_size=-8"},
+      {[](SglangConfig& g) { g.cuda_graph_max_bs = 1 << 20; }, "sglang.cuda_graph_max_bs=1048576"},
+      {[](SglangConfig& g) { g.max_running_requests = -1; }, "sglang.max_running_requests=-1"},
+      {[](SglangConfig& g) { g.page_size = 0; }, "sglang.page_size=0"},
+  };
+  for (const Bad& b : cases) {
+    EstimateRequest q = Sglang();
+    b.set(q.sglang);
+    auto e = Estimate(spec, q);
+    ASSERT_FALSE(e.ok()) << b.expect;
+    EXPECT_NE(e.status().message().find(b.expect), std::string::npos) << e.status();
+  }
 }
 
 // MLA (deepseek-v2-lite): the cell is the latent (kv_lora_rank + qk_rope_head_dim) per layer.
@@ -186,6 +206,12 @@ TEST(ServingLoraTest, SlotsTakeTheKvPool) {
   auto bad = Estimate(spec, r);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("vllm.max_lora_rank=48"), std::string::npos);
+  r.vllm.max_lora_rank = 16;
+  r.vllm.max_loras = 0;
+  EXPECT_NE(Estimate(spec, r).status().message().find("vllm.max_loras=0"), std::string::npos);
+  r.vllm.max_loras = 1;
+  r.vllm.max_cpu_loras = -1;
+  EXPECT_NE(Estimate(spec, r).status().message().find("vllm.max_cpu_loras=-1"), std::string::npos);
 }
 
 // Speculative decoding with a draft (vllm/v1/spec_decode: the drafter is loaded and profiled
