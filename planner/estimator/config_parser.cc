@@ -246,9 +246,10 @@ absl::StatusOr<ModelSpec> ParseModelConfig(absl::string_view config_json,
 
   ModelSpec spec;
   if (wrapper != nullptr) spec.wrapper_type = top_type;
-  const json* text_obj = top.Object("text_config");
+  const std::string text_key = wrapper != nullptr ? wrapper->text_config_key : "text_config";
+  const json* text_obj = top.Object(text_key.c_str());
   const bool nested_text = text_obj != nullptr;
-  Fields text = nested_text ? top.Child(*text_obj, "text_config") : top;
+  Fields text = nested_text ? top.Child(*text_obj, text_key.c_str()) : top;
   std::string text_type = nested_text ? text.StringOr("model_type", "") : top_type;
   if (wrapper != nullptr && text_type.empty()) text_type = wrapper->default_text_type;
   std::string canonical = text_type;

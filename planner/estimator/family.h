@@ -135,6 +135,8 @@ struct WrapperFamily {
   std::vector<std::string> model_types;
   // text_config.model_type when the config leaves it out (transformers' default).
   std::string default_text_type;
+  // Where the language model's config sits (InternVL's remote code: llm_config).
+  std::string text_config_key = "text_config";
   // Builds the vision tower and projector (`v` is vision_config, `top` the whole config).
   std::function<absl::StatusOr<VisionSpec>(const Fields& v, const Fields& top,
                                            const std::string& wrapper, int64_t text_hidden)>

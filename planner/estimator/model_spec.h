@@ -130,11 +130,20 @@ struct VisionSpec {
     kFixed,
     kPatchesMerged,
     kLlavaNext,
-    kPerTile
+    kPerTile,
+    kTiles,  // InternVL: the image cut into image_size tiles by aspect ratio (+ a thumbnail)
   } token_rule = TokenRule::kFixed;
   int64_t fixed_tokens_per_image = 0;  // kFixed: Gemma-3 256, LLaVA 576 ...; kLlavaNext: base image
   bool image_newline = false;          // kLlavaNext: a newline token per row of tile features
   std::vector<std::pair<int64_t, int64_t>> grid_pinpoints;  // kLlavaNext: (height, width) options
+  // kTiles: the tile counts the processor may choose and whether a thumbnail tile is added when
+  // it cuts the image (fixed_tokens_per_image is per tile).
+  int64_t min_tiles = 1;
+  int64_t max_tiles = 1;
+  bool thumbnail = false;
+  // Layers after the feature layer the model reads (LLaVA's vision_feature_layer -2: 1). They are
+  // instantiated by transformers but cut from an exported graph.
+  int64_t unused_tail_layers = 0;
   std::vector<Tensor> tower;                                // vision encoder tensors
   std::vector<Tensor> projector;                            // multimodal projector tensors
 };
