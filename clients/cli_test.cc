@@ -261,6 +261,60 @@ TEST(EstimateCliTest, DraftModelAndLoraFlags) {
   EXPECT_NE(prefix.out.find("changes capacity, not memory"), std::string::npos) << prefix.out;
 }
 
+// --engine=openvino: the VLM pipeline split, the weight format from the exported folder's
+// openvino_config.json, continuous batching's blocks, and bad values refused by name.
+TEST(EstimateCliTest, OpenvinoEngine) {
+  const std::string dir = ::testing::TempDir() + "/fleetplan_ov_gemma";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kModels + "gemma-3-4b-it.json", dir + "/config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"estimate", "--model=" + dir + "/config.json",
+                                     "--engine=openvino", "--gpu-memory-bytes=34359738368",
+                                     "--output=json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunArgs(args);
+  };
+  Result fp16 = run({"--images=1", "--image-height=682", "--image-width=1024"});
+  ASSERT_EQ(fp16.code, kExitOk) << fp16.err;
+  auto a = nlohmann::json::parse(fp16.out);
+  ASSERT_EQ(a["pipeline_parts"].size(), 3u) << fp16.out;
+  EXPECT_EQ(a["pipeline_parts"][0]["name"], "vision_embeddings");
+  EXPECT_GT(a["stages"][0]["kv_cache_bytes"].get<int64_t>(), 0);
+  // An int4 export (openvino_config.json beside config.json) is read without a flag.
+  { std::ofstream(dir + "/openvino_config.json") << R"({"dtype": "int4", "quantization_config":
+      {"bits": 4, "sym": true, "group_size": 64, "ratio": 1.0}})"; }
+  Result int4 = run({"--images=1", "--image-height=682", "--image-width=1024"});
+  ASSERT_EQ(int4.code, kExitOk) << int4.err;
+  auto b = nlohmann::json::parse(int4.out);
+  EXPECT_LT(b["pipeline_parts"][2]["weights_bytes"].get<int64_t>() * 3,
+            a["pipeline_parts"][2]["weights_bytes"].get<int64_t>());
+  EXPECT_NE(b["launch_command"].get<std::string>().find("--weight-format int4"),
+            std::string::npos);
+  { std::ofstream(dir + "/openvino_config.json") << R"({"dtype": "int3"})"; }
+  Result bad_file = run({});
+  EXPECT_NE(bad_file.code, kExitOk);
+  EXPECT_NE(bad_file.err.find("dtype=\"int3\""), std::string::npos) << bad_file.err;
+  std::filesystem::remove(dir + "/openvino_config.json");
+  // Continuous batching with a cache_size: its blocks bound the workload.
+  Result cb = run({"--continuous-batching", "--cache-size=4", "--concurrency=4",
+                   "--context=4096"});
+  ASSERT_EQ(cb.code, kExitOk) << cb.err;
+  auto c = nlohmann::json::parse(cb.out);
+  EXPECT_GT(c["kv_cache_tokens"].get<int64_t>(), 0);
+  EXPECT_NE(c["launch_command"].get<std::string>().find("ovms"), std::string::npos);
+  Result over = run({"--continuous-batching", "--cache-size=0.1", "--concurrency=64",
+                     "--context=8192"});
+  EXPECT_NE(nlohmann::json::parse(over.out)["fits"].get<bool>(), true) << over.out;
+  // Bad values name the flag and the value.
+  Result dev = run({"--ov-device=npu"});
+  EXPECT_NE(dev.err.find("--ov-device=\"npu\""), std::string::npos) << dev.err;
+  Result tp = run({"--tp=2"});
+  EXPECT_NE(tp.err.find("tp=2"), std::string::npos) << tp.err;
+  Result u4 = run({"--ov-device=gpu", "--kv-cache-precision=u4"});
+  EXPECT_NE(u4.err.find("kv_precision=u4"), std::string::npos) << u4.err;
+}
+
 // --compare-engines: one row per engine for the same model and workload, each with its own
 // numbers (the estimator's) and launch line; llama.cpp's row from --gguf.
 TEST(EstimateCliTest, CompareEngines) {
@@ -271,11 +325,15 @@ TEST(EstimateCliTest, CompareEngines) {
                "--compare-engines", "--concurrency=4", "--context=4096", "--output=json"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   auto j = nlohmann::json::parse(r.out)["engines"];
-  ASSERT_EQ(j.size(), 4u);
+  ASSERT_EQ(j.size(), 5u);
   EXPECT_EQ(j[0]["engine"], "vllm");
   EXPECT_EQ(j[1]["engine"], "sglang");
   EXPECT_EQ(j[2]["engine"], "hf-transformers");
-  EXPECT_EQ(j[3]["engine"], "llama.cpp");
+  EXPECT_EQ(j[3]["engine"], "openvino");
+  EXPECT_NE(j[3]["launch_command"].get<std::string>().find("optimum-cli export openvino"),
+            std::string::npos)
+      << j[3].dump();
+  j.erase(3);  // the rest below: the GPU engines
   EXPECT_NE(j[0]["launch_command"].get<std::string>().find("vllm serve"), std::string::npos);
   EXPECT_NE(j[1]["launch_command"].get<std::string>().find("sglang.launch_server"),
             std::string::npos);

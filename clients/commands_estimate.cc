@@ -31,6 +31,7 @@
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/inverse.h"
 #include "planner/estimator/llama_cpp.h"
+#include "planner/estimator/openvino.h"
 #include "planner/estimator/sglang.h"
 #include "planner/estimator/vllm.h"
 #include "planner/placement/candidates.h"
@@ -62,6 +63,48 @@ absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& flag, const
 }
 
 // llama-server's flags, under their own long names (--ctx-size, --parallel, --n-gpu-layers ...).
+// OpenVINO's deployment: the flags, and the exported folder's openvino_config.json (beside
+// --model) for the weight compression unless --weight-format says it.
+absl::StatusOr<estimator::OpenvinoConfig> OpenvinoFromFlags(const FlagSet& f) {
+  estimator::OpenvinoConfig c;
+  ASSIGN_OR_RETURN(c.device,
+                   estimator::OvDeviceNames().Parse("--ov-device", f.GetString("ov-device")));
+  const std::filesystem::path beside =
+      std::filesystem::path(f.GetString("model")).parent_path() / "openvino_config.json";
+  if (!f.GetString("weight-format").empty()) {
+    ASSIGN_OR_RETURN(c.weight_format, estimator::OvWeightFormatNames().Parse(
+                                          "--weight-format", f.GetString("weight-format")));
+    c.weight_format_set = true;
+    c.group_size = f.GetInt("ov-group-size");
+    c.ratio = f.GetDouble("ov-ratio");
+    c.all_layers = f.GetBool("all-layers");
+  } else if (!f.GetString("model").empty() && std::filesystem::exists(beside)) {
+    ASSIGN_OR_RETURN(std::string text, ReadFileText("openvino_config.json", beside.string()));
+    RETURN_IF_ERROR(estimator::ApplyOpenvinoConfigJson(text, c));
+  }
+  ASSIGN_OR_RETURN(c.kv_precision, estimator::OvKvPrecisionNames().Parse(
+                                       "--kv-cache-precision", f.GetString("kv-cache-precision")));
+  c.kv_group_size = f.GetInt("kv-group-size");
+  ASSIGN_OR_RETURN(c.inference_precision,
+                   estimator::OvInferencePrecisionNames().Parse(
+                       "--inference-precision", f.GetString("inference-precision")));
+  c.amx = f.GetBool("amx");
+  c.continuous_batching = f.GetBool("continuous-batching");
+  c.cache_size_gb = f.GetDouble("cache-size");
+  c.num_kv_blocks = f.GetInt("num-kv-blocks");
+  if (f.GetInt("max-num-batched-tokens") > 0) {
+    c.max_num_batched_tokens = f.GetInt("max-num-batched-tokens");
+  }
+  if (f.GetInt("max-num-seqs") > 0) c.max_num_seqs = f.GetInt("max-num-seqs");
+  c.images = f.GetInt("images");
+  c.image_height = f.GetInt("image-height");
+  c.image_width = f.GetInt("image-width");
+  c.prompt_tokens = f.GetInt("prompt-tokens");
+  c.new_tokens = f.GetInt("new-tokens");
+  c.llm_tokens = f.GetInt("llm-tokens");
+  return c;
+}
+
 absl::StatusOr<estimator::LlamaCppConfig> LlamaCppFromFlags(const FlagSet& f) {
   estimator::LlamaCppConfig c;
   c.n_ctx = f.GetInt("ctx-size");
@@ -175,6 +218,9 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
     r.dtype = r.training.param_dtype;
   }
   ASSIGN_OR_RETURN(r.llama_cpp, LlamaCppFromFlags(f));
+  if (r.engine == estimator::Engine::kOpenvino) {
+    ASSIGN_OR_RETURN(r.openvino, OpenvinoFromFlags(f));
+  }
   r.sglang = {.mem_fraction_static = f.GetDouble("mem-fraction-static"),
               .context_length = f.GetInt("context-length"),
               .chunked_prefill_size = f.GetInt("chunked-prefill-size"),
@@ -239,6 +285,14 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
     return kExitUsage;
   }
   server::ToProto(*llama, req.mutable_llama_cpp());
+  if (*engine == estimator::Engine::kOpenvino) {
+    absl::StatusOr<estimator::OpenvinoConfig> ov = OpenvinoFromFlags(flags);
+    if (!ov.ok()) {
+      inv.err << "fleetplan estimate: " << ov.status().message() << "\n";
+      return kExitUsage;
+    }
+    server::ToProto(*ov, req.mutable_openvino());
+  }
   if (flags.IsSet("gpu-memory-bytes")) {
     req.set_gpu_memory_bytes(flags.GetInt("gpu-memory-bytes"));
   } else {
@@ -464,8 +518,17 @@ json EstimateJson(const ModelLabel& label, const EstimateRequest& req, const Mem
               {"host_bytes", est.host_bytes},
               {"notes", est.notes}};
   if (!est.reason.empty()) out["reason"] = est.reason;
+  if (!est.pipeline_parts.empty()) {
+    out["pipeline_parts"] = json::array();
+    for (const auto& part : est.pipeline_parts) {
+      out["pipeline_parts"].push_back({{"name", part.name},
+                                       {"weights_bytes", part.weights_bytes},
+                                       {"temp_bytes", part.temp_bytes}});
+    }
+  }
   if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp ||
-      req.engine == estimator::Engine::kSglang) {
+      req.engine == estimator::Engine::kSglang ||
+      (req.engine == estimator::Engine::kOpenvino && req.openvino.continuous_batching)) {
     out["kv_cache_tokens"] = est.kv_cache_tokens;
     out["kv_cache_tokens_low"] = est.kv_cache_tokens_low;
     out["max_concurrency"] = est.max_concurrency;
@@ -507,12 +570,21 @@ void PrintEstimateTable(std::ostream& o, const ModelLabel& label, const Estimate
          "ggml's CUDA pool)\n";
     o << absl::StrFormat("host memory: %.2f GiB (CPU layers and KV, host buffers)\n",
                          GiB(est.host_bytes));
+  } else if (req.engine == estimator::Engine::kOpenvino) {
+    o << absl::StrFormat("(GiB of the %s's memory; kv_cache = the KV %s)\n",
+                         estimator::OvDeviceNames().Name(req.openvino.device),
+                         req.openvino.continuous_batching ? "blocks" : "state");
+    for (const auto& part : est.pipeline_parts) {
+      o << absl::StrFormat("  %-18s weights %8.2f GiB  buffers %8.2f GiB\n", part.name,
+                           GiB(part.weights_bytes), GiB(part.temp_bytes));
+    }
   } else {
     o << "(GiB per GPU; each stage's " << req.parallelism.tp
       << " tensor-parallel rank(s) are identical)\n";
   }
   if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp ||
-      req.engine == estimator::Engine::kSglang) {
+      req.engine == estimator::Engine::kSglang ||
+      (req.engine == estimator::Engine::kOpenvino && req.openvino.continuous_batching)) {
     o << absl::StrFormat(
         "KV cache: %d tokens per replica (at least %d), %d sequences of %d tokens (at least %d), "
         "max_model_len %d\n",
@@ -705,10 +777,19 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
         estimator::ParseModelConfig(*text, {.quantization = flags.GetString("quantization"),
                                             .group_size = flags.GetInt("group-size")});
     if (!spec.ok()) return ReportError(inv.err, "estimate", spec.status());
-    for (estimator::Engine engine : {estimator::Engine::kVllm, estimator::Engine::kSglang,
-                                     estimator::Engine::kHfTransformers}) {
+    for (estimator::Engine engine :
+         {estimator::Engine::kVllm, estimator::Engine::kSglang, estimator::Engine::kHfTransformers,
+          estimator::Engine::kOpenvino}) {
       Row row{.engine = estimator::EngineName(engine)};
       absl::StatusOr<EstimateRequest> req = BuildRequest(flags, *spec);
+      if (req.ok() && engine == estimator::Engine::kOpenvino) {
+        absl::StatusOr<estimator::OpenvinoConfig> ov = OpenvinoFromFlags(flags);
+        if (ov.ok()) {
+          req->openvino = *std::move(ov);
+        } else {
+          req = ov.status();
+        }
+      }
       if (!req.ok()) {
         inv.err << "fleetplan estimate: " << req.status().message() << "\n";
         return kExitUsage;
@@ -735,6 +816,8 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
           row.est = *std::move(est);
           if (engine == estimator::Engine::kSglang) {
             row.launch = estimator::SglangLaunchCommand(model_label, *req, row.est);
+          } else if (engine == estimator::Engine::kOpenvino) {
+            row.launch = estimator::OpenvinoLaunchCommand(model_label, *req, row.est);
           }
         } else {
           row.error = std::string(est.status().message());
@@ -877,6 +960,9 @@ int RunEstimate(const Invocation& inv) {
   if (req->engine == estimator::Engine::kSglang) {
     x.emitted = estimator::SglangLaunchCommand(model_label, *req, *est);
     out["launch_command"] = x.emitted;
+  } else if (req->engine == estimator::Engine::kOpenvino) {
+    x.emitted = estimator::OpenvinoLaunchCommand(model_label, *req, *est);
+    out["launch_command"] = x.emitted;
   }
 
   if (flags.GetBool("budget")) {
@@ -980,13 +1066,14 @@ FlagSet EstimateFlags() {
   const estimator::HfConfig hf;
   const estimator::TrainingConfig training;
   f.Int("batch", hf.batch, "hf-transformers / training: sequences per batch");
-  f.Int("prompt-tokens", hf.prompt_tokens, "hf-transformers: prompt tokens per sequence");
-  f.Int("new-tokens", hf.new_tokens, "hf-transformers generate: new tokens");
-  f.Int("images", 0, "hf-transformers VLM: images per sequence");
+  f.Int("prompt-tokens", hf.prompt_tokens,
+        "hf-transformers / openvino: prompt tokens per sequence");
+  f.Int("new-tokens", hf.new_tokens, "hf-transformers generate / openvino: new tokens");
+  f.Int("images", 0, "hf-transformers / openvino VLM: images per sequence");
   f.Int("image-height", 0,
-        "hf-transformers VLM: image height in pixels (0: the tower's native size)");
+        "hf-transformers / openvino VLM: image height in pixels (0: the tower's native size)");
   f.Int("image-width", 0,
-        "hf-transformers VLM: image width in pixels (0: the tower's native size)");
+        "hf-transformers / openvino VLM: image width in pixels (0: the tower's native size)");
   f.String("optimizer", "adamw", absl::StrCat("training: ", estimator::OptimizerNames().Choices()));
   f.String("param-dtype", "bfloat16", "training: dtype of the parameters");
   f.Bool("autocast", false, "training: bf16 autocast over fp32 parameters");
@@ -1019,9 +1106,32 @@ FlagSet EstimateFlags() {
   f.Int("n-cpu-moe", 0, "llama.cpp --n-cpu-moe: experts of the first N layers on the CPU");
   f.String("fit", "on", "llama.cpp --fit: on | off");
   f.Bool("swa-full", false, "llama.cpp --swa-full: full-size cache for sliding-window layers");
+  const estimator::OpenvinoConfig ov;
+  f.String("ov-device", "cpu", "openvino: cpu | gpu (the device the pipeline runs on)");
+  f.String("weight-format", "",
+           "openvino: fp32 | fp16 | int8 (int8_asym) | int8_sym | int4 (int4_asym) | int4_sym "
+           "(default: the folder's openvino_config.json, else fp16)");
+  f.Int("ov-group-size", ov.group_size, "openvino int4: --group-size (-1: channel-wise)");
+  f.Double("ov-ratio", ov.ratio, "openvino int4: --ratio of layers in int4 (the rest int8)");
+  f.Bool("all-layers", false, "openvino int4: --all-layers (embedding and lm_head in int4 too)");
+  f.String("kv-cache-precision", "default",
+           "openvino KV_CACHE_PRECISION: default (cpu u8, gpu f16) | u8 | u4 | f16 | bf16 | f32");
+  f.Int("kv-group-size", 0, "openvino KEY/VALUE_CACHE_GROUP_SIZE (0: one group per head)");
+  f.String("inference-precision", "default",
+           "openvino INFERENCE_PRECISION_HINT: default (cpu f32, bf16 with --amx; gpu f16) | f32 "
+           "| bf16 | f16");
+  f.Bool("amx", false, "openvino cpu: the CPU has AMX (bf16 by default, fused MLPs)");
+  f.Bool("continuous-batching", false,
+         "openvino: continuous batching (paged KV blocks; OVMS) instead of a stateful pipeline");
+  f.Double("cache-size", 0, "openvino continuous batching: cache_size in GB (0: num-kv-blocks)");
+  f.Int("num-kv-blocks", 0,
+        "openvino continuous batching: num_kv_blocks (0 with no cache-size: "
+        "grows on demand)");
+  f.Int("llm-tokens", 0,
+        "openvino: the language model's prefill tokens (0: --prompt-tokens + the images' tokens)");
   f.Bool("compare-engines", false,
          "one table of this model and workload on every engine that serves it (vllm, sglang, "
-         "hf-transformers from --model; llama.cpp from --gguf)");
+         "hf-transformers, openvino from --model; llama.cpp from --gguf)");
   f.Bool("budget", false, "print the contexts x concurrencies budget matrix");
   f.String("budget-contexts", "2048,8192,32768", "budget: contexts");
   f.String("budget-concurrencies", "1,8,32,128", "budget: concurrencies");

@@ -81,6 +81,8 @@ v1::Engine ToProto(estimator::Engine e) {
       return v1::ENGINE_LLAMA_CPP;
     case estimator::Engine::kSglang:
       return v1::ENGINE_SGLANG;
+    case estimator::Engine::kOpenvino:
+      return v1::ENGINE_OPENVINO;
   }
   return v1::ENGINE_UNSPECIFIED;
 }
@@ -98,6 +100,8 @@ absl::StatusOr<estimator::Engine> EngineFromProto(v1::Engine e) {
       return estimator::Engine::kLlamaCpp;
     case v1::ENGINE_SGLANG:
       return estimator::Engine::kSglang;
+    case v1::ENGINE_OPENVINO:
+      return estimator::Engine::kOpenvino;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("engine=", static_cast<int>(e), " is not an Engine"));
@@ -301,6 +305,67 @@ void FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
   d.disable_cuda_graph = g.disable_cuda_graph();
 }
 
+absl::Status FromProto(const v1::OpenvinoConfig& p, estimator::OpenvinoConfig& c) {
+  if (!p.device().empty()) {
+    ASSIGN_OR_RETURN(c.device, estimator::OvDeviceNames().Parse("openvino.device", p.device()));
+  }
+  if (!p.weight_format().empty()) {
+    ASSIGN_OR_RETURN(c.weight_format, estimator::OvWeightFormatNames().Parse(
+                                          "openvino.weight_format", p.weight_format()));
+    c.weight_format_set = true;
+  }
+  if (p.has_group_size()) c.group_size = p.group_size();
+  if (p.has_ratio()) c.ratio = p.ratio();
+  c.all_layers = p.all_layers();
+  if (!p.kv_cache_precision().empty()) {
+    ASSIGN_OR_RETURN(c.kv_precision, estimator::OvKvPrecisionNames().Parse(
+                                         "openvino.kv_cache_precision", p.kv_cache_precision()));
+  }
+  c.kv_group_size = p.kv_group_size();
+  if (!p.inference_precision().empty()) {
+    ASSIGN_OR_RETURN(c.inference_precision,
+                     estimator::OvInferencePrecisionNames().Parse("openvino.inference_precision",
+                                                                  p.inference_precision()));
+  }
+  c.amx = p.amx();
+  c.continuous_batching = p.continuous_batching();
+  c.cache_size_gb = p.cache_size_gb();
+  c.num_kv_blocks = p.num_kv_blocks();
+  if (p.has_max_num_batched_tokens()) c.max_num_batched_tokens = p.max_num_batched_tokens();
+  if (p.has_max_num_seqs()) c.max_num_seqs = p.max_num_seqs();
+  c.images = p.images();
+  c.image_height = p.image_height();
+  c.image_width = p.image_width();
+  if (p.has_prompt_tokens()) c.prompt_tokens = p.prompt_tokens();
+  if (p.has_new_tokens()) c.new_tokens = p.new_tokens();
+  c.llm_tokens = p.llm_tokens();
+  return absl::OkStatus();
+}
+
+void ToProto(const estimator::OpenvinoConfig& c, v1::OpenvinoConfig* p) {
+  p->set_device(estimator::OvDeviceNames().Name(c.device));
+  if (c.weight_format_set)
+    p->set_weight_format(estimator::OvWeightFormatNames().Name(c.weight_format));
+  p->set_group_size(c.group_size);
+  p->set_ratio(c.ratio);
+  p->set_all_layers(c.all_layers);
+  p->set_kv_cache_precision(estimator::OvKvPrecisionNames().Name(c.kv_precision));
+  p->set_kv_group_size(c.kv_group_size);
+  p->set_inference_precision(estimator::OvInferencePrecisionNames().Name(c.inference_precision));
+  p->set_amx(c.amx);
+  p->set_continuous_batching(c.continuous_batching);
+  p->set_cache_size_gb(c.cache_size_gb);
+  p->set_num_kv_blocks(c.num_kv_blocks);
+  p->set_max_num_batched_tokens(c.max_num_batched_tokens);
+  p->set_max_num_seqs(c.max_num_seqs);
+  p->set_images(c.images);
+  p->set_image_height(c.image_height);
+  p->set_image_width(c.image_width);
+  p->set_prompt_tokens(c.prompt_tokens);
+  p->set_new_tokens(c.new_tokens);
+  p->set_llm_tokens(c.llm_tokens);
+}
+
 absl::Status FromProto(const v1::LlamaCppConfig& p, estimator::LlamaCppConfig& c) {
   c.n_ctx = p.n_ctx();
   c.n_parallel = p.n_parallel();
@@ -379,6 +444,7 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
   }
   RETURN_IF_ERROR(FromProto(p.llama_cpp(), r.llama_cpp));
   FromProto(p.sglang(), r.sglang);
+  RETURN_IF_ERROR(FromProto(p.openvino(), r.openvino));
   const v1::Parallelism& par = p.parallelism();
   if (par.has_tp()) r.parallelism.tp = par.tp();
   if (par.has_pp()) r.parallelism.pp = par.pp();
@@ -502,6 +568,12 @@ void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateRes
   for (const std::string& n : d.notes) p->add_notes(n);
   p->set_unverified(d.unverified);
   p->set_host_bytes(d.host_bytes);
+  for (const estimator::MemoryEstimate::PipelinePart& part : d.pipeline_parts) {
+    v1::EstimateResponse::PipelinePart* pp = p->add_pipeline_parts();
+    pp->set_name(part.name);
+    pp->set_weights_bytes(part.weights_bytes);
+    pp->set_temp_bytes(part.temp_bytes);
+  }
 }
 
 void ToProto(const estimator::BudgetCell& d, v1::BudgetCell* p) {

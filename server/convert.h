@@ -38,6 +38,10 @@ void ToProto(const placement::ModelRecord& d, v1::Model* p);
 absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p);
 // SGLang's arguments; unset fields keep SglangConfig's defaults (the estimator validates them).
 void FromProto(const v1::SglangConfig& p, estimator::SglangConfig& d);
+// OpenVINO's deployment; words are parsed with the estimator's vocabularies (INVALID_ARGUMENT
+// names the field and the value).
+absl::Status FromProto(const v1::OpenvinoConfig& p, estimator::OpenvinoConfig& d);
+void ToProto(const estimator::OpenvinoConfig& d, v1::OpenvinoConfig* p);
 // llama-server's arguments; unset fields keep LlamaCppConfig's defaults.
 absl::Status FromProto(const v1::LlamaCppConfig& p, estimator::LlamaCppConfig& c);
 // A GGUF header's content, checked and sized as the file reader does (gguf.h GgufFromParts).

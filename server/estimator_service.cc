@@ -5,6 +5,7 @@
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/inverse.h"
 #include "planner/estimator/llama_cpp.h"
+#include "planner/estimator/openvino.h"
 #include "planner/estimator/sglang.h"
 #include "server/convert.h"
 
@@ -159,10 +160,13 @@ ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,
     }
     ASSIGN_OR_RETURN(estimator::MemoryEstimate e, estimator::Estimate(*r.spec, r.request));
     ToProto(e, r.spec->num_params(), resp);
+    const std::string model =
+        req->model_case() == v1::EstimateRequest::kModelName ? req->model_name() : "";
     if (r.request.engine == estimator::Engine::kSglang) {
-      resp->set_launch_command(estimator::SglangLaunchCommand(
-          req->model_case() == v1::EstimateRequest::kModelName ? req->model_name() : "", r.request,
-          e));
+      resp->set_launch_command(estimator::SglangLaunchCommand(model, r.request, e));
+    } else if (r.request.engine == estimator::Engine::kOpenvino) {
+      resp->set_launch_command(
+          estimator::OpenvinoLaunchCommand(model.empty() ? "MODEL" : model, r.request, e));
     }
     return absl::OkStatus();
   });

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "planner/common/limits.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
+#include "planner/estimator/openvino.h"
 #include "planner/estimator/rank_layout.h"
 #include "planner/estimator/uncertainty.h"
 #include "planner/estimator/vllm_version.h"
@@ -184,6 +186,80 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       }
       break;
     }
+    case Engine::kOpenvino: {
+      const OpenvinoConfig& o = r.openvino;
+      if (p.world() != 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "openvino runs a pipeline on one device: tp, pp and ep must be 1 (tp=", p.tp,
+            ", pp=", p.pp, ", ep=", p.ep, ")"));
+      }
+      if (o.group_size != -1)
+        RETURN_IF_ERROR(range("openvino.group_size", o.group_size, 1, 1 << 20));
+      if (!(o.ratio >= 0 && o.ratio <= 1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("openvino.ratio=", o.ratio, " must be in [0, 1]"));
+      }
+      RETURN_IF_ERROR(range("openvino.kv_group_size", o.kv_group_size, 0, 1 << 16));
+      if (!(o.cache_size_gb >= 0 && o.cache_size_gb <= 1 << 20)) {
+        return absl::InvalidArgumentError(absl::StrCat("openvino.cache_size_gb=", o.cache_size_gb,
+                                                       " must be in [0, 1048576] GB"));
+      }
+      RETURN_IF_ERROR(range("openvino.num_kv_blocks", o.num_kv_blocks, 0, int64_t{1} << 32));
+      if ((o.cache_size_gb > 0 || o.num_kv_blocks > 0) && !o.continuous_batching) {
+        return absl::InvalidArgumentError(
+            "openvino.cache_size_gb / num_kv_blocks size continuous batching's KV blocks: set "
+            "continuous_batching (a stateful pipeline keeps the KV in its state)");
+      }
+      if (o.cache_size_gb > 0 && o.num_kv_blocks > 0) {
+        return absl::InvalidArgumentError(absl::StrCat("openvino.cache_size_gb=", o.cache_size_gb,
+                                                       " and num_kv_blocks=", o.num_kv_blocks,
+                                                       ": give one of them"));
+      }
+      RETURN_IF_ERROR(
+          range("openvino.max_num_batched_tokens", o.max_num_batched_tokens, 1, kMaxTokens));
+      RETURN_IF_ERROR(range("openvino.max_num_seqs", o.max_num_seqs, 1, kMaxSequences));
+      RETURN_IF_ERROR(range("openvino.prompt_tokens", o.prompt_tokens, 1, kMaxTokens));
+      RETURN_IF_ERROR(range("openvino.new_tokens", o.new_tokens, 0, kMaxTokens));
+      RETURN_IF_ERROR(range("openvino.llm_tokens", o.llm_tokens, 0, kMaxTokens));
+      RETURN_IF_ERROR(range("openvino.images", o.images, 0, 4096));
+      RETURN_IF_ERROR(range("openvino.image_height", o.image_height, 0, 1 << 16));
+      RETURN_IF_ERROR(range("openvino.image_width", o.image_width, 0, 1 << 16));
+      if (o.images > 0 && !spec.vision) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("openvino.images=", o.images, " but the model has no vision tower"));
+      }
+      if (o.images > 0 && ImageTokens(spec, o.image_height, o.image_width) == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("openvino.images=", o.images,
+                         " needs image_height and image_width: this vision tower (",
+                         spec.vision->model_type, ") has no native image size"));
+      }
+      if (spec.vision && spec.vision->token_rule == VisionSpec::TokenRule::kPerTile) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("openvino: the ", spec.vision->model_type,
+                         " vision tower (per-tile tokens) is not modelled for OpenVINO"));
+      }
+      const OvKvPrecision kv = OvResolvedKvPrecision(o);
+      if (o.device == OvDevice::kGpu && kv != OvKvPrecision::kF16 && kv != OvKvPrecision::kU8 &&
+          kv != OvKvPrecision::kF32) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("openvino.kv_precision=", OvKvPrecisionNames().Name(kv),
+                         " on gpu: the GPU plugin's KV cache is f16, f32 or 8-bit (u8)"));
+      }
+      for (const LayerKind& k : spec.layer_kinds) {
+        if (k.attention.mla) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "openvino: MLA attention (", spec.model_type, ") is not modelled for OpenVINO"));
+        }
+      }
+      if (o.images * ImageTokens(spec, o.image_height, o.image_width) + o.prompt_tokens >
+          kMaxTokens * 16) {
+        return absl::InvalidArgumentError(absl::StrCat("openvino.images=", o.images, " of ",
+                                                       o.image_height, "x", o.image_width,
+                                                       " px is absurdly many prompt tokens"));
+      }
+      break;
+    }
     case Engine::kLlamaCpp:
       return absl::InvalidArgumentError(
           "engine=llama.cpp reads the model from a GGUF file (its weights are the file's tensors, "
@@ -249,6 +325,20 @@ absl::Status CheckMagnitude(const ModelSpec& spec, const EstimateRequest& r) {
                     r.sglang.chunked_prefill_size, int64_t{16384}}));
       fields = "concurrency x context_tokens";
       break;
+    case Engine::kOpenvino: {
+      const OpenvinoConfig& o = r.openvino;
+      sequences = static_cast<LD>(std::max<int64_t>(r.concurrency, 1));
+      const OvVisionSequence v = OvVisionInput(spec, o.images, o.image_height, o.image_width);
+      tokens_per_sequence =
+          std::max({static_cast<LD>(std::max(r.context_tokens, o.llm_tokens)) +
+                        static_cast<LD>(o.new_tokens),
+                    static_cast<LD>(o.prompt_tokens) +
+                        static_cast<LD>(o.images) *
+                            static_cast<LD>(ImageTokens(spec, o.image_height, o.image_width)),
+                    static_cast<LD>(v.batch) * static_cast<LD>(v.tokens)});
+      fields = "concurrency x context_tokens";
+      break;
+    }
     case Engine::kLlamaCpp:
       break;
   }
@@ -283,6 +373,7 @@ absl::Status EstimateVllm(const internal::RankContext& c, MemoryEstimate& out);
 absl::Status EstimateSglang(const internal::RankContext& c, MemoryEstimate& out);
 absl::Status EstimateHf(const internal::RankContext& c, MemoryEstimate& out);
 absl::Status EstimateTraining(const internal::RankContext& c, MemoryEstimate& out);
+absl::Status EstimateOpenvino(const internal::RankContext& c, MemoryEstimate& out);
 
 std::vector<int64_t> MemoryEstimate::BytesPerRank() const {
   std::vector<int64_t> out;
@@ -313,6 +404,8 @@ int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
     case VisionSpec::TokenRule::kFixed:
     case VisionSpec::TokenRule::kPerTile:
       return v.fixed_tokens_per_image;
+    case VisionSpec::TokenRule::kTiles:
+      return ImageTiles(spec, height, width) * v.fixed_tokens_per_image;
     case VisionSpec::TokenRule::kPatchesMerged: {
       const double factor = static_cast<double>(v.patch_size * v.spatial_merge);
       const double h = static_cast<double>(height), w = static_cast<double>(width);
@@ -390,6 +483,45 @@ int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
   return 0;
 }
 
+int64_t ImageTiles(const ModelSpec& spec, int64_t height, int64_t width) {
+  if (!spec.vision || spec.vision->token_rule != VisionSpec::TokenRule::kTiles) return 1;
+  const VisionSpec& v = *spec.vision;
+  if (height <= 0) height = v.image_size;
+  if (width <= 0) width = v.image_size;
+  // dynamic_preprocess / find_closest_aspect_ratio (InternVL's image processing): candidate grids
+  // (i columns, j rows) with min_tiles <= i*j <= max_tiles, in order of tile count.
+  std::vector<std::pair<int64_t, int64_t>> grids;
+  for (int64_t n = 1; n <= v.max_tiles; ++n) {
+    for (int64_t i = 1; i <= n; ++i) {
+      for (int64_t j = 1; j <= n; ++j) {
+        if (i * j <= v.max_tiles && i * j >= v.min_tiles &&
+            std::find(grids.begin(), grids.end(), std::make_pair(i, j)) == grids.end()) {
+          grids.emplace_back(i, j);
+        }
+      }
+    }
+  }
+  std::stable_sort(grids.begin(), grids.end(), [](const auto& a, const auto& b) {
+    return a.first * a.second < b.first * b.second;
+  });
+  const double aspect = static_cast<double>(width) / static_cast<double>(height);
+  const double area = static_cast<double>(width) * static_cast<double>(height);
+  const double tile_area = static_cast<double>(v.image_size) * static_cast<double>(v.image_size);
+  double best_diff = std::numeric_limits<double>::infinity();
+  std::pair<int64_t, int64_t> best{1, 1};
+  for (const auto& [i, j] : grids) {
+    const double diff = std::abs(aspect - static_cast<double>(i) / static_cast<double>(j));
+    if (diff < best_diff) {
+      best_diff = diff;
+      best = {i, j};
+    } else if (diff == best_diff && area > 0.5 * tile_area * static_cast<double>(i * j)) {
+      best = {i, j};
+    }
+  }
+  const int64_t tiles = best.first * best.second;
+  return tiles + (v.thumbnail && tiles != 1 ? 1 : 0);
+}
+
 ModelSummary SummarizeModel(const ModelSpec& spec) {
   EstimateRequest req{.engine = Engine::kHfTransformers, .gpu_memory_bytes = 1};
   const internal::RankContext c(spec, req, spec.dtype);
@@ -428,6 +560,9 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
       break;
     case Engine::kSglang:
       RETURN_IF_ERROR(EstimateSglang(c, out));
+      break;
+    case Engine::kOpenvino:
+      RETURN_IF_ERROR(EstimateOpenvino(c, out));
       break;
     case Engine::kLlamaCpp:
       break;  // refused by ValidateRequest

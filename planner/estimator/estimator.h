@@ -15,6 +15,9 @@
 //   - kSglang: SGLang's launch_server: mem_fraction_static of the memory free before the weights
 //     holds weights and the KV pool; activations, CUDA graphs and the request table come out of
 //     the rest (sglang_model.cc).
+//   - kOpenvino: OpenVINO GenAI's LLM/VLM pipelines on one CPU or Intel GPU device: NNCF-compressed
+//     weights of each IR (vision, text embeddings, language model), each compiled model's
+//     intermediate buffers, and the KV cache (openvino_model.cc, openvino.h).
 //   - kLlamaCpp: llama.cpp's llama-server on CUDA GPUs, from a GGUF file's header (llama_cpp.h:
 //     EstimateLlamaCpp); Estimate() refuses it, a config.json does not say how a GGUF is quantized.
 //
@@ -36,8 +39,9 @@
 
 namespace fleetplan::estimator {
 
-enum class Engine : uint8_t { kVllm, kHfTransformers, kTraining, kLlamaCpp, kSglang };
-// vllm | hf-transformers (alias hf) | training | llama.cpp (aliases llamacpp, llama-cpp) | sglang.
+enum class Engine : uint8_t { kVllm, kHfTransformers, kTraining, kLlamaCpp, kSglang, kOpenvino };
+// vllm | hf-transformers (alias hf) | training | llama.cpp (aliases llamacpp, llama-cpp) | sglang |
+// openvino (aliases openvino-genai, ov).
 const Vocabulary<Engine>& EngineNames();
 inline const char* EngineName(Engine e) { return EngineNames().Name(e); }
 
@@ -132,6 +136,60 @@ struct LlamaCppConfig {
   bool swa_full = false;                        // --swa-full
 };
 
+// OpenVINO GenAI (openvino.h has the rules). The device the pipeline runs on: one x86 CPU (the
+// host's memory) or one Intel GPU.
+enum class OvDevice : uint8_t { kCpu, kGpu };
+const Vocabulary<OvDevice>& OvDeviceNames();  // cpu | gpu
+// NNCF weight compression as optimum-cli export openvino --weight-format names it (fp16, fp32 keep
+// the weights; int8 is int8_asym channel-wise; int4 is int4_asym unless --sym).
+enum class OvWeightFormat : uint8_t { kFp32, kFp16, kInt8Asym, kInt8Sym, kInt4Asym, kInt4Sym };
+const Vocabulary<OvWeightFormat>& OvWeightFormatNames();
+// KV-cache element precision (the plugin's KV_CACHE_PRECISION): u8 and u4 store a scale and a zero
+// point per group of each token's head; f16, bf16, f32 store plain elements.
+enum class OvKvPrecision : uint8_t { kDefault, kU8, kU4, kF16, kBf16, kF32 };
+const Vocabulary<OvKvPrecision>& OvKvPrecisionNames();
+// Inference precision of activations (INFERENCE_PRECISION_HINT): the CPU plugin's default is bf16
+// on CPUs with AMX or AVX512-BF16 and f32 elsewhere; the GPU plugin's is f16.
+enum class OvInferencePrecision : uint8_t { kDefault, kF32, kBf16, kF16 };
+const Vocabulary<OvInferencePrecision>& OvInferencePrecisionNames();
+
+struct OpenvinoConfig {
+  OvDevice device = OvDevice::kCpu;
+  // Unset: the model folder's quantization (openvino_config.json) when read, else fp16 (what
+  // optimum-cli exports without --weight-format).
+  bool weight_format_set = false;
+  OvWeightFormat weight_format = OvWeightFormat::kFp16;
+  int64_t group_size = 128;  // int4 groups (--group-size; -1: channel-wise)
+  double ratio = 1.0;        // --ratio: share of the language model's layers in int4, rest int8
+  // NNCF's default (all_layers=False): with int4, the lm_head stays int8; vision and embedding
+  // models are int8 whenever the language model is compressed (optimum-intel's VLM export).
+  bool all_layers = false;
+  OvKvPrecision kv_precision = OvKvPrecision::kDefault;  // default: CPU u8, GPU f16
+  int64_t kv_group_size = 0;  // KEY/VALUE_CACHE_GROUP_SIZE; 0: one group per head
+  OvInferencePrecision inference_precision = OvInferencePrecision::kDefault;
+  bool amx = false;  // the CPU has AMX or AVX512-BF16 (CPU default precision bf16)
+  // Continuous batching (SchedulerConfig, the LLM serving path and OpenVINO Model Server):
+  // cache_size GB of KV blocks, or num_kv_blocks; both 0 with continuous_batching: the cache grows
+  // on demand (a memory risk). Without continuous batching the pipeline is stateful and the KV
+  // lives in the model's state, as long as the sequence.
+  bool continuous_batching = false;
+  double cache_size_gb = 0;
+  int64_t num_kv_blocks = 0;
+  // The request: images of height x width pixels (a VLM), text tokens, generated tokens.
+  int64_t images = 0;
+  int64_t image_height = 0;
+  int64_t image_width = 0;
+  int64_t prompt_tokens = 512;
+  int64_t new_tokens = 64;
+  // Continuous batching's scheduler (SchedulerConfig): tokens per step (prefill is split into
+  // chunks of these with dynamic_split_fuse, its default) and sequences per step.
+  int64_t max_num_batched_tokens = 256;
+  int64_t max_num_seqs = 256;
+  // The language model's prefill length when known (the reference study gives it); 0: the prompt
+  // tokens plus the images' tokens.
+  int64_t llm_tokens = 0;
+};
+
 struct HfConfig {
   bool eager_attention = false;  // attn_implementation "eager" (else "sdpa")
   bool generate = false;         // model.generate (else one prefill forward)
@@ -185,6 +243,7 @@ struct EstimateRequest {
   // llama.cpp: parallelism.pp is the number of GPUs the layers split over (-sm layer, its
   // default); tp must be 1.
   LlamaCppConfig llama_cpp;
+  OpenvinoConfig openvino;
   // Workload a serving replica must hold: `concurrency` sequences of `context_tokens` each.
   int64_t concurrency = 0;
   int64_t context_tokens = 0;
@@ -250,6 +309,14 @@ struct MemoryEstimate {
   // Host (CPU) memory the replica takes besides its GPUs: weights and KV of layers left on the CPU,
   // host compute and output buffers (llama.cpp). Never checked against a GPU.
   int64_t host_bytes = 0;
+  // OpenVINO: the pipeline's models (vision encoder, text embeddings, language model), each with
+  // its weights and the intermediate buffers its compiled model keeps.
+  struct PipelinePart {
+    std::string name;
+    int64_t weights_bytes = 0;
+    int64_t temp_bytes = 0;
+  };
+  std::vector<PipelinePart> pipeline_parts;
   std::string reason;  // why it does not fit, when it does not
   std::vector<std::string> notes;
   // The config had memory-relevant fields no family builder read, or an unknown model_type
@@ -286,7 +353,13 @@ ModelSummary SummarizeModel(const ModelSpec& spec);
 //                image's aspect ratio, with a newline token per feature row (transformers'
 //                get_anyres_image_grid_shape / unpad_image)
 // Zero for a model without a vision tower; a non-positive side means the tower's native image_size.
+//   tiles        InternVL: tiles x per-tile tokens (ImageTiles)
 int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width);
+// Tiles an image of height x width becomes (TokenRule::kTiles, InternVL's dynamic_preprocess: the
+// grid of at most max_tiles image_size tiles whose aspect ratio is closest to the image's, the
+// larger grid on a tie when the image covers more than half of it, plus the thumbnail when cut);
+// 1 for other rules.
+int64_t ImageTiles(const ModelSpec& spec, int64_t height, int64_t width);
 
 // The KV bytes one token takes on one rank of `stage` (all its layers), for inverse queries.
 int64_t KvBytesPerToken(const ModelSpec& spec, const EstimateRequest& request, int64_t stage);

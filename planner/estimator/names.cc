@@ -12,7 +12,45 @@ const Vocabulary<Engine>& EngineNames() {
                  {Engine::kHfTransformers, "hf-transformers", {"hf", "transformers"}},
                  {Engine::kTraining, "training"},
                  {Engine::kLlamaCpp, "llama.cpp", {"llamacpp", "llama-cpp"}},
-                 {Engine::kSglang, "sglang"}});
+                 {Engine::kSglang, "sglang"},
+                 {Engine::kOpenvino, "openvino", {"openvino-genai", "ov"}}});
+  return *kNames;
+}
+
+const Vocabulary<OvDevice>& OvDeviceNames() {
+  static const auto* const kNames = new Vocabulary<OvDevice>(
+      "openvino device", {{OvDevice::kCpu, "cpu", {"CPU"}}, {OvDevice::kGpu, "gpu", {"GPU"}}});
+  return *kNames;
+}
+
+const Vocabulary<OvWeightFormat>& OvWeightFormatNames() {
+  static const auto* const kNames = new Vocabulary<OvWeightFormat>(
+      "weight format", {{OvWeightFormat::kFp32, "fp32"},
+                        {OvWeightFormat::kFp16, "fp16"},
+                        {OvWeightFormat::kInt8Asym, "int8_asym", {"int8"}},
+                        {OvWeightFormat::kInt8Sym, "int8_sym"},
+                        {OvWeightFormat::kInt4Asym, "int4_asym", {"int4"}},
+                        {OvWeightFormat::kInt4Sym, "int4_sym"}});
+  return *kNames;
+}
+
+const Vocabulary<OvKvPrecision>& OvKvPrecisionNames() {
+  static const auto* const kNames = new Vocabulary<OvKvPrecision>(
+      "KV-cache precision", {{OvKvPrecision::kDefault, "default", {"auto"}},
+                             {OvKvPrecision::kU8, "u8", {"i8", "int8"}},
+                             {OvKvPrecision::kU4, "u4", {"int4"}},
+                             {OvKvPrecision::kF16, "f16", {"fp16"}},
+                             {OvKvPrecision::kBf16, "bf16"},
+                             {OvKvPrecision::kF32, "f32", {"fp32"}}});
+  return *kNames;
+}
+
+const Vocabulary<OvInferencePrecision>& OvInferencePrecisionNames() {
+  static const auto* const kNames = new Vocabulary<OvInferencePrecision>(
+      "inference precision", {{OvInferencePrecision::kDefault, "default", {"auto"}},
+                              {OvInferencePrecision::kF32, "f32", {"fp32"}},
+                              {OvInferencePrecision::kBf16, "bf16"},
+                              {OvInferencePrecision::kF16, "f16", {"fp16"}}});
   return *kNames;
 }
 

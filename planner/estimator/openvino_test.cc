@@ -1,0 +1,207 @@
+// OpenVINO GenAI engine (openvino.h, openvino_model.cc). Each test names the source it follows.
+
+#include "planner/estimator/openvino.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "planner/common/units.h"
+#include "planner/estimator/config_parser.h"
+#include "planner/estimator/estimator.h"
+
+namespace fleetplan::estimator {
+namespace {
+
+using nlohmann::json;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+double Mib(int64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(kMiB); }
+
+// NNCF's storage (nncf weight_compression: int8 per-channel, int4 per group with fp16 scales and,
+// asymmetric, zero points of the value width).
+TEST(OpenvinoTest, WeightBytesPerCompressionMode) {
+  // A 4096 x 4096 matrix.
+  EXPECT_EQ(OvWeightBytes(OvWeightFormat::kFp16, 128, 4096, 4096, 1), 4096 * 4096 * 2);
+  EXPECT_EQ(OvWeightBytes(OvWeightFormat::kFp32, 128, 4096, 4096, 1), 4096 * 4096 * 4);
+  // int8_asym: 1 B per value, one fp16 scale and one u8 zero point per output channel.
+  EXPECT_EQ(OvWeightBytes(OvWeightFormat::kInt8Asym, 128, 4096, 4096, 1), 4096 * 4096 + 4096 * 3);
+  EXPECT_EQ(OvWeightBytes(OvWeightFormat::kInt8Sym, 128, 4096, 4096, 1), 4096 * 4096 + 4096 * 2);
+  // int4, group 128: 32 groups per row; fp16 scale, asym + u4 zero point.
+  const int64_t groups = 4096 * 32;
+  EXPECT_EQ(OvWeightBytes(OvWeightFormat::kInt4Sym, 128, 4096, 4096, 1),
+            4096 * 4096 / 2 + groups * 2);
+  EXPECT_EQ(OvWeightBytes(OvWeightFormat::kInt4Asym, 128, 4096, 4096, 1),
+            4096 * 4096 / 2 + groups * 2 + groups / 2);
+  // Channel-wise int4 (group -1): one group per row.
+  EXPECT_EQ(OvWeightBytes(OvWeightFormat::kInt4Sym, -1, 4096, 4096, 1), 4096 * 4096 / 2 + 4096 * 2);
+  // A row shorter than a group is one group.
+  EXPECT_EQ(OvWeightBytes(OvWeightFormat::kInt4Sym, 128, 10, 64, 1), 10 * 64 / 2 + 10 * 2);
+}
+
+// The CPU plugin's by-token KV quantization: fp32 scale + zero point per group of each token's
+// head (engines.md, attn_quant.cpp); GPU and CPU block sizes (kv_cache_manager.hpp).
+TEST(OpenvinoTest, KvRowsAndBlocks) {
+  EXPECT_EQ(OvKvRowBytes(OvKvPrecision::kU8, 128, 0), 128 + 8);
+  EXPECT_EQ(OvKvRowBytes(OvKvPrecision::kU8, 128, 32), 128 + 4 * 8);
+  EXPECT_EQ(OvKvRowBytes(OvKvPrecision::kU4, 128, 0), 64 + 8);
+  EXPECT_EQ(OvKvRowBytes(OvKvPrecision::kF16, 128, 0), 256);
+  EXPECT_EQ(OvKvRowBytes(OvKvPrecision::kF32, 96, 0), 384);
+  EXPECT_EQ(OvBlockTokens(OvDevice::kCpu), 32);
+  EXPECT_EQ(OvBlockTokens(OvDevice::kGpu), 16);
+  OpenvinoConfig cpu, gpu;
+  gpu.device = OvDevice::kGpu;
+  EXPECT_EQ(OvResolvedKvPrecision(cpu), OvKvPrecision::kU8);
+  EXPECT_EQ(OvResolvedKvPrecision(gpu), OvKvPrecision::kF16);
+}
+
+json ReferenceTable() {
+  return json::parse(
+      ReadFile(std::string(FLEETPLAN_TESTDATA_DIR) + "/openvino/openvino-vlm-s0.json"));
+}
+
+// A row fleetplan can model carries a config (inline or a file).
+bool Modelled(const json& row) {
+  return row.contains("config_file") || (row.contains("config") && !row["config"].is_null());
+}
+
+absl::StatusOr<ModelSpec> RowModel(const json& row) {
+  if (row.contains("config_file")) {
+    return ParseModelConfig(ReadFile(std::string(FLEETPLAN_TESTDATA_DIR) + "/" +
+                                     row["config_file"].get<std::string>()));
+  }
+  return ParseModelConfig(row["config"].dump());
+}
+
+EstimateRequest RowRequest(const json& row, bool amx = true) {
+  EstimateRequest r;
+  r.openvino.amx = amx;
+  r.engine = Engine::kOpenvino;
+  r.gpu_memory_bytes = 64 * kGiB;
+  OpenvinoConfig& o = r.openvino;
+  o.weight_format_set = true;
+  o.weight_format =
+      *OvWeightFormatNames().Parse("weight_format", row["weight_format"].get<std::string>());
+  o.images = row["images"].get<int64_t>();
+  o.image_height = row["image_height"].get<int64_t>();
+  o.image_width = row["image_width"].get<int64_t>();
+  o.llm_tokens = row["llm_tokens"].get<int64_t>();
+  o.new_tokens = 0;
+  return r;
+}
+
+// InternVL's dynamic_preprocess: 1024 x 682 (aspect 1.50) is a 3 x 2 grid plus the thumbnail,
+// the 7 slices the reference table names; a square image is one tile.
+TEST(OpenvinoTest, InternVlTilesAndParameters) {
+  json table = ReferenceTable();
+  const json& row = table["rows"][1];
+  ASSERT_EQ(row["name"], "internvl2.5-4b");
+  auto spec = RowModel(row);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->unverified()) << spec->notes.back();
+  EXPECT_EQ(ImageTiles(*spec, 682, 1024), 7);
+  EXPECT_EQ(ImageTiles(*spec, 448, 448), 1);
+  EXPECT_EQ(ImageTiles(*spec, 448, 4480), 11);  // 10 x 1 plus the thumbnail
+  EXPECT_EQ(ImageTokens(*spec, 682, 1024), 7 * 256);
+  // InternViT-300M: per layer qkv + proj + fc1 + fc2 with biases, two LayerNorms, two layer
+  // scales; class, patch (with bias) and 1025 positions; mlp1 LayerNorm(4096) + 4096->2048 +
+  // 2048->2048. Qwen2.5-3B with an untied head over 151,674 tokens.
+  const int64_t d = 1024, inter = 4096;
+  const int64_t vit_layer =
+      3 * d * d + 3 * d + d * d + d + 2 * d * inter + inter + d + 4 * d + 2 * d;
+  const int64_t vit = 24 * vit_layer + d + d * 588 + d + 1025 * d;
+  const int64_t mlp1 = 2 * 4096 + 4096 * 2048 + 2048 + 2048 * 2048 + 2048;
+  EXPECT_EQ(spec->num_vision_params(), vit + mlp1);
+  EXPECT_EQ(vit + mlp1, 316607488);
+  EXPECT_EQ(spec->num_params(), 316607488 + 3085402112 + 151674LL * 2048);
+}
+
+// Weights of each row against the study's own weight columns, which count the IRs' constants:
+// ours must agree within 1 % (the study reads the same constants; we rebuild them from config.json
+// and NNCF's storage rules).
+TEST(OpenvinoTest, ReferenceWeightsMatchTheStudysIrConstants) {
+  json table = ReferenceTable();
+  for (const json& row : table["rows"]) {
+    if (!Modelled(row)) continue;
+    auto spec = RowModel(row);
+    ASSERT_TRUE(spec.ok()) << row["name"] << ": " << spec.status();
+    auto est = Estimate(*spec, RowRequest(row));
+    ASSERT_TRUE(est.ok()) << row["name"] << ": " << est.status();
+    ASSERT_EQ(est->pipeline_parts.size(), 3u);
+    const double vit = Mib(est->pipeline_parts[0].weights_bytes);
+    const double llm = Mib(est->pipeline_parts[2].weights_bytes);
+    EXPECT_NEAR(vit / row["study"]["vit_weights_mib"].get<double>(), 1.0, 0.01) << row["name"];
+    EXPECT_NEAR(llm / row["study"]["llm_weights_mib"].get<double>(), 1.0, 0.01) << row["name"];
+  }
+}
+
+// The reference comparison the issue asks for: per measured runtime column, our median absolute
+// error next to the study's estimator's over the same rows. Rows whose family fleetplan does not
+// model are left out of both (and listed). The study does not say its CPU; its figures leave no
+// room for unfused f32 MLP temporaries (InternVL2.5-4B: 7500 MiB measured against 7215 MiB of
+// weights and KV), so the rows are scored as an AMX Xeon runs them (bf16, fused MLPs), and the
+// non-AMX figures are printed beside. Printed for the issue note; asserted: closer than the study
+// on the OpenVINO column, and no row's band lies wholly above the measured figure (never a
+// confident over-estimate).
+TEST(OpenvinoTest, ReferenceTableCloserThanTheStudy) {
+  json table = ReferenceTable();
+  std::vector<double> ours, study;
+  std::vector<std::string> skipped;
+  for (const json& row : table["rows"]) {
+    const std::string name = row["name"];
+    if (!Modelled(row)) {
+      skipped.push_back(name);
+      continue;
+    }
+    auto spec = RowModel(row);
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status();
+    auto est = Estimate(*spec, RowRequest(row));
+    ASSERT_TRUE(est.ok()) << name << ": " << est.status();
+    auto f32 = Estimate(*spec, RowRequest(row, /*amx=*/false));
+    ASSERT_TRUE(f32.ok()) << name << ": " << f32.status();
+    const double measured = row["measured"]["openvino_mib"].get<double>();
+    const double mine = Mib(est->max_total_bytes);
+    const double theirs = row["study"]["total_mib"].get<double>();
+    ours.push_back(std::abs(mine / measured - 1));
+    study.push_back(std::abs(theirs / measured - 1));
+    const auto& p = est->pipeline_parts;
+    std::printf(
+        "%-18s measured %7.0f  ours %7.0f (%+5.1f%%; vit %.0f+%.0f, emb %.0f+%.0f, llm %.0f+%.0f, "
+        "kv %.0f; band %.0f..%.0f; no AMX %.0f)  study %7.0f (%+5.1f%%)\n",
+        name.c_str(), measured, mine, 100 * (mine / measured - 1), Mib(p[0].weights_bytes),
+        Mib(p[0].temp_bytes), Mib(p[1].weights_bytes), Mib(p[1].temp_bytes),
+        Mib(p[2].weights_bytes), Mib(p[2].temp_bytes), Mib(est->stages[0].kv_cache_bytes),
+        Mib(est->stages[0].low_bytes), Mib(est->stages[0].high_bytes), Mib(f32->max_total_bytes),
+        theirs, 100 * (theirs / measured - 1));
+    // Never above the measured figure by more than the band's low side allows.
+    EXPECT_LE(Mib(est->stages[0].low_bytes), measured) << name;
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  };
+  ASSERT_GE(ours.size(), 4u);
+  std::printf(
+      "OpenVINO column over %zu rows: median |error| ours %.1f%%, study %.1f%%; not modelled:",
+      ours.size(), 100 * median(ours), 100 * median(study));
+  for (const std::string& s : skipped) std::printf(" %s", s.c_str());
+  std::printf("\n");
+  EXPECT_LT(median(ours), median(study));
+}
+
+}  // namespace
+}  // namespace fleetplan::estimator
