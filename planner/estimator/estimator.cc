@@ -490,15 +490,11 @@ int64_t ImageTiles(const ModelSpec& spec, int64_t height, int64_t width) {
   if (width <= 0) width = v.image_size;
   // dynamic_preprocess / find_closest_aspect_ratio (InternVL's image processing): candidate grids
   // (i columns, j rows) with min_tiles <= i*j <= max_tiles, in order of tile count.
+  // Every (i, j) once: the set Python builds from its n loop (O(max_tiles^2), not ^3).
   std::vector<std::pair<int64_t, int64_t>> grids;
-  for (int64_t n = 1; n <= v.max_tiles; ++n) {
-    for (int64_t i = 1; i <= n; ++i) {
-      for (int64_t j = 1; j <= n; ++j) {
-        if (i * j <= v.max_tiles && i * j >= v.min_tiles &&
-            std::find(grids.begin(), grids.end(), std::make_pair(i, j)) == grids.end()) {
-          grids.emplace_back(i, j);
-        }
-      }
+  for (int64_t i = 1; i <= v.max_tiles; ++i) {
+    for (int64_t j = 1; j <= v.max_tiles; ++j) {
+      if (i * j <= v.max_tiles && i * j >= v.min_tiles) grids.emplace_back(i, j);
     }
   }
   std::stable_sort(grids.begin(), grids.end(), [](const auto& a, const auto& b) {

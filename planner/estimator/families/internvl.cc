@@ -81,7 +81,7 @@ absl::StatusOr<VisionSpec> InternVision(const Fields& v, const Fields& top, cons
   vs.token_rule = VisionSpec::TokenRule::kTiles;
   vs.fixed_tokens_per_image = side * side / (shuffle * shuffle);
   ASSIGN_OR_RETURN(bool dynamic, top.BoolOr("dynamic_image_size", true));
-  ASSIGN_OR_RETURN(vs.max_tiles, top.IntOr("max_dynamic_patch", 12, 1, 1024));
+  ASSIGN_OR_RETURN(vs.max_tiles, top.IntOr("max_dynamic_patch", 12, 1, 256));
   ASSIGN_OR_RETURN(vs.min_tiles, top.IntOr("min_dynamic_patch", 1, 1, vs.max_tiles));
   ASSIGN_OR_RETURN(vs.thumbnail, top.BoolOr("use_thumbnail", true));
   if (!dynamic) vs.min_tiles = vs.max_tiles = 1;
