@@ -634,6 +634,58 @@ TEST_F(ApiTest, EstimateSglang) {
   EXPECT_NE(s.error_message().find("sglang.page_size=0"), std::string::npos) << s.error_message();
 }
 
+// OpenVINO through the API: the offline numbers, the pipeline parts and the export/OVMS line for
+// the catalog model; a bad word is named.
+TEST_F(ApiTest, EstimateOpenvino) {
+  const std::string config = testing::CalibrationModel("gemma-3-4b-it");
+  ASSERT_TRUE(Import("gemma", config).ok());
+  v1::EstimateRequest req;
+  req.set_model_name("gemma");
+  req.set_engine(v1::ENGINE_OPENVINO);
+  req.set_gpu_memory_bytes(int64_t{32} << 30);
+  v1::OpenvinoConfig* ov = req.mutable_openvino();
+  ov->set_weight_format("int4");
+  ov->set_continuous_batching(true);
+  ov->set_cache_size_gb(4);
+  ov->set_images(1);
+  ov->set_image_height(682);
+  ov->set_image_width(1024);
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::EstimateResponse resp;
+  grpc::Status s = estimator_->Estimate(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  auto spec = estimator::ParseModelConfig(config);
+  ASSERT_TRUE(spec.ok());
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kOpenvino,
+                                     .gpu_memory_bytes = int64_t{32} << 30};
+  offline.openvino.weight_format_set = true;
+  offline.openvino.weight_format = estimator::OvWeightFormat::kInt4Asym;
+  offline.openvino.continuous_batching = true;
+  offline.openvino.cache_size_gb = 4;
+  offline.openvino.images = 1;
+  offline.openvino.image_height = 682;
+  offline.openvino.image_width = 1024;
+  auto expect = estimator::Estimate(*spec, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  EXPECT_EQ(resp.max_high_bytes(), expect->max_high_bytes);
+  EXPECT_EQ(resp.kv_cache_tokens(), expect->kv_cache_tokens);
+  ASSERT_EQ(resp.pipeline_parts_size(), 3);
+  EXPECT_EQ(resp.pipeline_parts(2).name(), "language_model");
+  EXPECT_EQ(resp.pipeline_parts(2).weights_bytes(), expect->pipeline_parts[2].weights_bytes);
+  EXPECT_NE(resp.launch_command().find("--weight-format int4"), std::string::npos)
+      << resp.launch_command();
+  EXPECT_NE(resp.launch_command().find("--cache_size 4"), std::string::npos)
+      << resp.launch_command();
+  ov->set_kv_cache_precision("u3");
+  grpc::ClientContext bad_ctx;
+  Auth(bad_ctx, kReader);
+  s = estimator_->Estimate(&bad_ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("openvino.kv_cache_precision=\"u3\""), std::string::npos)
+      << s.error_message();
+}
+
 // vLLM with a draft model through the API (vllm.draft_config_json) and with LoRA slots: the
 // offline numbers; a bad draft config is named.
 TEST_F(ApiTest, EstimateWithDraftAndLora) {
