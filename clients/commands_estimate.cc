@@ -817,7 +817,7 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
           if (engine == estimator::Engine::kSglang) {
             row.launch = estimator::SglangLaunchCommand(model_label, *req, row.est);
           } else if (engine == estimator::Engine::kOpenvino) {
-            row.launch = estimator::OpenvinoLaunchCommand(model_label, *req, row.est);
+            row.launch = estimator::OpenvinoLaunchCommand(model_label, *spec, *req, row.est);
           }
         } else {
           row.error = std::string(est.status().message());
@@ -961,7 +961,7 @@ int RunEstimate(const Invocation& inv) {
     x.emitted = estimator::SglangLaunchCommand(model_label, *req, *est);
     out["launch_command"] = x.emitted;
   } else if (req->engine == estimator::Engine::kOpenvino) {
-    x.emitted = estimator::OpenvinoLaunchCommand(model_label, *req, *est);
+    x.emitted = estimator::OpenvinoLaunchCommand(model_label, *spec, *req, *est);
     out["launch_command"] = x.emitted;
   }
 

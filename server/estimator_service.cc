@@ -166,7 +166,7 @@ ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,
       resp->set_launch_command(estimator::SglangLaunchCommand(model, r.request, e));
     } else if (r.request.engine == estimator::Engine::kOpenvino) {
       resp->set_launch_command(
-          estimator::OpenvinoLaunchCommand(model.empty() ? "MODEL" : model, r.request, e));
+          estimator::OpenvinoLaunchCommand(model.empty() ? "MODEL" : model, *r.spec, r.request, e));
     }
     return absl::OkStatus();
   });

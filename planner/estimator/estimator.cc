@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "planner/common/limits.h"
@@ -22,6 +23,33 @@ using limits::kMaxSequences;
 constexpr int64_t kMaxTokens = limits::kMaxContextTokens;  // of context, or batch x sequence
 
 // ---- Validation ------------------------------------------------------------------------------
+
+// Images of a request (HF's and OpenVINO's, field names after `prefix`): counts and sizes in
+// range, a vision tower to take them, and a size when the tower has no native one.
+absl::Status ValidateImages(const ModelSpec& spec, const std::string& prefix, int64_t images,
+                            int64_t height, int64_t width) {
+  const struct {
+    const char* name;
+    int64_t value, max;
+  } fields[] = {
+      {"images", images, 4096}, {"image_height", height, 1 << 16}, {"image_width", width, 1 << 16}};
+  for (const auto& f : fields) {
+    if (f.value < 0 || f.value > f.max) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix, f.name, "=", f.value, " must be in [0, ", f.max, "]"));
+    }
+  }
+  if (images > 0 && !spec.vision) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, "images=", images, " but the model has no vision tower"));
+  }
+  if (images > 0 && ImageTokens(spec, height, width) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "images=", images, " needs image_height and image_width: this vision tower (",
+        spec.vision->model_type, ") has no native image size"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
   const Parallelism& p = r.parallelism;
@@ -152,18 +180,7 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
             "batch=", h.batch, " x (prompt_tokens + new_tokens)=", h.prompt_tokens + h.new_tokens,
             " is absurdly large"));
       }
-      RETURN_IF_ERROR(range("images", h.images, 0, 4096));
-      RETURN_IF_ERROR(range("image_height", h.image_height, 0, 1 << 16));
-      RETURN_IF_ERROR(range("image_width", h.image_width, 0, 1 << 16));
-      if (h.images > 0 && !spec.vision) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("images=", h.images, " but the model has no vision tower"));
-      }
-      if (h.images > 0 && ImageTokens(spec, h.image_height, h.image_width) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "images=", h.images, " needs image_height and image_width: this vision tower (",
-            spec.vision->model_type, ") has no native image size"));
-      }
+      RETURN_IF_ERROR(ValidateImages(spec, "", h.images, h.image_height, h.image_width));
       if (!h.vision_tower_only &&
           h.batch *
                   (h.prompt_tokens + h.images * ImageTokens(spec, h.image_height, h.image_width)) >
@@ -221,19 +238,7 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       RETURN_IF_ERROR(range("openvino.prompt_tokens", o.prompt_tokens, 1, kMaxTokens));
       RETURN_IF_ERROR(range("openvino.new_tokens", o.new_tokens, 0, kMaxTokens));
       RETURN_IF_ERROR(range("openvino.llm_tokens", o.llm_tokens, 0, kMaxTokens));
-      RETURN_IF_ERROR(range("openvino.images", o.images, 0, 4096));
-      RETURN_IF_ERROR(range("openvino.image_height", o.image_height, 0, 1 << 16));
-      RETURN_IF_ERROR(range("openvino.image_width", o.image_width, 0, 1 << 16));
-      if (o.images > 0 && !spec.vision) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("openvino.images=", o.images, " but the model has no vision tower"));
-      }
-      if (o.images > 0 && ImageTokens(spec, o.image_height, o.image_width) == 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("openvino.images=", o.images,
-                         " needs image_height and image_width: this vision tower (",
-                         spec.vision->model_type, ") has no native image size"));
-      }
+      RETURN_IF_ERROR(ValidateImages(spec, "openvino.", o.images, o.image_height, o.image_width));
       if (spec.vision && spec.vision->token_rule == VisionSpec::TokenRule::kPerTile) {
         return absl::InvalidArgumentError(
             absl::StrCat("openvino: the ", spec.vision->model_type,

@@ -38,6 +38,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "planner/estimator/estimator.h"
 #include "planner/estimator/model_spec.h"
@@ -48,6 +49,16 @@ namespace fleetplan::estimator {
 // inputs, -1 or 0: one group per row).
 int64_t OvWeightBytes(OvWeightFormat format, int64_t group_size, int64_t out, int64_t in,
                       int64_t copies);
+
+// The language model's weight compression a request resolves to: the config's weight_format when
+// set, else what a quantized checkpoint's quantization_config says (GPTQ/AWQ int4 with its group
+// size and zero points, int8), else fp16 (optimum-cli's default). Other quantizations are refused.
+// The estimate and the launch line both take it from here.
+struct OvWeights {
+  OvWeightFormat format = OvWeightFormat::kFp16;
+  int64_t group_size = 128;
+};
+absl::StatusOr<OvWeights> OvResolvedWeights(const ModelSpec& spec, const OpenvinoConfig& config);
 
 // The KV precision a request resolves to (its default depends on the device) and the bytes one
 // token's row of `head_size` elements takes in it with groups of `group_size` (0: the whole head).
@@ -74,8 +85,8 @@ absl::Status ApplyOpenvinoConfigJson(absl::string_view text, OpenvinoConfig& con
 
 // The commands that realise an estimate: optimum-cli's export with the weight compression, then
 // OpenVINO Model Server with the device and the KV cache size.
-std::string OpenvinoLaunchCommand(const std::string& model, const EstimateRequest& request,
-                                  const MemoryEstimate& estimate);
+std::string OpenvinoLaunchCommand(const std::string& model, const ModelSpec& spec,
+                                  const EstimateRequest& request, const MemoryEstimate& estimate);
 
 }  // namespace fleetplan::estimator
 

@@ -255,32 +255,40 @@ int64_t VisionTemp(const ModelSpec& spec, const OpenvinoConfig& o, int64_t e) {
 
 }  // namespace
 
+absl::StatusOr<OvWeights> OvResolvedWeights(const ModelSpec& spec, const OpenvinoConfig& o) {
+  if (o.weight_format_set || !spec.quant.quantized())
+    return OvWeights{o.weight_format, o.group_size};
+  switch (spec.quant.method) {
+    case QuantSpec::Method::kInt4:
+      return OvWeights{
+          spec.quant.has_zero_points ? OvWeightFormat::kInt4Asym : OvWeightFormat::kInt4Sym,
+          spec.quant.group_size != 0 ? spec.quant.group_size : o.group_size};
+    case QuantSpec::Method::kInt8:
+      return OvWeights{OvWeightFormat::kInt8Sym, o.group_size};
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "openvino: a ", spec.quant.name,
+          " checkpoint's weights are not what optimum-cli exports; give openvino.weight_format"));
+  }
+}
+
+namespace {
+
 // The language model's prefill tokens for a request.
 int64_t OvLanguageTokens(const ModelSpec& spec, const OpenvinoConfig& o) {
   if (o.llm_tokens > 0) return o.llm_tokens;
   return o.prompt_tokens + o.images * ImageTokens(spec, o.image_height, o.image_width);
 }
 
+}  // namespace
+
 absl::Status EstimateOpenvino(const internal::RankContext& c, MemoryEstimate& out) {
   const ModelSpec& spec = c.spec;
   const OpenvinoConfig& o = c.req.openvino;
-  OvWeightFormat lm = o.weight_format;
-  if (!o.weight_format_set && spec.quant.quantized()) {
-    if (spec.quant.method == QuantSpec::Method::kInt4) {
-      lm = spec.quant.has_zero_points ? OvWeightFormat::kInt4Asym : OvWeightFormat::kInt4Sym;
-    } else if (spec.quant.method == QuantSpec::Method::kInt8) {
-      lm = OvWeightFormat::kInt8Sym;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "openvino: a ", spec.quant.name,
-          " checkpoint's weights are not what optimum-cli exports; give openvino.weight_format"));
-    }
-  }
+  ASSIGN_OR_RETURN(const OvWeights weights, OvResolvedWeights(spec, o));
+  const OvWeightFormat lm = weights.format;
   OpenvinoConfig eff = o;
-  if (!o.weight_format_set && spec.quant.method == QuantSpec::Method::kInt4 &&
-      spec.quant.group_size != 0) {
-    eff.group_size = spec.quant.group_size;
-  }
+  eff.group_size = weights.group_size;
   const Formats f = ResolveFormats(eff, lm);
   const bool vlm = spec.vision.has_value();
   const int64_t e = ActivationBytes(o);
@@ -399,8 +407,9 @@ absl::Status EstimateOpenvino(const internal::RankContext& c, MemoryEstimate& ou
   return absl::OkStatus();
 }
 
-absl::Status ApplyOpenvinoConfigJson(absl::string_view text, OpenvinoConfig& config) {
+absl::Status ApplyOpenvinoConfigJson(absl::string_view text, OpenvinoConfig& out) {
   using nlohmann::json;
+  OpenvinoConfig config = out;  // written back only when the whole file is valid
   const json root = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) {
     return absl::InvalidArgumentError("openvino_config.json is not a JSON object");
@@ -476,12 +485,14 @@ absl::Status ApplyOpenvinoConfigJson(absl::string_view text, OpenvinoConfig& con
                                                    "\" must be fp32, fp16, int8 or int4"));
   }
   config.weight_format_set = true;
+  out = config;
   return absl::OkStatus();
 }
 
 namespace {
 
-std::string ExportFlags(const OpenvinoConfig& o, OvWeightFormat lm) {
+std::string ExportFlags(const OpenvinoConfig& o, OvWeights w) {
+  const OvWeightFormat lm = w.format;
   std::string s;
   switch (lm) {
     case OvWeightFormat::kFp32:
@@ -494,7 +505,7 @@ std::string ExportFlags(const OpenvinoConfig& o, OvWeightFormat lm) {
       return " --weight-format int8 --sym";
     case OvWeightFormat::kInt4Asym:
     case OvWeightFormat::kInt4Sym:
-      s = absl::StrCat(" --weight-format int4 --group-size ", o.group_size, " --ratio ", o.ratio);
+      s = absl::StrCat(" --weight-format int4 --group-size ", w.group_size, " --ratio ", o.ratio);
       if (lm == OvWeightFormat::kInt4Sym) s += " --sym";
       if (o.all_layers) s += " --all-layers";
       return s;
@@ -504,8 +515,8 @@ std::string ExportFlags(const OpenvinoConfig& o, OvWeightFormat lm) {
 
 }  // namespace
 
-std::string OpenvinoLaunchCommand(const std::string& model, const EstimateRequest& r,
-                                  const MemoryEstimate& e) {
+std::string OpenvinoLaunchCommand(const std::string& model, const ModelSpec& spec,
+                                  const EstimateRequest& r, const MemoryEstimate& e) {
   const OpenvinoConfig& o = r.openvino;
   // The export folder: the model's last path component, reduced to characters a shell and a
   // Python string take as they are.
@@ -516,8 +527,10 @@ std::string OpenvinoLaunchCommand(const std::string& model, const EstimateReques
     }
   }
   const std::string device = o.device == OvDevice::kCpu ? "CPU" : "GPU";
-  std::string cmd = absl::StrCat("optimum-cli export openvino --model ", ShellQuote(model),
-                                 ExportFlags(o, o.weight_format), " ", dir);
+  std::string cmd = absl::StrCat(
+      "optimum-cli export openvino --model ", ShellQuote(model),
+      ExportFlags(o, OvResolvedWeights(spec, o).value_or(OvWeights{o.weight_format, o.group_size})),
+      " ", dir);
   if (o.continuous_batching) {
     // OVMS takes cache_size in whole GB: round the estimate's pool up.
     const int64_t pool = e.stages.empty() ? 0 : e.stages.front().kv_cache_bytes;

@@ -203,5 +203,140 @@ TEST(OpenvinoTest, ReferenceTableCloserThanTheStudy) {
   EXPECT_LT(median(ours), median(study));
 }
 
+ModelSpec Llama() {
+  auto spec = ParseModelConfig(
+      ReadFile(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/llama-3.1-8b-instruct.json"));
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+EstimateRequest Ov() {
+  EstimateRequest r;
+  r.engine = Engine::kOpenvino;
+  r.gpu_memory_bytes = 64 * kGiB;
+  return r;
+}
+
+// Bad requests are refused naming the field and the value (estimator.cc ValidateRequest).
+TEST(OpenvinoTest, BadRequestsNameTheField) {
+  const ModelSpec spec = Llama();
+  struct Case {
+    const char* what;
+    void (*edit)(EstimateRequest&);
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"tp", [](EstimateRequest& r) { r.parallelism.tp = 2; }, "tp=2"},
+      {"group 0", [](EstimateRequest& r) { r.openvino.group_size = 0; }, "openvino.group_size=0"},
+      {"ratio", [](EstimateRequest& r) { r.openvino.ratio = 1.5; }, "openvino.ratio=1.5"},
+      {"kv group", [](EstimateRequest& r) { r.openvino.kv_group_size = -1; },
+       "openvino.kv_group_size=-1"},
+      {"cache stateful", [](EstimateRequest& r) { r.openvino.cache_size_gb = 4; },
+       "set continuous_batching"},
+      {"cache and blocks",
+       [](EstimateRequest& r) {
+         r.openvino.continuous_batching = true;
+         r.openvino.cache_size_gb = 4;
+         r.openvino.num_kv_blocks = 10;
+       },
+       "give one of them"},
+      {"negative cache", [](EstimateRequest& r) { r.openvino.cache_size_gb = -1; },
+       "openvino.cache_size_gb=-1"},
+      {"huge blocks", [](EstimateRequest& r) { r.openvino.num_kv_blocks = int64_t{1} << 40; },
+       "openvino.num_kv_blocks="},
+      {"zero prompt", [](EstimateRequest& r) { r.openvino.prompt_tokens = 0; },
+       "openvino.prompt_tokens=0"},
+      {"huge llm tokens", [](EstimateRequest& r) { r.openvino.llm_tokens = int64_t{1} << 50; },
+       "openvino.llm_tokens="},
+      {"batched tokens", [](EstimateRequest& r) { r.openvino.max_num_batched_tokens = 0; },
+       "openvino.max_num_batched_tokens=0"},
+      {"images no tower", [](EstimateRequest& r) { r.openvino.images = 1; },
+       "openvino.images=1 but the model has no vision tower"},
+      {"negative images", [](EstimateRequest& r) { r.openvino.images = -1; }, "openvino.images=-1"},
+      {"gpu u4",
+       [](EstimateRequest& r) {
+         r.openvino.device = OvDevice::kGpu;
+         r.openvino.kv_precision = OvKvPrecision::kU4;
+       },
+       "openvino.kv_precision=u4"},
+  };
+  for (const Case& c : cases) {
+    EstimateRequest r = Ov();
+    c.edit(r);
+    auto est = Estimate(spec, r);
+    ASSERT_FALSE(est.ok()) << c.what;
+    EXPECT_EQ(est.status().code(), absl::StatusCode::kInvalidArgument) << c.what;
+    EXPECT_NE(est.status().message().find(c.expect), std::string::npos)
+        << c.what << ": " << est.status().message();
+  }
+}
+
+// openvino_config.json: garbage, wrong types and out-of-range values are refused by field.
+TEST(OpenvinoTest, BadOpenvinoConfigJsonNamesTheField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"not json", "not a JSON object"},
+      {"[1, 2]", "not a JSON object"},
+      {R"({"dtype": 4})", "dtype=4"},
+      {R"({"dtype": "int3"})", "dtype=\"int3\""},
+      {R"({"quantization_config": 7})", "quantization_config=7"},
+      {R"({"quantization_config": {"bits": 3}})", "bits=3"},
+      {R"({"quantization_config": {"bits": "4"}})", "bits=\"4\""},
+      {R"({"quantization_config": {"bits": 4, "sym": 1}})", "sym=1"},
+      {R"({"quantization_config": {"bits": 4, "group_size": 0}})", "group_size=0"},
+      {R"({"quantization_config": {"bits": 4, "group_size": 1e30}})", "group_size="},
+      {R"({"quantization_config": {"bits": 4, "group_size": 64, "ratio": -0.5}})", "ratio=-0.5"},
+      {R"({"quantization_config": {"bits": 4, "all_layers": "yes"}})", "all_layers=\"yes\""},
+  };
+  for (const auto& [text, expect] : cases) {
+    OpenvinoConfig c;
+    absl::Status s = ApplyOpenvinoConfigJson(text, c);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_NE(s.message().find(expect), std::string::npos) << text << ": " << s.message();
+    EXPECT_FALSE(c.weight_format_set) << text;
+    EXPECT_EQ(c.group_size, OpenvinoConfig{}.group_size) << text;  // nothing half-applied
+  }
+  OpenvinoConfig ok;
+  ASSERT_TRUE(ApplyOpenvinoConfigJson(
+                  R"({"dtype": "int4", "quantization_config": {"bits": 4, "sym": true,
+                      "group_size": 64, "ratio": 0.8, "all_layers": null}})",
+                  ok)
+                  .ok());
+  EXPECT_EQ(ok.weight_format, OvWeightFormat::kInt4Sym);
+  EXPECT_EQ(ok.group_size, 64);
+  EXPECT_DOUBLE_EQ(ok.ratio, 0.8);
+}
+
+// One rule for a quantized checkpoint's format: the estimate's weights and the launch line's
+// --weight-format/--group-size come from OvResolvedWeights, so they agree.
+TEST(OpenvinoTest, QuantizedCheckpointEstimateAndLaunchAgree) {
+  auto spec = ParseModelConfig(
+      ReadFile(std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/llama-3.1-8b-instruct.json"),
+      {.quantization = "gptq", .group_size = 64});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const EstimateRequest r = Ov();
+  auto w = OvResolvedWeights(*spec, r.openvino);
+  ASSERT_TRUE(w.ok());
+  EXPECT_TRUE(w->format == OvWeightFormat::kInt4Sym || w->format == OvWeightFormat::kInt4Asym);
+  EXPECT_EQ(w->group_size, 64);
+  auto est = Estimate(*spec, r);
+  ASSERT_TRUE(est.ok()) << est.status();
+  EstimateRequest explicit_req = Ov();
+  explicit_req.openvino.weight_format_set = true;
+  explicit_req.openvino.weight_format = w->format;
+  explicit_req.openvino.group_size = 64;
+  auto same = Estimate(Llama(), explicit_req);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(est->stages[0].weights_bytes, same->stages[0].weights_bytes);
+  const std::string line = OpenvinoLaunchCommand("meta-llama/Llama-3.1-8B", *spec, r, *est);
+  EXPECT_NE(line.find("--weight-format int4 --group-size 64"), std::string::npos) << line;
+  // An fp8 checkpoint is not what optimum-cli exports: refused, not guessed.
+  auto fp8 = ParseModelConfig(ReadFile(std::string(FLEETPLAN_CALIBRATION_DIR) +
+                                       "/models/llama-3.3-70b-instruct-fp8-dynamic.json"));
+  ASSERT_TRUE(fp8.ok());
+  auto refused = Estimate(*fp8, Ov());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("openvino.weight_format"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace fleetplan::estimator
