@@ -251,6 +251,9 @@ absl::StatusOr<ModelSpec> ParseModelConfig(absl::string_view config_json,
   const bool nested_text = text_obj != nullptr;
   Fields text = nested_text ? top.Child(*text_obj, text_key.c_str()) : top;
   std::string text_type = nested_text ? text.StringOr("model_type", "") : top_type;
+  if (wrapper != nullptr && !nested_text && wrapper->flat_text_type) {
+    ASSIGN_OR_RETURN(text_type, wrapper->flat_text_type(top));
+  }
   if (wrapper != nullptr && text_type.empty()) text_type = wrapper->default_text_type;
   std::string canonical = text_type;
   const internal::TextFamily* family = families.FindText(text_type, &canonical);
@@ -273,14 +276,16 @@ absl::StatusOr<ModelSpec> ParseModelConfig(absl::string_view config_json,
     }
   }
   if (wrapper != nullptr) {
-    const json* vision_obj = top.Object("vision_config");
+    const char* vision_key = wrapper->vision_config_key.c_str();
+    const json* vision_obj = top.Object(vision_key);
     if (vision_obj == nullptr) {
       return absl::InvalidArgumentError(
-          absl::StrCat("vision_config is missing for model_type=\"", top_type, "\""));
+          absl::StrCat(vision_key, " is missing for model_type=\"", top_type, "\""));
     }
-    ASSIGN_OR_RETURN(spec.vision, wrapper->build_vision(top.Child(*vision_obj, "vision_config"),
-                                                        top, top_type, spec.hidden_size));
+    ASSIGN_OR_RETURN(spec.vision, wrapper->build_vision(top.Child(*vision_obj, vision_key), top,
+                                                        top_type, spec.hidden_size));
     if (!wrapper->note.empty()) spec.notes.push_back(wrapper->note);
+    if (!spec.vision->note.empty()) spec.notes.push_back(spec.vision->note);
   }
   RETURN_IF_ERROR(CheckTotalSize(spec));
   const json* quant = top.Object("quantization_config");

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "planner/common/limits.h"
@@ -333,7 +334,7 @@ absl::Status CheckMagnitude(const ModelSpec& spec, const EstimateRequest& r) {
     case Engine::kOpenvino: {
       const OpenvinoConfig& o = r.openvino;
       sequences = static_cast<LD>(std::max<int64_t>(r.concurrency, 1));
-      const OvVisionSequence v = OvVisionInput(spec, o.images, o.image_height, o.image_width);
+      const VisionPasses v = VisionTowerPasses(spec, o.images, o.image_height, o.image_width);
       tokens_per_sequence =
           std::max({static_cast<LD>(std::max(r.context_tokens, o.llm_tokens)) +
                         static_cast<LD>(o.new_tokens),
@@ -399,6 +400,98 @@ int64_t KvBytesPerToken(const ModelSpec& spec, const EstimateRequest& request, i
   return total;
 }
 
+namespace {
+
+// MiniCPM-V's slicing (image_processing_minicpmv.py slice_image, get_sliced_grid,
+// find_best_resize, get_refine_size; the same in openvino.genai minicpm/classes.cpp slice_image):
+// the image resized to about scale_resolution^2 pixels, plus, when it is larger than that, a
+// cols x rows grid of slices of the same area whose aspect ratio is closest to the image's.
+struct MiniCpmSlicing {
+  int64_t cols = 0;  // 0: not cut
+  int64_t rows = 0;
+  int64_t max_patches = 0;  // the largest pass's patches (the batch is padded to it)
+};
+
+int64_t EnsureDivide(double length, int64_t patch) {
+  return std::max<int64_t>(
+      static_cast<int64_t>(std::round(length / static_cast<double>(patch))) * patch, patch);
+}
+
+// find_best_resize: the (width, height) a picture of w x h is resized to, in whole patches.
+std::pair<int64_t, int64_t> MiniCpmResize(double w, double h, int64_t scale, int64_t patch,
+                                          bool upscale) {
+  const double s = static_cast<double>(scale);
+  if (w * h > s * s || upscale) {
+    const double r = w / h;
+    h = std::floor(s / std::sqrt(r));
+    w = std::floor(h * r);
+  }
+  return {EnsureDivide(w, patch), EnsureDivide(h, patch)};
+}
+
+MiniCpmSlicing SliceImage(const VisionSpec& v, int64_t height, int64_t width) {
+  MiniCpmSlicing out;
+  const double w = static_cast<double>(width), h = static_cast<double>(height);
+  const double scale = static_cast<double>(v.slice_resolution);
+  const int64_t max_slices = v.max_tiles;
+  const double ratio = w * h / (scale * scale);
+  const int64_t multiple = std::min(static_cast<int64_t>(std::ceil(ratio)), max_slices);
+  const auto patches = [&](std::pair<int64_t, int64_t> size) {
+    return (size.first / v.patch_size) * (size.second / v.patch_size);
+  };
+  if (multiple <= 1) {
+    out.max_patches = patches(MiniCpmResize(w, h, v.slice_resolution, v.patch_size, true));
+    return out;
+  }
+  out.max_patches = patches(MiniCpmResize(w, h, v.slice_resolution, v.patch_size, false));
+  const double log_ratio = std::log(w / h);
+  double best_error = std::numeric_limits<double>::infinity();
+  for (int64_t n : {multiple - 1, multiple, multiple + 1}) {
+    if (n == 1 || n > max_slices) continue;
+    for (int64_t m = 1; m <= n; ++m) {
+      if (n % m != 0) continue;
+      const double error =
+          std::abs(log_ratio - std::log(static_cast<double>(m) / static_cast<double>(n / m)));
+      if (error < best_error) {
+        best_error = error;
+        out.cols = m;
+        out.rows = n / m;
+      }
+    }
+  }
+  // get_refine_size: each slice is the refined image's grid cell, resized (upscaling allowed).
+  const auto cell_w = static_cast<double>(EnsureDivide(w, out.cols) / out.cols);
+  const auto cell_h = static_cast<double>(EnsureDivide(h, out.rows) / out.rows);
+  out.max_patches =
+      std::max(out.max_patches,
+               patches(MiniCpmResize(cell_w, cell_h, v.slice_resolution, v.patch_size, true)));
+  return out;
+}
+
+// Phi-3-vision's HD transform (image_processing_phi3_v.py calc_hd_transform_size): the longer
+// side scaled to `scale` x 336 for the largest scale whose crops fit num_crops, the shorter side
+// padded up to a multiple of 336. Returns (rows, cols) of 336-px crops.
+std::pair<int64_t, int64_t> HdCrops(const VisionSpec& v, int64_t height, int64_t width) {
+  const bool transposed = width < height;
+  const double w = static_cast<double>(transposed ? height : width);
+  const double h = static_cast<double>(transposed ? width : height);
+  const double ratio = w / h;
+  int64_t scale = 1;
+  while (static_cast<double>(scale) * std::ceil(static_cast<double>(scale) / ratio) <=
+         static_cast<double>(v.max_tiles)) {
+    ++scale;
+  }
+  scale = std::max<int64_t>(1, scale - 1);
+  const int64_t side = v.image_size;
+  const int64_t new_w = scale * side;
+  const auto new_h = static_cast<int64_t>(static_cast<double>(new_w) / ratio);
+  const int64_t rows = std::max<int64_t>(1, internal::CeilDiv(new_h, side));
+  const int64_t cols = scale;
+  return transposed ? std::pair{cols, rows} : std::pair{rows, cols};
+}
+
+}  // namespace
+
 int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
   if (!spec.vision) return 0;
   const VisionSpec& v = *spec.vision;
@@ -411,6 +504,23 @@ int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
       return v.fixed_tokens_per_image;
     case VisionSpec::TokenRule::kTiles:
       return ImageTiles(spec, height, width) * v.fixed_tokens_per_image;
+    case VisionSpec::TokenRule::kSlices: {
+      // The processor's placeholders (get_slice_image_placeholder / get_grid_placeholder): the
+      // resized image and each slice are query_num tokens between two markers; rows of slices
+      // are joined by a newline.
+      const MiniCpmSlicing s = SliceImage(v, height, width);
+      const int64_t per_pass = v.fixed_tokens_per_image + 2;
+      return (1 + s.cols * s.rows) * per_pass + (s.rows > 0 ? s.rows - 1 : 0);
+    }
+    case VisionSpec::TokenRule::kHdCrops: {
+      // Phi3ImageEmbedding's hd_feature_transform ("sub_glb"): each 336-px crop and the global
+      // view is 12 x 12 merged patches; every row of merged patches ends in sub_GN (global and
+      // sub-image grids alike) and one glb_GN separates them. As image_processing_phi3_v.py
+      // counts it: (crops + 1) x 144 + 1 + (crop rows + 1) x 12.
+      const auto [rows, cols] = HdCrops(v, height, width);
+      const int64_t half = v.image_size / v.patch_size / 2;
+      return (rows * cols + 1) * v.fixed_tokens_per_image + 1 + (rows + 1) * half;
+    }
     case VisionSpec::TokenRule::kPatchesMerged: {
       const double factor = static_cast<double>(v.patch_size * v.spatial_merge);
       const double h = static_cast<double>(height), w = static_cast<double>(width);
@@ -489,10 +599,19 @@ int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
 }
 
 int64_t ImageTiles(const ModelSpec& spec, int64_t height, int64_t width) {
-  if (!spec.vision || spec.vision->token_rule != VisionSpec::TokenRule::kTiles) return 1;
+  if (!spec.vision) return 1;
   const VisionSpec& v = *spec.vision;
   if (height <= 0) height = v.image_size;
   if (width <= 0) width = v.image_size;
+  if (v.token_rule == VisionSpec::TokenRule::kSlices) {
+    const MiniCpmSlicing s = SliceImage(v, height, width);
+    return 1 + s.cols * s.rows;
+  }
+  if (v.token_rule == VisionSpec::TokenRule::kHdCrops) {
+    const auto [rows, cols] = HdCrops(v, height, width);
+    return rows * cols + 1;
+  }
+  if (v.token_rule != VisionSpec::TokenRule::kTiles) return 1;
   // dynamic_preprocess / find_closest_aspect_ratio (InternVL's image processing): candidate grids
   // (i columns, j rows) with min_tiles <= i*j <= max_tiles, in order of tile count.
   // Every (i, j) once: the set Python builds from its n loop (O(max_tiles^2), not ^3).
@@ -521,6 +640,40 @@ int64_t ImageTiles(const ModelSpec& spec, int64_t height, int64_t width) {
   }
   const int64_t tiles = best.first * best.second;
   return tiles + (v.thumbnail && tiles != 1 ? 1 : 0);
+}
+
+VisionPasses VisionTowerPasses(const ModelSpec& spec, int64_t images, int64_t height,
+                               int64_t width) {
+  if (!spec.vision || images <= 0) return {};
+  const VisionSpec& v = *spec.vision;
+  if (height <= 0) height = v.image_size;
+  if (width <= 0) width = v.image_size;
+  const int64_t side = v.image_size > 0 ? v.image_size / v.patch_size : 0;
+  const int64_t cls = v.model_type == "clip_vision_model" ? 1 : 0;
+  switch (v.token_rule) {
+    case VisionSpec::TokenRule::kPatchesMerged:
+      // One sequence per image of all its patches (before the merger).
+      return {images, ImageTokens(spec, height, width) * v.spatial_merge * v.spatial_merge};
+    case VisionSpec::TokenRule::kLlavaNext: {
+      // The base image plus the tiles of the best pinpoint, each a full tower pass.
+      const int64_t tiles_tokens = ImageTokens(spec, height, width) - v.fixed_tokens_per_image;
+      const int64_t tiles =
+          1 +
+          std::max<int64_t>(1, internal::CeilDiv(tiles_tokens, std::max<int64_t>(1, side * side)));
+      return {images * tiles, side * side + cls};
+    }
+    case VisionSpec::TokenRule::kSlices:
+      // The resized image and its slices in one batch padded to the largest (vLLM's
+      // get_vision_hidden_states, openvino.genai's llava_image_embed_make_with_bytes_slice).
+      return {images * ImageTiles(spec, height, width), SliceImage(v, height, width).max_patches};
+    case VisionSpec::TokenRule::kTiles:
+    case VisionSpec::TokenRule::kHdCrops:
+      return {images * ImageTiles(spec, height, width), side * side + cls};
+    case VisionSpec::TokenRule::kFixed:
+    case VisionSpec::TokenRule::kPerTile:
+      return {images, side * side + cls};
+  }
+  return {};
 }
 
 ModelSummary SummarizeModel(const ModelSpec& spec) {

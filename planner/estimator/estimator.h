@@ -354,12 +354,25 @@ ModelSummary SummarizeModel(const ModelSpec& spec);
 //                get_anyres_image_grid_shape / unpad_image)
 // Zero for a model without a vision tower; a non-positive side means the tower's native image_size.
 //   tiles        InternVL: tiles x per-tile tokens (ImageTiles)
+//   slices       MiniCPM-V: (1 + slices) x (query_num + 2) + a newline between rows of slices
+//   hd-crops     Phi-3-vision: (crops + 1) x 144 + 1 + (crop rows + 1) x 12
 int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width);
 // Tiles an image of height x width becomes (TokenRule::kTiles, InternVL's dynamic_preprocess: the
 // grid of at most max_tiles image_size tiles whose aspect ratio is closest to the image's, the
 // larger grid on a tie when the image covers more than half of it, plus the thumbnail when cut);
-// 1 for other rules.
+// for MiniCPM-V (kSlices) the resized image plus its slices; for Phi-3-vision (kHdCrops) the
+// 336-px crops plus the global view; 1 for other rules.
 int64_t ImageTiles(const ModelSpec& spec, int64_t height, int64_t width);
+
+// What the vision encoder runs over for `images` images of height x width, for every engine:
+// batch x tokens per pass (patches, with the class token where the tower has one; MiniCPM-V's
+// slices are padded to the largest).
+struct VisionPasses {
+  int64_t batch = 0;
+  int64_t tokens = 0;
+};
+VisionPasses VisionTowerPasses(const ModelSpec& spec, int64_t images, int64_t height,
+                               int64_t width);
 
 // The KV bytes one token takes on one rank of `stage` (all its layers), for inverse queries.
 int64_t KvBytesPerToken(const ModelSpec& spec, const EstimateRequest& request, int64_t stage);

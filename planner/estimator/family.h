@@ -137,7 +137,12 @@ struct WrapperFamily {
   std::string default_text_type;
   // Where the language model's config sits (InternVL's remote code: llm_config).
   std::string text_config_key = "text_config";
-  // Builds the vision tower and projector (`v` is vision_config, `top` the whole config).
+  // A flat config (the language model's fields at the top level, MiniCPM-V, Phi-3-vision): the
+  // text family to build it with, read from the config (nullptr: default_text_type).
+  std::function<absl::StatusOr<std::string>(const Fields& top)> flat_text_type;
+  // Where the vision tower's config sits (Phi-3-vision: img_processor).
+  std::string vision_config_key = "vision_config";
+  // Builds the vision tower and projector (`v` is the vision config, `top` the whole config).
   std::function<absl::StatusOr<VisionSpec>(const Fields& v, const Fields& top,
                                            const std::string& wrapper, int64_t text_hidden)>
       build_vision;

@@ -106,13 +106,22 @@ VisionForward VisionTowerForward(const RankContext& c, const HfConfig& h) {
   const VisionSpec& v = *c.spec.vision;
   VisionForward f;
   for (const Tensor& t : v.tower) f.weights += internal::RankTensorBytes(c, t);
-  const int64_t images = h.batch * std::max<int64_t>(h.images, 1);
-  const int64_t patches = VisionTokensPerImage(v, h.image_height, h.image_width);
-  const int64_t tokens = images * patches;
-  const int64_t d = v.hidden_size;
+  int64_t images = h.batch * std::max<int64_t>(h.images, 1);
+  int64_t patches = VisionTokensPerImage(v, h.image_height, h.image_width);
   const int64_t height = h.image_height > 0 ? h.image_height : v.image_size;
   const int64_t width = h.image_width > 0 ? h.image_width : v.image_size;
   f.pixels = images * 3 * height * width * c.a;
+  if (v.token_rule == VisionSpec::TokenRule::kTiles ||
+      v.token_rule == VisionSpec::TokenRule::kSlices ||
+      v.token_rule == VisionSpec::TokenRule::kHdCrops) {
+    // Each tile, slice or crop is its own pass through the tower (a batch of them).
+    const VisionPasses p = VisionTowerPasses(c.spec, images, h.image_height, h.image_width);
+    images = p.batch;
+    patches = p.tokens;
+    f.pixels = images * 3 * patches * v.patch_size * v.patch_size * c.a;
+  }
+  const int64_t tokens = images * patches;
+  const int64_t d = v.hidden_size;
   // Encoder layer: fc1 output and its activation next to the residual stream, the normed input,
   // the attention output and the residual sum; eager attention adds the score matrices.
   const int64_t per_token = (2 * v.intermediate_size + 4 * d) * c.a;

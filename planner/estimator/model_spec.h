@@ -131,21 +131,28 @@ struct VisionSpec {
     kPatchesMerged,
     kLlavaNext,
     kPerTile,
-    kTiles,  // InternVL: the image cut into image_size tiles by aspect ratio (+ a thumbnail)
+    kTiles,    // InternVL: the image cut into image_size tiles by aspect ratio (+ a thumbnail)
+    kSlices,   // MiniCPM-V: the image resized plus a grid of slices, each resampled to a query set
+    kHdCrops,  // Phi-3-vision: 336-px crops of the HD-transformed image plus a global view
   } token_rule = TokenRule::kFixed;
-  int64_t fixed_tokens_per_image = 0;  // kFixed: Gemma-3 256, LLaVA 576 ...; kLlavaNext: base image
-  bool image_newline = false;          // kLlavaNext: a newline token per row of tile features
+  // kFixed: Gemma-3 256, LLaVA 576 ...; kLlavaNext: the base image; kTiles: per tile; kSlices: the
+  // resampler's queries per slice; kHdCrops: per crop after the 2 x 2 merge (144).
+  int64_t fixed_tokens_per_image = 0;
+  bool image_newline = false;  // kLlavaNext: a newline token per row of tile features
   std::vector<std::pair<int64_t, int64_t>> grid_pinpoints;  // kLlavaNext: (height, width) options
   // kTiles: the tile counts the processor may choose and whether a thumbnail tile is added when
-  // it cuts the image (fixed_tokens_per_image is per tile).
+  // it cuts the image (fixed_tokens_per_image is per tile). kSlices: max_tiles is max_slice_nums;
+  // kHdCrops: max_tiles is num_crops.
   int64_t min_tiles = 1;
   int64_t max_tiles = 1;
   bool thumbnail = false;
+  int64_t slice_resolution = 0;  // kSlices: scale_resolution, the side of a slice's target area
   // Layers after the feature layer the model reads (LLaVA's vision_feature_layer -2: 1). They are
   // instantiated by transformers but cut from an exported graph.
   int64_t unused_tail_layers = 0;
-  std::vector<Tensor> tower;                                // vision encoder tensors
-  std::vector<Tensor> projector;                            // multimodal projector tensors
+  std::string note;           // an assumption the config could not settle, said with every estimate
+  std::vector<Tensor> tower;  // vision encoder tensors
+  std::vector<Tensor> projector;  // multimodal projector tensors
 };
 
 // Weight quantization, from quantization_config or an override.

@@ -68,15 +68,6 @@ int64_t OvKvRowBytes(OvKvPrecision precision, int64_t head_size, int64_t group_s
 // Tokens per KV block on the device (continuous batching).
 int64_t OvBlockTokens(OvDevice device);
 
-// What the vision encoder runs over for `images` images of height x width: batch x tokens per
-// image (patches, with the class token where the tower has one).
-struct OvVisionSequence {
-  int64_t batch = 0;
-  int64_t tokens = 0;
-};
-OvVisionSequence OvVisionInput(const ModelSpec& spec, int64_t images, int64_t height,
-                               int64_t width);
-
 // Reads the weight compression optimum-intel wrote into an exported folder's openvino_config.json
 // ("dtype" fp32 | fp16 | int8 | int4 and quantization_config's bits, sym, group_size, ratio,
 // all_layers) into `config` (weight_format_set). INVALID_ARGUMENT names the field and value of a

@@ -68,34 +68,6 @@ int64_t OvKvRowBytes(OvKvPrecision p, int64_t head_size, int64_t group_size) {
 
 int64_t OvBlockTokens(OvDevice device) { return device == OvDevice::kCpu ? 32 : 16; }
 
-OvVisionSequence OvVisionInput(const ModelSpec& spec, int64_t images, int64_t height,
-                               int64_t width) {
-  if (!spec.vision || images <= 0) return {};
-  const VisionSpec& v = *spec.vision;
-  const int64_t side = v.image_size > 0 ? v.image_size / v.patch_size : 0;
-  const int64_t cls = v.model_type == "clip_vision_model" ? 1 : 0;
-  switch (v.token_rule) {
-    case VisionSpec::TokenRule::kPatchesMerged:
-      // One sequence per image of all its patches (before the merger).
-      return {images, ImageTokens(spec, height, width) * v.spatial_merge * v.spatial_merge};
-    case VisionSpec::TokenRule::kLlavaNext: {
-      // The base image plus the tiles of the best pinpoint, each a full tower pass.
-      const int64_t tiles_tokens = ImageTokens(spec, height, width) - v.fixed_tokens_per_image;
-      const int64_t tiles =
-          1 +
-          std::max<int64_t>(1, internal::CeilDiv(tiles_tokens, std::max<int64_t>(1, side * side)));
-      return {images * tiles, side * side + cls};
-    }
-    case VisionSpec::TokenRule::kTiles: {
-      return {images * ImageTiles(spec, height, width), side * side + cls};
-    }
-    case VisionSpec::TokenRule::kFixed:
-    case VisionSpec::TokenRule::kPerTile:
-      return {images, side * side + cls};
-  }
-  return {};
-}
-
 namespace {
 
 struct Formats {
@@ -233,7 +205,7 @@ int64_t DecoderLivePerToken(const ModelSpec& spec, bool fused_mlp) {
 
 int64_t VisionTemp(const ModelSpec& spec, const OpenvinoConfig& o, int64_t e) {
   const VisionSpec& v = *spec.vision;
-  const OvVisionSequence seq = OvVisionInput(spec, o.images, o.image_height, o.image_width);
+  const VisionPasses seq = VisionTowerPasses(spec, o.images, o.image_height, o.image_width);
   if (seq.batch <= 0) return 0;
   const int64_t d = v.hidden_size;
   const bool rope = v.model_type == "qwen2_vl" || v.model_type == "qwen2_5_vl";
@@ -248,6 +220,10 @@ int64_t VisionTemp(const ModelSpec& spec, const OpenvinoConfig& o, int64_t e) {
   if (rope) bytes += (v.model_type == "qwen2_5_vl" ? 2 : 1) * tokens * tokens * e;
   // pixel_values (fp32): the tower's patches of 3 x patch x patch (Qwen: two frames).
   bytes += tokens * 3 * v.patch_size * v.patch_size * (rope ? 2 : 1) * 4;
+  // MiniCPM-V's resampler is its own compiled model, run per slice: the tower's output projected
+  // to the language model's width (kv_proj), its norm, K and V, and the 2-D position input.
+  if (v.token_rule == VisionSpec::TokenRule::kSlices)
+    bytes += 5 * seq.tokens * spec.hidden_size * e;
   // The image features handed to the language model (fp32).
   bytes += o.images * ImageTokens(spec, o.image_height, o.image_width) * spec.hidden_size * 4;
   return bytes;

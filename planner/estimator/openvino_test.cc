@@ -135,7 +135,8 @@ TEST(OpenvinoTest, InternVlTilesAndParameters) {
 TEST(OpenvinoTest, ReferenceWeightsMatchTheStudysIrConstants) {
   json table = ReferenceTable();
   for (const json& row : table["rows"]) {
-    if (!Modelled(row)) continue;
+    // A row whose IR's NNCF settings the study does not give has no weights to compare.
+    if (!Modelled(row) || !row.value("weights_settings_known", true)) continue;
     auto spec = RowModel(row);
     ASSERT_TRUE(spec.ok()) << row["name"] << ": " << spec.status();
     auto est = Estimate(*spec, RowRequest(row));
@@ -186,8 +187,28 @@ TEST(OpenvinoTest, ReferenceTableCloserThanTheStudy) {
         Mib(p[2].weights_bytes), Mib(p[2].temp_bytes), Mib(est->stages[0].kv_cache_bytes),
         Mib(est->stages[0].low_bytes), Mib(est->stages[0].high_bytes), Mib(f32->max_total_bytes),
         theirs, 100 * (theirs / measured - 1));
+    double low = Mib(est->stages[0].low_bytes);
+    if (!row.value("weights_settings_known", true)) {
+      // The study does not give this IR's NNCF settings: the band is the union of the bands of
+      // the int4 IRs optimum-cli can write (asym or sym, group 128 or 64, all_layers or not).
+      for (OvWeightFormat format : {OvWeightFormat::kInt4Asym, OvWeightFormat::kInt4Sym}) {
+        for (int64_t group : {128, 64}) {
+          for (bool all_layers : {false, true}) {
+            EstimateRequest r = RowRequest(row);
+            r.openvino.weight_format = format;
+            r.openvino.group_size = group;
+            r.openvino.all_layers = all_layers;
+            auto variant = Estimate(*spec, r);
+            ASSERT_TRUE(variant.ok()) << name << ": " << variant.status();
+            low = std::min(low, Mib(variant->stages[0].low_bytes));
+          }
+        }
+      }
+      std::printf("%-18s NNCF settings unknown: low end over the int4 variants %.0f\n",
+                  name.c_str(), low);
+    }
     // Never above the measured figure by more than the band's low side allows.
-    EXPECT_LE(Mib(est->stages[0].low_bytes), measured) << name;
+    EXPECT_LE(low, measured) << name;
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
