@@ -214,6 +214,51 @@ TEST(EstimateCliTest, SglangEstimateAndLaunchLine) {
   EXPECT_NE(negative.err.find("sglang.context_length=-5"), std::string::npos) << negative.err;
 }
 
+// --speculative-method: mtp drafts with the model's own MTP layers (GLM-4.5-Air's one), which
+// take weights and KV on every rank; ngram takes no weights;
+// a model without MTP layers is refused naming the config field.
+TEST(EstimateCliTest, SpeculativeMethodFlags) {
+  const std::string glm =
+      "--model=" + std::string(FLEETPLAN_TESTDATA_DIR) + "/models/glm-4.5-air.json";
+  const std::vector<std::string> base = {
+      "estimate", glm, "--gpu=h200", "--tp=4", "--max-model-len=8192", "--output=json"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunArgs(args);
+  };
+  Result plain = with({});
+  Result mtp = with({"--speculative-method=mtp", "--num-speculative-tokens=1"});
+  Result ngram = with({"--speculative-method=ngram"});
+  ASSERT_EQ(plain.code, kExitOk) << plain.err;
+  ASSERT_EQ(mtp.code, kExitOk) << mtp.err;
+  ASSERT_EQ(ngram.code, kExitOk) << ngram.err;
+  auto p = nlohmann::json::parse(plain.out);
+  auto m = nlohmann::json::parse(mtp.out);
+  auto n = nlohmann::json::parse(ngram.out);
+  EXPECT_GT(m["stages"][0]["weights_bytes"].get<int64_t>(),
+            p["stages"][0]["weights_bytes"].get<int64_t>() + 1'400'000'000LL);
+  EXPECT_LT(m["kv_cache_tokens"].get<int64_t>(), p["kv_cache_tokens"].get<int64_t>());
+  EXPECT_EQ(n["stages"][0]["weights_bytes"], p["stages"][0]["weights_bytes"]);
+  Result emit = RunArgs({"estimate", glm, "--gpu=h200", "--tp=4", "--max-model-len=8192",
+                         "--speculative-method=mtp", "--num-speculative-tokens=1", "--emit=vllm"});
+  ASSERT_EQ(emit.code, kExitOk) << emit.err;
+  EXPECT_NE(emit.out.find(R"(--speculative-config '{"method":"mtp","num_speculative_tokens":1}')"),
+            std::string::npos)
+      << emit.out;
+  Result none = RunArgs(
+      {"estimate", "--model=" + kModels + "qwen2.5-7b-instruct.json", "--speculative-method=mtp"});
+  EXPECT_NE(none.code, kExitOk);
+  EXPECT_NE(none.err.find("num_nextn_predict_layers"), std::string::npos) << none.err;
+  Result bad = RunArgs({"estimate", glm, "--speculative-method=medusa2"});
+  EXPECT_EQ(bad.code, kExitUsage);
+  EXPECT_NE(bad.err.find("medusa2"), std::string::npos) << bad.err;
+  Result both = RunArgs({"estimate", glm, "--speculative-method=mtp",
+                         "--draft-model=" + kModels + "qwen2.5-0.5b.json"});
+  EXPECT_NE(both.code, kExitOk);
+  EXPECT_NE(both.err.find("--draft-model"), std::string::npos) << both.err;
+}
+
 // --draft-model and --enable-lora: the draft and the adapter slots take the KV pool, the
 // launch line carries them; a missing draft file is an error naming it.
 TEST(EstimateCliTest, DraftModelAndLoraFlags) {
@@ -282,29 +327,29 @@ TEST(EstimateCliTest, OpenvinoEngine) {
   EXPECT_EQ(a["pipeline_parts"][0]["name"], "vision_embeddings");
   EXPECT_GT(a["stages"][0]["kv_cache_bytes"].get<int64_t>(), 0);
   // An int4 export (openvino_config.json beside config.json) is read without a flag.
-  { std::ofstream(dir + "/openvino_config.json") << R"({"dtype": "int4", "quantization_config":
-      {"bits": 4, "sym": true, "group_size": 64, "ratio": 1.0}})"; }
+  {
+    std::ofstream(dir + "/openvino_config.json") << R"({"dtype": "int4", "quantization_config":
+      {"bits": 4, "sym": true, "group_size": 64, "ratio": 1.0}})";
+  }
   Result int4 = run({"--images=1", "--image-height=682", "--image-width=1024"});
   ASSERT_EQ(int4.code, kExitOk) << int4.err;
   auto b = nlohmann::json::parse(int4.out);
   EXPECT_LT(b["pipeline_parts"][2]["weights_bytes"].get<int64_t>() * 3,
             a["pipeline_parts"][2]["weights_bytes"].get<int64_t>());
-  EXPECT_NE(b["launch_command"].get<std::string>().find("--weight-format int4"),
-            std::string::npos);
+  EXPECT_NE(b["launch_command"].get<std::string>().find("--weight-format int4"), std::string::npos);
   { std::ofstream(dir + "/openvino_config.json") << R"({"dtype": "int3"})"; }
   Result bad_file = run({});
   EXPECT_NE(bad_file.code, kExitOk);
   EXPECT_NE(bad_file.err.find("dtype=\"int3\""), std::string::npos) << bad_file.err;
   std::filesystem::remove(dir + "/openvino_config.json");
   // Continuous batching with a cache_size: its blocks bound the workload.
-  Result cb = run({"--continuous-batching", "--cache-size=4", "--concurrency=4",
-                   "--context=4096"});
+  Result cb = run({"--continuous-batching", "--cache-size=4", "--concurrency=4", "--context=4096"});
   ASSERT_EQ(cb.code, kExitOk) << cb.err;
   auto c = nlohmann::json::parse(cb.out);
   EXPECT_GT(c["kv_cache_tokens"].get<int64_t>(), 0);
   EXPECT_NE(c["launch_command"].get<std::string>().find("ovms"), std::string::npos);
-  Result over = run({"--continuous-batching", "--cache-size=0.1", "--concurrency=64",
-                     "--context=8192"});
+  Result over =
+      run({"--continuous-batching", "--cache-size=0.1", "--concurrency=64", "--context=8192"});
   EXPECT_NE(nlohmann::json::parse(over.out)["fits"].get<bool>(), true) << over.out;
   // Bad values name the flag and the value.
   Result dev = run({"--ov-device=npu"});

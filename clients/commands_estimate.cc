@@ -40,6 +40,8 @@
 namespace fleetplan::cli {
 namespace {
 
+std::string ServedModel(const std::string& model_path);
+
 using estimator::EstimateRequest;
 using estimator::MemoryEstimate;
 using json = nlohmann::json;
@@ -318,6 +320,22 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   req.mutable_vllm()->set_max_cpu_loras(flags.GetInt("max-cpu-loras"));
   req.mutable_vllm()->set_cpu_offload_gb(flags.GetDouble("cpu-offload-gb"));
   req.mutable_vllm()->set_swap_space_gb(flags.GetDouble("swap-space"));
+  // Speculative decoding: a draft model travels as its config.json, a method as its name.
+  if (!flags.GetString("draft-model").empty()) {
+    absl::StatusOr<std::string> draft = ReadFileText("draft model", flags.GetString("draft-model"));
+    if (!draft.ok()) {
+      inv.err << "fleetplan estimate: " << draft.status().message() << "\n";
+      return kExitUsage;
+    }
+    req.mutable_vllm()->set_draft_config_json(*draft);
+    req.mutable_vllm()->set_draft_model(flags.GetString("draft-model-name").empty()
+                                            ? ServedModel(flags.GetString("draft-model"))
+                                            : flags.GetString("draft-model-name"));
+  }
+  req.mutable_vllm()->set_speculative_method(flags.GetString("speculative-method"));
+  if (!flags.GetString("draft-model").empty() || !flags.GetString("speculative-method").empty()) {
+    req.mutable_vllm()->set_num_speculative_tokens(flags.GetInt("num-speculative-tokens"));
+  }
   req.mutable_hf()->set_eager_attention(flags.GetString("attn") == "eager");
   req.mutable_hf()->set_generate(flags.GetString("phase") == "generate");
   req.mutable_hf()->set_all_logits(flags.GetString("logits") == "all");
@@ -676,6 +694,19 @@ absl::Status ApplyProfile(FlagSet& flags, const std::string& path) {
 // request points at it (it must outlive the estimate).
 absl::Status ApplyDraft(const FlagSet& flags, std::optional<estimator::ModelSpec>& draft,
                         EstimateRequest& req) {
+  const std::string method = flags.GetString("speculative-method");
+  if (!method.empty()) {
+    ASSIGN_OR_RETURN(req.vllm.speculative_method,
+                     estimator::SpeculativeMethodNames().Parse("--speculative-method", method));
+  }
+  if (req.vllm.speculative_method != estimator::SpeculativeMethod::kDraftModel) {
+    if (!flags.GetString("draft-model").empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--speculative-method=", method, " drafts without a model: drop --draft-model"));
+    }
+    req.vllm.num_speculative_tokens = flags.GetInt("num-speculative-tokens");
+    return absl::OkStatus();
+  }
   if (flags.GetString("draft-model").empty()) {
     req.vllm.num_speculative_tokens = 0;
     return absl::OkStatus();
@@ -1052,6 +1083,9 @@ FlagSet EstimateFlags() {
   f.String("draft-model-name", "",
            "the draft model --speculative-config names (default: its folder)");
   f.Int("num-speculative-tokens", 4, "vLLM speculative decoding: tokens the draft proposes");
+  f.String("speculative-method", "",
+           "vLLM speculative decoding without a draft model: mtp (the model's MTP layers, "
+           "num_nextn_predict_layers) or ngram (prompt lookup, no memory)");
   f.Double("cpu-offload-gb", 0, "vLLM --cpu-offload-gb: GiB of each GPU's weights in host memory");
   f.Double("swap-space", 0, "vLLM --swap-space: V0's CPU KV blocks per GPU, GiB (0: 4)");
   f.Bool("enable-lora", false, "vLLM --enable-lora: adapter slots on every rank");

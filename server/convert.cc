@@ -175,12 +175,21 @@ absl::Status FromProto(const v1::VllmConfig& v, estimator::VllmConfig& d) {
   d.draft_model = v.draft_model();
   d.cpu_offload_gb = v.cpu_offload_gb();
   d.swap_space_gb = v.swap_space_gb();
-  if (!v.draft_config_json().empty()) {
+  if (!v.speculative_method().empty()) {
+    ASSIGN_OR_RETURN(d.speculative_method, estimator::SpeculativeMethodNames().Parse(
+                                               "vllm.speculative_method", v.speculative_method()));
+  }
+  const bool method = d.speculative_method != estimator::SpeculativeMethod::kDraftModel;
+  if (method && !v.draft_config_json().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "vllm.speculative_method=", v.speculative_method(), " needs no vllm.draft_config_json"));
+  }
+  if (!v.draft_config_json().empty() || method) {
     d.num_speculative_tokens = v.has_num_speculative_tokens() ? v.num_speculative_tokens() : 4;
   } else if (v.has_num_speculative_tokens()) {
     return absl::InvalidArgumentError(
         absl::StrCat("vllm.num_speculative_tokens=", v.num_speculative_tokens(),
-                     " needs vllm.draft_config_json"));
+                     " needs vllm.draft_config_json or vllm.speculative_method"));
   }
   return estimator::ParseVllmVersion("vllm.version", d.version).status();
 }

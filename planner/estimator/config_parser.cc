@@ -291,6 +291,7 @@ absl::StatusOr<ModelSpec> ParseModelConfig(absl::string_view config_json,
   const json* quant = top.Object("quantization_config");
   if (quant == nullptr && nested_text) quant = text.Object("quantization_config");
   ASSIGN_OR_RETURN(spec.quant, ParseQuantization(quant, options.quantization, options.group_size));
+  if (spec.mtp) spec.mtp->quant = spec.quant;  // the checkpoint quantizes its MTP layers alike
   if (spec.quant.method == QuantSpec::Method::kMxfp4 && !spec.is_moe()) {
     spec.notes.push_back("mxfp4 applies to MoE experts only; this dense model stays unquantized");
   }

@@ -136,9 +136,12 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
                 a.num_kv_heads, " KV heads (vLLM runs the draft at the target's tp)"));
           }
         }
+      } else if (v.speculative_method == SpeculativeMethod::kNgram) {
+        RETURN_IF_ERROR(range("vllm.num_speculative_tokens", v.num_speculative_tokens, 1, 64));
       } else if (v.num_speculative_tokens != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "vllm.num_speculative_tokens=", v.num_speculative_tokens, " needs a draft model"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("vllm.num_speculative_tokens=", v.num_speculative_tokens,
+                         " needs a draft model, the model's MTP layers or n-gram drafting"));
       }
       if (v.enable_lora) {
         RETURN_IF_ERROR(range("vllm.max_loras", v.max_loras, 1, 1024));
@@ -685,6 +688,24 @@ ModelSummary SummarizeModel(const ModelSpec& spec) {
 }
 
 absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request) {
+  if (request.engine == Engine::kVllm &&
+      request.vllm.speculative_method == SpeculativeMethod::kMtp &&
+      (spec.mtp == nullptr || request.vllm.draft != spec.mtp.get())) {
+    // The model's own MTP layers are the draft.
+    if (request.vllm.draft != nullptr) {
+      return absl::InvalidArgumentError(
+          "vllm.speculative_method=mtp drafts with the model's own MTP layers: give no draft "
+          "model with it");
+    }
+    if (spec.mtp == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("vllm.speculative_method=mtp: model_type \"", spec.model_type,
+                       "\" has no MTP layers (config.json num_nextn_predict_layers)"));
+    }
+    EstimateRequest with_mtp = request;
+    with_mtp.vllm.draft = spec.mtp.get();
+    return Estimate(spec, with_mtp);
+  }
   RETURN_IF_ERROR(ValidateRequest(spec, request));
   RETURN_IF_ERROR(CheckMagnitude(spec, request));
   if (request.engine == Engine::kVllm && request.vllm.draft != nullptr) {

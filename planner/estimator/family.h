@@ -66,6 +66,13 @@ void AddFinalNormAndHead(ModelSpec& spec);
 // The token embedding on the first stage.
 void AddEmbedding(ModelSpec& spec);
 
+// The num_nextn_predict_layers MTP layers into spec.mtp (after the decoder is built: each is a copy
+// of the last layer's kind), as vLLM's drafter builds them (deepseek_mtp.py, glm4_moe_mtp.py
+// DeepSeekMultiTokenPredictorLayer): enorm and hnorm, eh_proj (2H -> H, no bias, replicated),
+// the decoder layer, and shared_head's norm and vocab-split head; the embedding is the target's
+// (v1 spec_decode load_eagle_model shares it).
+absl::Status ReadMtpModule(const Fields& f, ModelSpec& spec);
+
 // ---- Llama-like decoders ------------------------------------------------------------------------
 
 // Routed experts of a decoder: which layers are sparse and their geometry.

@@ -123,6 +123,37 @@ void AddEmbedding(ModelSpec& spec) {
                                     TpSplit::kVocab, TensorRole::kEmbedding));
 }
 
+absl::Status ReadMtpModule(const Fields& f, ModelSpec& spec) {
+  ASSIGN_OR_RETURN(const int64_t n, f.IntOr("num_nextn_predict_layers", 0, 0, 16));
+  if (n == 0 || spec.layer_kind_of.empty()) return absl::OkStatus();
+  auto mtp = std::make_shared<ModelSpec>();
+  mtp->model_type = spec.model_type;
+  mtp->dtype = spec.dtype;
+  mtp->vocab_size = spec.vocab_size;
+  mtp->hidden_size = spec.hidden_size;
+  mtp->max_position_embeddings = spec.max_position_embeddings;
+  mtp->rotary_dim = spec.rotary_dim;
+  mtp->num_layers = n;
+  mtp->layer_kinds = {spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of.back())]};
+  mtp->layer_kind_of.assign(static_cast<size_t>(n), 0);
+  const int64_t h = spec.hidden_size;
+  std::vector<Tensor> per_layer = {
+      Vec("enorm", h, TensorRole::kNorm), Vec("hnorm", h, TensorRole::kNorm),
+      Linear("eh_proj", 2 * h, h, TpSplit::kReplicated),
+      Vec("shared_head.norm", h, TensorRole::kNorm),
+      Linear("shared_head.head", h, spec.vocab_size, TpSplit::kVocab, TensorRole::kLmHead)};
+  for (Tensor& t : per_layer) {
+    t.copies = n;
+    mtp->last_stage.push_back(t);
+  }
+  spec.mtp = std::move(mtp);
+  spec.notes.push_back(absl::StrCat(
+      "num_nextn_predict_layers=", n,
+      ": the MTP layers are loaded only for speculative decoding (vLLM --speculative-config "
+      "method mtp) and are not counted otherwise"));
+  return absl::OkStatus();
+}
+
 // ---- Llama-like decoders ------------------------------------------------------------------------
 
 namespace {

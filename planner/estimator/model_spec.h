@@ -17,6 +17,7 @@
 // A ModelSpec is an immutable value: parse once, share freely between threads.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -207,6 +208,10 @@ struct ModelSpec {
   std::vector<int> layer_kind_of;  // size num_layers: index into layer_kinds
   std::optional<VisionSpec> vision;
   QuantSpec quant;
+  // The MTP / next-n layers (num_nextn_predict_layers: DeepSeek-V3, GLM-4.5) as vLLM's MTP drafter
+  // builds them (ReadMtpModule). Not part of the transformers model, so not in num_params(); they
+  // take memory only when speculative decoding uses them (VllmConfig::speculative_method).
+  std::shared_ptr<ModelSpec> mtp;
 
   // Parameter count as transformers instantiates it (tied weights once, quantization ignored).
   int64_t num_params() const;

@@ -61,6 +61,14 @@ const Vocabulary<FlashAttn>& FlashAttnNames() {
   return *kNames;
 }
 
+const Vocabulary<SpeculativeMethod>& SpeculativeMethodNames() {
+  static const auto* const kNames = new Vocabulary<SpeculativeMethod>(
+      "speculative method", {{SpeculativeMethod::kDraftModel, "draft_model", {"draft"}},
+                             {SpeculativeMethod::kMtp, "mtp", {"deepseek_mtp", "glm4_moe_mtp"}},
+                             {SpeculativeMethod::kNgram, "ngram", {"n-gram"}}});
+  return *kNames;
+}
+
 const Vocabulary<DType>& ComputeDTypeNames() {
   static const auto* const kNames =
       new Vocabulary<DType>("dtype", {{DType::kBFloat16, "bfloat16", {"bf16"}},

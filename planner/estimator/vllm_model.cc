@@ -301,8 +301,11 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       blocks_low = s.available_kv_cache_low_bytes / s.kv_block_bytes;
       s.kv_cache_tokens_low = blocks_low / groups.groups * block;
     }
+    // Speculation allocates lookahead slots for the proposed tokens (the scheduler's
+    // num_lookahead_tokens), whatever proposes them.
+    const bool speculating = draft || v.speculative_method == SpeculativeMethod::kNgram;
     s.kv_blocks_per_sequence =
-        groups.BlocksPerSequence(context + (draft ? v.num_speculative_tokens : 0), batched);
+        groups.BlocksPerSequence(context + (speculating ? v.num_speculative_tokens : 0), batched);
     s.workload_kv_bytes = req.concurrency * s.kv_blocks_per_sequence * s.kv_block_bytes;
     const int64_t concurrency =
         s.kv_blocks_per_sequence > 0 ? s.num_gpu_blocks / s.kv_blocks_per_sequence : 0;
@@ -364,10 +367,19 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
         "--cpu-offload-gb ", v.cpu_offload_gb,
         ": those weights live in host memory (host_bytes) and cross PCIe on every forward"));
   }
+  if (v.speculative_method == SpeculativeMethod::kNgram) {
+    out.notes.push_back(
+        absl::StrCat("speculative decoding by n-gram prompt lookup: no weights and "
+                     "no KV, only ",
+                     v.num_speculative_tokens, " lookahead slots per sequence"));
+  }
   if (draft) {
     out.notes.push_back(absl::StrCat(
-        "speculative decoding: the draft ", v.draft_model.empty() ? "model" : v.draft_model, " (",
-        v.draft->num_layers, " layers) adds ",
+        "speculative decoding: the ",
+        v.speculative_method == SpeculativeMethod::kMtp
+            ? "model's MTP layers"
+            : absl::StrCat("draft ", v.draft_model.empty() ? "model" : v.draft_model),
+        " (", v.draft->num_layers, " layers) adds ",
         BytesToGiB(internal::StageWeights(*draft, 0, 0, v.draft->num_layers)),
         " GiB of weights and ", draft_kv_per_token, " KV bytes per token on each rank",
         profile.v1 ? ""

@@ -461,6 +461,41 @@ TEST(OneRuleTest, DraftModelIsReserved) {
   EXPECT_NE(r.launch_command.find("--speculative-config"), std::string::npos) << r.launch_command;
 }
 
+// The model's own MTP layers (vllm.speculative_method mtp) are reserved like a draft: a deployment
+// that fits without them needs more GPUs with them, and the launch line asks for them.
+TEST(OneRuleTest, MtpLayersAreReserved) {
+  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/../models/glm-4.5-air.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto glm = estimator::ParseModelConfig(ss.str());
+  ASSERT_TRUE(glm.ok()) << glm.status();
+  FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});
+  DeploymentSpec plain{.name = "plain",
+                       .model = "zai-org/GLM-4.5-Air",
+                       .spec = &*glm,
+                       .concurrency = 8,
+                       .context_tokens = 8192};
+  DeploymentSpec mtp = plain;
+  mtp.name = "mtp";
+  mtp.vllm.speculative_method = estimator::SpeculativeMethod::kMtp;
+  mtp.vllm.num_speculative_tokens = 1;
+  auto a = PlanPlacement(s, {{plain}});
+  auto b = PlanPlacement(s, {{mtp}});
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  ASSERT_EQ(a->replicas.size(), 1u);
+  ASSERT_EQ(b->replicas.size(), 1u);
+  const ReplicaPlacement& r = b->replicas[0];
+  auto fit =
+      estimator::FitVllm(*mtp.spec, VllmRequestFor(mtp, *s.FindGpuType("H100"), r.tp, r.pp, r.ep));
+  ASSERT_TRUE(fit.ok());
+  EXPECT_EQ(r.ranks[0].bytes, fit->estimate.stages[0].high_bytes);
+  // GLM-4.5-Air holds 8 sequences of 8192 tokens on 4 H100s; with its MTP layer (1.46 GiB a rank)
+  // and the drafter's wider band, the low end of the KV pool holds 2 of them: 8 GPUs.
+  EXPECT_EQ(a->replicas[0].tp, 4);
+  EXPECT_GT(r.tp, 4);
+  EXPECT_NE(r.launch_command.find(R"("method":"mtp")"), std::string::npos) << r.launch_command;
+}
+
 // An SGLang deployment is planned by SGLang's rule: each rank reserves the high end of its
 // estimate, the replica is launched with sglang.launch_server, and it never shares a GPU.
 TEST(OneRuleTest, SglangDeploymentsAreSglangs) {

@@ -729,6 +729,51 @@ TEST_F(ApiTest, EstimateWithDraftAndLora) {
       << s.error_message();
 }
 
+// MTP speculative decoding through the API (vllm.speculative_method): the model's own MTP layers
+// as the offline estimate counts them; a draft config beside it
+// and an unknown method are refused by field.
+TEST_F(ApiTest, EstimateWithMtpSpeculation) {
+  const std::string config = testing::TestModel("glm-4.5-air");
+  v1::EstimateRequest req;
+  req.set_config_json(config);
+  req.set_gpu_memory_bytes(150 * kGiB);
+  req.mutable_parallelism()->set_tp(4);
+  req.mutable_vllm()->set_max_model_len(8192);
+  req.mutable_vllm()->set_speculative_method("mtp");
+  req.mutable_vllm()->set_num_speculative_tokens(1);
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::EstimateResponse resp;
+  grpc::Status s = estimator_->Estimate(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  auto spec = estimator::ParseModelConfig(config);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kVllm,
+                                     .gpu_memory_bytes = 150 * kGiB};
+  offline.parallelism.tp = 4;
+  offline.vllm.max_model_len = 8192;
+  offline.vllm.speculative_method = estimator::SpeculativeMethod::kMtp;
+  offline.vllm.num_speculative_tokens = 1;
+  auto expect = estimator::Estimate(*spec, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  EXPECT_EQ(resp.stages(0).weights_bytes(), expect->stages[0].weights_bytes);
+  EXPECT_EQ(resp.kv_cache_tokens(), expect->kv_cache_tokens);
+  req.mutable_vllm()->set_speculative_method("medusa2");
+  grpc::ClientContext bad;
+  Auth(bad, kReader);
+  s = estimator_->Estimate(&bad, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("medusa2"), std::string::npos) << s.error_message();
+  req.mutable_vllm()->set_speculative_method("mtp");
+  req.mutable_vllm()->set_draft_config_json(testing::CalibrationModel("qwen2.5-0.5b"));
+  grpc::ClientContext both;
+  Auth(both, kReader);
+  s = estimator_->Estimate(&both, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("vllm.draft_config_json"), std::string::npos)
+      << s.error_message();
+}
+
 TEST_F(ApiTest, OversizeMessageIsRefusedAndTwoMiBIsFine) {
   ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
   // A 2 MiB config.json (padding in an ignored key) imports.

@@ -21,6 +21,10 @@ std::string CalibrationModel(const std::string& slug) {
   return ReadText(absl::StrCat(FLEETPLAN_TESTING_CALIBRATION_DIR, "/models/", slug, ".json"));
 }
 
+std::string TestModel(const std::string& slug) {
+  return ReadText(absl::StrCat(FLEETPLAN_TESTING_MODELS_DIR, "/", slug, ".json"));
+}
+
 std::string MakeSmallFleet(const std::string& path, int nodes) {
   auto store = storage::SqlStore::Open({.path = path});
   if (!store.ok()) return store.status().ToString();

@@ -13,6 +13,9 @@ std::string ReadText(const std::string& path);
 
 // tests/data/calibration/models/<slug>.json.
 std::string CalibrationModel(const std::string& slug);
+// The config.json text of tests/data/models/<slug>.json (published configs outside the
+// calibration set: GLM-4.5-Air, DeepSeek-V3).
+std::string TestModel(const std::string& slug);
 
 // Writes GPU type "H100" (80 GiB class), `nodes` nodes "n0".. of 8 such GPUs in pool "p", and the
 // model "small" (Qwen2.5-0.5B) into the database file at `path`. Returns "" or what failed.

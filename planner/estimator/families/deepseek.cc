@@ -95,7 +95,7 @@ absl::Status BuildDeepseek(const Fields& f, const std::string& type, ModelSpec& 
     spec.layer_kind_of[static_cast<size_t>(i)] = InternKind(spec, std::move(kind));
   }
   AddFinalNormAndHead(spec);
-  return absl::OkStatus();
+  return ReadMtpModule(f, spec);
 }
 
 }  // namespace
