@@ -493,6 +493,22 @@ std::pair<int64_t, int64_t> HdCrops(const VisionSpec& v, int64_t height, int64_t
   return transposed ? std::pair{cols, rows} : std::pair{rows, cols};
 }
 
+// PixtralImageProcessor get_resize_output_image_size: scaled down (never up) so the longest edge
+// is at most image_size, then each side rounded up to whole units of patch x spatial merge
+// (Mistral-3's processor passes patch_size x spatial_merge_size). (rows, columns) of units.
+std::pair<int64_t, int64_t> PixtralGrid(const VisionSpec& v, int64_t height, int64_t width) {
+  const double edge = static_cast<double>(v.image_size);
+  const double ratio =
+      std::max(static_cast<double>(height) / edge, static_cast<double>(width) / edge);
+  if (ratio > 1) {
+    height = static_cast<int64_t>(std::floor(static_cast<double>(height) / ratio));
+    width = static_cast<int64_t>(std::floor(static_cast<double>(width) / ratio));
+  }
+  const int64_t unit = v.patch_size * v.spatial_merge;
+  return {(std::max<int64_t>(height, 1) - 1) / unit + 1,
+          (std::max<int64_t>(width, 1) - 1) / unit + 1};
+}
+
 }  // namespace
 
 int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
@@ -523,6 +539,11 @@ int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
       const auto [rows, cols] = HdCrops(v, height, width);
       const int64_t half = v.image_size / v.patch_size / 2;
       return (rows * cols + 1) * v.fixed_tokens_per_image + 1 + (rows + 1) * half;
+    }
+    case VisionSpec::TokenRule::kPixtral: {
+      // PixtralProcessor: rows x (columns + [IMG_BREAK]), the last break being [IMG_END].
+      const auto [rows, cols] = PixtralGrid(v, height, width);
+      return rows * (cols + 1);
     }
     case VisionSpec::TokenRule::kPatchesMerged: {
       const double factor = static_cast<double>(v.patch_size * v.spatial_merge);
@@ -672,6 +693,11 @@ VisionPasses VisionTowerPasses(const ModelSpec& spec, int64_t images, int64_t he
     case VisionSpec::TokenRule::kTiles:
     case VisionSpec::TokenRule::kHdCrops:
       return {images * ImageTiles(spec, height, width), side * side + cls};
+    case VisionSpec::TokenRule::kPixtral: {
+      // PixtralVisionModel runs every image's patches as one sequence (a block-diagonal mask).
+      const auto [rows, cols] = PixtralGrid(v, height, width);
+      return {1, images * rows * cols * v.spatial_merge * v.spatial_merge};
+    }
     case VisionSpec::TokenRule::kFixed:
     case VisionSpec::TokenRule::kPerTile:
       return {images, side * side + cls};

@@ -125,6 +125,11 @@ absl::Status ReadVisionCore(const Fields& v, VisionSpec& vs);
 // SigLIP or CLIP towers as LLaVA and Gemma-3 use them (patch embedding, positions, layers, post
 // norm, SigLIP's attention-pooling head when used). Fills image_size and the fixed token count.
 absl::Status BuildSiglipOrClipTower(const Fields& v, bool use_head_default, VisionSpec& vs);
+// Pixtral's tower (transformers models/pixtral PixtralVisionModel): an unbiased patch convolution,
+// ln_pre, layers of RMSNorm + q/k/v/o + RMSNorm + gated MLP, all without biases; 2-D RoPE (no
+// position table). Sets TokenRule::kPixtral with spatial_merge = `merge` (LLaVA-Pixtral 1,
+// Mistral-3 spatial_merge_size).
+absl::Status BuildPixtralTower(const Fields& v, int64_t merge, VisionSpec& vs);
 
 // ---- The registry -------------------------------------------------------------------------------
 

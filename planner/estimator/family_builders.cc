@@ -431,6 +431,33 @@ absl::Status BuildSiglipOrClipTower(const Fields& v, bool use_head_default, Visi
   return absl::OkStatus();
 }
 
+absl::Status BuildPixtralTower(const Fields& v, int64_t merge, VisionSpec& vs) {
+  RETURN_IF_ERROR(ReadVisionCore(v, vs));
+  const int64_t d = vs.hidden_size;
+  ASSIGN_OR_RETURN(int64_t head_dim, v.IntOr("head_dim", d / vs.num_heads, 1, 65536));
+  if (head_dim * vs.num_heads != d) {
+    return absl::InvalidArgumentError(absl::StrCat(v.Path("head_dim"), "=", head_dim, " x ",
+                                                   vs.num_heads, " heads is not hidden_size ", d));
+  }
+  vs.tower.push_back(VisionTensor("patch_conv", d, 3 * vs.patch_size * vs.patch_size));
+  vs.tower.push_back(VisionTensor("ln_pre", d));
+  auto layer = [&](const char* name, int64_t out, int64_t in) {
+    vs.tower.push_back(Tensor{
+        .name = name, .out = out, .in = in, .copies = vs.num_layers, .role = TensorRole::kVision});
+  };
+  layer("attention.qkvo", 4 * d, d);
+  layer("feed_forward.gate_up", 2 * vs.intermediate_size, d);
+  layer("feed_forward.down", d, vs.intermediate_size);
+  layer("norms", 2 * d, 1);
+  vs.token_rule = VisionSpec::TokenRule::kPixtral;
+  vs.spatial_merge = merge;
+  v.Consume("rope_theta");
+  v.Consume("hidden_act");
+  v.Consume("num_channels");
+  v.Consume("attention_dropout");
+  return absl::OkStatus();
+}
+
 // ---- The registry -------------------------------------------------------------------------------
 
 void FamilyRegistry::AddText(TextFamily family) { text_.push_back(std::move(family)); }

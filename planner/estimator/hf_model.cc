@@ -113,7 +113,8 @@ VisionForward VisionTowerForward(const RankContext& c, const HfConfig& h) {
   f.pixels = images * 3 * height * width * c.a;
   if (v.token_rule == VisionSpec::TokenRule::kTiles ||
       v.token_rule == VisionSpec::TokenRule::kSlices ||
-      v.token_rule == VisionSpec::TokenRule::kHdCrops) {
+      v.token_rule == VisionSpec::TokenRule::kHdCrops ||
+      v.token_rule == VisionSpec::TokenRule::kPixtral) {
     // Each tile, slice or crop is its own pass through the tower (a batch of them).
     const VisionPasses p = VisionTowerPasses(c.spec, images, h.image_height, h.image_width);
     images = p.batch;

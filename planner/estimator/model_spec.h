@@ -135,6 +135,7 @@ struct VisionSpec {
     kTiles,    // InternVL: the image cut into image_size tiles by aspect ratio (+ a thumbnail)
     kSlices,   // MiniCPM-V: the image resized plus a grid of slices, each resampled to a query set
     kHdCrops,  // Phi-3-vision: 336-px crops of the HD-transformed image plus a global view
+    kPixtral,  // Pixtral: native resolution (longest edge <= image_size), a break token per row
   } token_rule = TokenRule::kFixed;
   // kFixed: Gemma-3 256, LLaVA 576 ...; kLlavaNext: the base image; kTiles: per tile; kSlices: the
   // resampler's queries per slice; kHdCrops: per crop after the 2 x 2 merge (144).

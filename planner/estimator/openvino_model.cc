@@ -211,7 +211,7 @@ int64_t VisionTemp(const ModelSpec& spec, const OpenvinoConfig& o, int64_t e) {
   const bool rope = v.model_type == "qwen2_vl" || v.model_type == "qwen2_5_vl";
   // Residual + q, k, v + attention output (+ rotated q and k); the MLP: residual, norm, gate/up.
   const int64_t attention = d + 3 * d + d + (rope ? 2 * d : 0);
-  const bool gated = v.model_type == "qwen2_5_vl";
+  const bool gated = v.model_type == "qwen2_5_vl" || v.model_type == "pixtral";
   const int64_t mlp = 2 * d + (gated ? 2 : 1) * v.intermediate_size;
   const int64_t tokens = seq.batch * seq.tokens;
   int64_t bytes = e * tokens * std::max(attention, mlp);

@@ -140,6 +140,16 @@ void HfDomain(const ModelSpec& spec, const EstimateRequest& r, Margins& m) {
                        "not in the calibration files"));
     m.transient_low = std::max(m.transient_low, 0.65);
   }
+  if (spec.vision && (h.images > 0 || h.vision_tower_only) &&
+      (spec.vision->token_rule == VisionSpec::TokenRule::kTiles ||
+       spec.vision->token_rule == VisionSpec::TokenRule::kSlices ||
+       spec.vision->token_rule == VisionSpec::TokenRule::kHdCrops ||
+       spec.vision->token_rule == VisionSpec::TokenRule::kPixtral)) {
+    Widen(m, &m.transient_high, kUnmeasuredTransient,
+          absl::StrCat("the ", spec.vision->model_type,
+                       " vision tower (tiles, slices, crops or native resolution) is not in the "
+                       "calibration files"));
+  }
   if (h.eager_attention && h.images > 1 && spec.vision &&
       spec.vision->token_rule != VisionSpec::TokenRule::kFixed) {
     m.transient_low = std::max(m.transient_low, 0.65);

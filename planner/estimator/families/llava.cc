@@ -10,8 +10,17 @@ namespace {
 absl::StatusOr<VisionSpec> LlavaVision(const Fields& v, const Fields& top,
                                        const std::string& wrapper, int64_t text_hidden) {
   VisionSpec vs;
-  vs.model_type = v.StringOr("model_type", "siglip_vision_model");
-  RETURN_IF_ERROR(BuildSiglipOrClipTower(v, /*use_head_default=*/true, vs));
+  vs.model_type = v.StringOr("model_type", "clip_vision_model");
+  if (vs.model_type == "pixtral") {
+    // Pixtral-12B (LLaVA layout): a Pixtral tower without merging, then the LLaVA projector.
+    RETURN_IF_ERROR(BuildPixtralTower(v, /*merge=*/1, vs));
+  } else if (vs.model_type == "clip_vision_model" || vs.model_type == "siglip_vision_model") {
+    RETURN_IF_ERROR(BuildSiglipOrClipTower(v, /*use_head_default=*/true, vs));
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(v.Path("model_type"), "=\"", vs.model_type,
+                     "\": LLaVA's tower is clip_vision_model, siglip_vision_model or pixtral"));
+  }
   const bool clip = vs.model_type == "clip_vision_model";
   const int64_t d = vs.hidden_size;
   int64_t feature_layers = 1;
@@ -30,6 +39,13 @@ absl::StatusOr<VisionSpec> LlavaVision(const Fields& v, const Fields& top,
   if (proj_bias) vs.projector.push_back(VisionTensor("linear_2.bias", text_hidden));
   const std::string strategy = top.StringOr("vision_feature_select_strategy", "default");
   if (strategy == "full" && clip) vs.fixed_tokens_per_image += 1;  // the class token
+  if (vs.model_type == "pixtral") {
+    if (wrapper != "llava") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a pixtral tower under model_type=\"", wrapper, "\" is not modelled"));
+    }
+    return vs;  // kPixtral: native resolution, no anyres tiling
+  }
   if (wrapper != "llava_next") {
     vs.token_rule = VisionSpec::TokenRule::kFixed;
     return vs;
