@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "planner/common/version.h"
+#include "planner/estimator/config_parser.h"
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/llama_cpp.h"
 #include "planner/estimator/testing/gguf_writer.h"
@@ -96,6 +97,13 @@ namespace fleetplan::cli {
 namespace {
 
 const std::string kModels = std::string(FLEETPLAN_CALIBRATION_DIR) + "/models/";
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 TEST(EstimateCliTest, JsonHasExactBytesPerStage) {
   Result r = RunArgs({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--pp=2",
@@ -187,6 +195,73 @@ TEST(EstimateCliTest, LlamaCppFromGguf) {
       {"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--engine=llama.cpp"});
   EXPECT_NE(config.code, kExitOk);
   EXPECT_NE(config.err.find("--gguf"), std::string::npos) << config.err;
+}
+
+// --engine=llama.cpp from a config.json: the GGUF --gguf-type names, as llama.cpp's converter and
+// quantizer would write it (planner/estimator/gguf_convert.h), with the same numbers as the
+// estimator and a launch line; a VLM brings its mmproj; no file type is refused, not assumed.
+TEST(EstimateCliTest, LlamaCppFromConfigThroughTheConversion) {
+  const std::string model = kModels + "llama-3.1-8b-instruct.json";
+  Result r = RunArgs({"estimate", "--model=" + model, "--engine=llama.cpp", "--gguf-type=q4_K_M",
+                      "--gpu=L4", "--ctx-size=8192", "--parallel=2", "--output=json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["engine"], "llama.cpp");
+  EXPECT_EQ(j["llama_cpp"]["file_type"], "q4_K_M");
+  EXPECT_EQ(j["llama_cpp"]["mmproj"], false);
+  EXPECT_EQ(j["launch_command"], "llama-server -m MODEL-q4_K_M.gguf -c 8192 -np 2 -ngl 33");
+  auto text = estimator::ParseModelConfig(ReadAll(model));
+  ASSERT_TRUE(text.ok());
+  estimator::EstimateRequest req{.engine = estimator::Engine::kLlamaCpp,
+                                 .gpu_memory_bytes = j["gpu_memory_bytes"].get<int64_t>()};
+  req.llama_cpp.file_type = "q4_K_M";
+  req.llama_cpp.n_ctx = 8192;
+  req.llama_cpp.n_parallel = 2;
+  auto offline = estimator::Estimate(*text, req);
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  EXPECT_EQ(j["stages"][0]["weights_bytes"], offline->stages[0].weights_bytes);
+  EXPECT_EQ(j["stages"][0]["high_bytes"], offline->stages[0].high_bytes);
+  EXPECT_EQ(j["kv_cache_tokens"], 8192);
+
+  // Gemma-3-4B with an image: the mmproj's weights and clip's buffer on the first GPU.
+  const std::string vlm = kModels + "gemma-3-4b-it.json";
+  Result with_image =
+      RunArgs({"estimate", "--model=" + vlm, "--engine=llama.cpp", "--gguf-type=q8_0",
+               "--ctx-size=4096", "--parallel=1", "--images=1", "--output=json"});
+  ASSERT_EQ(with_image.code, kExitOk) << with_image.err;
+  auto v = nlohmann::json::parse(with_image.out);
+  EXPECT_EQ(v["llama_cpp"]["mmproj"], true);
+  EXPECT_NE(v["launch_command"].get<std::string>().find("--mmproj mmproj-MODEL-f16.gguf"),
+            std::string::npos)
+      << v["launch_command"];
+  EXPECT_NE(v["notes"].dump().find("mmproj: the vision tower"), std::string::npos);
+
+  // Bad input: no file type, an unknown one, an architecture the converter does not write.
+  Result untyped = RunArgs({"estimate", "--model=" + model, "--engine=llama.cpp"});
+  EXPECT_NE(untyped.code, kExitOk);
+  EXPECT_NE(untyped.err.find("--gguf-type"), std::string::npos) << untyped.err;
+  Result bad =
+      RunArgs({"estimate", "--model=" + model, "--engine=llama.cpp", "--gguf-type=q3_K_XL"});
+  EXPECT_NE(bad.code, kExitOk);
+  EXPECT_NE(bad.err.find("llama_cpp.file_type=\"q3_K_XL\""), std::string::npos) << bad.err;
+  Result mla = RunArgs({"estimate", "--model=" + kModels + "deepseek-v2-lite.json",
+                        "--engine=llama.cpp", "--gguf-type=q4_K_M"});
+  EXPECT_NE(mla.code, kExitOk);
+  EXPECT_NE(mla.err.find("MLA"), std::string::npos) << mla.err;
+
+  // --compare-engines without --gguf: llama.cpp's row from the conversion.
+  Result compare =
+      RunArgs({"estimate", "--model=" + model, "--compare-engines", "--gguf-type=q4_K_M",
+               "--concurrency=2", "--context=4096", "--output=json"});
+  ASSERT_EQ(compare.code, kExitOk) << compare.err;
+  auto rows = nlohmann::json::parse(compare.out)["engines"];
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_EQ(rows[4]["engine"], "llama.cpp");
+  EXPECT_NE(rows[4]["launch_command"].get<std::string>().find("MODEL-q4_K_M.gguf"),
+            std::string::npos)
+      << rows[4].dump();
+  Result compare_untyped = RunArgs({"estimate", "--model=" + model, "--compare-engines"});
+  EXPECT_NE(compare_untyped.out.find("--gguf-type"), std::string::npos) << compare_untyped.out;
 }
 
 // --engine=sglang: SGLang's fraction rule and its launch line; its flags are refused by name.

@@ -135,6 +135,10 @@ absl::StatusOr<estimator::LlamaCppConfig> LlamaCppFromFlags(const FlagSet& f) {
   }
   c.fit = fit == "on";
   c.swa_full = f.GetBool("swa-full");
+  c.file_type = f.GetString("gguf-type");
+  c.images = f.GetInt("images");
+  c.image_height = f.GetInt("image-height");
+  c.image_width = f.GetInt("image-width");
   return c;
 }
 
@@ -726,6 +730,10 @@ absl::Status ApplyDraft(const FlagSet& flags, std::optional<estimator::ModelSpec
   return absl::OkStatus();
 }
 
+int PrintLlamaCppEstimate(const Invocation& inv, const EstimateRequest& request,
+                          const estimator::LlamaCppEstimate& estimate, const ModelLabel& label,
+                          const std::string& path);
+
 // `estimate --gguf=FILE`: llama.cpp's llama-server from the file's header (llama_cpp.h).
 int RunLlamaCppEstimate(const Invocation& inv, const FlagSet& flags) {
   const std::string path = flags.GetString("gguf");
@@ -757,8 +765,17 @@ int RunLlamaCppEstimate(const Invocation& inv, const FlagSet& flags) {
     inv.err << "fleetplan estimate: " << est.status().message() << "\n";
     return kExitUsage;
   }
+  return PrintLlamaCppEstimate(inv, *req, *est, {path, est->architecture, file->parameters}, path);
+}
+
+// One llama.cpp estimate (from a GGUF or a converted config.json) as a table or JSON, with the
+// llama-server line that realises it.
+int PrintLlamaCppEstimate(const Invocation& inv, const EstimateRequest& request,
+                          const estimator::LlamaCppEstimate& estimate, const ModelLabel& label,
+                          const std::string& path) {
+  const estimator::LlamaCppEstimate* est = &estimate;
+  const EstimateRequest* req = &request;
   const MemoryEstimate& m = est->memory;
-  const ModelLabel label{path, est->architecture, file->parameters};
   const std::string launch = estimator::LlamaServerCommand(path, *est);
   json out = EstimateJson(label, *req, m);
   out["launch_command"] = launch;
@@ -773,6 +790,8 @@ int RunLlamaCppEstimate(const Invocation& inv, const FlagSet& flags) {
                       {"kv_cells", est->kv_cells},
                       {"swa_cells", est->swa_cells},
                       {"flash_attn", estimator::FlashAttnNames().Name(c.flash_attn)}};
+  if (!c.file_type.empty()) out["llama_cpp"]["file_type"] = c.file_type;
+  out["llama_cpp"]["mmproj"] = est->mmproj;
   if (inv.output == OutputFormat::kJson) {
     inv.out << out.dump(2) << "\n";
   } else {
@@ -784,7 +803,8 @@ int RunLlamaCppEstimate(const Invocation& inv, const FlagSet& flags) {
 }
 
 // `estimate --compare-engines`: the same model and workload on every engine that can serve it
-// (vLLM, SGLang, transformers from --model; llama.cpp from --gguf), one row each: the fullest
+// (vLLM, SGLang, transformers, OpenVINO from --model; llama.cpp from --gguf, else from --model
+// converted to --gguf-type), one row each: the fullest
 // GPU's high end, the KV tokens it counts on, the sequences of the workload it holds, and the
 // line that runs it. An engine that cannot take the request says why in its row.
 int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
@@ -853,6 +873,27 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
         } else {
           row.error = std::string(est.status().message());
         }
+      }
+      rows.push_back(std::move(row));
+    }
+    if (!flags.IsSet("gguf")) {
+      // llama.cpp from the config: the GGUF --gguf-type names, as llama.cpp's tools write it.
+      Row row{.engine = "llama.cpp"};
+      absl::StatusOr<EstimateRequest> req = BuildRequest(flags, *spec);
+      if (!req.ok()) {
+        inv.err << "fleetplan estimate: " << req.status().message() << "\n";
+        return kExitUsage;
+      }
+      req->engine = estimator::Engine::kLlamaCpp;
+      req->dtype_set = false;
+      req->kv_cache_dtype = estimator::KvCacheDType::kAuto;
+      absl::StatusOr<estimator::LlamaCppEstimate> est =
+          estimator::EstimateLlamaCppFromModel(*spec, *req);
+      if (est.ok()) {
+        row.est = est->memory;
+        row.launch = estimator::LlamaServerCommand("", *est);
+      } else {
+        row.error = std::string(est.status().message());
       }
       rows.push_back(std::move(row));
     }
@@ -967,6 +1008,14 @@ int RunEstimate(const Invocation& inv) {
     inv.err << "fleetplan estimate: " << req.status().message() << "\n";
     return req.status().code() == absl::StatusCode::kNotFound ? kExitError : kExitUsage;
   }
+  if (req->engine == estimator::Engine::kLlamaCpp) {
+    // The GGUF llama.cpp's tools would write for this config (--gguf-type), and its mmproj.
+    absl::StatusOr<estimator::LlamaCppEstimate> converted =
+        estimator::EstimateLlamaCppFromModel(*spec, *req);
+    if (!converted.ok()) return ReportError(inv.err, "estimate", converted.status());
+    return PrintLlamaCppEstimate(inv, *req, *converted,
+                                 {model_label, spec->model_type, spec->num_params()}, "");
+  }
   absl::StatusOr<MemoryEstimate> est = estimator::Estimate(*spec, *req);
   if (!est.ok()) return ReportError(inv.err, "estimate", est.status());
   for (const std::string& flag : unknown) {
@@ -1052,6 +1101,9 @@ FlagSet EstimateFlags() {
   f.String("catalog-model", "", "with --server: a model from the server's catalog");
   f.String("model", "", "path of a Hugging Face config.json");
   f.String("gguf", "", "a GGUF file (engine llama.cpp; only its header is read)");
+  f.String("gguf-type", "",
+           "engine llama.cpp from --model: the GGUF file type it would be converted to (f16, "
+           "bf16, q8_0, q6_K, q5_K_M, q4_K_M, q4_0 ...)");
   f.String("vllm", "", "a `vllm serve MODEL_DIR ...` command line (MODEL_DIR holds config.json)");
   f.Bool("strict", false, "--vllm: refuse flags fleetplan does not know instead of warning");
   f.String("engine", "vllm", estimator::EngineNames().Choices());
@@ -1103,11 +1155,13 @@ FlagSet EstimateFlags() {
   f.Int("prompt-tokens", hf.prompt_tokens,
         "hf-transformers / openvino: prompt tokens per sequence");
   f.Int("new-tokens", hf.new_tokens, "hf-transformers generate / openvino: new tokens");
-  f.Int("images", 0, "hf-transformers / openvino VLM: images per sequence");
+  f.Int("images", 0, "hf-transformers / openvino / llama.cpp VLM: images per sequence");
   f.Int("image-height", 0,
-        "hf-transformers / openvino VLM: image height in pixels (0: the tower's native size)");
+        "hf-transformers / openvino / llama.cpp VLM: image height in pixels (0: the tower's native "
+        "size)");
   f.Int("image-width", 0,
-        "hf-transformers / openvino VLM: image width in pixels (0: the tower's native size)");
+        "hf-transformers / openvino / llama.cpp VLM: image width in pixels (0: the tower's native "
+        "size)");
   f.String("optimizer", "adamw", absl::StrCat("training: ", estimator::OptimizerNames().Choices()));
   f.String("param-dtype", "bfloat16", "training: dtype of the parameters");
   f.Bool("autocast", false, "training: bf16 autocast over fp32 parameters");

@@ -393,6 +393,10 @@ absl::Status FromProto(const v1::LlamaCppConfig& p, estimator::LlamaCppConfig& c
   if (p.has_fit()) c.fit = p.fit();
   if (p.has_fit_margin_bytes()) c.fit_margin_bytes = p.fit_margin_bytes();
   c.swa_full = p.swa_full();
+  c.file_type = p.file_type();
+  c.images = p.images();
+  c.image_height = p.image_height();
+  c.image_width = p.image_width();
   return absl::OkStatus();
 }
 
@@ -443,6 +447,10 @@ void ToProto(const estimator::LlamaCppConfig& d, v1::LlamaCppConfig* p) {
   p->set_fit(d.fit);
   p->set_fit_margin_bytes(d.fit_margin_bytes);
   p->set_swa_full(d.swa_full);
+  p->set_file_type(d.file_type);
+  p->set_images(d.images);
+  p->set_image_height(d.image_height);
+  p->set_image_width(d.image_width);
 }
 
 absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p) {
@@ -515,6 +523,7 @@ absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p,
   if (!engine.ok()) return named(engine.status());
   d.engine = *engine;
   FromProto(p.sglang(), d.sglang);
+  if (absl::Status s = FromProto(p.llama_cpp(), d.llama_cpp); !s.ok()) return named(s);
   absl::StatusOr<estimator::KvCacheDType> kv =
       KvCacheDTypeFromName("kv_cache_dtype", p.kv_cache_dtype());
   if (!kv.ok()) return named(kv.status());
@@ -678,6 +687,7 @@ void ToProto(const placement::Plan& plan, v1::Plan* p) {
     rp->set_gpu_memory_utilization(r.gpu_memory_utilization);
     rp->set_risk(ToProtoRisk(r.risk));
     rp->set_launch_command(r.launch_command);
+    rp->set_host_bytes(r.host_bytes);
     for (const auto& v : r.cuda_visible_devices) rp->add_cuda_visible_devices(v);
   }
   for (const auto& u : plan.unplaced) {

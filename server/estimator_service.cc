@@ -158,6 +158,14 @@ ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,
       resp->set_launch_command(estimator::LlamaServerCommand(req->gguf().path(), e));
       return absl::OkStatus();
     }
+    if (r.request.engine == estimator::Engine::kLlamaCpp) {
+      // From a config: the GGUF llama_cpp.file_type names, as llama.cpp's tools write it.
+      ASSIGN_OR_RETURN(estimator::LlamaCppEstimate e,
+                       estimator::EstimateLlamaCppFromModel(*r.spec, r.request));
+      ToProto(e.memory, r.spec->num_params(), resp);
+      resp->set_launch_command(estimator::LlamaServerCommand("", e));
+      return absl::OkStatus();
+    }
     ASSIGN_OR_RETURN(estimator::MemoryEstimate e, estimator::Estimate(*r.spec, r.request));
     ToProto(e, r.spec->num_params(), resp);
     const std::string model =

@@ -11,6 +11,7 @@
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
+#include "planner/estimator/llama_cpp.h"
 #include "planner/estimator/openvino.h"
 #include "planner/estimator/rank_layout.h"
 #include "planner/estimator/uncertainty.h"
@@ -270,9 +271,7 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       break;
     }
     case Engine::kLlamaCpp:
-      return absl::InvalidArgumentError(
-          "engine=llama.cpp reads the model from a GGUF file (its weights are the file's tensors, "
-          "not a config.json's): give the GGUF (estimate --gguf=FILE, EstimateRequest.gguf)");
+      break;  // EstimateLlamaCppFromModel validates its own request
   }
   return absl::OkStatus();
 }
@@ -714,6 +713,11 @@ ModelSummary SummarizeModel(const ModelSpec& spec) {
 }
 
 absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request) {
+  if (request.engine == Engine::kLlamaCpp) {
+    // The GGUF llama.cpp's tools would write for this config (llama_cpp.h).
+    ASSIGN_OR_RETURN(LlamaCppEstimate e, EstimateLlamaCppFromModel(spec, request));
+    return std::move(e.memory);
+  }
   if (request.engine == Engine::kVllm &&
       request.vllm.speculative_method == SpeculativeMethod::kMtp &&
       (spec.mtp == nullptr || request.vllm.draft != spec.mtp.get())) {

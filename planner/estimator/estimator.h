@@ -142,6 +142,14 @@ struct LlamaCppConfig {
   bool fit = true;                   // --fit (on by default): keep a margin free on each GPU
   int64_t fit_margin_bytes = int64_t{1} << 30;  // --fit-target (1024 MiB, common/common.h)
   bool swa_full = false;                        // --swa-full
+  // From a config.json (no GGUF): the file type the model is converted to (gguf_convert.h: f16,
+  // q8_0, q4_K_M ...); required there, unused with a GGUF.
+  std::string file_type;
+  // A vision-language model's mmproj: the image clip's compute buffer is sized for (none: clip's
+  // warm-up image).
+  int64_t images = 0;
+  int64_t image_height = 0;
+  int64_t image_width = 0;
 };
 
 // OpenVINO GenAI (openvino.h has the rules). The device the pipeline runs on: one x86 CPU (the

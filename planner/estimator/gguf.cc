@@ -252,6 +252,11 @@ int64_t GgmlRowBytes(int64_t type, int64_t elements) {
   return (elements + t->block - 1) / t->block * t->bytes;
 }
 
+int64_t GgmlBlockElements(int64_t type) {
+  const TypeTraits* t = Traits(type);
+  return t == nullptr ? -1 : t->block;
+}
+
 bool GgmlTypeIsQuantized(int64_t type) {
   const TypeTraits* t = Traits(type);
   return t != nullptr && t->block > 1;

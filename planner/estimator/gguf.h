@@ -62,6 +62,8 @@ int64_t GgmlTypeByName(const std::string& name);
 int64_t GgmlRowBytes(int64_t type, int64_t elements);
 // A block-quantized type (more than one element per block).
 bool GgmlTypeIsQuantized(int64_t type);
+// Elements per block of `type` (1 for f32/f16/bf16); -1 for a type this reader does not know.
+int64_t GgmlBlockElements(int64_t type);
 
 // The ggml type of a llama.cpp KV-cache type (-ctk/-ctv accept f32 f16 bf16 q8_0 q4_0 q4_1 q5_0
 // q5_1 iq4_nl); INVALID_ARGUMENT naming the word after `field` ("llama_cpp.cache_type_k=")

@@ -47,7 +47,7 @@ absl::StatusOr<int64_t> MaxConcurrency(const ModelSpec& spec, const EstimateRequ
     return absl::InvalidArgumentError(
         absl::StrCat("context_tokens=", context_tokens, " must be in [1, ", kMaxSearchTokens, "]"));
   }
-  if (request.engine == Engine::kVllm) {
+  if (request.engine == Engine::kVllm || request.engine == Engine::kLlamaCpp) {
     EstimateRequest req = request;
     req.context_tokens = context_tokens;
     req.concurrency = 0;
@@ -60,7 +60,7 @@ absl::StatusOr<int64_t> MaxConcurrency(const ModelSpec& spec, const EstimateRequ
                        [&](int64_t batch) { return HfFits(spec, request, batch, context_tokens); });
   }
   return absl::InvalidArgumentError(
-      "max concurrency is a serving question: use vllm or hf-transformers");
+      "max concurrency is a serving question: use vllm, llama.cpp or hf-transformers");
 }
 
 absl::StatusOr<int64_t> MaxContext(const ModelSpec& spec, const EstimateRequest& request,
@@ -69,9 +69,10 @@ absl::StatusOr<int64_t> MaxContext(const ModelSpec& spec, const EstimateRequest&
     return absl::InvalidArgumentError(
         absl::StrCat("concurrency=", concurrency, " must be in [1, 1048576]"));
   }
-  if (request.engine == Engine::kVllm) {
-    const int64_t limit =
-        request.vllm.max_model_len > 0 ? request.vllm.max_model_len : spec.max_position_embeddings;
+  if (request.engine == Engine::kVllm || request.engine == Engine::kLlamaCpp) {
+    const int64_t limit = request.engine == Engine::kVllm && request.vllm.max_model_len > 0
+                              ? request.vllm.max_model_len
+                              : spec.max_position_embeddings;
     return LargestTrue(1, limit, [&](int64_t context) -> absl::StatusOr<bool> {
       ASSIGN_OR_RETURN(int64_t n, MaxConcurrency(spec, request, context));
       return n >= concurrency;
@@ -83,7 +84,7 @@ absl::StatusOr<int64_t> MaxContext(const ModelSpec& spec, const EstimateRequest&
     });
   }
   return absl::InvalidArgumentError(
-      "max context is a serving question: use vllm or hf-transformers");
+      "max context is a serving question: use vllm, llama.cpp or hf-transformers");
 }
 
 absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec,
@@ -124,6 +125,15 @@ absl::StatusOr<std::vector<BudgetCell>> Budget(const ModelSpec& spec,
                        st.high_bytes - st.kv_cache_bytes + non_kv_margin + st.workload_kv_bytes);
         }
         cell.fits = fit.fits;
+        cells.push_back(cell);
+        continue;
+      } else if (request.engine == Engine::kLlamaCpp) {
+        // n slots of `context` each: -np n and -c n x context, as the launch line would pin.
+        req.context_tokens = context;
+        req.concurrency = n;
+        ASSIGN_OR_RETURN(MemoryEstimate e, Estimate(spec, req));
+        cell.bytes_per_gpu = e.max_high_bytes;
+        cell.fits = e.fits;
         cells.push_back(cell);
         continue;
       } else if (request.engine == Engine::kHfTransformers) {

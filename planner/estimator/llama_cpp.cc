@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
+#include "planner/estimator/gguf_convert.h"
 #include "planner/estimator/uncertainty.h"
 #include "planner/estimator/vllm.h"
 
@@ -311,7 +314,8 @@ struct Layout {
   int64_t gpu_layers = 0;
 };
 
-Layout Place(const GgufFile& f, const Arch& a, const Resolved& res, int64_t ngl) {
+Layout Place(const GgufFile& f, const Arch& a, const Resolved& res, int64_t ngl,
+             const LlamaCppMmproj* mmproj) {
   const int64_t n_layer = a.layers;
   const int64_t devices = res.devices;
   const int64_t i_gpu_start = std::max<int64_t>(n_layer + 1 - ngl, 0);
@@ -423,8 +427,15 @@ Layout Place(const GgufFile& f, const Arch& a, const Resolved& res, int64_t ngl)
                 (has_swa[i] ? swa_mask * mask_elem : 0);
     }
     if (d == out_dev) compute = std::max(compute, logits);
+    // tools/mtmd: the mmproj's weights and clip's own scheduler buffer live on the first GPU
+    // (mtmd_context_params.use_gpu), whatever -ngl leaves there.
+    const bool clip = d == 0 && mmproj != nullptr;
+    if (clip) {
+      g.weights_bytes += mmproj->weights_bytes;
+      compute += mmproj->compute_bytes;
+    }
     g.activation_peak_bytes = compute;
-    const bool used = g.num_layers > 0 || d == out_dev;
+    const bool used = g.num_layers > 0 || d == out_dev || clip;
     if (used) {
       g.cuda_context_bytes = kCudaContextBytes;
       // ggml's CUDA pool: one f32 [widest, n_ubatch] temporary, the f16 logits of an unquantized
@@ -484,7 +495,8 @@ absl::Status CheckMagnitude(const Arch& a, const Resolved& r) {
 }  // namespace
 
 absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
-                                                  const EstimateRequest& request) {
+                                                  const EstimateRequest& request,
+                                                  const LlamaCppMmproj* mmproj) {
   if (request.engine != Engine::kLlamaCpp) {
     return absl::InvalidArgumentError(absl::StrCat("engine=", EngineName(request.engine),
                                                    ": a GGUF file is served by engine=llama.cpp"));
@@ -520,11 +532,11 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
       const int64_t budget = request.gpu_memory_bytes - res.c.fit_margin_bytes;
       // A GPU's bytes only grow with the layers it takes: the largest count within the budget,
       // by bisection (a hostile header's thousands of layers cost a dozen layouts, not one each).
-      if (MaxHigh(margins, Place(file, a, res, ngl)) > budget) {
+      if (MaxHigh(margins, Place(file, a, res, ngl, mmproj)) > budget) {
         int64_t lo = 0, hi = all;  // lo fits (or is 0), hi does not
         while (hi - lo > 1) {
           const int64_t mid = lo + (hi - lo) / 2;
-          (MaxHigh(margins, Place(file, a, res, mid)) <= budget ? lo : hi) = mid;
+          (MaxHigh(margins, Place(file, a, res, mid, mmproj)) <= budget ? lo : hi) = mid;
         }
         ngl = lo;
       }
@@ -538,7 +550,7 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
     }
   }
   ngl = std::min(ngl, all);
-  Layout layout = Place(file, a, res, ngl);
+  Layout layout = Place(file, a, res, ngl, mmproj);
 
   LlamaCppEstimate out;
   out.architecture = a.name;
@@ -550,6 +562,7 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
   out.resolved = res.c;
   out.resolved.n_ctx = res.n_ctx;
   out.resolved.n_gpu_layers = ngl;
+  out.mmproj = mmproj != nullptr;
   MemoryEstimate& m = out.memory;
   m.engine = Engine::kLlamaCpp;
   m.parallelism = request.parallelism;
@@ -594,11 +607,104 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
   return out;
 }
 
+absl::StatusOr<LlamaCppMmproj> LlamaCppMmprojFromModel(const ModelSpec& spec,
+                                                       const EstimateRequest& request,
+                                                       std::vector<std::string>& notes) {
+  if (!spec.vision) return absl::InvalidArgumentError("the model has no vision tower");
+  const VisionSpec& v = *spec.vision;
+  const LlamaCppConfig& c = request.llama_cpp;
+  RETURN_IF_ERROR(Range("images", c.images, 0, kMaxSlots));
+  RETURN_IF_ERROR(Range("image_height", c.image_height, 0, int64_t{1} << 16));
+  RETURN_IF_ERROR(Range("image_width", c.image_width, 0, int64_t{1} << 16));
+  LlamaCppMmproj out;
+  bool gated = false;
+  for (const std::vector<Tensor>* part : {&v.tower, &v.projector}) {
+    for (const Tensor& t : *part) {
+      // convert_hf_to_gguf.py --mmproj (outtype f16): 1-D tensors in f32, the rest in f16; each
+      // tensor 128-byte aligned in the CUDA buffer.
+      const int64_t each = Pad(t.out * t.in * (t.in == 1 ? kF32 : 2), kCudaAlignment);
+      out.weights_bytes += each * t.copies;
+      gated = gated || std::string(t.name) == "gate";
+    }
+  }
+  int64_t height = c.image_height, width = c.image_width;
+  if (v.image_size <= 0 && (height <= 0 || width <= 0)) {
+    height = width = 1024;
+    notes.push_back(
+        "mmproj: no image size given (llama_cpp.image_height/image_width); clip's compute "
+        "buffer is counted for one 1024 x 1024 image, and it grows with larger images");
+  }
+  const VisionPasses passes =
+      VisionTowerPasses(spec, std::max<int64_t>(c.images, 1), height, width);
+  const int64_t P = passes.tokens, D = v.hidden_size, F = v.intermediate_size, h = v.num_heads;
+  if (P <= 0 || P > (int64_t{1} << 20) || D <= 0 || F < 0 || h <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("llama_cpp.images of ", height, " x ", width,
+                                                   " px make ", P, " patches per encoder pass"));
+  }
+  const bool fa = c.flash_attn != FlashAttn::kOff;
+  const int64_t attn = kF32 * P * 3 * D + (fa ? 0 : kF32 * P * P * h);
+  const int64_t ffn = kF32 * P * F * (gated ? 2 : 1);
+  const bool windowed = v.model_type == "qwen2_5_vl";
+  out.compute_bytes =
+      kF32 * P * 2 * D + std::max(attn, ffn) + (windowed ? (fa ? 2 : 4) * P * P : 0);
+  out.patches = P;
+  notes.push_back(
+      absl::StrCat("mmproj: the vision tower as convert_hf_to_gguf.py --mmproj writes it (f16), ",
+                   BytesToGiB(out.weights_bytes), " GiB, and clip's compute buffer for ", P,
+                   "-patch passes without ",
+                   fa ? "the f32 attention scores (flash attention)" : "flash attention", ", ",
+                   BytesToGiB(out.compute_bytes), " GiB, on the first GPU"));
+  return out;
+}
+
+absl::StatusOr<LlamaCppEstimate> EstimateLlamaCppFromModel(const ModelSpec& spec,
+                                                           const EstimateRequest& request) {
+  const std::string& type = request.llama_cpp.file_type;
+  if (type.empty()) {
+    return absl::InvalidArgumentError(
+        "engine=llama.cpp from a config.json needs llama_cpp.file_type (estimate --gguf-type: "
+        "f16, q8_0, q4_K_M ...), the GGUF it would be converted to; or give the GGUF itself "
+        "(estimate --gguf=FILE)");
+  }
+  ASSIGN_OR_RETURN(GgufFile file, GgufFromModel(spec, "llama_cpp.file_type", type));
+  std::vector<std::string> notes;
+  std::optional<LlamaCppMmproj> mmproj;
+  // The vision-language wrappers whose projector tools/mtmd (clip.cpp projector types) runs;
+  // another wrapper's text model is served alone.
+  static const auto* const kMtmd =
+      new std::set<std::string>{"gemma3",   "qwen2_vl", "qwen2_5_vl", "internvl_chat",
+                                "minicpmv", "llava",    "llava_next", "mistral3"};
+  if (spec.vision && kMtmd->count(spec.wrapper_type) > 0) {
+    ASSIGN_OR_RETURN(mmproj, LlamaCppMmprojFromModel(spec, request, notes));
+  } else if (spec.vision) {
+    notes.push_back(absl::StrCat("llama.cpp's tools/mtmd has no projector for model_type \"",
+                                 spec.wrapper_type,
+                                 "\": the text model alone, without its vision tower"));
+  }
+  ASSIGN_OR_RETURN(LlamaCppEstimate out,
+                   EstimateLlamaCpp(file, request, mmproj ? &*mmproj : nullptr));
+  out.model_path = absl::StrCat("MODEL-", file.metadata["general.file_type_name"], ".gguf");
+  if (mmproj) out.mmproj_path = "mmproj-MODEL-f16.gguf";
+  notes.insert(notes.begin(),
+               absl::StrCat("weights as convert_hf_to_gguf.py and llama-quantize ", type,
+                            " would write them (", BytesToGiB(file.weights_bytes),
+                            " GiB, no importance matrix); a real GGUF's header is exact: give "
+                            "--gguf=FILE"));
+  for (std::string& n : notes) out.memory.notes.push_back(std::move(n));
+  return out;
+}
+
 std::string LlamaServerCommand(const std::string& model_path, const LlamaCppEstimate& e) {
   const LlamaCppConfig& c = e.resolved;
-  std::string line =
-      absl::StrCat("llama-server -m ", ShellQuote(model_path.empty() ? "MODEL.gguf" : model_path),
-                   " -c ", c.n_ctx, " -np ", c.n_parallel, " -ngl ", c.n_gpu_layers);
+  std::string line = absl::StrCat("llama-server -m ",
+                                  ShellQuote(!model_path.empty()     ? model_path
+                                             : !e.model_path.empty() ? e.model_path
+                                                                     : "MODEL.gguf"),
+                                  " -c ", c.n_ctx, " -np ", c.n_parallel, " -ngl ", c.n_gpu_layers);
+  if (e.mmproj) {
+    absl::StrAppend(&line, " --mmproj ",
+                    ShellQuote(e.mmproj_path.empty() ? "MMPROJ.gguf" : e.mmproj_path));
+  }
   if (c.kv_unified) absl::StrAppend(&line, " --kv-unified");
   if (!c.tensor_split.empty()) {
     absl::StrAppend(&line, " -ts ", absl::StrJoin(c.tensor_split, ","));

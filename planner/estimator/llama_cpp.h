@@ -37,12 +37,22 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "planner/estimator/estimator.h"
 #include "planner/estimator/gguf.h"
 
 namespace fleetplan::estimator {
+
+// A multimodal projector (an mmproj GGUF, llama-server --mmproj): the vision encoder's weights and
+// the compute buffer clip's own scheduler reserves for its graph (tools/mtmd/clip.cpp), both on
+// the first GPU.
+struct LlamaCppMmproj {
+  int64_t weights_bytes = 0;
+  int64_t compute_bytes = 0;
+  int64_t patches = 0;  // tokens of the largest encoder pass
+};
 
 struct LlamaCppEstimate {
   MemoryEstimate memory;    // stages = GPUs in order (device 0 first); host_bytes beside them
@@ -53,11 +63,36 @@ struct LlamaCppEstimate {
   int64_t layers = 0;       // block_count
   int64_t gpu_layers = 0;   // blocks on GPUs
   std::string architecture;
+  bool mmproj = false;     // the estimate holds an mmproj (the launch line passes --mmproj)
+  std::string model_path;  // from a config.json: the file names the conversion would write
+  std::string mmproj_path;
 };
 
-// INVALID_ARGUMENT names the request field or GGUF key at fault.
+// INVALID_ARGUMENT names the request field or GGUF key at fault. `mmproj`, when given, is loaded
+// beside the model.
 absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
-                                                  const EstimateRequest& request);
+                                                  const EstimateRequest& request,
+                                                  const LlamaCppMmproj* mmproj = nullptr);
+
+// The mmproj convert_hf_to_gguf.py --mmproj writes for `spec`'s vision tower and projector (2-D
+// tensors in f16, 1-D in f32) and clip.cpp's compute buffer for the largest encoder pass of the
+// request's images (llama_cpp.images of image_height x image_width; none: clip's warm-up image,
+// the tower's own size, or 1024 x 1024 for a native-resolution tower). clip.cpp builds one graph
+// per image or slice (batch 1): per layer the residual and the normed input [d, P] f32 live with
+// the larger of attention (q, k, v [d, P] f32, and without flash attention the f32 scores
+// [P, P, heads]; soft_max in place) and the MLP ([inter, P] f32, twice when gated); a tower with
+// windowed attention (Qwen2.5-VL) also holds its [P, P] window mask. Flash attention follows
+// llama_cpp.flash_attn (auto: on, as for the text model). `notes` receives the assumptions.
+absl::StatusOr<LlamaCppMmproj> LlamaCppMmprojFromModel(const ModelSpec& spec,
+                                                       const EstimateRequest& request,
+                                                       std::vector<std::string>& notes);
+
+// engine=llama.cpp from a config.json: the GGUF llama.cpp's converter and quantizer would write
+// for llama_cpp.file_type (gguf_convert.h) and, for a vision-language model, its mmproj.
+// INVALID_ARGUMENT when file_type is unset (there is no default file type to assume) or the
+// architecture is not one the converter model knows.
+absl::StatusOr<LlamaCppEstimate> EstimateLlamaCppFromModel(const ModelSpec& spec,
+                                                           const EstimateRequest& request);
 
 // `llama-server -m MODEL -c N -np P -ngl K ...`: the flags that realise `estimate`.
 std::string LlamaServerCommand(const std::string& model_path, const LlamaCppEstimate& estimate);

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "planner/estimator/llama_cpp.h"
 #include "planner/estimator/sglang.h"
 #include "planner/estimator/vllm.h"
 
@@ -39,6 +40,23 @@ Candidate CandidateOf(const GpuType& type, const estimator::Parallelism& p,
 Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int64_t pp,
                    int64_t ep) {
   const estimator::EstimateRequest req = VllmRequestFor(d, type, tp, pp, ep);
+  if (d.engine == estimator::Engine::kLlamaCpp) {
+    // One llama-server over `tp` GPUs of one node, its layers split over them (-sm layer); each
+    // GPU reserves the fullest one's high end (the first holds the mmproj, the last the output).
+    absl::StatusOr<estimator::LlamaCppEstimate> est =
+        estimator::EstimateLlamaCppFromModel(*d.spec, req);
+    if (!est.ok()) return Evaluated{std::nullopt, true, std::string(est.status().message())};
+    if (!est->memory.fits) return Evaluated{std::nullopt, false, est->memory.reason};
+    if (est->mmproj) est->mmproj_path = absl::StrCat("mmproj-", d.model, "-f16.gguf");
+    Candidate c{.type = &type, .tp = tp, .pp = 1, .ep = 1, .gpus = tp};
+    c.max_rank_bytes = est->memory.max_high_bytes;
+    c.stage_bytes = {c.max_rank_bytes};
+    c.kv_tokens = est->memory.kv_cache_tokens_low;
+    c.host_bytes = est->memory.host_bytes;
+    c.launch_command = estimator::LlamaServerCommand(
+        absl::StrCat(d.model, "-", d.llama_cpp.file_type, ".gguf"), *est);
+    return Evaluated{std::move(c), false, ""};
+  }
   if (d.engine == estimator::Engine::kSglang) {
     // SGLang's own budget rule (sglang_model.cc) at SGLang's fraction.
     absl::StatusOr<estimator::MemoryEstimate> est = estimator::Estimate(*d.spec, req);
@@ -73,6 +91,13 @@ estimator::EstimateRequest VllmRequestFor(const DeploymentSpec& d, const GpuType
   req.kv_cache_dtype = d.kv_cache_dtype;
   req.vllm = d.vllm;
   req.sglang = d.sglang;
+  req.llama_cpp = d.llama_cpp;
+  if (d.engine == estimator::Engine::kLlamaCpp) {
+    // llama.cpp's GPUs are a layer split: parallelism.pp counts them (llama_cpp.h). A plan puts
+    // every layer on them unless the deployment pins -ngl.
+    req.parallelism = {.tp = 1, .pp = tp, .ep = 1};
+    if (req.llama_cpp.n_gpu_layers < 0) req.llama_cpp.n_gpu_layers = d.spec->num_layers + 1;
+  }
   req.concurrency = d.concurrency;
   req.context_tokens = d.context_tokens;
   return req;
@@ -102,9 +127,10 @@ TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
   // parallelism tried (the one closest to holding it, so the reason a user reads is that one's).
   std::string invalid, unfit;
   for (int64_t tp = 1; tp <= d.max_tp; tp *= 2) {
-    for (int64_t pp = 1; pp <= d.max_pp && pp <= d.spec->num_layers; ++pp) {
+    const bool llama = d.engine == estimator::Engine::kLlamaCpp;  // one node: no pp, no ep
+    for (int64_t pp = 1; pp <= (llama ? 1 : d.max_pp) && pp <= d.spec->num_layers; ++pp) {
       std::vector<int64_t> eps = {1};
-      if (d.spec->is_moe() && tp > 1) eps.push_back(tp);
+      if (d.spec->is_moe() && tp > 1 && !llama) eps.push_back(tp);
       for (int64_t ep : eps) {
         Evaluated e = Evaluate(d, type, tp, pp, ep);
         if (!e.candidate) {

@@ -29,6 +29,7 @@ struct Candidate {
   int64_t kv_tokens = 0;  // KV-cache capacity at the chosen utilization
   double util = 0;        // --gpu-memory-utilization
   std::string launch_command;
+  int64_t host_bytes = 0;  // llama.cpp: the node's host memory the replica takes
 };
 
 // The estimator request of `d` at one parallelism on `type`.

@@ -99,7 +99,8 @@ ReplicaPlacement Apply(PackingState& st, const DeploymentSpec& d, int64_t replic
                        .kv_cache_tokens = c.kv_tokens,
                        .gpu_memory_utilization = c.util,
                        .risk = RiskOfUse(c.max_rank_bytes, c.type->memory_bytes),
-                       .launch_command = c.launch_command};
+                       .launch_command = c.launch_command,
+                       .host_bytes = c.host_bytes};
   std::map<std::string, std::vector<int64_t>> visible;
   for (size_t stage = 0; stage < ch.stages.size(); ++stage) {
     const auto& [domain_id, gpus] = ch.stages[stage];

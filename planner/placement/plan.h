@@ -33,6 +33,10 @@ struct DeploymentSpec {
   estimator::Engine engine = estimator::Engine::kVllm;
   estimator::VllmConfig vllm;      // engine profile (max_model_len, batched tokens ...)
   estimator::SglangConfig sglang;  // engine sglang
+  // Engine llama.cpp: llama-server's settings; file_type (the GGUF the catalog config converts to,
+  // gguf_convert.h) is required. n_gpu_layers -1 plans every layer on the GPUs; a smaller count
+  // keeps the rest on the CPU (their host memory is reported per replica).
+  estimator::LlamaCppConfig llama_cpp;
   estimator::KvCacheDType kv_cache_dtype = estimator::KvCacheDType::kAuto;
   // false: --gpu-memory-utilization is sized to the workload (the smallest that holds it);
   // true: vllm.gpu_memory_utilization is honoured, and a parallelism whose KV cache cannot hold
@@ -102,7 +106,8 @@ struct ReplicaPlacement {
   int64_t kv_cache_tokens = 0;        // what the replica's KV cache holds at its utilization
   double gpu_memory_utilization = 0;  // for --gpu-memory-utilization
   Risk risk = Risk::kLow;
-  std::string launch_command;                     // estimator::VllmServeCommand
+  std::string launch_command;  // estimator::VllmServeCommand
+  int64_t host_bytes = 0;      // llama.cpp: host memory on the replica's node (CPU layers, buffers)
   std::vector<std::string> cuda_visible_devices;  // per node, "node:0,1,2,3"
 };
 

@@ -50,10 +50,11 @@ absl::Status ValidateDeployment(const FleetSnapshot& s, const DeploymentSpec& d,
         where, ": model \"", d.model, "\" is unverified: ", why,
         "; its memory estimate may be wrong; set allow_unverified to place it anyway"));
   }
-  if (d.engine != estimator::Engine::kVllm && d.engine != estimator::Engine::kSglang) {
-    return absl::InvalidArgumentError(absl::StrCat(where,
-                                                   ": engine=", estimator::EngineName(d.engine),
-                                                   " is not placed (plans serve vllm or sglang)"));
+  if (d.engine != estimator::Engine::kVllm && d.engine != estimator::Engine::kSglang &&
+      d.engine != estimator::Engine::kLlamaCpp) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": engine=", estimator::EngineName(d.engine),
+                     " is not placed (plans serve vllm, sglang or llama.cpp)"));
   }
   if (d.engine == estimator::Engine::kSglang && d.shared) {
     return absl::InvalidArgumentError(absl::StrCat(

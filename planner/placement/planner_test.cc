@@ -12,6 +12,7 @@
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/inverse.h"
+#include "planner/estimator/llama_cpp.h"
 #include "planner/estimator/vllm.h"
 #include "planner/placement/candidates.h"
 
@@ -523,10 +524,58 @@ TEST(OneRuleTest, SglangDeploymentsAreSglangs) {
   ASSERT_FALSE(shared.ok());
   EXPECT_NE(shared.status().message().find("cannot share GPUs"), std::string::npos);
   d.shared = false;
-  d.engine = estimator::Engine::kLlamaCpp;
-  auto llama = PlanPlacement(s, {{d}});
-  ASSERT_FALSE(llama.ok());
-  EXPECT_NE(llama.status().message().find("engine=llama.cpp is not placed"), std::string::npos);
+  d.engine = estimator::Engine::kOpenvino;
+  auto openvino = PlanPlacement(s, {{d}});
+  ASSERT_FALSE(openvino.ok());
+  EXPECT_NE(openvino.status().message().find("engine=openvino is not placed"), std::string::npos);
+}
+
+// A llama.cpp deployment is planned from the GGUF its file type names (gguf_convert.h): one
+// llama-server over GPUs of one NVLink domain, each reserving the fullest GPU's high end of
+// llama.cpp's own estimate, every layer on the GPUs unless the deployment pins -ngl; the rest
+// then runs on the CPU and its host memory is reported. No file type is refused by name.
+TEST(OneRuleTest, LlamaCppDeploymentsAreLlamaCpps) {
+  FleetSnapshot s = Fleet({MakeNode("n1", 8, "L4", 8), MakeNode("n2", 8, "L4", 8)});
+  DeploymentSpec d{.name = "ll",
+                   .model = "llama-3.3-70b-instruct-fp8-dynamic",
+                   .spec = &Model("llama-3.3-70b-instruct-fp8-dynamic"),
+                   .engine = estimator::Engine::kLlamaCpp,
+                   .concurrency = 2,
+                   .context_tokens = 8192};
+  d.llama_cpp.file_type = "q4_K_M";
+  auto plan = PlanPlacement(s, {{d}});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->replicas.size(), 1u);
+  const ReplicaPlacement& r = plan->replicas[0];
+  EXPECT_GT(r.tp, 1) << "a 70B q4_K_M (40 GiB) needs more than one 22 GiB L4";
+  EXPECT_EQ(r.pp, 1);
+  estimator::EstimateRequest req = VllmRequestFor(d, *s.FindGpuType("L4"), r.tp, 1, 1);
+  EXPECT_EQ(req.parallelism.pp, r.tp);
+  auto est = estimator::EstimateLlamaCppFromModel(*d.spec, req);
+  ASSERT_TRUE(est.ok()) << est.status();
+  EXPECT_EQ(est->gpu_layers, 80) << "every layer on the GPUs";
+  for (const PlacementRank& rank : r.ranks) {
+    EXPECT_EQ(rank.gpu.node, r.ranks[0].gpu.node) << "one llama-server, one node";
+    EXPECT_EQ(rank.bytes, est->memory.max_high_bytes);
+  }
+  EXPECT_EQ(r.launch_command.rfind(
+                "llama-server -m llama-3.3-70b-instruct-fp8-dynamic-q4_K_M.gguf -c 16384 -np 2 "
+                "-ngl 81",
+                0),
+            0u)
+      << r.launch_command;
+  // A pinned -ngl keeps the rest on the CPU: fewer GPU bytes, host bytes reported.
+  d.llama_cpp.n_gpu_layers = 30;
+  auto offload = PlanPlacement(s, {{d}});
+  ASSERT_TRUE(offload.ok()) << offload.status();
+  ASSERT_EQ(offload->replicas.size(), 1u);
+  EXPECT_GT(offload->replicas[0].host_bytes, 20 * kGiB);
+  EXPECT_EQ(r.host_bytes < offload->replicas[0].host_bytes, true);
+  d.llama_cpp.file_type = "";
+  auto untyped = PlanPlacement(s, {{d}});
+  ASSERT_FALSE(untyped.ok());
+  EXPECT_NE(untyped.status().message().find("llama_cpp.file_type"), std::string::npos)
+      << untyped.status();
 }
 
 TEST(OneRuleTest, SlidingWindowKvIsWhatEstimateSays) {

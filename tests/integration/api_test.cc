@@ -686,6 +686,53 @@ TEST_F(ApiTest, EstimateOpenvino) {
       << s.error_message();
 }
 
+// llama.cpp from a catalog config through the API: the GGUF llama_cpp.file_type names, its mmproj
+// for a VLM with an image, the offline numbers and llama-server's line; no file type is named.
+TEST_F(ApiTest, EstimateLlamaCppFromCatalogConfig) {
+  const std::string config = testing::CalibrationModel("gemma-3-4b-it");
+  ASSERT_TRUE(Import("gemma-ll", config).ok());
+  v1::EstimateRequest req;
+  req.set_model_name("gemma-ll");
+  req.set_engine(v1::ENGINE_LLAMA_CPP);
+  req.set_gpu_memory_bytes(int64_t{24} << 30);
+  v1::LlamaCppConfig* ll = req.mutable_llama_cpp();
+  ll->set_file_type("q4_K_M");
+  ll->set_n_ctx(8192);
+  ll->set_n_parallel(2);
+  ll->set_images(1);
+  ll->set_image_height(896);
+  ll->set_image_width(896);
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::EstimateResponse resp;
+  grpc::Status s = estimator_->Estimate(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  auto spec = estimator::ParseModelConfig(config);
+  ASSERT_TRUE(spec.ok());
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kLlamaCpp,
+                                     .gpu_memory_bytes = int64_t{24} << 30};
+  offline.llama_cpp.file_type = "q4_K_M";
+  offline.llama_cpp.n_ctx = 8192;
+  offline.llama_cpp.n_parallel = 2;
+  offline.llama_cpp.images = 1;
+  offline.llama_cpp.image_height = 896;
+  offline.llama_cpp.image_width = 896;
+  auto expect = estimator::Estimate(*spec, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  EXPECT_EQ(resp.max_high_bytes(), expect->max_high_bytes);
+  EXPECT_EQ(resp.kv_cache_tokens(), 8192);
+  EXPECT_EQ(resp.launch_command().rfind("llama-server -m MODEL-q4_K_M.gguf -c 8192 -np 2", 0), 0u)
+      << resp.launch_command();
+  EXPECT_NE(resp.launch_command().find("--mmproj mmproj-MODEL-f16.gguf"), std::string::npos)
+      << resp.launch_command();
+  ll->clear_file_type();
+  grpc::ClientContext bad_ctx;
+  Auth(bad_ctx, kReader);
+  s = estimator_->Estimate(&bad_ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("llama_cpp.file_type"), std::string::npos) << s.error_message();
+}
+
 // vLLM with a draft model through the API (vllm.draft_config_json) and with LoRA slots: the
 // offline numbers; a bad draft config is named.
 TEST_F(ApiTest, EstimateWithDraftAndLora) {

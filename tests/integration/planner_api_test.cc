@@ -135,12 +135,34 @@ TEST_F(PlannerApiTest, SglangDeploymentsPlanAndLaunchAsSglang) {
   s = PlanCall(shared, &plan);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("cannot share GPUs"), std::string::npos) << s.error_message();
-  v1::PlanPlacementRequest llama = req;
-  llama.mutable_deployments(0)->set_engine(v1::ENGINE_LLAMA_CPP);
-  s = PlanCall(llama, &plan);
+  v1::PlanPlacementRequest openvino = req;
+  openvino.mutable_deployments(0)->set_engine(v1::ENGINE_OPENVINO);
+  s = PlanCall(openvino, &plan);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(s.error_message().find("engine=llama.cpp is not placed"), std::string::npos)
+  EXPECT_NE(s.error_message().find("engine=openvino is not placed"), std::string::npos)
       << s.error_message();
+}
+
+// DeploymentSpec.engine = ENGINE_LLAMA_CPP with llama_cpp.file_type: planned from the GGUF that
+// file type names and launched by llama-server; without a file type, refused by name.
+TEST_F(PlannerApiTest, LlamaCppDeploymentsPlanAndLaunchAsLlamaServer) {
+  v1::PlanPlacementRequest req = Request("ll", "llama-3.1-8b-instruct", 1);
+  req.mutable_deployments(0)->set_engine(v1::ENGINE_LLAMA_CPP);
+  req.mutable_deployments(0)->mutable_llama_cpp()->set_file_type("q8_0");
+  req.mutable_deployments(0)->set_concurrency(1);
+  v1::Plan plan;
+  grpc::Status s = PlanCall(req, &plan);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(plan.replicas_size(), 1);
+  EXPECT_EQ(plan.replicas(0).launch_command().rfind(
+                "llama-server -m llama-3.1-8b-instruct-q8_0.gguf -c 8192 -np 1 -ngl 33", 0),
+            0u)
+      << plan.replicas(0).launch_command();
+  EXPECT_GT(plan.replicas(0).host_bytes(), 0) << "token_embd stays on the CPU";
+  req.mutable_deployments(0)->mutable_llama_cpp()->clear_file_type();
+  s = PlanCall(req, &plan);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("llama_cpp.file_type"), std::string::npos) << s.error_message();
 }
 
 TEST_F(PlannerApiTest, PlanCommitStaleAbortReleaseRoundTrip) {
