@@ -130,6 +130,11 @@ absl::Status BuildSiglipOrClipTower(const Fields& v, bool use_head_default, Visi
 // position table). Sets TokenRule::kPixtral with spatial_merge = `merge` (LLaVA-Pixtral 1,
 // Mistral-3 spatial_merge_size).
 absl::Status BuildPixtralTower(const Fields& v, int64_t merge, VisionSpec& vs);
+// The wrapper's vision_feature_layer (LLaVA, Mistral-3): an index (default `default_layer`) sets
+// vs.unused_tail_layers, the layers after it; a list is concatenated. Returns how many layers'
+// features the projector reads. INVALID_ARGUMENT names the field when out of range.
+absl::StatusOr<int64_t> ReadVisionFeatureLayer(const Fields& top, int64_t default_layer,
+                                               VisionSpec& vs);
 
 // ---- The registry -------------------------------------------------------------------------------
 

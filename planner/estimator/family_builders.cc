@@ -341,6 +341,18 @@ absl::Status BuildDecoder(const Fields& f, const DecoderTraits& traits, ModelSpe
 
 // ---- Vision towers ------------------------------------------------------------------------------
 
+absl::StatusOr<int64_t> ReadVisionFeatureLayer(const Fields& top, int64_t default_layer,
+                                               VisionSpec& vs) {
+  if (const json* layers = top.ArrayIfArray("vision_feature_layer"); layers != nullptr) {
+    return static_cast<int64_t>(layers->size());
+  }
+  // hidden_states[k] of num_layers + 1: the layers after it are unused (cut from an export).
+  ASSIGN_OR_RETURN(int64_t layer, top.IntOr("vision_feature_layer", default_layer,
+                                            -vs.num_layers - 1, vs.num_layers));
+  vs.unused_tail_layers = layer < 0 ? -layer - 1 : vs.num_layers - layer;
+  return 1;
+}
+
 void AddVisionLayer(std::vector<Tensor>& t, int64_t d, int64_t inter, int64_t layers,
                     bool gated_mlp, bool rms_norm) {
   auto add = [&](const char* name, int64_t in, int64_t out) {

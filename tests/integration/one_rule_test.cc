@@ -247,6 +247,40 @@ TEST_F(OneRuleTest, ServerAndCliAcceptTheSameWords) {
   EXPECT_NE(cli.err.find(words), std::string::npos) << cli.err;
 }
 
+// The same estimate offline and through --server, for the flags that travel in their own fields:
+// a draft model (vllm.draft_config_json) and llama.cpp from a config (llama_cpp.file_type and the
+// image of its mmproj).
+TEST_F(OneRuleTest, ServerPathForwardsDraftAndLlamaCppFlags) {
+  const std::string draft = dir_ + "/draft.json";
+  std::ofstream(draft) << testing::CalibrationModel("qwen2.5-0.5b");
+  const std::string server = "--server=127.0.0.1:" + std::to_string(server_->port());
+  const std::vector<std::vector<std::string>> cases = {
+      {"--gpu=H100-80GB", "--max-model-len=8192", "--draft-model=" + draft,
+       "--num-speculative-tokens=3", "--output=json"},
+      {"--gpu=L4", "--engine=llama.cpp", "--gguf-type=q4_K_M", "--ctx-size=8192", "--parallel=2",
+       "--output=json"},
+  };
+  for (const std::vector<std::string>& flags : cases) {
+    ProcessResult offline = EstimateCli("qwen2.5-7b-instruct", flags);
+    ASSERT_EQ(offline.exit_code, 0) << offline.err;
+    std::vector<std::string> remote_flags = flags;
+    remote_flags.push_back(server);
+    ProcessResult remote = EstimateCli("qwen2.5-7b-instruct", remote_flags);
+    ASSERT_EQ(remote.exit_code, 0) << remote.err;
+    auto a = nlohmann::json::parse(offline.out);
+    auto b = nlohmann::json::parse(remote.out);
+    EXPECT_EQ(a["max_total_bytes"], b["max_total_bytes"]) << flags[1];
+    EXPECT_EQ(a["max_high_bytes"], b["max_high_bytes"]) << flags[1];
+    EXPECT_EQ(a["kv_cache_tokens"], b["kv_cache_tokens"]) << flags[1];
+  }
+  // Without the draft the pool is larger: the flag was not dropped on the way.
+  ProcessResult plain = EstimateCli(
+      "qwen2.5-7b-instruct", {"--gpu=H100-80GB", "--max-model-len=8192", server, "--output=json"});
+  ProcessResult drafted = EstimateCli("qwen2.5-7b-instruct", cases[0]);
+  EXPECT_GT(nlohmann::json::parse(plain.out)["kv_cache_tokens"].get<int64_t>(),
+            nlohmann::json::parse(drafted.out)["kv_cache_tokens"].get<int64_t>());
+}
+
 // Disagreement 9: validate_only refuses exactly what the real call refuses, with the same words.
 // The GPU types a recommendation considers are one rule (placement::RecommendGpuTypes): the
 // Recommend RPC and `fleetplan recommend --server` consider the same ones, in the same order, on a
@@ -269,13 +303,14 @@ TEST_F(OneRuleTest, RecommendRpcAndCliConsiderTheSameGpuTypes) {
     grpc::Status s = planner_->Recommend(&ctx, req, &resp);
     ASSERT_TRUE(s.ok()) << s.error_message();
     for (const auto& v : resp.gpu_types()) rpc_types->push_back(v.gpu_type());
-    ProcessResult cli = RunProcess(
-        {FLEETPLAN_CLI_PATH, "recommend", "--server=127.0.0.1:" + std::to_string(server_->port()),
-         "--model=" + model_dir + "/config.json", "--concurrency=16", "--context=8192",
-         "--output=json"});
+    ProcessResult cli = RunProcess({FLEETPLAN_CLI_PATH, "recommend",
+                                    "--server=127.0.0.1:" + std::to_string(server_->port()),
+                                    "--model=" + model_dir + "/config.json", "--concurrency=16",
+                                    "--context=8192", "--output=json"});
     ASSERT_EQ(cli.exit_code, 0) << cli.err;
     const nlohmann::json answer = nlohmann::json::parse(cli.out);
-    for (const auto& v : answer["gpu_types"]) cli_types->push_back(v["gpu_type"].get<std::string>());
+    for (const auto& v : answer["gpu_types"])
+      cli_types->push_back(v["gpu_type"].get<std::string>());
     *cli_err = cli.err;
   };
   std::vector<std::string> rpc, cli;

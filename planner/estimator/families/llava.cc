@@ -23,15 +23,7 @@ absl::StatusOr<VisionSpec> LlavaVision(const Fields& v, const Fields& top,
   }
   const bool clip = vs.model_type == "clip_vision_model";
   const int64_t d = vs.hidden_size;
-  int64_t feature_layers = 1;
-  if (const json* layers = top.ArrayIfArray("vision_feature_layer"); layers != nullptr) {
-    feature_layers = static_cast<int64_t>(layers->size());
-  } else {
-    // hidden_states[k] of num_layers + 1: the layers after it are unused (cut from an export).
-    ASSIGN_OR_RETURN(int64_t layer,
-                     top.IntOr("vision_feature_layer", -2, -vs.num_layers - 1, vs.num_layers));
-    vs.unused_tail_layers = layer < 0 ? -layer - 1 : vs.num_layers - layer;
-  }
+  ASSIGN_OR_RETURN(const int64_t feature_layers, ReadVisionFeatureLayer(top, -2, vs));
   ASSIGN_OR_RETURN(bool proj_bias, top.BoolOr("multimodal_projector_bias", true));
   vs.projector.push_back(VisionTensor("linear_1", text_hidden, d * feature_layers));
   if (proj_bias) vs.projector.push_back(VisionTensor("linear_1.bias", text_hidden));

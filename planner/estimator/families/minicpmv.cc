@@ -76,6 +76,15 @@ absl::StatusOr<VisionSpec> MiniCpmVision(const Fields& v, const Fields& top, con
     const Fields s = top.Child(*slice, "slice_config");
     ASSIGN_OR_RETURN(vs.max_tiles, s.IntOr("max_slice_nums", 9, 1, 256));
     ASSIGN_OR_RETURN(vs.slice_resolution, s.IntOr("scale_resolution", 448, vs.patch_size, 65536));
+    // A top-level value beside slice_config (2.6's place for it) must agree with it.
+    if (top.Has("max_slice_nums")) {
+      ASSIGN_OR_RETURN(int64_t also, top.IntOr("max_slice_nums", vs.max_tiles, 1, 256));
+      if (also != vs.max_tiles) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            top.Path("max_slice_nums"), "=", also, " differs from ", s.Path("max_slice_nums"), "=",
+            vs.max_tiles, ": which the processor uses is unclear"));
+      }
+    }
     ASSIGN_OR_RETURN(int64_t patch, s.IntOr("patch_size", vs.patch_size, 1, 4096));
     if (patch != vs.patch_size) {
       return absl::InvalidArgumentError(

@@ -21,14 +21,7 @@ absl::StatusOr<VisionSpec> Mistral3Vision(const Fields& v, const Fields& top, co
   }
   ASSIGN_OR_RETURN(int64_t merge, top.IntOr("spatial_merge_size", 2, 1, 16));
   RETURN_IF_ERROR(BuildPixtralTower(v, merge, vs));
-  int64_t feature_layers = 1;
-  if (const json* layers = top.ArrayIfArray("vision_feature_layer"); layers != nullptr) {
-    feature_layers = static_cast<int64_t>(layers->size());
-  } else {
-    ASSIGN_OR_RETURN(int64_t layer,
-                     top.IntOr("vision_feature_layer", -1, -vs.num_layers - 1, vs.num_layers));
-    vs.unused_tail_layers = layer < 0 ? -layer - 1 : vs.num_layers - layer;
-  }
+  ASSIGN_OR_RETURN(const int64_t feature_layers, ReadVisionFeatureLayer(top, -1, vs));
   ASSIGN_OR_RETURN(bool bias, top.BoolOr("multimodal_projector_bias", false));
   const int64_t d = vs.hidden_size;
   vs.projector.push_back(VisionTensor("multi_modal_projector.norm", d));
