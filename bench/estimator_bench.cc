@@ -53,6 +53,22 @@ void BM_VllmLlama70B_Tp4Pp2(benchmark::State& state) {
 }
 BENCHMARK(BM_VllmLlama70B_Tp4Pp2);
 
+// llama.cpp from a config: the GGUF conversion (gguf_convert.h) runs on every call, then the
+// layout; -c 32768, 4 slots, every layer on one GPU. The planner calls it per GPU count.
+void BM_LlamaCppFromConfig_Llama70B_Q4KM(benchmark::State& state) {
+  static const ModelSpec spec = Spec("llama-3.3-70b-instruct-fp8-dynamic");
+  EstimateRequest r;
+  r.engine = Engine::kLlamaCpp;
+  r.gpu_memory_bytes = 85017493504;
+  r.parallelism = {.tp = 1, .pp = 2};
+  r.llama_cpp.file_type = "q4_K_M";
+  r.llama_cpp.n_ctx = 32768;
+  r.llama_cpp.n_parallel = 4;
+  r.llama_cpp.n_gpu_layers = 81;
+  RunEstimate(state, spec, r);
+}
+BENCHMARK(BM_LlamaCppFromConfig_Llama70B_Q4KM);
+
 void BM_VllmDeepseekV2Lite_Tp2(benchmark::State& state) {
   static const ModelSpec spec = Spec("deepseek-v2-lite");
   RunEstimate(state, spec, VllmRequest(2, 1));

@@ -1,8 +1,10 @@
 // Estimate RPC load on loopback: an in-process fleetpland and several client channels, each keeping
 // a number of Estimate calls (a catalog model) in flight through gRPC's callback client API.
-// Reports requests/s and p50/p99 latency. Goal: >= 20,000 req/s on the 2-core machine.
+// Reports requests/s and p50/p99 latency. Goal: >= 20,000 req/s on the 2-core machine (vllm).
+// --engine picks the engine the calls ask for: vllm (tp 2, 32 x 8k), sglang (tp 2), llama.cpp
+// (the config converted to q4_K_M, -c 32768 -np 4: the conversion runs on every call).
 //
-//   ./build-release/bench/rpc_bench [--seconds=5] [--channels=4] [--inflight=16]
+//   ./build-release/bench/rpc_bench [--seconds=5] [--channels=4] [--inflight=16] [--engine=vllm]
 
 #include <algorithm>
 #include <atomic>
@@ -34,6 +36,14 @@ int64_t Arg(int argc, char** argv, const std::string& name, int64_t fallback) {
   return fallback;
 }
 
+std::string StringArg(int argc, char** argv, const std::string& name, const std::string& fallback) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--" + name + "=", 0) == 0) return a.substr(name.size() + 3);
+  }
+  return fallback;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -42,6 +52,11 @@ int main(int argc, char** argv) {
   const int64_t seconds = Arg(argc, argv, "seconds", 5);
   const int64_t channels = Arg(argc, argv, "channels", 4);
   const int64_t per_channel = Arg(argc, argv, "inflight", 16);
+  const std::string engine = StringArg(argc, argv, "engine", "vllm");
+  if (engine != "vllm" && engine != "sglang" && engine != "llama.cpp") {
+    std::fprintf(stderr, "--engine=%s: use vllm, sglang or llama.cpp\n", engine.c_str());
+    return 2;
+  }
   const std::string dir = std::filesystem::temp_directory_path() / "fleetplan_rpc_bench";
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
@@ -72,6 +87,14 @@ int main(int argc, char** argv) {
   req.mutable_vllm()->set_max_model_len(8192);
   req.set_concurrency(32);
   req.set_context_tokens(8192);
+  if (engine == "sglang") req.set_engine(fleetplan::v1::ENGINE_SGLANG);
+  if (engine == "llama.cpp") {
+    req.set_engine(fleetplan::v1::ENGINE_LLAMA_CPP);
+    req.mutable_parallelism()->set_tp(1);
+    req.mutable_vllm()->Clear();
+    req.set_concurrency(4);
+    req.mutable_llama_cpp()->set_file_type("q4_K_M");
+  }
 
   // Callback-API clients: each channel keeps `inflight` calls outstanding; a completion records
   // its latency and issues the next call, so few threads drive many concurrent RPCs.
@@ -149,11 +172,11 @@ int main(int argc, char** argv) {
                                       static_cast<size_t>(q * static_cast<double>(all.size())))];
   };
   std::printf(
-      "Estimate RPC: %zu calls in %.2f s over %lld channels x %lld in flight: %.0f req/s, "
+      "Estimate RPC (%s): %zu calls in %.2f s over %lld channels x %lld in flight: %.0f req/s, "
       "p50 %.0f us, p99 %.0f us, errors %lld\n",
-      all.size(), elapsed, static_cast<long long>(channels), static_cast<long long>(per_channel),
-      static_cast<double>(all.size()) / elapsed, pct(0.50), pct(0.99),
-      static_cast<long long>(errors));
+      engine.c_str(), all.size(), elapsed, static_cast<long long>(channels),
+      static_cast<long long>(per_channel), static_cast<double>(all.size()) / elapsed, pct(0.50),
+      pct(0.99), static_cast<long long>(errors));
   (*server)->Shutdown(std::chrono::milliseconds(100));
   std::filesystem::remove_all(dir);
   return errors == 0 ? 0 : 1;

@@ -657,8 +657,7 @@ absl::StatusOr<LlamaCppMmproj> LlamaCppMmprojFromModel(const ModelSpec& spec,
   return out;
 }
 
-absl::StatusOr<LlamaCppEstimate> EstimateLlamaCppFromModel(const ModelSpec& spec,
-                                                           const EstimateRequest& request) {
+absl::StatusOr<GgufFile> LlamaCppConvert(const ModelSpec& spec, const EstimateRequest& request) {
   const std::string& type = request.llama_cpp.file_type;
   if (type.empty()) {
     return absl::InvalidArgumentError(
@@ -666,7 +665,19 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCppFromModel(const ModelSpec& spec
         "f16, q8_0, q4_K_M ...), the GGUF it would be converted to; or give the GGUF itself "
         "(estimate --gguf=FILE)");
   }
-  ASSIGN_OR_RETURN(GgufFile file, GgufFromModel(spec, "llama_cpp.file_type", type));
+  return GgufFromModel(spec, "llama_cpp.file_type", type);
+}
+
+absl::StatusOr<LlamaCppEstimate> EstimateLlamaCppFromModel(const ModelSpec& spec,
+                                                           const EstimateRequest& request,
+                                                           const GgufFile* converted) {
+  std::optional<GgufFile> own;
+  if (converted == nullptr) {
+    ASSIGN_OR_RETURN(own, LlamaCppConvert(spec, request));
+    converted = &*own;
+  }
+  const GgufFile& file = *converted;
+  const std::string& type = request.llama_cpp.file_type;
   std::vector<std::string> notes;
   std::optional<LlamaCppMmproj> mmproj;
   // The vision-language wrappers whose projector tools/mtmd (clip.cpp projector types) runs;
@@ -683,7 +694,9 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCppFromModel(const ModelSpec& spec
   }
   ASSIGN_OR_RETURN(LlamaCppEstimate out,
                    EstimateLlamaCpp(file, request, mmproj ? &*mmproj : nullptr));
-  out.model_path = absl::StrCat("MODEL-", file.metadata["general.file_type_name"], ".gguf");
+  auto type_name = file.metadata.find("general.file_type_name");
+  out.model_path =
+      absl::StrCat("MODEL-", type_name == file.metadata.end() ? type : type_name->second, ".gguf");
   if (mmproj) out.mmproj_path = "mmproj-MODEL-f16.gguf";
   notes.insert(notes.begin(),
                absl::StrCat("weights as convert_hf_to_gguf.py and llama-quantize ", type,

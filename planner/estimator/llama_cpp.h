@@ -91,8 +91,13 @@ absl::StatusOr<LlamaCppMmproj> LlamaCppMmprojFromModel(const ModelSpec& spec,
 // for llama_cpp.file_type (gguf_convert.h) and, for a vision-language model, its mmproj.
 // INVALID_ARGUMENT when file_type is unset (there is no default file type to assume) or the
 // architecture is not one the converter model knows.
+// `converted`, when given, is LlamaCppConvert's result for the same spec and file type (a planner
+// converts once and estimates every GPU count).
 absl::StatusOr<LlamaCppEstimate> EstimateLlamaCppFromModel(const ModelSpec& spec,
-                                                           const EstimateRequest& request);
+                                                           const EstimateRequest& request,
+                                                           const GgufFile* converted = nullptr);
+// The GGUF header of `spec` at llama_cpp.file_type (refused when unset).
+absl::StatusOr<GgufFile> LlamaCppConvert(const ModelSpec& spec, const EstimateRequest& request);
 
 // `llama-server -m MODEL -c N -np P -ngl K ...`: the flags that realise `estimate`.
 std::string LlamaServerCommand(const std::string& model_path, const LlamaCppEstimate& estimate);

@@ -37,14 +37,14 @@ Candidate CandidateOf(const GpuType& type, const estimator::Parallelism& p,
   return c;
 }
 
-Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int64_t pp,
-                   int64_t ep) {
+Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int64_t pp, int64_t ep,
+                   const estimator::GgufFile* converted = nullptr) {
   const estimator::EstimateRequest req = VllmRequestFor(d, type, tp, pp, ep);
   if (d.engine == estimator::Engine::kLlamaCpp) {
     // One llama-server over `tp` GPUs of one node, its layers split over them (-sm layer); each
     // GPU reserves the fullest one's high end (the first holds the mmproj, the last the output).
     absl::StatusOr<estimator::LlamaCppEstimate> est =
-        estimator::EstimateLlamaCppFromModel(*d.spec, req);
+        estimator::EstimateLlamaCppFromModel(*d.spec, req, converted);
     if (!est.ok()) return Evaluated{std::nullopt, true, std::string(est.status().message())};
     if (!est->memory.fits) return Evaluated{std::nullopt, false, est->memory.reason};
     if (est->mmproj) est->mmproj_path = absl::StrCat("mmproj-", d.model, "-f16.gguf");
@@ -126,13 +126,27 @@ TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
   // When nothing is valid: the first refusal, and the workload's shortfall at the largest
   // parallelism tried (the one closest to holding it, so the reason a user reads is that one's).
   std::string invalid, unfit;
+  // llama.cpp: the config's GGUF, converted once for every GPU count.
+  std::optional<absl::StatusOr<estimator::GgufFile>> converted;
+  if (d.engine == estimator::Engine::kLlamaCpp) {
+    converted = estimator::LlamaCppConvert(*d.spec, VllmRequestFor(d, type, 1, 1, 1));
+    if (!converted->ok()) {
+      out.shortfall = Shortfall{.kind = Shortfall::Kind::kInvalid,
+                                .gpu_type = type.name,
+                                .allowed_bytes_per_gpu = cap,
+                                .largest_domain = largest_domain,
+                                .detail = std::string(converted->status().message())};
+      return out;
+    }
+  }
+  const estimator::GgufFile* gguf = converted ? &**converted : nullptr;
   for (int64_t tp = 1; tp <= d.max_tp; tp *= 2) {
     const bool llama = d.engine == estimator::Engine::kLlamaCpp;  // one node: no pp, no ep
     for (int64_t pp = 1; pp <= (llama ? 1 : d.max_pp) && pp <= d.spec->num_layers; ++pp) {
       std::vector<int64_t> eps = {1};
       if (d.spec->is_moe() && tp > 1 && !llama) eps.push_back(tp);
       for (int64_t ep : eps) {
-        Evaluated e = Evaluate(d, type, tp, pp, ep);
+        Evaluated e = Evaluate(d, type, tp, pp, ep, gguf);
         if (!e.candidate) {
           if (e.invalid && invalid.empty()) invalid = e.reason;
           if (!e.invalid) {
@@ -171,7 +185,7 @@ TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
   }
   // The smallest TP size whose ranks fit a GPU, ignoring topology.
   for (int64_t tp = 1; tp <= kLargestExplainedTp; tp *= 2) {
-    Evaluated e = Evaluate(d, type, tp, 1, 1);
+    Evaluated e = Evaluate(d, type, tp, 1, 1, gguf);
     if (e.candidate && e.candidate->max_rank_bytes <= cap) {
       s.kind = Shortfall::Kind::kDomainTooSmall;
       s.tp = tp;
