@@ -223,6 +223,14 @@ TEST(EstimateCliTest, LlamaCppFromConfigThroughTheConversion) {
   EXPECT_EQ(j["stages"][0]["high_bytes"], offline->stages[0].high_bytes);
   EXPECT_EQ(j["kv_cache_tokens"], 8192);
 
+  // --ollama: Ollama's defaults on a 22 GiB L4 (one slot of 4096 tokens) and its serve line.
+  Result ollama = RunArgs({"estimate", "--model=" + model, "--engine=llama.cpp",
+                           "--gguf-type=q4_K_M", "--gpu=L4", "--ollama", "--output=json"});
+  ASSERT_EQ(ollama.code, kExitOk) << ollama.err;
+  auto o = nlohmann::json::parse(ollama.out);
+  EXPECT_EQ(o["launch_command"], "OLLAMA_CONTEXT_LENGTH=4096 OLLAMA_NUM_PARALLEL=1 ollama serve");
+  EXPECT_EQ(o["kv_cache_tokens"], 4096);
+
   // Gemma-3-4B with an image: the mmproj's weights and clip's buffer on the first GPU.
   const std::string vlm = kModels + "gemma-3-4b-it.json";
   Result with_image =

@@ -136,6 +136,7 @@ absl::StatusOr<estimator::LlamaCppConfig> LlamaCppFromFlags(const FlagSet& f) {
   c.fit = fit == "on";
   c.swa_full = f.GetBool("swa-full");
   c.file_type = f.GetString("gguf-type");
+  c.ollama = f.GetBool("ollama");
   c.images = f.GetInt("images");
   c.image_height = f.GetInt("image-height");
   c.image_width = f.GetInt("image-width");
@@ -1101,6 +1102,9 @@ FlagSet EstimateFlags() {
   f.String("catalog-model", "", "with --server: a model from the server's catalog");
   f.String("model", "", "path of a Hugging Face config.json");
   f.String("gguf", "", "a GGUF file (engine llama.cpp; only its header is read)");
+  f.Bool("ollama", false,
+         "engine llama.cpp: Ollama's defaults (1 slot, context by VRAM) and an `ollama serve` "
+         "line");
   f.String("gguf-type", "",
            "engine llama.cpp from --model: the GGUF file type it would be converted to (f16, "
            "bf16, q8_0, q6_K, q5_K_M, q4_K_M, q4_0 ...)");

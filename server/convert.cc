@@ -397,6 +397,7 @@ absl::Status FromProto(const v1::LlamaCppConfig& p, estimator::LlamaCppConfig& c
   c.images = p.images();
   c.image_height = p.image_height();
   c.image_width = p.image_width();
+  c.ollama = p.ollama();
   return absl::OkStatus();
 }
 
@@ -451,6 +452,7 @@ void ToProto(const estimator::LlamaCppConfig& d, v1::LlamaCppConfig* p) {
   p->set_images(d.images);
   p->set_image_height(d.image_height);
   p->set_image_width(d.image_width);
+  p->set_ollama(d.ollama);
 }
 
 absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p) {

@@ -142,6 +142,8 @@ struct LlamaCppConfig {
   bool fit = true;                   // --fit (on by default): keep a margin free on each GPU
   int64_t fit_margin_bytes = int64_t{1} << 30;  // --fit-target (1024 MiB, common/common.h)
   bool swa_full = false;                        // --swa-full
+  // Ollama on top of llama.cpp: its defaults where they differ (llama_cpp.h), and its launch line.
+  bool ollama = false;
   // From a config.json (no GGUF): the file type the model is converted to (gguf_convert.h: f16,
   // q8_0, q4_K_M ...); required there, unused with a GGUF.
   std::string file_type;

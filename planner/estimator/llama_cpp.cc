@@ -35,6 +35,17 @@ constexpr int64_t kMaxSlots = 256;
 constexpr int64_t kMaxDevices = 16;
 // tools/server/server.cpp: -np unset ("auto") runs 4 slots over one unified KV cache.
 constexpr int64_t kAutoSlots = 4;
+
+// Ollama's defaults where they differ from llama-server's (docs/faq.md; docs/context-length.mdx
+// at ollama commit 948f693, 2026): OLLAMA_NUM_PARALLEL 1; the context per request by the VRAM
+// (under 24 GiB 4k, under 48 GiB 32k, else 256k; releases before 2025 used 2048, then 4096); the
+// runner gets -c num_ctx x num_parallel and num_parallel slots, each its own KV stream.
+constexpr int64_t kOllamaSlots = 1;
+int64_t OllamaContext(int64_t vram_bytes) {
+  if (vram_bytes < 24 * kGiB) return 4096;
+  if (vram_bytes < 48 * kGiB) return 32768;
+  return 262144;
+}
 constexpr int64_t kF32 = 4;
 
 int64_t Pad(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -262,14 +273,33 @@ absl::StatusOr<Resolved> Resolve(const Arch& a, const EstimateRequest& r) {
   }
   for (float& s : out.splits) s /= sum;
 
-  // Slots: -np, else one per sequence of the workload, else llama-server's auto (4, unified).
+  // Slots: -np, else one per sequence of the workload, else llama-server's auto (4, unified) or
+  // Ollama's 1.
   if (c.n_parallel == 0) {
     if (r.concurrency > 0) {
       c.n_parallel = r.concurrency;
+    } else if (c.ollama) {
+      c.n_parallel = kOllamaSlots;
     } else {
       c.n_parallel = kAutoSlots;
       c.kv_unified = true;
     }
+  }
+  if (c.ollama && c.cache_type_k != c.cache_type_v) {
+    return absl::InvalidArgumentError(absl::StrCat("llama_cpp.cache_type_k=", c.cache_type_k,
+                                                   " and cache_type_v=", c.cache_type_v,
+                                                   " with ollama: OLLAMA_KV_CACHE_TYPE sets both"));
+  }
+  if (c.ollama && c.kv_unified) {
+    return absl::InvalidArgumentError(
+        "llama_cpp.kv_unified with ollama: Ollama gives each of its OLLAMA_NUM_PARALLEL slots its "
+        "own context");
+  }
+  // Ollama's context per request: by the VRAM of the GPUs, at most the model's.
+  if (c.ollama && c.n_ctx == 0 && r.context_tokens == 0) {
+    int64_t per_slot = OllamaContext(r.gpu_memory_bytes * out.devices);
+    if (a.context > 0) per_slot = std::min(per_slot, a.context);
+    c.n_ctx = per_slot * c.n_parallel;
   }
   // Context: -c, else every slot the workload's context, else the model's (llama-context.cpp:
   // n_ctx 0 is n_ctx_train).
@@ -521,6 +551,13 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
         "more than one GPU: llama.cpp's pipeline-parallel scheduler keeps copies of each split's "
         "inputs, not modelled");
   }
+  if (res.c.ollama) {
+    margins.total = std::max(margins.total, 0.1);
+    margins.widened.push_back(
+        "ollama: its own engine runs some architectures (gemma3, qwen3, llama4 ...) with its own "
+        "KV cache and graph code, and its scheduler reserves GPU memory of its own: llama.cpp's "
+        "layout is the estimate, the band is wider");
+  }
 
   // -ngl: given, or (auto) all of them unless --fit has to leave some on the CPU.
   const int64_t all = a.layers + 1;
@@ -709,6 +746,18 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCppFromModel(const ModelSpec& spec
 
 std::string LlamaServerCommand(const std::string& model_path, const LlamaCppEstimate& e) {
   const LlamaCppConfig& c = e.resolved;
+  if (c.ollama) {
+    // Ollama takes its settings from the environment of `ollama serve` (docs/faq.md).
+    std::string line =
+        absl::StrCat("OLLAMA_CONTEXT_LENGTH=", e.n_ctx_seq, " OLLAMA_NUM_PARALLEL=", c.n_parallel);
+    if (c.flash_attn == FlashAttn::kOn) absl::StrAppend(&line, " OLLAMA_FLASH_ATTENTION=1");
+    if (c.cache_type_k != "f16") absl::StrAppend(&line, " OLLAMA_KV_CACHE_TYPE=", c.cache_type_k);
+    absl::StrAppend(&line, " ollama serve");
+    if (c.n_gpu_layers <= e.layers) {
+      absl::StrAppend(&line, "  # and num_gpu ", c.n_gpu_layers, " in the request's options");
+    }
+    return line;
+  }
   std::string line = absl::StrCat("llama-server -m ",
                                   ShellQuote(!model_path.empty()     ? model_path
                                              : !e.model_path.empty() ? e.model_path

@@ -418,5 +418,60 @@ TEST(LlamaCppTest, LlamaThreeEightBShape) {
   EXPECT_LT(no_fa->memory.stages[0].activation_peak_bytes, int64_t{600} * kMiB);
 }
 
+// Ollama's defaults (docs/faq.md, docs/context-length.mdx): one slot; the context per request by
+// the GPUs' VRAM (under 24 GiB 4k, under 48 GiB 32k, else 256k) and at most the model's; its
+// settings in the environment of `ollama serve`; a band wider than llama-server's.
+TEST(LlamaCppTest, OllamaDefaults) {
+  TestModel m;
+  m.context = 131072;
+  const GgufFile f = Parse(m);
+  LlamaCppConfig c;
+  c.ollama = true;
+  EstimateRequest small = Request(c);
+  small.gpu_memory_bytes = 16 * kGiB;
+  auto e = EstimateLlamaCpp(f, small);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->resolved.n_parallel, 1);
+  EXPECT_FALSE(e->resolved.kv_unified);
+  EXPECT_EQ(e->kv_cells, 4096);
+  EXPECT_EQ(LlamaServerCommand("", *e),
+            "OLLAMA_CONTEXT_LENGTH=4096 OLLAMA_NUM_PARALLEL=1 ollama serve");
+  EstimateRequest mid = Request(c);
+  mid.gpu_memory_bytes = 40 * kGiB;
+  EXPECT_EQ(EstimateLlamaCpp(f, mid)->kv_cells, 32768);
+  EstimateRequest big = Request(c);  // 80 GiB: 256k, capped at the model's 131072
+  EXPECT_EQ(EstimateLlamaCpp(f, big)->kv_cells, 131072);
+  // Two 16 GiB GPUs are 32 GiB of VRAM: 32k.
+  EstimateRequest two = Request(c, 2);
+  two.gpu_memory_bytes = 16 * kGiB;
+  EXPECT_EQ(EstimateLlamaCpp(f, two)->kv_cells, 32768);
+  // Slots and a workload context: -c is their product, each slot its own stream.
+  c.n_parallel = 3;
+  EstimateRequest work = Request(c);
+  work.context_tokens = 8192;
+  auto w = EstimateLlamaCpp(f, work);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->kv_cells, 3 * 8192);
+  EXPECT_EQ(LlamaServerCommand("", *w).rfind("OLLAMA_CONTEXT_LENGTH=8192 OLLAMA_NUM_PARALLEL=3", 0),
+            0u);
+  auto plain = EstimateLlamaCpp(f, [&] {
+    EstimateRequest r = work;
+    r.llama_cpp.ollama = false;
+    return r;
+  }());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_GT(w->memory.stages[0].high_bytes - w->memory.stages[0].total_bytes,
+            plain->memory.stages[0].high_bytes - plain->memory.stages[0].total_bytes)
+      << "a wider band";
+  // One KV type for both, and no unified cache.
+  c.cache_type_k = "q8_0";
+  EXPECT_FALSE(EstimateLlamaCpp(f, Request(c)).ok());
+  c.cache_type_k = "f16";
+  c.kv_unified = true;
+  auto unified = EstimateLlamaCpp(f, Request(c));
+  ASSERT_FALSE(unified.ok());
+  EXPECT_NE(unified.status().message().find("kv_unified"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace fleetplan::estimator
