@@ -814,6 +814,14 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
     MemoryEstimate est;
   };
   std::vector<Row> rows;
+  // llama.cpp's row: the flags' request with llama.cpp's own types (a GGUF fixes the weights').
+  auto LlamaCppRequest = [&](const estimator::ModelSpec& spec) -> absl::StatusOr<EstimateRequest> {
+    ASSIGN_OR_RETURN(EstimateRequest r, BuildRequest(flags, spec));
+    r.engine = estimator::Engine::kLlamaCpp;
+    r.dtype_set = false;
+    r.kv_cache_dtype = estimator::KvCacheDType::kAuto;
+    return r;
+  };
   const std::string model_path = flags.GetString("model");
   std::string model_label = ServedModel(model_path);
   if (!flags.GetString("model-name").empty()) model_label = flags.GetString("model-name");
@@ -880,14 +888,11 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
     if (!flags.IsSet("gguf")) {
       // llama.cpp from the config: the GGUF --gguf-type names, as llama.cpp's tools write it.
       Row row{.engine = "llama.cpp"};
-      absl::StatusOr<EstimateRequest> req = BuildRequest(flags, *spec);
+      absl::StatusOr<EstimateRequest> req = LlamaCppRequest(*spec);
       if (!req.ok()) {
         inv.err << "fleetplan estimate: " << req.status().message() << "\n";
         return kExitUsage;
       }
-      req->engine = estimator::Engine::kLlamaCpp;
-      req->dtype_set = false;
-      req->kv_cache_dtype = estimator::KvCacheDType::kAuto;
       absl::StatusOr<estimator::LlamaCppEstimate> est =
           estimator::EstimateLlamaCppFromModel(*spec, *req);
       if (est.ok()) {
@@ -902,14 +907,11 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
   if (flags.IsSet("gguf")) {
     Row row{.engine = "llama.cpp"};
     absl::StatusOr<estimator::GgufFile> file = ReadGgufHeaderFile(flags.GetString("gguf"));
-    absl::StatusOr<EstimateRequest> req = BuildRequest(flags, estimator::ModelSpec{});
+    absl::StatusOr<EstimateRequest> req = LlamaCppRequest(estimator::ModelSpec{});
     if (!req.ok()) {
       inv.err << "fleetplan estimate: " << req.status().message() << "\n";
       return kExitUsage;
     }
-    req->engine = estimator::Engine::kLlamaCpp;
-    req->dtype_set = false;
-    req->kv_cache_dtype = estimator::KvCacheDType::kAuto;
     absl::StatusOr<estimator::LlamaCppEstimate> est =
         file.ok() ? estimator::EstimateLlamaCpp(*file, *req)
                   : absl::StatusOr<estimator::LlamaCppEstimate>(file.status());

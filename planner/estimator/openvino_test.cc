@@ -68,6 +68,12 @@ TEST(OpenvinoTest, KvRowsAndBlocks) {
   EXPECT_EQ(OvResolvedKvPrecision(gpu), OvKvPrecision::kF16);
 }
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 json ReferenceTable() {
   return json::parse(
       ReadFile(std::string(FLEETPLAN_TESTDATA_DIR) + "/openvino/openvino-vlm-s0.json"));
@@ -210,18 +216,13 @@ TEST(OpenvinoTest, ReferenceTableCloserThanTheStudy) {
     // Never above the measured figure by more than the band's low side allows.
     EXPECT_LE(low, measured) << name;
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  };
   ASSERT_GE(ours.size(), 4u);
   std::printf(
       "OpenVINO column over %zu rows: median |error| ours %.1f%%, study %.1f%%; not modelled:",
-      ours.size(), 100 * median(ours), 100 * median(study));
+      ours.size(), 100 * Median(ours), 100 * Median(study));
   for (const std::string& s : skipped) std::printf(" %s", s.c_str());
   std::printf("\n");
-  EXPECT_LT(median(ours), median(study));
+  EXPECT_LT(Median(ours), Median(study));
 }
 
 // The llama.cpp column of the reference table, from each row's config.json converted as
@@ -281,15 +282,10 @@ TEST(OpenvinoTest, ReferenceTableLlamaCppColumn) {
         Mib(fa->max_total_bytes), theirs, 100 * (theirs / measured - 1));
     EXPECT_LE(low, measured) << name;
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  };
   ASSERT_GE(ours.size(), 4u);
   std::printf("llama.cpp column over %zu rows: median |error| ours %.1f%%, study %.1f%%\n",
-              ours.size(), 100 * median(ours), 100 * median(study));
-  EXPECT_LT(median(ours), median(study));
+              ours.size(), 100 * Median(ours), 100 * Median(study));
+  EXPECT_LT(Median(ours), Median(study));
 }
 
 ModelSpec Llama() {
