@@ -165,8 +165,8 @@ absl::StatusOr<int64_t> QuantType(QuantState& qs, const Pending& t) {
 class LayerNamer {
  public:
   explicit LayerNamer(int64_t il) : prefix_(absl::StrCat("blk.", il, ".")) {}
-  // The GGUF name for the tensor called `name` in the family builder; "" for a bias (named after
-  // the weight before it).
+  // The GGUF name for the tensor called `name` in the family builder; a bias is named after the
+  // weight before it.
   std::string Name(const std::string& name) {
     static const std::map<std::string, std::string> kDense = {
         {"q_proj", "attn_q"},       {"k_proj", "attn_k"},
@@ -269,7 +269,8 @@ absl::StatusOr<GgufFile> GgufFromModel(const ModelSpec& spec, const std::string&
   std::vector<int64_t> kv_heads, windows;
   int64_t head_k = 0, head_v = 0, heads = 0;
   for (int64_t il = 0; il < spec.num_layers; ++il) {
-    const LayerKind& kind = spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(il)])];
+    const LayerKind& kind =
+        spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[static_cast<size_t>(il)])];
     const AttentionSpec& a = kind.attention;
     heads = std::max(heads, a.num_heads);
     head_k = a.head_dim;
@@ -348,7 +349,7 @@ absl::StatusOr<GgufFile> GgufFromModel(const ModelSpec& spec, const std::string&
   std::map<std::string, std::vector<int64_t>> arrays;
   const std::string k = arch + ".";
   meta["general.architecture"] = arch;
-  meta["general.file_type_name"] = ft->name;
+  meta["fleetplan.converted_file_type"] = ft->name;
   meta[k + "block_count"] = absl::StrCat(spec.num_layers);
   meta[k + "context_length"] = absl::StrCat(spec.max_position_embeddings);
   meta[k + "embedding_length"] = absl::StrCat(spec.hidden_size);

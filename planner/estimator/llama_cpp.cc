@@ -731,7 +731,7 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCppFromModel(const ModelSpec& spec
   }
   ASSIGN_OR_RETURN(LlamaCppEstimate out,
                    EstimateLlamaCpp(file, request, mmproj ? &*mmproj : nullptr));
-  auto type_name = file.metadata.find("general.file_type_name");
+  auto type_name = file.metadata.find("fleetplan.converted_file_type");
   out.model_path =
       absl::StrCat("MODEL-", type_name == file.metadata.end() ? type : type_name->second, ".gguf");
   if (mmproj) out.mmproj_path = "mmproj-MODEL-f16.gguf";
