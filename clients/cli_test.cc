@@ -27,6 +27,12 @@ Result RunArgs(const std::vector<std::string>& args) {
   return {code, out.str(), err.str()};
 }
 
+nlohmann::json RunJson(const std::vector<std::string>& args) {
+  Result r = RunArgs(args);
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  return r.code == kExitOk ? nlohmann::json::parse(r.out) : nlohmann::json::object();
+}
+
 TEST(CliTest, NoArgumentsIsUsageError) {
   Result r = RunArgs({});
   EXPECT_EQ(r.code, kExitUsage);
@@ -190,6 +196,41 @@ TEST(EstimateCliTest, LlamaCppFromGguf) {
   Result fa = RunArgs({"estimate", "--gguf=" + file, "--flash-attn=off", "--cache-type-v=q4_0"});
   EXPECT_EQ(fa.code, kExitUsage);
   EXPECT_NE(fa.err.find("cache_type_v=q4_0"), std::string::npos) << fa.err;
+  // --mmproj FILE beside it: on the first GPU, in the launch line; a text GGUF is not an mmproj.
+  const std::string mmproj = ::testing::TempDir() + "/fleetplan_cli_mmproj.gguf";
+  {
+    estimator::testing::GgufWriter w;
+    w.Str("general.architecture", "clip")
+        .Str("clip.projector_type", "mlp")
+        .U32("clip.vision.embedding_length", 64)
+        .U32("clip.vision.feed_forward_length", 256)
+        .U32("clip.vision.attention.head_count", 4)
+        .U32("clip.vision.image_size", 112)
+        .U32("clip.vision.patch_size", 14)
+        .Tensor("v.blk.0.attn_q.weight", {64, 64}, estimator::testing::kF16)
+        .Tensor("mm.0.weight", {64, 512}, estimator::testing::kF16);
+    std::ofstream(mmproj, std::ios::binary) << w.Build();
+  }
+  Result with_mmproj = RunArgs(
+      {"estimate", "--gguf=" + file, "--mmproj=" + mmproj, "--n-gpu-layers=99", "--output=json"});
+  ASSERT_EQ(with_mmproj.code, kExitOk) << with_mmproj.err;
+  auto mj = nlohmann::json::parse(with_mmproj.out);
+  EXPECT_EQ(mj["llama_cpp"]["mmproj"], true);
+  EXPECT_NE(mj["launch_command"].get<std::string>().find("--mmproj " + mmproj), std::string::npos)
+      << mj["launch_command"];
+  EXPECT_EQ(mj["stages"][0]["weights_bytes"].get<int64_t>(),
+            RunJson({"estimate", "--gguf=" + file, "--n-gpu-layers=99",
+                     "--output=json"})["stages"][0]["weights_bytes"]
+                    .get<int64_t>() +
+                64 * 64 * 2 + 64 * 512 * 2);
+  Result text_mmproj = RunArgs({"estimate", "--gguf=" + file, "--mmproj=" + file});
+  EXPECT_EQ(text_mmproj.code, kExitUsage);
+  EXPECT_NE(text_mmproj.err.find("general.architecture=llama"), std::string::npos)
+      << text_mmproj.err;
+  Result remote_mmproj =
+      RunArgs({"estimate", "--gguf=" + file, "--mmproj=" + mmproj, "--server=127.0.0.1:1"});
+  EXPECT_EQ(remote_mmproj.code, kExitUsage);
+  EXPECT_NE(remote_mmproj.err.find("offline only"), std::string::npos) << remote_mmproj.err;
   // A config.json with --engine=llama.cpp says what to give instead.
   Result config = RunArgs(
       {"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--engine=llama.cpp"});

@@ -754,18 +754,43 @@ int RunLlamaCppEstimate(const Invocation& inv, const FlagSet& flags) {
     inv.err << "fleetplan estimate: " << path << ": " << file.status().message() << "\n";
     return kExitUsage;
   }
-  if (flags.IsSet("server")) return RunRemoteEstimate(inv, flags, "", &*file);
+  const std::string mmproj_path = flags.GetString("mmproj");
+  if (flags.IsSet("server")) {
+    if (!mmproj_path.empty()) {
+      inv.err << "fleetplan estimate: --mmproj is estimated offline only (the API does not carry "
+                 "an mmproj header yet): drop --server\n";
+      return kExitUsage;
+    }
+    return RunRemoteEstimate(inv, flags, "", &*file);
+  }
   absl::StatusOr<EstimateRequest> req = BuildRequest(flags, estimator::ModelSpec{});
   if (!req.ok()) {
     inv.err << "fleetplan estimate: " << req.status().message() << "\n";
     return kExitUsage;
   }
   req->engine = estimator::Engine::kLlamaCpp;
-  absl::StatusOr<estimator::LlamaCppEstimate> est = estimator::EstimateLlamaCpp(*file, *req);
+  // --mmproj FILE: the vision tower llama-server loads beside the model (its header only).
+  std::optional<estimator::LlamaCppMmproj> mmproj;
+  std::vector<std::string> mmproj_notes;
+  if (!mmproj_path.empty()) {
+    absl::StatusOr<estimator::GgufFile> mm = ReadGgufHeaderFile(mmproj_path);
+    absl::StatusOr<estimator::LlamaCppMmproj> parsed =
+        mm.ok() ? estimator::LlamaCppMmprojFromGguf(*mm, *req, mmproj_notes)
+                : absl::StatusOr<estimator::LlamaCppMmproj>(mm.status());
+    if (!parsed.ok()) {
+      inv.err << "fleetplan estimate: " << mmproj_path << ": " << parsed.status().message() << "\n";
+      return parsed.status().code() == absl::StatusCode::kNotFound ? kExitError : kExitUsage;
+    }
+    mmproj = *parsed;
+  }
+  absl::StatusOr<estimator::LlamaCppEstimate> est =
+      estimator::EstimateLlamaCpp(*file, *req, mmproj ? &*mmproj : nullptr);
   if (!est.ok()) {
     inv.err << "fleetplan estimate: " << est.status().message() << "\n";
     return kExitUsage;
   }
+  est->mmproj_path = mmproj_path;
+  for (std::string& n : mmproj_notes) est->memory.notes.push_back(std::move(n));
   return PrintLlamaCppEstimate(inv, *req, *est, {path, est->architecture, file->parameters}, path);
 }
 
@@ -1104,6 +1129,9 @@ FlagSet EstimateFlags() {
   f.String("catalog-model", "", "with --server: a model from the server's catalog");
   f.String("model", "", "path of a Hugging Face config.json");
   f.String("gguf", "", "a GGUF file (engine llama.cpp; only its header is read)");
+  f.String("mmproj", "",
+           "engine llama.cpp with --gguf: the mmproj GGUF llama-server loads beside it (header "
+           "only)");
   f.Bool("ollama", false,
          "engine llama.cpp: Ollama's defaults (1 slot, context by VRAM) and an `ollama serve` "
          "line");

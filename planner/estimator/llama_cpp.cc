@@ -50,6 +50,16 @@ constexpr int64_t kF32 = 4;
 
 int64_t Pad(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
+// A tensor's bytes in a CUDA buffer: quantized rows padded by a row of 512 elements, the whole
+// tensor aligned to 128 bytes (ggml_backend_cuda_buffer_type_get_alloc_size).
+int64_t GpuAllocBytes(const GgufTensor& t) {
+  int64_t size = t.bytes;
+  if (GgmlTypeIsQuantized(t.type) && t.dims[0] % kMatrixRowPadding != 0) {
+    size += GgmlRowBytes(t.type, kMatrixRowPadding - t.dims[0] % kMatrixRowPadding);
+  }
+  return Pad(size, kCudaAlignment);
+}
+
 // What the graph model needs from the GGUF's metadata.
 struct Arch {
   std::string name;
@@ -366,13 +376,7 @@ Layout Place(const GgufFile& f, const Arch& a, const Resolved& res, int64_t ngl,
   // Weights.
   bool tied = true;
   int64_t embd_bytes = 0;
-  auto gpu_alloc = [](const GgufTensor& t) {
-    int64_t size = t.bytes;
-    if (GgmlTypeIsQuantized(t.type) && t.dims[0] % kMatrixRowPadding != 0) {
-      size += GgmlRowBytes(t.type, kMatrixRowPadding - t.dims[0] % kMatrixRowPadding);
-    }
-    return Pad(size, kCudaAlignment);
-  };
+  auto gpu_alloc = GpuAllocBytes;
   bool output_quantized = false;
   for (const GgufTensor& t : f.tensors) {
     if (t.name == "output.weight") {
@@ -644,15 +648,104 @@ absl::StatusOr<LlamaCppEstimate> EstimateLlamaCpp(const GgufFile& file,
   return out;
 }
 
+namespace {
+
+// clip.cpp's graph for one pass of P tokens (batch 1): per layer the residual and the normed input
+// [d, P] f32 live with the larger of attention (q, k, v [d, P] f32 and, without flash attention,
+// the f32 scores [P, P, heads]; soft_max in place) and the MLP ([inter, P] f32, twice gated); a
+// windowed tower (Qwen2.5-VL) also holds its [P, P] mask (f16 for flash attention).
+int64_t ClipComputeBytes(int64_t P, int64_t D, int64_t F, int64_t h, bool gated, bool windowed,
+                         bool fa) {
+  const int64_t attn = kF32 * P * 3 * D + (fa ? 0 : kF32 * P * P * h);
+  const int64_t ffn = kF32 * P * F * (gated ? 2 : 1);
+  return kF32 * P * 2 * D + std::max(attn, ffn) + (windowed ? (fa ? 2 : 4) * P * P : 0);
+}
+
+absl::Status CheckImage(const LlamaCppConfig& c) {
+  RETURN_IF_ERROR(Range("images", c.images, 0, kMaxSlots));
+  RETURN_IF_ERROR(Range("image_height", c.image_height, 0, int64_t{1} << 16));
+  return Range("image_width", c.image_width, 0, int64_t{1} << 16);
+}
+
+}  // namespace
+
+absl::StatusOr<LlamaCppMmproj> LlamaCppMmprojFromGguf(const GgufFile& f,
+                                                      const EstimateRequest& request,
+                                                      std::vector<std::string>& notes) {
+  const LlamaCppConfig& c = request.llama_cpp;
+  RETURN_IF_ERROR(CheckImage(c));
+  const std::string* arch = Meta(f, "general.architecture");
+  if (arch == nullptr || *arch != "clip") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mmproj: GGUF general.architecture=", arch == nullptr ? "(none)" : *arch,
+                     " is not an mmproj (clip) file"));
+  }
+  ASSIGN_OR_RETURN(const int64_t D, MetaInt(f, "clip.vision.embedding_length", 0));
+  ASSIGN_OR_RETURN(const int64_t F, MetaInt(f, "clip.vision.feed_forward_length", 0));
+  ASSIGN_OR_RETURN(const int64_t h, MetaInt(f, "clip.vision.attention.head_count", 0));
+  ASSIGN_OR_RETURN(const int64_t side, MetaInt(f, "clip.vision.image_size", 0));
+  ASSIGN_OR_RETURN(const int64_t patch, MetaInt(f, "clip.vision.patch_size", 0));
+  if (D <= 0 || D > (int64_t{1} << 20) || F > (int64_t{1} << 20) || h <= 0 || h > 4096 ||
+      patch <= 0 || patch > 4096 || side > (int64_t{1} << 16)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mmproj: clip.vision.embedding_length=", D, ", attention.head_count=", h,
+                     ", patch_size=", patch, ", image_size=", side, " do not describe a tower"));
+  }
+  const std::string* projector = Meta(f, "clip.projector_type");
+  const std::string type = projector == nullptr ? "mlp" : *projector;
+  LlamaCppMmproj out;
+  bool gated = false, cls = false;
+  for (const GgufTensor& t : f.tensors) {
+    out.weights_bytes += GpuAllocBytes(t);
+    gated = gated || t.name == "v.blk.0.ffn_gate.weight";
+    cls = cls || t.name == "v.class_embd";
+  }
+  // Native-resolution projectors run the image at its size (in units of two patches, the merge
+  // of Qwen2-VL and Pixtral-type towers); the rest at clip.vision.image_size.
+  const bool native = type.rfind("qwen2", 0) == 0 || type == "pixtral" || type == "kimivl";
+  int64_t P = 0;
+  if (native) {
+    int64_t height = c.image_height, width = c.image_width;
+    if (height <= 0 || width <= 0) {
+      height = width = 1024;
+      notes.push_back(
+          "mmproj: no image size given (llama_cpp.image_height/image_width); clip's compute "
+          "buffer is counted for one 1024 x 1024 image, and it grows with larger images");
+    }
+    const int64_t unit = 2 * patch;
+    P = ((height + unit - 1) / unit * 2) * ((width + unit - 1) / unit * 2);
+    notes.push_back(absl::StrCat("mmproj: projector ", type, " runs the image at its size (", P,
+                                 " patches, rounded to the merge as its preprocessing does)"));
+  } else {
+    if (side <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mmproj: projector ", type,
+                       " without clip.vision.image_size: its input size is unknown"));
+    }
+    P = (side / patch) * (side / patch) + (cls ? 1 : 0);
+  }
+  if (P <= 0 || P > (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mmproj: ", P, " patches per encoder pass is out of range"));
+  }
+  out.patches = P;
+  const bool fa = c.flash_attn != FlashAttn::kOff;
+  out.compute_bytes = ClipComputeBytes(
+      P, D, F, h, gated, type.find("2.5") != std::string::npos || type == "qwen25vl_merger", fa);
+  notes.push_back(absl::StrCat("mmproj: ", BytesToGiB(out.weights_bytes),
+                               " GiB of weights from the file, clip's compute buffer for ", P,
+                               "-patch passes ", BytesToGiB(out.compute_bytes),
+                               " GiB, on the first GPU"));
+  return out;
+}
+
 absl::StatusOr<LlamaCppMmproj> LlamaCppMmprojFromModel(const ModelSpec& spec,
                                                        const EstimateRequest& request,
                                                        std::vector<std::string>& notes) {
   if (!spec.vision) return absl::InvalidArgumentError("the model has no vision tower");
   const VisionSpec& v = *spec.vision;
   const LlamaCppConfig& c = request.llama_cpp;
-  RETURN_IF_ERROR(Range("images", c.images, 0, kMaxSlots));
-  RETURN_IF_ERROR(Range("image_height", c.image_height, 0, int64_t{1} << 16));
-  RETURN_IF_ERROR(Range("image_width", c.image_width, 0, int64_t{1} << 16));
+  RETURN_IF_ERROR(CheckImage(c));
   LlamaCppMmproj out;
   bool gated = false;
   for (const std::vector<Tensor>* part : {&v.tower, &v.projector}) {
@@ -679,11 +772,7 @@ absl::StatusOr<LlamaCppMmproj> LlamaCppMmprojFromModel(const ModelSpec& spec,
                                                    " px make ", P, " patches per encoder pass"));
   }
   const bool fa = c.flash_attn != FlashAttn::kOff;
-  const int64_t attn = kF32 * P * 3 * D + (fa ? 0 : kF32 * P * P * h);
-  const int64_t ffn = kF32 * P * F * (gated ? 2 : 1);
-  const bool windowed = v.model_type == "qwen2_5_vl";
-  out.compute_bytes =
-      kF32 * P * 2 * D + std::max(attn, ffn) + (windowed ? (fa ? 2 : 4) * P * P : 0);
+  out.compute_bytes = ClipComputeBytes(P, D, F, h, gated, v.model_type == "qwen2_5_vl", fa);
   out.patches = P;
   notes.push_back(
       absl::StrCat("mmproj: the vision tower as convert_hf_to_gguf.py --mmproj writes it (f16), ",

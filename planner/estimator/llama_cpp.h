@@ -87,6 +87,15 @@ absl::StatusOr<LlamaCppMmproj> LlamaCppMmprojFromModel(const ModelSpec& spec,
                                                        const EstimateRequest& request,
                                                        std::vector<std::string>& notes);
 
+// An mmproj GGUF file (general.architecture clip, --mmproj FILE): its weights exact from its
+// tensors, clip's compute buffer by the same rule from clip.vision.* (embedding_length,
+// feed_forward_length, attention.head_count, image_size, patch_size) and clip.projector_type
+// (native-resolution projectors -- qwen2vl/qwen2.5vl mergers, pixtral, kimivl -- at the request's
+// image, the rest at image_size). INVALID_ARGUMENT names the key at fault.
+absl::StatusOr<LlamaCppMmproj> LlamaCppMmprojFromGguf(const GgufFile& mmproj,
+                                                      const EstimateRequest& request,
+                                                      std::vector<std::string>& notes);
+
 // engine=llama.cpp from a config.json: the GGUF llama.cpp's converter and quantizer would write
 // for llama_cpp.file_type (gguf_convert.h) and, for a vision-language model, its mmproj.
 // INVALID_ARGUMENT when file_type is unset (there is no default file type to assume) or the

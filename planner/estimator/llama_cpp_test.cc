@@ -473,5 +473,91 @@ TEST(LlamaCppTest, OllamaDefaults) {
   EXPECT_NE(unified.status().message().find("kv_unified"), std::string::npos);
 }
 
+// An mmproj file (tools/mtmd clip.cpp): weights exact from its tensors in CUDA buffers (128-byte
+// aligned), clip's compute buffer from clip.vision.*: a fixed-size CLIP tower of 112 px in 14-px
+// patches with a class token is 65 tokens a pass; a Qwen2.5-VL merger runs the image at its size
+// in 28-px units. Both on the first GPU, beside the model.
+std::string WriteMmproj(const std::string& projector, bool with_patch = true) {
+  testing::GgufWriter w;
+  w.Str("general.architecture", "clip")
+      .Str("clip.projector_type", projector)
+      .U32("clip.vision.embedding_length", 64)
+      .U32("clip.vision.feed_forward_length", 256)
+      .U32("clip.vision.attention.head_count", 4)
+      .U32("clip.vision.image_size", 112)
+      .U32("clip.vision.block_count", 2);
+  if (with_patch) w.U32("clip.vision.patch_size", 14);
+  w.Tensor("v.class_embd", {64}, testing::kF32)
+      .Tensor("v.patch_embd.weight", {14, 14, 3, 64}, testing::kF16)
+      .Tensor("v.position_embd.weight", {64, 65}, testing::kF32);
+  for (int i = 0; i < 2; ++i) {
+    const std::string b = "v.blk." + std::to_string(i) + ".";
+    for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_out"}) {
+      w.Tensor(b + n + ".weight", {64, 64}, testing::kF16);
+    }
+    w.Tensor(b + "ffn_up.weight", {64, 256}, testing::kF16)
+        .Tensor(b + "ffn_down.weight", {256, 64}, testing::kF16)
+        .Tensor(b + "ln1.weight", {64}, testing::kF32);
+  }
+  w.Tensor("mm.0.weight", {64, 512}, testing::kF16);
+  return w.Build();
+}
+
+TEST(LlamaCppTest, MmprojFileWeightsAndClipBuffer) {
+  auto mm_file = ParseGgufHeader(WriteMmproj("mlp"));
+  ASSERT_TRUE(mm_file.ok()) << mm_file.status();
+  std::vector<std::string> notes;
+  LlamaCppConfig c;
+  c.flash_attn = FlashAttn::kOff;
+  auto mm = LlamaCppMmprojFromGguf(*mm_file, Request(c), notes);
+  ASSERT_TRUE(mm.ok()) << mm.status();
+  auto pad = [](int64_t b) { return (b + 127) / 128 * 128; };
+  const int64_t weights = pad(256) + pad(14 * 14 * 3 * 64 * 2) + pad(64 * 65 * 4) +
+                          2 * (4 * pad(64 * 64 * 2) + 2 * pad(64 * 256 * 2) + pad(256)) +
+                          pad(64 * 512 * 2);
+  EXPECT_EQ(mm->weights_bytes, weights);
+  EXPECT_EQ(mm->patches, 65);
+  const int64_t P = 65;
+  EXPECT_EQ(mm->compute_bytes,
+            4 * P * 2 * 64 + std::max(4 * P * 3 * 64 + 4 * P * P * 4, 4 * P * 256));
+  // Beside the model on the first GPU.
+  const GgufFile model = Parse({});
+  auto without = EstimateLlamaCpp(model, Request(c));
+  auto with = EstimateLlamaCpp(model, Request(c), &*mm);
+  ASSERT_TRUE(without.ok() && with.ok());
+  EXPECT_EQ(with->memory.stages[0].weights_bytes - without->memory.stages[0].weights_bytes,
+            weights);
+  EXPECT_EQ(with->memory.stages[0].activation_peak_bytes -
+                without->memory.stages[0].activation_peak_bytes,
+            mm->compute_bytes);
+  // A native-resolution merger: 682 x 1024 is 25 x 37 units of 28 px, 50 x 74 patches.
+  auto qwen_file = ParseGgufHeader(WriteMmproj("qwen2.5vl_merger"));
+  ASSERT_TRUE(qwen_file.ok());
+  c.image_height = 682;
+  c.image_width = 1024;
+  auto qwen = LlamaCppMmprojFromGguf(*qwen_file, Request(c), notes);
+  ASSERT_TRUE(qwen.ok()) << qwen.status();
+  EXPECT_EQ(qwen->patches, 50 * 74);
+  // Not an mmproj, no patch size: refused by the key.
+  auto text = LlamaCppMmprojFromGguf(model, Request(c), notes);
+  ASSERT_FALSE(text.ok());
+  EXPECT_NE(text.status().message().find("general.architecture=llama"), std::string::npos);
+  auto no_patch = ParseGgufHeader(WriteMmproj("mlp", /*with_patch=*/false));
+  ASSERT_TRUE(no_patch.ok());
+  auto refused = LlamaCppMmprojFromGguf(*no_patch, Request(c), notes);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("patch_size=0"), std::string::npos);
+  // An absurd width is refused before any product could overflow.
+  testing::GgufWriter huge;
+  huge.Str("general.architecture", "clip")
+      .U32("clip.vision.embedding_length", 1u << 31)
+      .U32("clip.vision.attention.head_count", 4)
+      .U32("clip.vision.image_size", 112)
+      .U32("clip.vision.patch_size", 14);
+  auto huge_file = ParseGgufHeader(huge.Build());
+  ASSERT_TRUE(huge_file.ok()) << huge_file.status();
+  EXPECT_FALSE(LlamaCppMmprojFromGguf(*huge_file, Request(c), notes).ok());
+}
+
 }  // namespace
 }  // namespace fleetplan::estimator

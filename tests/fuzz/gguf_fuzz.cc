@@ -1,12 +1,14 @@
 // Fuzz target: a GGUF header (planner/estimator/gguf.h, what `fleetplan gguf` reads) and the KV
 // cache it implies, then llama.cpp's estimate from it (planner/estimator/llama_cpp.h), on one GPU
-// with everything offloaded and on two with --fit choosing the layers. Invariants: no crash or UB;
+// with everything offloaded and on two with --fit choosing the layers, and the same header read as
+// an mmproj (clip) file beside a small model. Invariants: no crash or UB;
 // errors are Status values; an accepted header's byte and element counts are positive and add up;
 // the KV size per token is never negative; an estimate's bytes are never negative and each
 // stage's band holds its point estimate.
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "planner/estimator/gguf.h"
 #include "planner/estimator/llama_cpp.h"
@@ -27,6 +29,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const char* type : {"f16", "q8_0", "q4_0"}) {
     auto kv = estimator::GgufKvCache(*f, type);
     if (kv.ok()) fuzz::Check(kv->bytes_per_token >= 0, "KV bytes per token >= 0");
+  }
+  // The header as an mmproj: refused by key, or sized without a negative byte.
+  std::vector<std::string> notes;
+  estimator::EstimateRequest mr;
+  mr.engine = estimator::Engine::kLlamaCpp;
+  mr.gpu_memory_bytes = int64_t{24} << 30;
+  mr.llama_cpp.image_height = 682;
+  mr.llama_cpp.image_width = 1024;
+  auto mm = estimator::LlamaCppMmprojFromGguf(*f, mr, notes);
+  if (mm.ok()) {
+    fuzz::Check(mm->weights_bytes >= 0 && mm->compute_bytes >= 0 && mm->patches > 0,
+                "mmproj parts >= 0");
   }
   for (int64_t gpus : {1, 2}) {
     estimator::EstimateRequest r;
