@@ -376,7 +376,6 @@ Layout Place(const GgufFile& f, const Arch& a, const Resolved& res, int64_t ngl,
   // Weights.
   bool tied = true;
   int64_t embd_bytes = 0;
-  auto gpu_alloc = GpuAllocBytes;
   bool output_quantized = false;
   for (const GgufTensor& t : f.tensors) {
     if (t.name == "output.weight") {
@@ -384,7 +383,7 @@ Layout Place(const GgufFile& f, const Arch& a, const Resolved& res, int64_t ngl,
       output_quantized = GgmlTypeIsQuantized(t.type);
     }
     if (t.name == "token_embd.weight") {
-      embd_bytes = gpu_alloc(t);
+      embd_bytes = GpuAllocBytes(t);
       if (tied) output_quantized = GgmlTypeIsQuantized(t.type);
     }
     const int64_t il = TensorLayer(t.name, n_layer);
@@ -393,7 +392,7 @@ Layout Place(const GgufFile& f, const Arch& a, const Resolved& res, int64_t ngl,
     if (dev < 0) {
       out.host_bytes += t.bytes;
     } else {
-      out.gpus[static_cast<size_t>(dev)].weights_bytes += gpu_alloc(t);
+      out.gpus[static_cast<size_t>(dev)].weights_bytes += GpuAllocBytes(t);
     }
   }
   // A tied output: llama.cpp loads token_embd again as the output (TENSOR_DUPLICATED).
