@@ -420,6 +420,32 @@ TEST_P(StoreTest, DrainAndDeleteNodeWithPlacements) {
   EXPECT_EQ(store_->DeleteNode("n1", false).code(), absl::StatusCode::kNotFound);
 }
 
+// A model imported from a GGUF header keeps it in gguf_json (config_json empty); exactly one of
+// the two is set, and a list marks such a model with "{}" instead of carrying the header.
+TEST_P(StoreTest, GgufModelKeepsItsHeader) {
+  ModelRecord m = MakeModel("q4");
+  m.config_json.clear();
+  m.gguf_json = R"({"metadata":{"general.architecture":"llama"}})";
+  ASSERT_TRUE(store_->CreateModel(m).ok());
+  auto got = store_->GetModel("q4");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->gguf_json, m.gguf_json);
+  EXPECT_TRUE(got->config_json.empty());
+  auto list = store_->ListModels();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].gguf_json, "{}");
+  ModelRecord both = MakeModel("both");
+  both.gguf_json = m.gguf_json;
+  absl::Status s = store_->CreateModel(both);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("not both"), std::string::npos) << s;
+  ModelRecord none = MakeModel("none");
+  none.config_json.clear();
+  EXPECT_EQ(store_->CreateModel(none).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetModel("both").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_P(StoreTest, ModelsCatalog) {
   ASSERT_TRUE(store_->CreateGpuType(MakeGpuType("H100")).ok());
   ASSERT_TRUE(store_->CreateNode(MakeNode("n1", 2, "H100")).ok());
@@ -439,6 +465,7 @@ TEST_P(StoreTest, ModelsCatalog) {
   ASSERT_EQ(list->size(), 1u);
   EXPECT_TRUE((*list)[0].config_json.empty());  // listing is cheap
   EXPECT_EQ((*list)[0].params, 8'000'000'000);
+  EXPECT_TRUE((*list)[0].gguf_json.empty());
   auto r = Commit("r", {MakePlacement("n1", {0}, kGiB, "llama")});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(store_->DeleteModel("llama").code(), absl::StatusCode::kFailedPrecondition);

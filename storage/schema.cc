@@ -202,6 +202,11 @@ const std::vector<absl::string_view>& Migrations() {
           UPDATE placement_gpus SET released = 1 WHERE placement_id = NEW.id;
         END;
       )sql",
+      // v7: a catalog model imported from a GGUF file's header (llama.cpp) keeps that header as
+      // JSON (fleetplan.v1.GgufModel) in gguf_json, and config_json is empty; exactly one is set.
+      R"sql(
+        ALTER TABLE models ADD COLUMN gguf_json TEXT NOT NULL DEFAULT '';
+      )sql",
   };
   return *kMigrations;
 }
@@ -212,7 +217,8 @@ const std::vector<absl::string_view>& Migrations() {
 // identity ids that are never reused (AUTOINCREMENT), and the v5 triggers in PL/pgSQL. v5 also adds
 // what only a database shared by several servers needs: a GPU's committed bytes can never exceed
 // its type's memory, whatever a server believed (SQLSTATE 23514, FAILED_PRECONDITION), and a
-// NOTIFY on channel fleetplan_fleet whenever the fleet generation moves (storage/postgres_listener.h).
+// NOTIFY on channel fleetplan_fleet whenever the fleet generation moves
+// (storage/postgres_listener.h).
 const std::vector<absl::string_view>& PostgresMigrations() {
   static const auto* const kMigrations = new std::vector<absl::string_view>{
       // v1
@@ -435,6 +441,10 @@ const std::vector<absl::string_view>& PostgresMigrations() {
           END IF;
         END $$;
       )sql",
+      // v7 (see the SQLite v7).
+      R"sql(
+        ALTER TABLE models ADD COLUMN gguf_json TEXT NOT NULL DEFAULT '';
+      )sql",
   };
   return *kMigrations;
 }
@@ -472,7 +482,8 @@ absl::StatusOr<int64_t> MigrateDatabase(Database& db, int64_t target_version) {
   } else {
     RETURN_IF_ERROR(
         db.Exec("CREATE TABLE IF NOT EXISTS fleetplan_schema (version BIGINT NOT NULL)"));
-    ASSIGN_OR_RETURN(version, db.QueryInt("SELECT COALESCE(MAX(version), 0) FROM fleetplan_schema"));
+    ASSIGN_OR_RETURN(version,
+                     db.QueryInt("SELECT COALESCE(MAX(version), 0) FROM fleetplan_schema"));
   }
   if (version > CurrentSchemaVersion()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -494,9 +505,10 @@ absl::StatusOr<int64_t> MigrateDatabase(Database& db, int64_t target_version) {
   if (sqlite) {
     RETURN_IF_ERROR(db.Exec(absl::StrCat("PRAGMA user_version=", result)));
   } else {
-    RETURN_IF_ERROR(db.Exec(absl::StrCat("DELETE FROM fleetplan_schema; INSERT INTO "
-                                         "fleetplan_schema (version) VALUES (",
-                                         result, ")")));
+    RETURN_IF_ERROR(
+        db.Exec(absl::StrCat("DELETE FROM fleetplan_schema; INSERT INTO "
+                             "fleetplan_schema (version) VALUES (",
+                             result, ")")));
   }
   RETURN_IF_ERROR(txn.Commit());
   return result;

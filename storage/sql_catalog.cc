@@ -18,13 +18,13 @@ namespace {
 
 constexpr absl::string_view kInsertModel =
     "INSERT INTO models (name, config_json, quantization, model_type, params, weights_bytes, "
-    "kv_bytes_per_token, created_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "kv_bytes_per_token, created_unix_ms, gguf_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 constexpr absl::string_view kSelectModel =
     "SELECT name, config_json, quantization, model_type, params, weights_bytes, "
-    "kv_bytes_per_token, created_unix_ms FROM models WHERE name = ?1";
+    "kv_bytes_per_token, created_unix_ms, gguf_json FROM models WHERE name = ?1";
 constexpr absl::string_view kSelectModels =
     "SELECT name, '', quantization, model_type, params, weights_bytes, kv_bytes_per_token, "
-    "created_unix_ms FROM models ORDER BY name";
+    "created_unix_ms, CASE WHEN gguf_json = '' THEN '' ELSE '{}' END FROM models ORDER BY name";
 constexpr absl::string_view kDeleteModel = "DELETE FROM models WHERE name = ?1";
 constexpr absl::string_view kCountDeploymentsOfModel =
     "SELECT COUNT(*) FROM deployments WHERE model = ?1";
@@ -68,7 +68,8 @@ absl::Status SqlStore::CreateModel(const ModelRecord& model, const WriteOptions&
         .BindInt(5, model.params)
         .BindInt(6, model.weights_bytes)
         .BindInt(7, model.kv_bytes_per_token)
-        .BindInt(8, Now());
+        .BindInt(8, Now())
+        .BindText(9, model.gguf_json);
     if (absl::Status s = stmt->Run(); !s.ok()) {
       if (s.code() == absl::StatusCode::kAlreadyExists) {
         return absl::AlreadyExistsError(absl::StrCat("model \"", model.name, "\" already exists"));

@@ -112,7 +112,8 @@ placement::ModelRecord ReadModel(const Statement& s) {
                                 .params = s.ColumnInt(4),
                                 .weights_bytes = s.ColumnInt(5),
                                 .kv_bytes_per_token = s.ColumnInt(6),
-                                .created_unix_ms = s.ColumnInt(7)};
+                                .created_unix_ms = s.ColumnInt(7),
+                                .gguf_json = s.ColumnText(8)};
 }
 
 absl::Status FillUsage(Statement& usage, std::vector<Node>& nodes) {
@@ -141,7 +142,8 @@ const std::string& UsageOfNodeRangeSql() {
   static const std::string* const kSql = new std::string(absl::StrCat(
       "SELECT pg.node, pg.idx, p.state, SUM(pg.bytes) FROM placement_gpus pg "
       "JOIN placements p ON p.id = pg.placement_id WHERE pg.node >= ?2 AND pg.node <= ?3 AND ",
-      ActiveRankPredicate("pg", "p"), " GROUP BY pg.node, pg.idx, p.state ORDER BY pg.node, pg.idx"));
+      ActiveRankPredicate("pg", "p"),
+      " GROUP BY pg.node, pg.idx, p.state ORDER BY pg.node, pg.idx"));
   return *kSql;
 }
 

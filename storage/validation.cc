@@ -148,11 +148,17 @@ absl::Status ValidateNode(const Node& n) {
 
 absl::Status ValidateModel(const ModelRecord& model) {
   RETURN_IF_ERROR(ValidateName("model.name", model.name, NameKind::kModel));
-  if (model.config_json.empty() ||
-      static_cast<int64_t>(model.config_json.size()) > limits::kMaxConfigBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("model \"", model.name, "\": config_json is ",
-                                                   model.config_json.size(),
-                                                   " bytes; it must be 1 byte to 16 MiB"));
+  // Exactly one source document: a config.json, or a GGUF header (as JSON).
+  const bool gguf = !model.gguf_json.empty();
+  if (gguf && !model.config_json.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model \"", model.name, "\": give config_json or gguf_json, not both"));
+  }
+  const std::string& document = gguf ? model.gguf_json : model.config_json;
+  if (document.empty() || static_cast<int64_t>(document.size()) > limits::kMaxConfigBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model \"", model.name, "\": ", gguf ? "gguf_json" : "config_json", " is ",
+                     document.size(), " bytes; it must be 1 byte to 16 MiB"));
   }
   if (model.params <= 0 || model.weights_bytes <= 0 || model.kv_bytes_per_token < 0) {
     return absl::InvalidArgumentError(

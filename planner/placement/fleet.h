@@ -66,6 +66,10 @@ struct ModelRecord {
   int64_t weights_bytes = 0;       // unsharded, in the checkpoint's dtype and quantization
   int64_t kv_bytes_per_token = 0;  // unsharded, model dtype
   int64_t created_unix_ms = 0;
+  // A model imported from a GGUF file's header (llama.cpp): that header as JSON
+  // (fleetplan.v1.GgufModel), and config_json is empty. Exactly one of the two is set. A list
+  // (ListModels) carries "{}" here for such a model, not the header.
+  std::string gguf_json;
 };
 
 // A deployment as stored: the model and how many replicas, with the planner's full specification
