@@ -284,8 +284,10 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
     inv.err << "fleetplan estimate: " << engine.status().message() << "\n";
     return kExitUsage;
   }
-  req.set_engine(gguf != nullptr && !flags.IsSet("engine") ? v1::ENGINE_LLAMA_CPP
-                                                           : server::ToProto(*engine));
+  // No --engine: the model's own (llama.cpp for a GGUF, inline or from the catalog; else vllm).
+  req.set_engine(flags.IsSet("engine") ? server::ToProto(*engine)
+                 : gguf != nullptr     ? v1::ENGINE_LLAMA_CPP
+                                       : v1::ENGINE_UNSPECIFIED);
   absl::StatusOr<estimator::LlamaCppConfig> llama = LlamaCppFromFlags(flags);
   if (!llama.ok()) {
     inv.err << "fleetplan estimate: " << llama.status().message() << "\n";

@@ -64,6 +64,13 @@ absl::StatusOr<v1::PlanPlacementRequest> BuildRequest(const FlagSet& f) {
       d->mutable_vllm()->set_gpu_memory_utilization(f.GetDouble("gpu-memory-utilization"));
     }
     d->mutable_vllm()->set_version(f.GetString("vllm-version"));
+    // No --engine: the model's own (llama.cpp for a model imported from a GGUF file, else vllm).
+    if (f.IsSet("engine")) {
+      ASSIGN_OR_RETURN(estimator::Engine engine,
+                       estimator::EngineNames().Parse("--engine", f.GetString("engine")));
+      d->set_engine(server::ToProto(engine));
+    }
+    d->mutable_llama_cpp()->set_file_type(f.GetString("gguf-type"));
   }
   ASSIGN_OR_RETURN(placement::Strategy strategy,
                    placement::StrategyNames().Parse("--strategy", f.GetString("strategy")));
@@ -356,6 +363,12 @@ std::vector<Command> PlanCommands() {
                          "JSON or YAML file: a list of DeploymentSpec objects (or "
                          "{\"deployments\": [...]})");
                 f.String("model", "", "catalog model of a single deployment");
+                f.String("engine", "vllm",
+                         "vllm | sglang | llama.cpp (default: llama.cpp for a GGUF catalog "
+                         "model, else vllm)");
+                f.String("gguf-type", "",
+                         "engine llama.cpp from a config.json: the GGUF file type it is "
+                         "converted to (q4_K_M, q8_0 ...)");
                 f.String("name", "", "deployment name (default: the model)");
                 f.Int("replicas", d.replicas, "replicas");
                 f.Int("concurrency", d.concurrency, "sequences each replica's KV cache holds");

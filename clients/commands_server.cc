@@ -3,6 +3,7 @@
 // Verbs are registered per command (clients/cli.h), not dispatched by string comparisons.
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <ostream>
 
@@ -259,7 +260,9 @@ int ModelsList(const Invocation& inv) {
                                  m.model_type(), static_cast<double>(m.params()) / 1e9,
                                  GiB(m.weights_bytes()),
                                  static_cast<double>(m.kv_bytes_per_token()) / 1024.0,
-                                 m.quantization().empty() ? "-" : m.quantization());
+                                 m.format() == "gguf"       ? "gguf"
+                                 : m.quantization().empty() ? "-"
+                                                            : m.quantization());
     }
   });
 }
@@ -277,19 +280,42 @@ absl::StatusOr<std::string> DefaultModelName(const std::string& file) {
   return name;
 }
 
+// A file that starts with GGUF's magic (a llama.cpp model): only its header is read.
+bool IsGgufFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::string(magic, 4) == "GGUF";
+}
+
 int ModelsImport(const Invocation& inv) {
   const FlagSet& f = inv.flags;
-  auto text = ReadFileText("model config", inv.positional[0]);
-  if (!text.ok()) return ReportError(inv.err, "models import", text.status());
+  const std::string& file = inv.positional[0];
   v1::ImportModelRequest req;
+  if (IsGgufFile(file)) {
+    // The header only (metadata and tensor infos), however large the file; llama-server loads
+    // the file from --gguf-path (default: this file's absolute path) in launch lines.
+    absl::StatusOr<estimator::GgufFile> header = ReadGgufHeaderFile(file);
+    if (!header.ok()) {
+      return ReportError(
+          inv.err, "models import",
+          absl::InvalidArgumentError(absl::StrCat(file, ": ", header.status().message())));
+    }
+    server::ToProto(*header, req.mutable_gguf());
+    const std::string path = f.GetString("gguf-path");
+    req.mutable_gguf()->set_path(
+        path.empty() ? std::filesystem::absolute(file).lexically_normal().string() : path);
+  } else {
+    auto text = ReadFileText("model config", file);
+    if (!text.ok()) return ReportError(inv.err, "models import", text.status());
+    req.set_config_json(*text);
+  }
   std::string name = f.GetString("name");
   if (name.empty()) {
-    auto named = DefaultModelName(inv.positional[0]);
+    auto named = DefaultModelName(file);
     if (!named.ok()) return Usage(inv, "models import", std::string(named.status().message()));
     name = *named;
   }
   req.set_name(name);
-  req.set_config_json(*text);
   req.set_quantization(f.GetString("quantization"));
   req.set_request_id(f.GetString("request-id"));
   req.set_validate_only(f.GetBool("validate-only"));
@@ -299,10 +325,11 @@ int ModelsImport(const Invocation& inv) {
   });
   if (rc != kExitOk) return rc;
   resp.clear_config_json();
+  resp.clear_gguf();
   return Print(inv, resp, [&](const v1::Model& m) {
     inv.out << absl::StrFormat(
-        "%s model %s: %s, %.2fB params, %.2f GiB weights, %.1f KiB KV per token\n",
-        req.validate_only() ? "valid" : "imported", m.name(), m.model_type(),
+        "%s model %s (%s): %s, %.2fB params, %.2f GiB weights, %.1f KiB KV per token\n",
+        req.validate_only() ? "valid" : "imported", m.name(), m.format(), m.model_type(),
         static_cast<double>(m.params()) / 1e9, GiB(m.weights_bytes()),
         static_cast<double>(m.kv_bytes_per_token()) / 1024.0);
     for (const auto& n : m.notes()) inv.out << "note: " << n << "\n";
@@ -317,9 +344,16 @@ int ModelsShow(const Invocation& inv) {
       inv, "models show", [&](auto& stub, auto& ctx) { return stub.GetModel(&ctx, req, &resp); });
   if (rc != kExitOk) return rc;
   return Print(inv, resp, [&](const v1::Model& m) {
-    inv.out << absl::StrFormat("%s: %s, %d params, %d weights bytes, %d KV bytes per token\n%s\n",
+    inv.out << absl::StrFormat("%s: %s, %d params, %d weights bytes, %d KV bytes per token\n",
                                m.name(), m.model_type(), m.params(), m.weights_bytes(),
-                               m.kv_bytes_per_token(), m.config_json());
+                               m.kv_bytes_per_token());
+    if (m.format() == "gguf") {
+      inv.out << absl::StrFormat("GGUF header: %d tensors, %d metadata keys; file %s\n",
+                                 m.gguf().tensors_size(), m.gguf().metadata_size(),
+                                 m.gguf().path().empty() ? "-" : m.gguf().path());
+    } else {
+      inv.out << m.config_json() << "\n";
+    }
   });
 }
 
@@ -575,23 +609,29 @@ std::vector<Command> ServerCommands() {
               .summary = "list pools with their node and GPU counts (server)",
               .make_flags = [] { return ServerFlags("pools", "[--output=table|json]"); },
               .run = RunPools},
-      Command{
-          .name = "models",
-          .summary = "import, list, show or remove catalog models (server)",
-          .make_flags =
-              [] {
-                FlagSet f = ServerFlags(
-                    "models", "import CONFIG.json [--name=N] | list | show NAME | remove NAME");
-                f.String("name", "", "import: model name (default: the file's folder or stem)");
-                f.String("quantization", "", "import: quantization override");
-                f.String("request-id", "", "idempotency key for retries");
-                f.Bool("validate-only", false, "import: check without storing");
-                return f;
-              },
-          .verbs = {{"import", "add a model from its config.json", ModelsImport, 1, "CONFIG.json"},
-                    {"list", "list the catalog", ModelsList},
-                    {"show", "one model with its config.json", ModelsShow, 1, "NAME"},
-                    {"remove", "delete an unplaced model", ModelsRemove, 1, "NAME"}}},
+      Command{.name = "models",
+              .summary = "import, list, show or remove catalog models (server)",
+              .make_flags =
+                  [] {
+                    FlagSet f = ServerFlags(
+                        "models",
+                        "import CONFIG.json|FILE.gguf [--name=N] | list | show NAME | remove NAME");
+                    f.String("name", "", "import: model name (default: the file's folder or stem)");
+                    f.String("quantization", "",
+                             "import: quantization override (config.json only)");
+                    f.String("gguf-path", "",
+                             "import of a GGUF: where llama-server loads the file from (default: "
+                             "its absolute path here)");
+                    f.String("request-id", "", "idempotency key for retries");
+                    f.Bool("validate-only", false, "import: check without storing");
+                    return f;
+                  },
+              .verbs = {{"import",
+                         "add a model from its config.json, or a GGUF file's header (llama.cpp)",
+                         ModelsImport, 1, "CONFIG.json|FILE.gguf"},
+                        {"list", "list the catalog", ModelsList},
+                        {"show", "one model with its config.json", ModelsShow, 1, "NAME"},
+                        {"remove", "delete an unplaced model", ModelsRemove, 1, "NAME"}}},
       Command{.name = "observe",
               .summary = "observed GPU memory (DCGM) against what placements promise, per "
                          "deployment, and the GPUs that disagree (server)",

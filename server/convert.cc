@@ -302,6 +302,14 @@ void ToProto(const placement::ModelRecord& d, v1::Model* p) {
   p->set_weights_bytes(d.weights_bytes);
   p->set_kv_bytes_per_token(d.kv_bytes_per_token);
   p->set_create_time_unix_ms(d.created_unix_ms);
+  p->set_format(d.gguf_json.empty() ? "config.json" : "gguf");
+  // A list carries "{}" for a GGUF model (the header is in GetModel and FULL); the header was
+  // checked when it was imported.
+  if (!d.gguf_json.empty() && d.gguf_json != "{}") {
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    (void)google::protobuf::util::JsonStringToMessage(d.gguf_json, p->mutable_gguf(), options);
+  }
 }
 
 void FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {

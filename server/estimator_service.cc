@@ -1,6 +1,7 @@
 #include "server/estimator_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/inverse.h"
@@ -14,18 +15,19 @@ namespace fleetplan::server {
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
 
-std::shared_ptr<const estimator::ModelSpec> EstimateCache::GetModel(
-    const std::string& name, const std::string& quantization) {
+std::optional<CatalogEntry> EstimateCache::GetModel(const std::string& name,
+                                                    const std::string& quantization) {
   MutexLock lock(&mu_);
   auto it = models_.find(name + '\n' + quantization);
-  if (it == models_.end() || it->second.expires < std::chrono::steady_clock::now()) return nullptr;
+  if (it == models_.end() || it->second.expires < std::chrono::steady_clock::now())
+    return std::nullopt;
   return it->second.value;
 }
 
 void EstimateCache::PutModel(const std::string& name, const std::string& quantization,
-                             std::shared_ptr<const estimator::ModelSpec> spec) {
+                             CatalogEntry entry) {
   MutexLock lock(&mu_);
-  models_[name + '\n' + quantization] = {std::move(spec), std::chrono::steady_clock::now() + ttl_};
+  models_[name + '\n' + quantization] = {std::move(entry), std::chrono::steady_clock::now() + ttl_};
 }
 
 std::optional<int64_t> EstimateCache::GetGpuBytes(const std::string& type) {
@@ -51,21 +53,61 @@ void EstimateCache::Invalidate() {
   gpus_.clear();
 }
 
+absl::StatusOr<CatalogGguf> ParseStoredGguf(const std::string& gguf_json) {
+  v1::GgufModel proto;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;  // a header stored by a newer server
+  if (const auto s = google::protobuf::util::JsonStringToMessage(gguf_json, &proto, options);
+      !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("gguf_json: ", std::string(s.message())));
+  }
+  ASSIGN_OR_RETURN(estimator::GgufFile file, FromProto(proto));
+  return CatalogGguf{std::move(file), proto.path()};
+}
+
+absl::StatusOr<CatalogEntry> CatalogLookup(const ServiceDeps& deps, EstimateCache& cache,
+                                           const std::string& name,
+                                           const std::string& quantization) {
+  if (std::optional<CatalogEntry> cached = cache.GetModel(name, quantization)) return *cached;
+  ASSIGN_OR_RETURN(placement::ModelRecord m, deps.store->GetModel(name));
+  CatalogEntry entry;
+  if (!m.gguf_json.empty()) {
+    absl::StatusOr<CatalogGguf> gguf = ParseStoredGguf(m.gguf_json);
+    if (!gguf.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model \"", m.name, "\": ", gguf.status().message()));
+    }
+    entry.gguf = std::make_shared<const CatalogGguf>(*std::move(gguf));
+  } else {
+    absl::StatusOr<estimator::ModelSpec> parsed = estimator::ParseModelConfig(
+        m.config_json, {.quantization = quantization.empty() ? m.quantization : quantization});
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model \"", m.name, "\": ", parsed.status().message()));
+    }
+    entry.spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
+  }
+  cache.PutModel(name, quantization, entry);
+  return entry;
+}
+
 absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(
     const ServiceDeps& deps, EstimateCache& cache, const std::string& name,
     const std::string& quantization) {
-  std::shared_ptr<const estimator::ModelSpec> spec = cache.GetModel(name, quantization);
-  if (spec != nullptr) return spec;
-  ASSIGN_OR_RETURN(placement::ModelRecord m, deps.store->GetModel(name));
-  absl::StatusOr<estimator::ModelSpec> parsed = estimator::ParseModelConfig(
-      m.config_json, {.quantization = quantization.empty() ? m.quantization : quantization});
-  if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model \"", m.name, "\": ", parsed.status().message()));
+  ASSIGN_OR_RETURN(CatalogEntry entry, CatalogLookup(deps, cache, name, quantization));
+  if (entry.spec == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model \"", name,
+        "\" was imported from a GGUF file (no config.json): engine llama.cpp's Estimate only"));
   }
-  spec = std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
-  cache.PutModel(name, quantization, spec);
-  return spec;
+  return entry.spec;
+}
+
+void UseCatalogModel(const CatalogEntry& model, bool engine_given, placement::DeploymentSpec& d) {
+  if (model.gguf != nullptr && !engine_given) d.engine = estimator::Engine::kLlamaCpp;
+  d.spec = model.spec.get();
+  d.gguf = model.gguf != nullptr ? &model.gguf->file : nullptr;
+  d.gguf_path = model.gguf != nullptr ? model.gguf->path : "";
 }
 
 absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> InlineModel(
@@ -81,19 +123,34 @@ absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> InlineModel(
 absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
     const v1::EstimateRequest& req, bool allow_gguf) {
   std::shared_ptr<const estimator::ModelSpec> spec;
-  std::optional<estimator::GgufFile> gguf;
+  std::shared_ptr<const CatalogGguf> gguf;
+  // A llama.cpp model's slots and context are llama_cpp.n_parallel and n_ctx: Estimate answers.
+  auto refuse_gguf = [](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what,
+        ": a GGUF model (llama.cpp) is answered by Estimate only (its slots and context are "
+        "llama_cpp.n_parallel and n_ctx)"));
+  };
   switch (req.model_case()) {
     case v1::EstimateRequest::kGguf: {
-      if (!allow_gguf) {
-        return absl::InvalidArgumentError(
-            "gguf: a llama.cpp model is answered by Estimate only (its slots and context are "
-            "llama_cpp.n_parallel and n_ctx)");
-      }
-      ASSIGN_OR_RETURN(gguf, FromProto(req.gguf()));
+      if (!allow_gguf) return refuse_gguf("gguf");
+      ASSIGN_OR_RETURN(estimator::GgufFile file, FromProto(req.gguf()));
+      gguf = std::make_shared<const CatalogGguf>(CatalogGguf{std::move(file), req.gguf().path()});
       break;
     }
     case v1::EstimateRequest::kModelName: {
-      ASSIGN_OR_RETURN(spec, CatalogModel(deps_, *cache_, req.model_name(), req.quantization()));
+      ASSIGN_OR_RETURN(CatalogEntry entry,
+                       CatalogLookup(deps_, *cache_, req.model_name(), req.quantization()));
+      if (entry.gguf != nullptr) {
+        if (!allow_gguf) return refuse_gguf(absl::StrCat("model_name \"", req.model_name(), "\""));
+        if (!req.quantization().empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("quantization=\"", req.quantization(), "\": model_name \"",
+                           req.model_name(), "\" is a GGUF file, quantized as its tensors are"));
+        }
+      }
+      spec = std::move(entry.spec);
+      gguf = std::move(entry.gguf);
       break;
     }
     case v1::EstimateRequest::kConfigJson: {
@@ -105,6 +162,17 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
           "model: give model_name (catalog), config_json (inline) or gguf (llama.cpp)");
   }
   ASSIGN_OR_RETURN(estimator::EstimateRequest request, FromProto(req));
+  if (gguf != nullptr && req.engine() == v1::ENGINE_UNSPECIFIED) {
+    request.engine = estimator::Engine::kLlamaCpp;  // what a GGUF file is served by
+  }
+  if (gguf != nullptr && request.engine != estimator::Engine::kLlamaCpp) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "engine=", estimator::EngineName(request.engine),
+        ": a GGUF model is served by engine llama.cpp alone",
+        req.model_case() == v1::EstimateRequest::kModelName
+            ? absl::StrCat(" (model_name \"", req.model_name(), "\" was imported from one)")
+            : ""));
+  }
   switch (req.gpu_case()) {
     case v1::EstimateRequest::kGpuType: {
       request.gpu_name = req.gpu_type();
@@ -151,11 +219,15 @@ ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,
                                                    v1::EstimateResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(*req, /*allow_gguf=*/true));
-    if (r.gguf.has_value()) {
+    if (r.gguf != nullptr) {  // a GGUF header, inline or from the catalog
       ASSIGN_OR_RETURN(estimator::LlamaCppEstimate e,
-                       estimator::EstimateLlamaCpp(*r.gguf, r.request));
-      ToProto(e.memory, r.gguf->parameters, resp);
-      resp->set_launch_command(estimator::LlamaServerCommand(req->gguf().path(), e));
+                       estimator::EstimateLlamaCpp(r.gguf->file, r.request));
+      ToProto(e.memory, r.gguf->file.parameters, resp);
+      std::string path = r.gguf->path;
+      if (path.empty() && req->model_case() == v1::EstimateRequest::kModelName) {
+        path = absl::StrCat(req->model_name(), ".gguf");
+      }
+      resp->set_launch_command(estimator::LlamaServerCommand(path, e));
       return absl::OkStatus();
     }
     if (r.request.engine == estimator::Engine::kLlamaCpp) {

@@ -14,9 +14,24 @@
 #include "planner/common/mutex.h"
 #include "planner/estimator/estimator.h"
 #include "planner/estimator/gguf.h"
+#include "planner/placement/plan.h"
 #include "server/handler.h"
 
 namespace fleetplan::server {
+
+// A catalog model imported from a GGUF file's header (engine llama.cpp): the header as the
+// estimator reads it, and the file llama-server loads (for launch lines; may be empty).
+struct CatalogGguf {
+  estimator::GgufFile file;
+  std::string path;
+};
+
+// A catalog model as the estimator reads it: exactly one of a parsed config.json (spec) and a
+// GGUF header (gguf).
+struct CatalogEntry {
+  std::shared_ptr<const estimator::ModelSpec> spec;
+  std::shared_ptr<const CatalogGguf> gguf;
+};
 
 // Parsed catalog models and registered GPU sizes, so an Estimate costs microseconds rather than a
 // store read and a JSON parse. Entries live `ttl` (a model deleted and re-imported by another
@@ -25,10 +40,8 @@ namespace fleetplan::server {
 class EstimateCache {
  public:
   explicit EstimateCache(std::chrono::milliseconds ttl) : ttl_(ttl) {}
-  std::shared_ptr<const estimator::ModelSpec> GetModel(const std::string& name,
-                                                       const std::string& quantization);
-  void PutModel(const std::string& name, const std::string& quantization,
-                std::shared_ptr<const estimator::ModelSpec> spec);
+  std::optional<CatalogEntry> GetModel(const std::string& name, const std::string& quantization);
+  void PutModel(const std::string& name, const std::string& quantization, CatalogEntry entry);
   std::optional<int64_t> GetGpuBytes(const std::string& type);
   void PutGpuBytes(const std::string& type, int64_t bytes);
   void Invalidate();
@@ -41,15 +54,27 @@ class EstimateCache {
   };
   const std::chrono::milliseconds ttl_;
   Mutex mu_;
-  std::map<std::string, Entry<std::shared_ptr<const estimator::ModelSpec>>> models_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Entry<CatalogEntry>> models_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Entry<int64_t>> gpus_ ABSL_GUARDED_BY(mu_);
 };
 
 // A catalog model parsed (through `cache`): NOT_FOUND when the catalog lacks it.
+absl::StatusOr<CatalogEntry> CatalogLookup(const ServiceDeps& deps, EstimateCache& cache,
+                                           const std::string& name,
+                                           const std::string& quantization);
+// The same for a caller that needs a config.json: a GGUF model is INVALID_ARGUMENT naming it
+// (engine llama.cpp only).
 absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> CatalogModel(
     const ServiceDeps& deps, EstimateCache& cache, const std::string& name,
     const std::string& quantization);
+
+// A stored GGUF header (ModelRecord.gguf_json) as the estimator reads it, checked as an
+// EstimateRequest.gguf is.
+absl::StatusOr<CatalogGguf> ParseStoredGguf(const std::string& gguf_json);
+
+// `d` planned on `model`: its config's spec, or its GGUF header (engine llama.cpp, which a
+// deployment that names no engine, `engine_given` false, gets). `model` must outlive the planning.
+void UseCatalogModel(const CatalogEntry& model, bool engine_given, placement::DeploymentSpec& d);
 
 // An inline config.json parsed: INVALID_ARGUMENT naming config_json when it does not parse.
 absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> InlineModel(
@@ -73,7 +98,8 @@ class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService 
  private:
   struct Resolved {
     std::shared_ptr<const estimator::ModelSpec> spec;  // null for a GGUF model
-    std::optional<estimator::GgufFile> gguf;           // EstimateRequest.gguf (llama.cpp)
+    // EstimateRequest.gguf, or a GGUF catalog model (llama.cpp)
+    std::shared_ptr<const CatalogGguf> gguf;
     std::shared_ptr<const estimator::ModelSpec>
         draft;  // vllm.draft_config_json; request points at it
     estimator::EstimateRequest request;

@@ -29,7 +29,7 @@ namespace {
 constexpr int64_t kMaxReserveTtlMs = int64_t{24} * 3600 * 1000;
 
 struct Resolved {
-  std::vector<std::shared_ptr<const estimator::ModelSpec>> specs;  // keep alive during planning
+  std::vector<CatalogEntry> models;  // keep alive during planning
   placement::PlacementRequest request;
 };
 
@@ -39,13 +39,13 @@ absl::StatusOr<Resolved> ResolveDeployments(
   Resolved out;
   for (int i = 0; i < in.size(); ++i) {
     ASSIGN_OR_RETURN(placement::DeploymentSpec d, FromProto(in[i], static_cast<size_t>(i)));
-    auto spec = CatalogModel(deps, cache, d.model, "");
-    if (!spec.ok()) {
-      return absl::Status(spec.status().code(), absl::StrCat("deployments[", i, "] \"", d.name,
-                                                             "\": ", spec.status().message()));
+    absl::StatusOr<CatalogEntry> model = CatalogLookup(deps, cache, d.model, "");
+    if (!model.ok()) {
+      return absl::Status(model.status().code(), absl::StrCat("deployments[", i, "] \"", d.name,
+                                                              "\": ", model.status().message()));
     }
-    d.spec = spec->get();
-    out.specs.push_back(*std::move(spec));
+    UseCatalogModel(*model, in[i].engine() != v1::ENGINE_UNSPECIFIED, d);
+    out.models.push_back(*std::move(model));
     out.request.deployments.push_back(std::move(d));
   }
   return out;
@@ -318,18 +318,18 @@ ServerUnaryReactor* PlannerServiceImpl::Recommend(CallbackServerContext* c,
     }
     ASSIGN_OR_RETURN(placement::DeploymentSpec d, FromProto(in, std::string("deployment")));
     if (!in.has_max_tp()) d.max_tp = gpus_per_node;
-    std::shared_ptr<const estimator::ModelSpec> spec;
+    CatalogEntry model;
     if (!req->config_json().empty()) {
-      ASSIGN_OR_RETURN(spec, InlineModel(req->config_json(), req->quantization()));
+      ASSIGN_OR_RETURN(model.spec, InlineModel(req->config_json(), req->quantization()));
     } else {
-      auto found = CatalogModel(deps_, *cache_, d.model, req->quantization());
+      auto found = CatalogLookup(deps_, *cache_, d.model, req->quantization());
       if (!found.ok()) {
         return absl::Status(found.status().code(),
                             absl::StrCat("deployment.model: ", found.status().message()));
       }
-      spec = *std::move(found);
+      model = *std::move(found);
     }
-    d.spec = spec.get();
+    UseCatalogModel(model, in.engine() != v1::ENGINE_UNSPECIFIED, d);
     std::vector<std::string> notes;
     ASSIGN_OR_RETURN(std::vector<placement::GpuType> types, RecommendTypes(deps_, *req, &notes));
     // The checks PlanPlacement runs (names, workload, engine fields, unverified models), against
@@ -349,9 +349,13 @@ ServerUnaryReactor* PlannerServiceImpl::Recommend(CallbackServerContext* c,
       r.configurations.resize(static_cast<size_t>(req->limit()));
     }
     ToProto(r, resp);
-    resp->set_params(spec->num_params());
-    resp->set_unverified(spec->unverified());
-    for (const std::string& n : spec->notes) resp->add_notes(n);
+    if (model.spec != nullptr) {
+      resp->set_params(model.spec->num_params());
+      resp->set_unverified(model.spec->unverified());
+      for (const std::string& n : model.spec->notes) resp->add_notes(n);
+    } else {
+      resp->set_params(model.gguf->file.parameters);
+    }
     for (const std::string& n : notes) resp->add_notes(n);
     return absl::OkStatus();
   });

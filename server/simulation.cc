@@ -28,7 +28,7 @@ absl::StatusOr<placement::FailureImpact> SimulateOnFleet(const ServiceDeps& deps
       if (failed.count(r.gpu.node) > 0) wanted.insert(p.deployment);
     }
   }
-  std::vector<std::shared_ptr<const estimator::ModelSpec>> keep;  // alive while planning
+  std::vector<CatalogEntry> keep;  // alive while planning
   std::map<std::string, placement::DeploymentSpec> specs;
   for (const placement::DeploymentRecord& record : records) {
     if (wanted.count(record.name) == 0) continue;
@@ -37,9 +37,9 @@ absl::StatusOr<placement::FailureImpact> SimulateOnFleet(const ServiceDeps& deps
     if (!proto.has_spec()) continue;
     absl::StatusOr<placement::DeploymentSpec> d = FromProto(proto.spec(), 0);
     if (!d.ok()) continue;
-    auto model = CatalogModel(deps, cache, d->model, "");
+    absl::StatusOr<CatalogEntry> model = CatalogLookup(deps, cache, d->model, "");
     if (!model.ok()) continue;
-    d->spec = model->get();
+    UseCatalogModel(*model, proto.spec().engine() != v1::ENGINE_UNSPECIFIED, *d);
     keep.push_back(*std::move(model));
     specs[record.name] = *std::move(d);
   }

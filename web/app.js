@@ -506,7 +506,9 @@ async function renderCatalog() {
   await loadCatalog();
   fill($('models'), table(['Name', 'Type', 'Parameters', 'Weights GiB', 'KV bytes/token', 'Quantization', 'Verified'],
     catalog.map((m) => [m.name, m.modelType, (num(m.params) / 1e9).toFixed(2) + ' B', gib(m.weightsBytes),
-      num(m.kvBytesPerToken).toLocaleString('en-US'), m.quantization || '–', m.unverified ? 'no' : 'yes']), {id: 'models-table'}));
+      num(m.kvBytesPerToken).toLocaleString('en-US'),
+      m.format === 'gguf' ? 'GGUF file (llama.cpp)' : (m.quantization || '–'), m.unverified ? 'no' : 'yes']),
+    {id: 'models-table'}));
   renderNodes();
 }
 

@@ -43,8 +43,10 @@ Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int
   if (d.engine == estimator::Engine::kLlamaCpp) {
     // One llama-server over `tp` GPUs of one node, its layers split over them (-sm layer); each
     // GPU reserves the fullest one's high end (the first holds the mmproj, the last the output).
+    // A GGUF catalog model: its own header; a config: the GGUF it converts to.
     absl::StatusOr<estimator::LlamaCppEstimate> est =
-        estimator::EstimateLlamaCppFromModel(*d.spec, req, converted);
+        d.gguf != nullptr ? estimator::EstimateLlamaCpp(*d.gguf, req)
+                          : estimator::EstimateLlamaCppFromModel(*d.spec, req, converted);
     if (!est.ok()) return Evaluated{std::nullopt, true, std::string(est.status().message())};
     if (!est->memory.fits) return Evaluated{std::nullopt, false, est->memory.reason};
     if (est->mmproj) est->mmproj_path = absl::StrCat("mmproj-", d.model, "-f16.gguf");
@@ -54,7 +56,9 @@ Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int
     c.kv_tokens = est->memory.kv_cache_tokens_low;
     c.host_bytes = est->memory.host_bytes;
     c.launch_command = estimator::LlamaServerCommand(
-        absl::StrCat(d.model, "-", d.llama_cpp.file_type, ".gguf"), *est);
+        d.gguf != nullptr ? (d.gguf_path.empty() ? absl::StrCat(d.model, ".gguf") : d.gguf_path)
+                          : absl::StrCat(d.model, "-", d.llama_cpp.file_type, ".gguf"),
+        *est);
     return Evaluated{std::move(c), false, ""};
   }
   if (d.engine == estimator::Engine::kSglang) {
@@ -81,6 +85,13 @@ Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int
 
 }  // namespace
 
+int64_t ModelLayers(const DeploymentSpec& d) {
+  if (d.spec != nullptr) return d.spec->num_layers;
+  if (d.gguf == nullptr) return 0;
+  absl::StatusOr<estimator::GgufKv> kv = estimator::GgufKvCache(*d.gguf, "f16");
+  return kv.ok() ? kv->layers : 0;  // the estimate names the missing key
+}
+
 estimator::EstimateRequest VllmRequestFor(const DeploymentSpec& d, const GpuType& type, int64_t tp,
                                           int64_t pp, int64_t ep) {
   estimator::EstimateRequest req;
@@ -96,7 +107,7 @@ estimator::EstimateRequest VllmRequestFor(const DeploymentSpec& d, const GpuType
     // llama.cpp's GPUs are a layer split: parallelism.pp counts them (llama_cpp.h). A plan puts
     // every layer on them unless the deployment pins -ngl.
     req.parallelism = {.tp = 1, .pp = tp, .ep = 1};
-    if (req.llama_cpp.n_gpu_layers < 0) req.llama_cpp.n_gpu_layers = d.spec->num_layers + 1;
+    if (req.llama_cpp.n_gpu_layers < 0) req.llama_cpp.n_gpu_layers = ModelLayers(d) + 1;
   }
   req.concurrency = d.concurrency;
   req.context_tokens = d.context_tokens;
@@ -128,7 +139,7 @@ TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
   std::string invalid, unfit;
   // llama.cpp: the config's GGUF, converted once for every GPU count.
   std::optional<absl::StatusOr<estimator::GgufFile>> converted;
-  if (d.engine == estimator::Engine::kLlamaCpp) {
+  if (d.engine == estimator::Engine::kLlamaCpp && d.gguf == nullptr) {
     converted = estimator::LlamaCppConvert(*d.spec, VllmRequestFor(d, type, 1, 1, 1));
     if (!converted->ok()) {
       out.shortfall = Shortfall{.kind = Shortfall::Kind::kInvalid,
@@ -142,9 +153,10 @@ TypeCandidates CandidatesOnType(const DeploymentSpec& d, const GpuType& type,
   const estimator::GgufFile* gguf = converted ? &**converted : nullptr;
   for (int64_t tp = 1; tp <= d.max_tp; tp *= 2) {
     const bool llama = d.engine == estimator::Engine::kLlamaCpp;  // one node: no pp, no ep
-    for (int64_t pp = 1; pp <= (llama ? 1 : d.max_pp) && pp <= d.spec->num_layers; ++pp) {
+    for (int64_t pp = 1; pp <= (llama ? 1 : d.max_pp) && pp <= std::max<int64_t>(ModelLayers(d), 1);
+         ++pp) {
       std::vector<int64_t> eps = {1};
-      if (d.spec->is_moe() && tp > 1 && !llama) eps.push_back(tp);
+      if (!llama && d.spec->is_moe() && tp > 1) eps.push_back(tp);
       for (int64_t ep : eps) {
         Evaluated e = Evaluate(d, type, tp, pp, ep, gguf);
         if (!e.candidate) {

@@ -32,6 +32,9 @@ struct Candidate {
   int64_t host_bytes = 0;  // llama.cpp: the node's host memory the replica takes
 };
 
+// The model's transformer blocks: its config's, or its GGUF header's block_count (0 when absent).
+int64_t ModelLayers(const DeploymentSpec& d);
+
 // The estimator request of `d` at one parallelism on `type`.
 estimator::EstimateRequest VllmRequestFor(const DeploymentSpec& d, const GpuType& type, int64_t tp,
                                           int64_t pp, int64_t ep);

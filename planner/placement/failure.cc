@@ -105,7 +105,7 @@ absl::StatusOr<FailureImpact> SimulateFailure(const FleetSnapshot& snapshot,
   std::vector<const std::vector<const Placement*>*> order;
   for (const auto& [name, list] : displaced) {
     auto spec = specs.find(name);
-    if (spec == specs.end() || spec->second.spec == nullptr) {
+    if (spec == specs.end() || (spec->second.spec == nullptr && spec->second.gguf == nullptr)) {
       for (size_t i = 0; i < list.size(); ++i) impact.without_spec.push_back(name);
       continue;
     }

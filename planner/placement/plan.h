@@ -15,6 +15,7 @@
 #include "planner/common/names.h"
 #include "planner/common/risk.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/gguf.h"
 #include "planner/estimator/model_spec.h"
 #include "planner/placement/fleet.h"
 
@@ -28,6 +29,11 @@ struct DeploymentSpec {
   std::string name;
   std::string model;                           // catalog name (what `vllm serve` loads)
   const estimator::ModelSpec* spec = nullptr;  // resolved by the caller; must outlive the call
+  // Or, for a catalog model imported from a GGUF file's header (engine llama.cpp only), that
+  // header (spec is then null): its weights are the file's tensors. gguf_path is the file
+  // llama-server loads (the launch line's -m).
+  const estimator::GgufFile* gguf = nullptr;
+  std::string gguf_path;
   // The serving engine: vllm (default) or sglang; each is planned by its own memory rule and
   // launched by its own command line.
   estimator::Engine engine = estimator::Engine::kVllm;

@@ -12,6 +12,7 @@
 #include "planner/common/limits.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
+#include "planner/estimator/llama_cpp.h"
 #include "planner/placement/candidates.h"
 #include "planner/placement/filters.h"
 #include "planner/placement/packing.h"
@@ -36,11 +37,18 @@ absl::Status ValidateDeployment(const FleetSnapshot& s, const DeploymentSpec& d,
     }
     return absl::OkStatus();
   };
-  if (d.spec == nullptr)
+  if (d.spec == nullptr && d.gguf == nullptr)
     return absl::InvalidArgumentError(absl::StrCat(where, ": model is not resolved"));
+  // A GGUF file is what llama.cpp loads; no other engine serves it.
+  if (d.gguf != nullptr && d.engine != estimator::Engine::kLlamaCpp) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": model \"", d.model, "\" was imported from a GGUF file: engine=",
+                     estimator::EngineName(d.engine), " cannot serve it (engine llama.cpp only)"));
+  }
   // A model the estimator did not fully understand gets no placement on its numbers unless the
-  // deployment accepts the risk: an under-estimate is an OOM on a real GPU.
-  if (d.spec->unverified() && !d.allow_unverified) {
+  // deployment accepts the risk: an under-estimate is an OOM on a real GPU. (A GGUF header is
+  // read by the same rules as llama.cpp's loader: an architecture it does not know is refused.)
+  if (d.spec != nullptr && d.spec->unverified() && !d.allow_unverified) {
     std::string why =
         d.spec->generic_fallback
             ? absl::StrCat("model_type \"", d.spec->model_type, "\" is not a known family")
@@ -79,10 +87,12 @@ absl::Status ValidateDeployment(const FleetSnapshot& s, const DeploymentSpec& d,
   }
   // The engine fields (max_model_len, block size, utilization ...): the estimator's own checks.
   GpuType probe{.name = "validation", .memory_bytes = kValidationGpuBytes};
-  absl::StatusOr<estimator::MemoryEstimate> e =
-      estimator::Estimate(*d.spec, VllmRequestFor(d, probe, 1, 1, 1));
-  if (!e.ok()) {
-    return absl::Status(e.status().code(), absl::StrCat(where, ": ", e.status().message()));
+  const absl::Status checked =
+      d.gguf != nullptr
+          ? estimator::EstimateLlamaCpp(*d.gguf, VllmRequestFor(d, probe, 1, 1, 1)).status()
+          : estimator::Estimate(*d.spec, VllmRequestFor(d, probe, 1, 1, 1)).status();
+  if (!checked.ok()) {
+    return absl::Status(checked.code(), absl::StrCat(where, ": ", checked.message()));
   }
   return absl::OkStatus();
 }

@@ -733,6 +733,145 @@ TEST_F(ApiTest, EstimateLlamaCppFromCatalogConfig) {
   EXPECT_NE(s.error_message().find("llama_cpp.file_type"), std::string::npos) << s.error_message();
 }
 
+// A GGUF file's header imported into the catalog (ImportModelRequest.gguf): its weights are the
+// file's tensors, exact; Estimate by model_name answers with llama.cpp's rules (the engine a GGUF
+// file is served by) and launches the imported path; other engines, the inverse queries and a
+// quantization override are refused by name; an mmproj or a header llama.cpp cannot size is
+// refused at import; list and get say format "gguf", get carries the header.
+TEST_F(ApiTest, GgufCatalogModel) {
+  estimator::testing::TestModel tm;
+  tm.layers = 6;
+  auto header = estimator::ParseGgufHeader(estimator::testing::WriteModel(tm));
+  ASSERT_TRUE(header.ok()) << header.status();
+  auto import = [&](const std::string& name, const estimator::GgufFile& file,
+                    v1::Model* out = nullptr, const std::string& config = "",
+                    const std::string& quantization = "") {
+    grpc::ClientContext ctx;
+    Auth(ctx);
+    v1::ImportModelRequest req;
+    req.set_name(name);
+    server::ToProto(file, req.mutable_gguf());
+    req.mutable_gguf()->set_path("/models/tiny-Q4_K_M.gguf");
+    req.set_config_json(config);
+    req.set_quantization(quantization);
+    v1::Model resp;
+    grpc::Status s = catalog_->ImportModel(&ctx, req, &resp);
+    if (out != nullptr) *out = resp;
+    return s;
+  };
+  v1::Model imported;
+  grpc::Status s = import("tiny-q4", *header, &imported);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(imported.format(), "gguf");
+  EXPECT_EQ(imported.model_type(), "llama");
+  EXPECT_EQ(imported.weights_bytes(), header->weights_bytes);
+  EXPECT_EQ(imported.params(), header->parameters);
+  auto kv = estimator::GgufKvCache(*header, "f16");
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ(imported.kv_bytes_per_token(), kv->bytes_per_token);
+  EXPECT_EQ(imported.gguf().tensors_size(), 0) << "the caller has the header";
+
+  v1::EstimateRequest req;
+  req.set_model_name("tiny-q4");
+  req.set_gpu_memory_bytes(int64_t{24} << 30);
+  req.mutable_llama_cpp()->set_n_ctx(4096);
+  req.mutable_llama_cpp()->set_n_parallel(2);
+  v1::EstimateResponse resp;
+  {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    s = estimator_->Estimate(&ctx, req, &resp);
+  }
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kLlamaCpp,
+                                     .gpu_memory_bytes = int64_t{24} << 30};
+  offline.llama_cpp.n_ctx = 4096;
+  offline.llama_cpp.n_parallel = 2;
+  auto expect = estimator::EstimateLlamaCpp(*header, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  EXPECT_EQ(resp.max_high_bytes(), expect->memory.max_high_bytes);
+  ASSERT_EQ(resp.stages_size(), 1);
+  EXPECT_EQ(resp.stages(0).kv_cache_bytes(), expect->memory.stages[0].kv_cache_bytes);
+  EXPECT_EQ(
+      resp.launch_command().rfind("llama-server -m /models/tiny-Q4_K_M.gguf -c 4096 -np 2", 0), 0u)
+      << resp.launch_command();
+
+  auto refused = [&](v1::EstimateRequest r, const std::string& needle) {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    v1::EstimateResponse ignored;
+    grpc::Status got = estimator_->Estimate(&ctx, r, &ignored);
+    EXPECT_EQ(got.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << needle;
+    EXPECT_NE(got.error_message().find(needle), std::string::npos) << got.error_message();
+  };
+  v1::EstimateRequest vllm = req;
+  vllm.set_engine(v1::ENGINE_VLLM);
+  refused(vllm, "engine=vllm: a GGUF model is served by engine llama.cpp alone");
+  v1::EstimateRequest quant = req;
+  quant.set_quantization("awq");
+  refused(quant, "quantization=\"awq\"");
+  {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    v1::MaxConcurrencyRequest mc;
+    *mc.mutable_base() = req;
+    mc.set_context_tokens(1024);
+    v1::MaxConcurrencyResponse ignored;
+    grpc::Status got = estimator_->MaxConcurrency(&ctx, mc, &ignored);
+    EXPECT_EQ(got.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(got.error_message().find("model_name \"tiny-q4\": a GGUF model"), std::string::npos)
+        << got.error_message();
+  }
+
+  {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    v1::GetModelRequest get;
+    get.set_name("tiny-q4");
+    v1::Model m;
+    ASSERT_TRUE(catalog_->GetModel(&ctx, get, &m).ok());
+    EXPECT_EQ(m.format(), "gguf");
+    EXPECT_EQ(m.gguf().tensors_size(), static_cast<int>(header->tensors.size()));
+    EXPECT_EQ(m.gguf().path(), "/models/tiny-Q4_K_M.gguf");
+    EXPECT_TRUE(m.config_json().empty());
+  }
+  {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    v1::ListModelsRequest list;
+    v1::ListModelsResponse models;
+    ASSERT_TRUE(catalog_->ListModels(&ctx, list, &models).ok());
+    ASSERT_EQ(models.models_size(), 1);
+    EXPECT_EQ(models.models(0).format(), "gguf");
+    EXPECT_EQ(models.models(0).gguf().tensors_size(), 0) << "BASIC carries no header";
+  }
+
+  // Refused at import, naming what is wrong; nothing is stored.
+  auto import_refused = [&](grpc::Status got, const std::string& needle) {
+    EXPECT_EQ(got.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << needle;
+    EXPECT_NE(got.error_message().find(needle), std::string::npos) << got.error_message();
+  };
+  import_refused(import("both", *header, nullptr, R"({"model_type": "llama"})"), "not both");
+  import_refused(import("quant", *header, nullptr, "", "awq"), "quantization=\"awq\"");
+  estimator::GgufFile clip = *header;
+  clip.metadata["general.architecture"] = "clip";
+  import_refused(import("proj", clip), "mmproj");
+  estimator::GgufFile unsized = *header;
+  unsized.metadata.erase("llama.block_count");
+  import_refused(import("unsized", unsized), "block_count");
+  estimator::GgufFile bad_type = *header;
+  bad_type.tensors[1].type = 999;
+  import_refused(import("badtype", bad_type), bad_type.tensors[1].name);
+  for (const char* name : {"both", "quant", "proj", "unsized", "badtype"}) {
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    v1::GetModelRequest get;
+    get.set_name(name);
+    v1::Model m;
+    EXPECT_EQ(catalog_->GetModel(&ctx, get, &m).error_code(), grpc::StatusCode::NOT_FOUND) << name;
+  }
+}
+
 // vLLM with a draft model through the API (vllm.draft_config_json) and with LoRA slots: the
 // offline numbers; a bad draft config is named.
 TEST_F(ApiTest, EstimateWithDraftAndLora) {

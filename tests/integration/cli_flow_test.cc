@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "planner/estimator/testing/gguf_writer.h"
 #include "tests/testing/subprocess.h"
 
 namespace fleetplan {
@@ -28,7 +29,8 @@ class CliFlowTest : public ::testing::Test {
     std::ofstream(dir_ + "/writer") << "writer-token-0123456789abcdef\n";
     std::ofstream(dir_ + "/reader") << "reader-token-0123456789abcdef\n";
     server_ = testing::Process::Start(
-        {FLEETPLAND_PATH, "--listen=127.0.0.1:0", "--metrics_listen=", "--http_listen=", "--db=" + dir_ + "/fleet.db",
+        {FLEETPLAND_PATH, "--listen=127.0.0.1:0",
+         "--metrics_listen=", "--http_listen=", "--db=" + dir_ + "/fleet.db",
          "--port_file=" + dir_ + "/port", "--auth_tokens_file=" + dir_ + "/tokens"},
         dir_ + "/server.log");
     ASSERT_TRUE(server_.has_value());
@@ -196,6 +198,62 @@ TEST_F(CliFlowTest, AuthErrorsFromTheCli) {
 
 namespace fleetplan {
 namespace {
+
+// A GGUF file into the catalog through the CLI: only its header is read (the file here is a
+// header with no tensor data, as a multi-GB file's first megabytes are); list and show say it is
+// a GGUF, estimate --catalog-model answers with llama.cpp's numbers and the imported path, and
+// plan places it as llama-server without being told the engine.
+TEST_F(CliFlowTest, GgufModelImportEstimatePlan) {
+  const std::string file = dir_ + "/tiny-Q4_K_M.gguf";
+  estimator::testing::TestModel tm;
+  tm.layers = 6;
+  { std::ofstream(file, std::ios::binary) << estimator::testing::WriteModel(tm); }
+  ASSERT_EQ(Cli({"gpu-types", "add", "--name=L4", "--memory-bytes=23580639232"}).exit_code, 0);
+  ASSERT_EQ(
+      Cli({"nodes", "add", "--name=edge1", "--pool=edge", "--gpus=1", "--gpu-type=L4"}).exit_code,
+      0);
+  ProcessResult imported = Cli({"models", "import", file, "--gguf-path=/srv/tiny-Q4_K_M.gguf"});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_NE(imported.out.find("imported model tiny-Q4_K_M (gguf): llama"), std::string::npos)
+      << imported.out;
+  ProcessResult list = Cli({"models", "list"}, "reader");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("gguf"), std::string::npos) << list.out;
+  ProcessResult show = Cli({"models", "show", "tiny-Q4_K_M"}, "reader");
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("GGUF header: " + std::to_string(3 + 9 * tm.layers) + " tensors"),
+            std::string::npos)
+      << show.out;
+  EXPECT_NE(show.out.find("/srv/tiny-Q4_K_M.gguf"), std::string::npos) << show.out;
+
+  ProcessResult est = Cli({"estimate", "--catalog-model=tiny-Q4_K_M", "--gpu=L4", "--context=2048",
+                           "--concurrency=2", "--output=json"},
+                          "reader");
+  ASSERT_EQ(est.exit_code, 0) << est.err;
+  auto j = nlohmann::json::parse(est.out);
+  EXPECT_EQ(j["launch_command"], "llama-server -m /srv/tiny-Q4_K_M.gguf -c 4096 -np 2 -ngl 7");
+  ProcessResult vllm =
+      Cli({"estimate", "--catalog-model=tiny-Q4_K_M", "--gpu=L4", "--engine=vllm"}, "reader");
+  EXPECT_NE(vllm.exit_code, 0);
+  EXPECT_NE(vllm.err.find("engine llama.cpp alone"), std::string::npos) << vllm.err;
+
+  ProcessResult plan =
+      Cli({"plan", "--model=tiny-Q4_K_M", "--concurrency=2", "--context=2048", "--output=json"});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err << plan.out;
+  auto pj = nlohmann::json::parse(plan.out);
+  ASSERT_EQ(pj["replicas"].size(), 1u) << plan.out;
+  EXPECT_EQ(pj["replicas"][0]["launch_command"].get<std::string>().rfind(
+                "llama-server -m /srv/tiny-Q4_K_M.gguf -c 4096 -np 2 -ngl 7", 0),
+            0u)
+      << plan.out;
+
+  // Not a GGUF and not JSON: the config reader names the file; a truncated GGUF names the offset.
+  { std::ofstream(dir_ + "/cut.gguf", std::ios::binary) << std::string("GGUF\x03\0\0\0", 8); }
+  ProcessResult cut = Cli({"models", "import", dir_ + "/cut.gguf"});
+  EXPECT_NE(cut.exit_code, 0);
+  EXPECT_NE(cut.err.find("cut.gguf"), std::string::npos) << cut.err;
+  EXPECT_EQ(Cli({"models", "show", "cut"}, "reader").exit_code, 1);
+}
 
 // The CLI as a script uses it: global flags before the command, environment defaults, one JSON
 // document per call, a partial plan not committed unless asked, uncordon, completion.

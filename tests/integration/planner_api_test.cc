@@ -13,6 +13,10 @@
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "planner/common/units.h"
+#include "planner/estimator/config_parser.h"
+#include "planner/estimator/gguf_convert.h"
+#include "planner/estimator/llama_cpp.h"
+#include "server/convert.h"
 #include "server/server.h"
 #include "tests/testing/data.h"
 #include "tests/testing/subprocess.h"
@@ -36,7 +40,8 @@ class PlannerApiTest : public ::testing::Test {
     planner_ = v1::PlannerService::NewStub(channel);
     headroom_ = v1::HeadroomService::NewStub(channel);
     auto inventory = v1::InventoryService::NewStub(channel);
-    auto catalog = v1::CatalogService::NewStub(channel);
+    catalog_ = v1::CatalogService::NewStub(channel);
+    auto& catalog = catalog_;
     {
       grpc::ClientContext ctx;
       v1::CreateGpuTypeRequest req;
@@ -112,6 +117,7 @@ class PlannerApiTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<server::FleetplanServer> server_;
   std::unique_ptr<v1::PlannerService::Stub> planner_;
+  std::unique_ptr<v1::CatalogService::Stub> catalog_;
   std::unique_ptr<v1::HeadroomService::Stub> headroom_;
 };
 
@@ -163,6 +169,64 @@ TEST_F(PlannerApiTest, LlamaCppDeploymentsPlanAndLaunchAsLlamaServer) {
   s = PlanCall(req, &plan);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("llama_cpp.file_type"), std::string::npos) << s.error_message();
+}
+
+// A catalog model imported from a GGUF header (here the header llama.cpp's converter and
+// quantizer write for Llama-3.1-8B at Q4_K_M) plans with its own tensors' bytes and launches the
+// imported file; no engine but llama.cpp is offered it.
+TEST_F(PlannerApiTest, GgufCatalogModelPlansAsLlamaServer) {
+  auto spec = estimator::ParseModelConfig(testing::CalibrationModel("llama-3.1-8b-instruct"));
+  ASSERT_TRUE(spec.ok());
+  auto header = estimator::GgufFromModel(*spec, "file_type", "q4_K_M");
+  ASSERT_TRUE(header.ok()) << header.status();
+  {
+    grpc::ClientContext ctx;
+    v1::ImportModelRequest req;
+    req.set_name("llama-8b-q4");
+    server::ToProto(*header, req.mutable_gguf());
+    req.mutable_gguf()->set_path("/models/Llama-3.1-8B-Q4_K_M.gguf");
+    v1::Model resp;
+    grpc::Status s = catalog_->ImportModel(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(resp.weights_bytes(), header->weights_bytes);
+  }
+  v1::PlanPlacementRequest req = Request("ll", "llama-8b-q4", 1);
+  req.mutable_deployments(0)->set_engine(v1::ENGINE_LLAMA_CPP);
+  req.mutable_deployments(0)->set_concurrency(2);
+  req.mutable_deployments(0)->set_context_tokens(8192);
+  v1::Plan plan;
+  grpc::Status s = PlanCall(req, &plan);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(plan.replicas_size(), 1);
+  EXPECT_EQ(plan.replicas(0).launch_command().rfind(
+                "llama-server -m /models/Llama-3.1-8B-Q4_K_M.gguf -c 16384 -np 2 -ngl 33", 0),
+            0u)
+      << plan.replicas(0).launch_command();
+  // The rank reserves the offline estimate's high end on an H100 (one GPU, every layer on it).
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kLlamaCpp,
+                                     .parallelism = {.tp = 1, .pp = 1, .ep = 1},
+                                     .gpu_memory_bytes = 85017493504,
+                                     .concurrency = 2,
+                                     .context_tokens = 8192};
+  offline.llama_cpp.n_gpu_layers = 33;
+  auto expect = estimator::EstimateLlamaCpp(*header, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  ASSERT_EQ(plan.replicas(0).ranks_size(), 1);
+  EXPECT_EQ(plan.replicas(0).ranks(0).bytes(), expect->memory.max_high_bytes);
+
+  // No engine named: the one a GGUF file is served by.
+  req.mutable_deployments(0)->clear_engine();
+  v1::Plan unnamed;
+  s = PlanCall(req, &unnamed);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(unnamed.replicas_size(), 1);
+  EXPECT_EQ(unnamed.replicas(0).launch_command(), plan.replicas(0).launch_command());
+  req.mutable_deployments(0)->set_engine(v1::ENGINE_VLLM);
+  s = PlanCall(req, &plan);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("was imported from a GGUF file: engine=vllm cannot serve it"),
+            std::string::npos)
+      << s.error_message();
 }
 
 TEST_F(PlannerApiTest, PlanCommitStaleAbortReleaseRoundTrip) {

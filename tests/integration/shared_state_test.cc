@@ -195,7 +195,9 @@ TEST_F(SharedStateTest, EstimateCacheAndAdmission) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 200; ++i) {
         if (i % 50 == 0 && t == 0) cache.Invalidate();
-        if (auto m = cache.GetModel("small", ""); m == nullptr) cache.PutModel("small", "", shared);
+        if (auto m = cache.GetModel("small", ""); !m.has_value()) {
+          cache.PutModel("small", "", {.spec = shared});
+        }
         cache.PutGpuBytes("H100", testing::kSmallFleetGpuBytes);
         if (auto g = cache.GetGpuBytes("H100")) {
           EXPECT_EQ(*g, testing::kSmallFleetGpuBytes);
