@@ -30,6 +30,20 @@ void EstimateCache::PutModel(const std::string& name, const std::string& quantiz
   models_[name + '\n' + quantization] = {std::move(entry), std::chrono::steady_clock::now() + ttl_};
 }
 
+std::shared_ptr<const estimator::GgufFile> EstimateCache::GetConverted(const std::string& key) {
+  MutexLock lock(&mu_);
+  auto it = converted_.find(key);
+  if (it == converted_.end() || it->second.expires < std::chrono::steady_clock::now())
+    return nullptr;
+  return it->second.value;
+}
+
+void EstimateCache::PutConverted(const std::string& key,
+                                 std::shared_ptr<const estimator::GgufFile> file) {
+  MutexLock lock(&mu_);
+  converted_[key] = {std::move(file), std::chrono::steady_clock::now() + ttl_};
+}
+
 std::optional<int64_t> EstimateCache::GetGpuBytes(const std::string& type) {
   MutexLock lock(&mu_);
   auto it = gpus_.find(type);
@@ -51,6 +65,7 @@ void EstimateCache::Invalidate() {
   MutexLock lock(&mu_);
   models_.clear();
   gpus_.clear();
+  converted_.clear();
 }
 
 absl::StatusOr<CatalogGguf> ParseStoredGguf(const std::string& gguf_json) {
@@ -231,9 +246,23 @@ ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,
       return absl::OkStatus();
     }
     if (r.request.engine == estimator::Engine::kLlamaCpp) {
-      // From a config: the GGUF llama_cpp.file_type names, as llama.cpp's tools write it.
+      // From a config: the GGUF llama_cpp.file_type names, as llama.cpp's tools write it; for a
+      // catalog model converted once per file type (the cache drops it with the model).
+      std::shared_ptr<const estimator::GgufFile> converted;
+      if (req->model_case() == v1::EstimateRequest::kModelName &&
+          !r.request.llama_cpp.file_type.empty()) {
+        const std::string key = absl::StrCat(req->model_name(), "\n", req->quantization(), "\n",
+                                             r.request.llama_cpp.file_type);
+        converted = cache_->GetConverted(key);
+        if (converted == nullptr) {
+          ASSIGN_OR_RETURN(estimator::GgufFile file,
+                           estimator::LlamaCppConvert(*r.spec, r.request));
+          converted = std::make_shared<const estimator::GgufFile>(std::move(file));
+          cache_->PutConverted(key, converted);
+        }
+      }
       ASSIGN_OR_RETURN(estimator::LlamaCppEstimate e,
-                       estimator::EstimateLlamaCppFromModel(*r.spec, r.request));
+                       estimator::EstimateLlamaCppFromModel(*r.spec, r.request, converted.get()));
       ToProto(e.memory, r.spec->num_params(), resp);
       resp->set_launch_command(estimator::LlamaServerCommand("", e));
       return absl::OkStatus();

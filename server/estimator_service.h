@@ -42,6 +42,10 @@ class EstimateCache {
   explicit EstimateCache(std::chrono::milliseconds ttl) : ttl_(ttl) {}
   std::optional<CatalogEntry> GetModel(const std::string& name, const std::string& quantization);
   void PutModel(const std::string& name, const std::string& quantization, CatalogEntry entry);
+  // engine llama.cpp from a catalog config: the GGUF header it converts to at one file type
+  // (converting a 70B config costs milliseconds; an estimate from the header, microseconds).
+  std::shared_ptr<const estimator::GgufFile> GetConverted(const std::string& key);
+  void PutConverted(const std::string& key, std::shared_ptr<const estimator::GgufFile> file);
   std::optional<int64_t> GetGpuBytes(const std::string& type);
   void PutGpuBytes(const std::string& type, int64_t bytes);
   void Invalidate();
@@ -56,6 +60,8 @@ class EstimateCache {
   Mutex mu_;
   std::map<std::string, Entry<CatalogEntry>> models_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Entry<int64_t>> gpus_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Entry<std::shared_ptr<const estimator::GgufFile>>> converted_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // A catalog model parsed (through `cache`): NOT_FOUND when the catalog lacks it.

@@ -725,6 +725,20 @@ TEST_F(ApiTest, EstimateLlamaCppFromCatalogConfig) {
       << resp.launch_command();
   EXPECT_NE(resp.launch_command().find("--mmproj mmproj-MODEL-f16.gguf"), std::string::npos)
       << resp.launch_command();
+  // The converted header is cached per catalog model and file type: the same answer again, and
+  // another file type is its own conversion.
+  for (const char* type : {"q4_K_M", "q8_0"}) {
+    ll->set_file_type(type);
+    grpc::ClientContext again_ctx;
+    Auth(again_ctx, kReader);
+    v1::EstimateResponse again;
+    ASSERT_TRUE(estimator_->Estimate(&again_ctx, req, &again).ok());
+    offline.llama_cpp.file_type = type;
+    auto offline_type = estimator::Estimate(*spec, offline);
+    ASSERT_TRUE(offline_type.ok()) << offline_type.status();
+    EXPECT_EQ(again.max_high_bytes(), offline_type->max_high_bytes) << type;
+  }
+  EXPECT_GT(resp.max_high_bytes(), 0);
   ll->clear_file_type();
   grpc::ClientContext bad_ctx;
   Auth(bad_ctx, kReader);
