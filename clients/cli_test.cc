@@ -198,19 +198,7 @@ TEST(EstimateCliTest, LlamaCppFromGguf) {
   EXPECT_NE(fa.err.find("cache_type_v=q4_0"), std::string::npos) << fa.err;
   // --mmproj FILE beside it: on the first GPU, in the launch line; a text GGUF is not an mmproj.
   const std::string mmproj = ::testing::TempDir() + "/fleetplan_cli_mmproj.gguf";
-  {
-    estimator::testing::GgufWriter w;
-    w.Str("general.architecture", "clip")
-        .Str("clip.projector_type", "mlp")
-        .U32("clip.vision.embedding_length", 64)
-        .U32("clip.vision.feed_forward_length", 256)
-        .U32("clip.vision.attention.head_count", 4)
-        .U32("clip.vision.image_size", 112)
-        .U32("clip.vision.patch_size", 14)
-        .Tensor("v.blk.0.attn_q.weight", {64, 64}, estimator::testing::kF16)
-        .Tensor("mm.0.weight", {64, 512}, estimator::testing::kF16);
-    std::ofstream(mmproj, std::ios::binary) << w.Build();
-  }
+  { std::ofstream(mmproj, std::ios::binary) << estimator::testing::WriteMmproj(); }
   Result with_mmproj = RunArgs(
       {"estimate", "--gguf=" + file, "--mmproj=" + mmproj, "--n-gpu-layers=99", "--output=json"});
   ASSERT_EQ(with_mmproj.code, kExitOk) << with_mmproj.err;
@@ -227,10 +215,17 @@ TEST(EstimateCliTest, LlamaCppFromGguf) {
   EXPECT_EQ(text_mmproj.code, kExitUsage);
   EXPECT_NE(text_mmproj.err.find("general.architecture=llama"), std::string::npos)
       << text_mmproj.err;
-  Result remote_mmproj =
-      RunArgs({"estimate", "--gguf=" + file, "--mmproj=" + mmproj, "--server=127.0.0.1:1"});
-  EXPECT_EQ(remote_mmproj.code, kExitUsage);
-  EXPECT_NE(remote_mmproj.err.find("offline only"), std::string::npos) << remote_mmproj.err;
+  Result config_mmproj =
+      RunArgs({"estimate", "--model=" + kModels + "qwen2.5-0.5b.json", "--mmproj=" + mmproj});
+  EXPECT_EQ(config_mmproj.code, kExitUsage);
+  EXPECT_NE(config_mmproj.err.find("--mmproj goes with a GGUF model"), std::string::npos)
+      << config_mmproj.err;
+  // With --server the mmproj's header is sent with the model's: read (and refused) here first.
+  Result remote_mmproj = RunArgs(
+      {"estimate", "--gguf=" + file, "--mmproj=/nonexistent-mmproj.gguf", "--server=127.0.0.1:1"});
+  EXPECT_EQ(remote_mmproj.code, kExitError);
+  EXPECT_NE(remote_mmproj.err.find("/nonexistent-mmproj.gguf"), std::string::npos)
+      << remote_mmproj.err;
   // A config.json with --engine=llama.cpp says what to give instead.
   Result config = RunArgs(
       {"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--engine=llama.cpp"});

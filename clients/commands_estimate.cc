@@ -269,6 +269,16 @@ double GiB(int64_t b) { return BytesToGiB(b); }
 int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::string& config,
                       const estimator::GgufFile* gguf = nullptr) {
   v1::EstimateRequest req;
+  // --mmproj: its header goes with the model (EstimateRequest.mmproj); the server sizes it.
+  if (const std::string mmproj = flags.GetString("mmproj"); !mmproj.empty()) {
+    absl::StatusOr<estimator::GgufFile> read = ReadGgufHeaderFile(mmproj);
+    if (!read.ok()) {
+      inv.err << "fleetplan estimate: " << mmproj << ": " << read.status().message() << "\n";
+      return read.status().code() == absl::StatusCode::kNotFound ? kExitError : kExitUsage;
+    }
+    server::ToProto(*read, req.mutable_mmproj());
+    req.mutable_mmproj()->set_path(mmproj);
+  }
   if (gguf != nullptr) {
     server::ToProto(*gguf, req.mutable_gguf());
     req.mutable_gguf()->set_path(flags.GetString("gguf"));
@@ -757,14 +767,7 @@ int RunLlamaCppEstimate(const Invocation& inv, const FlagSet& flags) {
     return kExitUsage;
   }
   const std::string mmproj_path = flags.GetString("mmproj");
-  if (flags.IsSet("server")) {
-    if (!mmproj_path.empty()) {
-      inv.err << "fleetplan estimate: --mmproj is estimated offline only (the API does not carry "
-                 "an mmproj header yet): drop --server\n";
-      return kExitUsage;
-    }
-    return RunRemoteEstimate(inv, flags, "", &*file);
-  }
+  if (flags.IsSet("server")) return RunRemoteEstimate(inv, flags, "", &*file);
   absl::StatusOr<EstimateRequest> req = BuildRequest(flags, estimator::ModelSpec{});
   if (!req.ok()) {
     inv.err << "fleetplan estimate: " << req.status().message() << "\n";
@@ -1012,6 +1015,13 @@ int RunEstimate(const Invocation& inv) {
       return kExitUsage;
     }
   }
+  if (!flags.GetString("mmproj").empty() && !flags.IsSet("gguf") &&
+      !(flags.IsSet("server") && !flags.GetString("catalog-model").empty())) {
+    inv.err << "fleetplan estimate: --mmproj goes with a GGUF model: --gguf=FILE, or --server "
+               "with --catalog-model of one imported from a GGUF (a config.json's mmproj is "
+               "converted from its vision tower)\n";
+    return kExitUsage;
+  }
   if (flags.GetBool("compare-engines")) return RunCompareEngines(inv, flags);
   if (flags.IsSet("gguf")) return RunLlamaCppEstimate(inv, flags);
   if (flags.IsSet("server") && !flags.GetString("catalog-model").empty()) {
@@ -1132,8 +1142,8 @@ FlagSet EstimateFlags() {
   f.String("model", "", "path of a Hugging Face config.json");
   f.String("gguf", "", "a GGUF file (engine llama.cpp; only its header is read)");
   f.String("mmproj", "",
-           "engine llama.cpp with --gguf: the mmproj GGUF llama-server loads beside it (header "
-           "only)");
+           "engine llama.cpp with --gguf (or --server --catalog-model of a GGUF): the mmproj "
+           "GGUF llama-server loads beside it (header only)");
   f.Bool("ollama", false,
          "engine llama.cpp: Ollama's defaults (1 slot, context by VRAM) and an `ollama serve` "
          "line");

@@ -1,6 +1,7 @@
 #include "server/estimator_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/gpu_catalog.h"
@@ -234,9 +235,30 @@ ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,
                                                    v1::EstimateResponse* resp) {
   return RunUnary(c, deps_, Role::kReader, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Resolved r, Resolve(*req, /*allow_gguf=*/true));
+    if (req->has_mmproj() && r.gguf == nullptr) {
+      return absl::InvalidArgumentError(
+          "mmproj: only with a GGUF model (a config.json's mmproj is the one its vision tower "
+          "converts to, estimated with it)");
+    }
     if (r.gguf != nullptr) {  // a GGUF header, inline or from the catalog
-      ASSIGN_OR_RETURN(estimator::LlamaCppEstimate e,
-                       estimator::EstimateLlamaCpp(r.gguf->file, r.request));
+      std::optional<estimator::LlamaCppMmproj> mmproj;
+      std::vector<std::string> notes;
+      if (req->has_mmproj()) {
+        absl::StatusOr<estimator::GgufFile> file = FromProto(req->mmproj());
+        absl::StatusOr<estimator::LlamaCppMmproj> parsed =
+            file.ok() ? estimator::LlamaCppMmprojFromGguf(*file, r.request, notes)
+                      : absl::StatusOr<estimator::LlamaCppMmproj>(file.status());
+        if (!parsed.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("mmproj: ", absl::StripPrefix(parsed.status().message(), "gguf: ")));
+        }
+        mmproj = *std::move(parsed);
+      }
+      ASSIGN_OR_RETURN(
+          estimator::LlamaCppEstimate e,
+          estimator::EstimateLlamaCpp(r.gguf->file, r.request, mmproj ? &*mmproj : nullptr));
+      if (mmproj) e.mmproj_path = req->mmproj().path();
+      for (std::string& n : notes) e.memory.notes.push_back(std::move(n));
       ToProto(e.memory, r.gguf->file.parameters, resp);
       std::string path = r.gguf->path;
       if (path.empty() && req->model_case() == v1::EstimateRequest::kModelName) {

@@ -810,6 +810,51 @@ TEST_F(ApiTest, GgufCatalogModel) {
       resp.launch_command().rfind("llama-server -m /models/tiny-Q4_K_M.gguf -c 4096 -np 2", 0), 0u)
       << resp.launch_command();
 
+  // With its mmproj (EstimateRequest.mmproj): the offline numbers with it, and --mmproj in the
+  // launch line; a text model given as the mmproj is refused naming the key.
+  auto mmproj = estimator::ParseGgufHeader(estimator::testing::WriteMmproj());
+  ASSERT_TRUE(mmproj.ok()) << mmproj.status();
+  {
+    v1::EstimateRequest with = req;
+    server::ToProto(*mmproj, with.mutable_mmproj());
+    with.mutable_mmproj()->set_path("/models/mmproj-tiny-f16.gguf");
+    grpc::ClientContext ctx;
+    Auth(ctx, kReader);
+    v1::EstimateResponse got;
+    s = estimator_->Estimate(&ctx, with, &got);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    std::vector<std::string> notes;
+    auto mm = estimator::LlamaCppMmprojFromGguf(*mmproj, offline, notes);
+    ASSERT_TRUE(mm.ok()) << mm.status();
+    auto offline_mm = estimator::EstimateLlamaCpp(*header, offline, &*mm);
+    ASSERT_TRUE(offline_mm.ok()) << offline_mm.status();
+    EXPECT_EQ(got.max_high_bytes(), offline_mm->memory.max_high_bytes);
+    EXPECT_EQ(got.stages(0).weights_bytes(),
+              resp.stages(0).weights_bytes() + 64 * 64 * 2 + 64 * 512 * 2);
+    EXPECT_NE(got.launch_command().find("--mmproj /models/mmproj-tiny-f16.gguf"), std::string::npos)
+        << got.launch_command();
+    with.clear_mmproj();
+    server::ToProto(*header, with.mutable_mmproj());
+    grpc::ClientContext bad_ctx;
+    Auth(bad_ctx, kReader);
+    s = estimator_->Estimate(&bad_ctx, with, &got);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.error_message().rfind("mmproj: ", 0), 0u) << s.error_message();
+    // A config.json's mmproj is its own vision tower's conversion.
+    v1::EstimateRequest config;
+    config.set_config_json(testing::CalibrationModel("qwen2.5-0.5b"));
+    config.set_engine(v1::ENGINE_LLAMA_CPP);
+    config.mutable_llama_cpp()->set_file_type("q8_0");
+    config.set_gpu_memory_bytes(int64_t{24} << 30);
+    server::ToProto(*mmproj, config.mutable_mmproj());
+    grpc::ClientContext config_ctx;
+    Auth(config_ctx, kReader);
+    s = estimator_->Estimate(&config_ctx, config, &got);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("mmproj: only with a GGUF model"), std::string::npos)
+        << s.error_message();
+  }
+
   auto refused = [&](v1::EstimateRequest r, const std::string& needle) {
     grpc::ClientContext ctx;
     Auth(ctx, kReader);

@@ -162,6 +162,23 @@ inline std::string WriteModel(const TestModel& m) {
   return w.Build();
 }
 
+// A small mmproj (general.architecture clip, an MLP projector): a 64-wide vision tower of 4 heads
+// at 112 px in 14 px patches, one attention matrix and one projector matrix in f16
+// (64 x 64 x 2 + 64 x 512 x 2 bytes of weights).
+inline std::string WriteMmproj() {
+  GgufWriter w;
+  w.Str("general.architecture", "clip")
+      .Str("clip.projector_type", "mlp")
+      .U32("clip.vision.embedding_length", 64)
+      .U32("clip.vision.feed_forward_length", 256)
+      .U32("clip.vision.attention.head_count", 4)
+      .U32("clip.vision.image_size", 112)
+      .U32("clip.vision.patch_size", 14)
+      .Tensor("v.blk.0.attn_q.weight", {64, 64}, kF16)
+      .Tensor("mm.0.weight", {64, 512}, kF16);
+  return w.Build();
+}
+
 }  // namespace fleetplan::estimator::testing
 
 #endif  // FLEETPLAN_PLANNER_ESTIMATOR_TESTING_GGUF_WRITER_H_
