@@ -31,18 +31,22 @@ void EstimateCache::PutModel(const std::string& name, const std::string& quantiz
   models_[name + '\n' + quantization] = {std::move(entry), std::chrono::steady_clock::now() + ttl_};
 }
 
-std::shared_ptr<const estimator::GgufFile> EstimateCache::GetConverted(const std::string& key) {
+std::shared_ptr<const estimator::GgufFile> EstimateCache::GetConverted(
+    const std::string& key, const std::shared_ptr<const estimator::ModelSpec>& spec) {
   MutexLock lock(&mu_);
   auto it = converted_.find(key);
-  if (it == converted_.end() || it->second.expires < std::chrono::steady_clock::now())
+  if (it == converted_.end() || it->second.expires < std::chrono::steady_clock::now() ||
+      it->second.value.spec != spec) {
     return nullptr;
-  return it->second.value;
+  }
+  return it->second.value.file;
 }
 
 void EstimateCache::PutConverted(const std::string& key,
+                                 std::shared_ptr<const estimator::ModelSpec> spec,
                                  std::shared_ptr<const estimator::GgufFile> file) {
   MutexLock lock(&mu_);
-  converted_[key] = {std::move(file), std::chrono::steady_clock::now() + ttl_};
+  converted_[key] = {{std::move(spec), std::move(file)}, std::chrono::steady_clock::now() + ttl_};
 }
 
 std::optional<int64_t> EstimateCache::GetGpuBytes(const std::string& type) {
@@ -269,18 +273,18 @@ ServerUnaryReactor* EstimatorServiceImpl::Estimate(CallbackServerContext* c,
     }
     if (r.request.engine == estimator::Engine::kLlamaCpp) {
       // From a config: the GGUF llama_cpp.file_type names, as llama.cpp's tools write it; for a
-      // catalog model converted once per file type (the cache drops it with the model).
+      // catalog model converted once per file type and parsed config.
       std::shared_ptr<const estimator::GgufFile> converted;
       if (req->model_case() == v1::EstimateRequest::kModelName &&
           !r.request.llama_cpp.file_type.empty()) {
         const std::string key = absl::StrCat(req->model_name(), "\n", req->quantization(), "\n",
                                              r.request.llama_cpp.file_type);
-        converted = cache_->GetConverted(key);
+        converted = cache_->GetConverted(key, r.spec);
         if (converted == nullptr) {
           ASSIGN_OR_RETURN(estimator::GgufFile file,
                            estimator::LlamaCppConvert(*r.spec, r.request));
           converted = std::make_shared<const estimator::GgufFile>(std::move(file));
-          cache_->PutConverted(key, converted);
+          cache_->PutConverted(key, r.spec, converted);
         }
       }
       ASSIGN_OR_RETURN(estimator::LlamaCppEstimate e,

@@ -42,10 +42,13 @@ class EstimateCache {
   explicit EstimateCache(std::chrono::milliseconds ttl) : ttl_(ttl) {}
   std::optional<CatalogEntry> GetModel(const std::string& name, const std::string& quantization);
   void PutModel(const std::string& name, const std::string& quantization, CatalogEntry entry);
-  // engine llama.cpp from a catalog config: the GGUF header it converts to at one file type
-  // (converting a 70B config costs milliseconds; an estimate from the header, microseconds).
-  std::shared_ptr<const estimator::GgufFile> GetConverted(const std::string& key);
-  void PutConverted(const std::string& key, std::shared_ptr<const estimator::GgufFile> file);
+  // engine llama.cpp from a catalog config: the GGUF header `spec` converts to at one file type
+  // (converting a 70B config costs milliseconds; an estimate from the header, microseconds). A
+  // header converted from another spec (the model was re-read since) is not returned.
+  std::shared_ptr<const estimator::GgufFile> GetConverted(
+      const std::string& key, const std::shared_ptr<const estimator::ModelSpec>& spec);
+  void PutConverted(const std::string& key, std::shared_ptr<const estimator::ModelSpec> spec,
+                    std::shared_ptr<const estimator::GgufFile> file);
   std::optional<int64_t> GetGpuBytes(const std::string& type);
   void PutGpuBytes(const std::string& type, int64_t bytes);
   void Invalidate();
@@ -60,8 +63,11 @@ class EstimateCache {
   Mutex mu_;
   std::map<std::string, Entry<CatalogEntry>> models_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Entry<int64_t>> gpus_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Entry<std::shared_ptr<const estimator::GgufFile>>> converted_
-      ABSL_GUARDED_BY(mu_);
+  struct Converted {
+    std::shared_ptr<const estimator::ModelSpec> spec;  // what it was converted from
+    std::shared_ptr<const estimator::GgufFile> file;
+  };
+  std::map<std::string, Entry<Converted>> converted_ ABSL_GUARDED_BY(mu_);
 };
 
 // A catalog model parsed (through `cache`): NOT_FOUND when the catalog lacks it.

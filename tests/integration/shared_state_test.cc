@@ -183,6 +183,23 @@ TEST_F(SharedStateTest, PlanRegistryAndRequestCache) {
   EXPECT_LE(requests.bytes(), 64 << 10);
 }
 
+// The cached GGUF conversion of a catalog config is returned only for the parsed config it was
+// converted from: once the model is re-read (another parse), the old header is not used.
+TEST_F(SharedStateTest, ConvertedHeaderFollowsItsSpec) {
+  server::EstimateCache cache(std::chrono::hours(1));
+  auto parsed = estimator::ParseModelConfig(testing::CalibrationModel("qwen2.5-0.5b"));
+  ASSERT_TRUE(parsed.ok());
+  auto a = std::make_shared<const estimator::ModelSpec>(*parsed);
+  auto b = std::make_shared<const estimator::ModelSpec>(*parsed);
+  auto file = std::make_shared<const estimator::GgufFile>();
+  cache.PutConverted("small\n\nq8_0", a, file);
+  EXPECT_EQ(cache.GetConverted("small\n\nq8_0", a), file);
+  EXPECT_EQ(cache.GetConverted("small\n\nq8_0", b), nullptr) << "converted from another parse";
+  EXPECT_EQ(cache.GetConverted("small\n\nq4_0", a), nullptr);
+  cache.Invalidate();
+  EXPECT_EQ(cache.GetConverted("small\n\nq8_0", a), nullptr);
+}
+
 TEST_F(SharedStateTest, EstimateCacheAndAdmission) {
   server::EstimateCache cache(std::chrono::milliseconds(5));
   auto spec = estimator::ParseModelConfig(testing::CalibrationModel("qwen2.5-0.5b"));
