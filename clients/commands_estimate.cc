@@ -143,6 +143,27 @@ absl::StatusOr<estimator::LlamaCppConfig> LlamaCppFromFlags(const FlagSet& f) {
   return c;
 }
 
+// SGLang's flags (--mem-fraction-static ... and, with --enable-lora, its adapter pool): the one
+// place both the offline estimate and --server read them.
+estimator::SglangConfig SglangFromFlags(const FlagSet& f, estimator::Engine engine) {
+  estimator::SglangConfig g{.mem_fraction_static = f.GetDouble("mem-fraction-static"),
+                            .context_length = f.GetInt("context-length"),
+                            .chunked_prefill_size = f.GetInt("chunked-prefill-size"),
+                            .cuda_graph_max_bs = f.GetInt("cuda-graph-max-bs"),
+                            .max_running_requests = f.GetInt("max-running-requests"),
+                            .page_size = f.GetInt("page-size"),
+                            .disable_cuda_graph = f.GetBool("disable-cuda-graph")};
+  if (engine == estimator::Engine::kSglang && f.GetBool("enable-lora")) {
+    // SGLang has no rank default to assume: --max-lora-rank must be given.
+    g.enable_lora = true;
+    g.max_loras_per_batch = f.GetInt("max-loras-per-batch");
+    g.max_lora_rank = f.IsSet("max-lora-rank") ? f.GetInt("max-lora-rank") : 0;
+    g.lora_target_modules =
+        absl::StrSplit(f.GetString("lora-target-modules"), ',', absl::SkipEmpty());
+  }
+  return g;
+}
+
 absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::ModelSpec& spec) {
   EstimateRequest r;
   ASSIGN_OR_RETURN(r.engine, estimator::EngineNames().Parse("--engine", f.GetString("engine")));
@@ -228,13 +249,7 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
   if (r.engine == estimator::Engine::kOpenvino) {
     ASSIGN_OR_RETURN(r.openvino, OpenvinoFromFlags(f));
   }
-  r.sglang = {.mem_fraction_static = f.GetDouble("mem-fraction-static"),
-              .context_length = f.GetInt("context-length"),
-              .chunked_prefill_size = f.GetInt("chunked-prefill-size"),
-              .cuda_graph_max_bs = f.GetInt("cuda-graph-max-bs"),
-              .max_running_requests = f.GetInt("max-running-requests"),
-              .page_size = f.GetInt("page-size"),
-              .disable_cuda_graph = f.GetBool("disable-cuda-graph")};
+  r.sglang = SglangFromFlags(f, r.engine);
   return r;
 }
 
@@ -331,6 +346,7 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   req.mutable_vllm()->set_max_num_batched_tokens(flags.GetInt("max-num-batched-tokens"));
   if (flags.IsSet("block-size")) req.mutable_vllm()->set_block_size(flags.GetInt("block-size"));
   req.mutable_vllm()->set_enforce_eager(flags.GetBool("enforce-eager"));
+  server::ToProto(SglangFromFlags(flags, *engine), req.mutable_sglang());
   req.mutable_vllm()->set_enable_lora(flags.GetBool("enable-lora"));
   req.mutable_vllm()->set_max_loras(flags.GetInt("max-loras"));
   req.mutable_vllm()->set_max_lora_rank(flags.GetInt("max-lora-rank"));
@@ -1224,6 +1240,10 @@ FlagSet EstimateFlags() {
   f.Int("max-running-requests", 0, "sglang --max-running-requests (0: from the KV pool)");
   f.Int("page-size", 1, "sglang --page-size");
   f.Bool("disable-cuda-graph", false, "sglang --disable-cuda-graph");
+  f.Int("max-loras-per-batch", estimator::SglangConfig{}.max_loras_per_batch,
+        "sglang --max-loras-per-batch, with --enable-lora (and --max-lora-rank, required)");
+  f.String("lora-target-modules", "",
+           "sglang --lora-target-modules, comma-separated (default: all: q,k,v,o,gate,up,down)");
   const estimator::LlamaCppConfig llama;
   f.Int("ctx-size", 0, "llama.cpp -c: context of all slots (0: the model's, or slots x --context)");
   f.Int("parallel", 0, "llama.cpp -np: slots (0: --concurrency, else llama-server's auto 4)");

@@ -320,6 +320,24 @@ void FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
   d.max_running_requests = g.max_running_requests();
   if (g.has_page_size()) d.page_size = g.page_size();
   d.disable_cuda_graph = g.disable_cuda_graph();
+  d.enable_lora = g.enable_lora();
+  if (g.has_max_loras_per_batch()) d.max_loras_per_batch = g.max_loras_per_batch();
+  d.max_lora_rank = g.max_lora_rank();
+  d.lora_target_modules = {g.lora_target_modules().begin(), g.lora_target_modules().end()};
+}
+
+void ToProto(const estimator::SglangConfig& d, v1::SglangConfig* g) {
+  g->set_mem_fraction_static(d.mem_fraction_static);
+  g->set_context_length(d.context_length);
+  g->set_chunked_prefill_size(d.chunked_prefill_size);
+  g->set_cuda_graph_max_bs(d.cuda_graph_max_bs);
+  g->set_max_running_requests(d.max_running_requests);
+  g->set_page_size(d.page_size);
+  g->set_disable_cuda_graph(d.disable_cuda_graph);
+  g->set_enable_lora(d.enable_lora);
+  g->set_max_loras_per_batch(d.max_loras_per_batch);
+  g->set_max_lora_rank(d.max_lora_rank);
+  *g->mutable_lora_target_modules() = {d.lora_target_modules.begin(), d.lora_target_modules.end()};
 }
 
 absl::Status FromProto(const v1::OpenvinoConfig& p, estimator::OpenvinoConfig& c) {

@@ -48,6 +48,8 @@ absl::Status FromProto(const v1::LlamaCppConfig& p, estimator::LlamaCppConfig& c
 absl::StatusOr<estimator::GgufFile> FromProto(const v1::GgufModel& p);
 // What a client sends: the header's metadata, arrays and tensor infos (not its bytes).
 void ToProto(const estimator::GgufFile& d, v1::GgufModel* p);
+// SGLang's settings, every field written (unset optionals as their defaults).
+void ToProto(const estimator::SglangConfig& d, v1::SglangConfig* p);
 void ToProto(const estimator::LlamaCppConfig& d, v1::LlamaCppConfig* p);
 
 // A deployment without its model (the caller resolves `model` from the catalog and sets spec).

@@ -169,6 +169,16 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       RETURN_IF_ERROR(
           range("sglang.max_running_requests", g.max_running_requests, 0, kMaxSequences));
       RETURN_IF_ERROR(range("sglang.page_size", g.page_size, 1, 4096));
+      if (g.enable_lora) {
+        RETURN_IF_ERROR(range("sglang.max_loras_per_batch", g.max_loras_per_batch, 1, 1024));
+        if (g.max_lora_rank <= 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("sglang.max_lora_rank=", g.max_lora_rank,
+                           ": give the largest adapter rank to serve (SGLang infers it only from "
+                           "--lora-paths)"));
+        }
+        RETURN_IF_ERROR(range("sglang.max_lora_rank", g.max_lora_rank, 1, 4096));
+      }
       break;
     }
     case Engine::kHfTransformers: {

@@ -117,6 +117,14 @@ struct SglangConfig {
   int64_t max_running_requests = 0;  // --max-running-requests (0: from the pool's size)
   int64_t page_size = 1;             // --page-size
   bool disable_cuda_graph = false;   // --disable-cuda-graph
+  // --enable-lora: LoRAMemoryPool's buffers for max_loras_per_batch adapters of max_lora_rank on
+  // the normalized target modules (python/sglang/srt/lora/mem_pool.py, utils.py
+  // get_normalized_target_modules): q_proj/k_proj/v_proj/qkv_proj, o_proj,
+  // gate_proj/up_proj/gate_up_proj, down_proj; empty or "all": those four.
+  bool enable_lora = false;
+  int64_t max_loras_per_batch = 8;  // --max-loras-per-batch (SGLang's default)
+  int64_t max_lora_rank = 0;        // --max-lora-rank (required: no adapters to infer it from)
+  std::vector<std::string> lora_target_modules;  // --lora-target-modules
 };
 
 // llama.cpp's flash-attention switch (-fa): auto lets the backend decide (on for CUDA when the

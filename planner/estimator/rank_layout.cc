@@ -132,12 +132,12 @@ int64_t StageWeights(const RankContext& c, int64_t stage, int64_t first, int64_t
   return bytes;
 }
 
-int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last) {
-  const VllmConfig& v = c.req.vllm;
-  if (!v.enable_lora) return 0;
+int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last, int64_t slots,
+                      int64_t rank, const LoraTargets& targets) {
+  if (slots <= 0 || rank <= 0) return 0;
   const int64_t tp = c.req.parallelism.tp;
   const int64_t h = c.spec.hidden_size;
-  const int64_t r = v.max_lora_rank;
+  const int64_t r = rank;
   int64_t per_slot = 0;
   for (int64_t l = first; l < last; ++l) {
     const LayerKind& k =
@@ -148,18 +148,18 @@ int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last) {
       const int64_t kv_heads = std::max<int64_t>(1, CeilDiv(a.num_kv_heads, tp));
       const int64_t q_out = CeilDiv(a.num_heads, tp) * a.head_dim;
       const int64_t qkv_out = q_out + kv_heads * (a.head_dim + a.v_head_dim);
-      per_slot += 3 * r * h + r * qkv_out;                              // qkv_proj
-      per_slot += r * CeilDiv(a.num_heads, tp) * a.v_head_dim + h * r;  // o_proj
+      if (targets.qkv_proj) per_slot += 3 * r * h + r * qkv_out;
+      if (targets.o_proj) per_slot += r * CeilDiv(a.num_heads, tp) * a.v_head_dim + h * r;
     }
     const MlpSpec& m = k.mlp;
     const int64_t inter = m.num_experts > 0 ? m.shared_intermediate_size : m.intermediate_size;
     if (inter > 0) {
       const int64_t up = m.gated ? 2 : 1;
-      per_slot += up * r * h + r * up * CeilDiv(inter, tp);  // gate_up_proj
-      per_slot += r * CeilDiv(inter, tp) + h * r;            // down_proj
+      if (targets.gate_up_proj) per_slot += up * r * h + r * up * CeilDiv(inter, tp);
+      if (targets.down_proj) per_slot += r * CeilDiv(inter, tp) + h * r;
     }
   }
-  return per_slot * v.max_loras * c.a;
+  return per_slot * slots * c.a;
 }
 
 // KV bytes per token of one layer on one rank (both K and V; MLA: the latent).

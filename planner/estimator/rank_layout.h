@@ -51,12 +51,20 @@ int64_t LayerKvBytesPerToken(const RankContext& c, const AttentionSpec& a);
 
 int64_t CeilDiv(int64_t a, int64_t b);
 
-// vLLM's LoRA slots on one rank for layers [first, last): per slot and adapted layer, lora_a
-// [rank, in] and lora_b [out, rank] in the model dtype, the sharded side split as the base layer
-// is (column-parallel qkv_proj and gate_up_proj split lora_b, row-parallel o_proj and down_proj
-// lora_a; vllm/lora/layers/column_parallel_linear.py, row_parallel_linear.py
-// create_lora_weights), times max_loras. Routed experts are not adapted (counted 0).
-int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last);
+// The projections a LoRA slot adapts (the engines' normalized module names).
+struct LoraTargets {
+  bool qkv_proj = true, o_proj = true, gate_up_proj = true, down_proj = true;
+};
+
+// LoRA slots on one rank for layers [first, last): per slot and adapted layer, lora_a
+// [rank, in] and lora_b [out, rank] in the model dtype (qkv_proj's lora_a stacked three high,
+// gate_up_proj's two), the sharded side split as the base layer is (column-parallel qkv_proj and
+// gate_up_proj split lora_b, row-parallel o_proj and down_proj lora_a), times `slots`. vLLM:
+// vllm/lora/layers/column_parallel_linear.py, row_parallel_linear.py create_lora_weights (every
+// target); SGLang: python/sglang/srt/lora/mem_pool.py get_lora_A_shape / get_lora_B_shape (the
+// same shapes, its target modules only). Routed experts are not adapted (counted 0).
+int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last, int64_t slots,
+                      int64_t rank, const LoraTargets& targets = {});
 
 // Serving engines built on vLLM's layers (vllm_model.cc; SGLang shares them): the transient peak
 // of one forward of `tokens` tokens over layers [first, last) on one rank and, on the last stage,

@@ -10,6 +10,9 @@
 //              them x (1 - mem_fraction_static), i.e. free x fraction - weights; tokens = rest /
 //              cell, cell = the stage's layers' KV bytes per token on this rank (MLA: the
 //              latent), rounded down to --page-size.
+//   LoRA       --enable-lora: lora/mem_pool.py LoRAMemoryPool buffers (A [slots, rank x stacked,
+//              in], B [slots, out, rank] per layer and target module, sharded as the base layer),
+//              allocated by init_lora_manager before init_memory_pool: counted with the weights.
 //   requests   init_memory_pool: max_running_requests = min(max(tokens / context_len x 512,
 //              2048), 4096) unless given; ReqToTokenPool int32 [max_running + 1, context_len + 4].
 //   transient  a chunked-prefill forward with vLLM's layer model (SGLang runs vLLM's layers) and
@@ -26,6 +29,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
 #include "planner/estimator/rank_layout.h"
@@ -104,8 +109,45 @@ std::string SglangLaunchCommand(const std::string& model, const EstimateRequest&
     absl::StrAppend(&line, " --kv-cache-dtype ", KvCacheDTypeNames().Name(request.kv_cache_dtype));
   }
   if (request.sglang.disable_cuda_graph) absl::StrAppend(&line, " --disable-cuda-graph");
+  if (request.sglang.enable_lora) {
+    absl::StrAppend(&line, " --enable-lora --max-loras-per-batch ",
+                    request.sglang.max_loras_per_batch, " --max-lora-rank ",
+                    request.sglang.max_lora_rank, " --lora-target-modules ",
+                    request.sglang.lora_target_modules.empty()
+                        ? std::string("all")
+                        : absl::StrJoin(request.sglang.lora_target_modules, " "));
+  }
   return line;
 }
+
+namespace {
+
+// --lora-target-modules as mem_pool.py sizes them: utils.py get_normalized_target_modules maps
+// q/k/v_proj to qkv_proj and gate/up_proj to gate_up_proj; "all" (or none given) is the four.
+absl::StatusOr<internal::LoraTargets> SglangLoraTargets(const SglangConfig& g) {
+  if (g.lora_target_modules.empty()) return internal::LoraTargets{};
+  internal::LoraTargets t{false, false, false, false};
+  for (const std::string& name : g.lora_target_modules) {
+    if (name == "all") return internal::LoraTargets{};
+    if (name == "q_proj" || name == "k_proj" || name == "v_proj" || name == "qkv_proj") {
+      t.qkv_proj = true;
+    } else if (name == "o_proj") {
+      t.o_proj = true;
+    } else if (name == "gate_proj" || name == "up_proj" || name == "gate_up_proj") {
+      t.gate_up_proj = true;
+    } else if (name == "down_proj") {
+      t.down_proj = true;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sglang.lora_target_modules: \"", name,
+                       "\" is not modelled (q_proj k_proj v_proj qkv_proj o_proj gate_proj up_proj "
+                       "gate_up_proj down_proj all; embed_tokens and lm_head adapters are not)"));
+    }
+  }
+  return t;
+}
+
+}  // namespace
 
 absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   const ModelSpec& spec = c.spec;
@@ -118,6 +160,26 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   out.max_model_len = context_len;
   const Margins margins = StageMargins(spec, req);
   const int64_t non_torch = VllmNonTorchBytes(p.tp, p.pp);
+  internal::LoraTargets lora_targets;
+  if (g.enable_lora) {
+    ASSIGN_OR_RETURN(lora_targets, SglangLoraTargets(g));
+    // mem_pool.py gives routed experts 4-D per-expert buffers and MLA its own projections: not
+    // modelled, so refused rather than under-counted.
+    for (const LayerKind& k : spec.layer_kinds) {
+      if (k.mlp.num_experts > 0 && (lora_targets.gate_up_proj || lora_targets.down_proj)) {
+        return absl::InvalidArgumentError(
+            "sglang.enable_lora on a mixture-of-experts model: SGLang's per-expert LoRA buffers "
+            "are not modelled (target attention only: --lora-target-modules q_proj,k_proj,v_proj,"
+            "o_proj)");
+      }
+      if (k.attention.mla && (lora_targets.qkv_proj || lora_targets.o_proj)) {
+        return absl::InvalidArgumentError(
+            "sglang.enable_lora on an MLA model: SGLang's LoRA buffers for its latent "
+            "projections are not modelled");
+      }
+    }
+  }
+  int64_t lora_bytes = 0;
 
   // The pool of each stage first: the request table is sized from the replica's tokens.
   int64_t tokens = -1, tokens_low = -1;
@@ -125,7 +187,14 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     StageMemory s = internal::NewStage(spec, p.pp, stage);
     const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
     s.cuda_context_bytes += InitDistributedBytes(p.world(), spec.is_moe());
-    s.weights_bytes = internal::StageWeights(c, stage, first, last);
+    // model_runner.py initialize: init_lora_manager allocates the adapter buffers after the
+    // weights and before init_memory_pool, so the pool is sized without them, as with weights.
+    const int64_t lora = g.enable_lora
+                             ? internal::LoraSlotBytes(c, first, last, g.max_loras_per_batch,
+                                                       g.max_lora_rank, lora_targets)
+                             : 0;
+    lora_bytes = std::max(lora_bytes, lora);
+    s.weights_bytes = internal::StageWeights(c, stage, first, last) + lora;
     for (int64_t l = first; l < last; ++l) {
       s.kv_cache_bytes_per_token +=
           internal::LayerKvBytesPerToken(c, spec.attention(static_cast<int>(l)));
@@ -194,6 +263,13 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
                                    ", chunked_prefill_size ", r.chunked_prefill_size,
                                    ", cuda_graph_max_bs ", r.cuda_graph_max_bs,
                                    ", max_running_requests ", max_running));
+  if (g.enable_lora) {
+    out.notes.push_back(absl::StrCat(
+        "LoRA: ", g.max_loras_per_batch, " adapter slot(s) of rank ", g.max_lora_rank, " take ",
+        BytesToGiB(lora_bytes),
+        " GiB per rank (in weights_bytes), allocated before the KV pool; adapters loaded in host "
+        "memory (--max-loaded-loras) are not counted"));
+  }
   bool sliding = false;
   for (int64_t l = 0; l < spec.num_layers; ++l) {
     sliding |= spec.attention(static_cast<int>(l)).sliding_window > 0;

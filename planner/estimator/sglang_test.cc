@@ -214,6 +214,70 @@ TEST(ServingLoraTest, SlotsTakeTheKvPool) {
   EXPECT_NE(Estimate(spec, r).status().message().find("vllm.max_cpu_loras=-1"), std::string::npos);
 }
 
+// SGLang --enable-lora: LoRAMemoryPool's buffers (python/sglang/srt/lora/mem_pool.py
+// get_lora_A_shape / get_lora_B_shape: A [slots, rank x stacked, in], B [slots, out, rank] per
+// layer and normalized target module, sharded as the base layer) are allocated before
+// init_memory_pool (model_runner.py initialize), so the pool gives them up: a workload that fits
+// without adapters does not with 8 slots of rank 256. Attention-only targets take only qkv and o;
+// the launch line carries the flags; MoE experts and unknown targets are refused by name.
+TEST(ServingLoraTest, SglangAdapterPoolTakesTheKvPool) {
+  const ModelSpec spec = LoadModel("llama-3.1-8b-instruct");
+  EstimateRequest r = Sglang();
+  r.sglang.context_length = 8192;
+  r.context_tokens = 8192;
+  auto plain = Estimate(spec, r);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  r.concurrency = plain->max_concurrency_low;
+  plain = Estimate(spec, r);
+  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE(plain->fits) << plain->reason;
+  r.sglang.enable_lora = true;
+  r.sglang.max_lora_rank = 256;  // max_loras_per_batch: SGLang's default 8
+  auto lora = Estimate(spec, r);
+  ASSERT_TRUE(lora.ok()) << lora.status();
+  // Per layer and slot (elements), rank 256: qkv 3 x 256 x 4096 + 256 x (4096 + 2 x 1024), o
+  // 256 x 4096 + 4096 x 256, gate_up 2 x 256 x 4096 + 256 x 2 x 14336, down 256 x 14336 + 4096 x
+  // 256; 32 layers, 8 slots, bf16.
+  const int64_t per_layer = (3 * 256 * 4096 + 256 * 6144) + (2 * 256 * 4096) +
+                            (2 * 256 * 4096 + 256 * 2 * 14336) + (256 * 14336 + 4096 * 256);
+  EXPECT_EQ(lora->stages[0].weights_bytes - plain->stages[0].weights_bytes,
+            int64_t{8} * 32 * per_layer * 2);
+  EXPECT_FALSE(lora->fits);
+  EXPECT_LT(lora->max_concurrency_low, plain->max_concurrency_low);
+  EXPECT_NE(SglangLaunchCommand("m", r, *lora)
+                .find("--enable-lora --max-loras-per-batch 8 --max-lora-rank 256 "
+                      "--lora-target-modules all"),
+            std::string::npos);
+  // Attention only.
+  r.sglang.lora_target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  auto attn = Estimate(spec, r);
+  ASSERT_TRUE(attn.ok()) << attn.status();
+  EXPECT_EQ(attn->stages[0].weights_bytes - plain->stages[0].weights_bytes,
+            int64_t{8} * 32 * ((3 * 256 * 4096 + 256 * 6144) + (2 * 256 * 4096)) * 2);
+  // Refusals.
+  r.sglang.lora_target_modules = {"lm_head"};
+  auto head = Estimate(spec, r);
+  ASSERT_FALSE(head.ok());
+  EXPECT_NE(head.status().message().find("\"lm_head\" is not modelled"), std::string::npos)
+      << head.status();
+  r.sglang.lora_target_modules.clear();
+  r.sglang.max_lora_rank = 0;
+  auto rank = Estimate(spec, r);
+  ASSERT_FALSE(rank.ok());
+  EXPECT_NE(rank.status().message().find("sglang.max_lora_rank=0"), std::string::npos);
+  r.sglang.max_lora_rank = 16;
+  r.sglang.max_loras_per_batch = 0;
+  EXPECT_NE(Estimate(spec, r).status().message().find("sglang.max_loras_per_batch=0"),
+            std::string::npos);
+  EstimateRequest moe = Sglang(2);
+  moe.sglang.enable_lora = true;
+  moe.sglang.max_lora_rank = 16;
+  auto experts = Estimate(LoadModel("qwen1.5-moe-a2.7b"), moe);
+  ASSERT_FALSE(experts.ok());
+  EXPECT_NE(experts.status().message().find("per-expert LoRA buffers"), std::string::npos)
+      << experts.status();
+}
+
 // Speculative decoding with a draft (vllm/v1/spec_decode: the drafter is loaded and profiled
 // with the target): its weights and its layers' KV share the budget, each sequence keeps
 // num_speculative_tokens lookahead slots; a workload that fits without it does not with it.

@@ -231,7 +231,10 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     StageMemory s = internal::NewStage(spec, p.pp, stage);
     const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
     // LoRA slots are allocated with the model, before the profile: vLLM counts them as weights.
-    const int64_t lora = internal::LoraSlotBytes(c, first, last);
+    const int64_t lora = c.req.vllm.enable_lora
+                             ? internal::LoraSlotBytes(c, first, last, c.req.vllm.max_loras,
+                                                       c.req.vllm.max_lora_rank)
+                             : 0;
     s.weights_bytes = internal::StageWeights(c, stage, first, last) + lora;
     const int64_t draft_weights =
         draft ? internal::StageWeights(*draft, 0, 0, v.draft->num_layers) : 0;

@@ -433,6 +433,40 @@ TEST(OneRuleTest, LoraSlotsAreReserved) {
       << r.launch_command;
 }
 
+// SGLang's adapter pool (--enable-lora) is taken before its KV pool: a deployment one GPU holds
+// without it needs more with 32 slots of rank 256, and the plan reserves what the estimate says.
+TEST(OneRuleTest, SglangLoraPoolIsReserved) {
+  FleetSnapshot s = Fleet({MakeNode("n1", 8, "H100", 8)});
+  DeploymentSpec plain{.name = "plain",
+                       .model = "llama-3.1-8b-instruct",
+                       .spec = &Model("llama-3.1-8b-instruct"),
+                       .engine = estimator::Engine::kSglang,
+                       .concurrency = 8,
+                       .context_tokens = 8192};
+  plain.sglang.context_length = 8192;
+  DeploymentSpec lora = plain;
+  lora.name = "lora";
+  lora.sglang.enable_lora = true;
+  lora.sglang.max_loras_per_batch = 32;
+  lora.sglang.max_lora_rank = 256;
+  auto a = PlanPlacement(s, {{plain}});
+  auto b = PlanPlacement(s, {{lora}});
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  ASSERT_EQ(a->replicas.size(), 1u);
+  ASSERT_EQ(b->replicas.size(), 1u);
+  EXPECT_EQ(a->replicas[0].tp * a->replicas[0].pp, 1);
+  EXPECT_GT(b->replicas[0].tp * b->replicas[0].pp, 1)
+      << "32 x rank-256 slots (~40 GiB at tp 1) leave one GPU's pool too small";
+  const ReplicaPlacement& r = b->replicas[0];
+  auto est = estimator::Estimate(*lora.spec,
+                                 VllmRequestFor(lora, *s.FindGpuType("H100"), r.tp, r.pp, r.ep));
+  ASSERT_TRUE(est.ok()) << est.status();
+  EXPECT_EQ(r.ranks[0].bytes, est->stages[0].high_bytes);
+  EXPECT_NE(r.launch_command.find("--enable-lora --max-loras-per-batch 32 --max-lora-rank 256"),
+            std::string::npos)
+      << r.launch_command;
+}
+
 // A draft model (speculative decoding) shares every rank's budget: the plan reserves the estimate
 // with it, and a deployment that one GPU holds without it needs more with a large draft.
 TEST(OneRuleTest, DraftModelIsReserved) {

@@ -259,6 +259,10 @@ TEST_F(OneRuleTest, ServerPathForwardsDraftAndLlamaCppFlags) {
        "--num-speculative-tokens=3", "--output=json"},
       {"--gpu=L4", "--engine=llama.cpp", "--gguf-type=q4_K_M", "--ctx-size=8192", "--parallel=2",
        "--output=json"},
+      // SGLang's flags (they were dropped on the way to the server before), its adapter pool too.
+      {"--gpu=H100-80GB", "--engine=sglang", "--mem-fraction-static=0.7", "--context-length=8192",
+       "--enable-lora", "--max-lora-rank=64", "--max-loras-per-batch=4",
+       "--lora-target-modules=q_proj,v_proj", "--output=json"},
   };
   for (const std::vector<std::string>& flags : cases) {
     ProcessResult offline = EstimateCli("qwen2.5-7b-instruct", flags);
@@ -279,6 +283,16 @@ TEST_F(OneRuleTest, ServerPathForwardsDraftAndLlamaCppFlags) {
   ProcessResult drafted = EstimateCli("qwen2.5-7b-instruct", cases[0]);
   EXPECT_GT(nlohmann::json::parse(plain.out)["kv_cache_tokens"].get<int64_t>(),
             nlohmann::json::parse(drafted.out)["kv_cache_tokens"].get<int64_t>());
+  // The same for SGLang's adapter pool.
+  ProcessResult no_lora = EstimateCli(
+      "qwen2.5-7b-instruct", {"--gpu=H100-80GB", "--engine=sglang", "--mem-fraction-static=0.7",
+                              "--context-length=8192", server, "--output=json"});
+  std::vector<std::string> with_lora = cases[2];
+  with_lora.push_back(server);
+  ProcessResult lora = EstimateCli("qwen2.5-7b-instruct", with_lora);
+  ASSERT_EQ(lora.exit_code, 0) << lora.err;
+  EXPECT_GT(nlohmann::json::parse(no_lora.out)["kv_cache_tokens"].get<int64_t>(),
+            nlohmann::json::parse(lora.out)["kv_cache_tokens"].get<int64_t>());
 }
 
 // Disagreement 9: validate_only refuses exactly what the real call refuses, with the same words.
