@@ -41,6 +41,7 @@ namespace fleetplan::cli {
 namespace {
 
 std::string ServedModel(const std::string& model_path);
+std::string DraftName(const FlagSet& flags);
 
 using estimator::EstimateRequest;
 using estimator::MemoryEstimate;
@@ -143,9 +144,11 @@ absl::StatusOr<estimator::LlamaCppConfig> LlamaCppFromFlags(const FlagSet& f) {
   return c;
 }
 
-// SGLang's flags (--mem-fraction-static ... and, with --enable-lora, its adapter pool): the one
-// place both the offline estimate and --server read them.
-estimator::SglangConfig SglangFromFlags(const FlagSet& f, estimator::Engine engine) {
+// SGLang's flags (--mem-fraction-static ..., with --enable-lora its adapter pool, with
+// --speculative-algorithm its speculative decoding): the one place both the offline estimate and
+// --server read them. The draft model (--draft-model) is ApplyDraft's.
+absl::StatusOr<estimator::SglangConfig> SglangFromFlags(const FlagSet& f,
+                                                        estimator::Engine engine) {
   estimator::SglangConfig g{.mem_fraction_static = f.GetDouble("mem-fraction-static"),
                             .context_length = f.GetInt("context-length"),
                             .chunked_prefill_size = f.GetInt("chunked-prefill-size"),
@@ -153,7 +156,26 @@ estimator::SglangConfig SglangFromFlags(const FlagSet& f, estimator::Engine engi
                             .max_running_requests = f.GetInt("max-running-requests"),
                             .page_size = f.GetInt("page-size"),
                             .disable_cuda_graph = f.GetBool("disable-cuda-graph")};
-  if (engine == estimator::Engine::kSglang && f.GetBool("enable-lora")) {
+  const bool speculative = f.IsSet("speculative-algorithm") || f.IsSet("speculative-num-steps") ||
+                           f.IsSet("speculative-eagle-topk") ||
+                           f.IsSet("speculative-num-draft-tokens");
+  if (engine != estimator::Engine::kSglang) {
+    if (speculative || f.IsSet("sglang-version")) {
+      return absl::InvalidArgumentError(
+          "--speculative-algorithm, --speculative-num-*, --speculative-eagle-topk and "
+          "--sglang-version are SGLang's: add --engine=sglang (vLLM: --speculative-method, "
+          "--draft-model)");
+    }
+    return g;
+  }
+  g.version = f.GetString("sglang-version");
+  ASSIGN_OR_RETURN(g.speculative_algorithm,
+                   estimator::SglangSpeculativeNames().Parse("--speculative-algorithm",
+                                                             f.GetString("speculative-algorithm")));
+  g.speculative_num_steps = f.GetInt("speculative-num-steps");
+  g.speculative_eagle_topk = f.GetInt("speculative-eagle-topk");
+  g.speculative_num_draft_tokens = f.GetInt("speculative-num-draft-tokens");
+  if (f.GetBool("enable-lora")) {
     // SGLang has no rank default to assume: --max-lora-rank must be given.
     g.enable_lora = true;
     g.max_loras_per_batch = f.GetInt("max-loras-per-batch");
@@ -249,7 +271,7 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
   if (r.engine == estimator::Engine::kOpenvino) {
     ASSIGN_OR_RETURN(r.openvino, OpenvinoFromFlags(f));
   }
-  r.sglang = SglangFromFlags(f, r.engine);
+  ASSIGN_OR_RETURN(r.sglang, SglangFromFlags(f, r.engine));
   return r;
 }
 
@@ -346,7 +368,12 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   req.mutable_vllm()->set_max_num_batched_tokens(flags.GetInt("max-num-batched-tokens"));
   if (flags.IsSet("block-size")) req.mutable_vllm()->set_block_size(flags.GetInt("block-size"));
   req.mutable_vllm()->set_enforce_eager(flags.GetBool("enforce-eager"));
-  server::ToProto(SglangFromFlags(flags, *engine), req.mutable_sglang());
+  absl::StatusOr<estimator::SglangConfig> sglang = SglangFromFlags(flags, *engine);
+  if (!sglang.ok()) {
+    inv.err << "fleetplan estimate: " << sglang.status().message() << "\n";
+    return kExitUsage;
+  }
+  server::ToProto(*sglang, req.mutable_sglang());
   req.mutable_vllm()->set_enable_lora(flags.GetBool("enable-lora"));
   req.mutable_vllm()->set_max_loras(flags.GetInt("max-loras"));
   req.mutable_vllm()->set_max_lora_rank(flags.GetInt("max-lora-rank"));
@@ -360,13 +387,24 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
       inv.err << "fleetplan estimate: " << draft.status().message() << "\n";
       return kExitUsage;
     }
-    req.mutable_vllm()->set_draft_config_json(*draft);
-    req.mutable_vllm()->set_draft_model(flags.GetString("draft-model-name").empty()
-                                            ? ServedModel(flags.GetString("draft-model"))
-                                            : flags.GetString("draft-model-name"));
+    const std::string name = DraftName(flags);
+    if (*engine == estimator::Engine::kSglang) {  // --speculative-draft-model-path
+      req.mutable_sglang()->set_draft_config_json(*draft);
+      req.mutable_sglang()->set_draft_model(name);
+    } else {
+      req.mutable_vllm()->set_draft_config_json(*draft);
+      req.mutable_vllm()->set_draft_model(name);
+    }
+  }
+  if (*engine == estimator::Engine::kSglang &&
+      (flags.IsSet("speculative-method") || flags.IsSet("num-speculative-tokens"))) {
+    inv.err << "fleetplan estimate: --speculative-method and --num-speculative-tokens are vLLM's: "
+               "SGLang takes --speculative-algorithm and --speculative-num-*\n";
+    return kExitUsage;
   }
   req.mutable_vllm()->set_speculative_method(flags.GetString("speculative-method"));
-  if (!flags.GetString("draft-model").empty() || !flags.GetString("speculative-method").empty()) {
+  if (*engine != estimator::Engine::kSglang &&
+      (!flags.GetString("draft-model").empty() || !flags.GetString("speculative-method").empty())) {
     req.mutable_vllm()->set_num_speculative_tokens(flags.GetInt("num-speculative-tokens"));
   }
   req.mutable_hf()->set_eager_attention(flags.GetString("attn") == "eager");
@@ -723,10 +761,43 @@ absl::Status ApplyProfile(FlagSet& flags, const std::string& path) {
   return absl::OkStatus();
 }
 
-// --draft-model=config.json: the draft model of vLLM's speculative decoding, parsed once; the
-// request points at it (it must outlive the estimate).
+// --draft-model=config.json, read and parsed once; the request points at it (it must outlive the
+// estimate).
+absl::StatusOr<std::optional<estimator::ModelSpec>> ReadDraft(const FlagSet& flags) {
+  if (flags.GetString("draft-model").empty()) return std::nullopt;
+  ASSIGN_OR_RETURN(std::string text, ReadFileText("draft model", flags.GetString("draft-model")));
+  absl::StatusOr<estimator::ModelSpec> spec = estimator::ParseModelConfig(text);
+  if (!spec.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--draft-model=", flags.GetString("draft-model"),
+                                                   ": ", spec.status().message()));
+  }
+  return *std::move(spec);
+}
+
+std::string DraftName(const FlagSet& flags) {
+  return flags.GetString("draft-model-name").empty() ? ServedModel(flags.GetString("draft-model"))
+                                                     : flags.GetString("draft-model-name");
+}
+
+// The draft model of speculative decoding: vLLM's (--speculative-method, --draft-model,
+// --num-speculative-tokens) or, with --engine=sglang, SGLang's --speculative-draft-model-path (the
+// algorithm and its numbers are SglangFromFlags').
 absl::Status ApplyDraft(const FlagSet& flags, std::optional<estimator::ModelSpec>& draft,
                         EstimateRequest& req) {
+  if (req.engine == estimator::Engine::kSglang) {
+    if (flags.IsSet("speculative-method") || flags.IsSet("num-speculative-tokens")) {
+      return absl::InvalidArgumentError(
+          "--speculative-method and --num-speculative-tokens are vLLM's: SGLang takes "
+          "--speculative-algorithm, --speculative-num-steps, --speculative-eagle-topk and "
+          "--speculative-num-draft-tokens");
+    }
+    ASSIGN_OR_RETURN(draft, ReadDraft(flags));
+    if (draft.has_value()) {
+      req.sglang.draft = &*draft;
+      req.sglang.draft_model = DraftName(flags);
+    }
+    return absl::OkStatus();
+  }
   const std::string method = flags.GetString("speculative-method");
   if (!method.empty()) {
     ASSIGN_OR_RETURN(req.vllm.speculative_method,
@@ -744,17 +815,9 @@ absl::Status ApplyDraft(const FlagSet& flags, std::optional<estimator::ModelSpec
     req.vllm.num_speculative_tokens = 0;
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(std::string text, ReadFileText("draft model", flags.GetString("draft-model")));
-  absl::StatusOr<estimator::ModelSpec> spec = estimator::ParseModelConfig(text);
-  if (!spec.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--draft-model=", flags.GetString("draft-model"),
-                                                   ": ", spec.status().message()));
-  }
-  draft = *std::move(spec);
+  ASSIGN_OR_RETURN(draft, ReadDraft(flags));
   req.vllm.draft = &*draft;
-  req.vllm.draft_model = flags.GetString("draft-model-name").empty()
-                             ? ServedModel(flags.GetString("draft-model"))
-                             : flags.GetString("draft-model-name");
+  req.vllm.draft_model = DraftName(flags);
   req.vllm.num_speculative_tokens = flags.GetInt("num-speculative-tokens");
   return absl::OkStatus();
 }
@@ -1193,7 +1256,9 @@ FlagSet EstimateFlags() {
   f.Int("max-num-batched-tokens", 0, "vLLM --max-num-batched-tokens (0: vLLM's default)");
   f.Int("block-size", vllm.block_size, "vLLM --block-size");
   f.Bool("enforce-eager", false, "vLLM --enforce-eager (no CUDA graphs)");
-  f.String("draft-model", "", "vLLM speculative decoding: the draft model's config.json");
+  f.String("draft-model", "",
+           "speculative decoding: the draft model's config.json (vLLM's --speculative-config "
+           "model, SGLang's --speculative-draft-model-path)");
   f.String("draft-model-name", "",
            "the draft model --speculative-config names (default: its folder)");
   f.Int("num-speculative-tokens", 4, "vLLM speculative decoding: tokens the draft proposes");
@@ -1244,6 +1309,18 @@ FlagSet EstimateFlags() {
         "sglang --max-loras-per-batch, with --enable-lora (and --max-lora-rank, required)");
   f.String("lora-target-modules", "",
            "sglang --lora-target-modules, comma-separated (default: all: q,k,v,o,gate,up,down)");
+  f.String("sglang-version", "",
+           "the SGLang version whose memory rules apply (default 0.5.10; from 0.5.11 a draft "
+           "model's weights are budgeted before the KV pool)");
+  f.String("speculative-algorithm", "",
+           absl::StrCat(
+               "sglang --speculative-algorithm: ", estimator::SglangSpeculativeNames().Choices(),
+               " (EAGLE, EAGLE3 and STANDALONE take --draft-model; NEXTN the model's "
+               "MTP layers)"));
+  f.Int("speculative-num-steps", 0, "sglang --speculative-num-steps (0: SGLang's default, 3)");
+  f.Int("speculative-eagle-topk", 0, "sglang --speculative-eagle-topk (0: SGLang's default, 1)");
+  f.Int("speculative-num-draft-tokens", 0,
+        "sglang --speculative-num-draft-tokens (0: SGLang's default, 4)");
   const estimator::LlamaCppConfig llama;
   f.Int("ctx-size", 0, "llama.cpp -c: context of all slots (0: the model's, or slots x --context)");
   f.Int("parallel", 0, "llama.cpp -np: slots (0: --concurrency, else llama-server's auto 4)");

@@ -312,7 +312,7 @@ void ToProto(const placement::ModelRecord& d, v1::Model* p) {
   }
 }
 
-void FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
+absl::Status FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
   d.mem_fraction_static = g.mem_fraction_static();
   d.context_length = g.context_length();
   d.chunked_prefill_size = g.chunked_prefill_size();
@@ -324,6 +324,16 @@ void FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
   if (g.has_max_loras_per_batch()) d.max_loras_per_batch = g.max_loras_per_batch();
   d.max_lora_rank = g.max_lora_rank();
   d.lora_target_modules = {g.lora_target_modules().begin(), g.lora_target_modules().end()};
+  d.version = g.version();
+  // The draft's ModelSpec is the caller's to parse and keep (draft_config_json); here its name.
+  d.draft_model = g.draft_model();
+  d.speculative_num_steps = g.speculative_num_steps();
+  d.speculative_eagle_topk = g.speculative_eagle_topk();
+  d.speculative_num_draft_tokens = g.speculative_num_draft_tokens();
+  ASSIGN_OR_RETURN(d.speculative_algorithm,
+                   estimator::SglangSpeculativeNames().Parse("sglang.speculative_algorithm",
+                                                             g.speculative_algorithm()));
+  return absl::OkStatus();
 }
 
 void ToProto(const estimator::SglangConfig& d, v1::SglangConfig* g) {
@@ -338,6 +348,14 @@ void ToProto(const estimator::SglangConfig& d, v1::SglangConfig* g) {
   g->set_max_loras_per_batch(d.max_loras_per_batch);
   g->set_max_lora_rank(d.max_lora_rank);
   *g->mutable_lora_target_modules() = {d.lora_target_modules.begin(), d.lora_target_modules.end()};
+  g->set_version(d.version);
+  if (d.speculative_algorithm != estimator::SglangSpeculative::kNone) {
+    g->set_speculative_algorithm(estimator::SglangSpeculativeNames().Name(d.speculative_algorithm));
+  }
+  g->set_draft_model(d.draft_model);
+  g->set_speculative_num_steps(d.speculative_num_steps);
+  g->set_speculative_eagle_topk(d.speculative_eagle_topk);
+  g->set_speculative_num_draft_tokens(d.speculative_num_draft_tokens);
 }
 
 absl::Status FromProto(const v1::OpenvinoConfig& p, estimator::OpenvinoConfig& c) {
@@ -488,7 +506,7 @@ absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& 
     r.engine = estimator::Engine::kLlamaCpp;
   }
   RETURN_IF_ERROR(FromProto(p.llama_cpp(), r.llama_cpp));
-  FromProto(p.sglang(), r.sglang);
+  RETURN_IF_ERROR(FromProto(p.sglang(), r.sglang));
   RETURN_IF_ERROR(FromProto(p.openvino(), r.openvino));
   const v1::Parallelism& par = p.parallelism();
   if (par.has_tp()) r.parallelism.tp = par.tp();
@@ -550,7 +568,7 @@ absl::StatusOr<placement::DeploymentSpec> FromProto(const v1::DeploymentSpec& p,
   absl::StatusOr<estimator::Engine> engine = EngineFromProto(p.engine());
   if (!engine.ok()) return named(engine.status());
   d.engine = *engine;
-  FromProto(p.sglang(), d.sglang);
+  if (absl::Status s = FromProto(p.sglang(), d.sglang); !s.ok()) return named(s);
   if (absl::Status s = FromProto(p.llama_cpp(), d.llama_cpp); !s.ok()) return named(s);
   absl::StatusOr<estimator::KvCacheDType> kv =
       KvCacheDTypeFromName("kv_cache_dtype", p.kv_cache_dtype());

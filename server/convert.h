@@ -37,7 +37,7 @@ void ToProto(const placement::ModelRecord& d, v1::Model* p);
 // fields keep the domain struct's defaults (the only place defaults are written).
 absl::StatusOr<estimator::EstimateRequest> FromProto(const v1::EstimateRequest& p);
 // SGLang's arguments; unset fields keep SglangConfig's defaults (the estimator validates them).
-void FromProto(const v1::SglangConfig& p, estimator::SglangConfig& d);
+absl::Status FromProto(const v1::SglangConfig& p, estimator::SglangConfig& d);
 // OpenVINO's deployment; words are parsed with the estimator's vocabularies (INVALID_ARGUMENT
 // names the field and the value).
 absl::Status FromProto(const v1::OpenvinoConfig& p, estimator::OpenvinoConfig& d);

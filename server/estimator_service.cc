@@ -140,6 +140,27 @@ absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> InlineModel(
   return std::make_shared<const estimator::ModelSpec>(std::move(*parsed));
 }
 
+absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> DraftModel(
+    const v1::VllmConfig& vllm_in, const v1::SglangConfig& sglang_in, estimator::VllmConfig& vllm,
+    estimator::SglangConfig& sglang) {
+  const bool in_vllm = !vllm_in.draft_config_json().empty();
+  const bool in_sglang = !sglang_in.draft_config_json().empty();
+  if (in_vllm && in_sglang) {
+    return absl::InvalidArgumentError(
+        "vllm.draft_config_json and sglang.draft_config_json: give the draft of the engine that "
+        "serves");
+  }
+  if (!in_vllm && !in_sglang) return nullptr;
+  const char* field = in_vllm ? "vllm.draft_" : "sglang.draft_";
+  absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> parsed =
+      InlineModel(in_vllm ? vllm_in.draft_config_json() : sglang_in.draft_config_json(), "");
+  if (!parsed.ok()) {  // "config_json: ..." -> "vllm.draft_config_json: ..."
+    return absl::InvalidArgumentError(absl::StrCat(field, parsed.status().message()));
+  }
+  (in_vllm ? vllm.draft : sglang.draft) = parsed->get();
+  return *std::move(parsed);
+}
+
 absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
     const v1::EstimateRequest& req, bool allow_gguf) {
   std::shared_ptr<const estimator::ModelSpec> spec;
@@ -221,16 +242,8 @@ absl::StatusOr<EstimatorServiceImpl::Resolved> EstimatorServiceImpl::Resolve(
     default:
       return absl::InvalidArgumentError("gpu: give gpu_type or gpu_memory_bytes");
   }
-  std::shared_ptr<const estimator::ModelSpec> draft;
-  if (!req.vllm().draft_config_json().empty()) {
-    absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> parsed =
-        InlineModel(req.vllm().draft_config_json(), "");
-    if (!parsed.ok()) {  // "config_json: ..." -> "vllm.draft_config_json: ..."
-      return absl::InvalidArgumentError(absl::StrCat("vllm.draft_", parsed.status().message()));
-    }
-    draft = *std::move(parsed);
-    request.vllm.draft = draft.get();
-  }
+  ASSIGN_OR_RETURN(std::shared_ptr<const estimator::ModelSpec> draft,
+                   DraftModel(req.vllm(), req.sglang(), request.vllm, request.sglang));
   return Resolved{std::move(spec), std::move(gguf), std::move(draft), request};
 }
 

@@ -92,6 +92,14 @@ void UseCatalogModel(const CatalogEntry& model, bool engine_given, placement::De
 absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> InlineModel(
     const std::string& config_json, const std::string& quantization);
 
+// The speculative draft an engine config carries inline (vllm.draft_config_json or
+// sglang.draft_config_json), parsed and pointed at by `vllm.draft` / `sglang.draft`, which it
+// must outlive; null without one. INVALID_ARGUMENT naming the field when it does not parse, or
+// when both carry one.
+absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> DraftModel(
+    const v1::VllmConfig& vllm_in, const v1::SglangConfig& sglang_in, estimator::VllmConfig& vllm,
+    estimator::SglangConfig& sglang);
+
 class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService {
  public:
   EstimatorServiceImpl(ServiceDeps deps, EstimateCache* cache) : deps_(deps), cache_(cache) {}
@@ -113,7 +121,7 @@ class EstimatorServiceImpl final : public v1::EstimatorService::CallbackService 
     // EstimateRequest.gguf, or a GGUF catalog model (llama.cpp)
     std::shared_ptr<const CatalogGguf> gguf;
     std::shared_ptr<const estimator::ModelSpec>
-        draft;  // vllm.draft_config_json; request points at it
+        draft;  // vllm. or sglang.draft_config_json; request points at it
     estimator::EstimateRequest request;
   };
   // `allow_gguf`: only Estimate answers for a GGUF model (llama.cpp); the inverse queries refuse

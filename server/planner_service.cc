@@ -29,7 +29,8 @@ namespace {
 constexpr int64_t kMaxReserveTtlMs = int64_t{24} * 3600 * 1000;
 
 struct Resolved {
-  std::vector<CatalogEntry> models;  // keep alive during planning
+  std::vector<CatalogEntry> models;                                 // keep alive during planning
+  std::vector<std::shared_ptr<const estimator::ModelSpec>> drafts;  // likewise
   placement::PlacementRequest request;
 };
 
@@ -45,6 +46,13 @@ absl::StatusOr<Resolved> ResolveDeployments(
                                                               "\": ", model.status().message()));
     }
     UseCatalogModel(*model, in[i].engine() != v1::ENGINE_UNSPECIFIED, d);
+    absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> draft =
+        DraftModel(in[i].vllm(), in[i].sglang(), d.vllm, d.sglang);
+    if (!draft.ok()) {
+      return absl::Status(draft.status().code(), absl::StrCat("deployments[", i, "] \"", d.name,
+                                                              "\": ", draft.status().message()));
+    }
+    if (*draft != nullptr) out.drafts.push_back(*std::move(draft));
     out.models.push_back(*std::move(model));
     out.request.deployments.push_back(std::move(d));
   }
@@ -330,6 +338,12 @@ ServerUnaryReactor* PlannerServiceImpl::Recommend(CallbackServerContext* c,
       model = *std::move(found);
     }
     UseCatalogModel(model, in.engine() != v1::ENGINE_UNSPECIFIED, d);
+    absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> draft =
+        DraftModel(in.vllm(), in.sglang(), d.vllm, d.sglang);
+    if (!draft.ok()) {
+      return absl::Status(draft.status().code(),
+                          absl::StrCat("deployment: ", draft.status().message()));
+    }
     std::vector<std::string> notes;
     ASSIGN_OR_RETURN(std::vector<placement::GpuType> types, RecommendTypes(deps_, *req, &notes));
     // The checks PlanPlacement runs (names, workload, engine fields, unverified models), against

@@ -28,7 +28,8 @@ absl::StatusOr<placement::FailureImpact> SimulateOnFleet(const ServiceDeps& deps
       if (failed.count(r.gpu.node) > 0) wanted.insert(p.deployment);
     }
   }
-  std::vector<CatalogEntry> keep;  // alive while planning
+  std::vector<CatalogEntry> keep;                                   // alive while planning
+  std::vector<std::shared_ptr<const estimator::ModelSpec>> drafts;  // likewise
   std::map<std::string, placement::DeploymentSpec> specs;
   for (const placement::DeploymentRecord& record : records) {
     if (wanted.count(record.name) == 0) continue;
@@ -40,6 +41,12 @@ absl::StatusOr<placement::FailureImpact> SimulateOnFleet(const ServiceDeps& deps
     absl::StatusOr<CatalogEntry> model = CatalogLookup(deps, cache, d->model, "");
     if (!model.ok()) continue;
     UseCatalogModel(*model, proto.spec().engine() != v1::ENGINE_UNSPECIFIED, *d);
+    // A speculative draft travels inline with the stored spec; without it the replan would size
+    // the deployment without the draft's weights and KV.
+    absl::StatusOr<std::shared_ptr<const estimator::ModelSpec>> draft =
+        DraftModel(proto.spec().vllm(), proto.spec().sglang(), d->vllm, d->sglang);
+    if (!draft.ok()) continue;
+    if (*draft != nullptr) drafts.push_back(*std::move(draft));
     keep.push_back(*std::move(model));
     specs[record.name] = *std::move(d);
   }

@@ -14,6 +14,7 @@
 #include "planner/estimator/llama_cpp.h"
 #include "planner/estimator/openvino.h"
 #include "planner/estimator/rank_layout.h"
+#include "planner/estimator/sglang.h"
 #include "planner/estimator/uncertainty.h"
 #include "planner/estimator/vllm_version.h"
 
@@ -178,6 +179,50 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
                            "--lora-paths)"));
         }
         RETURN_IF_ERROR(range("sglang.max_lora_rank", g.max_lora_rank, 1, 4096));
+      }
+      if (!g.version.empty())
+        RETURN_IF_ERROR(ParseVllmVersion("sglang.version", g.version).status());
+      RETURN_IF_ERROR(range("sglang.speculative_num_steps", g.speculative_num_steps, 0, 64));
+      RETURN_IF_ERROR(range("sglang.speculative_eagle_topk", g.speculative_eagle_topk, 0, 64));
+      RETURN_IF_ERROR(
+          range("sglang.speculative_num_draft_tokens", g.speculative_num_draft_tokens, 0, 1024));
+      const std::string alg(SglangSpeculativeNames().Name(g.speculative_algorithm));
+      const bool needs_draft = SglangHasDraftModel(g.speculative_algorithm) &&
+                               g.speculative_algorithm != SglangSpeculative::kNextn;
+      if (needs_draft && g.draft == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sglang.speculative_algorithm=", alg,
+            " needs the draft checkpoint's config.json (sglang.draft_config_json, --draft-model)"));
+      }
+      if (!needs_draft && g.draft != nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("a draft model with sglang.speculative_algorithm=", alg,
+                         ": only EAGLE, EAGLE3 and STANDALONE take one (NEXTN drafts with the "
+                         "model's own MTP layers)"));
+      }
+      if (g.speculative_algorithm == SglangSpeculative::kNextn && spec.mtp == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("sglang.speculative_algorithm=NEXTN: model_type \"", spec.model_type,
+                         "\" has no MTP layers (config.json num_nextn_predict_layers)"));
+      }
+      if (g.speculative_algorithm == SglangSpeculative::kNone &&
+          (g.speculative_num_steps > 0 || g.speculative_eagle_topk > 0 ||
+           g.speculative_num_draft_tokens > 0)) {
+        return absl::InvalidArgumentError(
+            "sglang.speculative_num_steps, _eagle_topk and _num_draft_tokens need "
+            "sglang.speculative_algorithm");
+      }
+      if (SglangHasDraftModel(g.speculative_algorithm)) {
+        if (r.parallelism.pp > 1) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("sglang.speculative_algorithm=", alg, " at pp=", r.parallelism.pp,
+                           ": a draft on pipeline stages is not modelled (plan it with pp=1)"));
+        }
+        if (g.enable_lora) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "sglang.enable_lora with sglang.speculative_algorithm=", alg,
+              ": SGLang serves LoRA only with NGRAM speculative decoding (server_args.py)"));
+        }
       }
       break;
     }
@@ -750,6 +795,9 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
   RETURN_IF_ERROR(CheckMagnitude(spec, request));
   if (request.engine == Engine::kVllm && request.vllm.draft != nullptr) {
     RETURN_IF_ERROR(CheckMagnitude(*request.vllm.draft, request));
+  }
+  if (request.engine == Engine::kSglang && request.sglang.draft != nullptr) {
+    RETURN_IF_ERROR(CheckMagnitude(*request.sglang.draft, request));
   }
   const internal::RankContext c(spec, request, internal::ResolveDType(spec, request));
   MemoryEstimate out;

@@ -107,6 +107,12 @@ struct VllmConfig {
   double swap_space_gb = 0;
 };
 
+// SGLang's --speculative-algorithm: EAGLE and EAGLE3 (a draft checkpoint of a few layers),
+// NEXTN (the model's own num_nextn_predict_layers, ModelSpec::mtp; SGLang runs it as EAGLE),
+// STANDALONE (a small draft model) and NGRAM (prompt lookup: no weights, no KV); none (also "").
+enum class SglangSpeculative : uint8_t { kNone, kEagle, kEagle3, kNextn, kStandalone, kNgram };
+const Vocabulary<SglangSpeculative>& SglangSpeculativeNames();
+
 // SGLang's server arguments that change memory (python/sglang/srt/server_args.py). 0: SGLang's
 // default, which depends on the GPU's memory and the parallelism (sglang_model.cc).
 struct SglangConfig {
@@ -125,6 +131,20 @@ struct SglangConfig {
   int64_t max_loras_per_batch = 8;  // --max-loras-per-batch (SGLang's default)
   int64_t max_lora_rank = 0;        // --max-lora-rank (required: no adapters to infer it from)
   std::vector<std::string> lora_target_modules;  // --lora-target-modules
+  // The SGLang release whose semantics apply ("0.5.10", "v0.5.11"); empty: 0.5.10. They differ
+  // only for a speculative draft: up to 0.5.10 the draft is loaded after the target's KV pool is
+  // sized and must fit a flat reserve; later releases count it before (sglang_model.cc).
+  std::string version;
+  // Speculative decoding. EAGLE, EAGLE3 and STANDALONE need the draft checkpoint's config
+  // (`draft`, which must outlive the estimate; `draft_model` is what
+  // --speculative-draft-model-path names); NEXTN drafts with ModelSpec::mtp. 0: SGLang's
+  // defaults (3 steps, top-k 1, 4 draft tokens), written out in the launch line.
+  SglangSpeculative speculative_algorithm = SglangSpeculative::kNone;
+  const ModelSpec* draft = nullptr;
+  std::string draft_model;
+  int64_t speculative_num_steps = 0;         // --speculative-num-steps
+  int64_t speculative_eagle_topk = 0;        // --speculative-eagle-topk
+  int64_t speculative_num_draft_tokens = 0;  // --speculative-num-draft-tokens
 };
 
 // llama.cpp's flash-attention switch (-fa): auto lets the backend decide (on for CUDA when the

@@ -69,6 +69,18 @@ const Vocabulary<SpeculativeMethod>& SpeculativeMethodNames() {
   return *kNames;
 }
 
+const Vocabulary<SglangSpeculative>& SglangSpeculativeNames() {
+  static const auto* const kNames = new Vocabulary<SglangSpeculative>(
+      "sglang speculative algorithm",
+      {{SglangSpeculative::kNone, "none", {""}},
+       {SglangSpeculative::kEagle, "EAGLE", {"eagle"}},
+       {SglangSpeculative::kEagle3, "EAGLE3", {"eagle3"}},
+       {SglangSpeculative::kNextn, "NEXTN", {"nextn", "mtp"}},
+       {SglangSpeculative::kStandalone, "STANDALONE", {"standalone"}},
+       {SglangSpeculative::kNgram, "NGRAM", {"ngram"}}});
+  return *kNames;
+}
+
 const Vocabulary<DType>& ComputeDTypeNames() {
   static const auto* const kNames =
       new Vocabulary<DType>("dtype", {{DType::kBFloat16, "bfloat16", {"bf16"}},

@@ -18,7 +18,23 @@ struct SglangResolved {
   int64_t chunked_prefill_size = 0;
   int64_t cuda_graph_max_bs = 0;
   int64_t capture_sizes = 0;  // decode CUDA-graph batch sizes captured
+  // --max-running-requests as given, or 48 with an EAGLE-family or STANDALONE draft
+  // (_handle_speculative_decoding); 0: SGLang sizes it from the KV pool.
+  int64_t max_running_requests = 0;
+  // Speculative decoding (0 without): --speculative-num-steps, -eagle-topk, -num-draft-tokens.
+  int64_t num_steps = 0;
+  int64_t eagle_topk = 0;
+  int64_t num_draft_tokens = 0;
 };
+
+// Whether config.version counts a speculative draft before the target's KV pool is sized: after
+// 0.5.10 (PRs #23862 and #28855: no flat reserve; the draft's weights are loaded first and the
+// pool's cell grows by the draft's layers). Up to 0.5.10 the draft is loaded after the pool and
+// lives in a flat reserve (+2 GiB EAGLE, +6 GiB STANDALONE) of mem_fraction_static's remainder.
+bool SglangBudgetsDraft(const SglangConfig& config);
+
+// An EAGLE, EAGLE3, NEXTN or STANDALONE draft (NGRAM and none have no draft model).
+bool SglangHasDraftModel(SglangSpeculative algorithm);
 SglangResolved ResolveSglang(const SglangConfig& config, int64_t gpu_memory_bytes,
                              const Parallelism& p);
 

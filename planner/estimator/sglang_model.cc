@@ -27,6 +27,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -37,10 +39,21 @@
 #include "planner/estimator/sglang.h"
 #include "planner/estimator/uncertainty.h"
 #include "planner/estimator/vllm.h"
+#include "planner/estimator/vllm_version.h"
 
 namespace fleetplan::estimator {
 
 using internal::RankContext;
+
+bool SglangHasDraftModel(SglangSpeculative algorithm) {
+  return algorithm != SglangSpeculative::kNone && algorithm != SglangSpeculative::kNgram;
+}
+
+bool SglangBudgetsDraft(const SglangConfig& g) {
+  if (g.version.empty()) return false;  // 0.5.10
+  const absl::StatusOr<VllmVersion> v = ParseVllmVersion("sglang.version", g.version);
+  return v.ok() && v->AtLeast(0, 5, 11);
+}
 
 SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes,
                              const Parallelism& p) {
@@ -62,6 +75,7 @@ SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes,
   }
   if (g.chunked_prefill_size > 0) r.chunked_prefill_size = g.chunked_prefill_size;
   if (g.cuda_graph_max_bs > 0) r.cuda_graph_max_bs = g.cuda_graph_max_bs;
+  const bool drafted = SglangHasDraftModel(g.speculative_algorithm);
   if (g.mem_fraction_static > 0) {
     r.mem_fraction_static = g.mem_fraction_static;
   } else {
@@ -70,16 +84,39 @@ SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes,
     reserved += static_cast<double>(r.cuda_graph_max_bs) * 2;
     reserved += static_cast<double>(p.tp * p.pp) / 8 * 1024;
     if (gpu_mib > 60 * 1024) reserved = std::max(reserved, 10.0 * 1024);
+    // Up to 0.5.10, after the floor: "standalone draft model and cuda graphs" 6 GiB, "eagle draft
+    // models and cuda graphs" 2 GiB (removed by PR #23862, which budgets the draft instead).
+    if (drafted && !SglangBudgetsDraft(g)) {
+      reserved += g.speculative_algorithm == SglangSpeculative::kStandalone ? 6 * 1024 : 2 * 1024;
+    }
     r.mem_fraction_static = std::round((gpu_mib - reserved) / gpu_mib * 1000) / 1000;
   }
-  // [1, 2, 4, 8, 12] + range(16, 257, 8) + range(272, 512, 16) + range(512, max_bs + 1, 32).
-  auto count = [&](int64_t from, int64_t to, int64_t step) {
-    int64_t n = 0;
-    for (int64_t bs = from; bs < to; bs += step) n += bs <= r.cuda_graph_max_bs ? 1 : 0;
-    return n;
-  };
-  r.capture_sizes = count(1, 3, 1) + count(4, 5, 1) + count(8, 13, 4) + count(16, 257, 8) +
-                    count(272, 512, 16) + count(512, r.cuda_graph_max_bs + 1, 32);
+  r.max_running_requests = g.max_running_requests;
+  if (g.speculative_algorithm != SglangSpeculative::kNone) {
+    // _handle_speculative_decoding's defaults when none are given (3 steps, top-k 1, 4 tokens);
+    // the EAGLE family and STANDALONE reset an unset --max-running-requests to 48.
+    r.num_steps = g.speculative_num_steps > 0 ? g.speculative_num_steps : 3;
+    r.eagle_topk = g.speculative_eagle_topk > 0 ? g.speculative_eagle_topk : 1;
+    r.num_draft_tokens = g.speculative_num_draft_tokens > 0 ? g.speculative_num_draft_tokens : 4;
+    if (drafted && r.max_running_requests == 0) r.max_running_requests = 48;
+  }
+  // [1, 2, 4, 8, 12] + range(16, 257, 8) + range(272, 512, 16) + range(512, max_bs + 1, 32);
+  // cuda_graph_runner.py get_batch_sizes_to_capture adds the request table's size and one less
+  // when the list passes it, and keeps none above it.
+  const int64_t table = r.max_running_requests > 0 ? r.max_running_requests : r.cuda_graph_max_bs;
+  std::vector<int64_t> sizes = {1, 2, 4, 8, 12};
+  for (int64_t bs = 16; bs < 257; bs += 8) sizes.push_back(bs);
+  for (int64_t bs = 272; bs < 512; bs += 16) sizes.push_back(bs);
+  for (int64_t bs = 512; bs < r.cuda_graph_max_bs + 1; bs += 32) sizes.push_back(bs);
+  if (table < r.cuda_graph_max_bs) {
+    sizes.push_back(table - 1);
+    sizes.push_back(table);
+  }
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  r.capture_sizes = std::count_if(sizes.begin(), sizes.end(), [&](int64_t bs) {
+    return bs >= 1 && bs <= table && bs <= r.cuda_graph_max_bs;
+  });
   return r;
 }
 
@@ -109,6 +146,19 @@ std::string SglangLaunchCommand(const std::string& model, const EstimateRequest&
     absl::StrAppend(&line, " --kv-cache-dtype ", KvCacheDTypeNames().Name(request.kv_cache_dtype));
   }
   if (request.sglang.disable_cuda_graph) absl::StrAppend(&line, " --disable-cuda-graph");
+  const SglangConfig& g = request.sglang;
+  if (g.speculative_algorithm != SglangSpeculative::kNone) {
+    // Every speculative number written out: SGLang's auto-choice depends on the architecture.
+    absl::StrAppend(&line, " --speculative-algorithm ",
+                    SglangSpeculativeNames().Name(g.speculative_algorithm));
+    if (g.speculative_algorithm != SglangSpeculative::kNextn &&
+        SglangHasDraftModel(g.speculative_algorithm)) {
+      absl::StrAppend(&line, " --speculative-draft-model-path ",
+                      ShellQuote(g.draft_model.empty() ? "DRAFT_MODEL" : g.draft_model));
+    }
+    absl::StrAppend(&line, " --speculative-num-steps ", r.num_steps, " --speculative-eagle-topk ",
+                    r.eagle_topk, " --speculative-num-draft-tokens ", r.num_draft_tokens);
+  }
   if (request.sglang.enable_lora) {
     absl::StrAppend(&line, " --enable-lora --max-loras-per-batch ",
                     request.sglang.max_loras_per_batch, " --max-lora-rank ",
@@ -181,6 +231,50 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   }
   int64_t lora_bytes = 0;
 
+  // A speculative draft (ValidateRequest: given for EAGLE, EAGLE3 and STANDALONE, the model's MTP
+  // layers for NEXTN, pp = 1), sharded as the target: its weights, its own KV pool of the
+  // target's token count (model_runner init_memory: draft_runner_cache_size) and its graphs.
+  const SglangSpeculative alg = g.speculative_algorithm;
+  const ModelSpec* draft_spec = alg == SglangSpeculative::kNextn ? spec.mtp.get()
+                                : SglangHasDraftModel(alg)       ? g.draft
+                                                                 : nullptr;
+  std::optional<RankContext> draft;
+  if (draft_spec != nullptr) {
+    draft.emplace(*draft_spec, req, internal::ResolveDType(*draft_spec, req));
+  }
+  const bool budgeted = SglangBudgetsDraft(g);
+  int64_t draft_weights = 0, draft_kv_per_token = 0;
+  if (draft && alg == SglangSpeculative::kStandalone) {
+    // standalone_worker.py: a whole second model, its own embedding and head.
+    draft_weights = internal::StageWeights(*draft, 0, 0, draft_spec->num_layers);
+  } else if (draft) {
+    // eagle_worker.py __init__ "Share the embedding and lm_head": the draft's own are freed for
+    // the target's (set_embed_and_head); EAGLE3 keeps its head (set_embed; over draft_vocab_size).
+    // A middle stage's weights are the layers alone.
+    draft_weights = internal::StageWeights(*draft, /*stage=*/-1, 0, draft_spec->num_layers);
+    for (const Tensor& t : draft_spec->last_stage) {
+      if (t.role == TensorRole::kLmHead && alg != SglangSpeculative::kEagle3) continue;
+      draft_weights += internal::RankTensorBytes(*draft, t);
+    }
+    if (alg == SglangSpeculative::kEagle3 && draft_spec->tie_word_embeddings) {
+      for (const Tensor& t : draft_spec->first_stage) {
+        draft_weights += internal::RankTensorBytes(*draft, t);  // the tied head is its own
+      }
+    }
+    if (alg == SglangSpeculative::kEagle3) {
+      // llama_eagle3.py: fc (3 x hidden -> hidden, replicated) and a midlayer whose qkv_proj
+      // reads [embeds, hidden] (2 x hidden in), which the config's plain llama layer does not have.
+      const AttentionSpec& at = draft_spec->attention(0);
+      const int64_t h = draft_spec->hidden_size;
+      draft_weights += DTypeBytes(draft->dtype) *
+                       (3 * h * h + h * (at.num_heads + 2 * at.num_kv_heads) * at.head_dim / p.tp);
+    }
+  }
+  for (int64_t l = 0; draft && l < draft_spec->num_layers; ++l) {
+    draft_kv_per_token +=
+        internal::LayerKvBytesPerToken(*draft, draft_spec->attention(static_cast<int>(l)));
+  }
+
   // The pool of each stage first: the request table is sized from the replica's tokens.
   int64_t tokens = -1, tokens_low = -1;
   for (int64_t stage = 0; stage < p.pp; ++stage) {
@@ -194,15 +288,26 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
                                                        g.max_lora_rank, lora_targets)
                              : 0;
     lora_bytes = std::max(lora_bytes, lora);
-    s.weights_bytes = internal::StageWeights(c, stage, first, last) + lora;
+    const int64_t target_weights = internal::StageWeights(c, stage, first, last) + lora;
+    s.weights_bytes = target_weights + draft_weights;
+    int64_t target_cell = 0;
     for (int64_t l = first; l < last; ++l) {
-      s.kv_cache_bytes_per_token +=
-          internal::LayerKvBytesPerToken(c, spec.attention(static_cast<int>(l)));
+      target_cell += internal::LayerKvBytesPerToken(c, spec.attention(static_cast<int>(l)));
     }
+    // Budgeted (after 0.5.10): pool_configurator.py DefaultPoolConfigurator scales the cell by
+    // (1 + draft layers / target layers), after both models' weights are loaded. Up to 0.5.10 the
+    // pool is sized on the target alone and the draft's pool comes on top, out of the reserve.
+    const int64_t sizing_cell =
+        draft && budgeted && s.num_layers > 0
+            ? static_cast<int64_t>(static_cast<double>(target_cell) *
+                                   (1 + static_cast<double>(draft_spec->num_layers) /
+                                            static_cast<double>(s.num_layers)))
+            : target_cell;
+    s.kv_cache_bytes_per_token = target_cell + draft_kv_per_token;
     const int64_t free_before = req.gpu_memory_bytes - s.cuda_context_bytes;
     const int64_t rest =
         static_cast<int64_t>(std::floor(static_cast<double>(free_before) * r.mem_fraction_static)) -
-        s.weights_bytes;
+        (budgeted ? s.weights_bytes : target_weights);
     s.available_kv_cache_bytes = rest;
     // The low end: the weights and context the pool is measured after may be larger.
     s.available_kv_cache_low_bytes =
@@ -210,8 +315,8 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
         static_cast<int64_t>(std::ceil(
             margins.vllm_non_kv * static_cast<double>(s.weights_bytes + s.cuda_context_bytes)));
     auto to_tokens = [&](int64_t bytes) -> int64_t {
-      if (bytes <= 0 || s.kv_cache_bytes_per_token <= 0) return 0;
-      return bytes / s.kv_cache_bytes_per_token / g.page_size * g.page_size;
+      if (bytes <= 0 || sizing_cell <= 0) return 0;
+      return bytes / sizing_cell / g.page_size * g.page_size;
     };
     s.kv_cache_tokens = to_tokens(rest);
     s.kv_cache_tokens_low = to_tokens(s.available_kv_cache_low_bytes);
@@ -230,26 +335,35 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     out.stages.push_back(s);
   }
   const int64_t max_running =
-      g.max_running_requests > 0
-          ? g.max_running_requests
+      r.max_running_requests > 0
+          ? r.max_running_requests
           : std::min<int64_t>(
                 std::max<int64_t>(static_cast<int64_t>(static_cast<double>(tokens) /
                                                        static_cast<double>(context_len) * 512),
                                   2048),
                 4096);
-  const int64_t req_to_token = 4 * (max_running + 1) * (context_len + 4);
+  // init_memory: each row holds context_len + 4 (+ the draft tokens when speculating) slots.
+  const int64_t req_to_token = 4 * (max_running + 1) * (context_len + 4 + r.num_draft_tokens);
   for (StageMemory& s : out.stages) {
     const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
     // No profile run: the peaks are those of serving, a chunked prefill and a decode batch of
-    // the workload's sequences (else of cuda_graph_max_bs) through the sampler.
+    // the workload's sequences (else of cuda_graph_max_bs) through the sampler; speculating, the
+    // verify batch samples every draft token of each sequence.
     const int64_t decode_rows =
         std::min(max_running, req.concurrency > 0 ? req.concurrency : r.cuda_graph_max_bs);
-    s.activation_peak_bytes =
-        internal::ServingForwardPeak(c, first, last, s.pp_stage == p.pp - 1, r.chunked_prefill_size,
-                                     decode_rows, kVllmSamplerFp32BytesPerLogit);
+    s.activation_peak_bytes = internal::ServingForwardPeak(
+        c, first, last, s.pp_stage == p.pp - 1, r.chunked_prefill_size,
+        decode_rows * std::max<int64_t>(r.num_draft_tokens, 1), kVllmSamplerFp32BytesPerLogit);
     s.engine_overhead_bytes = non_torch + req_to_token;
     s.cuda_graph_bytes =
         g.disable_cuda_graph ? 0 : internal::CudaGraphBytesForSizes(s.num_layers, r.capture_sizes);
+    if (draft && !g.disable_cuda_graph) {
+      // The draft's decode graphs share the global graph memory pool: its layers' share, the
+      // per-layer cost measured on vLLM (engine_constants.h), not a second base.
+      s.cuda_graph_bytes +=
+          internal::CudaGraphBytesForSizes(draft_spec->num_layers, r.capture_sizes) -
+          kVllmCudaGraphBaseBytes;
+    }
     s.total_bytes = s.cuda_context_bytes + s.weights_bytes + s.kv_cache_bytes +
                     s.activation_peak_bytes + s.engine_overhead_bytes + s.cuda_graph_bytes;
     s.torch_peak_allocated_bytes = s.weights_bytes + s.kv_cache_bytes + s.activation_peak_bytes;
@@ -269,6 +383,34 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
         BytesToGiB(lora_bytes),
         " GiB per rank (in weights_bytes), allocated before the KV pool; adapters loaded in host "
         "memory (--max-loaded-loras) are not counted"));
+  }
+  if (draft) {
+    out.notes.push_back(absl::StrCat(
+        "speculative ", SglangSpeculativeNames().Name(alg), ": ",
+        alg == SglangSpeculative::kNextn
+            ? std::string("the model's MTP layers")
+            : absl::StrCat("draft ", g.draft_model.empty() ? "model" : g.draft_model),
+        " (", draft_spec->num_layers, " layers) adds ", BytesToGiB(draft_weights),
+        " GiB of weights",
+        alg == SglangSpeculative::kStandalone ? ""
+        : alg == SglangSpeculative::kEagle3   ? " (the embedding is the target's)"
+                                              : " (the embedding and lm_head are the target's)",
+        " and ", draft_kv_per_token, " KV bytes per pooled token on each rank; ",
+        budgeted ? "counted before the KV pool is sized (SGLang after 0.5.10)"
+                 : "loaded after the KV pool is sized, so weights and draft pool come out of the "
+                   "reserve mem_fraction_static leaves (SGLang 0.5.10 and earlier: OOM at start "
+                   "when they do not fit; give sglang.version for a later release)",
+        alg == SglangSpeculative::kEagle3
+            ? "; the lm_head is counted at vocab_size (an EAGLE3 head over draft_vocab_size is "
+              "smaller)"
+            : ""));
+  }
+  if (alg != SglangSpeculative::kNone) {
+    out.notes.push_back(absl::StrCat(
+        "speculative decoding: ", r.num_steps, " steps, top-k ", r.eagle_topk, ", ",
+        r.num_draft_tokens, " draft tokens per sequence",
+        g.max_running_requests == 0 && draft ? "; SGLang resets --max-running-requests to 48"
+                                             : ""));
   }
   bool sliding = false;
   for (int64_t l = 0; l < spec.num_layers; ++l) {

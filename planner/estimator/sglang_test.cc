@@ -338,6 +338,221 @@ TEST(ServingDraftTest, DraftTakesTheKvPool) {
   EXPECT_NE(Estimate(target, r).status().message().find("needs a draft model"), std::string::npos);
 }
 
+// An EAGLE head for Llama-3.1-8B (the shape of yuhuili/EAGLE-LLaMA3.1-Instruct-8B's config.json):
+// one llama decoder layer at the target's width.
+constexpr char kEagleHead[] = R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+  "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+  "num_key_value_heads": 8, "num_hidden_layers": 1, "vocab_size": 128256,
+  "max_position_embeddings": 131072, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+  "torch_dtype": "bfloat16", "tie_word_embeddings": false})";
+
+bool HasNote(const MemoryEstimate& e, const std::string& part) {
+  for (const std::string& n : e.notes) {
+    if (n.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// SGLang EAGLE up to 0.5.10 (server_args.py _handle_gpu_memory_settings, model_runner.py): the
+// fraction keeps 2 GiB more for "eagle draft models and cuda graphs", the target's pool is sized
+// on its own cell, and the draft (weights, its pool of as many tokens, its graphs) is loaded after,
+// out of what the fraction leaves. --max-running-requests falls to 48 and the graphs with it
+// (cuda_graph_runner.py get_batch_sizes_to_capture).
+TEST(ServingDraftTest, SglangEagleBefore0511SizesThePoolOnTheTarget) {
+  const ModelSpec target = LoadModel("llama-3.1-8b-instruct");
+  absl::StatusOr<ModelSpec> head = ParseModelConfig(kEagleHead);
+  ASSERT_TRUE(head.ok()) << head.status();
+  EstimateRequest r = Sglang();
+  r.sglang.context_length = 8192;
+  r.context_tokens = 8192;
+  auto plain = Estimate(target, r);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EstimateRequest e = r;
+  e.sglang.speculative_algorithm = SglangSpeculative::kEagle;
+  e.sglang.draft = &*head;
+  e.sglang.draft_model = "yuhuili/EAGLE-LLaMA3.1-Instruct-8B";
+  const SglangResolved res = ResolveSglang(e.sglang, kH100, {.tp = 1});
+  EXPECT_DOUBLE_EQ(res.mem_fraction_static,
+                   std::round((81559.0 - 13440 - 2048) / 81559 * 1000) / 1000);
+  EXPECT_EQ(res.max_running_requests, 48);
+  EXPECT_EQ(res.num_steps, 3);
+  EXPECT_EQ(res.eagle_topk, 1);
+  EXPECT_EQ(res.num_draft_tokens, 4);
+  EXPECT_EQ(res.capture_sizes, 11);  // 1 2 4 8 12 16 24 32 40, then 47 and 48
+  auto spec = Estimate(target, e);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const StageMemory& p = plain->stages[0];
+  const StageMemory& s = spec->stages[0];
+  // The draft's layer, its final norm and rope cache; embedding and lm_head are the target's.
+  const int64_t layer = 4096 * 4096 * 2 + 1024 * 4096 * 2 + 14336 * 4096 * 3 + 4096 * 2;
+  EXPECT_EQ(s.weights_bytes - p.weights_bytes, 2 * (layer + 4096) + 2 * 131072 * 128);
+  EXPECT_EQ(s.kv_cache_bytes_per_token, p.kv_cache_bytes_per_token + 8 * 128 * 2 * 2);
+  const int64_t free_before = kH100 - kCudaContextBytes;
+  const int64_t rest =
+      static_cast<int64_t>(std::floor(static_cast<double>(free_before) * res.mem_fraction_static)) -
+      p.weights_bytes;
+  EXPECT_EQ(s.kv_cache_tokens, rest / p.kv_cache_bytes_per_token);
+  // 49 request rows of context + 4 + 4 draft tokens.
+  EXPECT_EQ(s.engine_overhead_bytes, int64_t{4} * 49 * (8192 + 8) + kVllmNonTorchSingleGpuBytes);
+  EXPECT_TRUE(spec->fits) << spec->reason;
+  EXPECT_TRUE(HasNote(*spec, "loaded after the KV pool is sized")) << spec->notes.size();
+  EXPECT_TRUE(HasNote(*spec, "resets --max-running-requests to 48"));
+  const std::string line = SglangLaunchCommand("/models/llama", e, *spec);
+  EXPECT_NE(line.find("--speculative-algorithm EAGLE --speculative-draft-model-path "
+                      "yuhuili/EAGLE-LLaMA3.1-Instruct-8B --speculative-num-steps 3 "
+                      "--speculative-eagle-topk 1 --speculative-num-draft-tokens 4"),
+            std::string::npos)
+      << line;
+  // At the largest fraction the target alone fits, the draft loaded after its pool does not.
+  double largest = 0;
+  for (double f = 0.80; f < 0.99; f += 0.005) {
+    r.sglang.mem_fraction_static = f;
+    auto alone = Estimate(target, r);
+    ASSERT_TRUE(alone.ok());
+    if (alone->fits) largest = f;
+  }
+  ASSERT_GT(largest, 0.85);
+  e.sglang.mem_fraction_static = largest;
+  auto tight = Estimate(target, e);
+  ASSERT_TRUE(tight.ok());
+  EXPECT_FALSE(tight->fits) << largest;
+  // From 0.5.11 the same fraction leaves room for the draft: its weights and pool are budgeted.
+  e.sglang.version = "0.5.11";
+  auto budgeted = Estimate(target, e);
+  ASSERT_TRUE(budgeted.ok());
+  EXPECT_TRUE(budgeted->fits) << budgeted->reason;
+}
+
+// After 0.5.10 (PRs #23862, #28855): no flat reserve; both models' weights come out of the
+// fraction first and pool_configurator.py scales the cell by (1 + draft layers / target layers).
+TEST(ServingDraftTest, SglangEagleFrom0511BudgetsTheDraft) {
+  const ModelSpec target = LoadModel("llama-3.1-8b-instruct");
+  absl::StatusOr<ModelSpec> head = ParseModelConfig(kEagleHead);
+  ASSERT_TRUE(head.ok()) << head.status();
+  EstimateRequest e = Sglang();
+  e.sglang.context_length = 8192;
+  e.sglang.version = "0.5.11";
+  e.sglang.speculative_algorithm = SglangSpeculative::kEagle;
+  e.sglang.draft = &*head;
+  e.sglang.speculative_num_steps = 5;
+  e.sglang.speculative_eagle_topk = 4;
+  e.sglang.speculative_num_draft_tokens = 8;
+  e.sglang.max_running_requests = 64;
+  const SglangResolved res = ResolveSglang(e.sglang, kH100, {.tp = 1});
+  EXPECT_DOUBLE_EQ(res.mem_fraction_static, 0.835);
+  EXPECT_EQ(res.max_running_requests, 64);
+  auto spec = Estimate(target, e);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const StageMemory& s = spec->stages[0];
+  const int64_t target_cell = 32 * 8 * 128 * 2 * 2;
+  const int64_t free_before = kH100 - kCudaContextBytes;
+  const int64_t rest =
+      static_cast<int64_t>(std::floor(static_cast<double>(free_before) * 0.835)) - s.weights_bytes;
+  EXPECT_EQ(s.kv_cache_tokens, rest / (target_cell + target_cell / 32));
+  EXPECT_EQ(s.engine_overhead_bytes,
+            int64_t{4} * 65 * (8192 + 4 + 8) + kVllmNonTorchSingleGpuBytes);
+  EXPECT_TRUE(HasNote(*spec, "counted before the KV pool is sized"));
+  EXPECT_FALSE(HasNote(*spec, "resets --max-running-requests"));
+  EXPECT_NE(SglangLaunchCommand("m", e, *spec)
+                .find("--speculative-num-steps 5 --speculative-eagle-topk 4 "
+                      "--speculative-num-draft-tokens 8"),
+            std::string::npos);
+  // EAGLE3 keeps its own lm_head and adds fc (3h -> h) and the wider qkv_proj of its midlayer.
+  e.sglang.speculative_algorithm = SglangSpeculative::kEagle3;
+  auto eagle3 = Estimate(target, e);
+  ASSERT_TRUE(eagle3.ok()) << eagle3.status();
+  EXPECT_EQ(eagle3->stages[0].weights_bytes - s.weights_bytes,
+            2 * (int64_t{128256} * 4096 + 3 * 4096 * 4096 + 4096 * (32 + 16) * 128));
+}
+
+// STANDALONE: a whole small model (its own embedding and head), 6 GiB more reserve up to 0.5.10;
+// NEXTN: the model's MTP layers (config.json num_nextn_predict_layers) sharing embedding and head.
+TEST(ServingDraftTest, SglangStandaloneAndNextn) {
+  const ModelSpec target = LoadModel("qwen2.5-7b-instruct");
+  const ModelSpec small = LoadModel("qwen2.5-0.5b");
+  EstimateRequest r = Sglang();
+  r.sglang.context_length = 8192;
+  auto plain = Estimate(target, r);
+  auto alone = Estimate(small, r);
+  ASSERT_TRUE(plain.ok() && alone.ok());
+  EstimateRequest e = r;
+  e.sglang.speculative_algorithm = SglangSpeculative::kStandalone;
+  e.sglang.draft = &small;
+  EXPECT_DOUBLE_EQ(ResolveSglang(e.sglang, kH100, {.tp = 1}).mem_fraction_static,
+                   std::round((81559.0 - 13440 - 6144) / 81559 * 1000) / 1000);
+  auto standalone = Estimate(target, e);
+  ASSERT_TRUE(standalone.ok()) << standalone.status();
+  EXPECT_EQ(standalone->stages[0].weights_bytes - plain->stages[0].weights_bytes,
+            alone->stages[0].weights_bytes);
+  EXPECT_EQ(standalone->stages[0].kv_cache_bytes_per_token,
+            plain->stages[0].kv_cache_bytes_per_token + alone->stages[0].kv_cache_bytes_per_token);
+  EXPECT_GT(standalone->stages[0].cuda_graph_bytes, 0);
+
+  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/../models/glm-4.5-air.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<ModelSpec> glm = ParseModelConfig(text.str());
+  ASSERT_TRUE(glm.ok()) << glm.status();
+  ASSERT_NE(glm->mtp, nullptr);
+  EstimateRequest g = Sglang(4);
+  g.sglang.context_length = 8192;
+  auto base = Estimate(*glm, g);
+  ASSERT_TRUE(base.ok()) << base.status();
+  g.sglang.speculative_algorithm = SglangSpeculative::kNextn;
+  auto nextn = Estimate(*glm, g);
+  ASSERT_TRUE(nextn.ok()) << nextn.status();
+  const int64_t added = nextn->stages[0].weights_bytes - base->stages[0].weights_bytes;
+  // One MoE layer (a 46th of the decoder's layers, roughly) without the 151,552 x 4096 head.
+  const int64_t head_per_rank = int64_t{151552} / 4 * 4096 * 2;
+  EXPECT_GT(added, 0);
+  EXPECT_LT(added, (base->stages[0].weights_bytes - 2 * head_per_rank) / 46 * 2);
+  EXPECT_EQ(nextn->stages[0].kv_cache_bytes_per_token - base->stages[0].kv_cache_bytes_per_token,
+            base->stages[0].kv_cache_bytes_per_token / 46);
+  EXPECT_EQ(SglangLaunchCommand("m", g, *nextn).find("--speculative-draft-model-path"),
+            std::string::npos);
+}
+
+// What SGLang would refuse, or what is not modelled, is refused by name.
+TEST(ServingDraftTest, SglangSpeculativeRefusals) {
+  const ModelSpec target = LoadModel("llama-3.1-8b-instruct");
+  absl::StatusOr<ModelSpec> head = ParseModelConfig(kEagleHead);
+  ASSERT_TRUE(head.ok());
+  auto refused = [&](const EstimateRequest& r) {
+    auto e = Estimate(target, r);
+    return e.ok() ? std::string("accepted") : std::string(e.status().message());
+  };
+  EstimateRequest r = Sglang();
+  r.sglang.speculative_algorithm = SglangSpeculative::kEagle;
+  EXPECT_NE(refused(r).find("sglang.speculative_algorithm=EAGLE needs the draft"),
+            std::string::npos);
+  r.sglang.speculative_algorithm = SglangSpeculative::kNgram;
+  r.sglang.draft = &*head;
+  EXPECT_NE(refused(r).find("only EAGLE, EAGLE3 and STANDALONE take one"), std::string::npos);
+  r.sglang.draft = nullptr;
+  EXPECT_EQ(refused(r), "accepted");  // NGRAM drafts from the prompt: no model
+  r.sglang.speculative_algorithm = SglangSpeculative::kNextn;
+  EXPECT_NE(refused(r).find("has no MTP layers"), std::string::npos);
+  r.sglang.speculative_algorithm = SglangSpeculative::kNone;
+  r.sglang.speculative_num_steps = 3;
+  EXPECT_NE(refused(r).find("need sglang.speculative_algorithm"), std::string::npos);
+  r.sglang.speculative_algorithm = SglangSpeculative::kEagle;
+  r.sglang.draft = &*head;
+  r.sglang.speculative_num_steps = 65;
+  EXPECT_NE(refused(r).find("sglang.speculative_num_steps=65"), std::string::npos);
+  r.sglang.speculative_num_steps = 0;
+  r.parallelism.pp = 2;
+  EXPECT_NE(refused(r).find("at pp=2"), std::string::npos);
+  r.parallelism.pp = 1;
+  r.sglang.enable_lora = true;
+  r.sglang.max_lora_rank = 16;
+  EXPECT_NE(refused(r).find("only with NGRAM"), std::string::npos);
+  r.sglang.enable_lora = false;
+  r.sglang.version = "0.five";
+  EXPECT_NE(refused(r).find("sglang.version"), std::string::npos);
+  r.sglang.version = "0.5.11";
+  EXPECT_EQ(refused(r), "accepted");
+}
+
 // --cpu-offload-gb: that much of each GPU's weights lives in host memory (GPU and host bytes
 // apart; the KV pool gains what the GPU gives up); V0's --swap-space is host memory per GPU.
 TEST(ServingOffloadTest, WeightsToHostAndSwap) {

@@ -263,6 +263,10 @@ TEST_F(OneRuleTest, ServerPathForwardsDraftAndLlamaCppFlags) {
       {"--gpu=H100-80GB", "--engine=sglang", "--mem-fraction-static=0.7", "--context-length=8192",
        "--enable-lora", "--max-lora-rank=64", "--max-loras-per-batch=4",
        "--lora-target-modules=q_proj,v_proj", "--output=json"},
+      // SGLang speculative decoding with a draft (sglang.draft_config_json and its numbers).
+      {"--gpu=H100-80GB", "--engine=sglang", "--context-length=8192", "--sglang-version=0.5.11",
+       "--speculative-algorithm=STANDALONE", "--draft-model=" + draft, "--speculative-num-steps=4",
+       "--speculative-num-draft-tokens=6", "--output=json"},
   };
   for (const std::vector<std::string>& flags : cases) {
     ProcessResult offline = EstimateCli("qwen2.5-7b-instruct", flags);
@@ -293,6 +297,30 @@ TEST_F(OneRuleTest, ServerPathForwardsDraftAndLlamaCppFlags) {
   ASSERT_EQ(lora.exit_code, 0) << lora.err;
   EXPECT_GT(nlohmann::json::parse(no_lora.out)["kv_cache_tokens"].get<int64_t>(),
             nlohmann::json::parse(lora.out)["kv_cache_tokens"].get<int64_t>());
+  // And for SGLang's draft: the pool is smaller with it, the launch line names it.
+  ProcessResult no_draft = EstimateCli(
+      "qwen2.5-7b-instruct", {"--gpu=H100-80GB", "--engine=sglang", "--context-length=8192",
+                              "--sglang-version=0.5.11", server, "--output=json"});
+  std::vector<std::string> with_draft = cases[3];
+  with_draft.push_back(server);
+  ProcessResult sg_draft = EstimateCli("qwen2.5-7b-instruct", with_draft);
+  ASSERT_EQ(sg_draft.exit_code, 0) << sg_draft.err;
+  EXPECT_GT(nlohmann::json::parse(no_draft.out)["kv_cache_tokens"].get<int64_t>(),
+            nlohmann::json::parse(sg_draft.out)["kv_cache_tokens"].get<int64_t>());
+  // vLLM's words on SGLang and SGLang's on vLLM are usage errors, offline and remote alike.
+  for (bool remote : {false, true}) {
+    std::vector<std::string> mixed = {"--gpu=H100-80GB", "--engine=sglang",
+                                      "--speculative-method=mtp"};
+    if (remote) mixed.push_back(server);
+    ProcessResult r = EstimateCli("qwen2.5-7b-instruct", mixed);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("are vLLM's"), std::string::npos) << r.err;
+    std::vector<std::string> other = {"--gpu=H100-80GB", "--speculative-algorithm=EAGLE"};
+    if (remote) other.push_back(server);
+    r = EstimateCli("qwen2.5-7b-instruct", other);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("are SGLang's"), std::string::npos) << r.err;
+  }
 }
 
 // Disagreement 9: validate_only refuses exactly what the real call refuses, with the same words.

@@ -149,6 +149,65 @@ TEST_F(PlannerApiTest, SglangDeploymentsPlanAndLaunchAsSglang) {
       << s.error_message();
 }
 
+// A speculative draft carried inline by the deployment (vllm.draft_config_json, or
+// sglang.draft_config_json with sglang.speculative_algorithm) is sized into the plan and named in
+// the launch line: the plan API used to drop it, reserving the GPU without the draft.
+TEST_F(PlannerApiTest, DeploymentsWithADraftReserveIt) {
+  const std::string draft = testing::CalibrationModel("qwen2.5-0.5b");
+  auto rank_bytes = [&](const v1::PlanPlacementRequest& req, std::string* launch) -> int64_t {
+    v1::Plan plan;
+    grpc::Status s = PlanCall(req, &plan);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (!s.ok() || plan.replicas_size() != 1) return -1;
+    if (launch != nullptr) *launch = plan.replicas(0).launch_command();
+    return plan.replicas(0).ranks(0).bytes();
+  };
+  v1::PlanPlacementRequest vllm = Request("v", "llama-3.1-8b-instruct", 1);
+  const int64_t vllm_plain = rank_bytes(vllm, nullptr);
+  vllm.mutable_deployments(0)->mutable_vllm()->set_draft_config_json(draft);
+  vllm.mutable_deployments(0)->mutable_vllm()->set_draft_model("Qwen/Qwen2.5-0.5B");
+  vllm.mutable_deployments(0)->mutable_vllm()->set_num_speculative_tokens(3);
+  std::string launch;
+  EXPECT_GT(rank_bytes(vllm, &launch), vllm_plain);
+  EXPECT_NE(launch.find("--speculative-config '{\"model\":\"Qwen/Qwen2.5-0.5B\""),
+            std::string::npos)
+      << launch;
+
+  v1::PlanPlacementRequest sglang = Request("sg", "llama-3.1-8b-instruct", 1);
+  v1::DeploymentSpec* d = sglang.mutable_deployments(0);
+  d->set_engine(v1::ENGINE_SGLANG);
+  d->mutable_sglang()->set_context_length(8192);
+  d->mutable_sglang()->set_version("0.5.11");
+  const int64_t sglang_plain = rank_bytes(sglang, nullptr);
+  d->mutable_sglang()->set_speculative_algorithm("STANDALONE");
+  d->mutable_sglang()->set_draft_config_json(draft);
+  d->mutable_sglang()->set_draft_model("Qwen/Qwen2.5-0.5B");
+  // From 0.5.11 the pool makes room for the draft (its cell grows by the draft's layers), so the
+  // rank holds other bytes, not more: what matters is that the draft was sized at all.
+  EXPECT_NE(rank_bytes(sglang, &launch), sglang_plain);
+  EXPECT_NE(launch.find("--speculative-algorithm STANDALONE --speculative-draft-model-path "
+                        "Qwen/Qwen2.5-0.5B"),
+            std::string::npos)
+      << launch;
+  // Refused by field: a draft that does not parse, an algorithm SGLang does not have, and a
+  // draft-model algorithm without its draft.
+  auto refused = [&](v1::PlanPlacementRequest req, const std::string& words) {
+    v1::Plan plan;
+    grpc::Status s = PlanCall(req, &plan);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << words;
+    EXPECT_NE(s.error_message().find(words), std::string::npos) << s.error_message();
+  };
+  v1::PlanPlacementRequest bad = sglang;
+  bad.mutable_deployments(0)->mutable_sglang()->set_draft_config_json("{");
+  refused(bad, "sglang.draft_config_json");
+  bad = sglang;
+  bad.mutable_deployments(0)->mutable_sglang()->set_speculative_algorithm("MEDUSA");
+  refused(bad, "MEDUSA");
+  bad = sglang;
+  bad.mutable_deployments(0)->mutable_sglang()->clear_draft_config_json();
+  refused(bad, "speculative_algorithm=STANDALONE needs the draft");
+}
+
 // DeploymentSpec.engine = ENGINE_LLAMA_CPP with llama_cpp.file_type: planned from the GGUF that
 // file type names and launched by llama-server; without a file type, refused by name.
 TEST_F(PlannerApiTest, LlamaCppDeploymentsPlanAndLaunchAsLlamaServer) {
