@@ -155,7 +155,9 @@ absl::StatusOr<estimator::SglangConfig> SglangFromFlags(const FlagSet& f,
                             .cuda_graph_max_bs = f.GetInt("cuda-graph-max-bs"),
                             .max_running_requests = f.GetInt("max-running-requests"),
                             .page_size = f.GetInt("page-size"),
-                            .disable_cuda_graph = f.GetBool("disable-cuda-graph")};
+                            .disable_cuda_graph = f.GetBool("disable-cuda-graph"),
+                            .swa_full_tokens_ratio = f.GetDouble("swa-full-tokens-ratio"),
+                            .disable_hybrid_swa_memory = f.GetBool("disable-hybrid-swa-memory")};
   const bool speculative = f.IsSet("speculative-algorithm") || f.IsSet("speculative-num-steps") ||
                            f.IsSet("speculative-eagle-topk") ||
                            f.IsSet("speculative-num-draft-tokens");
@@ -1305,6 +1307,11 @@ FlagSet EstimateFlags() {
   f.Int("max-running-requests", 0, "sglang --max-running-requests (0: from the KV pool)");
   f.Int("page-size", 1, "sglang --page-size");
   f.Bool("disable-cuda-graph", false, "sglang --disable-cuda-graph");
+  f.Double("swa-full-tokens-ratio", 0,
+           "sglang --swa-full-tokens-ratio: a sliding layer's pool over a full layer's, hybrid SWA "
+           "models (gpt-oss; 0: 0.8)");
+  f.Bool("disable-hybrid-swa-memory", false,
+         "sglang --disable-hybrid-swa-memory: one full-size pool for every layer");
   f.Int("max-loras-per-batch", estimator::SglangConfig{}.max_loras_per_batch,
         "sglang --max-loras-per-batch, with --enable-lora (and --max-lora-rank, required)");
   f.String("lora-target-modules", "",

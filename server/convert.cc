@@ -330,6 +330,8 @@ absl::Status FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
   d.speculative_num_steps = g.speculative_num_steps();
   d.speculative_eagle_topk = g.speculative_eagle_topk();
   d.speculative_num_draft_tokens = g.speculative_num_draft_tokens();
+  d.swa_full_tokens_ratio = g.swa_full_tokens_ratio();
+  d.disable_hybrid_swa_memory = g.disable_hybrid_swa_memory();
   ASSIGN_OR_RETURN(d.speculative_algorithm,
                    estimator::SglangSpeculativeNames().Parse("sglang.speculative_algorithm",
                                                              g.speculative_algorithm()));
@@ -356,6 +358,8 @@ void ToProto(const estimator::SglangConfig& d, v1::SglangConfig* g) {
   g->set_speculative_num_steps(d.speculative_num_steps);
   g->set_speculative_eagle_topk(d.speculative_eagle_topk);
   g->set_speculative_num_draft_tokens(d.speculative_num_draft_tokens);
+  g->set_swa_full_tokens_ratio(d.swa_full_tokens_ratio);
+  g->set_disable_hybrid_swa_memory(d.disable_hybrid_swa_memory);
 }
 
 absl::Status FromProto(const v1::OpenvinoConfig& p, estimator::OpenvinoConfig& c) {

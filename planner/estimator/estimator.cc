@@ -160,6 +160,11 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
     }
     case Engine::kSglang: {
       const SglangConfig& g = r.sglang;
+      if (!(g.swa_full_tokens_ratio >= 0 && g.swa_full_tokens_ratio <= 1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("sglang.swa_full_tokens_ratio=", g.swa_full_tokens_ratio,
+                         " must be in (0, 1] (0: SGLang's 0.8)"));
+      }
       if (!(g.mem_fraction_static >= 0 && g.mem_fraction_static < 1)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "sglang.mem_fraction_static=", g.mem_fraction_static, " must be in (0, 1)"));
@@ -199,6 +204,15 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
             absl::StrCat("a draft model with sglang.speculative_algorithm=", alg,
                          ": only EAGLE, EAGLE3 and STANDALONE take one (NEXTN drafts with the "
                          "model's own MTP layers)"));
+      }
+      if ((g.speculative_algorithm == SglangSpeculative::kEagle ||
+           g.speculative_algorithm == SglangSpeculative::kEagle3) &&
+          g.draft != nullptr && g.draft->hidden_size != spec.hidden_size) {
+        // The head reads the target's hidden states (llama_eagle.py, llama_eagle3.py).
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sglang.speculative_algorithm=", alg, ": the draft's hidden_size ",
+            g.draft->hidden_size, " is not the target's ", spec.hidden_size,
+            " (an EAGLE head is trained for one target; a small model of its own is STANDALONE)"));
       }
       if (g.speculative_algorithm == SglangSpeculative::kNextn && spec.mtp == nullptr) {
         return absl::InvalidArgumentError(

@@ -145,6 +145,10 @@ struct SglangConfig {
   int64_t speculative_num_steps = 0;         // --speculative-num-steps
   int64_t speculative_eagle_topk = 0;        // --speculative-eagle-topk
   int64_t speculative_num_draft_tokens = 0;  // --speculative-num-draft-tokens
+  // Hybrid SWA models (gpt-oss): a sliding layer's tokens over a full layer's
+  // (--swa-full-tokens-ratio; 0: 0.8), or one full-size pool (--disable-hybrid-swa-memory).
+  double swa_full_tokens_ratio = 0;
+  bool disable_hybrid_swa_memory = false;
 };
 
 // llama.cpp's flash-attention switch (-fa): auto lets the backend decide (on for CUDA when the

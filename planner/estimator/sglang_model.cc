@@ -146,6 +146,11 @@ std::string SglangLaunchCommand(const std::string& model, const EstimateRequest&
     absl::StrAppend(&line, " --kv-cache-dtype ", KvCacheDTypeNames().Name(request.kv_cache_dtype));
   }
   if (request.sglang.disable_cuda_graph) absl::StrAppend(&line, " --disable-cuda-graph");
+  if (request.sglang.disable_hybrid_swa_memory) {
+    absl::StrAppend(&line, " --disable-hybrid-swa-memory");
+  } else if (request.sglang.swa_full_tokens_ratio > 0) {
+    absl::StrAppend(&line, " --swa-full-tokens-ratio ", request.sglang.swa_full_tokens_ratio);
+  }
   const SglangConfig& g = request.sglang;
   if (g.speculative_algorithm != SglangSpeculative::kNone) {
     // Every speculative number written out: SGLang's auto-choice depends on the architecture.
@@ -197,6 +202,18 @@ absl::StatusOr<internal::LoraTargets> SglangLoraTargets(const SglangConfig& g) {
   return t;
 }
 
+// model_config.py is_hybrid_swa_model: the architectures whose sliding-window layers get a pool
+// of their own (SWAKVPool), of the ones fleetplan parses; gemma-2/3 are not among them and keep
+// one full-size pool. Llama 4 is, but its chunked layers are not marked in ModelSpec (counted at
+// full size, an over-estimate). --disable-hybrid-swa-memory turns it off.
+bool SglangHybridSwa(const ModelSpec& spec, const SglangConfig& g) {
+  if (g.disable_hybrid_swa_memory || spec.model_type != "gpt_oss") return false;
+  for (int64_t l = 0; l < spec.num_layers; ++l) {
+    if (spec.attention(static_cast<int>(l)).sliding_window > 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
@@ -230,6 +247,27 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     }
   }
   int64_t lora_bytes = 0;
+  // Hybrid SWA (set_num_tokens_hybrid_swa): the pool is profiled as if every layer were full, then
+  // its L x tokens are split so a sliding layer holds swa_full_tokens_ratio of a full layer's.
+  const bool hybrid = SglangHybridSwa(spec, g);
+  const double swa_ratio = g.swa_full_tokens_ratio > 0 ? g.swa_full_tokens_ratio : 0.8;
+  int64_t swa_layers = 0, window = 0;
+  for (int64_t l = 0; hybrid && l < spec.num_layers; ++l) {
+    const int64_t w = spec.attention(static_cast<int>(l)).sliding_window;
+    swa_layers += w > 0 ? 1 : 0;
+    window = std::max(window, w);
+  }
+  const int64_t full_layers = spec.num_layers - swa_layers;
+  // Full-layer and sliding-layer tokens of a pool profiled at `profiled` tokens.
+  auto split = [&](int64_t profiled) -> std::pair<int64_t, int64_t> {
+    if (!hybrid) return {profiled, 0};
+    const double total = static_cast<double>(profiled) * static_cast<double>(spec.num_layers);
+    const int64_t full = static_cast<int64_t>(
+        total / (swa_ratio * static_cast<double>(swa_layers) + static_cast<double>(full_layers)));
+    const int64_t swa = static_cast<int64_t>(static_cast<double>(full) * swa_ratio);
+    return {full / g.page_size * g.page_size, swa / g.page_size * g.page_size};
+  };
+  int64_t swa_tokens = 0, swa_tokens_low = 0;
 
   // A speculative draft (ValidateRequest: given for EAGLE, EAGLE3 and STANDALONE, the model's MTP
   // layers for NEXTN, pp = 1), sharded as the target: its weights, its own KV pool of the
@@ -276,7 +314,8 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   }
 
   // The pool of each stage first: the request table is sized from the replica's tokens.
-  int64_t tokens = -1, tokens_low = -1;
+  int64_t tokens = -1, tokens_low = -1;            // profiled
+  int64_t full_tokens = -1, full_tokens_low = -1;  // a full-attention layer's (hybrid SWA split)
   for (int64_t stage = 0; stage < p.pp; ++stage) {
     StageMemory s = internal::NewStage(spec, p.pp, stage);
     const int64_t first = s.first_layer, last = s.first_layer + s.num_layers;
@@ -290,9 +329,11 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     lora_bytes = std::max(lora_bytes, lora);
     const int64_t target_weights = internal::StageWeights(c, stage, first, last) + lora;
     s.weights_bytes = target_weights + draft_weights;
-    int64_t target_cell = 0;
+    int64_t target_cell = 0, swa_cell = 0;
     for (int64_t l = first; l < last; ++l) {
-      target_cell += internal::LayerKvBytesPerToken(c, spec.attention(static_cast<int>(l)));
+      const AttentionSpec& a = spec.attention(static_cast<int>(l));
+      target_cell += internal::LayerKvBytesPerToken(c, a);
+      if (hybrid && a.sliding_window > 0) swa_cell += internal::LayerKvBytesPerToken(c, a);
     }
     // Budgeted (after 0.5.10): pool_configurator.py DefaultPoolConfigurator scales the cell by
     // (1 + draft layers / target layers), after both models' weights are loaded. Up to 0.5.10 the
@@ -318,12 +359,25 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
       if (bytes <= 0 || sizing_cell <= 0) return 0;
       return bytes / sizing_cell / g.page_size * g.page_size;
     };
-    s.kv_cache_tokens = to_tokens(rest);
-    s.kv_cache_tokens_low = to_tokens(s.available_kv_cache_low_bytes);
-    s.kv_cache_bytes = s.kv_cache_tokens * s.kv_cache_bytes_per_token;
-    tokens = tokens < 0 ? s.kv_cache_tokens : std::min(tokens, s.kv_cache_tokens);
-    tokens_low =
-        tokens_low < 0 ? s.kv_cache_tokens_low : std::min(tokens_low, s.kv_cache_tokens_low);
+    // The request table (init_memory_pool's max_num_reqs) and a draft's pool
+    // (draft_runner_cache_size) take the profiled count, before a hybrid split.
+    const int64_t profiled = to_tokens(rest);
+    const int64_t profiled_low = to_tokens(s.available_kv_cache_low_bytes);
+    const auto [full, swa] = split(profiled);
+    s.kv_cache_tokens = full;
+    s.kv_cache_tokens_low = split(profiled_low).first;
+    s.kv_cache_bytes = full * (target_cell - swa_cell) + swa * swa_cell +
+                       profiled * (s.kv_cache_bytes_per_token - target_cell);
+    if (hybrid) {
+      swa_tokens = stage == 0 ? swa : std::min(swa_tokens, swa);
+      const int64_t swa_low = split(profiled_low).second;
+      swa_tokens_low = stage == 0 ? swa_low : std::min(swa_tokens_low, swa_low);
+    }
+    tokens = tokens < 0 ? profiled : std::min(tokens, profiled);
+    tokens_low = tokens_low < 0 ? profiled_low : std::min(tokens_low, profiled_low);
+    full_tokens = full_tokens < 0 ? full : std::min(full_tokens, full);
+    full_tokens_low = full_tokens_low < 0 ? s.kv_cache_tokens_low
+                                          : std::min(full_tokens_low, s.kv_cache_tokens_low);
     if (out.reason.empty() && s.kv_cache_tokens_low <= 0) {
       out.reason =
           absl::StrCat("stage ", stage, ": weights ", BytesToGiB(s.weights_bytes),
@@ -369,10 +423,25 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     s.torch_peak_allocated_bytes = s.weights_bytes + s.kv_cache_bytes + s.activation_peak_bytes;
   }
   const int64_t context = req.context_tokens > 0 ? req.context_tokens : context_len;
-  out.kv_cache_tokens = std::max<int64_t>(tokens, 0);
-  out.kv_cache_tokens_low = std::max<int64_t>(tokens_low, 0);
+  out.kv_cache_tokens = std::max<int64_t>(full_tokens, 0);
+  out.kv_cache_tokens_low = std::max<int64_t>(full_tokens_low, 0);
   out.max_concurrency = std::min(max_running, out.kv_cache_tokens / context);
   out.max_concurrency_low = std::min(max_running, out.kv_cache_tokens_low / context);
+  if (hybrid) {
+    // In the sliding layers' pool a decoding sequence keeps its window (SWA eviction frees what
+    // falls out of it), and the prefill chunk in flight takes its tokens until it is evicted.
+    const int64_t swa_need = std::min(context, window);
+    const int64_t chunk = std::min(context, r.chunked_prefill_size);
+    auto swa_sequences = [&](int64_t pool) {
+      return std::max<int64_t>(pool - chunk, 0) / std::max<int64_t>(swa_need, 1);
+    };
+    out.max_concurrency = std::min(out.max_concurrency, swa_sequences(swa_tokens));
+    out.max_concurrency_low = std::min(out.max_concurrency_low, swa_sequences(swa_tokens_low));
+    out.notes.push_back(absl::StrCat(
+        "SGLang hybrid SWA pool (swa_full_tokens_ratio ", swa_ratio, "): ", out.kv_cache_tokens,
+        " tokens in each of the ", full_layers, " full-attention layers, ", swa_tokens,
+        " in each of the ", swa_layers, " sliding-window layers (window ", window, ")"));
+  }
   out.notes.push_back(absl::StrCat("SGLang: mem_fraction_static ", r.mem_fraction_static,
                                    ", chunked_prefill_size ", r.chunked_prefill_size,
                                    ", cuda_graph_max_bs ", r.cuda_graph_max_bs,
@@ -416,10 +485,13 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   for (int64_t l = 0; l < spec.num_layers; ++l) {
     sliding |= spec.attention(static_cast<int>(l)).sliding_window > 0;
   }
-  if (sliding) {
+  if (sliding && !hybrid) {
     out.notes.push_back(
-        "sliding-window layers counted at full size: SGLang's SWA pool (--swa-full-tokens-ratio) "
-        "is not modelled, so the token capacity is a lower bound");
+        g.disable_hybrid_swa_memory
+            ? "sliding-window layers held at full size (--disable-hybrid-swa-memory)"
+            : "sliding-window layers held at full size, as SGLang does for this architecture (its "
+              "hybrid SWA pool is for gpt-oss, Llama 4, Gemma 4, MiMo and Step-3.5: "
+              "model_config.py is_hybrid_swa_model)");
   }
   if (out.reason.empty() && req.context_tokens > context_len) {
     out.reason = absl::StrCat("context_tokens=", req.context_tokens,

@@ -553,6 +553,57 @@ TEST(ServingDraftTest, SglangSpeculativeRefusals) {
   EXPECT_EQ(refused(r), "accepted");
 }
 
+// gpt-oss is a hybrid SWA model for SGLang (model_config.py is_hybrid_swa_model): the pool is
+// profiled as if all 24 layers were full, then set_num_tokens_hybrid_swa splits its 24 x T tokens
+// so each of the 12 sliding layers holds swa_full_tokens_ratio of a full layer's.
+TEST(SglangTest, HybridSwaPoolSplitsTheTokens) {
+  const ModelSpec spec = LoadModel("gpt-oss-20b");
+  EstimateRequest r = Sglang();
+  r.sglang.context_length = 8192;
+  EstimateRequest one_pool = r;
+  one_pool.sglang.disable_hybrid_swa_memory = true;
+  auto flat = Estimate(spec, one_pool);
+  auto hybrid = Estimate(spec, r);
+  ASSERT_TRUE(flat.ok() && hybrid.ok()) << flat.status() << hybrid.status();
+  const int64_t t = flat->kv_cache_tokens;
+  EXPECT_EQ(hybrid->kv_cache_tokens,
+            static_cast<int64_t>(static_cast<double>(t) * 24 / (0.8 * 12 + 12)));
+  EXPECT_GT(hybrid->kv_cache_tokens, t);
+  // Full-context sequences: the full layers bind (a sliding layer keeps 128 tokens of each).
+  EXPECT_EQ(hybrid->max_concurrency, hybrid->kv_cache_tokens / 8192);
+  EXPECT_GT(hybrid->max_concurrency, flat->max_concurrency);
+  // Sequences shorter than the window: the sliding layers' smaller pool binds.
+  EstimateRequest short_ones = r;
+  short_ones.context_tokens = 64;
+  short_ones.sglang.swa_full_tokens_ratio = 0.05;
+  short_ones.sglang.max_running_requests = 1 << 20;
+  auto few = Estimate(spec, short_ones);
+  ASSERT_TRUE(few.ok()) << few.status();
+  EXPECT_LT(few->max_concurrency, few->kv_cache_tokens / 64);
+  // The same bytes, shared out differently (up to a token per layer's rounding).
+  const int64_t cell = flat->stages[0].kv_cache_bytes_per_token;
+  EXPECT_LE(flat->stages[0].kv_cache_bytes - hybrid->stages[0].kv_cache_bytes, cell);
+  EXPECT_GE(flat->stages[0].kv_cache_bytes - hybrid->stages[0].kv_cache_bytes, 0);
+  EXPECT_TRUE(HasNote(*hybrid, "hybrid SWA pool"));
+  EXPECT_TRUE(HasNote(*flat, "--disable-hybrid-swa-memory"));
+  EXPECT_NE(SglangLaunchCommand("m", one_pool, *flat).find("--disable-hybrid-swa-memory"),
+            std::string::npos);
+  r.sglang.swa_full_tokens_ratio = 0.5;
+  auto half = Estimate(spec, r);
+  ASSERT_TRUE(half.ok());
+  EXPECT_EQ(half->kv_cache_tokens,
+            static_cast<int64_t>(static_cast<double>(t) * 24 / (0.5 * 12 + 12)));
+  EXPECT_NE(SglangLaunchCommand("m", r, *half).find("--swa-full-tokens-ratio 0.5"),
+            std::string::npos);
+  // Gemma-2's sliding layers are not SGLang's hybrid pool: one full-size pool, said so.
+  auto gemma = Estimate(LoadModel("gemma-2-2b-it"), Sglang());
+  ASSERT_TRUE(gemma.ok());
+  EXPECT_TRUE(HasNote(*gemma, "held at full size, as SGLang does for this architecture"));
+  r.sglang.swa_full_tokens_ratio = 1.5;
+  EXPECT_NE(Estimate(spec, r).status().message().find("sglang.swa_full_tokens_ratio=1.5"),
+            std::string::npos);
+}
+
 // --cpu-offload-gb: that much of each GPU's weights lives in host memory (GPU and host bytes
 // apart; the KV pool gains what the GPU gives up); V0's --swap-space is host memory per GPU.
 TEST(ServingOffloadTest, WeightsToHostAndSwap) {

@@ -632,6 +632,74 @@ TEST_F(ApiTest, EstimateSglang) {
   s = estimator_->Estimate(&bad_ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("sglang.page_size=0"), std::string::npos) << s.error_message();
+
+  // Every SGLang field travels: a hybrid SWA model's ratio, a version and a STANDALONE draft
+  // inline.
+  const std::string oss = testing::CalibrationModel("gpt-oss-20b");
+  const std::string head = testing::CalibrationModel("qwen2.5-0.5b");
+  v1::EstimateRequest full;
+  full.set_config_json(oss);
+  full.set_engine(v1::ENGINE_SGLANG);
+  full.set_gpu_memory_bytes(85017493504);
+  v1::SglangConfig* g = full.mutable_sglang();
+  g->set_context_length(8192);
+  g->set_swa_full_tokens_ratio(0.5);
+  g->set_version("0.5.11");
+  g->set_speculative_algorithm("standalone");
+  g->set_draft_config_json(head);
+  g->set_draft_model("eagle-head");
+  g->set_speculative_num_steps(2);
+  g->set_speculative_num_draft_tokens(3);
+  grpc::ClientContext full_ctx;
+  Auth(full_ctx, kReader);
+  s = estimator_->Estimate(&full_ctx, full, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  auto oss_spec = estimator::ParseModelConfig(oss);
+  auto head_spec = estimator::ParseModelConfig(head);
+  ASSERT_TRUE(oss_spec.ok() && head_spec.ok());
+  estimator::EstimateRequest same{.engine = estimator::Engine::kSglang,
+                                  .gpu_memory_bytes = 85017493504};
+  same.sglang.context_length = 8192;
+  same.sglang.swa_full_tokens_ratio = 0.5;
+  same.sglang.version = "0.5.11";
+  same.sglang.speculative_algorithm = estimator::SglangSpeculative::kStandalone;
+  same.sglang.draft = &*head_spec;
+  same.sglang.speculative_num_steps = 2;
+  same.sglang.speculative_num_draft_tokens = 3;
+  auto want = estimator::Estimate(*oss_spec, same);
+  ASSERT_TRUE(want.ok()) << want.status();
+  EXPECT_EQ(resp.kv_cache_tokens(), want->kv_cache_tokens);
+  EXPECT_EQ(resp.max_high_bytes(), want->max_high_bytes);
+  EXPECT_EQ(resp.max_concurrency(), want->max_concurrency);
+  EXPECT_NE(
+      resp.launch_command().find("--swa-full-tokens-ratio 0.5 --speculative-algorithm STANDALONE "
+                                 "--speculative-draft-model-path eagle-head "
+                                 "--speculative-num-steps 2"),
+      std::string::npos)
+      << resp.launch_command();
+  g->set_speculative_algorithm("medusa");
+  grpc::ClientContext word_ctx;
+  Auth(word_ctx, kReader);
+  s = estimator_->Estimate(&word_ctx, full, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("sglang.speculative_algorithm"), std::string::npos)
+      << s.error_message();
+  g->set_speculative_algorithm("EAGLE");  // a 896-wide head for a 2880-wide model
+  grpc::ClientContext width_ctx;
+  Auth(width_ctx, kReader);
+  s = estimator_->Estimate(&width_ctx, full, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("the draft's hidden_size 896 is not the target's 2880"),
+            std::string::npos)
+      << s.error_message();
+  full.mutable_vllm()->set_draft_config_json(head);
+  grpc::ClientContext both_ctx;
+  Auth(both_ctx, kReader);
+  s = estimator_->Estimate(&both_ctx, full, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("vllm.draft_config_json and sglang.draft_config_json"),
+            std::string::npos)
+      << s.error_message();
 }
 
 // OpenVINO through the API: the offline numbers, the pipeline parts and the export/OVMS line for
