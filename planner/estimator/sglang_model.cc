@@ -15,6 +15,14 @@
 //              allocated by init_lora_manager before init_memory_pool: counted with the weights.
 //   requests   init_memory_pool: max_running_requests = min(max(tokens / context_len x 512,
 //              2048), 4096) unless given; ReqToTokenPool int32 [max_running + 1, context_len + 4].
+//   speculate  --speculative-algorithm: EAGLE/EAGLE3 heads and NEXTN (the MTP layers) share the
+//              target's embedding and lm_head (eagle_worker.py); STANDALONE is a whole model.
+//              Up to 0.5.10 the fraction keeps 2 GiB (6 GiB STANDALONE) more and the draft is
+//              loaded after the target's pool (draft_runner_cache_size: a pool of as many tokens);
+//              after it (PRs #23862, #28855) the draft's weights come first and the cell grows by
+//              draft layers / target layers. max_running_requests falls to 48 unless given.
+//   hybrid SWA gpt-oss (model_config.py is_hybrid_swa_model): set_num_tokens_hybrid_swa splits
+//              L x tokens so a sliding layer holds swa_full_tokens_ratio (0.8) of a full one's.
 //   transient  a chunked-prefill forward with vLLM's layer model (SGLang runs vLLM's layers) and
 //              the sampler on a decode batch of the workload's sequences (else cuda_graph_max_bs
 //              of them; at most max_running); decode CUDA graphs at SGLang's capture sizes
@@ -30,11 +38,13 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "planner/common/status_macros.h"
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
+#include "planner/estimator/gpu_catalog.h"
 #include "planner/estimator/rank_layout.h"
 #include "planner/estimator/sglang.h"
 #include "planner/estimator/uncertainty.h"
@@ -104,10 +114,25 @@ SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes,
   // cuda_graph_runner.py get_batch_sizes_to_capture adds the request table's size and one less
   // when the list passes it, and keeps none above it.
   const int64_t table = r.max_running_requests > 0 ? r.max_running_requests : r.cuda_graph_max_bs;
-  std::vector<int64_t> sizes = {1, 2, 4, 8, 12};
-  for (int64_t bs = 16; bs < 257; bs += 8) sizes.push_back(bs);
-  for (int64_t bs = 272; bs < 512; bs += 16) sizes.push_back(bs);
-  for (int64_t bs = 512; bs < r.cuda_graph_max_bs + 1; bs += 32) sizes.push_back(bs);
+  // Speculating (_generate_cuda_graph_batch_sizes' "less padding for smaller batch sizes"):
+  // range(1, 9) + range(10, 33, 2) + range(40, 65, 4) + range(72, 257, 8) + range(272, max_bs + 1,
+  // 16).
+  std::vector<int64_t> sizes;
+  auto add = [&](int64_t from, int64_t to, int64_t step) {
+    for (int64_t bs = from; bs < to; bs += step) sizes.push_back(bs);
+  };
+  if (g.speculative_algorithm == SglangSpeculative::kNone) {
+    sizes = {1, 2, 4, 8, 12};
+    add(16, 257, 8);
+    add(272, 512, 16);
+    add(512, r.cuda_graph_max_bs + 1, 32);
+  } else {
+    add(1, 9, 1);
+    add(10, 33, 2);
+    add(40, 65, 4);
+    add(72, 257, 8);
+    add(272, r.cuda_graph_max_bs + 1, 16);
+  }
   if (table < r.cuda_graph_max_bs) {
     sizes.push_back(table - 1);
     sizes.push_back(table);
@@ -205,9 +230,20 @@ absl::StatusOr<internal::LoraTargets> SglangLoraTargets(const SglangConfig& g) {
 // model_config.py is_hybrid_swa_model: the architectures whose sliding-window layers get a pool
 // of their own (SWAKVPool), of the ones fleetplan parses; gemma-2/3 are not among them and keep
 // one full-size pool. Llama 4 is, but its chunked layers are not marked in ModelSpec (counted at
-// full size, an over-estimate). --disable-hybrid-swa-memory turns it off.
-bool SglangHybridSwa(const ModelSpec& spec, const SglangConfig& g) {
-  if (g.disable_hybrid_swa_memory || spec.model_type != "gpt_oss") return false;
+// full size, an over-estimate). --disable-hybrid-swa-memory turns it off, and so does
+// server_args.py _handle_model_specific_adjustments for gpt-oss on an SM100 GPU (B200, B300, GB200,
+// GB300: the trtllm_mha backend has no SWA index translation), which the GPU's name tells.
+bool Sm100Gpu(const std::string& gpu_name) {
+  const std::string n = NormalizedGpuName(gpu_name);
+  for (const char* p : {"b200", "b300", "gb200", "gb300", "b100"}) {
+    if (absl::StartsWith(n, p)) return true;
+  }
+  return false;
+}
+
+bool SglangHybridSwa(const ModelSpec& spec, const EstimateRequest& req) {
+  if (req.sglang.disable_hybrid_swa_memory || spec.model_type != "gpt_oss") return false;
+  if (Sm100Gpu(req.gpu_name)) return false;
   for (int64_t l = 0; l < spec.num_layers; ++l) {
     if (spec.attention(static_cast<int>(l)).sliding_window > 0) return true;
   }
@@ -249,7 +285,7 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   int64_t lora_bytes = 0;
   // Hybrid SWA (set_num_tokens_hybrid_swa): the pool is profiled as if every layer were full, then
   // its L x tokens are split so a sliding layer holds swa_full_tokens_ratio of a full layer's.
-  const bool hybrid = SglangHybridSwa(spec, g);
+  const bool hybrid = SglangHybridSwa(spec, req);
   const double swa_ratio = g.swa_full_tokens_ratio > 0 ? g.swa_full_tokens_ratio : 0.8;
   int64_t swa_layers = 0, window = 0;
   for (int64_t l = 0; hybrid && l < spec.num_layers; ++l) {
@@ -487,8 +523,9 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   }
   if (sliding && !hybrid) {
     out.notes.push_back(
-        g.disable_hybrid_swa_memory
-            ? "sliding-window layers held at full size (--disable-hybrid-swa-memory)"
+        g.disable_hybrid_swa_memory || Sm100Gpu(req.gpu_name)
+            ? "sliding-window layers held at full size (--disable-hybrid-swa-memory, or SGLang's "
+              "own choice for gpt-oss on an SM100 GPU, whose trtllm_mha backend has no SWA pool)"
             : "sliding-window layers held at full size, as SGLang does for this architecture (its "
               "hybrid SWA pool is for gpt-oss, Llama 4, Gemma 4, MiMo and Step-3.5: "
               "model_config.py is_hybrid_swa_model)");

@@ -378,7 +378,8 @@ TEST(ServingDraftTest, SglangEagleBefore0511SizesThePoolOnTheTarget) {
   EXPECT_EQ(res.num_steps, 3);
   EXPECT_EQ(res.eagle_topk, 1);
   EXPECT_EQ(res.num_draft_tokens, 4);
-  EXPECT_EQ(res.capture_sizes, 11);  // 1 2 4 8 12 16 24 32 40, then 47 and 48
+  // Speculating: range(1, 9) + range(10, 33, 2) + 40 44 48 up to the 48 requests, and 47.
+  EXPECT_EQ(res.capture_sizes, 8 + 12 + 3 + 1);
   auto spec = Estimate(target, e);
   ASSERT_TRUE(spec.ok()) << spec.status();
   const StageMemory& p = plain->stages[0];
@@ -586,6 +587,13 @@ TEST(SglangTest, HybridSwaPoolSplitsTheTokens) {
   EXPECT_GE(flat->stages[0].kv_cache_bytes - hybrid->stages[0].kv_cache_bytes, 0);
   EXPECT_TRUE(HasNote(*hybrid, "hybrid SWA pool"));
   EXPECT_TRUE(HasNote(*flat, "--disable-hybrid-swa-memory"));
+  // On a B200 SGLang picks trtllm_mha for gpt-oss and turns the hybrid pool off itself.
+  EstimateRequest b200 = r;
+  b200.gpu_name = "NVIDIA B200";
+  auto blackwell = Estimate(spec, b200);
+  ASSERT_TRUE(blackwell.ok());
+  EXPECT_EQ(blackwell->kv_cache_tokens, t);
+  EXPECT_TRUE(HasNote(*blackwell, "SM100"));
   EXPECT_NE(SglangLaunchCommand("m", one_pool, *flat).find("--disable-hybrid-swa-memory"),
             std::string::npos);
   r.sglang.swa_full_tokens_ratio = 0.5;
