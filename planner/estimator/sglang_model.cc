@@ -335,6 +335,12 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
         draft_weights += internal::RankTensorBytes(*draft, t);  // the tied head is its own
       }
     }
+    if (alg == SglangSpeculative::kEagle) {
+      // llama_eagle.py LlamaModel: fc = torch.nn.Linear(2 x hidden, hidden) (with its bias,
+      // replicated) fuses the token embedding with the target's hidden state.
+      const int64_t h = draft_spec->hidden_size;
+      draft_weights += DTypeBytes(draft->dtype) * (2 * h * h + h);
+    }
     if (alg == SglangSpeculative::kEagle3) {
       // llama_eagle3.py: fc (3 x hidden -> hidden, replicated) and a midlayer whose qkv_proj
       // reads [embeds, hidden] (2 x hidden in), which the config's plain llama layer does not have.

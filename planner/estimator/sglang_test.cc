@@ -384,9 +384,11 @@ TEST(ServingDraftTest, SglangEagleBefore0511SizesThePoolOnTheTarget) {
   ASSERT_TRUE(spec.ok()) << spec.status();
   const StageMemory& p = plain->stages[0];
   const StageMemory& s = spec->stages[0];
-  // The draft's layer, its final norm and rope cache; embedding and lm_head are the target's.
+  // The draft's layer, its final norm, fc (2 x 4096 -> 4096, with bias) and rope cache; embedding
+  // and lm_head are the target's.
   const int64_t layer = 4096 * 4096 * 2 + 1024 * 4096 * 2 + 14336 * 4096 * 3 + 4096 * 2;
-  EXPECT_EQ(s.weights_bytes - p.weights_bytes, 2 * (layer + 4096) + 2 * 131072 * 128);
+  const int64_t fc = 2 * 4096 * 4096 + 4096;
+  EXPECT_EQ(s.weights_bytes - p.weights_bytes, 2 * (layer + 4096 + fc) + 2 * 131072 * 128);
   EXPECT_EQ(s.kv_cache_bytes_per_token, p.kv_cache_bytes_per_token + 8 * 128 * 2 * 2);
   const int64_t free_before = kH100 - kCudaContextBytes;
   const int64_t rest =
@@ -458,12 +460,13 @@ TEST(ServingDraftTest, SglangEagleFrom0511BudgetsTheDraft) {
                 .find("--speculative-num-steps 5 --speculative-eagle-topk 4 "
                       "--speculative-num-draft-tokens 8"),
             std::string::npos);
-  // EAGLE3 keeps its own lm_head and adds fc (3h -> h) and the wider qkv_proj of its midlayer.
+  // EAGLE3 keeps its own lm_head, and its fc reads 3h (no bias) and its midlayer's qkv_proj 2h.
   e.sglang.speculative_algorithm = SglangSpeculative::kEagle3;
   auto eagle3 = Estimate(target, e);
   ASSERT_TRUE(eagle3.ok()) << eagle3.status();
   EXPECT_EQ(eagle3->stages[0].weights_bytes - s.weights_bytes,
-            2 * (int64_t{128256} * 4096 + 3 * 4096 * 4096 + 4096 * (32 + 16) * 128));
+            2 * (int64_t{128256} * 4096 + 3 * 4096 * 4096 + 4096 * (32 + 16) * 128 -
+                 (2 * 4096 * 4096 + 4096)));  // EAGLE's 2h fc is not EAGLE3's
 }
 
 // STANDALONE: a whole small model (its own embedding and head), 6 GiB more reserve up to 0.5.10;
