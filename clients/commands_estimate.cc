@@ -805,7 +805,9 @@ absl::Status ApplyDraft(const FlagSet& flags, std::optional<estimator::ModelSpec
     ASSIGN_OR_RETURN(req.vllm.speculative_method,
                      estimator::SpeculativeMethodNames().Parse("--speculative-method", method));
   }
-  if (req.vllm.speculative_method != estimator::SpeculativeMethod::kDraftModel) {
+  const bool head = req.vllm.speculative_method == estimator::SpeculativeMethod::kEagle ||
+                    req.vllm.speculative_method == estimator::SpeculativeMethod::kEagle3;
+  if (req.vllm.speculative_method != estimator::SpeculativeMethod::kDraftModel && !head) {
     if (!flags.GetString("draft-model").empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--speculative-method=", method, " drafts without a model: drop --draft-model"));
@@ -814,6 +816,10 @@ absl::Status ApplyDraft(const FlagSet& flags, std::optional<estimator::ModelSpec
     return absl::OkStatus();
   }
   if (flags.GetString("draft-model").empty()) {
+    if (head) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--speculative-method=", method, " needs the head's config.json: --draft-model"));
+    }
     req.vllm.num_speculative_tokens = 0;
     return absl::OkStatus();
   }
@@ -1265,8 +1271,9 @@ FlagSet EstimateFlags() {
            "the draft model --speculative-config names (default: its folder)");
   f.Int("num-speculative-tokens", 4, "vLLM speculative decoding: tokens the draft proposes");
   f.String("speculative-method", "",
-           "vLLM speculative decoding without a draft model: mtp (the model's MTP layers, "
-           "num_nextn_predict_layers) or ngram (prompt lookup, no memory)");
+           "vLLM speculative decoding: mtp (the model's MTP layers, num_nextn_predict_layers), "
+           "ngram (prompt lookup, no memory), or eagle / eagle3 with the head's config.json as "
+           "--draft-model (default: a whole draft model, --draft-model)");
   f.Double("cpu-offload-gb", 0, "vLLM --cpu-offload-gb: GiB of each GPU's weights in host memory");
   f.Double("swap-space", 0, "vLLM --swap-space: V0's CPU KV blocks per GPU, GiB (0: 4)");
   f.Bool("enable-lora", false, "vLLM --enable-lora: adapter slots on every rank");

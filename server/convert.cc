@@ -180,7 +180,9 @@ absl::Status FromProto(const v1::VllmConfig& v, estimator::VllmConfig& d) {
                                                "vllm.speculative_method", v.speculative_method()));
   }
   const bool method = d.speculative_method != estimator::SpeculativeMethod::kDraftModel;
-  if (method && !v.draft_config_json().empty()) {
+  const bool headless = d.speculative_method == estimator::SpeculativeMethod::kMtp ||
+                        d.speculative_method == estimator::SpeculativeMethod::kNgram;
+  if (headless && !v.draft_config_json().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "vllm.speculative_method=", v.speculative_method(), " needs no vllm.draft_config_json"));
   }

@@ -114,6 +114,20 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
                                                        " and vllm.swap_space_gb=", v.swap_space_gb,
                                                        " must be in [0, 1048576] GiB"));
       }
+      const bool eagle = v.speculative_method == SpeculativeMethod::kEagle ||
+                         v.speculative_method == SpeculativeMethod::kEagle3;
+      if (eagle && v.draft == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "vllm.speculative_method=", SpeculativeMethodNames().Name(v.speculative_method),
+            " needs the head's config.json (vllm.draft_config_json, --draft-model)"));
+      }
+      if (eagle && v.draft->hidden_size != spec.hidden_size) {
+        // The head reads the target's hidden states.
+        return absl::InvalidArgumentError(absl::StrCat(
+            "vllm.speculative_method=", SpeculativeMethodNames().Name(v.speculative_method),
+            ": the head's hidden_size ", v.draft->hidden_size, " is not the target's ",
+            spec.hidden_size, " (an EAGLE head is trained for one target)"));
+      }
       if (v.draft != nullptr) {
         RETURN_IF_ERROR(range("vllm.num_speculative_tokens", v.num_speculative_tokens, 1, 64));
         if (p.pp != 1) {

@@ -66,8 +66,10 @@ struct Parallelism {
 
 // --speculative-config's method: draft_model (VllmConfig::draft), mtp (the model's own MTP layers,
 // ModelSpec::mtp; vllm/model_executor/models/deepseek_mtp.py, glm4_moe_mtp.py) or ngram (prompt
-// lookup: no weights and no KV, only the lookahead slots; vllm/v1/spec_decode/ngram_proposer.py).
-enum class SpeculativeMethod : uint8_t { kDraftModel, kMtp, kNgram };
+// lookup: no weights and no KV, only the lookahead slots; vllm/v1/spec_decode/ngram_proposer.py),
+// eagle / eagle3 (a head's config as VllmConfig::draft: vllm/v1/spec_decode/eagle.py shares the
+// target's embedding, and for eagle its lm_head; models/llama_eagle.py, llama_eagle3.py).
+enum class SpeculativeMethod : uint8_t { kDraftModel, kMtp, kNgram, kEagle, kEagle3 };
 const Vocabulary<SpeculativeMethod>& SpeculativeMethodNames();
 
 // vLLM's engine arguments that change memory. The defaults are vLLM's own (the one place they are
@@ -98,7 +100,8 @@ struct VllmConfig {
   const ModelSpec* draft = nullptr;
   std::string draft_model;  // what --speculative-config names (the launch line)
   int64_t num_speculative_tokens = 0;
-  // kMtp: Estimate drafts with ModelSpec::mtp (draft stays null); kNgram: no draft at all.
+  // kMtp: Estimate drafts with ModelSpec::mtp (draft stays null); kNgram: no draft at all;
+  // kEagle, kEagle3: `draft` is the head's config.
   SpeculativeMethod speculative_method = SpeculativeMethod::kDraftModel;
   // Offload: --cpu-offload-gb moves up to this much of each GPU's weights to host memory (read
   // over UVA); --swap-space is host memory for preempted KV blocks per GPU (V0 only; 0: V0's

@@ -65,7 +65,9 @@ const Vocabulary<SpeculativeMethod>& SpeculativeMethodNames() {
   static const auto* const kNames = new Vocabulary<SpeculativeMethod>(
       "speculative method", {{SpeculativeMethod::kDraftModel, "draft_model", {"draft"}},
                              {SpeculativeMethod::kMtp, "mtp", {"deepseek_mtp", "glm4_moe_mtp"}},
-                             {SpeculativeMethod::kNgram, "ngram", {"n-gram"}}});
+                             {SpeculativeMethod::kNgram, "ngram", {"n-gram"}},
+                             {SpeculativeMethod::kEagle, "eagle", {}},
+                             {SpeculativeMethod::kEagle3, "eagle3", {}}});
   return *kNames;
 }
 

@@ -132,6 +132,27 @@ int64_t StageWeights(const RankContext& c, int64_t stage, int64_t first, int64_t
   return bytes;
 }
 
+int64_t DraftWeights(const RankContext& draft, DraftHead head) {
+  const ModelSpec& d = draft.spec;
+  if (head == DraftHead::kWholeModel) return StageWeights(draft, 0, 0, d.num_layers);
+  // A middle stage's weights are the layers alone; the last stage's tensors but the lm_head.
+  int64_t bytes = StageWeights(draft, /*stage=*/-1, 0, d.num_layers);
+  for (const Tensor& t : d.last_stage) {
+    if (t.role == TensorRole::kLmHead && head != DraftHead::kEagle3) continue;
+    bytes += RankTensorBytes(draft, t);
+  }
+  const int64_t h = d.hidden_size;
+  const int64_t elem = DTypeBytes(draft.dtype);
+  if (head == DraftHead::kEagle) bytes += elem * (2 * h * h + h);
+  if (head == DraftHead::kEagle3) {
+    if (d.tie_word_embeddings) bytes += SumBytes(draft, d.first_stage);  // its head is its own
+    const AttentionSpec& a = d.attention(0);
+    bytes += elem * (3 * h * h + h * (a.num_heads + 2 * a.num_kv_heads) * a.head_dim /
+                                     draft.req.parallelism.tp);
+  }
+  return bytes;
+}
+
 int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last, int64_t slots,
                       int64_t rank, const LoraTargets& targets) {
   if (slots <= 0 || rank <= 0) return 0;

@@ -46,6 +46,17 @@ int64_t RankTensorBytes(const RankContext& c, const Tensor& t);
 // Weights of one rank of `stage` holding layers [first, last).
 int64_t StageWeights(const RankContext& c, int64_t stage, int64_t first, int64_t last);
 
+// What a speculative draft shares with its target, as both engines build it: a whole draft model
+// shares nothing; an EAGLE head (llama_eagle.py in vLLM and SGLang) takes the target's embedding
+// and lm_head and adds fc, Linear(2 x hidden, hidden) with its bias; an EAGLE3 head
+// (llama_eagle3.py) takes the embedding, keeps its own lm_head (counted at vocab_size, an upper
+// bound of draft_vocab_size) and adds fc, Linear(3 x hidden, hidden), and a midlayer qkv_proj
+// reading 2 x hidden; MTP layers run by SGLang's EAGLE worker (NEXTN) take both embedding and
+// head (eagle_worker.py set_embed_and_head).
+enum class DraftHead : uint8_t { kWholeModel, kEagle, kEagle3, kSharedEmbeddingAndHead };
+// The draft's weights on one rank (`draft` is the draft's own context; pp = 1).
+int64_t DraftWeights(const RankContext& draft, DraftHead head);
+
 // KV bytes of one token in one layer on one rank (K and V; MLA: the latent).
 int64_t LayerKvBytesPerToken(const RankContext& c, const AttentionSpec& a);
 

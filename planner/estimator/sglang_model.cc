@@ -318,37 +318,12 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   }
   const bool budgeted = SglangBudgetsDraft(g);
   int64_t draft_weights = 0, draft_kv_per_token = 0;
-  if (draft && alg == SglangSpeculative::kStandalone) {
-    // standalone_worker.py: a whole second model, its own embedding and head.
-    draft_weights = internal::StageWeights(*draft, 0, 0, draft_spec->num_layers);
-  } else if (draft) {
-    // eagle_worker.py __init__ "Share the embedding and lm_head": the draft's own are freed for
-    // the target's (set_embed_and_head); EAGLE3 keeps its head (set_embed; over draft_vocab_size).
-    // A middle stage's weights are the layers alone.
-    draft_weights = internal::StageWeights(*draft, /*stage=*/-1, 0, draft_spec->num_layers);
-    for (const Tensor& t : draft_spec->last_stage) {
-      if (t.role == TensorRole::kLmHead && alg != SglangSpeculative::kEagle3) continue;
-      draft_weights += internal::RankTensorBytes(*draft, t);
-    }
-    if (alg == SglangSpeculative::kEagle3 && draft_spec->tie_word_embeddings) {
-      for (const Tensor& t : draft_spec->first_stage) {
-        draft_weights += internal::RankTensorBytes(*draft, t);  // the tied head is its own
-      }
-    }
-    if (alg == SglangSpeculative::kEagle) {
-      // llama_eagle.py LlamaModel: fc = torch.nn.Linear(2 x hidden, hidden) (with its bias,
-      // replicated) fuses the token embedding with the target's hidden state.
-      const int64_t h = draft_spec->hidden_size;
-      draft_weights += DTypeBytes(draft->dtype) * (2 * h * h + h);
-    }
-    if (alg == SglangSpeculative::kEagle3) {
-      // llama_eagle3.py: fc (3 x hidden -> hidden, replicated) and a midlayer whose qkv_proj
-      // reads [embeds, hidden] (2 x hidden in), which the config's plain llama layer does not have.
-      const AttentionSpec& at = draft_spec->attention(0);
-      const int64_t h = draft_spec->hidden_size;
-      draft_weights += DTypeBytes(draft->dtype) *
-                       (3 * h * h + h * (at.num_heads + 2 * at.num_kv_heads) * at.head_dim / p.tp);
-    }
+  if (draft) {
+    draft_weights = internal::DraftWeights(
+        *draft, alg == SglangSpeculative::kStandalone ? internal::DraftHead::kWholeModel
+                : alg == SglangSpeculative::kEagle    ? internal::DraftHead::kEagle
+                : alg == SglangSpeculative::kEagle3   ? internal::DraftHead::kEagle3
+                                                    : internal::DraftHead::kSharedEmbeddingAndHead);
   }
   for (int64_t l = 0; draft && l < draft_spec->num_layers; ++l) {
     draft_kv_per_token +=
@@ -523,6 +498,11 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
         g.max_running_requests == 0 && draft ? "; SGLang resets --max-running-requests to 48"
                                              : ""));
   }
+  // The radix (prefix) cache is on unless --disable-radix-cache: sequences that share a prefix
+  // share its pooled tokens, so it changes capacity, never the bytes.
+  out.notes.push_back(
+      "SGLang's radix prefix cache changes capacity, not memory: sequences sharing a prefix hold "
+      "its tokens once, so the sequences above assume none is shared");
   bool sliding = false;
   for (int64_t l = 0; l < spec.num_layers; ++l) {
     sliding |= spec.attention(static_cast<int>(l)).sliding_window > 0;

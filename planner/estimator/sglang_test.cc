@@ -516,6 +516,65 @@ TEST(ServingDraftTest, SglangStandaloneAndNextn) {
             std::string::npos);
 }
 
+// vLLM's EAGLE heads (--speculative-config '{"method": "eagle", "model": ...}'): eagle.py
+// load_model shares the target's embedding (same shape) and, for eagle, its lm_head; the head's
+// layers join the KV pool as a draft model's do.
+TEST(ServingDraftTest, VllmEagleHeadSharesEmbeddingAndHead) {
+  const ModelSpec target = LoadModel("llama-3.1-8b-instruct");
+  absl::StatusOr<ModelSpec> head = ParseModelConfig(kEagleHead);
+  ASSERT_TRUE(head.ok()) << head.status();
+  EstimateRequest r;
+  r.engine = Engine::kVllm;
+  r.gpu_memory_bytes = kH100;
+  r.vllm.max_model_len = 8192;
+  auto plain = Estimate(target, r);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EstimateRequest e = r;
+  e.vllm.speculative_method = SpeculativeMethod::kEagle;
+  e.vllm.draft = &*head;
+  e.vllm.draft_model = "yuhuili/EAGLE-LLaMA3.1-Instruct-8B";
+  e.vllm.num_speculative_tokens = 3;
+  auto eagle = Estimate(target, e);
+  ASSERT_TRUE(eagle.ok()) << eagle.status();
+  const int64_t layer = 4096 * 4096 * 2 + 1024 * 4096 * 2 + 14336 * 4096 * 3 + 4096 * 2;
+  const int64_t fc = 2 * 4096 * 4096 + 4096;
+  EXPECT_EQ(eagle->stages[0].weights_bytes - plain->stages[0].weights_bytes,
+            2 * (layer + 4096 + fc) + 2 * 131072 * 128);
+  EXPECT_EQ(eagle->stages[0].kv_cache_bytes_per_token,
+            plain->stages[0].kv_cache_bytes_per_token + 8 * 128 * 2 * 2);
+  EXPECT_LT(eagle->kv_cache_tokens, plain->kv_cache_tokens);
+  EXPECT_TRUE(HasNote(*eagle, "EAGLE head yuhuili/EAGLE-LLaMA3.1-Instruct-8B"));
+  // The same head as a whole draft model would count its own embedding and lm_head.
+  EstimateRequest whole = e;
+  whole.vllm.speculative_method = SpeculativeMethod::kDraftModel;
+  auto as_model = Estimate(target, whole);
+  ASSERT_TRUE(as_model.ok());
+  EXPECT_EQ(as_model->stages[0].weights_bytes - eagle->stages[0].weights_bytes,
+            2 * (2 * int64_t{128256} * 4096 - fc));
+  auto fit = FitVllm(target, e);
+  ASSERT_TRUE(fit.ok());
+  EXPECT_NE(VllmServeCommand("llama", *fit)
+                .find("--speculative-config '{\"method\":\"eagle\",\"model\":\"yuhuili/"
+                      "EAGLE-LLaMA3.1-Instruct-8B\",\"num_speculative_tokens\":3}'"),
+            std::string::npos)
+      << VllmServeCommand("llama", *fit);
+  // EAGLE3 keeps its lm_head.
+  e.vllm.speculative_method = SpeculativeMethod::kEagle3;
+  auto eagle3 = Estimate(target, e);
+  ASSERT_TRUE(eagle3.ok()) << eagle3.status();
+  EXPECT_EQ(eagle3->stages[0].weights_bytes - eagle->stages[0].weights_bytes,
+            2 * (int64_t{128256} * 4096 + 3 * 4096 * 4096 + 4096 * 48 * 128 - fc));
+  // Refused by name: no head, a head of another width.
+  e.vllm.draft = nullptr;
+  EXPECT_NE(Estimate(target, e).status().message().find("needs the head's config.json"),
+            std::string::npos);
+  const ModelSpec small = LoadModel("qwen2.5-0.5b");
+  e.vllm.draft = &small;
+  EXPECT_NE(Estimate(target, e).status().message().find("the head's hidden_size 896"),
+            std::string::npos)
+      << Estimate(target, e).status();
+}
+
 // What SGLang would refuse, or what is not modelled, is refused by name.
 TEST(ServingDraftTest, SglangSpeculativeRefusals) {
   const ModelSpec target = LoadModel("llama-3.1-8b-instruct");
@@ -589,6 +648,7 @@ TEST(SglangTest, HybridSwaPoolSplitsTheTokens) {
   EXPECT_LE(flat->stages[0].kv_cache_bytes - hybrid->stages[0].kv_cache_bytes, cell);
   EXPECT_GE(flat->stages[0].kv_cache_bytes - hybrid->stages[0].kv_cache_bytes, 0);
   EXPECT_TRUE(HasNote(*hybrid, "hybrid SWA pool"));
+  EXPECT_TRUE(HasNote(*hybrid, "radix prefix cache changes capacity, not memory"));
   EXPECT_TRUE(HasNote(*flat, "--disable-hybrid-swa-memory"));
   // On a B200 SGLang picks trtllm_mha for gpt-oss and turns the hybrid pool off itself.
   EstimateRequest b200 = r;

@@ -126,7 +126,14 @@ std::string VllmServeCommand(absl::string_view model, const VllmFit& fit) {
   if (r.vllm.enforce_eager) absl::StrAppend(&line, " --enforce-eager");
   if (r.vllm.cpu_offload_gb > 0)
     absl::StrAppend(&line, " --cpu-offload-gb ", r.vllm.cpu_offload_gb);
-  if (r.vllm.speculative_method != SpeculativeMethod::kDraftModel) {
+  if (r.vllm.speculative_method == SpeculativeMethod::kEagle ||
+      r.vllm.speculative_method == SpeculativeMethod::kEagle3) {
+    const nlohmann::json config = {
+        {"method", SpeculativeMethodNames().Name(r.vllm.speculative_method)},
+        {"model", r.vllm.draft_model.empty() ? "EAGLE_HEAD" : r.vllm.draft_model},
+        {"num_speculative_tokens", r.vllm.num_speculative_tokens}};
+    absl::StrAppend(&line, " --speculative-config ", ShellQuote(config.dump()));
+  } else if (r.vllm.speculative_method != SpeculativeMethod::kDraftModel) {
     // "mtp": vLLM's one name for every family's MTP drafter (deepseek_mtp, glm4_moe_mtp ... are
     // the older spellings it maps to it).
     const nlohmann::json config = {

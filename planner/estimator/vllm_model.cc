@@ -220,8 +220,13 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   // the target is: its weights, KV per token, profile forward and decode graphs.
   std::optional<RankContext> draft;
   if (v.draft != nullptr) draft.emplace(*v.draft, req, internal::ResolveDType(*v.draft, req));
-  int64_t draft_kv_per_token = 0;
+  int64_t draft_kv_per_token = 0, draft_weights = 0;
   if (draft) {
+    draft_weights = internal::DraftWeights(
+        *draft, v.speculative_method == SpeculativeMethod::kEagle ? internal::DraftHead::kEagle
+                : v.speculative_method == SpeculativeMethod::kEagle3
+                    ? internal::DraftHead::kEagle3
+                    : internal::DraftHead::kWholeModel);
     for (int64_t l = 0; l < v.draft->num_layers; ++l) {
       draft_kv_per_token +=
           internal::LayerKvBytesPerToken(*draft, v.draft->attention(static_cast<int>(l)));
@@ -236,8 +241,6 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
                                                        c.req.vllm.max_lora_rank)
                              : 0;
     s.weights_bytes = internal::StageWeights(c, stage, first, last) + lora;
-    const int64_t draft_weights =
-        draft ? internal::StageWeights(*draft, 0, 0, v.draft->num_layers) : 0;
     s.weights_bytes += draft_weights;
     if (v.cpu_offload_gb > 0) {
       // vllm/model_executor/models/utils.py maybe_offload_to_cpu: parameters move to pinned host
@@ -381,10 +384,16 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
         "speculative decoding: the ",
         v.speculative_method == SpeculativeMethod::kMtp
             ? "model's MTP layers"
-            : absl::StrCat("draft ", v.draft_model.empty() ? "model" : v.draft_model),
-        " (", v.draft->num_layers, " layers) adds ",
-        BytesToGiB(internal::StageWeights(*draft, 0, 0, v.draft->num_layers)),
-        " GiB of weights and ", draft_kv_per_token, " KV bytes per token on each rank",
+            : absl::StrCat(v.speculative_method == SpeculativeMethod::kDraftModel ? "draft " : "",
+                           v.speculative_method == SpeculativeMethod::kEagle    ? "EAGLE head "
+                           : v.speculative_method == SpeculativeMethod::kEagle3 ? "EAGLE3 head "
+                                                                                : "",
+                           v.draft_model.empty() ? "model" : v.draft_model),
+        " (", v.draft->num_layers, " layers) adds ", BytesToGiB(draft_weights), " GiB of weights",
+        v.speculative_method == SpeculativeMethod::kEagle    ? " (embedding and lm_head shared)"
+        : v.speculative_method == SpeculativeMethod::kEagle3 ? " (embedding shared)"
+                                                             : "",
+        " and ", draft_kv_per_token, " KV bytes per token on each rank",
         profile.v1 ? ""
                    : "; V0's profiler does not count the draft (vllm PR #14067), so the KV "
                      "cache also takes its memory and the GPU overflows by it"));

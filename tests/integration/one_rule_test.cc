@@ -253,6 +253,13 @@ TEST_F(OneRuleTest, ServerAndCliAcceptTheSameWords) {
 TEST_F(OneRuleTest, ServerPathForwardsDraftAndLlamaCppFlags) {
   const std::string draft = dir_ + "/draft.json";
   std::ofstream(draft) << testing::CalibrationModel("qwen2.5-0.5b");
+  // An EAGLE head for Qwen2.5-7B: one qwen2 layer at the target's width.
+  const std::string head = dir_ + "/head.json";
+  std::ofstream(head) << R"({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+    "hidden_size": 3584, "intermediate_size": 18944, "num_attention_heads": 28,
+    "num_key_value_heads": 4, "num_hidden_layers": 1, "vocab_size": 152064,
+    "max_position_embeddings": 32768, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0,
+    "torch_dtype": "bfloat16", "tie_word_embeddings": false})";
   const std::string server = "--server=127.0.0.1:" + std::to_string(server_->port());
   const std::vector<std::vector<std::string>> cases = {
       {"--gpu=H100-80GB", "--max-model-len=8192", "--draft-model=" + draft,
@@ -267,6 +274,9 @@ TEST_F(OneRuleTest, ServerPathForwardsDraftAndLlamaCppFlags) {
       {"--gpu=H100-80GB", "--engine=sglang", "--context-length=8192", "--sglang-version=0.5.11",
        "--speculative-algorithm=STANDALONE", "--draft-model=" + draft, "--speculative-num-steps=4",
        "--speculative-num-draft-tokens=6", "--output=json"},
+      // vLLM's EAGLE head (the method and the head's config travel together).
+      {"--gpu=H100-80GB", "--max-model-len=8192", "--speculative-method=eagle",
+       "--draft-model=" + head, "--num-speculative-tokens=3", "--output=json"},
   };
   for (const std::vector<std::string>& flags : cases) {
     ProcessResult offline = EstimateCli("qwen2.5-7b-instruct", flags);
@@ -307,6 +317,16 @@ TEST_F(OneRuleTest, ServerPathForwardsDraftAndLlamaCppFlags) {
   ASSERT_EQ(sg_draft.exit_code, 0) << sg_draft.err;
   EXPECT_GT(nlohmann::json::parse(no_draft.out)["kv_cache_tokens"].get<int64_t>(),
             nlohmann::json::parse(sg_draft.out)["kv_cache_tokens"].get<int64_t>());
+  // With the EAGLE head the pool is smaller than without, and larger than with the whole 0.5B
+  // draft model (the head shares embedding and lm_head).
+  std::vector<std::string> eagle = cases[4];
+  eagle.push_back(server);
+  ProcessResult with_head = EstimateCli("qwen2.5-7b-instruct", eagle);
+  ASSERT_EQ(with_head.exit_code, 0) << with_head.err;
+  EXPECT_GT(nlohmann::json::parse(plain.out)["kv_cache_tokens"].get<int64_t>(),
+            nlohmann::json::parse(with_head.out)["kv_cache_tokens"].get<int64_t>());
+  EXPECT_LT(nlohmann::json::parse(drafted.out)["kv_cache_tokens"].get<int64_t>(),
+            nlohmann::json::parse(with_head.out)["kv_cache_tokens"].get<int64_t>());
   // vLLM's words on SGLang and SGLang's on vLLM are usage errors, offline and remote alike.
   for (bool remote : {false, true}) {
     std::vector<std::string> mixed = {"--gpu=H100-80GB", "--engine=sglang",
