@@ -54,6 +54,12 @@ absl::Status ValidateImages(const ModelSpec& spec, const std::string& prefix, in
   return absl::OkStatus();
 }
 
+// The width of the hidden states an EAGLE head reads: its target's (EAGLE3 configs may say so in
+// target_hidden_size), else its own.
+int64_t HeadReadsWidth(const ModelSpec& head) {
+  return head.target_hidden_size > 0 ? head.target_hidden_size : head.hidden_size;
+}
+
 absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
   const Parallelism& p = r.parallelism;
   auto range = [](const char* name, int64_t v, int64_t lo, int64_t hi) -> absl::Status {
@@ -121,11 +127,11 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
             "vllm.speculative_method=", SpeculativeMethodNames().Name(v.speculative_method),
             " needs the head's config.json (vllm.draft_config_json, --draft-model)"));
       }
-      if (eagle && v.draft->hidden_size != spec.hidden_size) {
+      if (eagle && HeadReadsWidth(*v.draft) != spec.hidden_size) {
         // The head reads the target's hidden states.
         return absl::InvalidArgumentError(absl::StrCat(
             "vllm.speculative_method=", SpeculativeMethodNames().Name(v.speculative_method),
-            ": the head's hidden_size ", v.draft->hidden_size, " is not the target's ",
+            ": the head's hidden_size ", HeadReadsWidth(*v.draft), " is not the target's ",
             spec.hidden_size, " (an EAGLE head is trained for one target)"));
       }
       if (v.draft != nullptr) {
@@ -221,11 +227,11 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       }
       if ((g.speculative_algorithm == SglangSpeculative::kEagle ||
            g.speculative_algorithm == SglangSpeculative::kEagle3) &&
-          g.draft != nullptr && g.draft->hidden_size != spec.hidden_size) {
+          g.draft != nullptr && HeadReadsWidth(*g.draft) != spec.hidden_size) {
         // The head reads the target's hidden states (llama_eagle.py, llama_eagle3.py).
         return absl::InvalidArgumentError(absl::StrCat(
             "sglang.speculative_algorithm=", alg, ": the draft's hidden_size ",
-            g.draft->hidden_size, " is not the target's ", spec.hidden_size,
+            HeadReadsWidth(*g.draft), " is not the target's ", spec.hidden_size,
             " (an EAGLE head is trained for one target; a small model of its own is STANDALONE)"));
       }
       if (g.speculative_algorithm == SglangSpeculative::kNextn && spec.mtp == nullptr) {

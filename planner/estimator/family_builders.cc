@@ -115,6 +115,8 @@ absl::Status ReadCoreDims(const Fields& f, ModelSpec& spec) {
   ASSIGN_OR_RETURN(spec.hidden_size, f.Int("hidden_size"));
   ASSIGN_OR_RETURN(spec.num_layers, f.Int("num_hidden_layers", 1, kMaxLayers));
   ASSIGN_OR_RETURN(spec.vocab_size, f.Int("vocab_size", 1, kMaxVocab));
+  ASSIGN_OR_RETURN(spec.draft_vocab_size, f.IntOr("draft_vocab_size", 0, 0, spec.vocab_size));
+  ASSIGN_OR_RETURN(spec.target_hidden_size, f.IntOr("target_hidden_size", 0, 0, int64_t{1} << 20));
   return absl::OkStatus();
 }
 

@@ -197,6 +197,11 @@ struct ModelSpec {
   DType dtype = DType::kBFloat16;  // torch_dtype of the checkpoint
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
+  // An EAGLE3 head's config (the engines' llama_eagle3.py): the reduced vocabulary its lm_head and
+  // draft_id_to_target_id map cover, and the width of the target whose hidden states its fc reads
+  // (0: vocab_size and hidden_size).
+  int64_t draft_vocab_size = 0;
+  int64_t target_hidden_size = 0;
   int64_t num_layers = 0;
   int64_t max_position_embeddings = 0;
   int64_t rotary_dim = 0;  // rotary embedding width (0 = no RoPE)

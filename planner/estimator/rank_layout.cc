@@ -137,18 +137,31 @@ int64_t DraftWeights(const RankContext& draft, DraftHead head) {
   if (head == DraftHead::kWholeModel) return StageWeights(draft, 0, 0, d.num_layers);
   // A middle stage's weights are the layers alone; the last stage's tensors but the lm_head.
   int64_t bytes = StageWeights(draft, /*stage=*/-1, 0, d.num_layers);
-  for (const Tensor& t : d.last_stage) {
-    if (t.role == TensorRole::kLmHead && head != DraftHead::kEagle3) continue;
+  const bool eagle3 = head == DraftHead::kEagle3;
+  // EAGLE3's head covers draft_vocab_size tokens when the config says so.
+  const int64_t head_vocab = eagle3 && d.draft_vocab_size > 0 ? d.draft_vocab_size : d.vocab_size;
+  for (Tensor t : d.last_stage) {
+    if (t.role == TensorRole::kLmHead && !eagle3) continue;
+    if (t.role == TensorRole::kLmHead) t.out = head_vocab;
     bytes += RankTensorBytes(draft, t);
   }
   const int64_t h = d.hidden_size;
   const int64_t elem = DTypeBytes(draft.dtype);
   if (head == DraftHead::kEagle) bytes += elem * (2 * h * h + h);
-  if (head == DraftHead::kEagle3) {
-    if (d.tie_word_embeddings) bytes += SumBytes(draft, d.first_stage);  // its head is its own
+  if (eagle3) {
+    if (d.tie_word_embeddings) {  // a tied head is still its own: the embedding is the target's
+      for (Tensor t : d.first_stage) {
+        t.out = head_vocab;
+        bytes += RankTensorBytes(draft, t);
+      }
+    }
+    // fc reads three of the target's hidden states; the midlayer's qkv_proj reads 2 x hidden.
+    const int64_t target_h = d.target_hidden_size > 0 ? d.target_hidden_size : h;
     const AttentionSpec& a = d.attention(0);
-    bytes += elem * (3 * h * h + h * (a.num_heads + 2 * a.num_kv_heads) * a.head_dim /
-                                     draft.req.parallelism.tp);
+    bytes += elem * (3 * target_h * h + h * (a.num_heads + 2 * a.num_kv_heads) * a.head_dim /
+                                            draft.req.parallelism.tp);
+    // draft_id_to_target_id: int64 per draft token.
+    if (d.draft_vocab_size > 0) bytes += 8 * d.draft_vocab_size;
   }
   return bytes;
 }

@@ -486,9 +486,8 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
                  : "loaded after the KV pool is sized, so weights and draft pool come out of the "
                    "reserve mem_fraction_static leaves (SGLang 0.5.10 and earlier: OOM at start "
                    "when they do not fit; give sglang.version for a later release)",
-        alg == SglangSpeculative::kEagle3
-            ? "; the lm_head is counted at vocab_size (an EAGLE3 head over draft_vocab_size is "
-              "smaller)"
+        alg == SglangSpeculative::kEagle3 && draft_spec->draft_vocab_size == 0
+            ? "; the lm_head is counted at vocab_size (the config gives no draft_vocab_size)"
             : ""));
   }
   if (alg != SglangSpeculative::kNone) {

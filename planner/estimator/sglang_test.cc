@@ -575,6 +575,49 @@ TEST(ServingDraftTest, VllmEagleHeadSharesEmbeddingAndHead) {
       << Estimate(target, e).status();
 }
 
+// A real EAGLE3 head's config (yuhuili/EAGLE3-LLaMA3.1-Instruct-8B's shape) says draft_vocab_size:
+// its lm_head and draft_id_to_target_id (int64) cover 32,000 tokens, not 128,256; it is read, so
+// the head is not unverified. target_hidden_size is the width its fc and the check read.
+TEST(ServingDraftTest, Eagle3DraftVocabulary) {
+  const ModelSpec target = LoadModel("llama-3.1-8b-instruct");
+  std::string text = kEagleHead;
+  text.insert(text.size() - 1, R"(, "draft_vocab_size": 32000)");
+  absl::StatusOr<ModelSpec> reduced = ParseModelConfig(text);
+  absl::StatusOr<ModelSpec> full = ParseModelConfig(kEagleHead);
+  ASSERT_TRUE(reduced.ok() && full.ok()) << reduced.status();
+  EXPECT_FALSE(reduced->unverified());
+  EXPECT_EQ(reduced->draft_vocab_size, 32000);
+  for (Engine engine : {Engine::kVllm, Engine::kSglang}) {
+    EstimateRequest r;
+    r.engine = engine;
+    r.gpu_memory_bytes = kH100;
+    r.vllm.max_model_len = 8192;
+    r.vllm.speculative_method = SpeculativeMethod::kEagle3;
+    r.vllm.num_speculative_tokens = 3;
+    r.sglang.context_length = 8192;
+    r.sglang.speculative_algorithm = SglangSpeculative::kEagle3;
+    r.vllm.draft = r.sglang.draft = &*full;
+    auto a = Estimate(target, r);
+    r.vllm.draft = r.sglang.draft = &*reduced;
+    auto b = Estimate(target, r);
+    ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+    EXPECT_EQ(a->stages[0].weights_bytes - b->stages[0].weights_bytes,
+              2 * int64_t{128256 - 32000} * 4096 - 8 * 32000)
+        << EngineName(engine);
+  }
+  // A head for a wider target: the check reads target_hidden_size.
+  std::string wide = kEagleHead;
+  wide.insert(wide.size() - 1, R"(, "target_hidden_size": 8192)");
+  absl::StatusOr<ModelSpec> other = ParseModelConfig(wide);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EstimateRequest r = Sglang();
+  r.sglang.speculative_algorithm = SglangSpeculative::kEagle3;
+  r.sglang.draft = &*other;
+  EXPECT_NE(
+      Estimate(target, r).status().message().find("hidden_size 8192 is not the target's 4096"),
+      std::string::npos);
+}
+
 // What SGLang would refuse, or what is not modelled, is refused by name.
 TEST(ServingDraftTest, SglangSpeculativeRefusals) {
   const ModelSpec target = LoadModel("llama-3.1-8b-instruct");
