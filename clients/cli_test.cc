@@ -522,6 +522,54 @@ TEST(EstimateCliTest, CompareEngines) {
   EXPECT_EQ(RunArgs({"estimate", "--compare-engines"}).code, kExitUsage);
 }
 
+// --compare-engines with speculative decoding: the SGLang row drafts as the vLLM flags say (a draft
+// model is STANDALONE, N speculative tokens N steps and N + 1 draft tokens), so the rows compare.
+TEST(EstimateCliTest, CompareEnginesDraftAlike) {
+  const std::string target = "--model=" + kModels + "qwen2.5-7b-instruct.json";
+  const std::string draft = "--draft-model=" + kModels + "qwen2.5-0.5b.json";
+  auto rows = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"estimate",
+                                     target,
+                                     "--compare-engines",
+                                     "--context=8192",
+                                     "--context-length=8192",
+                                     "--max-model-len=8192",
+                                     "--output=json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Result r = RunArgs(args);
+    EXPECT_EQ(r.code, kExitOk) << r.err;
+    return nlohmann::json::parse(r.out.empty() ? "{}" : r.out)["engines"];
+  };
+  auto plain = rows({});
+  auto drafted =
+      rows({draft, "--draft-model-name=Qwen/Qwen2.5-0.5B", "--num-speculative-tokens=4"});
+  ASSERT_EQ(drafted[1]["engine"], "sglang");
+  const std::string line = drafted[1]["launch_command"].get<std::string>();
+  EXPECT_NE(line.find("--speculative-algorithm STANDALONE --speculative-draft-model-path "
+                      "Qwen/Qwen2.5-0.5B --speculative-num-steps 4 --speculative-eagle-topk 1 "
+                      "--speculative-num-draft-tokens 5"),
+            std::string::npos)
+      << line;
+  // SGLang takes its fraction whatever the draft: fewer tokens; vLLM sizes its utilization to the
+  // workload: more bytes.
+  EXPECT_LT(drafted[1]["kv_cache_tokens"].get<int64_t>(),
+            plain[1]["kv_cache_tokens"].get<int64_t>())
+      << drafted[1].dump();
+  EXPECT_GT(drafted[0]["max_total_bytes"].get<int64_t>(),
+            plain[0]["max_total_bytes"].get<int64_t>())
+      << drafted[0].dump();
+  // The model's own MTP layers: vLLM's mtp is SGLang's NEXTN.
+  Result glm = RunArgs(
+      {"estimate", "--model=" + std::string(FLEETPLAN_TESTDATA_DIR) + "/models/glm-4.5-air.json",
+       "--compare-engines", "--tp=4", "--gpu=h200", "--max-model-len=8192", "--context-length=8192",
+       "--speculative-method=mtp", "--num-speculative-tokens=1", "--output=json"});
+  ASSERT_EQ(glm.code, kExitOk) << glm.err;
+  EXPECT_NE(nlohmann::json::parse(glm.out)["engines"][1]["launch_command"].get<std::string>().find(
+                "--speculative-algorithm NEXTN --speculative-num-steps 1"),
+            std::string::npos)
+      << glm.out;
+}
+
 // --vllm-version: the semantics of that version, named in the notes; a bad version is refused.
 TEST(EstimateCliTest, VllmVersionSelectsItsSemantics) {
   const std::string model = "--model=" + kModels + "llama-3.1-8b-instruct.json";

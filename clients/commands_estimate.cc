@@ -830,6 +830,52 @@ absl::Status ApplyDraft(const FlagSet& flags, std::optional<estimator::ModelSpec
   return absl::OkStatus();
 }
 
+// --compare-engines: the speculative decoding the vLLM flags describe, as SGLang runs it, so both
+// rows draft alike: a draft model is STANDALONE, eagle EAGLE, eagle3 EAGLE3, mtp NEXTN, ngram
+// NGRAM; N speculative tokens are N top-1 steps and N + 1 draft tokens (SGLang's rule for topk 1).
+// SGLang's own --speculative-algorithm, when given, wins; it then takes --draft-model's config.
+// `vllm` is the vLLM row's config (ApplyDraft's); its draft must outlive the estimate.
+void SglangDraftLikeVllm(const estimator::VllmConfig& vllm, EstimateRequest& req) {
+  using estimator::SglangSpeculative;
+  using estimator::SpeculativeMethod;
+  const SglangSpeculative given = req.sglang.speculative_algorithm;
+  if (given != SglangSpeculative::kNone) {
+    if (estimator::SglangHasDraftModel(given) && given != SglangSpeculative::kNextn) {
+      req.sglang.draft = vllm.draft;
+      req.sglang.draft_model = vllm.draft_model;
+    }
+    return;
+  }
+  const bool speculating = vllm.draft != nullptr ||
+                           vllm.speculative_method == SpeculativeMethod::kMtp ||
+                           vllm.speculative_method == SpeculativeMethod::kNgram;
+  if (!speculating) return;
+  switch (vllm.speculative_method) {
+    case SpeculativeMethod::kDraftModel:
+      req.sglang.speculative_algorithm = SglangSpeculative::kStandalone;
+      break;
+    case SpeculativeMethod::kEagle:
+      req.sglang.speculative_algorithm = SglangSpeculative::kEagle;
+      break;
+    case SpeculativeMethod::kEagle3:
+      req.sglang.speculative_algorithm = SglangSpeculative::kEagle3;
+      break;
+    case SpeculativeMethod::kMtp:
+      req.sglang.speculative_algorithm = SglangSpeculative::kNextn;
+      break;
+    case SpeculativeMethod::kNgram:
+      req.sglang.speculative_algorithm = SglangSpeculative::kNgram;
+      break;
+  }
+  if (vllm.speculative_method != SpeculativeMethod::kMtp) {
+    req.sglang.draft = vllm.draft;
+    req.sglang.draft_model = vllm.draft_model;
+  }
+  req.sglang.speculative_num_steps = vllm.num_speculative_tokens;
+  req.sglang.speculative_eagle_topk = 1;
+  req.sglang.speculative_num_draft_tokens = vllm.num_speculative_tokens + 1;
+}
+
 int PrintLlamaCppEstimate(const Invocation& inv, const EstimateRequest& request,
                           const estimator::LlamaCppEstimate& estimate, const ModelLabel& label,
                           const std::string& path);
@@ -931,6 +977,9 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
     MemoryEstimate est;
   };
   std::vector<Row> rows;
+  // The draft of the vLLM row, which the SGLang row drafts with too (SglangDraftLikeVllm).
+  std::optional<estimator::ModelSpec> draft;
+  estimator::VllmConfig vllm_drafting;
   // llama.cpp's row: the flags' request with llama.cpp's own types (a GGUF fixes the weights').
   auto LlamaCppRequest = [&](const estimator::ModelSpec& spec) -> absl::StatusOr<EstimateRequest> {
     ASSIGN_OR_RETURN(EstimateRequest r, BuildRequest(flags, spec));
@@ -972,12 +1021,13 @@ int RunCompareEngines(const Invocation& inv, const FlagSet& flags) {
         return kExitUsage;
       }
       req->engine = engine;
+      if (engine == estimator::Engine::kSglang) SglangDraftLikeVllm(vllm_drafting, *req);
       if (engine == estimator::Engine::kVllm) {
         // What vLLM would be launched with: the smallest utilization that holds the workload.
-        std::optional<estimator::ModelSpec> draft;
         if (absl::Status s = ApplyDraft(flags, draft, *req); !s.ok()) {
           return ReportError(inv.err, "estimate", s);
         }
+        vllm_drafting = req->vllm;
         absl::StatusOr<estimator::VllmFit> fit = estimator::FitVllm(*spec, *req);
         if (fit.ok()) {
           row.est = fit->estimate;
