@@ -286,6 +286,13 @@ absl::StatusOr<ModelSpec> ParseModelConfig(absl::string_view config_json,
                                                         top_type, spec.hidden_size));
     if (!wrapper->note.empty()) spec.notes.push_back(wrapper->note);
     if (!spec.vision->note.empty()) spec.notes.push_back(spec.vision->note);
+    spec.vision->in_vision_config = wrapper->vision_config_key == "vision_config";
+    auto written = [&](const char* key) -> int64_t {
+      const auto it = vision_obj->find(key);
+      return it != vision_obj->end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+    };
+    spec.vision->config_num_hidden_layers = written("num_hidden_layers");
+    spec.vision->config_hidden_size = written("hidden_size");
   }
   RETURN_IF_ERROR(CheckTotalSize(spec));
   const json* quant = top.Object("quantization_config");

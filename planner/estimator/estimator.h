@@ -359,6 +359,7 @@ struct MemoryEstimate {
   int64_t kv_cache_tokens_low = 0;  // the low end of the band (what a plan counts on)
   int64_t max_concurrency_low = 0;
   int64_t max_model_len = 0;
+  double mem_fraction_static = 0;  // SGLang: the fraction it runs at (given, or its default rule)
   // Host (CPU) memory the replica takes besides its GPUs: weights and KV of layers left on the CPU,
   // host compute and output buffers (llama.cpp). Never checked against a GPU.
   int64_t host_bytes = 0;

@@ -126,6 +126,12 @@ struct VisionSpec {
   int64_t patch_size = 0;
   int64_t image_size = 0;     // fixed input resolution (0 when dynamic, e.g. Qwen2.5-VL)
   int64_t spatial_merge = 1;  // tokens merged per side before the LM (Qwen2.5-VL, Kimi-VL: 2)
+  // The tower's block as config.json writes it, for rules that read it raw: whether it is under
+  // "vision_config", and its "num_hidden_layers" and "hidden_size" there (0: absent; Qwen2-VL
+  // writes depth and, as hidden_size, the LM's width). SGLang's VLM fraction reads these.
+  bool in_vision_config = false;
+  int64_t config_num_hidden_layers = 0;
+  int64_t config_hidden_size = 0;
   // How images become LM tokens.
   enum class TokenRule : uint8_t {
     kFixed,

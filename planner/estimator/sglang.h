@@ -35,8 +35,10 @@ bool SglangBudgetsDraft(const SglangConfig& config);
 
 // An EAGLE, EAGLE3, NEXTN or STANDALONE draft (NGRAM and none have no draft model).
 bool SglangHasDraftModel(SglangSpeculative algorithm);
+// `vision`: a vision-language model's tower, whose size lowers the default fraction
+// (server_args.py adjust_mem_fraction_for_vlm); null for a text model.
 SglangResolved ResolveSglang(const SglangConfig& config, int64_t gpu_memory_bytes,
-                             const Parallelism& p);
+                             const Parallelism& p, const VisionSpec* vision = nullptr);
 
 // `python -m sglang.launch_server --model-path MODEL --tp N --mem-fraction-static F
 // --context-length L ...`: the fraction is written out even when it is SGLang's default, so the

@@ -65,8 +65,8 @@ bool SglangBudgetsDraft(const SglangConfig& g) {
   return v.ok() && v->AtLeast(0, 5, 11);
 }
 
-SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes,
-                             const Parallelism& p) {
+SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes, const Parallelism& p,
+                             const VisionSpec* vision) {
   SglangResolved r;
   const double gpu_mib = static_cast<double>(gpu_memory_bytes) / static_cast<double>(kMiB);
   struct Row {
@@ -100,6 +100,18 @@ SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes,
       reserved += g.speculative_algorithm == SglangSpeculative::kStandalone ? 6 * 1024 : 2 * 1024;
     }
     r.mem_fraction_static = std::round((gpu_mib - reserved) / gpu_mib * 1000) / 1000;
+    if (vision != nullptr && vision->in_vision_config) {
+      // adjust_mem_fraction_for_vlm (a multimodal model's vision_config): x 0.95, and 0.1 less per
+      // doubling of the tower's num_hidden_layers x hidden_size^2 over ViT-L/14's 24 x 1024^2
+      // (getattr defaults 24 and 1024), the factor kept in [0.8, 1.05]. Not rounded.
+      const double layers = vision->config_num_hidden_layers > 0
+                                ? static_cast<double>(vision->config_num_hidden_layers)
+                                : 24;
+      const double hidden =
+          vision->config_hidden_size > 0 ? static_cast<double>(vision->config_hidden_size) : 1024;
+      const double ratio = layers * hidden * hidden / (24.0 * 1024 * 1024);
+      r.mem_fraction_static *= 0.95 * std::clamp(1.0 - 0.1 * (ratio - 1.0), 0.8, 1.05);
+    }
   }
   r.max_running_requests = g.max_running_requests;
   if (g.speculative_algorithm != SglangSpeculative::kNone) {
@@ -154,7 +166,10 @@ std::string SglangLaunchCommand(const std::string& model, const EstimateRequest&
   if (request.parallelism.tp > 1) absl::StrAppend(&line, " --tp ", request.parallelism.tp);
   if (request.parallelism.pp > 1) absl::StrAppend(&line, " --pp-size ", request.parallelism.pp);
   if (request.parallelism.ep > 1) absl::StrAppend(&line, " --ep-size ", request.parallelism.ep);
-  absl::StrAppend(&line, " --mem-fraction-static ", r.mem_fraction_static, " --context-length ",
+  // The estimate's fraction: it knows the model (a vision tower lowers the default).
+  const double fraction =
+      estimate.mem_fraction_static > 0 ? estimate.mem_fraction_static : r.mem_fraction_static;
+  absl::StrAppend(&line, " --mem-fraction-static ", fraction, " --context-length ",
                   estimate.max_model_len);
   if (request.sglang.chunked_prefill_size > 0) {
     absl::StrAppend(&line, " --chunked-prefill-size ", request.sglang.chunked_prefill_size);
@@ -257,7 +272,9 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   const EstimateRequest& req = c.req;
   const SglangConfig& g = req.sglang;
   const Parallelism& p = req.parallelism;
-  const SglangResolved r = ResolveSglang(g, req.gpu_memory_bytes, p);
+  const SglangResolved r =
+      ResolveSglang(g, req.gpu_memory_bytes, p, spec.vision ? &*spec.vision : nullptr);
+  out.mem_fraction_static = r.mem_fraction_static;
   const int64_t context_len =
       g.context_length > 0 ? g.context_length : spec.max_position_embeddings;
   out.max_model_len = context_len;

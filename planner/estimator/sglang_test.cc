@@ -61,6 +61,36 @@ TEST(SglangTest, DefaultFractionFromTheGpu) {
   EXPECT_EQ(given.capture_sizes, 4);
 }
 
+// server_args.py adjust_mem_fraction_for_vlm: a multimodal model's default fraction is x 0.95 and
+// 0.1 less per doubling of its vision_config's num_hidden_layers x hidden_size^2 over ViT-L/14's;
+// Gemma-3's SigLIP (27 x 1152^2) takes it from 0.835 to 0.760 on an H100. A given fraction stays.
+TEST(SglangTest, VisionTowerLowersTheDefaultFraction) {
+  const ModelSpec gemma = LoadModel("gemma-3-4b-it");
+  ASSERT_TRUE(gemma.vision.has_value());
+  EXPECT_TRUE(gemma.vision->in_vision_config);
+  EXPECT_EQ(gemma.vision->config_num_hidden_layers, 27);
+  EXPECT_EQ(gemma.vision->config_hidden_size, 1152);
+  const double expected =
+      0.835 * 0.95 * (1 - 0.1 * (27.0 * 1152 * 1152 / (24.0 * 1024 * 1024) - 1));
+  EXPECT_DOUBLE_EQ(ResolveSglang({}, kH100, {.tp = 1}, &*gemma.vision).mem_fraction_static,
+                   expected);
+  EstimateRequest r = Sglang();
+  r.sglang.context_length = 8192;
+  auto e = Estimate(gemma, r);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_DOUBLE_EQ(e->mem_fraction_static, expected);
+  EXPECT_NE(SglangLaunchCommand("gemma", r, *e).find("--mem-fraction-static 0.7596"),
+            std::string::npos)
+      << SglangLaunchCommand("gemma", r, *e);
+  r.sglang.mem_fraction_static = 0.8;
+  auto given = Estimate(gemma, r);
+  ASSERT_TRUE(given.ok());
+  EXPECT_DOUBLE_EQ(given->mem_fraction_static, 0.8);
+  // A text model keeps the plain rule.
+  EXPECT_DOUBLE_EQ(Estimate(LoadModel("llama-3.1-8b-instruct"), Sglang())->mem_fraction_static,
+                   0.835);
+}
+
 // model_runner profile_max_num_token: the pool is the free memory before the weights times the
 // fraction, less the weights; cell = KV heads x (K + V) x layers x bytes.
 TEST(SglangTest, KvPoolIsTheFractionLessTheWeights) {

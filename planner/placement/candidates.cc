@@ -66,9 +66,7 @@ Evaluated Evaluate(const DeploymentSpec& d, const GpuType& type, int64_t tp, int
     absl::StatusOr<estimator::MemoryEstimate> est = estimator::Estimate(*d.spec, req);
     if (!est.ok()) return Evaluated{std::nullopt, true, std::string(est.status().message())};
     if (!est->fits) return Evaluated{std::nullopt, false, est->reason};
-    const double fraction =
-        estimator::ResolveSglang(req.sglang, req.gpu_memory_bytes, req.parallelism)
-            .mem_fraction_static;
+    const double fraction = est->mem_fraction_static;
     return Evaluated{CandidateOf(type, req.parallelism, *est, fraction,
                                  estimator::SglangLaunchCommand(d.model, req, *est)),
                      false, ""};
