@@ -18,8 +18,8 @@ struct SglangResolved {
   int64_t chunked_prefill_size = 0;
   int64_t cuda_graph_max_bs = 0;
   int64_t capture_sizes = 0;  // decode CUDA-graph batch sizes captured
-  // --max-running-requests as given, or 48 with an EAGLE-family or STANDALONE draft
-  // (_handle_speculative_decoding); 0: SGLang sizes it from the KV pool.
+  // --max-running-requests as given, or 48 when speculating (_handle_speculative_decoding, every
+  // algorithm); 0: SGLang sizes it from the KV pool.
   int64_t max_running_requests = 0;
   // Speculative decoding (0 without): --speculative-num-steps, -eagle-topk, -num-draft-tokens.
   int64_t num_steps = 0;

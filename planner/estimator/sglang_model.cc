@@ -115,12 +115,15 @@ SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes, co
   }
   r.max_running_requests = g.max_running_requests;
   if (g.speculative_algorithm != SglangSpeculative::kNone) {
-    // _handle_speculative_decoding's defaults when none are given (3 steps, top-k 1, 4 tokens);
-    // the EAGLE family and STANDALONE reset an unset --max-running-requests to 48.
+    // The numbers when none are given (3 steps, top-k 1, 4 tokens; the launch line writes them, so
+    // SGLang's per-architecture auto-choice does not apply). _handle_speculative_decoding resets an
+    // unset --max-running-requests to 48 for every algorithm, NGRAM too, and with top-k 1 sets the
+    // draft tokens of a drafted algorithm to steps + 1.
     r.num_steps = g.speculative_num_steps > 0 ? g.speculative_num_steps : 3;
     r.eagle_topk = g.speculative_eagle_topk > 0 ? g.speculative_eagle_topk : 1;
     r.num_draft_tokens = g.speculative_num_draft_tokens > 0 ? g.speculative_num_draft_tokens : 4;
-    if (drafted && r.max_running_requests == 0) r.max_running_requests = 48;
+    if (drafted && r.eagle_topk == 1) r.num_draft_tokens = r.num_steps + 1;
+    if (r.max_running_requests == 0) r.max_running_requests = 48;
   }
   // [1, 2, 4, 8, 12] + range(16, 257, 8) + range(272, 512, 16) + range(512, max_bs + 1, 32);
   // cuda_graph_runner.py get_batch_sizes_to_capture adds the request table's size and one less
@@ -511,8 +514,7 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     out.notes.push_back(absl::StrCat(
         "speculative decoding: ", r.num_steps, " steps, top-k ", r.eagle_topk, ", ",
         r.num_draft_tokens, " draft tokens per sequence",
-        g.max_running_requests == 0 && draft ? "; SGLang resets --max-running-requests to 48"
-                                             : ""));
+        g.max_running_requests == 0 ? "; SGLang resets --max-running-requests to 48" : ""));
   }
   // The radix (prefix) cache is on unless --disable-radix-cache: sequences that share a prefix
   // share its pooled tokens, so it changes capacity, never the bytes.

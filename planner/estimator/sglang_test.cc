@@ -408,6 +408,17 @@ TEST(ServingDraftTest, SglangEagleBefore0511SizesThePoolOnTheTarget) {
   EXPECT_EQ(res.num_steps, 3);
   EXPECT_EQ(res.eagle_topk, 1);
   EXPECT_EQ(res.num_draft_tokens, 4);
+  // With top-k 1 SGLang sets the draft tokens to steps + 1 whatever is given; NGRAM, which has no
+  // draft model, also falls to 48 requests (_handle_speculative_decoding).
+  SglangConfig adjusted = e.sglang;
+  adjusted.speculative_num_steps = 5;
+  adjusted.speculative_num_draft_tokens = 8;
+  EXPECT_EQ(ResolveSglang(adjusted, kH100, {.tp = 1}).num_draft_tokens, 6);
+  adjusted.speculative_eagle_topk = 4;
+  EXPECT_EQ(ResolveSglang(adjusted, kH100, {.tp = 1}).num_draft_tokens, 8);
+  SglangConfig ngram;
+  ngram.speculative_algorithm = SglangSpeculative::kNgram;
+  EXPECT_EQ(ResolveSglang(ngram, kH100, {.tp = 1}).max_running_requests, 48);
   // Speculating: range(1, 9) + range(10, 33, 2) + 40 44 48 up to the 48 requests, and 47.
   EXPECT_EQ(res.capture_sizes, 8 + 12 + 3 + 1);
   auto spec = Estimate(target, e);
