@@ -805,8 +805,7 @@ absl::Status ApplyDraft(const FlagSet& flags, std::optional<estimator::ModelSpec
     ASSIGN_OR_RETURN(req.vllm.speculative_method,
                      estimator::SpeculativeMethodNames().Parse("--speculative-method", method));
   }
-  const bool head = req.vllm.speculative_method == estimator::SpeculativeMethod::kEagle ||
-                    req.vllm.speculative_method == estimator::SpeculativeMethod::kEagle3;
+  const bool head = estimator::IsEagleHead(req.vllm.speculative_method);
   if (req.vllm.speculative_method != estimator::SpeculativeMethod::kDraftModel && !head) {
     if (!flags.GetString("draft-model").empty()) {
       return absl::InvalidArgumentError(absl::StrCat(

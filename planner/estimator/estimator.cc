@@ -120,8 +120,7 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
                                                        " and vllm.swap_space_gb=", v.swap_space_gb,
                                                        " must be in [0, 1048576] GiB"));
       }
-      const bool eagle = v.speculative_method == SpeculativeMethod::kEagle ||
-                         v.speculative_method == SpeculativeMethod::kEagle3;
+      const bool eagle = IsEagleHead(v.speculative_method);
       if (eagle && v.draft == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat(
             "vllm.speculative_method=", SpeculativeMethodNames().Name(v.speculative_method),

@@ -71,6 +71,10 @@ struct Parallelism {
 // target's embedding, and for eagle its lm_head; models/llama_eagle.py, llama_eagle3.py).
 enum class SpeculativeMethod : uint8_t { kDraftModel, kMtp, kNgram, kEagle, kEagle3 };
 const Vocabulary<SpeculativeMethod>& SpeculativeMethodNames();
+// eagle or eagle3: a head's config is the draft (VllmConfig::draft).
+inline bool IsEagleHead(SpeculativeMethod m) {
+  return m == SpeculativeMethod::kEagle || m == SpeculativeMethod::kEagle3;
+}
 
 // vLLM's engine arguments that change memory. The defaults are vLLM's own (the one place they are
 // written down in fleetplan: the CLI, the server and the planner map "unset" to these).

@@ -126,8 +126,7 @@ std::string VllmServeCommand(absl::string_view model, const VllmFit& fit) {
   if (r.vllm.enforce_eager) absl::StrAppend(&line, " --enforce-eager");
   if (r.vllm.cpu_offload_gb > 0)
     absl::StrAppend(&line, " --cpu-offload-gb ", r.vllm.cpu_offload_gb);
-  if (r.vllm.speculative_method == SpeculativeMethod::kEagle ||
-      r.vllm.speculative_method == SpeculativeMethod::kEagle3) {
+  if (IsEagleHead(r.vllm.speculative_method)) {
     const nlohmann::json config = {
         {"method", SpeculativeMethodNames().Name(r.vllm.speculative_method)},
         {"model", r.vllm.draft_model.empty() ? "EAGLE_HEAD" : r.vllm.draft_model},
