@@ -522,6 +522,36 @@ TEST(EstimateCliTest, CompareEngines) {
   EXPECT_EQ(RunArgs({"estimate", "--compare-engines"}).code, kExitUsage);
 }
 
+// An embedding model end to end: the JSON says encoder_only with no KV cache, the table says how
+// many prompts a forward takes, --compare-engines names the engines not modelled for it, and
+// --phase=generate is refused by name.
+TEST(EstimateCliTest, EncoderOnlyModel) {
+  const std::string model = std::string(FLEETPLAN_TESTDATA_DIR) + "/models/bge-m3.json";
+  auto j = RunJson({"estimate", "--model=" + model, "--gpu=L4", "--context=512", "--concurrency=64",
+                    "--output=json"});
+  EXPECT_TRUE(j["encoder_only"].get<bool>()) << j.dump();
+  EXPECT_EQ(j["kv_cache_tokens"], 0);
+  EXPECT_EQ(j["stages"][0]["kv_cache_bytes"], 0);
+  EXPECT_EQ(j["max_concurrency"], 16);  // 8192 batched tokens / 512
+  EXPECT_TRUE(j["fits"].get<bool>());
+  Result table =
+      RunArgs({"estimate", "--model=" + model, "--gpu=L4", "--context=512", "--concurrency=64"});
+  ASSERT_EQ(table.code, kExitOk) << table.err;
+  EXPECT_NE(table.out.find("no KV cache (bidirectional encoder): one forward takes 16 prompts"),
+            std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("48 of the workload's 64 requests queue"), std::string::npos)
+      << table.out;
+  Result compare = RunArgs({"estimate", "--model=" + model, "--gpu=L4", "--compare-engines"});
+  ASSERT_EQ(compare.code, kExitOk) << compare.err;
+  EXPECT_NE(compare.out.find("engine=sglang is not modelled for it"), std::string::npos)
+      << compare.out;
+  Result generate = RunArgs({"estimate", "--model=" + model, "--engine=hf-transformers",
+                             "--phase=generate", "--prompt-tokens=128"});
+  EXPECT_EQ(generate.code, kExitError) << generate.out;
+  EXPECT_NE(generate.err.find("hf.generate"), std::string::npos) << generate.err;
+}
+
 // --compare-engines with speculative decoding: the SGLang row drafts as the vLLM flags say (a draft
 // model is STANDALONE, N speculative tokens N steps and N + 1 draft tokens), so the rows compare.
 TEST(EstimateCliTest, CompareEnginesDraftAlike) {

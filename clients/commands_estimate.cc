@@ -452,6 +452,7 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
                 {"kv_cache_tokens", resp.kv_cache_tokens()},
                 {"kv_cache_tokens_low", resp.kv_cache_tokens_low()},
                 {"max_concurrency", resp.max_concurrency()},
+                {"encoder_only", resp.encoder_only()},
                 {"host_bytes", resp.host_bytes()},
                 {"reason", resp.reason()}};
     if (!resp.launch_command().empty()) out["launch_command"] = resp.launch_command();
@@ -479,12 +480,20 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
           GiB(s.activation_peak_bytes()), GiB(s.total_bytes()), GiB(s.low_bytes()),
           GiB(s.high_bytes()));
     }
-    inv.out << absl::StrFormat(
-        "%s: fullest GPU %.2f (up to %.2f) of %.2f GiB, KV cache %d tokens (at least %d; %d "
-        "sequences)\n",
-        resp.fits() ? "FITS" : "DOES NOT FIT", GiB(resp.max_total_bytes()),
-        GiB(resp.max_high_bytes()), GiB(resp.gpu_memory_bytes()), resp.kv_cache_tokens(),
-        resp.kv_cache_tokens_low(), resp.max_concurrency());
+    if (resp.encoder_only()) {
+      inv.out << absl::StrFormat(
+          "%s: fullest GPU %.2f (up to %.2f) of %.2f GiB, no KV cache (bidirectional encoder; "
+          "%d prompts per forward)\n",
+          resp.fits() ? "FITS" : "DOES NOT FIT", GiB(resp.max_total_bytes()),
+          GiB(resp.max_high_bytes()), GiB(resp.gpu_memory_bytes()), resp.max_concurrency());
+    } else {
+      inv.out << absl::StrFormat(
+          "%s: fullest GPU %.2f (up to %.2f) of %.2f GiB, KV cache %d tokens (at least %d; %d "
+          "sequences)\n",
+          resp.fits() ? "FITS" : "DOES NOT FIT", GiB(resp.max_total_bytes()),
+          GiB(resp.max_high_bytes()), GiB(resp.gpu_memory_bytes()), resp.kv_cache_tokens(),
+          resp.kv_cache_tokens_low(), resp.max_concurrency());
+    }
     if (resp.host_bytes() > 0) {
       inv.out << absl::StrFormat("host memory: %.2f GiB\n", GiB(resp.host_bytes()));
     }
@@ -605,6 +614,7 @@ json EstimateJson(const ModelLabel& label, const EstimateRequest& req, const Mem
               {"headroom_ratio", est.headroom_ratio},
               {"risk", RiskName(est.risk)},
               {"unverified", est.unverified},
+              {"encoder_only", est.encoder_only},
               {"band_widened", est.band_widened},
               {"host_bytes", est.host_bytes},
               {"notes", est.notes}};
@@ -673,9 +683,15 @@ void PrintEstimateTable(std::ostream& o, const ModelLabel& label, const Estimate
     o << "(GiB per GPU; each stage's " << req.parallelism.tp
       << " tensor-parallel rank(s) are identical)\n";
   }
-  if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp ||
-      req.engine == estimator::Engine::kSglang ||
-      (req.engine == estimator::Engine::kOpenvino && req.openvino.continuous_batching)) {
+  if (est.encoder_only && req.engine == estimator::Engine::kVllm) {
+    o << absl::StrFormat(
+        "no KV cache (bidirectional encoder): one forward takes %d prompts of %d tokens, "
+        "max_model_len %d\n",
+        est.max_concurrency, req.context_tokens > 0 ? req.context_tokens : est.max_model_len,
+        est.max_model_len);
+  } else if (req.engine == estimator::Engine::kVllm || req.engine == estimator::Engine::kLlamaCpp ||
+             req.engine == estimator::Engine::kSglang ||
+             (req.engine == estimator::Engine::kOpenvino && req.openvino.continuous_batching)) {
     o << absl::StrFormat(
         "KV cache: %d tokens per replica (at least %d), %d sequences of %d tokens (at least %d), "
         "max_model_len %d\n",

@@ -637,6 +637,7 @@ void ToProto(const estimator::MemoryEstimate& d, int64_t params, v1::EstimateRes
   p->set_params(params);
   for (const std::string& n : d.notes) p->add_notes(n);
   p->set_unverified(d.unverified);
+  p->set_encoder_only(d.encoder_only);
   p->set_host_bytes(d.host_bytes);
   for (const estimator::MemoryEstimate::PipelinePart& part : d.pipeline_parts) {
     v1::EstimateResponse::PipelinePart* pp = p->add_pipeline_parts();

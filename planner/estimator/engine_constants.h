@@ -101,6 +101,13 @@ inline constexpr int64_t kVllmDefaultMaxSeqsSmall = 256;
 // (vllm/engine/arg_utils.py create_engine_config, 0.5-0.10); without it a batch holds a whole
 // prompt: max(max_model_len, 2048) tokens (vllm/config.py SchedulerConfig).
 inline constexpr int64_t kVllmV0ChunkedPrefillAboveTokens = 32768;
+// Pooling models whose pooler needs the whole prompt (a bidirectional encoder: CLS or mean
+// pooling, is_causal false) run without chunked prefill (vllm/engine/arg_utils.py
+// _set_default_args: incremental prefill only for LAST pooling of a causal model). V1 then sets an
+// unset max_num_batched_tokens to max_model_len and max_num_seqs to at most that
+// (_set_default_args, read at 0.11). Encoders on V1 from this version on (older ones ran them on
+// V0, whose cache engine is not modelled for them: refused).
+inline constexpr int kVllmEncoderOnlyFromMinor = 10;
 
 // CUDA-graph memory of vLLM's piecewise capture with the default 67 capture sizes (1, 2, 4, then
 // multiples of 8 up to 512): a fixed pool plus a part per decoder layer on the rank (each layer

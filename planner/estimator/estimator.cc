@@ -60,7 +60,75 @@ int64_t HeadReadsWidth(const ModelSpec& head) {
   return head.target_hidden_size > 0 ? head.target_hidden_size : head.hidden_size;
 }
 
+// What a bidirectional encoder (ModelSpec::encoder_only) can be asked: one forward per batch, on
+// the engines whose encoder path is modelled, within its position table.
+absl::Status ValidateEncoderRequest(const ModelSpec& spec, const EstimateRequest& r) {
+  if (!spec.encoder_only) return absl::OkStatus();
+  const std::string what =
+      absl::StrCat("model_type \"", spec.model_type, "\" is a bidirectional encoder");
+  switch (r.engine) {
+    case Engine::kSglang:
+    case Engine::kOpenvino:
+    case Engine::kLlamaCpp:
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": engine=", EngineName(r.engine),
+                       " is not modelled for it (vllm, hf-transformers and training are)"));
+    case Engine::kHfTransformers:
+      if (r.hf.generate) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": it does not generate (hf.generate=true); estimate one forward"));
+      }
+      if (r.hf.prompt_tokens > spec.max_position_embeddings) {
+        return absl::InvalidArgumentError(absl::StrCat("prompt_tokens=", r.hf.prompt_tokens, ": ",
+                                                       what, " of ", spec.max_position_embeddings,
+                                                       " positions"));
+      }
+      break;
+    case Engine::kTraining:
+      if (r.training.seq_tokens > spec.max_position_embeddings) {
+        return absl::InvalidArgumentError(absl::StrCat("seq_tokens=", r.training.seq_tokens, ": ",
+                                                       what, " of ", spec.max_position_embeddings,
+                                                       " positions"));
+      }
+      break;
+    case Engine::kVllm: {
+      const VllmConfig& v = r.vllm;
+      ASSIGN_OR_RETURN(const VllmVersion version, ParseVllmVersion("vllm.version", v.version));
+      if (!version.AtLeast(0, kVllmEncoderOnlyFromMinor)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("vllm.version=", v.version, ": ", what,
+                         ", modelled on vLLM's V1 pooling runner from 0.",
+                         kVllmEncoderOnlyFromMinor, " on (older versions served it on V0)"));
+      }
+      if (v.draft != nullptr || v.speculative_method != SpeculativeMethod::kDraftModel) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": speculative decoding needs a generating model"));
+      }
+      const int64_t max_len = v.max_model_len > 0 ? v.max_model_len : spec.max_position_embeddings;
+      if (max_len > spec.max_position_embeddings) {
+        return absl::InvalidArgumentError(absl::StrCat("vllm.max_model_len=", max_len, ": ", what,
+                                                       " of ", spec.max_position_embeddings,
+                                                       " positions"));
+      }
+      if (r.context_tokens > max_len) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "context_tokens=", r.context_tokens, " exceeds max_model_len=", max_len, ": ", what));
+      }
+      if (v.max_num_batched_tokens > 0 && v.max_num_batched_tokens < max_len) {
+        // vllm/config/scheduler.py _verify_args, without chunked prefill.
+        return absl::InvalidArgumentError(
+            absl::StrCat("vllm.max_num_batched_tokens=", v.max_num_batched_tokens,
+                         " is smaller than max_model_len=", max_len, ": ", what,
+                         ", served without chunked prefill, and vLLM refuses this"));
+      }
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
+  RETURN_IF_ERROR(ValidateEncoderRequest(spec, r));
   const Parallelism& p = r.parallelism;
   auto range = [](const char* name, int64_t v, int64_t lo, int64_t hi) -> absl::Status {
     if (v < lo || v > hi) {
@@ -802,6 +870,7 @@ ModelSummary SummarizeModel(const ModelSpec& spec) {
 
 absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request) {
   if (request.engine == Engine::kLlamaCpp) {
+    RETURN_IF_ERROR(ValidateEncoderRequest(spec, request));
     // The GGUF llama.cpp's tools would write for this config (llama_cpp.h).
     ASSIGN_OR_RETURN(LlamaCppEstimate e, EstimateLlamaCppFromModel(spec, request));
     return std::move(e.memory);
@@ -839,6 +908,7 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
   out.gpu_memory_bytes = request.gpu_memory_bytes;
   out.notes = spec.notes;
   out.unverified = spec.unverified();
+  out.encoder_only = spec.encoder_only;
   switch (request.engine) {
     case Engine::kVllm:
       RETURN_IF_ERROR(EstimateVllm(c, out));

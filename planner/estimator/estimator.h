@@ -380,6 +380,9 @@ struct MemoryEstimate {
   // The config had memory-relevant fields no family builder read, or an unknown model_type
   // (ModelSpec::unverified): these numbers are not to be trusted.
   bool unverified = false;
+  // A bidirectional encoder (ModelSpec::encoder_only): no KV cache; max_concurrency is the prompts
+  // of the context one forward takes (vLLM), more queue.
+  bool encoder_only = false;
 
   // Why the band is wider than the calibrated one (outside the calibration files).
   std::vector<std::string> band_widened;

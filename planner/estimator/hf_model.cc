@@ -64,6 +64,7 @@ struct KvPerToken {
 
 KvPerToken KvLayout(const RankContext& c) {
   KvPerToken kv;
+  if (c.spec.encoder_only) return kv;  // an encoder's forward returns no past_key_values
   for (int64_t l = 0; l < c.spec.num_layers; ++l) {
     const AttentionSpec& a = c.spec.attention(static_cast<int>(l));
     // transformers' DynamicCache stores K and V per layer; DeepSeek's MLA stores the latent
@@ -174,7 +175,12 @@ absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
     }
     const int64_t softcap_copies = spec.final_logit_softcapping > 0 ? 2 : 1;
     int64_t logits_peak = 0;
-    if (h.all_logits && !h.generate) {
+    if (spec.encoder_only) {
+      // The head's per-token outputs (MLM logits over every position, token labels) next to the
+      // transformed hidden states; a pooler or sequence classifier reads one row per sequence.
+      const int64_t outputs = spec.encoder_token_outputs;
+      logits_peak = outputs > 0 ? t * (outputs * c.a + 2 * hid * c.a) : 0;
+    } else if (h.all_logits && !h.generate) {
       logits_peak = t * (softcap_copies * v * c.a + 2 * hid * c.a);
     } else {
       logits_peak = b * softcap_copies * v * c.a;

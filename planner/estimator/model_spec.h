@@ -213,6 +213,13 @@ struct ModelSpec {
   int64_t rotary_dim = 0;  // rotary embedding width (0 = no RoPE)
   bool tie_word_embeddings = false;
   double final_logit_softcapping = 0;  // Gemma-2: extra copies of the logits
+  // A bidirectional encoder (BERT, RoBERTa, XLM-RoBERTa: families/bert.cc): every layer attends to
+  // the whole input at once, so no engine keeps a KV cache and nothing is generated; engines run
+  // it as one forward per batch (vLLM's pooling runner). encoder_token_outputs is what its head
+  // emits per token: vocab_size logits (a masked-LM head), num_labels (token classification) or 0
+  // (hidden states, or a per-sequence pooler / classifier).
+  bool encoder_only = false;
+  int64_t encoder_token_outputs = 0;
 
   std::vector<Tensor> first_stage;  // embeddings (+ vision tower/projector via `vision`)
   std::vector<Tensor> last_stage;   // final norm, lm_head

@@ -196,8 +196,13 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   const VllmProfile profile = VllmProfileFor(ParseVllmVersion("vllm.version", v.version).value());
   const int64_t max_model_len =
       v.max_model_len > 0 ? v.max_model_len : spec.max_position_embeddings;
+  // A bidirectional encoder (BERT) runs on the pooling runner: no KV cache (its encoder-only
+  // attention layers get no cache spec: v1 gpu_model_runner.py
+  // may_add_encoder_only_layers_to_kv_cache_config, and kv_cache_utils.py skips the memory check
+  // for an empty spec), no sampler, and whole prompts per batch.
+  const bool encoder = spec.encoder_only;
   const VllmBatchDefaults defaults =
-      VllmSchedulerDefaults(profile, req.gpu_memory_bytes, req.gpu_name, max_model_len);
+      VllmSchedulerDefaults(profile, req.gpu_memory_bytes, req.gpu_name, max_model_len, encoder);
   const int64_t max_seqs = v.max_num_seqs > 0 ? v.max_num_seqs : defaults.max_num_seqs;
   const int64_t batched =
       v.max_num_batched_tokens > 0 ? v.max_num_batched_tokens : defaults.max_num_batched_tokens;
@@ -258,8 +263,9 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     // Profile run: a forward of `batched` tokens, then (last stage) the sampler on num_reqs rows.
     const int64_t per_logit =
         profile.v1 ? kVllmSamplerFp32BytesPerLogit : kVllmV0SamplerFp32BytesPerLogit;
+    // A pooling model's dummy run pools the hidden states instead of sampling (_dummy_pooler_run).
     int64_t activation = internal::ServingForwardPeak(c, first, last, stage == p.pp - 1, batched,
-                                                      num_reqs, per_logit);
+                                                      encoder ? 0 : num_reqs, per_logit);
     if (draft) {
       // The drafter's dummy run follows the target's; the peak is the larger of the two.
       activation =
@@ -313,10 +319,17 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     s.kv_blocks_per_sequence =
         groups.BlocksPerSequence(context + (speculating ? v.num_speculative_tokens : 0), batched);
     s.workload_kv_bytes = req.concurrency * s.kv_blocks_per_sequence * s.kv_block_bytes;
-    const int64_t concurrency =
+    int64_t concurrency =
         s.kv_blocks_per_sequence > 0 ? s.num_gpu_blocks / s.kv_blocks_per_sequence : 0;
-    const int64_t concurrency_low =
+    int64_t concurrency_low =
         s.kv_blocks_per_sequence > 0 ? blocks_low / s.kv_blocks_per_sequence : 0;
+    if (encoder) {
+      // Nothing is held between forwards: one forward embeds up to max_num_seqs prompts of
+      // `context` tokens within max_num_batched_tokens; more requests queue, they do not OOM.
+      s.kv_blocks_per_sequence = 0;
+      s.workload_kv_bytes = 0;
+      concurrency = concurrency_low = std::min(max_seqs, batched / std::max<int64_t>(context, 1));
+    }
     // vLLM refuses to start when one sequence of max_model_len does not fit the KV budget
     // (vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory: the layers'
     // max_memory_usage_bytes summed against the available memory). Checked at the pool's low
@@ -353,7 +366,7 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
                                   ? concurrency_low
                                   : std::min(replica_concurrency_low, concurrency_low);
 
-    if (out.reason.empty() && s.available_kv_cache_low_bytes <= 0) {
+    if (out.reason.empty() && s.available_kv_cache_low_bytes <= 0 && !encoder) {
       out.reason = absl::StrCat(
           "stage ", stage, ": weights ", BytesToGiB(s.weights_bytes), " GiB + activations ",
           BytesToGiB(activation), " GiB + non-torch ", BytesToGiB(non_torch), " GiB (",
@@ -412,6 +425,18 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
   out.max_concurrency = std::max<int64_t>(replica_concurrency, 0);
   out.kv_cache_tokens_low = std::max<int64_t>(replica_tokens_low, 0);
   out.max_concurrency_low = std::max<int64_t>(replica_concurrency_low, 0);
+  if (encoder) {
+    out.notes.push_back(absl::StrCat(
+        "encoder-only model on vLLM's pooling runner: no KV cache; each forward takes up to ",
+        out.max_concurrency, " prompts of ", context, " tokens (max_num_batched_tokens ", batched,
+        ", max_num_seqs ", max_seqs, ")",
+        req.concurrency > out.max_concurrency
+            ? absl::StrCat("; the other ", req.concurrency - out.max_concurrency,
+                           " of the workload's ", req.concurrency,
+                           " requests queue for later forwards (latency, not memory)")
+            : ""));
+    return absl::OkStatus();
+  }
   if (out.reason.empty() && out.max_concurrency_low < 1) {
     out.reason = absl::StrCat("the KV cache holds ", out.kv_cache_tokens_low,
                               " tokens at the low end of its band (", out.kv_cache_tokens,

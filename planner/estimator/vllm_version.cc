@@ -64,7 +64,15 @@ VllmProfile VllmProfileFor(const VllmVersion& v) {
 }
 
 VllmBatchDefaults VllmSchedulerDefaults(const VllmProfile& profile, int64_t gpu_bytes,
-                                        absl::string_view gpu_name, int64_t max_model_len) {
+                                        absl::string_view gpu_name, int64_t max_model_len,
+                                        bool encoder_only) {
+  if (encoder_only) {
+    // No chunked prefill: a batch holds whole prompts.
+    const VllmBatchDefaults usage =
+        VllmSchedulerDefaults(profile, gpu_bytes, gpu_name, max_model_len, false);
+    return {.max_num_seqs = std::min(usage.max_num_seqs, max_model_len),
+            .max_num_batched_tokens = max_model_len};
+  }
   if (!profile.v1) {
     // V0: chunked prefill on by default only above 32K tokens of context.
     const int64_t tokens = max_model_len > kVllmV0ChunkedPrefillAboveTokens

@@ -89,8 +89,11 @@ struct VllmBatchDefaults {
   int64_t max_num_seqs = 0;
   int64_t max_num_batched_tokens = 0;
 };
+// `encoder_only`: a bidirectional pooling model (BERT) on V1, served without chunked prefill
+// (engine_constants.h kVllmEncoderOnlyFromMinor).
 VllmBatchDefaults VllmSchedulerDefaults(const VllmProfile& profile, int64_t gpu_bytes,
-                                        absl::string_view gpu_name, int64_t max_model_len);
+                                        absl::string_view gpu_name, int64_t max_model_len,
+                                        bool encoder_only = false);
 
 // The utilization a request runs at: `given` when positive, else the version's default.
 inline double EffectiveUtilization(double given, const VllmProfile& profile) {

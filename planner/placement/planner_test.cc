@@ -433,6 +433,47 @@ TEST(OneRuleTest, LoraSlotsAreReserved) {
       << r.launch_command;
 }
 
+// An embedding model (a bidirectional encoder) has no KV cache: four replicas of bge-m3 go on four
+// L4s, each reserving what the estimate says (a few GiB, not a KV pool up to the utilization),
+// and an SGLang deployment of it is refused by name (not modelled) rather than guessed.
+TEST(OneRuleTest, EncodersReserveNoKvCache) {
+  std::ifstream in(std::string(FLEETPLAN_CALIBRATION_DIR) + "/../models/bge-m3.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto spec = estimator::ParseModelConfig(ss.str());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  FleetSnapshot s = Fleet({MakeNode("n1", 4, "L4", 4)});
+  DeploymentSpec embed{.name = "embed",
+                       .model = "BAAI/bge-m3",
+                       .spec = &*spec,
+                       .concurrency = 64,
+                       .context_tokens = 512,
+                       .replicas = 4};
+  auto plan = PlanPlacement(s, {{embed}});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->replicas.size(), 4u);
+  const ReplicaPlacement& r = plan->replicas[0];
+  EXPECT_EQ(r.tp, 1);
+  auto fit = estimator::FitVllm(*spec, VllmRequestFor(embed, *s.FindGpuType("L4"), 1, 1, 1));
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  EXPECT_TRUE(fit->estimate.encoder_only);
+  EXPECT_EQ(r.ranks[0].bytes, fit->estimate.stages[0].high_bytes);
+  EXPECT_LT(r.ranks[0].bytes, 6 * kGiB);
+  EXPECT_NE(r.launch_command.find("vllm serve BAAI/bge-m3"), std::string::npos) << r.launch_command;
+  DeploymentSpec sglang = embed;
+  sglang.engine = estimator::Engine::kSglang;
+  auto refused = PlanPlacement(s, {{sglang}});
+  if (refused.ok()) {
+    EXPECT_TRUE(refused->replicas.empty());
+    ASSERT_FALSE(refused->unplaced.empty());
+    EXPECT_NE(Describe(refused->unplaced[0]).find("bidirectional encoder"), std::string::npos)
+        << Describe(refused->unplaced[0]);
+  } else {
+    EXPECT_NE(refused.status().message().find("bidirectional encoder"), std::string::npos)
+        << refused.status();
+  }
+}
+
 // SGLang's adapter pool (--enable-lora) is taken before its KV pool: a deployment one GPU holds
 // without it needs more with 32 slots of rank 256, and the plan reserves what the estimate says.
 TEST(OneRuleTest, SglangLoraPoolIsReserved) {

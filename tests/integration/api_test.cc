@@ -1087,6 +1087,45 @@ TEST_F(ApiTest, EstimateWithMtpSpeculation) {
       << s.error_message();
 }
 
+// An embedding model through the API: the response says it is an encoder with no KV cache, the
+// numbers are the offline estimator's, and an engine not modelled for it is refused by name.
+TEST_F(ApiTest, EstimateEncoderOnlyModel) {
+  const std::string config = testing::TestModel("bge-m3");
+  v1::EstimateRequest req;
+  req.set_config_json(config);
+  req.set_gpu_memory_bytes(80 * kGiB);
+  req.set_context_tokens(512);
+  req.set_concurrency(32);
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::EstimateResponse resp;
+  grpc::Status s = estimator_->Estimate(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(resp.encoder_only());
+  EXPECT_TRUE(resp.fits()) << resp.reason();
+  EXPECT_EQ(resp.kv_cache_tokens(), 0);
+  ASSERT_EQ(resp.stages_size(), 1);
+  EXPECT_EQ(resp.stages(0).kv_cache_bytes(), 0);
+  auto spec = estimator::ParseModelConfig(config);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kVllm,
+                                     .gpu_memory_bytes = 80 * kGiB,
+                                     .concurrency = 32,
+                                     .context_tokens = 512};
+  auto expect = estimator::Estimate(*spec, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  EXPECT_EQ(resp.max_total_bytes(), expect->max_total_bytes);
+  EXPECT_EQ(resp.max_concurrency(), expect->max_concurrency);
+  EXPECT_EQ(resp.params(), 567'754'752);
+  req.set_engine(v1::ENGINE_SGLANG);
+  grpc::ClientContext bad;
+  Auth(bad, kReader);
+  s = estimator_->Estimate(&bad, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("bidirectional encoder"), std::string::npos)
+      << s.error_message();
+}
+
 TEST_F(ApiTest, OversizeMessageIsRefusedAndTwoMiBIsFine) {
   ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
   // A 2 MiB config.json (padding in an ignored key) imports.
