@@ -237,10 +237,6 @@ absl::StatusOr<ModelSpec> ParseModelConfig(absl::string_view config_json,
   }
   top.Consume("model_type");
   const std::string top_type = type_it->get<std::string>();
-  if (top_type == "mllama") {
-    return absl::InvalidArgumentError(
-        "model_type=\"mllama\": cross-attention vision-language models are not supported yet");
-  }
   const internal::FamilyRegistry& families = internal::Families();
   const internal::WrapperFamily* wrapper = families.FindWrapper(top_type);
 

@@ -127,8 +127,26 @@ absl::Status ValidateEncoderRequest(const ModelSpec& spec, const EstimateRequest
   return absl::OkStatus();
 }
 
+// A model whose layers cross-attend to the encoded image (mllama) is modelled for transformers
+// (and training) only: vLLM served MllamaForConditionalGeneration last in 0.10.2, on V0
+// (vllm/model_executor/models/registry.py _PREVIOUSLY_SUPPORTED_MODELS), and the other engines'
+// cross-attention caches are not modelled.
+absl::Status ValidateCrossAttentionRequest(const ModelSpec& spec, const EstimateRequest& r) {
+  if (!spec.has_cross_attention() || r.engine == Engine::kHfTransformers ||
+      r.engine == Engine::kTraining) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "model_type \"", spec.wrapper_type.empty() ? spec.model_type : spec.wrapper_type,
+      "\" reads images through cross-attention layers: engine=", EngineName(r.engine),
+      " is not modelled for it (hf-transformers and training are",
+      r.engine == Engine::kVllm ? "; vLLM removed MllamaForConditionalGeneration after 0.10.2" : "",
+      ")"));
+}
+
 absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
   RETURN_IF_ERROR(ValidateEncoderRequest(spec, r));
+  RETURN_IF_ERROR(ValidateCrossAttentionRequest(spec, r));
   const Parallelism& p = r.parallelism;
   auto range = [](const char* name, int64_t v, int64_t lo, int64_t hi) -> absl::Status {
     if (v < lo || v > hi) {
@@ -675,6 +693,7 @@ int64_t ImageTokens(const ModelSpec& spec, int64_t height, int64_t width) {
   switch (v.token_rule) {
     case VisionSpec::TokenRule::kFixed:
     case VisionSpec::TokenRule::kPerTile:
+    case VisionSpec::TokenRule::kCrossAttention:
       return v.fixed_tokens_per_image;
     case VisionSpec::TokenRule::kTiles:
       return ImageTiles(spec, height, width) * v.fixed_tokens_per_image;
@@ -856,6 +875,10 @@ VisionPasses VisionTowerPasses(const ModelSpec& spec, int64_t images, int64_t he
     case VisionSpec::TokenRule::kFixed:
     case VisionSpec::TokenRule::kPerTile:
       return {images, side * side + cls};
+    case VisionSpec::TokenRule::kCrossAttention:
+      // MllamaVisionModel: every tile (max_num_tiles per image), its class token and patches
+      // padded to a multiple of 8.
+      return {images * v.max_tiles, internal::CeilDiv(side * side + 1, 8) * 8};
   }
   return {};
 }
@@ -871,6 +894,7 @@ ModelSummary SummarizeModel(const ModelSpec& spec) {
 absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request) {
   if (request.engine == Engine::kLlamaCpp) {
     RETURN_IF_ERROR(ValidateEncoderRequest(spec, request));
+    RETURN_IF_ERROR(ValidateCrossAttentionRequest(spec, request));
     // The GGUF llama.cpp's tools would write for this config (llama_cpp.h).
     ASSIGN_OR_RETURN(LlamaCppEstimate e, EstimateLlamaCppFromModel(spec, request));
     return std::move(e.memory);

@@ -58,6 +58,7 @@ int64_t LayerPrefillPerToken(const RankContext& c, const LayerKind& kind) {
 struct KvPerToken {
   int64_t full = 0;
   int64_t sliding = 0;
+  int64_t cross = 0;   // cross-attention layers: per row of the encoded image, not per token
   int64_t window = 0;  // smallest sliding window
   int mask_types = 1;
 };
@@ -71,7 +72,9 @@ KvPerToken KvLayout(const RankContext& c) {
     // (kv_lora_rank + rope dims) as one head.
     const int64_t bytes = a.mla ? (a.kv_lora_rank + a.qk_rope_head_dim) * c.kv_elem
                                 : a.num_kv_heads * (a.head_dim + a.v_head_dim) * c.kv_elem;
-    if (a.sliding_window > 0) {
+    if (a.cross_attention) {
+      kv.cross += bytes;
+    } else if (a.sliding_window > 0) {
       kv.sliding += bytes;
       kv.window = kv.window == 0 ? a.sliding_window : std::min(kv.window, a.sliding_window);
     } else {
@@ -85,6 +88,13 @@ KvPerToken KvLayout(const RankContext& c) {
 // Tokens a sliding layer's tensors hold after `tokens` tokens: DynamicSlidingWindowLayer keeps
 // window - 1.
 int64_t SlidingTokens(int64_t tokens, int64_t window) { return std::min(tokens, window - 1); }
+
+// Rows of K/V the cross-attention layers cache per image (mllama: every tile's class token and
+// patches, the tower's padding sliced off; MllamaForConditionalGeneration.forward).
+int64_t CrossAttentionRows(const VisionSpec& v) {
+  const int64_t side = v.image_size / v.patch_size;
+  return v.max_tiles * (side * side + 1);
+}
 
 int64_t VisionTokensPerImage(const VisionSpec& v, int64_t height, int64_t width) {
   if (v.image_size > 0 && (height == 0 || width == 0)) {
@@ -115,7 +125,8 @@ VisionForward VisionTowerForward(const RankContext& c, const HfConfig& h) {
   if (v.token_rule == VisionSpec::TokenRule::kTiles ||
       v.token_rule == VisionSpec::TokenRule::kSlices ||
       v.token_rule == VisionSpec::TokenRule::kHdCrops ||
-      v.token_rule == VisionSpec::TokenRule::kPixtral) {
+      v.token_rule == VisionSpec::TokenRule::kPixtral ||
+      v.token_rule == VisionSpec::TokenRule::kCrossAttention) {
     // Each tile, slice or crop is its own pass through the tower (a batch of them).
     const VisionPasses p = VisionTowerPasses(c.spec, images, h.image_height, h.image_width);
     images = p.batch;
@@ -130,6 +141,19 @@ VisionForward VisionTowerForward(const RankContext& c, const HfConfig& h) {
   int64_t scores = 0;
   if (h.eager_attention) scores = images * v.num_heads * patches * patches * kEagerScoreBytes;
   f.activation = tokens * per_token + scores;
+  if (v.token_rule == VisionSpec::TokenRule::kCrossAttention) {
+    // MllamaVisionModel.forward: the global layers attend over all tiles of an image at once,
+    // under the aspect-ratio mask [image, 1, tiles x P, tiles x P] in the model dtype (built by a
+    // matmul: two of them live); the local stack runs with output_hidden_states, so its
+    // num_hidden_layers + 1 hidden states stay until the intermediate layers are stacked.
+    const int64_t per_image = tokens / std::max<int64_t>(h.batch * h.images, 1);
+    const int64_t seqs = h.batch * h.images;
+    const int64_t mask = seqs * per_image * per_image * c.a * 2;
+    const int64_t global_scores =
+        h.eager_attention ? seqs * v.num_heads * per_image * per_image * kEagerScoreBytes : 0;
+    const int64_t hidden_states = (v.num_layers - v.global_layers + 1) * tokens * d * c.a;
+    f.activation = hidden_states + mask + std::max(tokens * per_token + scores, global_scores);
+  }
   return f;
 }
 
@@ -185,17 +209,23 @@ absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
     } else {
       logits_peak = b * softcap_copies * v * c.a;
     }
-    const int64_t kv_prefill = t * (kv.full + kv.sliding);  // views keep the full storage
+    // Cross-attention layers cache their K/V of every image once (mllama), next to the prompt's.
+    const int64_t cross_rows =
+        kv.cross > 0 && h.images > 0 ? b * h.images * CrossAttentionRows(*spec.vision) : 0;
+    const int64_t kv_cross = cross_rows * kv.cross;
+    const int64_t kv_prefill = t * (kv.full + kv.sliding) + kv_cross;  // views keep the storage
     int64_t activation = std::max(layer_peak, logits_peak);
     int64_t kv_at_peak = kv_prefill;
     int64_t inputs = t * 8;  // int64 input ids
+    // _prepare_cross_attention_mask: [B, 1, S, images x rows] in the model dtype for the forward.
+    inputs += cross_rows * prompt * c.a;
     if (h.generate) {
       inputs += t * 8;  // attention mask
       // Decode: the cache for prompt + new - 1 tokens, one layer copied by torch.cat, logits of
       // the step in the model dtype and in fp32 (generate upcasts them), MoE expert gathers.
       const int64_t tokens = prompt + std::max<int64_t>(h.new_tokens - 1, 0);
       const int64_t sliding_tokens = kv.window > 0 ? SlidingTokens(tokens, kv.window) : 0;
-      const int64_t kv_decode = b * (kv.full * tokens + kv.sliding * sliding_tokens);
+      const int64_t kv_decode = b * (kv.full * tokens + kv.sliding * sliding_tokens) + kv_cross;
       int64_t largest_layer = 0;
       int64_t gather = 0;
       for (const LayerKind& kind : spec.layer_kinds) {

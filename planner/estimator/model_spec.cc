@@ -31,4 +31,11 @@ bool ModelSpec::is_moe() const {
   return false;
 }
 
+bool ModelSpec::has_cross_attention() const {
+  for (const LayerKind& k : layer_kinds) {
+    if (k.attention.cross_attention) return true;
+  }
+  return false;
+}
+
 }  // namespace fleetplan::estimator

@@ -92,6 +92,9 @@ struct AttentionSpec {
   int64_t kv_lora_rank = 0;
   int64_t qk_rope_head_dim = 0;
   int64_t sliding_window = 0;  // tokens; 0 = full attention
+  // Cross-attention to the encoded image (mllama): K and V are projections of the vision states,
+  // cached once per image, not per token of the sequence.
+  bool cross_attention = false;
 
   bool operator==(const AttentionSpec&) const = default;
 };
@@ -142,6 +145,9 @@ struct VisionSpec {
     kSlices,   // MiniCPM-V: the image resized plus a grid of slices, each resampled to a query set
     kHdCrops,  // Phi-3-vision: 336-px crops of the HD-transformed image plus a global view
     kPixtral,  // Pixtral: native resolution (longest edge <= image_size), a break token per row
+    // Mllama: max_tiles tiles per image through the tower, read by the language model's
+    // cross-attention layers; the prompt holds fixed_tokens_per_image (1) <|image|> token.
+    kCrossAttention,
   } token_rule = TokenRule::kFixed;
   // kFixed: Gemma-3 256, LLaVA 576 ...; kLlavaNext: the base image; kTiles: per tile; kSlices: the
   // resampler's queries per slice; kHdCrops: per crop after the 2 x 2 merge (144).
@@ -158,6 +164,8 @@ struct VisionSpec {
   // Layers after the feature layer the model reads (LLaVA's vision_feature_layer -2: 1). They are
   // instantiated by transformers but cut from an exported graph.
   int64_t unused_tail_layers = 0;
+  // Mllama: of num_layers, the gated global layers after the local stack.
+  int64_t global_layers = 0;
   std::string note;           // an assumption the config could not settle, said with every estimate
   std::vector<Tensor> tower;  // vision encoder tensors
   std::vector<Tensor> projector;  // multimodal projector tensors
@@ -238,6 +246,8 @@ struct ModelSpec {
   int64_t num_vision_params() const;
   // True when any layer is MoE.
   bool is_moe() const;
+  // True when some layer cross-attends to the encoded image (mllama).
+  bool has_cross_attention() const;
   // Largest attention head count over layers (TP must divide it).
   const AttentionSpec& attention(int layer) const {
     return layer_kinds[static_cast<size_t>(layer_kind_of[static_cast<size_t>(layer)])].attention;

@@ -144,11 +144,16 @@ void HfDomain(const ModelSpec& spec, const EstimateRequest& r, Margins& m) {
       (spec.vision->token_rule == VisionSpec::TokenRule::kTiles ||
        spec.vision->token_rule == VisionSpec::TokenRule::kSlices ||
        spec.vision->token_rule == VisionSpec::TokenRule::kHdCrops ||
-       spec.vision->token_rule == VisionSpec::TokenRule::kPixtral)) {
+       spec.vision->token_rule == VisionSpec::TokenRule::kPixtral ||
+       spec.vision->token_rule == VisionSpec::TokenRule::kCrossAttention)) {
     Widen(m, &m.transient_high, kUnmeasuredTransient,
           absl::StrCat("the ", spec.vision->model_type,
-                       " vision tower (tiles, slices, crops or native resolution) is not in the "
-                       "calibration files"));
+                       " vision tower (tiles, slices, crops, native resolution or cross-attention) "
+                       "is not in the calibration files"));
+  }
+  if (spec.encoder_only) {
+    Widen(m, &m.transient_high, kUnmeasuredTransient,
+          "bidirectional encoders (BERT family) are not in the calibration files");
   }
   if (h.eager_attention && h.images > 1 && spec.vision &&
       spec.vision->token_rule != VisionSpec::TokenRule::kFixed) {
@@ -187,6 +192,12 @@ void VllmDomain(const ModelSpec& spec, const EstimateRequest& r, Margins& m) {
   if (r.parallelism.ep > 1) {
     Widen(m, &m.vllm_non_kv, kVllmUnmeasuredPathNonKv,
           "expert parallelism (all-to-all buffers) is not in the calibration files");
+  }
+  if (spec.encoder_only) {
+    // The pooling runner's profile run and graphs are modelled, not measured; with no KV pool to
+    // give memory up, the non-KV margin is the whole band.
+    Widen(m, &m.vllm_non_kv, kVllmUnmeasuredPathNonKv,
+          "encoder-only models on vLLM's pooling runner are not in the calibration files");
   }
   if (spec.quant.method == QuantSpec::Method::kInt4 ||
       spec.quant.method == QuantSpec::Method::kNf4) {
@@ -297,6 +308,12 @@ BandBytes StageMarginBytes(const Margins& m, Engine engine, const StageMemory& s
     // outside the budget) and, for a model not understood, with everything.
     b.above = Part(m.cuda_graph_high, s.cuda_graph_bytes) + Part(m.total, s.total_bytes);
     b.below = Part(m.cuda_graph_low, s.cuda_graph_bytes) + Part(m.total, s.total_bytes);
+    if (s.kv_block_bytes == 0) {
+      // No KV pool (an encoder-only model) to absorb an error outside it: it moves the total.
+      const int64_t non_kv = s.weights_bytes + s.activation_peak_bytes + s.engine_overhead_bytes;
+      b.above += Part(m.vllm_non_kv, non_kv);
+      b.below += Part(m.vllm_non_kv, non_kv);
+    }
   } else if (engine == Engine::kSglang) {
     // The pool is fixed by the fraction; activations and graphs after it are modelled, the
     // request table is counted and the non-torch bytes are vLLM's measured ones (its margin).
