@@ -338,6 +338,34 @@ TEST(ConfigParserTest, Qwen3MoeHasNoSharedExpertAndQkNorms) {
   EXPECT_EQ(got, expected);
 }
 
+// An EAGLE3 head's reduced vocabulary and its target's width must be integers in range.
+TEST(ConfigParserTest, Eagle3HeadFieldsAreChecked) {
+  const std::string base =
+      R"({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 1,
+          "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+          "vocab_size": 128256, )";
+  struct Case {
+    const char* field;
+    const char* expect;
+  } cases[] = {
+      {R"("draft_vocab_size": 32000.5})", "draft_vocab_size"},
+      {R"("draft_vocab_size": 200000})", "draft_vocab_size"},
+      {R"("draft_vocab_size": -1})", "draft_vocab_size"},
+      {R"("target_hidden_size": "4096"})", "target_hidden_size"},
+      {R"("target_hidden_size": 1e30})", "target_hidden_size"},
+  };
+  for (const Case& c : cases) {
+    auto spec = ParseModelConfig(base + c.field);
+    ASSERT_FALSE(spec.ok()) << c.field;
+    EXPECT_NE(spec.status().message().find(c.expect), std::string::npos)
+        << c.field << ": " << spec.status();
+  }
+  auto good = ParseModelConfig(base + R"("draft_vocab_size": 32000, "target_hidden_size": 5120})");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->draft_vocab_size, 32000);
+  EXPECT_EQ(good->target_hidden_size, 5120);
+}
+
 TEST(ConfigParserTest, EmptyMllamaNamesTheMissingField) {
   auto spec =
       ParseModelConfig(R"({"model_type": "mllama", "text_config": {}, "vision_config": {}})");

@@ -686,7 +686,15 @@ TEST(ServingDraftTest, SglangSpeculativeRefusals) {
   r.sglang.draft = &*head;
   r.sglang.speculative_num_steps = 65;
   EXPECT_NE(refused(r).find("sglang.speculative_num_steps=65"), std::string::npos);
+  r.sglang.speculative_num_steps = -1;
+  EXPECT_NE(refused(r).find("sglang.speculative_num_steps=-1"), std::string::npos);
   r.sglang.speculative_num_steps = 0;
+  r.sglang.speculative_eagle_topk = -2;
+  EXPECT_NE(refused(r).find("sglang.speculative_eagle_topk=-2"), std::string::npos);
+  r.sglang.speculative_eagle_topk = 0;
+  r.sglang.speculative_num_draft_tokens = -4;
+  EXPECT_NE(refused(r).find("sglang.speculative_num_draft_tokens=-4"), std::string::npos);
+  r.sglang.speculative_num_draft_tokens = 0;
   r.parallelism.pp = 2;
   EXPECT_NE(refused(r).find("at pp=2"), std::string::npos);
   r.parallelism.pp = 1;
@@ -756,6 +764,12 @@ TEST(SglangTest, HybridSwaPoolSplitsTheTokens) {
   EXPECT_TRUE(HasNote(*gemma, "held at full size, as SGLang does for this architecture"));
   r.sglang.swa_full_tokens_ratio = 1.5;
   EXPECT_NE(Estimate(spec, r).status().message().find("sglang.swa_full_tokens_ratio=1.5"),
+            std::string::npos);
+  r.sglang.swa_full_tokens_ratio = -0.25;
+  EXPECT_NE(Estimate(spec, r).status().message().find("sglang.swa_full_tokens_ratio=-0.25"),
+            std::string::npos);
+  r.sglang.swa_full_tokens_ratio = std::nan("");
+  EXPECT_NE(Estimate(spec, r).status().message().find("sglang.swa_full_tokens_ratio=nan"),
             std::string::npos);
 }
 
