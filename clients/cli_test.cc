@@ -331,6 +331,16 @@ TEST(EstimateCliTest, SglangEstimateAndLaunchLine) {
                              "--engine=sglang", "--context-length=-5"});
   EXPECT_NE(negative.code, kExitOk);
   EXPECT_NE(negative.err.find("sglang.context_length=-5"), std::string::npos) << negative.err;
+  // Piecewise prefill graphs: their reserve lowers the fraction, the line turns them on.
+  auto piecewise =
+      RunJson({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--engine=sglang",
+               "--tp=2", "--context-length=32768", "--enable-piecewise-cuda-graph",
+               "--piecewise-cuda-graph-max-tokens=4096", "--output=json"});
+  EXPECT_LT(piecewise["kv_cache_tokens"].get<int64_t>(), j["kv_cache_tokens"].get<int64_t>());
+  EXPECT_NE(piecewise["launch_command"].get<std::string>().find(
+                "--enable-piecewise-cuda-graph --piecewise-cuda-graph-max-tokens 4096"),
+            std::string::npos)
+      << piecewise["launch_command"];
 }
 
 // --speculative-method: mtp drafts with the model's own MTP layers (GLM-4.5-Air's one), which

@@ -149,15 +149,18 @@ absl::StatusOr<estimator::LlamaCppConfig> LlamaCppFromFlags(const FlagSet& f) {
 // --server read them. The draft model (--draft-model) is ApplyDraft's.
 absl::StatusOr<estimator::SglangConfig> SglangFromFlags(const FlagSet& f,
                                                         estimator::Engine engine) {
-  estimator::SglangConfig g{.mem_fraction_static = f.GetDouble("mem-fraction-static"),
-                            .context_length = f.GetInt("context-length"),
-                            .chunked_prefill_size = f.GetInt("chunked-prefill-size"),
-                            .cuda_graph_max_bs = f.GetInt("cuda-graph-max-bs"),
-                            .max_running_requests = f.GetInt("max-running-requests"),
-                            .page_size = f.GetInt("page-size"),
-                            .disable_cuda_graph = f.GetBool("disable-cuda-graph"),
-                            .swa_full_tokens_ratio = f.GetDouble("swa-full-tokens-ratio"),
-                            .disable_hybrid_swa_memory = f.GetBool("disable-hybrid-swa-memory")};
+  estimator::SglangConfig g{
+      .mem_fraction_static = f.GetDouble("mem-fraction-static"),
+      .context_length = f.GetInt("context-length"),
+      .chunked_prefill_size = f.GetInt("chunked-prefill-size"),
+      .cuda_graph_max_bs = f.GetInt("cuda-graph-max-bs"),
+      .max_running_requests = f.GetInt("max-running-requests"),
+      .page_size = f.GetInt("page-size"),
+      .disable_cuda_graph = f.GetBool("disable-cuda-graph"),
+      .swa_full_tokens_ratio = f.GetDouble("swa-full-tokens-ratio"),
+      .disable_hybrid_swa_memory = f.GetBool("disable-hybrid-swa-memory"),
+      .enable_piecewise_cuda_graph = f.GetBool("enable-piecewise-cuda-graph"),
+      .piecewise_cuda_graph_max_tokens = f.GetInt("piecewise-cuda-graph-max-tokens")};
   const bool speculative = f.IsSet("speculative-algorithm") || f.IsSet("speculative-num-steps") ||
                            f.IsSet("speculative-eagle-topk") ||
                            f.IsSet("speculative-num-draft-tokens");
@@ -1384,6 +1387,11 @@ FlagSet EstimateFlags() {
            "models (gpt-oss; 0: 0.8)");
   f.Bool("disable-hybrid-swa-memory", false,
          "sglang --disable-hybrid-swa-memory: one full-size pool for every layer");
+  f.Bool("enable-piecewise-cuda-graph", false,
+         "sglang --enable-piecewise-cuda-graph: prefill CUDA graphs (8 MiB of non-torch memory "
+         "each, reserved from the fraction)");
+  f.Int("piecewise-cuda-graph-max-tokens", 0,
+        "sglang --piecewise-cuda-graph-max-tokens (0: the chunked-prefill size; MLA: 2048)");
   f.Int("max-loras-per-batch", estimator::SglangConfig{}.max_loras_per_batch,
         "sglang --max-loras-per-batch, with --enable-lora (and --max-lora-rank, required)");
   f.String("lora-target-modules", "",

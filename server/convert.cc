@@ -334,6 +334,8 @@ absl::Status FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
   d.speculative_num_draft_tokens = g.speculative_num_draft_tokens();
   d.swa_full_tokens_ratio = g.swa_full_tokens_ratio();
   d.disable_hybrid_swa_memory = g.disable_hybrid_swa_memory();
+  d.enable_piecewise_cuda_graph = g.enable_piecewise_cuda_graph();
+  d.piecewise_cuda_graph_max_tokens = g.piecewise_cuda_graph_max_tokens();
   ASSIGN_OR_RETURN(d.speculative_algorithm,
                    estimator::SglangSpeculativeNames().Parse("sglang.speculative_algorithm",
                                                              g.speculative_algorithm()));
@@ -362,6 +364,8 @@ void ToProto(const estimator::SglangConfig& d, v1::SglangConfig* g) {
   g->set_speculative_num_draft_tokens(d.speculative_num_draft_tokens);
   g->set_swa_full_tokens_ratio(d.swa_full_tokens_ratio);
   g->set_disable_hybrid_swa_memory(d.disable_hybrid_swa_memory);
+  g->set_enable_piecewise_cuda_graph(d.enable_piecewise_cuda_graph);
+  g->set_piecewise_cuda_graph_max_tokens(d.piecewise_cuda_graph_max_tokens);
 }
 
 absl::Status FromProto(const v1::OpenvinoConfig& p, estimator::OpenvinoConfig& c) {

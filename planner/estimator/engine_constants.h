@@ -116,6 +116,10 @@ inline constexpr int kVllmEncoderOnlyFromMinor = 10;
 // GiB) gives the slope and intercept; other models agree within about 25 %. Scaled by the number
 // of capture sizes when max_cudagraph_capture_size differs. Not part of the KV budget in 0.19.
 inline constexpr int64_t kVllmCudaGraphBaseBytes = 384 * kMiB;
+// SGLang's non-torch memory per piecewise (prefill) CUDA-graph capture size, as its default
+// fraction reserves it (python/sglang/srt/server_args.py _handle_gpu_memory_settings: "+=
+// len(self.piecewise_cuda_graph_tokens) * 8", MiB; read at the 0.5.10 source).
+inline constexpr int64_t kSglangPiecewiseGraphMiB = 8;
 inline constexpr int64_t kVllmCudaGraphPerLayerBytes = 18 * kMiB;
 inline constexpr int64_t kVllmDefaultCaptureSizes = 67;
 

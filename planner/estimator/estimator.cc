@@ -294,6 +294,13 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
         RETURN_IF_ERROR(ParseVllmVersion("sglang.version", g.version).status());
       RETURN_IF_ERROR(range("sglang.speculative_num_steps", g.speculative_num_steps, 0, 64));
       RETURN_IF_ERROR(range("sglang.speculative_eagle_topk", g.speculative_eagle_topk, 0, 64));
+      RETURN_IF_ERROR(range("sglang.piecewise_cuda_graph_max_tokens",
+                            g.piecewise_cuda_graph_max_tokens, 0, kMaxTokens));
+      if (g.piecewise_cuda_graph_max_tokens > 0 && !g.enable_piecewise_cuda_graph) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sglang.piecewise_cuda_graph_max_tokens=", g.piecewise_cuda_graph_max_tokens,
+            " needs sglang.enable_piecewise_cuda_graph"));
+      }
       RETURN_IF_ERROR(
           range("sglang.speculative_num_draft_tokens", g.speculative_num_draft_tokens, 0, 1024));
       const std::string alg(SglangSpeculativeNames().Name(g.speculative_algorithm));

@@ -156,6 +156,10 @@ struct SglangConfig {
   // (--swa-full-tokens-ratio; 0: 0.8), or one full-size pool (--disable-hybrid-swa-memory).
   double swa_full_tokens_ratio = 0;
   bool disable_hybrid_swa_memory = false;
+  // --enable-piecewise-cuda-graph (prefill graphs at piecewise_cuda_graph_max_tokens' capture
+  // sizes; 0: chunked_prefill_size, MLA models 2048) and --piecewise-cuda-graph-max-tokens.
+  bool enable_piecewise_cuda_graph = false;
+  int64_t piecewise_cuda_graph_max_tokens = 0;
 };
 
 // llama.cpp's flash-attention switch (-fa): auto lets the backend decide (on for CUDA when the

@@ -18,6 +18,8 @@ struct SglangResolved {
   int64_t chunked_prefill_size = 0;
   int64_t cuda_graph_max_bs = 0;
   int64_t capture_sizes = 0;  // decode CUDA-graph batch sizes captured
+  // --enable-piecewise-cuda-graph: the prefill token counts captured (0 without).
+  int64_t piecewise_sizes = 0;
   // --max-running-requests as given, or 48 when speculating (_handle_speculative_decoding, every
   // algorithm); 0: SGLang sizes it from the KV pool.
   int64_t max_running_requests = 0;
@@ -35,10 +37,11 @@ bool SglangBudgetsDraft(const SglangConfig& config);
 
 // An EAGLE, EAGLE3, NEXTN or STANDALONE draft (NGRAM and none have no draft model).
 bool SglangHasDraftModel(SglangSpeculative algorithm);
-// `vision`: a vision-language model's tower, whose size lowers the default fraction
-// (server_args.py adjust_mem_fraction_for_vlm); null for a text model.
+// `model`: a vision-language model's tower lowers the default fraction (server_args.py
+// adjust_mem_fraction_for_vlm) and MLA caps the piecewise graphs' default tokens; null: a text
+// model without MLA.
 SglangResolved ResolveSglang(const SglangConfig& config, int64_t gpu_memory_bytes,
-                             const Parallelism& p, const VisionSpec* vision = nullptr);
+                             const Parallelism& p, const ModelSpec* model = nullptr);
 
 // `python -m sglang.launch_server --model-path MODEL --tp N --mem-fraction-static F
 // --context-length L ...`: the fraction is written out even when it is SGLang's default, so the

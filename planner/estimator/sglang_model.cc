@@ -5,7 +5,10 @@
 //              cuda_graph_max_bs 8 (< 20 GiB), 24/80 (< 35, tp < 4 / >= 4), 32/160 (< 60),
 //              256/512 (< 160), else 512; reserved = 512 + 1.5 x max(chunked, 2048) +
 //              2 x cuda_graph_max_bs + tp x pp / 8 x 1024 MiB, at least 10 GiB above 60 GiB;
-//              mem_fraction_static = round((gpu - reserved) / gpu, 3).
+//              mem_fraction_static = round((gpu - reserved) / gpu, 3); with
+//              --enable-piecewise-cuda-graph (opt-in up to the version read here) 8 MiB more per
+//              prefill capture size, before the 10 GiB floor, kept after the pool as non-torch
+//              graph memory.
 //   KV pool    model_runner profile_max_num_token: rest = free after the weights - free before
 //              them x (1 - mem_fraction_static), i.e. free x fraction - weights; tokens = rest /
 //              cell, cell = the stage's layers' KV bytes per token on this rank (MLA: the
@@ -66,8 +69,9 @@ bool SglangBudgetsDraft(const SglangConfig& g) {
 }
 
 SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes, const Parallelism& p,
-                             const VisionSpec* vision) {
+                             const ModelSpec* model) {
   SglangResolved r;
+  const VisionSpec* vision = model != nullptr && model->vision ? &*model->vision : nullptr;
   const double gpu_mib = static_cast<double>(gpu_memory_bytes) / static_cast<double>(kMiB);
   struct Row {
     double below_gib;
@@ -85,6 +89,26 @@ SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes, co
   }
   if (g.chunked_prefill_size > 0) r.chunked_prefill_size = g.chunked_prefill_size;
   if (g.cuda_graph_max_bs > 0) r.cuda_graph_max_bs = g.cuda_graph_max_bs;
+  if (g.enable_piecewise_cuda_graph) {
+    // piecewise_cuda_graph_max_tokens: the chunked-prefill size, 2048 on an MLA backend (PR
+    // #15927); _generate_piecewise_cuda_graph_tokens: range(4, 33, 4) + range(48, 257, 16) +
+    // range(288, 513, 32) + range(576, 1025, 64) + range(1280, 4097, 256) + range(4608, max + 1,
+    // 512).
+    bool mla = false;
+    if (model != nullptr) {
+      for (const LayerKind& k : model->layer_kinds) mla |= k.attention.mla;
+    }
+    const int64_t max_tokens = g.piecewise_cuda_graph_max_tokens > 0
+                                   ? g.piecewise_cuda_graph_max_tokens
+                               : mla ? 2048
+                                     : r.chunked_prefill_size;
+    static constexpr int64_t kRanges[][3] = {
+        {4, 33, 4}, {48, 257, 16}, {288, 513, 32}, {576, 1025, 64}, {1280, 4097, 256}};
+    for (const auto& [from, to, step] : kRanges) {
+      for (int64_t t = from; t < to; t += step) r.piecewise_sizes += t <= max_tokens ? 1 : 0;
+    }
+    for (int64_t t = 4608; t <= max_tokens; t += 512) ++r.piecewise_sizes;
+  }
   const bool drafted = SglangHasDraftModel(g.speculative_algorithm);
   if (g.mem_fraction_static > 0) {
     r.mem_fraction_static = g.mem_fraction_static;
@@ -93,6 +117,8 @@ SglangResolved ResolveSglang(const SglangConfig& g, int64_t gpu_memory_bytes, co
         512 + static_cast<double>(std::max<int64_t>(r.chunked_prefill_size, 2048)) * 1.5;
     reserved += static_cast<double>(r.cuda_graph_max_bs) * 2;
     reserved += static_cast<double>(p.tp * p.pp) / 8 * 1024;
+    // "Only ... the memory overhead for Non-Torch Memory" of the piecewise graphs.
+    reserved += static_cast<double>(r.piecewise_sizes * kSglangPiecewiseGraphMiB);
     if (gpu_mib > 60 * 1024) reserved = std::max(reserved, 10.0 * 1024);
     // Up to 0.5.10, after the floor: "standalone draft model and cuda graphs" 6 GiB, "eagle draft
     // models and cuda graphs" 2 GiB (removed by PR #23862, which budgets the draft instead).
@@ -189,6 +215,13 @@ std::string SglangLaunchCommand(const std::string& model, const EstimateRequest&
     absl::StrAppend(&line, " --kv-cache-dtype ", KvCacheDTypeNames().Name(request.kv_cache_dtype));
   }
   if (request.sglang.disable_cuda_graph) absl::StrAppend(&line, " --disable-cuda-graph");
+  if (request.sglang.enable_piecewise_cuda_graph) {
+    absl::StrAppend(&line, " --enable-piecewise-cuda-graph");
+    if (request.sglang.piecewise_cuda_graph_max_tokens > 0) {
+      absl::StrAppend(&line, " --piecewise-cuda-graph-max-tokens ",
+                      request.sglang.piecewise_cuda_graph_max_tokens);
+    }
+  }
   if (request.sglang.disable_hybrid_swa_memory) {
     absl::StrAppend(&line, " --disable-hybrid-swa-memory");
   } else if (request.sglang.swa_full_tokens_ratio > 0) {
@@ -275,8 +308,7 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   const EstimateRequest& req = c.req;
   const SglangConfig& g = req.sglang;
   const Parallelism& p = req.parallelism;
-  const SglangResolved r =
-      ResolveSglang(g, req.gpu_memory_bytes, p, spec.vision ? &*spec.vision : nullptr);
+  const SglangResolved r = ResolveSglang(g, req.gpu_memory_bytes, p, &spec);
   out.mem_fraction_static = r.mem_fraction_static;
   const int64_t context_len =
       g.context_length > 0 ? g.context_length : spec.max_position_embeddings;
@@ -448,6 +480,9 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     s.engine_overhead_bytes = non_torch + req_to_token;
     s.cuda_graph_bytes =
         g.disable_cuda_graph ? 0 : internal::CudaGraphBytesForSizes(s.num_layers, r.capture_sizes);
+    // The piecewise prefill graphs' non-torch memory, what SGLang reserves for each capture size
+    // (their torch memory is the capture pool the decode graphs and the forward reuse).
+    s.cuda_graph_bytes += r.piecewise_sizes * kSglangPiecewiseGraphMiB * kMiB;
     if (draft && !g.disable_cuda_graph) {
       // The draft's decode graphs share the global graph memory pool: its layers' share, the
       // per-layer cost measured on vLLM (engine_constants.h), not a second base.

@@ -72,8 +72,7 @@ TEST(SglangTest, VisionTowerLowersTheDefaultFraction) {
   EXPECT_EQ(gemma.vision->config_hidden_size, 1152);
   const double expected =
       0.835 * 0.95 * (1 - 0.1 * (27.0 * 1152 * 1152 / (24.0 * 1024 * 1024) - 1));
-  EXPECT_DOUBLE_EQ(ResolveSglang({}, kH100, {.tp = 1}, &*gemma.vision).mem_fraction_static,
-                   expected);
+  EXPECT_DOUBLE_EQ(ResolveSglang({}, kH100, {.tp = 1}, &gemma).mem_fraction_static, expected);
   EstimateRequest r = Sglang();
   r.sglang.context_length = 8192;
   auto e = Estimate(gemma, r);
@@ -138,6 +137,51 @@ TEST(SglangTest, TensorParallelAndFraction) {
 
 // A deployment that fits at the default does not at a fraction too small for the weights, nor a
 // workload beyond max_running_requests; each says why.
+// --enable-piecewise-cuda-graph (server_args.py _handle_gpu_memory_settings and
+// _generate_piecewise_cuda_graph_tokens): the fraction keeps 8 MiB per prefill capture size, before
+// the 10 GiB floor. On an H100 chunked prefill is 8192: 4..32 by 4 (8), 48..256 by 16 (14),
+// 288..512 by 32 (8), 576..1024 by 64 (8), 1280..4096 by 256 (12) and 4608..8192 by 512 (8) = 58
+// sizes, 464 MiB; an MLA model captures up to 2048 tokens: 8 + 14 + 8 + 8 + 4 = 42.
+TEST(SglangTest, PiecewiseCudaGraphsAreReserved) {
+  const SglangConfig on{.enable_piecewise_cuda_graph = true};
+  const SglangResolved plain = ResolveSglang({}, kH100, {.tp = 1});
+  const SglangResolved piecewise = ResolveSglang(on, kH100, {.tp = 1});
+  EXPECT_EQ(plain.piecewise_sizes, 0);
+  EXPECT_EQ(piecewise.piecewise_sizes, 58);
+  EXPECT_DOUBLE_EQ(piecewise.mem_fraction_static,
+                   std::round((81559.0 - 13440 - 58 * 8) / 81559 * 1000) / 1000);
+  SglangConfig capped = on;
+  capped.piecewise_cuda_graph_max_tokens = 1024;
+  EXPECT_EQ(ResolveSglang(capped, kH100, {.tp = 1}).piecewise_sizes, 8 + 14 + 8 + 8);
+  std::ifstream in(std::string(FLEETPLAN_TESTDATA_DIR) + "/models/deepseek-v3.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto mla = ParseModelConfig(ss.str());
+  ASSERT_TRUE(mla.ok()) << mla.status();
+  EXPECT_EQ(ResolveSglang(on, kH100, {.tp = 8}, &*mla).piecewise_sizes, 42);
+  // The estimate: a smaller pool (the fraction) and the graphs' non-torch bytes after it.
+  const ModelSpec spec = LoadModel("llama-3.1-8b-instruct");
+  EstimateRequest r = Sglang();
+  r.sglang.context_length = 8192;
+  auto base = Estimate(spec, r);
+  r.sglang.enable_piecewise_cuda_graph = true;
+  auto with = Estimate(spec, r);
+  ASSERT_TRUE(base.ok() && with.ok()) << base.status() << with.status();
+  EXPECT_EQ(with->stages[0].cuda_graph_bytes - base->stages[0].cuda_graph_bytes, 58 * 8 * kMiB);
+  EXPECT_LT(with->kv_cache_tokens, base->kv_cache_tokens);
+  EXPECT_NE(SglangLaunchCommand("m", r, *with).find("--enable-piecewise-cuda-graph"),
+            std::string::npos);
+  r.sglang.piecewise_cuda_graph_max_tokens = 4096;
+  EXPECT_NE(SglangLaunchCommand("m", r, *with).find("--piecewise-cuda-graph-max-tokens 4096"),
+            std::string::npos);
+  r.sglang.enable_piecewise_cuda_graph = false;
+  auto refused = Estimate(spec, r);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("sglang.piecewise_cuda_graph_max_tokens=4096"),
+            std::string::npos)
+      << refused.status();
+}
+
 TEST(SglangTest, RefusalsSayWhy) {
   const ModelSpec spec = LoadModel("llama-3.1-8b-instruct");
   EstimateRequest r = Sglang();
