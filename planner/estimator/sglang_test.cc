@@ -10,6 +10,7 @@
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/engine_constants.h"
+#include "planner/estimator/testing/test_models.h"
 #include "planner/estimator/vllm.h"
 
 namespace fleetplan::estimator {
@@ -153,10 +154,7 @@ TEST(SglangTest, PiecewiseCudaGraphsAreReserved) {
   SglangConfig capped = on;
   capped.piecewise_cuda_graph_max_tokens = 1024;
   EXPECT_EQ(ResolveSglang(capped, kH100, {.tp = 1}).piecewise_sizes, 8 + 14 + 8 + 8);
-  std::ifstream in(std::string(FLEETPLAN_TESTDATA_DIR) + "/models/deepseek-v3.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto mla = ParseModelConfig(ss.str());
+  auto mla = ParseModelConfig(testing::TestModelText("deepseek-v3.json"));
   ASSERT_TRUE(mla.ok()) << mla.status();
   EXPECT_EQ(ResolveSglang(on, kH100, {.tp = 8}, &*mla).piecewise_sizes, 42);
   // The estimate: a smaller pool (the fraction) and the graphs' non-torch bytes after it.

@@ -12,6 +12,7 @@
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/testing/test_models.h"
 #include "planner/estimator/vllm.h"
 #include "planner/estimator/vllm_version.h"
 
@@ -20,12 +21,7 @@ namespace {
 
 using nlohmann::json;
 
-json ReadConfig(const std::string& name) {
-  std::ifstream in(std::string(FLEETPLAN_TESTDATA_DIR) + "/models/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+json ReadConfig(const std::string& name) { return testing::TestModelJson(name); }
 
 ModelSpec Parse(const json& config) {
   auto spec = ParseModelConfig(config.dump());

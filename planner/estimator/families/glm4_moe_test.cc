@@ -14,6 +14,7 @@
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/testing/test_models.h"
 #include "planner/estimator/vllm.h"
 
 namespace fleetplan::estimator {
@@ -21,12 +22,7 @@ namespace {
 
 using nlohmann::json;
 
-json ReadConfig(const std::string& name) {
-  std::ifstream in(std::string(FLEETPLAN_TESTDATA_DIR) + "/models/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+json ReadConfig(const std::string& name) { return testing::TestModelJson(name); }
 
 // tests/data/models: the published configs (recalled; see their _source).
 json Glm45Air() { return ReadConfig("glm-4.5-air.json"); }

@@ -10,16 +10,12 @@
 #include "gtest/gtest.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/testing/test_models.h"
 
 namespace fleetplan::estimator {
 namespace {
 
-std::string Config(const std::string& name) {
-  std::ifstream in(std::string(FLEETPLAN_TESTDATA_DIR) + "/models/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Config(const std::string& name) { return testing::TestModelText(name); }
 
 // PixtralVisionModel: unbiased patch conv, ln_pre, per layer q/k/v/o, gate/up/down and two norms.
 int64_t PixtralTower(int64_t d, int64_t inter, int64_t layers, int64_t patch) {

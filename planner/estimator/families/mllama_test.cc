@@ -12,18 +12,14 @@
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/testing/test_models.h"
 
 namespace fleetplan::estimator {
 namespace {
 
 using nlohmann::json;
 
-json Llama32Vision() {
-  std::ifstream in(std::string(FLEETPLAN_TESTDATA_DIR) + "/models/llama-3.2-11b-vision.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+json Llama32Vision() { return testing::TestModelJson("llama-3.2-11b-vision.json"); }
 
 TEST(MllamaTest, ParametersAreThePublished10_67B) {
   auto spec = ParseModelConfig(Llama32Vision().dump());
