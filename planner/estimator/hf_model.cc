@@ -146,8 +146,8 @@ VisionForward VisionTowerForward(const RankContext& c, const HfConfig& h) {
     // under the aspect-ratio mask [image, 1, tiles x P, tiles x P] in the model dtype (built by a
     // matmul: two of them live); the local stack runs with output_hidden_states, so its
     // num_hidden_layers + 1 hidden states stay until the intermediate layers are stacked.
-    const int64_t per_image = tokens / std::max<int64_t>(h.batch * h.images, 1);
-    const int64_t seqs = h.batch * h.images;
+    const int64_t seqs = h.batch * std::max<int64_t>(h.images, 1);
+    const int64_t per_image = tokens / seqs;
     const int64_t mask = seqs * per_image * per_image * c.a * 2;
     const int64_t global_scores =
         h.eager_attention ? seqs * v.num_heads * per_image * per_image * kEagerScoreBytes : 0;
@@ -192,10 +192,16 @@ absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
       heads = std::max(heads, kind.attention.num_heads);
     }
     int64_t layer_peak = t * layer_per_token;
+    // Cross-attention layers (mllama) attend from the prompt to every image's cached rows.
+    const int64_t cross_rows =
+        kv.cross > 0 && h.images > 0 ? b * h.images * CrossAttentionRows(*spec.vision) : 0;
     if (h.eager_attention) {
       const int64_t scores = b * heads * prompt * prompt * kEagerScoreBytes;
       const int64_t masks = kv.mask_types * b * prompt * prompt * c.a;
       layer_peak = std::max(layer_peak, scores + masks + t * 4 * hid * c.a);
+      // A cross-attention layer's [B, heads, S, images x rows] scores.
+      layer_peak =
+          std::max(layer_peak, heads * prompt * cross_rows * kEagerScoreBytes + t * 4 * hid * c.a);
     }
     const int64_t softcap_copies = spec.final_logit_softcapping > 0 ? 2 : 1;
     int64_t logits_peak = 0;
@@ -210,8 +216,6 @@ absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
       logits_peak = b * softcap_copies * v * c.a;
     }
     // Cross-attention layers cache their K/V of every image once (mllama), next to the prompt's.
-    const int64_t cross_rows =
-        kv.cross > 0 && h.images > 0 ? b * h.images * CrossAttentionRows(*spec.vision) : 0;
     const int64_t kv_cross = cross_rows * kv.cross;
     const int64_t kv_prefill = t * (kv.full + kv.sliding) + kv_cross;  // views keep the storage
     int64_t activation = std::max(layer_peak, logits_peak);
