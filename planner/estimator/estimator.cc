@@ -144,9 +144,25 @@ absl::Status ValidateCrossAttentionRequest(const ModelSpec& spec, const Estimate
       ")"));
 }
 
+// Linear-attention layers with a per-sequence state (qwen3_next's gated delta net): modelled for
+// transformers and training. vLLM's hybrid allocator (state pages padded to the attention page,
+// the attention block grown to hold one, a block per state group per sequence) and SGLang's
+// mamba pool are not modelled: refused rather than estimated as attention.
+absl::Status ValidateLinearAttentionRequest(const ModelSpec& spec, const EstimateRequest& r) {
+  if (!spec.has_linear_attention() || r.engine == Engine::kHfTransformers ||
+      r.engine == Engine::kTraining) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "model_type \"", spec.model_type,
+      "\" has linear-attention layers with a per-sequence state: engine=", EngineName(r.engine),
+      " is not modelled for it (hf-transformers and training are)"));
+}
+
 absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
   RETURN_IF_ERROR(ValidateEncoderRequest(spec, r));
   RETURN_IF_ERROR(ValidateCrossAttentionRequest(spec, r));
+  RETURN_IF_ERROR(ValidateLinearAttentionRequest(spec, r));
   const Parallelism& p = r.parallelism;
   auto range = [](const char* name, int64_t v, int64_t lo, int64_t hi) -> absl::Status {
     if (v < lo || v > hi) {
@@ -902,6 +918,7 @@ absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateReq
   if (request.engine == Engine::kLlamaCpp) {
     RETURN_IF_ERROR(ValidateEncoderRequest(spec, request));
     RETURN_IF_ERROR(ValidateCrossAttentionRequest(spec, request));
+    RETURN_IF_ERROR(ValidateLinearAttentionRequest(spec, request));
     // The GGUF llama.cpp's tools would write for this config (llama_cpp.h).
     ASSIGN_OR_RETURN(LlamaCppEstimate e, EstimateLlamaCppFromModel(spec, request));
     return std::move(e.memory);

@@ -57,8 +57,10 @@ void AddNorms(std::vector<Tensor>& t, int64_t hidden, const DecoderStyle& style)
 void AddExperts(std::vector<Tensor>& t, int64_t hidden, int64_t inter, int64_t count, bool bias);
 void AddRouter(std::vector<Tensor>& t, int64_t hidden, int64_t experts, bool bias);
 
-// Interns a layer kind (same attention, MLP and tensors) and returns its index.
+// Interns a layer kind (same name, attention, MLP and tensor count) and returns its index.
 int InternKind(ModelSpec& spec, LayerKind kind);
+// Removes the kinds no layer uses (after a family re-kinded layers) and renumbers the rest.
+void DropUnusedKinds(ModelSpec& spec);
 // hidden_size, num_hidden_layers and vocab_size: named alike in every family.
 absl::Status ReadCoreDims(const Fields& f, ModelSpec& spec);
 // The final RMSNorm and, unless tied to the embedding, the lm_head: on the last pipeline stage.
@@ -93,7 +95,14 @@ struct DecoderTraits {
       window_pattern;
   // Routed experts; null for a dense family (intermediate_size is then required).
   std::function<absl::Status(const Fields&, int64_t layers, MoeGeometry& moe)> moe;
+  // layer_types may name linear_attention layers: built as full attention here, the family
+  // replaces their attention tensors afterwards (qwen3_next). Elsewhere such a layer is an error.
+  bool linear_layers = false;
 };
+
+// The number of tensors AddAttention adds first to each layer BuildDecoder builds (a family that
+// replaces a layer's attention swaps exactly these).
+size_t AttentionTensorCount(const AttentionSpec& a, int64_t hidden, const DecoderStyle& style);
 
 absl::Status BuildDecoder(const Fields& f, const DecoderTraits& traits, ModelSpec& spec);
 

@@ -103,6 +103,20 @@ int InternKind(ModelSpec& spec, LayerKind kind) {
   return static_cast<int>(spec.layer_kinds.size() - 1);
 }
 
+void DropUnusedKinds(ModelSpec& spec) {
+  std::vector<int> renumbered(spec.layer_kinds.size(), -1);
+  std::vector<LayerKind> kept;
+  for (int& k : spec.layer_kind_of) {
+    const auto old = static_cast<size_t>(k);
+    if (renumbered[old] < 0) {
+      renumbered[old] = static_cast<int>(kept.size());
+      kept.push_back(spec.layer_kinds[old]);
+    }
+    k = renumbered[old];
+  }
+  spec.layer_kinds = std::move(kept);
+}
+
 void AddFinalNormAndHead(ModelSpec& spec) {
   spec.last_stage.push_back(Vec("norm", spec.hidden_size, TensorRole::kNorm));
   if (!spec.tie_word_embeddings) {
@@ -191,7 +205,8 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const Decod
                                                          "] is sliding_attention"));
         }
         windows[static_cast<size_t>(i)] = window;
-      } else if (s != "full_attention" && s != "attention" && s != "chunked_attention") {
+      } else if (s != "full_attention" && s != "attention" && s != "chunked_attention" &&
+                 !(s == "linear_attention" && traits.linear_layers)) {
         return absl::InvalidArgumentError(absl::StrCat(
             f.Path("layer_types"), "[", i, "]=", Shown(t), " is not a known attention type"));
       }
@@ -205,6 +220,12 @@ absl::StatusOr<std::vector<int64_t>> SlidingWindows(const Fields& f, const Decod
 }
 
 }  // namespace
+
+size_t AttentionTensorCount(const AttentionSpec& a, int64_t hidden, const DecoderStyle& style) {
+  std::vector<Tensor> t;
+  AddAttention(t, a, hidden, style);
+  return t.size();
+}
 
 absl::Status AllLayersSlide(const Fields& /*f*/, int64_t window, std::vector<int64_t>& windows) {
   std::fill(windows.begin(), windows.end(), window);

@@ -59,6 +59,7 @@ struct KvPerToken {
   int64_t full = 0;
   int64_t sliding = 0;
   int64_t cross = 0;   // cross-attention layers: per row of the encoded image, not per token
+  int64_t state = 0;   // linear-attention layers: per sequence, whatever its length
   int64_t window = 0;  // smallest sliding window
   int mask_types = 1;
 };
@@ -72,7 +73,12 @@ KvPerToken KvLayout(const RankContext& c) {
     // (kv_lora_rank + rope dims) as one head.
     const int64_t bytes = a.mla ? (a.kv_lora_rank + a.qk_rope_head_dim) * c.kv_elem
                                 : a.num_kv_heads * (a.head_dim + a.v_head_dim) * c.kv_elem;
-    if (a.cross_attention) {
+    if (a.linear_attention) {
+      // Qwen3NextDynamicCache: conv_states [conv_dim, kernel] in the model dtype and the chunked
+      // delta rule's final recurrent state [Hv, Dk, Dv], kept in fp32.
+      kv.state += a.linear_conv_dim * a.linear_conv_kernel * c.a +
+                  a.num_heads * a.head_dim * a.v_head_dim * 4;
+    } else if (a.cross_attention) {
       kv.cross += bytes;
     } else if (a.sliding_window > 0) {
       kv.sliding += bytes;
@@ -217,7 +223,8 @@ absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
     }
     // Cross-attention layers cache their K/V of every image once (mllama), next to the prompt's.
     const int64_t kv_cross = cross_rows * kv.cross;
-    const int64_t kv_prefill = t * (kv.full + kv.sliding) + kv_cross;  // views keep the storage
+    const int64_t kv_prefill =
+        t * (kv.full + kv.sliding) + kv_cross + b * kv.state;  // views keep the storage
     int64_t activation = std::max(layer_peak, logits_peak);
     int64_t kv_at_peak = kv_prefill;
     int64_t inputs = t * 8;  // int64 input ids
@@ -229,7 +236,8 @@ absl::Status EstimateHf(const RankContext& c, MemoryEstimate& out) {
       // the step in the model dtype and in fp32 (generate upcasts them), MoE expert gathers.
       const int64_t tokens = prompt + std::max<int64_t>(h.new_tokens - 1, 0);
       const int64_t sliding_tokens = kv.window > 0 ? SlidingTokens(tokens, kv.window) : 0;
-      const int64_t kv_decode = b * (kv.full * tokens + kv.sliding * sliding_tokens) + kv_cross;
+      const int64_t kv_decode =
+          b * (kv.full * tokens + kv.sliding * sliding_tokens + kv.state) + kv_cross;
       int64_t largest_layer = 0;
       int64_t gather = 0;
       for (const LayerKind& kind : spec.layer_kinds) {

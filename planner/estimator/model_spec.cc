@@ -31,6 +31,13 @@ bool ModelSpec::is_moe() const {
   return false;
 }
 
+bool ModelSpec::has_linear_attention() const {
+  for (const LayerKind& k : layer_kinds) {
+    if (k.attention.linear_attention) return true;
+  }
+  return false;
+}
+
 bool ModelSpec::has_cross_attention() const {
   for (const LayerKind& k : layer_kinds) {
     if (k.attention.cross_attention) return true;

@@ -95,6 +95,12 @@ struct AttentionSpec {
   // Cross-attention to the encoded image (mllama): K and V are projections of the vision states,
   // cached once per image, not per token of the sequence.
   bool cross_attention = false;
+  // Linear attention (qwen3_next's gated delta net): no per-token cache; each sequence keeps a
+  // convolution state of linear_conv_dim channels x linear_conv_kernel and a recurrent state of
+  // num_heads x head_dim x v_head_dim (the value heads, key dim, value dim).
+  bool linear_attention = false;
+  int64_t linear_conv_dim = 0;
+  int64_t linear_conv_kernel = 0;
 
   bool operator==(const AttentionSpec&) const = default;
 };
@@ -248,6 +254,8 @@ struct ModelSpec {
   bool is_moe() const;
   // True when some layer cross-attends to the encoded image (mllama).
   bool has_cross_attention() const;
+  // True when some layer is linear attention with a per-sequence state (qwen3_next).
+  bool has_linear_attention() const;
   // Largest attention head count over layers (TP must divide it).
   const AttentionSpec& attention(int layer) const {
     return layer_kinds[static_cast<size_t>(layer_kind_of[static_cast<size_t>(layer)])].attention;

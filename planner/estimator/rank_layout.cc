@@ -199,7 +199,8 @@ int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last, int64_t
 // KV bytes per token of one layer on one rank (both K and V; MLA: the latent).
 int64_t LayerKvBytesPerToken(const RankContext& c, const AttentionSpec& a) {
   if (c.spec.encoder_only) return 0;  // bidirectional: nothing is cached between forwards
-  if (a.cross_attention) return 0;    // the image's K/V, not the sequence's (CrossKvBytes...)
+  if (a.cross_attention || a.linear_attention)
+    return 0;  // the image's K/V, not the sequence's (CrossKvBytes...)
   if (a.mla) return (a.kv_lora_rank + a.qk_rope_head_dim) * c.kv_elem;
   const int64_t tp = c.req.parallelism.tp;
   const int64_t heads = std::max<int64_t>(1, CeilDiv(a.num_kv_heads, tp));

@@ -155,6 +155,11 @@ void HfDomain(const ModelSpec& spec, const EstimateRequest& r, Margins& m) {
     Widen(m, &m.transient_high, kUnmeasuredTransient,
           "bidirectional encoders (BERT family) are not in the calibration files");
   }
+  if (spec.has_linear_attention()) {
+    Widen(m, &m.transient_high, kUnmeasuredTransient,
+          "linear-attention layers (the gated delta rule's chunked prefill and states) are not in "
+          "the calibration files");
+  }
   if (h.eager_attention && h.images > 1 && spec.vision &&
       spec.vision->token_rule != VisionSpec::TokenRule::kFixed) {
     m.transient_low = std::max(m.transient_low, 0.65);
@@ -213,7 +218,7 @@ void TrainingDomain(const ModelSpec& spec, const EstimateRequest& r, Margins& m)
     Widen(m, &m.transient_high, 0.25,
           "sharded or parallel training (ZeRO buckets, NCCL) is not in the calibration files");
   }
-  if (spec.is_moe() || spec.vision) {
+  if (spec.is_moe() || spec.vision || spec.has_linear_attention()) {
     Widen(m, &m.transient_high, kUnmeasuredTransient,
           "training MoE or vision models is not in the calibration files (dense text only)");
   }

@@ -51,6 +51,7 @@ absl::Status BuildMllamaText(const Fields& f, const std::string&, ModelSpec& spe
     kind.tensors.push_back(Vec("cross_attn_gates", 2, TensorRole::kOther));
     spec.layer_kind_of[index] = InternKind(spec, std::move(kind));
   }
+  DropUnusedKinds(spec);  // a model whose every layer cross-attends keeps no self-attention kind
   // The embedding has 8 rows more than the vocabulary the head predicts.
   for (Tensor& t : spec.first_stage) {
     if (t.role == TensorRole::kEmbedding) t.out = spec.vocab_size + 8;

@@ -1,0 +1,131 @@
+// Qwen3-Next (families/qwen3_next.cc): the parameter count recomputed from transformers'
+// modeling_qwen3_next.py (79.67 B without the checkpoint's MTP layer, which transformers does not
+// load); the linear layers' per-sequence state next to the full layers' per-token KV; the engines
+// not modelled for it refused by name.
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "planner/common/units.h"
+#include "planner/estimator/config_parser.h"
+#include "planner/estimator/estimator.h"
+#include "planner/estimator/testing/test_models.h"
+
+namespace fleetplan::estimator {
+namespace {
+
+using nlohmann::json;
+
+json Qwen3Next() { return testing::TestModelJson("qwen3-next-80b-a3b.json"); }
+
+TEST(Qwen3NextTest, ParametersAreTransformers) {
+  auto spec = ParseModelConfig(Qwen3Next().dump());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->unverified()) << (spec->notes.empty() ? "" : spec->notes.back());
+  const int64_t h = 2048;
+  // Gated delta net: in_proj_qkvz [H, 2 x 2048 + 2 x 4096], in_proj_ba [H, 64], conv1d 8192 x 4,
+  // dt_bias and A_log [32], the gated norm [128], out_proj [4096, H].
+  const int64_t linear = h * 12288 + h * 64 + 8192 * 4 + 2 * 32 + 128 + 4096 * h;
+  // Gated attention: q_proj [H, 16 x 256 x 2], k and v [H, 2 x 256], o [4096, H], q/k norms.
+  const int64_t full = h * 8192 + 2 * h * 512 + 4096 * h + 2 * 256;
+  // MoE: router [512, H], 512 experts of 512, a shared expert of 512 and its gate; two norms.
+  const int64_t moe = 512 * h + 512 * 3 * h * 512 + 3 * h * 512 + h + 2 * h;
+  const int64_t total = 36 * linear + 12 * full + 48 * moe + 2 * 151936 * h + h;
+  EXPECT_EQ(spec->num_params(), total);
+  EXPECT_EQ(total, 79'674'391'296);
+  int linear_layers = 0;
+  for (int k : spec->layer_kind_of) {
+    linear_layers += spec->layer_kinds[static_cast<size_t>(k)].attention.linear_attention ? 1 : 0;
+  }
+  EXPECT_EQ(linear_layers, 36);
+  EXPECT_EQ(spec->layer_kinds.size(), 2u);  // linear/moe and gated/moe, nothing left over
+  // layer_types, when written, says the same.
+  json typed = Qwen3Next();
+  json types = json::array();
+  for (int i = 0; i < 48; ++i)
+    types.push_back((i + 1) % 4 == 0 ? "full_attention" : "linear_attention");
+  typed["layer_types"] = types;
+  auto same = ParseModelConfig(typed.dump());
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->num_params(), total);
+}
+
+TEST(Qwen3NextTest, LinearLayersKeepAStatePerSequence) {
+  auto spec = ParseModelConfig(Qwen3Next().dump());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EstimateRequest req;
+  req.engine = Engine::kHfTransformers;
+  req.gpu_memory_bytes = 200 * kGiB;
+  req.hf.batch = 4;
+  req.hf.prompt_tokens = 1024;
+  auto short_prompt = Estimate(*spec, req);
+  req.hf.prompt_tokens = 4096;
+  auto long_prompt = Estimate(*spec, req);
+  ASSERT_TRUE(short_prompt.ok() && long_prompt.ok());
+  const int64_t per_token = 12 * 2 * 256 * 2 * 2;  // 12 full layers, 2 KV heads, bf16
+  const int64_t state = 36 * (8192 * 4 * 2 + 32 * 128 * 128 * 4);  // conv (bf16) + fp32 recurrent
+  EXPECT_EQ(short_prompt->stages[0].kv_cache_bytes, 4 * (1024 * per_token + state));
+  EXPECT_EQ(long_prompt->stages[0].kv_cache_bytes - short_prompt->stages[0].kv_cache_bytes,
+            4 * 3072 * per_token);
+  bool widened = false;
+  for (const std::string& w : long_prompt->band_widened) {
+    widened |= w.find("linear-attention") != std::string::npos;
+  }
+  EXPECT_TRUE(widened);
+}
+
+TEST(Qwen3NextTest, EnginesNotModelledAndBadConfigs) {
+  auto spec = ParseModelConfig(Qwen3Next().dump());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  for (Engine e : {Engine::kVllm, Engine::kSglang, Engine::kOpenvino, Engine::kLlamaCpp}) {
+    EstimateRequest req;
+    req.engine = e;
+    req.gpu_memory_bytes = 140 * kGiB;
+    req.parallelism.tp = 2;
+    auto est = Estimate(*spec, req);
+    ASSERT_FALSE(est.ok()) << EngineName(e);
+    EXPECT_NE(est.status().message().find(absl::StrCat("engine=", EngineName(e))),
+              std::string::npos)
+        << est.status();
+    EXPECT_NE(est.status().message().find("linear-attention"), std::string::npos) << est.status();
+  }
+  struct Case {
+    const char* field;
+    json value;
+    const char* expect;
+  } cases[] = {
+      {"linear_num_value_heads", 24, "linear_num_value_heads=24"},
+      {"linear_key_head_dim", nullptr, "linear_key_head_dim"},
+      {"linear_conv_kernel_dim", 0, "linear_conv_kernel_dim"},
+      {"layer_types", json::array({"linear_attention"}), "layer_types"},
+  };
+  for (const Case& c : cases) {
+    json config = Qwen3Next();
+    if (c.value.is_null()) {
+      config.erase(c.field);
+    } else {
+      config[c.field] = c.value;
+    }
+    auto bad = ParseModelConfig(config.dump());
+    ASSERT_FALSE(bad.ok()) << c.field;
+    EXPECT_NE(bad.status().message().find(c.expect), std::string::npos)
+        << c.field << ": " << bad.status();
+  }
+  // Another family's layer_types cannot name linear layers.
+  json llama = {{"model_type", "llama"},
+                {"hidden_size", 256},
+                {"num_hidden_layers", 2},
+                {"num_attention_heads", 4},
+                {"intermediate_size", 512},
+                {"vocab_size", 1000},
+                {"layer_types", {"full_attention", "linear_attention"}}};
+  auto refused = ParseModelConfig(llama.dump());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("layer_types[1]"), std::string::npos)
+      << refused.status();
+}
+
+}  // namespace
+}  // namespace fleetplan::estimator
