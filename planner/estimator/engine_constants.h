@@ -105,9 +105,11 @@ inline constexpr int64_t kVllmV0ChunkedPrefillAboveTokens = 32768;
 // pooling, is_causal false) run without chunked prefill (vllm/engine/arg_utils.py
 // _set_default_args: incremental prefill only for LAST pooling of a causal model). V1 then sets an
 // unset max_num_batched_tokens to max_model_len and max_num_seqs to at most that
-// (_set_default_args, read at 0.11). Encoders on V1 from this version on (older ones ran them on
-// V0, whose cache engine is not modelled for them: refused).
-inline constexpr int kVllmEncoderOnlyFromMinor = 10;
+// (_set_default_args, read at 0.11). Modelled from 0.11, when every model runs on V1 (V0 and its
+// encoder-decoder models went in 0.10.2, registry.py _PREVIOUSLY_SUPPORTED_MODELS; V1 gained
+// encoder-only attention without a KV cache in PR #21270, mid-0.10): older versions are refused,
+// V0's cache engine is not modelled for encoders.
+inline constexpr int kVllmEncoderOnlyFromMinor = 11;
 
 // CUDA-graph memory of vLLM's piecewise capture with the default 67 capture sizes (1, 2, 4, then
 // multiples of 8 up to 512): a fixed pool plus a part per decoder layer on the rank (each layer

@@ -95,10 +95,11 @@ absl::Status ValidateEncoderRequest(const ModelSpec& spec, const EstimateRequest
       const VllmConfig& v = r.vllm;
       ASSIGN_OR_RETURN(const VllmVersion version, ParseVllmVersion("vllm.version", v.version));
       if (!version.AtLeast(0, kVllmEncoderOnlyFromMinor)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("vllm.version=", v.version, ": ", what,
-                         ", modelled on vLLM's V1 pooling runner from 0.",
-                         kVllmEncoderOnlyFromMinor, " on (older versions served it on V0)"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "vllm.version=", v.version, ": ", what,
+            ", modelled on vLLM's V1 pooling runner from 0.", kVllmEncoderOnlyFromMinor,
+            " on (earlier releases may run it on V0, whose cache engine is not modelled "
+            "for encoders)"));
       }
       if (v.draft != nullptr || v.speculative_method != SpeculativeMethod::kDraftModel) {
         return absl::InvalidArgumentError(

@@ -240,6 +240,10 @@ TEST(BertTest, EnginesAndRequestsAnEncoderCannotTake) {
   req = VllmOnH100();
   req.vllm.version = "0.9.2";
   refused(req, "vllm.version=0.9.2");
+  req.vllm.version = "0.10.2";
+  refused(req, "vllm.version=0.10.2");
+  req.vllm.version = "0.11.0";
+  EXPECT_TRUE(Estimate(spec, req).ok());
   req = VllmOnH100();
   req.vllm.speculative_method = SpeculativeMethod::kNgram;
   req.vllm.num_speculative_tokens = 3;
