@@ -128,42 +128,46 @@ absl::Status ValidateEncoderRequest(const ModelSpec& spec, const EstimateRequest
   return absl::OkStatus();
 }
 
-// A model whose layers cross-attend to the encoded image (mllama) is modelled for transformers
-// (and training) only: vLLM served MllamaForConditionalGeneration last in 0.10.2, on V0
-// (vllm/model_executor/models/registry.py _PREVIOUSLY_SUPPORTED_MODELS), and the other engines'
-// cross-attention caches are not modelled.
-absl::Status ValidateCrossAttentionRequest(const ModelSpec& spec, const EstimateRequest& r) {
-  if (!spec.has_cross_attention() || r.engine == Engine::kHfTransformers ||
-      r.engine == Engine::kTraining) {
+// Layers whose memory only the transformers and training models follow: the cross-attention of
+// mllama (vLLM served MllamaForConditionalGeneration last in 0.10.2, on V0:
+// vllm/model_executor/models/registry.py _PREVIOUSLY_SUPPORTED_MODELS; the other engines'
+// cross-attention caches are not modelled) and qwen3_next's linear attention with a per-sequence
+// state (vLLM's hybrid allocator, which pads state pages to the attention page, grows the
+// attention block to hold one and gives each sequence a block per state group, and SGLang's mamba
+// pool are not modelled): refused on the other engines rather than estimated as attention.
+absl::Status ValidateTransformersOnlyLayers(const ModelSpec& spec, const EstimateRequest& r) {
+  if (r.engine == Engine::kHfTransformers || r.engine == Engine::kTraining) {
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "model_type \"", spec.wrapper_type.empty() ? spec.model_type : spec.wrapper_type,
-      "\" reads images through cross-attention layers: engine=", EngineName(r.engine),
-      " is not modelled for it (hf-transformers and training are",
-      r.engine == Engine::kVllm ? "; vLLM removed MllamaForConditionalGeneration after 0.10.2" : "",
-      ")"));
+  std::string what;
+  if (spec.has_cross_attention()) {
+    what = absl::StrCat("model_type \"",
+                        spec.wrapper_type.empty() ? spec.model_type : spec.wrapper_type,
+                        "\" reads images through cross-attention layers");
+  } else if (spec.has_linear_attention()) {
+    what = absl::StrCat("model_type \"", spec.model_type,
+                        "\" has linear-attention layers with a per-sequence state");
+  } else {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ": engine=", EngineName(r.engine),
+                   " is not modelled for it (hf-transformers and training are",
+                   r.engine == Engine::kVllm && spec.has_cross_attention()
+                       ? "; vLLM removed MllamaForConditionalGeneration after 0.10.2"
+                       : "",
+                   ")"));
 }
 
-// Linear-attention layers with a per-sequence state (qwen3_next's gated delta net): modelled for
-// transformers and training. vLLM's hybrid allocator (state pages padded to the attention page,
-// the attention block grown to hold one, a block per state group per sequence) and SGLang's
-// mamba pool are not modelled: refused rather than estimated as attention.
-absl::Status ValidateLinearAttentionRequest(const ModelSpec& spec, const EstimateRequest& r) {
-  if (!spec.has_linear_attention() || r.engine == Engine::kHfTransformers ||
-      r.engine == Engine::kTraining) {
-    return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "model_type \"", spec.model_type,
-      "\" has linear-attention layers with a per-sequence state: engine=", EngineName(r.engine),
-      " is not modelled for it (hf-transformers and training are)"));
+// Which engines and requests a model's kind of layers allows (ValidateRequest, and Estimate's
+// llama.cpp path, which converts the config before ValidateRequest sees it).
+absl::Status ValidateModelEngine(const ModelSpec& spec, const EstimateRequest& r) {
+  RETURN_IF_ERROR(ValidateEncoderRequest(spec, r));
+  return ValidateTransformersOnlyLayers(spec, r);
 }
 
 absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
-  RETURN_IF_ERROR(ValidateEncoderRequest(spec, r));
-  RETURN_IF_ERROR(ValidateCrossAttentionRequest(spec, r));
-  RETURN_IF_ERROR(ValidateLinearAttentionRequest(spec, r));
+  RETURN_IF_ERROR(ValidateModelEngine(spec, r));
   const Parallelism& p = r.parallelism;
   auto range = [](const char* name, int64_t v, int64_t lo, int64_t hi) -> absl::Status {
     if (v < lo || v > hi) {
@@ -917,9 +921,7 @@ ModelSummary SummarizeModel(const ModelSpec& spec) {
 
 absl::StatusOr<MemoryEstimate> Estimate(const ModelSpec& spec, const EstimateRequest& request) {
   if (request.engine == Engine::kLlamaCpp) {
-    RETURN_IF_ERROR(ValidateEncoderRequest(spec, request));
-    RETURN_IF_ERROR(ValidateCrossAttentionRequest(spec, request));
-    RETURN_IF_ERROR(ValidateLinearAttentionRequest(spec, request));
+    RETURN_IF_ERROR(ValidateModelEngine(spec, request));
     // The GGUF llama.cpp's tools would write for this config (llama_cpp.h).
     ASSIGN_OR_RETURN(LlamaCppEstimate e, EstimateLlamaCppFromModel(spec, request));
     return std::move(e.memory);
