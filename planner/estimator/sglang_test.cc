@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
@@ -178,6 +179,16 @@ TEST(SglangTest, PiecewiseCudaGraphsAreReserved) {
   EXPECT_NE(refused.status().message().find("sglang.piecewise_cuda_graph_max_tokens=4096"),
             std::string::npos)
       << refused.status();
+  r.sglang.enable_piecewise_cuda_graph = true;
+  for (int64_t bad : {int64_t{-1}, int64_t{1} << 40}) {
+    r.sglang.piecewise_cuda_graph_max_tokens = bad;
+    auto out_of_range = Estimate(spec, r);
+    ASSERT_FALSE(out_of_range.ok()) << bad;
+    EXPECT_NE(out_of_range.status().message().find(
+                  absl::StrCat("sglang.piecewise_cuda_graph_max_tokens=", bad)),
+              std::string::npos)
+        << out_of_range.status();
+  }
 }
 
 TEST(SglangTest, RefusalsSayWhy) {
