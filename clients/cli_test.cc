@@ -562,6 +562,26 @@ TEST(EstimateCliTest, EncoderOnlyModel) {
   EXPECT_NE(generate.err.find("hf.generate"), std::string::npos) << generate.err;
 }
 
+// A hybrid linear-attention model end to end on vLLM: the JSON has the full layers' KV per token
+// and vLLM's grown attention block in the notes; --compare-engines names the engines not modelled
+// for it.
+TEST(EstimateCliTest, LinearAttentionModelOnVllm) {
+  const std::string model =
+      "--model=" + std::string(FLEETPLAN_TESTDATA_DIR) + "/models/qwen3-next-80b-a3b.json";
+  auto j = RunJson({"estimate", model, "--gpu=H200", "--tp=2", "--max-model-len=32768",
+                    "--context=32768", "--concurrency=8", "--output=json"});
+  EXPECT_TRUE(j["fits"].get<bool>()) << j.dump();
+  EXPECT_EQ(j["stages"][0]["kv_cache_bytes_per_token"], 12 * 1024);
+  EXPECT_EQ(j["kv_cache_tokens"].get<int64_t>() % 544, 0) << j.dump();
+  EXPECT_NE(j["notes"].dump().find("attention block size to 544 tokens"), std::string::npos)
+      << j.dump();
+  Result compare = RunArgs(
+      {"estimate", model, "--gpu=H200", "--tp=2", "--max-model-len=32768", "--compare-engines"});
+  ASSERT_EQ(compare.code, kExitOk) << compare.err;
+  EXPECT_NE(compare.out.find("engine=sglang is not modelled for it"), std::string::npos)
+      << compare.out;
+}
+
 // --compare-engines with speculative decoding: the SGLang row drafts as the vLLM flags say (a draft
 // model is STANDALONE, N speculative tokens N steps and N + 1 draft tokens), so the rows compare.
 TEST(EstimateCliTest, CompareEnginesDraftAlike) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "planner/common/units.h"
+#include "planner/estimator/vllm_version.h"
 
 namespace fleetplan::estimator {
 
@@ -110,6 +111,13 @@ inline constexpr int64_t kVllmV0ChunkedPrefillAboveTokens = 32768;
 // encoder-only attention without a KV cache in PR #21270, mid-0.10): older versions are refused,
 // V0's cache engine is not modelled for encoders.
 inline constexpr int kVllmEncoderOnlyFromMinor = 11;
+
+// vLLM serves qwen3_next's gated-delta-net layers from 0.10.2, the release that added
+// Qwen3NextForCausalLM (on V1's hybrid KV-cache manager); the block alignment and state padding it
+// uses (vllm/model_executor/models/config.py HybridAttentionMambaModelConfig) hold through the
+// versions read (0.11, 0.19 and later, where vllm/platforms/interface.py
+// _align_hybrid_block_size keeps the same arithmetic).
+inline constexpr VllmVersion kVllmLinearAttentionFrom{0, 10, 2};
 
 // CUDA-graph memory of vLLM's piecewise capture with the default 67 capture sizes (1, 2, 4, then
 // multiples of 8 up to 512): a fixed pool plus a part per decoder layer on the rank (each layer

@@ -128,14 +128,14 @@ absl::Status ValidateEncoderRequest(const ModelSpec& spec, const EstimateRequest
   return absl::OkStatus();
 }
 
-// Layers whose memory only the transformers and training models follow: the cross-attention of
-// mllama (vLLM served MllamaForConditionalGeneration last in 0.10.2, on V0:
-// vllm/model_executor/models/registry.py _PREVIOUSLY_SUPPORTED_MODELS; the other engines'
-// cross-attention caches are not modelled) and qwen3_next's linear attention with a per-sequence
-// state (vLLM's hybrid allocator, which pads state pages to the attention page, grows the
-// attention block to hold one and gives each sequence a block per state group, and SGLang's mamba
-// pool are not modelled): refused on the other engines rather than estimated as attention.
-absl::Status ValidateTransformersOnlyLayers(const ModelSpec& spec, const EstimateRequest& r) {
+// Layers whose memory only some engines' models follow. mllama's cross-attention: the
+// transformers and training models only (vLLM served MllamaForConditionalGeneration last in
+// 0.10.2, on V0: vllm/model_executor/models/registry.py _PREVIOUSLY_SUPPORTED_MODELS; the other
+// engines' cross-attention caches are not modelled). qwen3_next's linear attention with a
+// per-sequence state: also vLLM's hybrid allocator from the release that added the model
+// (vllm_model.cc KvGroups), without a draft beside it; SGLang's mamba pool, llama.cpp's recurrent
+// cells and OpenVINO are not modelled. Refused there rather than estimated as attention.
+absl::Status ValidateLayerEngines(const ModelSpec& spec, const EstimateRequest& r) {
   if (r.engine == Engine::kHfTransformers || r.engine == Engine::kTraining) {
     return absl::OkStatus();
   }
@@ -147,15 +147,43 @@ absl::Status ValidateTransformersOnlyLayers(const ModelSpec& spec, const Estimat
   } else if (spec.has_linear_attention()) {
     what = absl::StrCat("model_type \"", spec.model_type,
                         "\" has linear-attention layers with a per-sequence state");
+    if (r.engine == Engine::kVllm) {
+      const VllmConfig& v = r.vllm;
+      ASSIGN_OR_RETURN(const VllmVersion version, ParseVllmVersion("vllm.version", v.version));
+      if (version < kVllmLinearAttentionFrom) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("vllm.version=", v.version, ": ", what, ", which vLLM serves from ",
+                         kVllmLinearAttentionFrom.ToString(),
+                         " on (Qwen3NextForCausalLM, V1's hybrid KV cache)"));
+      }
+      if (v.draft != nullptr || v.speculative_method == SpeculativeMethod::kMtp) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "vllm.speculative_method=", SpeculativeMethodNames().Name(v.speculative_method), ": ",
+            what,
+            "; a drafter's layers beside its state groups are not modelled (n-gram "
+            "drafting is)"));
+      }
+      bool attention = false;
+      for (int64_t l = 0; l < spec.num_layers; ++l) {
+        attention |= !spec.attention(static_cast<int>(l)).linear_attention;
+      }
+      if (!attention) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, " on every layer: vLLM's attention-free path is not modelled"));
+      }
+      return absl::OkStatus();
+    }
   } else {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(
       absl::StrCat(what, ": engine=", EngineName(r.engine),
-                   " is not modelled for it (hf-transformers and training are",
-                   r.engine == Engine::kVllm && spec.has_cross_attention()
-                       ? "; vLLM removed MllamaForConditionalGeneration after 0.10.2"
-                       : "",
+                   " is not modelled for it (hf-transformers and ", "training are",
+                   spec.has_cross_attention()
+                       ? (r.engine == Engine::kVllm
+                              ? "; vLLM removed MllamaForConditionalGeneration after 0.10.2"
+                              : "")
+                       : ", and vllm",
                    ")"));
 }
 
@@ -163,7 +191,7 @@ absl::Status ValidateTransformersOnlyLayers(const ModelSpec& spec, const Estimat
 // llama.cpp path, which converts the config before ValidateRequest sees it).
 absl::Status ValidateModelEngine(const ModelSpec& spec, const EstimateRequest& r) {
   RETURN_IF_ERROR(ValidateEncoderRequest(spec, r));
-  return ValidateTransformersOnlyLayers(spec, r);
+  return ValidateLayerEngines(spec, r);
 }
 
 absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {

@@ -204,6 +204,14 @@ void VllmDomain(const ModelSpec& spec, const EstimateRequest& r, Margins& m) {
     Widen(m, &m.vllm_non_kv, kVllmUnmeasuredPathNonKv,
           "encoder-only models on vLLM's pooling runner are not in the calibration files");
   }
+  if (spec.has_linear_attention()) {
+    // The state pages are exact from vLLM's arithmetic; the gated-delta-net prefill temporaries
+    // and the FULL_AND_PIECEWISE graphs hybrid models capture are modelled, not measured.
+    Widen(m, &m.vllm_non_kv, kVllmUnmeasuredPathNonKv,
+          "linear-attention layers on vLLM (the gated delta rule's prefill, the hybrid models' "
+          "full CUDA graphs) are not in the calibration files");
+    m.cuda_graph_high = std::max(m.cuda_graph_high, kVllmOtherGpuCudaGraph);
+  }
   if (spec.quant.method == QuantSpec::Method::kInt4 ||
       spec.quant.method == QuantSpec::Method::kNf4) {
     Widen(m, &m.vllm_non_kv, kVllmUnmeasuredPathNonKv,

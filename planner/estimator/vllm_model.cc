@@ -17,8 +17,10 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "planner/common/units.h"
 #include "planner/estimator/engine_constants.h"
 #include "planner/estimator/rank_layout.h"
@@ -39,6 +41,9 @@ namespace {
 // MoE layers use the fused-MoE kernel's workspaces instead: intermediate_cache1/3 share
 // [T, top_k, max(2 I_e, H)] and intermediate_cache2 is [T, top_k, I_e]
 // (vllm/model_executor/layers/fused_moe/fused_moe.py), kept by the workspace manager across calls.
+// The chunk length of the FLA gated-delta-rule kernels (chunk_gated_delta_rule_fwd's BT = 64).
+constexpr int64_t kLinearAttentionChunk = 64;
+
 struct ForwardBytes {
   int64_t per_token = 0;                // freed when the forward ends
   int64_t moe_workspace_per_token = 0;  // survives into the sampler run
@@ -60,22 +65,54 @@ ForwardBytes LayerForwardBytes(const RankContext& c, const LayerKind& kind) {
     const int64_t i = CeilDiv(m.intermediate_size, p.tp);
     mlp = (m.gated ? 3 : 2) * i * c.a;
   }
-  f.per_token = mlp + 4 * h * c.a;
+  int64_t mixer = 0;
+  if (const AttentionSpec& a = kind.attention; a.linear_attention) {
+    // A gated-delta-net layer's prefill (vllm/model_executor/models/qwen3_next.py
+    // Qwen3NextGatedDeltaNet: in_proj_qkvz and in_proj_ba outputs, z kept for the gated norm,
+    // the conv1d output; vllm/model_executor/layers/fla/ops/chunk.py chunk_gated_delta_rule_fwd:
+    // per value head the gate cumsum and beta (fp32), the chunk's solved triangle A [T, 64], the WY
+    // pair w [T, Dk] and u [T, Dv], the per-chunk states h [T / 64, Dk, Dv], v_new and the output
+    // [T, Dv]) all live at once, in place of the MLP's tensors.
+    const int64_t heads = CeilDiv(a.num_heads, p.tp);
+    const int64_t projected = CeilDiv(a.linear_conv_dim + a.num_heads * a.v_head_dim, p.tp) +
+                              2 * heads;  // q, k, v, z and b, a
+    const int64_t conv = CeilDiv(a.linear_conv_dim, p.tp);
+    const int64_t kernel = heads * (kLinearAttentionChunk + a.head_dim + 3 * a.v_head_dim +
+                                    CeilDiv(a.head_dim * a.v_head_dim, kLinearAttentionChunk));
+    mixer = (projected + conv + kernel) * c.a + heads * 2 * 4;
+  }
+  f.per_token = std::max(mlp, mixer) + 4 * h * c.a;
   return f;
 }
 
 // The KV-cache groups of one stage's layers on one rank. vLLM's hybrid allocator groups layers of
-// one attention type (full, sliding window of a given size) so that every group has the same
-// number of layers (the smallest type's count); each block of the shared pool then holds one
-// page (block_size tokens of one layer) for each of the group_size layer slots
-// (vllm/v1/core/kv_cache_utils.py _get_kv_cache_config_uniform_page_size). A model with one
-// attention type is one group of all its layers.
+// one attention type (full, sliding window of a given size, linear attention's state) so that
+// every group has the same number of layers (the smallest type's count); each block of the shared
+// pool then holds one page (block_size tokens of one layer, or one layer's state) for each of the
+// group_size layer slots (vllm/v1/core/kv_cache_utils.py _get_kv_cache_groups_uniform_page_size,
+// get_kv_cache_config_from_groups). A model with one attention type is one group of all its
+// layers.
+//
+// Linear-attention layers (qwen3_next's gated delta net) keep a state per sequence, not per token:
+// a conv state [kernel - 1 + speculative tokens, conv_dim / tp] and a recurrent state
+// [Hv / tp, Dv, Dk], both in the model dtype unless --mamba-cache-dtype says otherwise
+// (vllm/model_executor/layers/mamba/mamba_utils.py gated_delta_net_state_shape and _dtype). One
+// page must hold one layer's state, so vLLM grows the attention block to the smallest multiple of
+// the kernel alignment (16 for FlashAttention) whose page is at least the state, and pads the
+// state's page to the attention page (vllm/model_executor/models/config.py
+// HybridAttentionMambaModelConfig, moved to vllm/platforms/interface.py _align_hybrid_block_size
+// in later versions: the same arithmetic). Without prefix caching (hybrid models have it off by
+// default: vllm/config/model.py is_prefix_caching_supported) a sequence takes one page per state
+// layer, plus one per speculative token (MambaSpec.max_memory_usage_bytes, num_speculative_blocks).
 struct KvGroups {
   int64_t block = 16;                           // tokens per block
-  int64_t page_per_token = 0;                   // the largest layer's KV bytes per token
+  int64_t page_per_token = 0;                   // the largest attention layer's KV bytes per token
   int64_t group_size = 0;                       // layer slots per block
   int64_t groups = 1;                           // groups over all types
   std::map<int64_t, int64_t> layers_by_window;  // sliding window (0: full) -> layers
+  int64_t state_layers = 0;                     // linear-attention layers
+  int64_t state_bytes = 0;                      // one such layer's state, before padding
+  int64_t state_pages = 1;                      // pages a sequence takes per state layer
 
   int64_t BlockBytes() const { return block * page_per_token * group_size; }
 
@@ -93,7 +130,7 @@ struct KvGroups {
 
   // Blocks of the shared pool one sequence of `tokens` takes, summed over groups.
   int64_t BlocksPerSequence(int64_t tokens, int64_t batched) const {
-    int64_t blocks = 0;
+    int64_t blocks = CeilDiv(state_layers, group_size) * state_pages;
     for (const auto& [window, count] : layers_by_window) {
       const Kept kept = KeptTokens(window, tokens, batched);
       blocks += CeilDiv(count, group_size) * (CeilDiv(kept.tokens, block) + kept.extra_blocks);
@@ -103,29 +140,73 @@ struct KvGroups {
 
   // vLLM's start-up need for one sequence of `tokens`: each layer's max_memory_usage_bytes.
   int64_t MaxMemoryUsageBytes(int64_t tokens, int64_t batched) const {
-    int64_t bytes = 0;
+    int64_t bytes = state_layers * state_pages * block * page_per_token;
     for (const auto& [window, count] : layers_by_window) {
       const Kept kept = KeptTokens(window, tokens, batched);
       bytes += count * (CeilDiv(kept.tokens, block) + kept.extra_blocks) * block * page_per_token;
     }
     return bytes;
   }
+
+  int64_t AttentionLayers() const {
+    int64_t n = 0;
+    for (const auto& [window, count] : layers_by_window) n += count;
+    return n;
+  }
 };
 
-KvGroups GroupKvLayers(const RankContext& c, int64_t first, int64_t last, int64_t block) {
+// The kernel block alignment of the attention backend vLLM picks for a hybrid model's attention
+// layers: FlashAttention's multiple of 16 (its get_supported_kernel_block_sizes), or the block
+// size asked for when that is larger (_align_hybrid_block_size takes the max of the two).
+constexpr int64_t kVllmHybridBlockAlignment = 16;
+
+// One linear-attention layer's state on this rank (see KvGroups): conv rows of kernel - 1 plus the
+// speculative tokens, the recurrent state [Hv / tp, Dv, Dk]; both in the model dtype (vLLM's
+// mamba_cache_dtype "auto").
+int64_t LinearStateBytes(const RankContext& c, const AttentionSpec& a, int64_t speculative) {
+  const int64_t tp = c.req.parallelism.tp;
+  const int64_t conv = (a.linear_conv_kernel - 1 + speculative) * CeilDiv(a.linear_conv_dim, tp);
+  const int64_t recurrent = CeilDiv(a.num_heads, tp) * a.head_dim * a.v_head_dim;
+  return (conv + recurrent) * c.a;
+}
+
+KvGroups GroupKvLayers(const RankContext& c, int64_t first, int64_t last, int64_t block,
+                       int64_t speculative) {
   KvGroups g;
   g.block = block;
+  // The attention page and the state are the model's (every stage aligns to the same block).
+  int64_t model_page_per_token = 0;
+  for (int64_t l = 0; l < c.spec.num_layers; ++l) {
+    const AttentionSpec& a = c.spec.attention(static_cast<int>(l));
+    if (a.linear_attention) {
+      g.state_bytes = std::max(g.state_bytes, LinearStateBytes(c, a, speculative));
+    } else {
+      model_page_per_token = std::max(model_page_per_token, internal::LayerKvBytesPerToken(c, a));
+    }
+  }
   for (int64_t l = first; l < last; ++l) {
     const AttentionSpec& a = c.spec.attention(static_cast<int>(l));
-    g.layers_by_window[a.sliding_window] += 1;
-    g.page_per_token = std::max(g.page_per_token, internal::LayerKvBytesPerToken(c, a));
+    if (a.linear_attention) {
+      ++g.state_layers;
+    } else {
+      g.layers_by_window[a.sliding_window] += 1;
+      g.page_per_token = std::max(g.page_per_token, internal::LayerKvBytesPerToken(c, a));
+    }
   }
+  if (g.state_bytes > 0 && model_page_per_token > 0) {
+    g.page_per_token = model_page_per_token;
+    const int64_t align = std::max(kVllmHybridBlockAlignment, block);
+    g.block = std::max(block, align * CeilDiv(g.state_bytes, align * model_page_per_token));
+    g.state_pages = 1 + speculative;
+  }
+  std::vector<int64_t> counts;
+  for (const auto& [window, count] : g.layers_by_window) counts.push_back(count);
+  if (g.state_layers > 0) counts.push_back(g.state_layers);
   g.group_size = last - first;
-  if (g.layers_by_window.size() > 1) {
-    for (const auto& [window, count] : g.layers_by_window)
-      g.group_size = std::min(g.group_size, count);
+  if (counts.size() > 1) {
+    for (int64_t count : counts) g.group_size = std::min(g.group_size, count);
     g.groups = 0;
-    for (const auto& [window, count] : g.layers_by_window) g.groups += CeilDiv(count, g.group_size);
+    for (int64_t count : counts) g.groups += CeilDiv(count, g.group_size);
   }
   return g;
 }
@@ -289,7 +370,29 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       s.available_kv_cache_bytes += draft_weights;
     }
 
-    KvGroups groups = GroupKvLayers(c, first, last, block);
+    // Speculation allocates lookahead slots for the proposed tokens (the scheduler's
+    // num_lookahead_tokens), whatever proposes them; a linear-attention state keeps one more page
+    // and conv row for each.
+    const bool speculating = draft || v.speculative_method == SpeculativeMethod::kNgram;
+    const int64_t speculative = speculating ? v.num_speculative_tokens : 0;
+    KvGroups groups = GroupKvLayers(c, first, last, block, speculative);
+    if (groups.state_layers > 0 && stage == 0) {
+      // vLLM's own log lines (HybridAttentionMambaModelConfig), so a user can check them.
+      const int64_t page = groups.block * groups.page_per_token;
+      out.notes.push_back(absl::StrCat(
+          "linear-attention layers keep a ", groups.state_bytes,
+          "-byte state per layer and sequence on each rank",
+          groups.state_pages > 1 ? absl::StrCat(" (", groups.state_pages,
+                                                " pages with the "
+                                                "speculative tokens)")
+                                 : "",
+          ": vLLM sets the attention block size to ", groups.block,
+          " tokens so that one page holds it and pads the state's page by ",
+          absl::StrFormat("%.2f", 100.0 * static_cast<double>(page - groups.state_bytes) /
+                                      static_cast<double>(groups.state_bytes)),
+          "%; the pool's ", groups.groups, " groups of ", groups.group_size,
+          " layers give each sequence a page per state layer group besides its attention blocks"));
+    }
     if (draft) {
       // The drafter's layers join the pool as layers of one more group member each: one block
       // holds block_size tokens of every target and draft layer (all full attention, checked by
@@ -299,11 +402,11 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       groups.layers_by_window = {{0, 1}};
     }
     s.kv_cache_bytes_per_token =
-        draft ? groups.page_per_token : groups.page_per_token * s.num_layers;
+        draft ? groups.page_per_token : groups.page_per_token * groups.AttentionLayers();
     s.kv_block_bytes = groups.BlockBytes();
     if (s.available_kv_cache_bytes > 0 && s.kv_block_bytes > 0) {
       s.num_gpu_blocks = s.available_kv_cache_bytes / s.kv_block_bytes;
-      s.kv_cache_tokens = s.num_gpu_blocks / groups.groups * block;
+      s.kv_cache_tokens = s.num_gpu_blocks / groups.groups * groups.block;
       s.kv_cache_bytes = s.num_gpu_blocks * s.kv_block_bytes;
     }
     // The pool's low end: what the budget leaves when the rest takes the high end of its band.
@@ -311,13 +414,9 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
     int64_t blocks_low = 0;
     if (s.available_kv_cache_low_bytes > 0 && s.kv_block_bytes > 0) {
       blocks_low = s.available_kv_cache_low_bytes / s.kv_block_bytes;
-      s.kv_cache_tokens_low = blocks_low / groups.groups * block;
+      s.kv_cache_tokens_low = blocks_low / groups.groups * groups.block;
     }
-    // Speculation allocates lookahead slots for the proposed tokens (the scheduler's
-    // num_lookahead_tokens), whatever proposes them.
-    const bool speculating = draft || v.speculative_method == SpeculativeMethod::kNgram;
-    s.kv_blocks_per_sequence =
-        groups.BlocksPerSequence(context + (speculating ? v.num_speculative_tokens : 0), batched);
+    s.kv_blocks_per_sequence = groups.BlocksPerSequence(context + speculative, batched);
     s.workload_kv_bytes = req.concurrency * s.kv_blocks_per_sequence * s.kv_block_bytes;
     int64_t concurrency =
         s.kv_blocks_per_sequence > 0 ? s.num_gpu_blocks / s.kv_blocks_per_sequence : 0;

@@ -1126,6 +1126,54 @@ TEST_F(ApiTest, EstimateEncoderOnlyModel) {
       << s.error_message();
 }
 
+// A hybrid linear-attention model through the API on vLLM: the response is the offline
+// estimator's (vLLM's 544-token attention block, a state page per sequence), its band is widened
+// for a path the calibration files do not hold, and SGLang, not modelled for it, is refused.
+TEST_F(ApiTest, EstimateLinearAttentionModelOnVllm) {
+  const std::string config = testing::TestModel("qwen3-next-80b-a3b");
+  v1::EstimateRequest req;
+  req.set_config_json(config);
+  req.set_gpu_memory_bytes(140 * kGiB);
+  req.set_context_tokens(32768);
+  req.set_concurrency(8);
+  req.mutable_parallelism()->set_tp(2);
+  req.mutable_vllm()->set_max_model_len(32768);
+  grpc::ClientContext ctx;
+  Auth(ctx, kReader);
+  v1::EstimateResponse resp;
+  grpc::Status s = estimator_->Estimate(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(resp.fits()) << resp.reason();
+  auto spec = estimator::ParseModelConfig(config);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  estimator::EstimateRequest offline{.engine = estimator::Engine::kVllm,
+                                     .gpu_memory_bytes = 140 * kGiB,
+                                     .concurrency = 8,
+                                     .context_tokens = 32768};
+  offline.parallelism.tp = 2;
+  offline.vllm.max_model_len = 32768;
+  auto expect = estimator::Estimate(*spec, offline);
+  ASSERT_TRUE(expect.ok()) << expect.status();
+  EXPECT_EQ(resp.kv_cache_tokens(), expect->kv_cache_tokens);
+  EXPECT_GT(resp.kv_cache_tokens(), 0);
+  EXPECT_EQ(resp.kv_cache_tokens() % 544, 0);
+  EXPECT_EQ(resp.max_concurrency(), expect->max_concurrency);
+  EXPECT_EQ(resp.max_high_bytes(), expect->max_high_bytes);
+  bool block = false, widened = false;
+  for (const std::string& n : resp.notes()) block |= n.find("544 tokens") != std::string::npos;
+  for (const std::string& w : resp.band_widened()) {
+    widened |= w.find("linear-attention") != std::string::npos;
+  }
+  EXPECT_TRUE(block);
+  EXPECT_TRUE(widened);
+  req.set_engine(v1::ENGINE_SGLANG);
+  grpc::ClientContext bad;
+  Auth(bad, kReader);
+  s = estimator_->Estimate(&bad, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("linear-attention"), std::string::npos) << s.error_message();
+}
+
 TEST_F(ApiTest, OversizeMessageIsRefusedAndTwoMiBIsFine) {
   ASSERT_TRUE(CreateType("H100", 80 * kGiB).ok());
   // A 2 MiB config.json (padding in an ignored key) imports.

@@ -76,10 +76,116 @@ TEST(Qwen3NextTest, LinearLayersKeepAStatePerSequence) {
   EXPECT_TRUE(widened);
 }
 
+// vLLM's hybrid allocator (vllm_model.cc KvGroups), the figures worked by hand from its source:
+// at tp=2 a full layer's page is 1 KV head x (256 + 256) x 2 bytes = 1024 bytes per token; a
+// linear layer's state is conv [3, 8192 / 2] + recurrent [32 / 2, 128, 128], bf16 = 548,864 bytes
+// (mamba_utils.py gated_delta_net_state_shape). The attention block becomes
+// 16 x ceil(548864 / (16 x 1024)) = 544 tokens, the state's page is padded by 1.49 % to 557,056
+// bytes (models/config.py HybridAttentionMambaModelConfig: vLLM logs "Setting attention block size
+// to 544 tokens" and "Padding mamba page size by 1.49%"), and 12 full + 36 linear layers make 4
+// groups of 12 (kv_cache_utils.py _get_kv_cache_groups_uniform_page_size).
+TEST(Qwen3NextTest, VllmGrowsTheBlockToHoldTheState) {
+  auto spec = ParseModelConfig(Qwen3Next().dump());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EstimateRequest req;
+  req.engine = Engine::kVllm;
+  req.gpu_memory_bytes = 140 * kGiB;
+  req.parallelism.tp = 2;
+  req.vllm.max_model_len = 32768;
+  req.context_tokens = 32768;
+  req.concurrency = 4;
+  auto est = Estimate(*spec, req);
+  ASSERT_TRUE(est.ok()) << est.status();
+  const StageMemory& s = est->stages[0];
+  EXPECT_EQ(s.kv_block_bytes, 544 * 1024 * 12);
+  EXPECT_EQ(s.kv_cache_bytes_per_token, 1024 * 12);  // the full layers only
+  // A sequence: ceil(32768 / 544) = 61 blocks of the full group, one page in each of the three
+  // state groups, whatever its length.
+  EXPECT_EQ(s.kv_blocks_per_sequence, 61 + 3);
+  EXPECT_EQ(s.workload_kv_bytes, 4 * 64 * s.kv_block_bytes);
+  ASSERT_GT(s.num_gpu_blocks, 0);
+  // "GPU KV cache size": blocks / groups x the attention block.
+  EXPECT_EQ(s.kv_cache_tokens, s.num_gpu_blocks / 4 * 544);
+  EXPECT_EQ(est->max_concurrency, s.num_gpu_blocks / 64);
+  bool logged = false;
+  for (const std::string& n : est->notes) {
+    logged |= n.find("attention block size to 544 tokens") != std::string::npos &&
+              n.find("by 1.49%") != std::string::npos;
+  }
+  EXPECT_TRUE(logged);
+  bool widened = false;
+  for (const std::string& w : est->band_widened) {
+    widened |= w.find("linear-attention layers on vLLM") != std::string::npos;
+  }
+  EXPECT_TRUE(widened);
+
+  // The state shrinks with tp (conv [3, 2048], recurrent [8, 128, 128]: 274,432 bytes) while the
+  // 2 KV heads replicate to 1 per rank: 16 x ceil(274432 / 16384) = 272 tokens.
+  EstimateRequest tp4 = req;
+  tp4.parallelism.tp = 4;
+  auto four = Estimate(*spec, tp4);
+  ASSERT_TRUE(four.ok()) << four.status();
+  EXPECT_EQ(four->stages[0].kv_block_bytes, 272 * 1024 * 12);
+  EXPECT_EQ(four->stages[0].kv_blocks_per_sequence, 121 + 3);  // ceil(32768 / 272) = 121
+
+  // N-gram drafting of 2 tokens: 2 more conv rows (565,248 bytes: a 560-token block) and 2 more
+  // pages per state layer group (MambaSpec num_speculative_blocks).
+  EstimateRequest ngram = req;
+  ngram.vllm.speculative_method = SpeculativeMethod::kNgram;
+  ngram.vllm.num_speculative_tokens = 2;
+  auto drafted = Estimate(*spec, ngram);
+  ASSERT_TRUE(drafted.ok()) << drafted.status();
+  EXPECT_EQ(drafted->stages[0].kv_block_bytes, 560 * 1024 * 12);
+  EXPECT_EQ(drafted->stages[0].kv_blocks_per_sequence, 59 + 3 * 3);  // ceil(32770 / 560) = 59
+
+  // More context costs attention blocks only.
+  EstimateRequest longer = req;
+  longer.vllm.max_model_len = 65536;
+  longer.context_tokens = 65536;
+  auto lengthened = Estimate(*spec, longer);
+  ASSERT_TRUE(lengthened.ok()) << lengthened.status();
+  EXPECT_EQ(lengthened->stages[0].kv_blocks_per_sequence, 121 + 3);  // ceil(65536 / 544) = 121
+}
+
+TEST(Qwen3NextTest, VllmRefusesWhatItDoesNotServe) {
+  auto spec = ParseModelConfig(Qwen3Next().dump());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EstimateRequest req;
+  req.engine = Engine::kVllm;
+  req.gpu_memory_bytes = 140 * kGiB;
+  req.parallelism.tp = 2;
+  req.vllm.max_model_len = 8192;
+  req.vllm.version = "0.10.1";
+  auto old = Estimate(*spec, req);
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.status().message().find("vllm.version=0.10.1"), std::string::npos) << old.status();
+  EXPECT_NE(old.status().message().find("0.10.2"), std::string::npos) << old.status();
+  req.vllm.version = "0.10.2";
+  EXPECT_TRUE(Estimate(*spec, req).ok());
+  req.vllm.version = "";
+  EstimateRequest mtp = req;
+  mtp.vllm.speculative_method = SpeculativeMethod::kMtp;
+  mtp.vllm.num_speculative_tokens = 1;
+  auto drafted = Estimate(*spec, mtp);
+  ASSERT_FALSE(drafted.ok());
+  EXPECT_NE(drafted.status().message().find("vllm.speculative_method=mtp"), std::string::npos)
+      << drafted.status();
+  // Every layer linear: no attention page to align the state to.
+  json config = Qwen3Next();
+  config["layer_types"] = json::array();
+  for (int i = 0; i < 48; ++i) config["layer_types"].push_back("linear_attention");
+  auto all_linear = ParseModelConfig(config.dump());
+  ASSERT_TRUE(all_linear.ok()) << all_linear.status();
+  auto refused = Estimate(*all_linear, req);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("on every layer"), std::string::npos)
+      << refused.status();
+}
+
 TEST(Qwen3NextTest, EnginesNotModelledAndBadConfigs) {
   auto spec = ParseModelConfig(Qwen3Next().dump());
   ASSERT_TRUE(spec.ok()) << spec.status();
-  for (Engine e : {Engine::kVllm, Engine::kSglang, Engine::kOpenvino, Engine::kLlamaCpp}) {
+  for (Engine e : {Engine::kSglang, Engine::kOpenvino, Engine::kLlamaCpp}) {
     EstimateRequest req;
     req.engine = e;
     req.gpu_memory_bytes = 140 * kGiB;
