@@ -578,8 +578,23 @@ TEST(EstimateCliTest, LinearAttentionModelOnVllm) {
   Result compare = RunArgs(
       {"estimate", model, "--gpu=H200", "--tp=2", "--max-model-len=32768", "--compare-engines"});
   ASSERT_EQ(compare.code, kExitOk) << compare.err;
-  EXPECT_NE(compare.out.find("engine=sglang is not modelled for it"), std::string::npos)
+  EXPECT_NE(compare.out.find("engine=openvino is not modelled for it"), std::string::npos)
       << compare.out;
+  EXPECT_NE(compare.out.find("sglang           yes"), std::string::npos) << compare.out;
+  // SGLang's state pool flags reach its launch line.
+  auto sglang = RunJson({"estimate", model, "--engine=sglang", "--gpu=H200", "--tp=2",
+                         "--context-length=32768", "--context=32768", "--max-mamba-cache-size=90",
+                         "--mamba-ssm-dtype=bfloat16", "--output=json"});
+  EXPECT_NE(sglang["launch_command"].get<std::string>().find(
+                "--max-mamba-cache-size 90 --mamba-ssm-dtype bfloat16"),
+            std::string::npos)
+      << sglang.dump();
+  EXPECT_NE(sglang["notes"].dump().find("90 states of 19759104 bytes"), std::string::npos)
+      << sglang.dump();
+  Result bad = RunArgs(
+      {"estimate", model, "--engine=sglang", "--gpu=H200", "--tp=2", "--mamba-ssm-dtype=int4"});
+  EXPECT_EQ(bad.code, kExitError) << bad.out;
+  EXPECT_NE(bad.err.find("sglang.mamba_ssm_dtype=\"int4\""), std::string::npos) << bad.err;
 }
 
 // --compare-engines with speculative decoding: the SGLang row drafts as the vLLM flags say (a draft

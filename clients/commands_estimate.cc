@@ -160,7 +160,11 @@ absl::StatusOr<estimator::SglangConfig> SglangFromFlags(const FlagSet& f,
       .swa_full_tokens_ratio = f.GetDouble("swa-full-tokens-ratio"),
       .disable_hybrid_swa_memory = f.GetBool("disable-hybrid-swa-memory"),
       .enable_piecewise_cuda_graph = f.GetBool("enable-piecewise-cuda-graph"),
-      .piecewise_cuda_graph_max_tokens = f.GetInt("piecewise-cuda-graph-max-tokens")};
+      .piecewise_cuda_graph_max_tokens = f.GetInt("piecewise-cuda-graph-max-tokens"),
+      .max_mamba_cache_size = f.GetInt("max-mamba-cache-size"),
+      .mamba_full_memory_ratio = f.GetDouble("mamba-full-memory-ratio"),
+      .mamba_ssm_dtype = f.GetString("mamba-ssm-dtype"),
+      .disable_radix_cache = f.GetBool("disable-radix-cache")};
   const bool speculative = f.IsSet("speculative-algorithm") || f.IsSet("speculative-num-steps") ||
                            f.IsSet("speculative-eagle-topk") ||
                            f.IsSet("speculative-num-draft-tokens");
@@ -1392,6 +1396,16 @@ FlagSet EstimateFlags() {
          "each, reserved from the fraction)");
   f.Int("piecewise-cuda-graph-max-tokens", 0,
         "sglang --piecewise-cuda-graph-max-tokens (0: the chunked-prefill size; MLA: 2048)");
+  f.Int("max-mamba-cache-size", 0,
+        "sglang --max-mamba-cache-size: linear-attention states pooled (0: from "
+        "--mamba-full-memory-ratio)");
+  f.Double("mamba-full-memory-ratio", 0,
+           "sglang --mamba-full-memory-ratio: state pool over KV pool, linear-attention models "
+           "(0: 0.9)");
+  f.String("mamba-ssm-dtype", "",
+           "sglang --mamba-ssm-dtype: the recurrent state's dtype (float32, bfloat16, float16; "
+           "default float32)");
+  f.Bool("disable-radix-cache", false, "sglang --disable-radix-cache");
   f.Int("max-loras-per-batch", estimator::SglangConfig{}.max_loras_per_batch,
         "sglang --max-loras-per-batch, with --enable-lora (and --max-lora-rank, required)");
   f.String("lora-target-modules", "",

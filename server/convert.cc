@@ -336,6 +336,10 @@ absl::Status FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
   d.disable_hybrid_swa_memory = g.disable_hybrid_swa_memory();
   d.enable_piecewise_cuda_graph = g.enable_piecewise_cuda_graph();
   d.piecewise_cuda_graph_max_tokens = g.piecewise_cuda_graph_max_tokens();
+  d.max_mamba_cache_size = g.max_mamba_cache_size();
+  d.mamba_full_memory_ratio = g.mamba_full_memory_ratio();
+  d.mamba_ssm_dtype = g.mamba_ssm_dtype();
+  d.disable_radix_cache = g.disable_radix_cache();
   ASSIGN_OR_RETURN(d.speculative_algorithm,
                    estimator::SglangSpeculativeNames().Parse("sglang.speculative_algorithm",
                                                              g.speculative_algorithm()));
@@ -366,6 +370,10 @@ void ToProto(const estimator::SglangConfig& d, v1::SglangConfig* g) {
   g->set_disable_hybrid_swa_memory(d.disable_hybrid_swa_memory);
   g->set_enable_piecewise_cuda_graph(d.enable_piecewise_cuda_graph);
   g->set_piecewise_cuda_graph_max_tokens(d.piecewise_cuda_graph_max_tokens);
+  g->set_max_mamba_cache_size(d.max_mamba_cache_size);
+  g->set_mamba_full_memory_ratio(d.mamba_full_memory_ratio);
+  g->set_mamba_ssm_dtype(d.mamba_ssm_dtype);
+  g->set_disable_radix_cache(d.disable_radix_cache);
 }
 
 absl::Status FromProto(const v1::OpenvinoConfig& p, estimator::OpenvinoConfig& c) {

@@ -118,6 +118,16 @@ inline constexpr int kVllmEncoderOnlyFromMinor = 11;
 // versions read (0.11, 0.19 and later, where vllm/platforms/interface.py
 // _align_hybrid_block_size keeps the same arithmetic).
 inline constexpr VllmVersion kVllmLinearAttentionFrom{0, 10, 2};
+// SGLang's state pool for them is modelled as read at 0.5.10 (the default release here):
+// model_runner's _handle_max_mamba_cache splitting the pool by mamba_full_memory_ratio and
+// _calculate_mamba_ratio's three states per running request with the radix cache
+// (MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO, the no_buffer strategy); earlier releases, which
+// disabled the radix cache for these models, are refused.
+inline constexpr VllmVersion kSglangLinearAttentionFrom{0, 5, 10};
+// mamba_full_memory_ratio's default (server_args.py) and the states a running request holds with
+// and without the radix cache (_calculate_mamba_ratio).
+inline constexpr double kSglangMambaFullMemoryRatio = 0.9;
+inline constexpr int64_t kSglangMambaStatesPerRequest = 3;
 
 // CUDA-graph memory of vLLM's piecewise capture with the default 67 capture sizes (1, 2, 4, then
 // multiples of 8 up to 512): a fixed pool plus a part per decoder layer on the rank (each layer

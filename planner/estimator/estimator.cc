@@ -133,8 +133,9 @@ absl::Status ValidateEncoderRequest(const ModelSpec& spec, const EstimateRequest
 // 0.10.2, on V0: vllm/model_executor/models/registry.py _PREVIOUSLY_SUPPORTED_MODELS; the other
 // engines' cross-attention caches are not modelled). qwen3_next's linear attention with a
 // per-sequence state: also vLLM's hybrid allocator from the release that added the model
-// (vllm_model.cc KvGroups), without a draft beside it; SGLang's mamba pool, llama.cpp's recurrent
-// cells and OpenVINO are not modelled. Refused there rather than estimated as attention.
+// (vllm_model.cc KvGroups) and SGLang's mamba state pool (sglang_model.cc), without a draft or
+// LoRA beside them; llama.cpp's recurrent cells and OpenVINO are not modelled. Refused there
+// rather than estimated as attention.
 absl::Status ValidateLayerEngines(const ModelSpec& spec, const EstimateRequest& r) {
   if (r.engine == Engine::kHfTransformers || r.engine == Engine::kTraining) {
     return absl::OkStatus();
@@ -156,6 +157,10 @@ absl::Status ValidateLayerEngines(const ModelSpec& spec, const EstimateRequest& 
                          kVllmLinearAttentionFrom.ToString(),
                          " on (Qwen3NextForCausalLM, V1's hybrid KV cache)"));
       }
+      if (v.enable_lora) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "vllm.enable_lora: ", what, "; LoRA slots on its projections are not modelled"));
+      }
       if (v.draft != nullptr || v.speculative_method == SpeculativeMethod::kMtp) {
         return absl::InvalidArgumentError(absl::StrCat(
             "vllm.speculative_method=", SpeculativeMethodNames().Name(v.speculative_method), ": ",
@@ -173,6 +178,28 @@ absl::Status ValidateLayerEngines(const ModelSpec& spec, const EstimateRequest& 
       }
       return absl::OkStatus();
     }
+    if (r.engine == Engine::kSglang) {
+      const SglangConfig& g = r.sglang;
+      if (!g.version.empty()) {
+        ASSIGN_OR_RETURN(const VllmVersion version, ParseVllmVersion("sglang.version", g.version));
+        if (version < kSglangLinearAttentionFrom) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "sglang.version=", g.version, ": ", what,
+              ", whose state pool is modelled as read at ", kSglangLinearAttentionFrom.ToString(),
+              " (earlier releases sized it differently)"));
+        }
+      }
+      if (g.speculative_algorithm != SglangSpeculative::kNone) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sglang.speculative_algorithm=", SglangSpeculativeNames().Name(g.speculative_algorithm),
+            ": ", what, "; SGLang's intermediate speculative states are not modelled"));
+      }
+      if (g.enable_lora) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sglang.enable_lora: ", what, "; LoRA buffers on its projections are not modelled"));
+      }
+      return absl::OkStatus();
+    }
   } else {
     return absl::OkStatus();
   }
@@ -183,7 +210,7 @@ absl::Status ValidateLayerEngines(const ModelSpec& spec, const EstimateRequest& 
                        ? (r.engine == Engine::kVllm
                               ? "; vLLM removed MllamaForConditionalGeneration after 0.10.2"
                               : "")
-                       : ", and vllm",
+                       : ", and vllm and sglang",
                    ")"));
 }
 
@@ -329,6 +356,19 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
       RETURN_IF_ERROR(
           range("sglang.max_running_requests", g.max_running_requests, 0, kMaxSequences));
       RETURN_IF_ERROR(range("sglang.page_size", g.page_size, 1, 4096));
+      RETURN_IF_ERROR(
+          range("sglang.max_mamba_cache_size", g.max_mamba_cache_size, 0, kMaxSequences));
+      if (!(g.mamba_full_memory_ratio >= 0 && g.mamba_full_memory_ratio <= 100)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("sglang.mamba_full_memory_ratio=", g.mamba_full_memory_ratio,
+                         " must be in (0, 100] (0: SGLang's 0.9)"));
+      }
+      if (!g.mamba_ssm_dtype.empty() && g.mamba_ssm_dtype != "float32" &&
+          g.mamba_ssm_dtype != "bfloat16" && g.mamba_ssm_dtype != "float16") {
+        return absl::InvalidArgumentError(absl::StrCat("sglang.mamba_ssm_dtype=\"",
+                                                       g.mamba_ssm_dtype,
+                                                       "\" must be float32, bfloat16 or float16"));
+      }
       if (g.enable_lora) {
         RETURN_IF_ERROR(range("sglang.max_loras_per_batch", g.max_loras_per_batch, 1, 1024));
         if (g.max_lora_rank <= 0) {

@@ -228,6 +228,16 @@ std::string SglangLaunchCommand(const std::string& model, const EstimateRequest&
     absl::StrAppend(&line, " --swa-full-tokens-ratio ", request.sglang.swa_full_tokens_ratio);
   }
   const SglangConfig& g = request.sglang;
+  if (g.max_mamba_cache_size > 0) {
+    absl::StrAppend(&line, " --max-mamba-cache-size ", g.max_mamba_cache_size);
+  }
+  if (g.mamba_full_memory_ratio > 0) {
+    absl::StrAppend(&line, " --mamba-full-memory-ratio ", g.mamba_full_memory_ratio);
+  }
+  if (!g.mamba_ssm_dtype.empty()) {
+    absl::StrAppend(&line, " --mamba-ssm-dtype ", ShellQuote(g.mamba_ssm_dtype));
+  }
+  if (g.disable_radix_cache) absl::StrAppend(&line, " --disable-radix-cache");
   if (g.speculative_algorithm != SglangSpeculative::kNone) {
     // Every speculative number written out: SGLang's auto-choice depends on the architecture.
     absl::StrAppend(&line, " --speculative-algorithm ",
@@ -382,6 +392,37 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
         internal::LayerKvBytesPerToken(*draft, draft_spec->attention(static_cast<int>(l)));
   }
 
+  // Hybrid linear-attention models (qwen3_next, ValidateRequest: no speculation): each linear
+  // layer's state per request, conv [conv_dim / tp, kernel - 1] in the model dtype and recurrent
+  // [Hv / tp, Dv, Dk] in --mamba-ssm-dtype (float32 by default; configs/mamba_utils.py
+  // Mamba2StateShape.create, Mamba2CacheParams.mamba_cache_per_req). Without
+  // --max-mamba-cache-size the pool after the weights is split so the states take
+  // ratio / (1 + ratio) of it (model_runner _handle_max_mamba_cache; with --disable-radix-cache
+  // and --max-running-requests, that many states), and the KV tokens get the rest.
+  const double mamba_ratio =
+      g.mamba_full_memory_ratio > 0 ? g.mamba_full_memory_ratio : kSglangMambaFullMemoryRatio;
+  const int64_t ssm_bytes =
+      g.mamba_ssm_dtype == "bfloat16" || g.mamba_ssm_dtype == "float16" ? 2 : 4;
+  auto state_per_request = [&](int64_t first, int64_t last) {
+    int64_t bytes = 0;
+    for (int64_t l = first; l < last; ++l) {
+      const AttentionSpec& a = spec.attention(static_cast<int>(l));
+      if (!a.linear_attention) continue;
+      bytes += (a.linear_conv_kernel - 1) * internal::CeilDiv(a.linear_conv_dim, p.tp) * c.a +
+               internal::CeilDiv(a.num_heads, p.tp) * a.v_head_dim * a.head_dim * ssm_bytes;
+    }
+    return bytes;
+  };
+  auto mamba_states = [&](int64_t rest, int64_t per_request) -> int64_t {
+    if (per_request == 0) return 0;
+    if (g.max_mamba_cache_size > 0) return g.max_mamba_cache_size;
+    if (g.disable_radix_cache && g.max_running_requests > 0) return g.max_running_requests;
+    if (rest <= 0) return 0;
+    return static_cast<int64_t>(static_cast<double>(rest) * mamba_ratio / (1 + mamba_ratio)) /
+           per_request;
+  };
+  int64_t states = -1, states_low = -1, state_bytes = 0;
+
   // The pool of each stage first: the request table is sized from the replica's tokens.
   int64_t tokens = -1, tokens_low = -1;            // profiled
   int64_t full_tokens = -1, full_tokens_low = -1;  // a full-attention layer's (hybrid SWA split)
@@ -428,15 +469,25 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
       if (bytes <= 0 || sizing_cell <= 0) return 0;
       return bytes / sizing_cell / g.page_size * g.page_size;
     };
+    const int64_t per_request = state_per_request(first, last);
+    const int64_t stage_states = mamba_states(rest, per_request);
+    const int64_t stage_states_low = mamba_states(s.available_kv_cache_low_bytes, per_request);
+    if (per_request > 0) {
+      states = states < 0 ? stage_states : std::min(states, stage_states);
+      states_low = states_low < 0 ? stage_states_low : std::min(states_low, stage_states_low);
+      state_bytes = std::max(state_bytes, per_request);
+    }
     // The request table (init_memory_pool's max_num_reqs) and a draft's pool
     // (draft_runner_cache_size) take the profiled count, before a hybrid split.
-    const int64_t profiled = to_tokens(rest);
-    const int64_t profiled_low = to_tokens(s.available_kv_cache_low_bytes);
+    const int64_t profiled = to_tokens(rest - stage_states * per_request);
+    const int64_t profiled_low =
+        to_tokens(s.available_kv_cache_low_bytes - stage_states_low * per_request);
     const auto [full, swa] = split(profiled);
     s.kv_cache_tokens = full;
     s.kv_cache_tokens_low = split(profiled_low).first;
     s.kv_cache_bytes = full * (target_cell - swa_cell) + swa * swa_cell +
-                       profiled * (s.kv_cache_bytes_per_token - target_cell);
+                       profiled * (s.kv_cache_bytes_per_token - target_cell) +
+                       stage_states * per_request;
     if (hybrid) {
       swa_tokens = stage == 0 ? swa : std::min(swa_tokens, swa);
       const int64_t swa_low = split(profiled_low).second;
@@ -447,6 +498,12 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     full_tokens = full_tokens < 0 ? full : std::min(full_tokens, full);
     full_tokens_low = full_tokens_low < 0 ? s.kv_cache_tokens_low
                                           : std::min(full_tokens_low, s.kv_cache_tokens_low);
+    if (out.reason.empty() && per_request > 0 && stage_states_low <= 0) {
+      out.reason = absl::StrCat(
+          "stage ", stage, ": no linear-attention state fits (", per_request,
+          " bytes per request) at the low end of the band (SGLang: \"Not enough GPU memory for "
+          "hybrid (mamba/linear-attention) state cache\")");
+    }
     if (out.reason.empty() && s.kv_cache_tokens_low <= 0) {
       out.reason =
           absl::StrCat("stage ", stage, ": weights ", BytesToGiB(s.weights_bytes),
@@ -457,7 +514,7 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     }
     out.stages.push_back(s);
   }
-  const int64_t max_running =
+  int64_t max_running =
       r.max_running_requests > 0
           ? r.max_running_requests
           : std::min<int64_t>(
@@ -465,6 +522,14 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
                                                        static_cast<double>(context_len) * 512),
                                   2048),
                 4096);
+  // A running request holds one state, three with the radix cache (the cached prefix's and the
+  // ones in flight: _calculate_mamba_ratio), whatever max_running_requests says.
+  const int64_t states_per_request = g.disable_radix_cache ? 1 : kSglangMambaStatesPerRequest;
+  int64_t max_running_low = max_running;
+  if (states >= 0) {
+    max_running = std::min(max_running, states / states_per_request);
+    max_running_low = std::min(max_running_low, states_low / states_per_request);
+  }
   // init_memory: each row holds context_len + 4 (+ the draft tokens when speculating) slots.
   const int64_t req_to_token = 4 * (max_running + 1) * (context_len + 4 + r.num_draft_tokens);
   for (StageMemory& s : out.stages) {
@@ -498,7 +563,20 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   out.kv_cache_tokens = std::max<int64_t>(full_tokens, 0);
   out.kv_cache_tokens_low = std::max<int64_t>(full_tokens_low, 0);
   out.max_concurrency = std::min(max_running, out.kv_cache_tokens / context);
-  out.max_concurrency_low = std::min(max_running, out.kv_cache_tokens_low / context);
+  out.max_concurrency_low = std::min(max_running_low, out.kv_cache_tokens_low / context);
+  if (states >= 0) {
+    out.notes.push_back(absl::StrCat(
+        "SGLang linear-attention state pool: ", states, " states of ", state_bytes,
+        " bytes (recurrent state in ", g.mamba_ssm_dtype.empty() ? "float32" : g.mamba_ssm_dtype,
+        g.max_mamba_cache_size > 0
+            ? ", --max-mamba-cache-size"
+            : absl::StrCat(", mamba_full_memory_ratio ", mamba_ratio, ": ",
+                           static_cast<int>(std::lround(100 * mamba_ratio / (1 + mamba_ratio))),
+                           "% of the pool"),
+        "), ", states_per_request, " per running request",
+        g.disable_radix_cache ? "" : " with the radix cache", ": at most ",
+        states / states_per_request, " running requests"));
+  }
   if (hybrid) {
     // In the sliding layers' pool a decoding sequence keeps its window (SWA eviction frees what
     // falls out of it), and the prefill chunk in flight takes its tokens until it is evicted.
@@ -554,8 +632,11 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   // The radix (prefix) cache is on unless --disable-radix-cache: sequences that share a prefix
   // share its pooled tokens, so it changes capacity, never the bytes.
   out.notes.push_back(
-      "SGLang's radix prefix cache changes capacity, not memory: sequences sharing a prefix hold "
-      "its tokens once, so the sequences above assume none is shared");
+      g.disable_radix_cache
+          ? "SGLang's radix prefix cache is off (--disable-radix-cache): no sequence shares a "
+            "prefix's tokens"
+          : "SGLang's radix prefix cache changes capacity, not memory: sequences sharing a prefix "
+            "hold its tokens once, so the sequences above assume none is shared");
   bool sliding = false;
   for (int64_t l = 0; l < spec.num_layers; ++l) {
     sliding |= spec.attention(static_cast<int>(l)).sliding_window > 0;

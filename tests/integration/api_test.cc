@@ -1128,7 +1128,8 @@ TEST_F(ApiTest, EstimateEncoderOnlyModel) {
 
 // A hybrid linear-attention model through the API on vLLM: the response is the offline
 // estimator's (vLLM's 544-token attention block, a state page per sequence), its band is widened
-// for a path the calibration files do not hold, and SGLang, not modelled for it, is refused.
+// for a path the calibration files do not hold; SGLang's state pool flags travel through it; and
+// OpenVINO, not modelled for it, is refused.
 TEST_F(ApiTest, EstimateLinearAttentionModelOnVllm) {
   const std::string config = testing::TestModel("qwen3-next-80b-a3b");
   v1::EstimateRequest req;
@@ -1166,7 +1167,27 @@ TEST_F(ApiTest, EstimateLinearAttentionModelOnVllm) {
   }
   EXPECT_TRUE(block);
   EXPECT_TRUE(widened);
+  // SGLang's state pool settings travel through the API: 90 states, 3 per running request.
   req.set_engine(v1::ENGINE_SGLANG);
+  req.mutable_sglang()->set_context_length(32768);
+  req.mutable_sglang()->set_max_mamba_cache_size(90);
+  req.mutable_sglang()->set_mamba_ssm_dtype("bfloat16");
+  grpc::ClientContext sglang;
+  Auth(sglang, kReader);
+  s = estimator_->Estimate(&sglang, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.max_concurrency(), 30);
+  EXPECT_NE(resp.launch_command().find("--max-mamba-cache-size 90 --mamba-ssm-dtype bfloat16"),
+            std::string::npos)
+      << resp.launch_command();
+  req.mutable_sglang()->set_mamba_ssm_dtype("int4");
+  grpc::ClientContext bad_dtype;
+  Auth(bad_dtype, kReader);
+  s = estimator_->Estimate(&bad_dtype, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("sglang.mamba_ssm_dtype"), std::string::npos)
+      << s.error_message();
+  req.set_engine(v1::ENGINE_OPENVINO);
   grpc::ClientContext bad;
   Auth(bad, kReader);
   s = estimator_->Estimate(&bad, req, &resp);

@@ -3,6 +3,7 @@
 // load); the linear layers' per-sequence state next to the full layers' per-token KV; the engines
 // not modelled for it refused by name.
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,7 @@
 #include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
+#include "planner/estimator/sglang.h"
 #include "planner/estimator/testing/test_models.h"
 
 namespace fleetplan::estimator {
@@ -182,10 +184,113 @@ TEST(Qwen3NextTest, VllmRefusesWhatItDoesNotServe) {
       << refused.status();
 }
 
+// SGLang's mamba state pool (sglang_model.cc), worked by hand: at tp=2 a linear layer's state is
+// conv [4096, 3] bf16 + recurrent [16, 128, 128] fp32 = 1,073,152 bytes, 38,633,472 for the 36
+// layers (Mamba2CacheParams.mamba_cache_per_req); the states take 0.9 / 1.9 of the pool after the
+// weights, the 12 full layers' 1024-byte cells the rest, and a running request holds three states
+// with the radix cache.
+TEST(Qwen3NextTest, SglangSplitsThePoolBetweenStatesAndTokens) {
+  auto spec = ParseModelConfig(Qwen3Next().dump());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EstimateRequest req;
+  req.engine = Engine::kSglang;
+  req.gpu_memory_bytes = 140 * kGiB;
+  req.parallelism.tp = 2;
+  req.sglang.context_length = 32768;
+  req.context_tokens = 32768;
+  req.concurrency = 8;
+  auto est = Estimate(*spec, req);
+  ASSERT_TRUE(est.ok()) << est.status();
+  const StageMemory& s = est->stages[0];
+  const int64_t per_request = 38'633'472;
+  const int64_t rest = s.available_kv_cache_bytes;
+  const int64_t states = static_cast<int64_t>(static_cast<double>(rest) * 0.9 / 1.9) / per_request;
+  ASSERT_GT(states, 3);
+  EXPECT_EQ(s.kv_cache_tokens, (rest - states * per_request) / (12 * 1024));
+  EXPECT_EQ(s.kv_cache_bytes, s.kv_cache_tokens * 12 * 1024 + states * per_request);
+  // At 32K tokens a sequence the tokens bind (70 sequences, 221 running requests' states)...
+  EXPECT_EQ(est->max_concurrency, s.kv_cache_tokens / 32768);
+  EXPECT_LT(est->max_concurrency, states / 3);
+  // ... at 4K the states do.
+  EstimateRequest short_context = req;
+  short_context.context_tokens = 4096;
+  auto shorter = Estimate(*spec, short_context);
+  ASSERT_TRUE(shorter.ok()) << shorter.status();
+  EXPECT_EQ(shorter->max_concurrency, states / 3);
+  bool noted = false;
+  for (const std::string& n : est->notes) {
+    noted |=
+        n.find(absl::StrCat(states, " states of ", per_request, " bytes")) != std::string::npos;
+  }
+  EXPECT_TRUE(noted);
+
+  // A bf16 recurrent state halves it; a fixed --max-mamba-cache-size leaves the rest to tokens.
+  EstimateRequest bf16 = req;
+  bf16.sglang.mamba_ssm_dtype = "bfloat16";
+  bf16.sglang.max_mamba_cache_size = 90;
+  auto half = Estimate(*spec, bf16);
+  ASSERT_TRUE(half.ok()) << half.status();
+  EXPECT_EQ(half->stages[0].kv_cache_tokens,
+            (half->stages[0].available_kv_cache_bytes - 90 * 19'759'104) / (12 * 1024));
+  EXPECT_EQ(half->max_concurrency, 30);  // 90 states / 3
+  const std::string line = SglangLaunchCommand("Qwen/Qwen3-Next-80B-A3B-Instruct", bf16, *half);
+  EXPECT_NE(line.find("--max-mamba-cache-size 90 --mamba-ssm-dtype bfloat16"), std::string::npos)
+      << line;
+
+  // Without the radix cache a running request holds one state: max_running_requests of them.
+  EstimateRequest no_radix = req;
+  no_radix.sglang.disable_radix_cache = true;
+  no_radix.sglang.max_running_requests = 40;
+  auto one = Estimate(*spec, no_radix);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->stages[0].kv_cache_bytes - one->stages[0].kv_cache_tokens * 12 * 1024,
+            40 * per_request);
+  EXPECT_EQ(one->max_concurrency, std::min<int64_t>(40, one->kv_cache_tokens / 32768));
+  EXPECT_GT(one->max_concurrency, est->max_concurrency / 3);
+
+  // A larger ratio gives the states more of the pool and the tokens less.
+  EstimateRequest ratio = req;
+  ratio.sglang.mamba_full_memory_ratio = 2.0;
+  auto more = Estimate(*spec, ratio);
+  ASSERT_TRUE(more.ok()) << more.status();
+  EXPECT_LT(more->kv_cache_tokens, est->kv_cache_tokens);
+  EXPECT_GT(more->stages[0].kv_cache_bytes - more->stages[0].kv_cache_tokens * 12 * 1024,
+            states * per_request);
+
+  struct Bad {
+    const char* what;
+    void (*set)(SglangConfig&);
+    const char* expect;
+  } bad[] = {
+      {"old", [](SglangConfig& g) { g.version = "0.5.9"; }, "sglang.version=0.5.9"},
+      {"ngram", [](SglangConfig& g) { g.speculative_algorithm = SglangSpeculative::kNgram; },
+       "sglang.speculative_algorithm=NGRAM"},
+      {"lora",
+       [](SglangConfig& g) {
+         g.enable_lora = true;
+         g.max_lora_rank = 16;
+       },
+       "sglang.enable_lora"},
+      {"dtype", [](SglangConfig& g) { g.mamba_ssm_dtype = "int8"; }, "sglang.mamba_ssm_dtype"},
+      {"ratio", [](SglangConfig& g) { g.mamba_full_memory_ratio = -1; },
+       "sglang.mamba_full_memory_ratio=-1"},
+      {"states", [](SglangConfig& g) { g.max_mamba_cache_size = -5; },
+       "sglang.max_mamba_cache_size=-5"},
+  };
+  for (const Bad& b : bad) {
+    EstimateRequest r = req;
+    b.set(r.sglang);
+    auto refused = Estimate(*spec, r);
+    ASSERT_FALSE(refused.ok()) << b.what;
+    EXPECT_NE(refused.status().message().find(b.expect), std::string::npos)
+        << b.what << ": " << refused.status();
+  }
+}
+
 TEST(Qwen3NextTest, EnginesNotModelledAndBadConfigs) {
   auto spec = ParseModelConfig(Qwen3Next().dump());
   ASSERT_TRUE(spec.ok()) << spec.status();
-  for (Engine e : {Engine::kSglang, Engine::kOpenvino, Engine::kLlamaCpp}) {
+  for (Engine e : {Engine::kOpenvino, Engine::kLlamaCpp}) {
     EstimateRequest req;
     req.engine = e;
     req.gpu_memory_bytes = 140 * kGiB;
