@@ -575,6 +575,20 @@ TEST(EstimateCliTest, LinearAttentionModelOnVllm) {
   EXPECT_EQ(j["kv_cache_tokens"].get<int64_t>() % 544, 0) << j.dump();
   EXPECT_NE(j["notes"].dump().find("attention block size to 544 tokens"), std::string::npos)
       << j.dump();
+  // The vllm serve line fleetplan reads knows the state dtype flags: an fp32 recurrent state
+  // grows the block to 1056 tokens.
+  const std::string dir = ::testing::TempDir() + "/fleetplan_qwen3_next_model";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(
+      std::string(FLEETPLAN_TESTDATA_DIR) + "/models/qwen3-next-80b-a3b.json", dir + "/config.json",
+      std::filesystem::copy_options::overwrite_existing);
+  auto served = RunJson({"estimate",
+                         "--vllm=vllm serve " + dir +
+                             " --tensor-parallel-size 2 --max-model-len 32768 "
+                             "--mamba-ssm-cache-dtype float32",
+                         "--gpu=H200", "--output=json"});
+  EXPECT_NE(served["notes"].dump().find("attention block size to 1056 tokens"), std::string::npos)
+      << served.dump();
   Result compare = RunArgs(
       {"estimate", model, "--gpu=H200", "--tp=2", "--max-model-len=32768", "--compare-engines"});
   ASSERT_EQ(compare.code, kExitOk) << compare.err;

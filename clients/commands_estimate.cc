@@ -232,7 +232,9 @@ absl::StatusOr<EstimateRequest> BuildRequest(const FlagSet& f, const estimator::
             .max_lora_rank = f.GetInt("max-lora-rank"),
             .max_cpu_loras = f.GetInt("max-cpu-loras"),
             .cpu_offload_gb = f.GetDouble("cpu-offload-gb"),
-            .swap_space_gb = f.GetDouble("swap-space")};
+            .swap_space_gb = f.GetDouble("swap-space"),
+            .mamba_cache_dtype = f.GetString("mamba-cache-dtype"),
+            .mamba_ssm_cache_dtype = f.GetString("mamba-ssm-cache-dtype")};
   const std::string attn = f.GetString("attn");
   const std::string phase = f.GetString("phase");
   const std::string logits = f.GetString("logits");
@@ -389,6 +391,8 @@ int RunRemoteEstimate(const Invocation& inv, const FlagSet& flags, const std::st
   req.mutable_vllm()->set_max_cpu_loras(flags.GetInt("max-cpu-loras"));
   req.mutable_vllm()->set_cpu_offload_gb(flags.GetDouble("cpu-offload-gb"));
   req.mutable_vllm()->set_swap_space_gb(flags.GetDouble("swap-space"));
+  req.mutable_vllm()->set_mamba_cache_dtype(flags.GetString("mamba-cache-dtype"));
+  req.mutable_vllm()->set_mamba_ssm_cache_dtype(flags.GetString("mamba-ssm-cache-dtype"));
   // Speculative decoding: a draft model travels as its config.json, a method as its name.
   if (!flags.GetString("draft-model").empty()) {
     absl::StatusOr<std::string> draft = ReadFileText("draft model", flags.GetString("draft-model"));
@@ -1348,6 +1352,12 @@ FlagSet EstimateFlags() {
            "--draft-model (default: a whole draft model, --draft-model)");
   f.Double("cpu-offload-gb", 0, "vLLM --cpu-offload-gb: GiB of each GPU's weights in host memory");
   f.Double("swap-space", 0, "vLLM --swap-space: V0's CPU KV blocks per GPU, GiB (0: 4)");
+  f.String("mamba-cache-dtype", "",
+           "vLLM --mamba-cache-dtype: linear-attention conv state (auto, float32, float16, "
+           "bfloat16; default auto: the model dtype)");
+  f.String("mamba-ssm-cache-dtype", "",
+           "vLLM --mamba-ssm-cache-dtype: linear-attention recurrent state (default auto: as the "
+           "conv state)");
   f.Bool("enable-lora", false, "vLLM --enable-lora: adapter slots on every rank");
   f.Int("max-loras", vllm.max_loras, "vLLM --max-loras: adapter slots per rank");
   f.Int("max-lora-rank", vllm.max_lora_rank, "vLLM --max-lora-rank");

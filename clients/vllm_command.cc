@@ -113,6 +113,8 @@ absl::StatusOr<VllmCommandLine> ParseVllmCommandLine(const std::string& command)
       {"--max-cpu-loras", "max-cpu-loras"},
       {"--cpu-offload-gb", "cpu-offload-gb"},
       {"--swap-space", "swap-space"},
+      {"--mamba-cache-dtype", "mamba-cache-dtype"},
+      {"--mamba-ssm-cache-dtype", "mamba-ssm-cache-dtype"},
   };
   bool expert_parallel = false;
   for (; i < words.size(); ++i) {

@@ -175,6 +175,8 @@ absl::Status FromProto(const v1::VllmConfig& v, estimator::VllmConfig& d) {
   d.draft_model = v.draft_model();
   d.cpu_offload_gb = v.cpu_offload_gb();
   d.swap_space_gb = v.swap_space_gb();
+  d.mamba_cache_dtype = v.mamba_cache_dtype();
+  d.mamba_ssm_cache_dtype = v.mamba_ssm_cache_dtype();
   if (!v.speculative_method().empty()) {
     ASSIGN_OR_RETURN(d.speculative_method, estimator::SpeculativeMethodNames().Parse(
                                                "vllm.speculative_method", v.speculative_method()));

@@ -282,6 +282,15 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
                                                        " and vllm.swap_space_gb=", v.swap_space_gb,
                                                        " must be in [0, 1048576] GiB"));
       }
+      for (const auto& [field, value] : {std::pair<const char*, const std::string&>{
+                                             "vllm.mamba_cache_dtype", v.mamba_cache_dtype},
+                                         {"vllm.mamba_ssm_cache_dtype", v.mamba_ssm_cache_dtype}}) {
+        if (!value.empty() && value != "auto" && value != "float32" && value != "float16" &&
+            value != "bfloat16") {
+          return absl::InvalidArgumentError(
+              absl::StrCat(field, "=\"", value, "\" must be auto, float32, float16 or bfloat16"));
+        }
+      }
       const bool eagle = IsEagleHead(v.speculative_method);
       if (eagle && v.draft == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat(

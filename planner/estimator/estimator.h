@@ -112,6 +112,12 @@ struct VllmConfig {
   // default of 4 GiB; V1 preempts by recomputation and allocates none). GiB (2^30).
   double cpu_offload_gb = 0;
   double swap_space_gb = 0;
+  // Linear-attention states (qwen3_next, vllm_model.cc KvGroups): --mamba-cache-dtype for the conv
+  // state and --mamba-ssm-cache-dtype for the recurrent one (vllm/config/cache.py MambaDType:
+  // auto, float32, float16, bfloat16; empty is auto: the model dtype, and the ssm one follows the
+  // conv one).
+  std::string mamba_cache_dtype;
+  std::string mamba_ssm_cache_dtype;
 };
 
 // SGLang's --speculative-algorithm: EAGLE and EAGLE3 (a draft checkpoint of a few layers),

@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <string>
+#include <utility>
 
 #include "absl/numeric/int128.h"
 #include "absl/strings/ascii.h"
@@ -126,6 +128,11 @@ std::string VllmServeCommand(absl::string_view model, const VllmFit& fit) {
   if (r.vllm.enforce_eager) absl::StrAppend(&line, " --enforce-eager");
   if (r.vllm.cpu_offload_gb > 0)
     absl::StrAppend(&line, " --cpu-offload-gb ", r.vllm.cpu_offload_gb);
+  for (const auto& [flag, value] : {std::pair<const char*, const std::string&>{
+                                        " --mamba-cache-dtype ", r.vllm.mamba_cache_dtype},
+                                    {" --mamba-ssm-cache-dtype ", r.vllm.mamba_ssm_cache_dtype}}) {
+    if (!value.empty() && value != "auto") absl::StrAppend(&line, flag, ShellQuote(value));
+  }
   if (IsEagleHead(r.vllm.speculative_method)) {
     const nlohmann::json config = {
         {"method", SpeculativeMethodNames().Name(r.vllm.speculative_method)},

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -160,14 +161,25 @@ struct KvGroups {
 // size asked for when that is larger (_align_hybrid_block_size takes the max of the two).
 constexpr int64_t kVllmHybridBlockAlignment = 16;
 
+// Bytes per element of a --mamba-cache-dtype / --mamba-ssm-cache-dtype value (ValidateRequest
+// checked it); auto (or empty) is `fallback`.
+int64_t MambaDTypeBytes(const std::string& dtype, int64_t fallback) {
+  if (dtype == "float32") return 4;
+  if (dtype == "float16" || dtype == "bfloat16") return 2;
+  return fallback;
+}
+
 // One linear-attention layer's state on this rank (see KvGroups): conv rows of kernel - 1 plus the
-// speculative tokens, the recurrent state [Hv / tp, Dv, Dk]; both in the model dtype (vLLM's
-// mamba_cache_dtype "auto").
+// speculative tokens in --mamba-cache-dtype (auto: the model dtype), the recurrent state
+// [Hv / tp, Dv, Dk] in --mamba-ssm-cache-dtype (auto: the conv state's; mamba_utils.py
+// MambaStateDtypeCalculator).
 int64_t LinearStateBytes(const RankContext& c, const AttentionSpec& a, int64_t speculative) {
   const int64_t tp = c.req.parallelism.tp;
+  const int64_t conv_elem = MambaDTypeBytes(c.req.vllm.mamba_cache_dtype, c.a);
+  const int64_t ssm_elem = MambaDTypeBytes(c.req.vllm.mamba_ssm_cache_dtype, conv_elem);
   const int64_t conv = (a.linear_conv_kernel - 1 + speculative) * CeilDiv(a.linear_conv_dim, tp);
   const int64_t recurrent = CeilDiv(a.num_heads, tp) * a.head_dim * a.v_head_dim;
-  return (conv + recurrent) * c.a;
+  return conv * conv_elem + recurrent * ssm_elem;
 }
 
 KvGroups GroupKvLayers(const RankContext& c, int64_t first, int64_t last, int64_t block,

@@ -14,6 +14,7 @@
 #include "planner/estimator/estimator.h"
 #include "planner/estimator/sglang.h"
 #include "planner/estimator/testing/test_models.h"
+#include "planner/estimator/vllm.h"
 
 namespace fleetplan::estimator {
 namespace {
@@ -139,6 +140,25 @@ TEST(Qwen3NextTest, VllmGrowsTheBlockToHoldTheState) {
   ASSERT_TRUE(drafted.ok()) << drafted.status();
   EXPECT_EQ(drafted->stages[0].kv_block_bytes, 560 * 1024 * 12);
   EXPECT_EQ(drafted->stages[0].kv_blocks_per_sequence, 59 + 3 * 3);  // ceil(32770 / 560) = 59
+
+  // An fp32 recurrent state (--mamba-ssm-cache-dtype float32): 24,576 + 1,048,576 bytes, a
+  // 16 x ceil(1073152 / 16384) = 1056-token block; the launch line carries the flag.
+  EstimateRequest fp32 = req;
+  fp32.vllm.mamba_ssm_cache_dtype = "float32";
+  auto wide = Estimate(*spec, fp32);
+  ASSERT_TRUE(wide.ok()) << wide.status();
+  EXPECT_EQ(wide->stages[0].kv_block_bytes, 1056 * 1024 * 12);
+  EXPECT_EQ(wide->stages[0].kv_blocks_per_sequence, 32 + 3);  // ceil(32768 / 1056) = 32
+  auto fit = FitVllm(*spec, fp32);
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  EXPECT_NE(VllmServeCommand("Qwen/Qwen3-Next-80B-A3B-Instruct", *fit)
+                .find("--mamba-ssm-cache-dtype float32"),
+            std::string::npos);
+  fp32.vllm.mamba_cache_dtype = "fp8";
+  auto bad = Estimate(*spec, fp32);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("vllm.mamba_cache_dtype=\"fp8\""), std::string::npos)
+      << bad.status();
 
   // More context costs attention blocks only.
   EstimateRequest longer = req;
