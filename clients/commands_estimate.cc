@@ -1413,7 +1413,7 @@ FlagSet EstimateFlags() {
            "sglang --mamba-full-memory-ratio: state pool over KV pool, linear-attention models "
            "(0: 0.9)");
   f.String("mamba-ssm-dtype", "",
-           "sglang --mamba-ssm-dtype: the recurrent state's dtype (float32, bfloat16, float16; "
+           "sglang --mamba-ssm-dtype: the recurrent state's dtype (float32 or bfloat16; "
            "default float32)");
   f.Bool("disable-radix-cache", false, "sglang --disable-radix-cache");
   f.Int("max-loras-per-batch", estimator::SglangConfig{}.max_loras_per_batch,

@@ -372,11 +372,11 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
             absl::StrCat("sglang.mamba_full_memory_ratio=", g.mamba_full_memory_ratio,
                          " must be in (0, 100] (0: SGLang's 0.9)"));
       }
+      // server_args.py MAMBA_SSM_DTYPE_CHOICES.
       if (!g.mamba_ssm_dtype.empty() && g.mamba_ssm_dtype != "float32" &&
-          g.mamba_ssm_dtype != "bfloat16" && g.mamba_ssm_dtype != "float16") {
-        return absl::InvalidArgumentError(absl::StrCat("sglang.mamba_ssm_dtype=\"",
-                                                       g.mamba_ssm_dtype,
-                                                       "\" must be float32, bfloat16 or float16"));
+          g.mamba_ssm_dtype != "bfloat16") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sglang.mamba_ssm_dtype=\"", g.mamba_ssm_dtype, "\" must be float32 or bfloat16"));
       }
       if (g.enable_lora) {
         RETURN_IF_ERROR(range("sglang.max_loras_per_batch", g.max_loras_per_batch, 1, 1024));

@@ -169,7 +169,7 @@ struct SglangConfig {
   // Hybrid linear-attention models (qwen3_next): the mamba state pool (sglang_model.cc).
   int64_t max_mamba_cache_size = 0;    // --max-mamba-cache-size (0: from the ratio below)
   double mamba_full_memory_ratio = 0;  // --mamba-full-memory-ratio (0: SGLang's 0.9)
-  std::string mamba_ssm_dtype;         // --mamba-ssm-dtype: float32 (empty), bfloat16, float16
+  std::string mamba_ssm_dtype;         // --mamba-ssm-dtype: float32 (empty) or bfloat16
   // --disable-radix-cache: no prefix sharing; a running request then holds one state, not three.
   bool disable_radix_cache = false;
 };

@@ -402,7 +402,7 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   const double mamba_ratio =
       g.mamba_full_memory_ratio > 0 ? g.mamba_full_memory_ratio : kSglangMambaFullMemoryRatio;
   const int64_t ssm_bytes =
-      g.mamba_ssm_dtype == "bfloat16" || g.mamba_ssm_dtype == "float16" ? 2 : 4;
+      g.mamba_ssm_dtype == "bfloat16" ? 2 : 4;
   auto state_per_request = [&](int64_t first, int64_t last) {
     int64_t bytes = 0;
     for (int64_t l = first; l < last; ++l) {
