@@ -341,6 +341,15 @@ TEST(EstimateCliTest, SglangEstimateAndLaunchLine) {
                 "--enable-piecewise-cuda-graph --piecewise-cuda-graph-max-tokens 4096"),
             std::string::npos)
       << piecewise["launch_command"];
+  // Adapters kept in host memory: host_bytes, the GPU unchanged, the flag in the line.
+  auto loaded =
+      RunJson({"estimate", "--model=" + kModels + "llama-3.1-8b-instruct.json", "--engine=sglang",
+               "--enable-lora", "--max-lora-rank=16", "--max-loaded-loras=10", "--output=json"});
+  // 10 adapters x 32 layers x 1,310,720 rank-16 elements x bf16.
+  EXPECT_EQ(loaded["host_bytes"], int64_t{10} * 32 * 1310720 * 2) << loaded.dump();
+  EXPECT_NE(loaded["launch_command"].get<std::string>().find("--max-loaded-loras 10"),
+            std::string::npos)
+      << loaded["launch_command"];
 }
 
 // --speculative-method: mtp drafts with the model's own MTP layers (GLM-4.5-Air's one), which

@@ -188,6 +188,7 @@ absl::StatusOr<estimator::SglangConfig> SglangFromFlags(const FlagSet& f,
     // SGLang has no rank default to assume: --max-lora-rank must be given.
     g.enable_lora = true;
     g.max_loras_per_batch = f.GetInt("max-loras-per-batch");
+    g.max_loaded_loras = f.GetInt("max-loaded-loras");
     g.max_lora_rank = f.IsSet("max-lora-rank") ? f.GetInt("max-lora-rank") : 0;
     g.lora_target_modules =
         absl::StrSplit(f.GetString("lora-target-modules"), ',', absl::SkipEmpty());
@@ -1418,6 +1419,9 @@ FlagSet EstimateFlags() {
   f.Bool("disable-radix-cache", false, "sglang --disable-radix-cache");
   f.Int("max-loras-per-batch", estimator::SglangConfig{}.max_loras_per_batch,
         "sglang --max-loras-per-batch, with --enable-lora (and --max-lora-rank, required)");
+  f.Int("max-loaded-loras", 0,
+        "sglang --max-loaded-loras: adapters kept whole in each rank's host memory (0: unbounded, "
+        "not counted)");
   f.String("lora-target-modules", "",
            "sglang --lora-target-modules, comma-separated (default: all: q,k,v,o,gate,up,down)");
   f.String("sglang-version", "",

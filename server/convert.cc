@@ -342,6 +342,7 @@ absl::Status FromProto(const v1::SglangConfig& g, estimator::SglangConfig& d) {
   d.mamba_full_memory_ratio = g.mamba_full_memory_ratio();
   d.mamba_ssm_dtype = g.mamba_ssm_dtype();
   d.disable_radix_cache = g.disable_radix_cache();
+  d.max_loaded_loras = g.max_loaded_loras();
   ASSIGN_OR_RETURN(d.speculative_algorithm,
                    estimator::SglangSpeculativeNames().Parse("sglang.speculative_algorithm",
                                                              g.speculative_algorithm()));
@@ -376,6 +377,7 @@ void ToProto(const estimator::SglangConfig& d, v1::SglangConfig* g) {
   g->set_mamba_full_memory_ratio(d.mamba_full_memory_ratio);
   g->set_mamba_ssm_dtype(d.mamba_ssm_dtype);
   g->set_disable_radix_cache(d.disable_radix_cache);
+  g->set_max_loaded_loras(d.max_loaded_loras);
 }
 
 absl::Status FromProto(const v1::OpenvinoConfig& p, estimator::OpenvinoConfig& c) {

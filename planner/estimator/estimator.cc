@@ -387,6 +387,13 @@ absl::Status ValidateRequest(const ModelSpec& spec, const EstimateRequest& r) {
                            "--lora-paths)"));
         }
         RETURN_IF_ERROR(range("sglang.max_lora_rank", g.max_lora_rank, 1, 4096));
+        RETURN_IF_ERROR(range("sglang.max_loaded_loras", g.max_loaded_loras, 0, 1 << 16));
+        // server_args.py check_lora_server_args: the batch's adapters must all be loaded.
+        if (g.max_loaded_loras > 0 && g.max_loaded_loras < g.max_loras_per_batch) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "sglang.max_loaded_loras=", g.max_loaded_loras, " is less than max_loras_per_batch=",
+              g.max_loras_per_batch, " (SGLang refuses this)"));
+        }
       }
       if (!g.version.empty())
         RETURN_IF_ERROR(ParseVllmVersion("sglang.version", g.version).status());

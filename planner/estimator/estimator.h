@@ -144,6 +144,9 @@ struct SglangConfig {
   int64_t max_loras_per_batch = 8;  // --max-loras-per-batch (SGLang's default)
   int64_t max_lora_rank = 0;        // --max-lora-rank (required: no adapters to infer it from)
   std::vector<std::string> lora_target_modules;  // --lora-target-modules
+  // --max-loaded-loras: adapters each rank's process keeps whole in host memory (lora_manager.py
+  // loads every adapter's tensors on the CPU); 0: unbounded, not counted.
+  int64_t max_loaded_loras = 0;
   // The SGLang release whose semantics apply ("0.5.10", "v0.5.11"); empty: 0.5.10. They differ
   // only for a speculative draft: up to 0.5.10 the draft is loaded after the target's KV pool is
   // sized and must fit a flat reserve; later releases count it before (sglang_model.cc).

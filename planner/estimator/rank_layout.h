@@ -77,6 +77,15 @@ struct LoraTargets {
 int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last, int64_t slots,
                       int64_t rank, const LoraTargets& targets = {});
 
+// Host memory of the LoRA adapters the engine keeps loaded on the CPU: each of the tp ranks'
+// processes holds `adapters` whole adapters (vLLM: WorkerLoRAManager loads each with
+// LoRAModel.from_local_checkpoint(device="cpu") into a cache of max_cpu_loras; SGLang: LoRAAdapter
+// initialize_weights, up to --max-loaded-loras), a whole adapter taken as tp times one slot on a
+// rank (`slot_bytes`; replicated lora_a rows count tp times: an over-estimate) in the model dtype.
+inline int64_t LoraHostBytes(int64_t slot_bytes, int64_t adapters, int64_t tp) {
+  return slot_bytes * tp * adapters * tp;
+}
+
 // Serving engines built on vLLM's layers (vllm_model.cc; SGLang shares them): the transient peak
 // of one forward of `tokens` tokens over layers [first, last) on one rank and, on the last stage,
 // of the sampler over `sampler_rows` rows of logits at `sampler_bytes_per_logit` fp32 scratch.

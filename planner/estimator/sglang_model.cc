@@ -251,6 +251,9 @@ std::string SglangLaunchCommand(const std::string& model, const EstimateRequest&
                     r.eagle_topk, " --speculative-num-draft-tokens ", r.num_draft_tokens);
   }
   if (request.sglang.enable_lora) {
+    if (request.sglang.max_loaded_loras > 0) {
+      absl::StrAppend(&line, " --max-loaded-loras ", request.sglang.max_loaded_loras);
+    }
     absl::StrAppend(&line, " --enable-lora --max-loras-per-batch ",
                     request.sglang.max_loras_per_batch, " --max-lora-rank ",
                     request.sglang.max_lora_rank, " --lora-target-modules ",
@@ -401,8 +404,7 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   // and --max-running-requests, that many states), and the KV tokens get the rest.
   const double mamba_ratio =
       g.mamba_full_memory_ratio > 0 ? g.mamba_full_memory_ratio : kSglangMambaFullMemoryRatio;
-  const int64_t ssm_bytes =
-      g.mamba_ssm_dtype == "bfloat16" ? 2 : 4;
+  const int64_t ssm_bytes = g.mamba_ssm_dtype == "bfloat16" ? 2 : 4;
   auto state_per_request = [&](int64_t first, int64_t last) {
     int64_t bytes = 0;
     for (int64_t l = first; l < last; ++l) {
@@ -597,11 +599,18 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
                                    ", cuda_graph_max_bs ", r.cuda_graph_max_bs,
                                    ", max_running_requests ", max_running));
   if (g.enable_lora) {
+    const int64_t host =
+        internal::LoraHostBytes(lora_bytes / g.max_loras_per_batch, g.max_loaded_loras, p.tp);
+    out.host_bytes += host;
     out.notes.push_back(absl::StrCat(
         "LoRA: ", g.max_loras_per_batch, " adapter slot(s) of rank ", g.max_lora_rank, " take ",
-        BytesToGiB(lora_bytes),
-        " GiB per rank (in weights_bytes), allocated before the KV pool; adapters loaded in host "
-        "memory (--max-loaded-loras) are not counted"));
+        BytesToGiB(lora_bytes), " GiB per rank (in weights_bytes), allocated before the KV pool; ",
+        g.max_loaded_loras > 0
+            ? absl::StrCat(g.max_loaded_loras, " adapters loaded in each of the ", p.tp,
+                           " rank(s)' host memory take ", BytesToGiB(host),
+                           " GiB in all (host_bytes)")
+            : "adapters loaded in host memory are not counted (no --max-loaded-loras bounds "
+              "them)"));
   }
   if (draft) {
     out.notes.push_back(absl::StrCat(

@@ -270,7 +270,8 @@ TEST(ServingLoraTest, SlotsTakeTheKvPool) {
             int64_t{32} * 32 * per_layer * 2);
   EXPECT_FALSE(lora->fits);
   EXPECT_LT(lora->max_concurrency_low, plain->max_concurrency_low);
-  EXPECT_GT(lora->host_bytes, 0) << "max_cpu_loras (default max_loras) adapters in host memory";
+  // max_cpu_loras (default max_loras: 32) whole adapters in the rank's host memory.
+  EXPECT_EQ(lora->host_bytes, int64_t{32} * 32 * per_layer * 2);
   // TP 2 splits lora_b of the column-parallel layers and lora_a of the row-parallel ones.
   r.parallelism.tp = 2;
   r.concurrency = 0;
@@ -283,6 +284,8 @@ TEST(ServingLoraTest, SlotsTakeTheKvPool) {
                                 (2 * 64 * 4096 + 64 * 2 * 7168) + (64 * 7168 + 4096 * 64);
   EXPECT_EQ(tp2->stages[0].weights_bytes - tp2_plain->stages[0].weights_bytes,
             int64_t{32} * 32 * per_layer_tp2 * 2);
+  // Each of the 2 ranks' processes caches 32 whole adapters (taken as 2 rank slots each).
+  EXPECT_EQ(tp2->host_bytes, int64_t{32} * (32 * per_layer_tp2 * 2 * 2) * 2);
   // vllm/config/lora.py: the rank must be one vLLM has kernels for.
   r.vllm.enable_lora = true;
   r.vllm.max_lora_rank = 48;
@@ -331,6 +334,22 @@ TEST(ServingLoraTest, SglangAdapterPoolTakesTheKvPool) {
                 .find("--enable-lora --max-loras-per-batch 8 --max-lora-rank 256 "
                       "--lora-target-modules all"),
             std::string::npos);
+  // Unbounded host adapters are not counted; --max-loaded-loras 20 keeps 20 whole adapters in
+  // the (one) rank's host memory (lora.py LoRAAdapter initialize_weights loads them on the CPU).
+  EXPECT_EQ(lora->host_bytes, 0);
+  EstimateRequest loaded = r;
+  loaded.sglang.max_loaded_loras = 20;
+  auto host = Estimate(spec, loaded);
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_EQ(host->host_bytes, int64_t{20} * 32 * per_layer * 2);
+  EXPECT_EQ(host->stages[0].total_bytes, lora->stages[0].total_bytes);  // GPU bytes unchanged
+  EXPECT_NE(SglangLaunchCommand("m", loaded, *host).find("--max-loaded-loras 20 --enable-lora"),
+            std::string::npos);
+  loaded.sglang.max_loaded_loras = 4;  // fewer than the 8 a batch may use
+  auto few = Estimate(spec, loaded);
+  ASSERT_FALSE(few.ok());
+  EXPECT_NE(few.status().message().find("sglang.max_loaded_loras=4"), std::string::npos)
+      << few.status();
   // Attention only.
   r.sglang.lora_target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
   auto attn = Estimate(spec, r);

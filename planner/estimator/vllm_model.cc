@@ -523,9 +523,9 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
                      "cache also takes its memory and the GPU overflows by it"));
   }
   if (v.enable_lora) {
-    // The CPU cache keeps up to max_cpu_loras whole adapters (every rank's share) in host memory.
+    // Each rank's CPU cache keeps up to max_cpu_loras whole adapters.
     const int64_t cpu_loras = v.max_cpu_loras > 0 ? v.max_cpu_loras : v.max_loras;
-    out.host_bytes += lora_bytes / v.max_loras * cpu_loras * p.tp;
+    out.host_bytes += internal::LoraHostBytes(lora_bytes / v.max_loras, cpu_loras, p.tp);
     out.notes.push_back(
         absl::StrCat("LoRA: ", v.max_loras, " slot(s) of rank ", v.max_lora_rank, " take ",
                      BytesToGiB(lora_bytes),
