@@ -92,6 +92,11 @@ struct AttentionSpec {
   int64_t kv_lora_rank = 0;
   int64_t qk_rope_head_dim = 0;
   int64_t sliding_window = 0;  // tokens; 0 = full attention
+  // Chunked local attention (Llama 4): each token attends within its chunk of this many tokens.
+  // Only SGLang's hybrid SWA pool reads it (sglang_model.cc); the other engines' models count these
+  // layers as full attention (vLLM's hybrid KV manager left them full by default from PR #21761,
+  // later releases keep a chunk: an over-estimate there).
+  int64_t attention_chunk = 0;
   // Cross-attention to the encoded image (mllama): K and V are projections of the vision states,
   // cached once per image, not per token of the sequence.
   bool cross_attention = false;

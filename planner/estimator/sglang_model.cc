@@ -293,10 +293,12 @@ absl::StatusOr<internal::LoraTargets> SglangLoraTargets(const SglangConfig& g) {
 
 // model_config.py is_hybrid_swa_model: the architectures whose sliding-window layers get a pool
 // of their own (SWAKVPool), of the ones fleetplan parses; gemma-2/3 are not among them and keep
-// one full-size pool. Llama 4 is, but its chunked layers are not marked in ModelSpec (counted at
-// full size, an over-estimate). --disable-hybrid-swa-memory turns it off, and so does
-// server_args.py _handle_model_specific_adjustments for gpt-oss on an SM100 GPU (B200, B300, GB200,
-// GB300: the trtllm_mha backend has no SWA index translation), which the GPU's name tells.
+// one full-size pool. gpt-oss's sliding layers, and Llama 4's chunked ones in its
+// ForConditionalGeneration wrapper (get_hybrid_layer_ids: every layer but each fourth; the
+// text-only Llama4ForCausalLM is not listed), the chunk standing for the window.
+// --disable-hybrid-swa-memory turns it off, and so does server_args.py
+// _handle_model_specific_adjustments for gpt-oss on an SM100 GPU (B200, B300, GB200, GB300: the
+// trtllm_mha backend has no SWA index translation), which the GPU's name tells.
 bool Sm100Gpu(const std::string& gpu_name) {
   const std::string n = NormalizedGpuName(gpu_name);
   for (const char* p : {"b200", "b300", "gb200", "gb300", "b100"}) {
@@ -305,11 +307,21 @@ bool Sm100Gpu(const std::string& gpu_name) {
   return false;
 }
 
+// The window a layer keeps in SGLang's SWA pool: its sliding window or Llama 4's chunk (0: full).
+int64_t SglangSwaWindow(const ModelSpec& spec, int64_t layer) {
+  const AttentionSpec& a = spec.attention(static_cast<int>(layer));
+  return a.sliding_window > 0 ? a.sliding_window : a.attention_chunk;
+}
+
 bool SglangHybridSwa(const ModelSpec& spec, const EstimateRequest& req) {
-  if (req.sglang.disable_hybrid_swa_memory || spec.model_type != "gpt_oss") return false;
-  if (Sm100Gpu(req.gpu_name)) return false;
+  if (req.sglang.disable_hybrid_swa_memory) return false;
+  if (spec.model_type == "gpt_oss") {
+    if (Sm100Gpu(req.gpu_name)) return false;
+  } else if (spec.wrapper_type != "llama4") {
+    return false;
+  }
   for (int64_t l = 0; l < spec.num_layers; ++l) {
-    if (spec.attention(static_cast<int>(l)).sliding_window > 0) return true;
+    if (SglangSwaWindow(spec, l) > 0) return true;
   }
   return false;
 }
@@ -354,7 +366,7 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
   const double swa_ratio = g.swa_full_tokens_ratio > 0 ? g.swa_full_tokens_ratio : 0.8;
   int64_t swa_layers = 0, window = 0;
   for (int64_t l = 0; hybrid && l < spec.num_layers; ++l) {
-    const int64_t w = spec.attention(static_cast<int>(l)).sliding_window;
+    const int64_t w = SglangSwaWindow(spec, l);
     swa_layers += w > 0 ? 1 : 0;
     window = std::max(window, w);
   }
@@ -445,7 +457,9 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     for (int64_t l = first; l < last; ++l) {
       const AttentionSpec& a = spec.attention(static_cast<int>(l));
       target_cell += internal::LayerKvBytesPerToken(c, a);
-      if (hybrid && a.sliding_window > 0) swa_cell += internal::LayerKvBytesPerToken(c, a);
+      if (hybrid && SglangSwaWindow(spec, l) > 0) {
+        swa_cell += internal::LayerKvBytesPerToken(c, a);
+      }
     }
     // Budgeted (after 0.5.10): pool_configurator.py DefaultPoolConfigurator scales the cell by
     // (1 + draft layers / target layers), after both models' weights are loaded. Up to 0.5.10 the
@@ -589,10 +603,13 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     };
     out.max_concurrency = std::min(out.max_concurrency, swa_sequences(swa_tokens));
     out.max_concurrency_low = std::min(out.max_concurrency_low, swa_sequences(swa_tokens_low));
-    out.notes.push_back(absl::StrCat(
-        "SGLang hybrid SWA pool (swa_full_tokens_ratio ", swa_ratio, "): ", out.kv_cache_tokens,
-        " tokens in each of the ", full_layers, " full-attention layers, ", swa_tokens,
-        " in each of the ", swa_layers, " sliding-window layers (window ", window, ")"));
+    out.notes.push_back(
+        absl::StrCat("SGLang hybrid SWA pool (swa_full_tokens_ratio ", swa_ratio,
+                     "): ", out.kv_cache_tokens, " tokens in each of the ", full_layers,
+                     " full-attention layers, ", swa_tokens, " in each of the ", swa_layers,
+                     spec.wrapper_type == "llama4" ? " chunked-attention layers (chunk "
+                                                   : " sliding-window layers (window ",
+                     window, ")"));
   }
   out.notes.push_back(absl::StrCat("SGLang: mem_fraction_static ", r.mem_fraction_static,
                                    ", chunked_prefill_size ", r.chunked_prefill_size,

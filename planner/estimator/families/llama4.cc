@@ -49,23 +49,55 @@ absl::Status Llama4Moe(const Fields& f, int64_t layers, MoeGeometry& moe) {
 }
 
 absl::Status BuildLlama4Text(const Fields& f, const std::string&, ModelSpec& spec) {
-  // Read and checked, but they change no memory the estimator models: which layers skip RoPE, the
-  // L2 norm (no weights), the attention temperature.
+  // Read and checked, but they change no memory the estimator models: the L2 norm (no weights),
+  // the attention temperature.
   ASSIGN_OR_RETURN(const int64_t chunk, f.IntOr("attention_chunk_size", 0, 0, kMaxPositions));
-  for (const char* key : {"no_rope_layers", "no_rope_layer_interval", "use_qk_norm",
-                          "attn_temperature_tuning", "floor_scale", "attn_scale"}) {
+  ASSIGN_OR_RETURN(const json* no_rope, f.OptionalArray("no_rope_layers"));
+  ASSIGN_OR_RETURN(const int64_t interval, f.IntOr("no_rope_layer_interval", 4, 1, kMaxLayers));
+  ASSIGN_OR_RETURN(const json* types, f.OptionalArray("layer_types"));
+  for (const char* key : {"use_qk_norm", "attn_temperature_tuning", "floor_scale", "attn_scale"}) {
     f.Consume(key);
   }
   DecoderTraits traits{.style = BiasesFromConfig, .moe = Llama4Moe};
   RETURN_IF_ERROR(BuildDecoder(f, traits, spec));
-  if (chunk > 0) {
-    // vLLM keeps at most attention_chunk_size + max_num_batched_tokens tokens of a chunked layer
-    // (ChunkedLocalAttentionSpec); counting those layers as full attention over-estimates the KV
-    // cache at long context, never under-estimates it.
-    spec.notes.push_back(
-        absl::StrCat("chunked local attention layers (attention_chunk_size=", chunk,
-                     ") are counted as full attention for the KV cache: an over-estimate past ",
-                     chunk, " tokens"));
+  if (no_rope != nullptr && !no_rope->empty() &&
+      static_cast<int64_t>(no_rope->size()) != spec.num_layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.Path("no_rope_layers"), " has ", no_rope->size(),
+                     " entries, not num_hidden_layers=", spec.num_layers));
+  }
+  // Which layers are chunked (configuration_llama4.py): layer_types' "chunked_attention", else
+  // the RoPE layers, no_rope_layers[i] = 1 (an empty list: every layer but each interval-th).
+  int64_t chunked = 0;
+  for (int64_t i = 0; chunk > 0 && i < spec.num_layers; ++i) {
+    const auto index = static_cast<size_t>(i);
+    bool local = (i + 1) % interval != 0;
+    if (types != nullptr) {
+      local = (*types)[index].get<std::string>() == "chunked_attention";  // BuildDecoder checked
+    } else if (no_rope != nullptr && !no_rope->empty()) {
+      const json& v = (*no_rope)[index];
+      if (!v.is_number_integer() || (v.get<int64_t>() != 0 && v.get<int64_t>() != 1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(f.Path("no_rope_layers"), "[", i, "]=", Shown(v), " must be 0 or 1"));
+      }
+      local = v.get<int64_t>() == 1;
+    }
+    if (!local) continue;
+    LayerKind kind = spec.layer_kinds[static_cast<size_t>(spec.layer_kind_of[index])];
+    kind.attention.attention_chunk = chunk;
+    kind.name = absl::StrCat("chunked/", kind.name);
+    spec.layer_kind_of[index] = InternKind(spec, std::move(kind));
+    ++chunked;
+  }
+  DropUnusedKinds(spec);
+  if (chunked > 0) {
+    spec.notes.push_back(absl::StrCat(
+        chunked, " chunked local attention layers (attention_chunk_size=", chunk,
+        ") are counted as full attention for the KV cache by vLLM, transformers and llama.cpp: an "
+        "over-estimate past ",
+        chunk,
+        " tokens where the engine keeps only the current chunk (vLLM's hybrid KV cache manager, "
+        "on for them by default in later releases); SGLang's hybrid SWA pool is modelled"));
   }
   return absl::OkStatus();
 }

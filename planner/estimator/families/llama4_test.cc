@@ -2,7 +2,10 @@
 // Scout and Maverick configurations, the interleaved MoE/dense layers, the vision tower and its
 // image tokens, and unknown memory fields still marked unverified.
 
+#include <string>
+
 #include "gtest/gtest.h"
+#include "planner/common/units.h"
 #include "planner/estimator/config_parser.h"
 #include "planner/estimator/estimator.h"
 
@@ -102,6 +105,95 @@ TEST(Llama4Test, MaverickInterleavesDenseAndMoeLayers) {
       "vocab_size": 1000, "num_local_experts": 4, "moe_layers": [7]})")
                    .ok())
       << "a moe_layers entry past the last layer is refused";
+}
+
+int ChunkedLayers(const ModelSpec& spec, int64_t chunk) {
+  int n = 0;
+  for (int k : spec.layer_kind_of) {
+    n += spec.layer_kinds[static_cast<size_t>(k)].attention.attention_chunk == chunk ? 1 : 0;
+  }
+  return n;
+}
+
+// Chunked local attention (configuration_llama4.py): an empty no_rope_layers means every layer
+// but each no_rope_layer_interval-th (4) is chunked; a list or layer_types says which. SGLang's
+// hybrid SWA pool (model_config.py is_hybrid_swa_model, get_hybrid_layer_ids) splits the wrapper's
+// tokens so the 36 chunked layers hold swa_full_tokens_ratio of a full layer's; vLLM and
+// transformers keep them at full size; the text-only Llama4ForCausalLM is not hybrid in SGLang.
+TEST(Llama4Test, ChunkedLayersAndSglangsHybridPool) {
+  auto spec = ParseModelConfig(kScout);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(ChunkedLayers(*spec, 8192), 36);
+  for (int64_t l = 3; l < 48; l += 4)
+    EXPECT_EQ(spec->attention(static_cast<int>(l)).attention_chunk, 0);
+  EstimateRequest r;
+  r.engine = Engine::kSglang;
+  r.gpu_memory_bytes = 140 * kGiB;
+  r.parallelism.tp = 4;
+  r.sglang.context_length = 131072;
+  r.context_tokens = 131072;
+  EstimateRequest flat_request = r;
+  flat_request.sglang.disable_hybrid_swa_memory = true;
+  auto flat = Estimate(*spec, flat_request);
+  auto hybrid = Estimate(*spec, r);
+  ASSERT_TRUE(flat.ok() && hybrid.ok()) << flat.status() << hybrid.status();
+  EXPECT_EQ(
+      hybrid->kv_cache_tokens,
+      static_cast<int64_t>(static_cast<double>(flat->kv_cache_tokens) * 48 / (0.8 * 36 + 12)));
+  EXPECT_GT(hybrid->max_concurrency, flat->max_concurrency);
+  bool noted = false;
+  for (const std::string& n : hybrid->notes) {
+    noted |= n.find("36 chunked-attention layers (chunk 8192)") != std::string::npos;
+  }
+  EXPECT_TRUE(noted);
+  // vLLM: the chunk changes nothing (full attention, the model's note says so).
+  EstimateRequest v;
+  v.engine = Engine::kVllm;
+  v.gpu_memory_bytes = 140 * kGiB;
+  v.parallelism.tp = 4;
+  v.vllm.max_model_len = 131072;
+  std::string unchunked = kScout;
+  const std::string key = "\"attention_chunk_size\": 8192";
+  unchunked.replace(unchunked.find(key), key.size(), "\"attention_chunk_size\": 0");
+  auto plain = ParseModelConfig(unchunked);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(ChunkedLayers(*plain, 8192), 0);
+  auto chunked_v = Estimate(*spec, v);
+  auto plain_v = Estimate(*plain, v);
+  ASSERT_TRUE(chunked_v.ok() && plain_v.ok());
+  EXPECT_EQ(chunked_v->kv_cache_tokens, plain_v->kv_cache_tokens);
+  // The text-only model is not hybrid in SGLang.
+  auto text = ParseModelConfig(R"({
+    "architectures": ["Llama4ForCausalLM"],
+    "model_type": "llama4_text", "hidden_size": 512, "intermediate_size": 256,
+    "intermediate_size_mlp": 1024, "num_hidden_layers": 8, "num_attention_heads": 8,
+    "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 1000, "num_local_experts": 4,
+    "attention_chunk_size": 1024, "no_rope_layers": [1, 1, 0, 1, 1, 1, 0, 1]})");
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(ChunkedLayers(*text, 1024), 6);  // the listed RoPE layers, not the interval
+  EstimateRequest small = r;
+  small.parallelism.tp = 1;
+  small.sglang.context_length = 4096;
+  small.context_tokens = 4096;
+  EstimateRequest small_flat = small;
+  small_flat.sglang.disable_hybrid_swa_memory = true;
+  auto t1 = Estimate(*text, small);
+  auto t2 = Estimate(*text, small_flat);
+  ASSERT_TRUE(t1.ok() && t2.ok()) << t1.status() << t2.status();
+  EXPECT_EQ(t1->kv_cache_tokens, t2->kv_cache_tokens);
+  // Bad lists are refused by name.
+  for (const char* bad :
+       {R"("no_rope_layers": [1, 2, 0, 1, 1, 1, 0, 1])", R"("no_rope_layers": [1, 0])"}) {
+    std::string config = R"({"model_type": "llama4_text", "hidden_size": 512,
+      "intermediate_size": 256, "num_hidden_layers": 8, "num_attention_heads": 8,
+      "vocab_size": 1000, "num_local_experts": 4, "attention_chunk_size": 1024, )";
+    config += bad;
+    config += "}";
+    auto refused = ParseModelConfig(config);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("no_rope_layers"), std::string::npos)
+        << refused.status();
+  }
 }
 
 TEST(Llama4Test, UnknownMemoryFieldsStillMarkTheModelUnverified) {
