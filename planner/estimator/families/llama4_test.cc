@@ -3,6 +3,7 @@
 // image tokens, and unknown memory fields still marked unverified.
 
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 #include "planner/common/units.h"
@@ -115,6 +116,14 @@ int ChunkedLayers(const ModelSpec& spec, int64_t chunk) {
   return n;
 }
 
+// SGLang's estimate of `spec` as asked and with --disable-hybrid-swa-memory.
+std::pair<absl::StatusOr<MemoryEstimate>, absl::StatusOr<MemoryEstimate>> WithAndWithoutHybridPool(
+    const ModelSpec& spec, const EstimateRequest& r) {
+  EstimateRequest flat = r;
+  flat.sglang.disable_hybrid_swa_memory = true;
+  return {Estimate(spec, r), Estimate(spec, flat)};
+}
+
 // Chunked local attention (configuration_llama4.py): an empty no_rope_layers means every layer
 // but each no_rope_layer_interval-th (4) is chunked; a list or layer_types says which. SGLang's
 // hybrid SWA pool (model_config.py is_hybrid_swa_model, get_hybrid_layer_ids) splits the wrapper's
@@ -132,10 +141,7 @@ TEST(Llama4Test, ChunkedLayersAndSglangsHybridPool) {
   r.parallelism.tp = 4;
   r.sglang.context_length = 131072;
   r.context_tokens = 131072;
-  EstimateRequest flat_request = r;
-  flat_request.sglang.disable_hybrid_swa_memory = true;
-  auto flat = Estimate(*spec, flat_request);
-  auto hybrid = Estimate(*spec, r);
+  auto [hybrid, flat] = WithAndWithoutHybridPool(*spec, r);
   ASSERT_TRUE(flat.ok() && hybrid.ok()) << flat.status() << hybrid.status();
   EXPECT_EQ(
       hybrid->kv_cache_tokens,
@@ -175,10 +181,7 @@ TEST(Llama4Test, ChunkedLayersAndSglangsHybridPool) {
   small.parallelism.tp = 1;
   small.sglang.context_length = 4096;
   small.context_tokens = 4096;
-  EstimateRequest small_flat = small;
-  small_flat.sglang.disable_hybrid_swa_memory = true;
-  auto t1 = Estimate(*text, small);
-  auto t2 = Estimate(*text, small_flat);
+  auto [t1, t2] = WithAndWithoutHybridPool(*text, small);
   ASSERT_TRUE(t1.ok() && t2.ok()) << t1.status() << t2.status();
   EXPECT_EQ(t1->kv_cache_tokens, t2->kv_cache_tokens);
   // Bad lists are refused by name.

@@ -23,6 +23,20 @@ using nlohmann::json;
 
 json Qwen3Next() { return testing::TestModelJson("qwen3-next-80b-a3b.json"); }
 
+// A serving request at tp=2 on 140 GiB GPUs: `concurrency` sequences of 32K tokens, the engine's
+// context limit set to them.
+EstimateRequest OnH200Pair(Engine engine, int64_t concurrency) {
+  EstimateRequest req;
+  req.engine = engine;
+  req.gpu_memory_bytes = 140 * kGiB;
+  req.parallelism.tp = 2;
+  req.vllm.max_model_len = engine == Engine::kVllm ? 32768 : 0;
+  req.sglang.context_length = engine == Engine::kSglang ? 32768 : 0;
+  req.context_tokens = 32768;
+  req.concurrency = concurrency;
+  return req;
+}
+
 TEST(Qwen3NextTest, ParametersAreTransformers) {
   auto spec = ParseModelConfig(Qwen3Next().dump());
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -90,13 +104,7 @@ TEST(Qwen3NextTest, LinearLayersKeepAStatePerSequence) {
 TEST(Qwen3NextTest, VllmGrowsTheBlockToHoldTheState) {
   auto spec = ParseModelConfig(Qwen3Next().dump());
   ASSERT_TRUE(spec.ok()) << spec.status();
-  EstimateRequest req;
-  req.engine = Engine::kVllm;
-  req.gpu_memory_bytes = 140 * kGiB;
-  req.parallelism.tp = 2;
-  req.vllm.max_model_len = 32768;
-  req.context_tokens = 32768;
-  req.concurrency = 4;
+  const EstimateRequest req = OnH200Pair(Engine::kVllm, 4);
   auto est = Estimate(*spec, req);
   ASSERT_TRUE(est.ok()) << est.status();
   const StageMemory& s = est->stages[0];
@@ -172,11 +180,7 @@ TEST(Qwen3NextTest, VllmGrowsTheBlockToHoldTheState) {
 TEST(Qwen3NextTest, VllmRefusesWhatItDoesNotServe) {
   auto spec = ParseModelConfig(Qwen3Next().dump());
   ASSERT_TRUE(spec.ok()) << spec.status();
-  EstimateRequest req;
-  req.engine = Engine::kVllm;
-  req.gpu_memory_bytes = 140 * kGiB;
-  req.parallelism.tp = 2;
-  req.vllm.max_model_len = 8192;
+  EstimateRequest req = OnH200Pair(Engine::kVllm, 1);
   req.vllm.version = "0.10.1";
   auto old = Estimate(*spec, req);
   ASSERT_FALSE(old.ok());
@@ -212,13 +216,7 @@ TEST(Qwen3NextTest, VllmRefusesWhatItDoesNotServe) {
 TEST(Qwen3NextTest, SglangSplitsThePoolBetweenStatesAndTokens) {
   auto spec = ParseModelConfig(Qwen3Next().dump());
   ASSERT_TRUE(spec.ok()) << spec.status();
-  EstimateRequest req;
-  req.engine = Engine::kSglang;
-  req.gpu_memory_bytes = 140 * kGiB;
-  req.parallelism.tp = 2;
-  req.sglang.context_length = 32768;
-  req.context_tokens = 32768;
-  req.concurrency = 8;
+  const EstimateRequest req = OnH200Pair(Engine::kSglang, 8);
   auto est = Estimate(*spec, req);
   ASSERT_TRUE(est.ok()) << est.status();
   const StageMemory& s = est->stages[0];
