@@ -205,7 +205,7 @@ absl::Status ValidateLayerEngines(const ModelSpec& spec, const EstimateRequest& 
   }
   return absl::InvalidArgumentError(
       absl::StrCat(what, ": engine=", EngineName(r.engine),
-                   " is not modelled for it (hf-transformers and ", "training are",
+                   " is not modelled for it (hf-transformers and training are",
                    spec.has_cross_attention()
                        ? (r.engine == Engine::kVllm
                               ? "; vLLM removed MllamaForConditionalGeneration after 0.10.2"

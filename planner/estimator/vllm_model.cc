@@ -35,6 +35,9 @@ using internal::RankContext;
 
 namespace {
 
+// The chunk length of the FLA gated-delta-rule kernels (chunk_gated_delta_rule_fwd's BT = 64).
+constexpr int64_t kLinearAttentionChunk = 64;
+
 // Transient bytes per token of the profile forward in one decoder layer on this rank (the largest
 // layer kind wins). vLLM runs the layer under torch.compile, which frees dead intermediates at
 // once, so the peak sits in the MLP: gate_up output [T, 2I/tp] and the act-and-mul output
@@ -42,9 +45,6 @@ namespace {
 // MoE layers use the fused-MoE kernel's workspaces instead: intermediate_cache1/3 share
 // [T, top_k, max(2 I_e, H)] and intermediate_cache2 is [T, top_k, I_e]
 // (vllm/model_executor/layers/fused_moe/fused_moe.py), kept by the workspace manager across calls.
-// The chunk length of the FLA gated-delta-rule kernels (chunk_gated_delta_rule_fwd's BT = 64).
-constexpr int64_t kLinearAttentionChunk = 64;
-
 struct ForwardBytes {
   int64_t per_token = 0;                // freed when the forward ends
   int64_t moe_workspace_per_token = 0;  // survives into the sampler run
@@ -394,10 +394,9 @@ absl::Status EstimateVllm(const RankContext& c, MemoryEstimate& out) {
       out.notes.push_back(absl::StrCat(
           "linear-attention layers keep a ", groups.state_bytes,
           "-byte state per layer and sequence on each rank",
-          groups.state_pages > 1 ? absl::StrCat(" (", groups.state_pages,
-                                                " pages with the "
-                                                "speculative tokens)")
-                                 : "",
+          groups.state_pages > 1
+              ? absl::StrCat(" (", groups.state_pages, " pages with the speculative tokens)")
+              : "",
           ": vLLM sets the attention block size to ", groups.block,
           " tokens so that one page holds it and pads the state's page by ",
           absl::StrFormat("%.2f", 100.0 * static_cast<double>(page - groups.state_bytes) /
