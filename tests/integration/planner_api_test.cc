@@ -149,6 +149,47 @@ TEST_F(PlannerApiTest, SglangDeploymentsPlanAndLaunchAsSglang) {
       << s.error_message();
 }
 
+// A hybrid linear-attention model (qwen3_next) plans on vLLM and on SGLang: the planner picks the
+// parallelism that holds the workload, and SGLang's state pool caps the running requests: 30
+// states hold 10 (three per request with the radix cache), too few for 16 sequences, so that
+// replica is not placed, while 48 states hold them.
+TEST_F(PlannerApiTest, LinearAttentionModelPlansOnVllmAndSglang) {
+  {
+    grpc::ClientContext ctx;
+    v1::ImportModelRequest req;
+    req.set_name("qwen3-next");
+    req.set_config_json(testing::TestModel("qwen3-next-80b-a3b"));
+    v1::Model resp;
+    ASSERT_TRUE(catalog_->ImportModel(&ctx, req, &resp).ok());
+  }
+  v1::Plan plan;
+  v1::PlanPlacementRequest vllm = Request("next", "qwen3-next", 1);
+  grpc::Status s = PlanCall(vllm, &plan);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(plan.replicas_size(), 1) << plan.DebugString();
+  EXPECT_NE(plan.replicas(0).launch_command().find("vllm serve qwen3-next --tensor-parallel-size"),
+            std::string::npos)
+      << plan.replicas(0).launch_command();
+  v1::PlanPlacementRequest sglang = Request("next-sg", "qwen3-next", 1);
+  v1::DeploymentSpec* d = sglang.mutable_deployments(0);
+  d->set_engine(v1::ENGINE_SGLANG);
+  d->mutable_sglang()->set_context_length(8192);
+  d->mutable_sglang()->set_max_mamba_cache_size(30);
+  s = PlanCall(sglang, &plan);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(plan.replicas_size(), 0) << plan.DebugString();
+  ASSERT_GT(plan.unplaced_size(), 0);
+  EXPECT_EQ(plan.unplaced(0).code(), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
+  EXPECT_NE(plan.unplaced(0).reason().find("max_running_requests 10"), std::string::npos)
+      << plan.unplaced(0).reason();
+  d->mutable_sglang()->set_max_mamba_cache_size(48);
+  s = PlanCall(sglang, &plan);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(plan.replicas_size(), 1) << plan.DebugString();
+  EXPECT_NE(plan.replicas(0).launch_command().find("--max-mamba-cache-size 48"), std::string::npos)
+      << plan.replicas(0).launch_command();
+}
+
 // A speculative draft carried inline by the deployment (vllm.draft_config_json, or
 // sglang.draft_config_json with sglang.speculative_algorithm) is sized into the plan and named in
 // the launch line: the plan API used to drop it, reserving the GPU without the draft.
