@@ -121,8 +121,8 @@ inline constexpr VllmVersion kVllmLinearAttentionFrom{0, 10, 2};
 // SGLang's state pool for them is modelled as read at 0.5.10 (the default release here):
 // model_runner's _handle_max_mamba_cache splitting the pool by mamba_full_memory_ratio and
 // _calculate_mamba_ratio's three states per running request with the radix cache
-// (MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO, the no_buffer strategy); earlier releases, which
-// disabled the radix cache for these models, are refused.
+// (MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO, the no_buffer strategy); earlier releases, whose
+// state pool rules were not read, are refused.
 inline constexpr VllmVersion kSglangLinearAttentionFrom{0, 5, 10};
 // mamba_full_memory_ratio's default (server_args.py) and the states a running request holds with
 // and without the radix cache (_calculate_mamba_ratio).
