@@ -76,8 +76,7 @@ KvPerToken KvLayout(const RankContext& c) {
     if (a.linear_attention) {
       // Qwen3NextDynamicCache: conv_states [conv_dim, kernel] in the model dtype and the chunked
       // delta rule's final recurrent state [Hv, Dk, Dv], kept in fp32.
-      kv.state += a.linear_conv_dim * a.linear_conv_kernel * c.a +
-                  a.num_heads * a.head_dim * a.v_head_dim * 4;
+      kv.state += internal::LinearStateBytes(a, 1, a.linear_conv_kernel, c.a, 4);
     } else if (a.cross_attention) {
       kv.cross += bytes;
     } else if (a.sliding_window > 0) {

@@ -77,6 +77,17 @@ struct LoraTargets {
 int64_t LoraSlotBytes(const RankContext& c, int64_t first, int64_t last, int64_t slots,
                       int64_t rank, const LoraTargets& targets = {});
 
+// One linear-attention layer's state (qwen3_next's gated delta net) on a rank of `tp`: a conv state
+// of `conv_rows` x conv_dim / tp elements of `conv_elem` bytes and a recurrent state
+// [Hv / tp, Dk, Dv] of `ssm_elem` bytes. The engines differ only in the rows and dtypes:
+// transformers keeps the kernel's taps, vLLM and SGLang kernel - 1 (plus vLLM's speculative
+// tokens).
+inline int64_t LinearStateBytes(const AttentionSpec& a, int64_t tp, int64_t conv_rows,
+                                int64_t conv_elem, int64_t ssm_elem) {
+  return conv_rows * CeilDiv(a.linear_conv_dim, tp) * conv_elem +
+         CeilDiv(a.num_heads, tp) * a.head_dim * a.v_head_dim * ssm_elem;
+}
+
 // Host memory of the LoRA adapters the engine keeps loaded on the CPU: each of the tp ranks'
 // processes holds `adapters` whole adapters (vLLM: WorkerLoRAManager loads each with
 // LoRAModel.from_local_checkpoint(device="cpu") into a cache of max_cpu_loras; SGLang: LoRAAdapter

@@ -422,8 +422,7 @@ absl::Status EstimateSglang(const RankContext& c, MemoryEstimate& out) {
     for (int64_t l = first; l < last; ++l) {
       const AttentionSpec& a = spec.attention(static_cast<int>(l));
       if (!a.linear_attention) continue;
-      bytes += (a.linear_conv_kernel - 1) * internal::CeilDiv(a.linear_conv_dim, p.tp) * c.a +
-               internal::CeilDiv(a.num_heads, p.tp) * a.v_head_dim * a.head_dim * ssm_bytes;
+      bytes += internal::LinearStateBytes(a, p.tp, a.linear_conv_kernel - 1, c.a, ssm_bytes);
     }
     return bytes;
   };

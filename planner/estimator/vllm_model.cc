@@ -173,13 +173,11 @@ int64_t MambaDTypeBytes(const std::string& dtype, int64_t fallback) {
 // speculative tokens in --mamba-cache-dtype (auto: the model dtype), the recurrent state
 // [Hv / tp, Dv, Dk] in --mamba-ssm-cache-dtype (auto: the conv state's; mamba_utils.py
 // MambaStateDtypeCalculator).
-int64_t LinearStateBytes(const RankContext& c, const AttentionSpec& a, int64_t speculative) {
-  const int64_t tp = c.req.parallelism.tp;
+int64_t VllmLinearStateBytes(const RankContext& c, const AttentionSpec& a, int64_t speculative) {
   const int64_t conv_elem = MambaDTypeBytes(c.req.vllm.mamba_cache_dtype, c.a);
-  const int64_t ssm_elem = MambaDTypeBytes(c.req.vllm.mamba_ssm_cache_dtype, conv_elem);
-  const int64_t conv = (a.linear_conv_kernel - 1 + speculative) * CeilDiv(a.linear_conv_dim, tp);
-  const int64_t recurrent = CeilDiv(a.num_heads, tp) * a.head_dim * a.v_head_dim;
-  return conv * conv_elem + recurrent * ssm_elem;
+  return internal::LinearStateBytes(a, c.req.parallelism.tp, a.linear_conv_kernel - 1 + speculative,
+                                    conv_elem,
+                                    MambaDTypeBytes(c.req.vllm.mamba_ssm_cache_dtype, conv_elem));
 }
 
 KvGroups GroupKvLayers(const RankContext& c, int64_t first, int64_t last, int64_t block,
@@ -191,7 +189,7 @@ KvGroups GroupKvLayers(const RankContext& c, int64_t first, int64_t last, int64_
   for (int64_t l = 0; l < c.spec.num_layers; ++l) {
     const AttentionSpec& a = c.spec.attention(static_cast<int>(l));
     if (a.linear_attention) {
-      g.state_bytes = std::max(g.state_bytes, LinearStateBytes(c, a, speculative));
+      g.state_bytes = std::max(g.state_bytes, VllmLinearStateBytes(c, a, speculative));
     } else {
       model_page_per_token = std::max(model_page_per_token, internal::LayerKvBytesPerToken(c, a));
     }
