@@ -345,6 +345,14 @@ TEST(ServingLoraTest, SglangAdapterPoolTakesTheKvPool) {
   EXPECT_EQ(host->stages[0].total_bytes, lora->stages[0].total_bytes);  // GPU bytes unchanged
   EXPECT_NE(SglangLaunchCommand("m", loaded, *host).find("--max-loaded-loras 20 --enable-lora"),
             std::string::npos);
+  loaded.sglang.max_loaded_loras = int64_t{1} << 30;
+  auto huge = Estimate(spec, loaded);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("sglang.max_loaded_loras=1073741824"), std::string::npos)
+      << huge.status();
+  loaded.sglang.max_loaded_loras = -1;
+  EXPECT_NE(Estimate(spec, loaded).status().message().find("sglang.max_loaded_loras=-1"),
+            std::string::npos);
   loaded.sglang.max_loaded_loras = 4;  // fewer than the 8 a batch may use
   auto few = Estimate(spec, loaded);
   ASSERT_FALSE(few.ok());

@@ -167,6 +167,13 @@ TEST(Qwen3NextTest, VllmGrowsTheBlockToHoldTheState) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("vllm.mamba_cache_dtype=\"fp8\""), std::string::npos)
       << bad.status();
+  fp32.vllm.mamba_cache_dtype = "";
+  fp32.vllm.mamba_ssm_cache_dtype = "int8";
+  auto bad_ssm = Estimate(*spec, fp32);
+  ASSERT_FALSE(bad_ssm.ok());
+  EXPECT_NE(bad_ssm.status().message().find("vllm.mamba_ssm_cache_dtype=\"int8\""),
+            std::string::npos)
+      << bad_ssm.status();
 
   // More context costs attention blocks only.
   EstimateRequest longer = req;
@@ -294,6 +301,12 @@ TEST(Qwen3NextTest, SglangSplitsThePoolBetweenStatesAndTokens) {
        "sglang.mamba_full_memory_ratio=-1"},
       {"states", [](SglangConfig& g) { g.max_mamba_cache_size = -5; },
        "sglang.max_mamba_cache_size=-5"},
+      {"huge states", [](SglangConfig& g) { g.max_mamba_cache_size = int64_t{1} << 40; },
+       "sglang.max_mamba_cache_size=1099511627776"},
+      {"huge ratio", [](SglangConfig& g) { g.mamba_full_memory_ratio = 1e9; },
+       "sglang.mamba_full_memory_ratio=1e+09"},
+      {"empty-ish dtype", [](SglangConfig& g) { g.mamba_ssm_dtype = "float16"; },
+       "sglang.mamba_ssm_dtype=\"float16\""},
   };
   for (const Bad& b : bad) {
     EstimateRequest r = req;
